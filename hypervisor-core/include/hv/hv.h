@@ -1,0 +1,111 @@
+/*
+ * libhvcore's public interface: create a KVM virtual machine from a kernel
+ * image, run its vCPUs on threads of their own, control and observe it.
+ * Everything hangs off one struct hv_vm; the library never exits the process.
+ * Functions return 0 or a negative errno; the ones that can fail for a reason
+ * a user must read also fill an error buffer with one line of text.
+ */
+#ifndef HV_HV_H
+#define HV_HV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum hv_mode {
+    HV_MODE_FULL, /* unmodified guest, bare-metal looking CPU, emulated PC devices */
+    HV_MODE_PV,   /* KVM paravirt CPUID leaves, kvm-clock */
+};
+
+/* Why a VM stopped running. */
+enum hv_stop_reason {
+    HV_STOP_NONE = 0,  /* still running */
+    HV_STOP_POWEROFF,  /* ACPI power off, or the debug-exit port */
+    HV_STOP_REBOOT,    /* reset line (i8042, port 0xCF9) */
+    HV_STOP_CRASH,     /* triple fault or an internal KVM error */
+    HV_STOP_REQUESTED, /* hv_vm_request_stop() */
+    HV_STOP_ERROR,     /* the VMM itself failed (KVM_RUN error, ...) */
+};
+
+/* Exit counters, by the reason KVM gave or what userspace made of it. */
+#define HV_EXIT_KINDS(X)                                                                           \
+    X(IO, "io")                                                                                    \
+    X(MMIO, "mmio")                                                                                \
+    X(IO_UNHANDLED, "io_unhandled")                                                                \
+    X(MMIO_UNHANDLED, "mmio_unhandled")                                                            \
+    X(HLT, "hlt")                                                                                  \
+    X(SHUTDOWN, "shutdown")                                                                        \
+    X(INTERNAL_ERROR, "internal_error")                                                            \
+    X(SYSTEM_EVENT, "system_event")                                                                \
+    X(INTR, "intr")                                                                                \
+    X(OTHER, "other")
+
+enum hv_exit_kind {
+#define HV_X_ENUM(name, str) HV_EXIT_##name,
+    HV_EXIT_KINDS(HV_X_ENUM)
+#undef HV_X_ENUM
+        HV_EXIT_KIND_COUNT
+};
+
+const char *hv_exit_kind_name(enum hv_exit_kind kind);
+const char *hv_stop_reason_name(enum hv_stop_reason reason);
+const char *hv_mode_name(enum hv_mode mode);
+int hv_mode_parse(const char *s, enum hv_mode *out);
+
+/* Receives everything the guest writes to its serial console. Called from vCPU threads. */
+typedef void (*hv_console_write_fn)(void *opaque, const uint8_t *buf, size_t len);
+
+struct hv_vm_config {
+    enum hv_mode mode;
+    unsigned vcpus;      /* 1 .. HV_MAX_VCPUS */
+    uint64_t memory_mib; /* >= HV_MIN_MEMORY_MIB */
+    const char *kernel;  /* bzImage (boot protocol >= 2.06) or ELF64 */
+    const char *initrd;  /* optional */
+    const char *cmdline; /* optional */
+    hv_console_write_fn console_write;
+    void *console_opaque;
+};
+
+#define HV_MAX_VCPUS       64
+#define HV_MIN_MEMORY_MIB  16
+#define HV_MAX_MEMORY_MIB  (1024 * 1024)
+#define HV_DEFAULT_VCPUS   1
+#define HV_DEFAULT_MEMORY  256
+
+struct hv_vm;
+
+struct hv_vm_stats {
+    uint64_t exits[HV_EXIT_KIND_COUNT];
+    uint64_t io_writes_ignored; /* writes to ports or MMIO nobody claims */
+    uint64_t memory_bytes;      /* guest RAM size */
+    uint64_t uptime_ns;         /* since hv_vm_start() */
+    uint64_t start_ns;          /* CLOCK_MONOTONIC at hv_vm_start() */
+    uint64_t first_exit_ns;     /* CLOCK_MONOTONIC at the first exit of any vCPU, 0 if none */
+};
+
+/* Builds the VM: KVM objects, guest RAM, devices, the loaded kernel. */
+int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, size_t errlen);
+void hv_vm_destroy(struct hv_vm *vm);
+
+/* Starts one thread per vCPU. */
+int hv_vm_start(struct hv_vm *vm);
+/* An fd that turns readable once the VM has stopped (for poll loops). */
+int hv_vm_stopped_fd(const struct hv_vm *vm);
+/* Blocks until every vCPU thread has ended; returns why the VM stopped. */
+enum hv_stop_reason hv_vm_wait(struct hv_vm *vm);
+/* A one-line description of the stop (crash details, debug-exit code). */
+const char *hv_vm_stop_detail(const struct hv_vm *vm);
+/* The value written to the debug-exit port, 0 otherwise. */
+int hv_vm_exit_code(const struct hv_vm *vm);
+
+void hv_vm_request_stop(struct hv_vm *vm);
+int hv_vm_pause(struct hv_vm *vm);
+int hv_vm_resume(struct hv_vm *vm);
+
+/* Feeds bytes to the serial console's receiver; returns how many were taken. */
+size_t hv_vm_console_input(struct hv_vm *vm, const uint8_t *buf, size_t len);
+/* Presses Ctrl-Alt-Del on the emulated keyboard (a polite shutdown request). */
+int hv_vm_send_ctrl_alt_del(struct hv_vm *vm);
+
+void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * Minimal ACPI tables (ACPI 6.x): an RSDP in the BIOS area pointing to an
+ * XSDT with a FADT (fixed hardware at ACPI_PM_BASE, reset register 0xCF9,
+ * legacy devices and 8042 present), a FACS, a DSDT whose only object is
+ * \_S5 (so "poweroff" works), and a MADT listing one local APIC per vCPU
+ * and the IOAPIC. This replaces an MP table: Linux finds SMP through it.
+ */
+#include "boot.h"
+#include "layout.h"
+#include "devices/legacy/acpi_pm.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define RSDP_ADDR X86_ACPI_RSDP_ADDR
+#define XSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x40)
+#define FACS_ADDR (X86_ACPI_RSDP_ADDR + 0x100) /* 64-byte aligned */
+#define FADT_ADDR (X86_ACPI_RSDP_ADDR + 0x200)
+#define DSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x400)
+#define MADT_ADDR (X86_ACPI_RSDP_ADDR + 0x500)
+#define MADT_MAX_LEN (0x1000 - 0x500)
+#define MADT_FIXED_LEN (44 + 12 + 10 + 6) /* header, IOAPIC, override, NMI */
+
+struct __attribute__((packed)) acpi_header {
+    char signature[4];
+    uint32_t length;
+    uint8_t revision;
+    uint8_t checksum;
+    char oem_id[6];
+    char oem_table_id[8];
+    uint32_t oem_revision;
+    char creator_id[4];
+    uint32_t creator_revision;
+};
+
+struct __attribute__((packed)) acpi_rsdp {
+    char signature[8];
+    uint8_t checksum;
+    char oem_id[6];
+    uint8_t revision;
+    uint32_t rsdt_address;
+    uint32_t length;
+    uint64_t xsdt_address;
+    uint8_t extended_checksum;
+    uint8_t reserved[3];
+};
+
+static uint8_t checksum(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint8_t sum = 0;
+
+    for (size_t i = 0; i < len; i++)
+        sum = (uint8_t)(sum + b[i]);
+    return (uint8_t)-sum;
+}
+
+static void header(void *table, const char *sig, uint32_t len, uint8_t rev)
+{
+    struct acpi_header *h = table;
+
+    memcpy(h->signature, sig, 4);
+    h->length = len;
+    h->revision = rev;
+    memcpy(h->oem_id, "VMMD  ", 6);
+    memcpy(h->oem_table_id, "VMMDVM  ", 8);
+    h->oem_revision = 1;
+    memcpy(h->creator_id, "VMMD", 4);
+    h->creator_revision = 1;
+}
+
+static void put8(uint8_t *t, unsigned off, uint8_t v)
+{
+    t[off] = v;
+}
+
+static void put16(uint8_t *t, unsigned off, uint16_t v)
+{
+    memcpy(t + off, &v, 2);
+}
+
+static void put32(uint8_t *t, unsigned off, uint32_t v)
+{
+    memcpy(t + off, &v, 4);
+}
+
+static void put64(uint8_t *t, unsigned off, uint64_t v)
+{
+    memcpy(t + off, &v, 8);
+}
+
+static int copy_to_guest(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, size_t len)
+{
+    void *dst = hv_gpa_to_hva(mem, gpa, len);
+
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, src, len);
+    return 0;
+}
+
+/* Writes a finished table into guest memory with its checksum. */
+static int commit(const struct hv_guest_mem *mem, uint64_t gpa, uint8_t *table)
+{
+    struct acpi_header *h = (struct acpi_header *)table;
+
+    h->checksum = 0;
+    h->checksum = checksum(table, h->length);
+    return copy_to_guest(mem, gpa, table, h->length);
+}
+
+static void build_fadt(uint8_t *t)
+{
+    enum {
+        FADT_LEN = 276,
+        FLAG_WBINVD = 1u << 0,
+        FLAG_C1 = 1u << 2,
+        FLAG_NO_PWR_BUTTON = 1u << 4,
+        FLAG_NO_SLP_BUTTON = 1u << 5,
+        FLAG_RESET_REG = 1u << 10,
+        BOOT_LEGACY_DEVICES = 1u << 0,
+        BOOT_8042 = 1u << 1,
+    };
+
+    header(t, "FACP", FADT_LEN, 6);
+    put32(t, 36, FACS_ADDR);
+    put32(t, 40, DSDT_ADDR);
+    put16(t, 46, ACPI_SCI_IRQ);
+    put32(t, 48, 0); /* no SMI command port: always in ACPI mode */
+    put32(t, 56, ACPI_PM1_EVT_BLK);
+    put32(t, 64, ACPI_PM1_CNT_BLK);
+    put32(t, 76, ACPI_PM_TMR_BLK);
+    put8(t, 88, 4);       /* PM1_EVT_LEN */
+    put8(t, 89, 2);       /* PM1_CNT_LEN */
+    put8(t, 91, 4);       /* PM_TMR_LEN */
+    put16(t, 96, 101);    /* C2 latency > 100: no C2 */
+    put16(t, 98, 1001);   /* C3 latency > 1000: no C3 */
+    put8(t, 108, 0x32);   /* CMOS century register */
+    put16(t, 109, BOOT_LEGACY_DEVICES | BOOT_8042);
+    put32(t, 112, FLAG_WBINVD | FLAG_C1 | FLAG_NO_PWR_BUTTON | FLAG_NO_SLP_BUTTON | FLAG_RESET_REG);
+    /* RESET_REG: generic address, system I/O space, 8 bits at 0xCF9, byte access. */
+    put8(t, 116, 1);
+    put8(t, 117, 8);
+    put8(t, 119, 1);
+    put64(t, 120, 0xcf9);
+    put8(t, 128, 0x06);
+    put64(t, 140, DSDT_ADDR); /* X_DSDT */
+}
+
+static void build_dsdt(uint8_t *t)
+{
+    /* AML: Name (_S5, Package (4) { 5, 0, 0, 0 }) */
+    static const uint8_t aml[] = {0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04,
+                                  0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00, 0x00};
+
+    header(t, "DSDT", (uint32_t)(sizeof(struct acpi_header) + sizeof(aml)), 2);
+    memcpy(t + sizeof(struct acpi_header), aml, sizeof(aml));
+}
+
+static void build_madt(uint8_t *t, unsigned nr_vcpus)
+{
+    unsigned off = 44;
+
+    put32(t, 36, X86_LAPIC_ADDR);
+    put32(t, 40, 1); /* PCAT_COMPAT: dual 8259s present */
+    for (unsigned i = 0; i < nr_vcpus; i++) {
+        put8(t, off, 0); /* processor local APIC */
+        put8(t, off + 1, 8);
+        put8(t, off + 2, (uint8_t)i);
+        put8(t, off + 3, (uint8_t)i);
+        put32(t, off + 4, 1); /* enabled */
+        off += 8;
+    }
+    put8(t, off, 1); /* IOAPIC, id 0, GSI base 0 */
+    put8(t, off + 1, 12);
+    put8(t, off + 2, 0);
+    put32(t, off + 4, X86_IOAPIC_ADDR);
+    put32(t, off + 8, 0);
+    off += 12;
+    /* SCI: ISA IRQ 9 on GSI 9, level triggered, active high. ISA IRQs are identity mapped. */
+    put8(t, off, 2);
+    put8(t, off + 1, 10);
+    put8(t, off + 2, 0);
+    put8(t, off + 3, ACPI_SCI_IRQ);
+    put32(t, off + 4, ACPI_SCI_IRQ);
+    put16(t, off + 8, 0x000d);
+    off += 10;
+    put8(t, off, 4); /* local APIC NMI on LINT1 of every processor */
+    put8(t, off + 1, 6);
+    put8(t, off + 2, 0xff);
+    put16(t, off + 3, 0);
+    put8(t, off + 5, 1);
+    off += 6;
+    header(t, "APIC", off, 4);
+}
+
+int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
+{
+    uint8_t table[1024];
+    struct acpi_rsdp rsdp;
+    uint8_t *facs, *madt;
+    int rc;
+
+    if (nr_vcpus == 0 || MADT_FIXED_LEN + nr_vcpus * 8 > MADT_MAX_LEN)
+        return -EINVAL;
+
+    memset(table, 0, sizeof(table));
+    header(table, "XSDT", sizeof(struct acpi_header) + 2 * 8, 1);
+    put64(table, 36, FADT_ADDR);
+    put64(table, 44, MADT_ADDR);
+    if ((rc = commit(mem, XSDT_ADDR, table)))
+        return rc;
+
+    memset(table, 0, sizeof(table));
+    build_fadt(table);
+    if ((rc = commit(mem, FADT_ADDR, table)))
+        return rc;
+
+    memset(table, 0, sizeof(table));
+    build_dsdt(table);
+    if ((rc = commit(mem, DSDT_ADDR, table)))
+        return rc;
+
+    /* The MADT grows with the vCPU count: build it in place. */
+    madt = hv_gpa_to_hva(mem, MADT_ADDR, MADT_MAX_LEN);
+    if (!madt)
+        return -ENOMEM;
+    memset(madt, 0, MADT_MAX_LEN);
+    build_madt(madt, nr_vcpus);
+    ((struct acpi_header *)madt)->checksum = checksum(madt, ((struct acpi_header *)madt)->length);
+
+    facs = hv_gpa_to_hva(mem, FACS_ADDR, 64);
+    if (!facs)
+        return -ENOMEM;
+    memset(facs, 0, 64);
+    memcpy(facs, "FACS", 4);
+    put32(facs, 4, 64);
+    put8(facs, 32, 2); /* version */
+
+    memset(&rsdp, 0, sizeof(rsdp));
+    memcpy(rsdp.signature, "RSD PTR ", 8);
+    memcpy(rsdp.oem_id, "VMMD  ", 6);
+    rsdp.revision = 2;
+    rsdp.length = sizeof(rsdp);
+    rsdp.xsdt_address = XSDT_ADDR;
+    rsdp.checksum = checksum(&rsdp, 20);
+    rsdp.extended_checksum = checksum(&rsdp, sizeof(rsdp));
+    return copy_to_guest(mem, RSDP_ADDR, &rsdp, sizeof(rsdp));
+}

@@ -1,0 +1,86 @@
+/*
+ * ACPI PM1a event and control registers and the 24-bit PM timer
+ * (ACPI 6.x, section 4.8). Writing SLP_TYP=5 with SLP_EN to PM1a_CNT is
+ * how an ACPI guest powers off. SCI_EN reads as set: there is no SMI
+ * command port, so the machine is always in ACPI mode. The PM timer gives
+ * full-mode guests a second reference for TSC calibration besides the PIT.
+ */
+#include "acpi_pm.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#define PM1_CNT_SCI_EN 0x0001
+#define PM1_CNT_SLP_EN 0x2000
+#define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7)
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t pm_timer(const struct acpi_pm *pm)
+{
+    unsigned __int128 ticks = (unsigned __int128)pm->now_ns() * ACPI_PM_TIMER_HZ / 1000000000u;
+
+    return (uint32_t)ticks & 0xffffff;
+}
+
+static void acpi_pm_read(struct hv_device *dev, uint64_t offset, void *data, unsigned size)
+{
+    struct acpi_pm *pm = hv_container_of(dev, struct acpi_pm, dev);
+    uint8_t regs[ACPI_PM_LEN];
+    uint32_t tmr = pm_timer(pm);
+    uint16_t cnt = pm->pm1_cnt | PM1_CNT_SCI_EN;
+
+    memset(regs, 0, sizeof(regs));
+    memcpy(regs + 0, &pm->pm1_sts, 2);
+    memcpy(regs + 2, &pm->pm1_en, 2);
+    memcpy(regs + 4, &cnt, 2);
+    memcpy(regs + 8, &tmr, 4);
+    memset(data, 0, size);
+    if (offset + size <= ACPI_PM_LEN)
+        memcpy(data, regs + offset, size);
+}
+
+static void set_byte(uint16_t *reg, unsigned which, uint8_t b)
+{
+    *reg = (uint16_t)((*reg & ~(0xffu << (8 * which))) | ((unsigned)b << (8 * which)));
+}
+
+static void acpi_pm_write(struct hv_device *dev, uint64_t offset, const void *data, unsigned size)
+{
+    struct acpi_pm *pm = hv_container_of(dev, struct acpi_pm, dev);
+    const uint8_t *bytes = data;
+    bool cnt_written = false;
+
+    for (unsigned i = 0; i < size; i++) {
+        uint64_t o = offset + i;
+        if (o < 2) {
+            pm->pm1_sts &= (uint16_t) ~((unsigned)bytes[i] << (8 * o)); /* write one to clear */
+        } else if (o < 4) {
+            set_byte(&pm->pm1_en, (unsigned)o - 2, bytes[i]);
+        } else if (o < 6) {
+            set_byte(&pm->pm1_cnt, (unsigned)o - 4, bytes[i]);
+            cnt_written = true;
+        } /* the timer is read-only */
+    }
+    if (cnt_written && (pm->pm1_cnt & PM1_CNT_SLP_EN)) {
+        pm->pm1_cnt &= ~PM1_CNT_SLP_EN;
+        if (PM1_CNT_SLP_TYP(pm->pm1_cnt) == ACPI_S5_SLP_TYP)
+            dev->platform->request_stop(dev->platform->opaque, HV_STOP_POWEROFF, 0);
+    }
+}
+
+void acpi_pm_init(struct acpi_pm *pm, const struct hv_platform *platform)
+{
+    static const struct hv_device_ops ops = {.read = acpi_pm_read, .write = acpi_pm_write};
+
+    memset(pm, 0, sizeof(*pm));
+    pm->dev = (struct hv_device){.name = "acpi-pm", .ops = &ops, .platform = platform};
+    pm->now_ns = monotonic_ns;
+}

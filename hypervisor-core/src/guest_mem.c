@@ -1,0 +1,40 @@
+/* Guest RAM allocation and guest-physical to host-virtual translation. */
+#include "guest_mem.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <sys/mman.h>
+
+int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (p == MAP_FAILED)
+        return -errno;
+    /* Let the host back guest RAM with huge pages where it can: fewer TLB misses. */
+    madvise(p, size, MADV_HUGEPAGE);
+    mem->host = p;
+    mem->size = size;
+    mem->low_size = size < HV_PCI_HOLE_START ? size : HV_PCI_HOLE_START;
+    return 0;
+}
+
+void hv_guest_mem_destroy(struct hv_guest_mem *mem)
+{
+    if (mem->host)
+        munmap(mem->host, mem->size);
+    mem->host = NULL;
+}
+
+void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+    uint64_t high_size = mem->size - mem->low_size;
+
+    if (gpa < mem->low_size && len <= mem->low_size - gpa)
+        return mem->host + gpa;
+    if (gpa >= HV_HIGH_MEM_START && gpa - HV_HIGH_MEM_START < high_size &&
+        len <= high_size - (gpa - HV_HIGH_MEM_START))
+        return mem->host + mem->low_size + (gpa - HV_HIGH_MEM_START);
+    return NULL;
+}

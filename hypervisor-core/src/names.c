@@ -1,0 +1,45 @@
+/* Names of libhvcore's enums, for logs, stats and command-line flags. */
+#include "hv/hv.h"
+
+#include <errno.h>
+#include <string.h>
+
+const char *hv_exit_kind_name(enum hv_exit_kind kind)
+{
+    static const char *const names[] = {
+#define HV_X_NAME(name, str) str,
+        HV_EXIT_KINDS(HV_X_NAME)
+#undef HV_X_NAME
+    };
+
+    return (unsigned)kind < HV_EXIT_KIND_COUNT ? names[kind] : "unknown";
+}
+
+const char *hv_stop_reason_name(enum hv_stop_reason reason)
+{
+    switch (reason) {
+    case HV_STOP_NONE: return "running";
+    case HV_STOP_POWEROFF: return "poweroff";
+    case HV_STOP_REBOOT: return "reboot";
+    case HV_STOP_CRASH: return "crash";
+    case HV_STOP_REQUESTED: return "stopped";
+    case HV_STOP_ERROR: return "error";
+    }
+    return "unknown";
+}
+
+const char *hv_mode_name(enum hv_mode mode)
+{
+    return mode == HV_MODE_FULL ? "full" : mode == HV_MODE_PV ? "pv" : "unknown";
+}
+
+int hv_mode_parse(const char *s, enum hv_mode *out)
+{
+    if (strcmp(s, "full") == 0)
+        *out = HV_MODE_FULL;
+    else if (strcmp(s, "pv") == 0)
+        *out = HV_MODE_PV;
+    else
+        return -EINVAL;
+    return 0;
+}

@@ -1,0 +1,454 @@
+/*
+ * VM setup and control: the KVM objects, guest RAM, the devices in their
+ * explicit per-VM order, the loaded kernel, then one vCPU thread each.
+ * Setup acquires in order and unwinds through err_* labels in reverse.
+ */
+#include "vm_internal.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KVM_API_VERSION_EXPECTED 12
+
+uint64_t hv__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void platform_set_irq(void *opaque, unsigned irq, int level)
+{
+    struct hv_vm *vm = opaque;
+    struct kvm_irq_level line = {.irq = irq, .level = (uint32_t)level};
+
+    ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+}
+
+static void platform_request_stop(void *opaque, enum hv_stop_reason reason, int code)
+{
+    const char *detail = reason == HV_STOP_REBOOT ? "guest reset the machine"
+                         : code ? "guest wrote a non-zero status to the debug-exit port"
+                                : "guest powered off";
+
+    hv__vm_stop(opaque, reason, code, detail);
+}
+
+static void kick_handler(int sig)
+{
+    (void)sig; /* only here so that the signal interrupts KVM_RUN */
+}
+
+static void install_kick_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(hv__kick_signal(), &sa, NULL);
+}
+
+static int open_kvm(struct hv_vm *vm, char *err, size_t errlen)
+{
+    int version;
+
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0)
+        return fail(err, errlen, -errno, "cannot open /dev/kvm: %s", strerror(errno));
+    version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION_EXPECTED)
+        return fail(err, errlen, -ENOTSUP, "/dev/kvm speaks API version %d, need %d", version,
+                    KVM_API_VERSION_EXPECTED);
+    static const struct {
+        int cap;
+        const char *name;
+    } required[] = {
+        {KVM_CAP_IRQCHIP, "IRQCHIP"},
+        {KVM_CAP_PIT2, "PIT2"},
+        {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+        {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+    };
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0)
+            return fail(err, errlen, -ENOTSUP, "KVM lacks the %s capability", required[i].name);
+    vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if ((long)vm->run_size <= 0)
+        return fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed");
+    return 0;
+}
+
+static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
+{
+    struct kvm_pit_config pit = {.flags = 0};
+    struct kvm_userspace_memory_region region;
+    uint64_t identity = X86_IDENTITY_MAP_ADDR;
+
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+    /* Only VMX uses these (real-mode emulation); harmless elsewhere. */
+    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
+    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR);
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return fail(err, errlen, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return fail(err, errlen, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+
+    memset(&region, 0, sizeof(region));
+    region.slot = 0;
+    region.guest_phys_addr = 0;
+    region.memory_size = vm->mem.low_size;
+    region.userspace_addr = (uintptr_t)vm->mem.host;
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+    if (vm->mem.size > vm->mem.low_size) {
+        region.slot = 1;
+        region.guest_phys_addr = HV_HIGH_MEM_START;
+        region.memory_size = vm->mem.size - vm->mem.low_size;
+        region.userspace_addr = (uintptr_t)(vm->mem.host + vm->mem.low_size);
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+            return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
+                        strerror(errno));
+    }
+    return 0;
+}
+
+/* The machine's devices, in the order they are brought up. */
+static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
+{
+    const struct hv_platform *p = &vm->platform;
+    struct {
+        enum hv_bus_space space;
+        uint64_t base, len;
+        struct hv_device *dev;
+    } map[] = {
+        {HV_BUS_PIO, UART8250_COM1_BASE, 8, &vm->uart.dev},
+        {HV_BUS_PIO, I8042_BASE, I8042_LEN, &vm->i8042.dev},
+        {HV_BUS_PIO, CMOS_RTC_BASE, CMOS_RTC_LEN, &vm->rtc.dev},
+        {HV_BUS_PIO, PCI_HOST_BASE, PCI_HOST_LEN, &vm->pci.dev},
+        {HV_BUS_PIO, ACPI_PM_BASE, ACPI_PM_LEN, &vm->acpi_pm.dev},
+        {HV_BUS_PIO, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev},
+        {HV_BUS_PIO, POST_CODE_PORT, 1, &vm->post_code.dev},
+    };
+    int rc;
+
+    uart8250_init(&vm->uart, p, UART8250_COM1_IRQ, cfg->console_write, cfg->console_opaque);
+    i8042_init(&vm->i8042, p);
+    cmos_rtc_init(&vm->rtc, p, vm->mem.size);
+    pci_host_init(&vm->pci, p);
+    acpi_pm_init(&vm->acpi_pm, p);
+    debug_exit_init(&vm->debug_exit, p);
+    post_code_init(&vm->post_code, p);
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        rc = hv_bus_register(&vm->bus, map[i].space, map[i].base, map[i].len, map[i].dev);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int create_vcpus(struct hv_vm *vm, char *err, size_t errlen)
+{
+    struct kvm_cpuid2 *supported = hv_x86_cpuid_supported(vm->kvm_fd);
+    int rc = 0;
+
+    if (!supported)
+        return fail(err, errlen, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct hv_vcpu *vcpu = &vm->vcpus[i];
+        struct kvm_cpuid2 *cpuid;
+
+        vcpu->vm = vm;
+        vcpu->index = i;
+        vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+        if (vcpu->fd < 0) {
+            rc = fail(err, errlen, -errno, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+            break;
+        }
+        vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+        if (vcpu->run == MAP_FAILED) {
+            vcpu->run = NULL;
+            rc = fail(err, errlen, -errno, "mmap of vCPU %u: %s", i, strerror(errno));
+            break;
+        }
+        cpuid = hv_x86_cpuid_for_vcpu(supported, vm->mode, i);
+        if (!cpuid) {
+            rc = fail(err, errlen, -ENOMEM, "out of memory");
+            break;
+        }
+        rc = hv_x86_vcpu_setup(vcpu->fd, cpuid, i == 0, &vm->boot);
+        free(cpuid);
+        if (rc) {
+            fail(err, errlen, rc, "setting up vCPU %u: %s", i, strerror(-rc));
+            break;
+        }
+    }
+    free(supported);
+    return rc;
+}
+
+static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->vcpus < 1 || cfg->vcpus > HV_MAX_VCPUS)
+        return fail(err, errlen, -EINVAL, "vcpus must be between 1 and %d, not %u", HV_MAX_VCPUS,
+                    cfg->vcpus);
+    if (cfg->memory_mib < HV_MIN_MEMORY_MIB || cfg->memory_mib > HV_MAX_MEMORY_MIB)
+        return fail(err, errlen, -EINVAL, "memory must be between %d and %d MiB, not %llu",
+                    HV_MIN_MEMORY_MIB, HV_MAX_MEMORY_MIB, (unsigned long long)cfg->memory_mib);
+    if (cfg->mode != HV_MODE_FULL && cfg->mode != HV_MODE_PV)
+        return fail(err, errlen, -EINVAL, "unknown mode %d", (int)cfg->mode);
+    if (!cfg->kernel)
+        return fail(err, errlen, -EINVAL, "no kernel given");
+    return 0;
+}
+
+int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, size_t errlen)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    struct hv_vm *vm;
+    int rc;
+
+    if ((rc = check_config(cfg, err, errlen)))
+        return rc;
+    pthread_once(&once, install_kick_handler);
+    vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    vm->mode = cfg->mode;
+    vm->nr_vcpus = cfg->vcpus;
+    vm->kvm_fd = vm->vm_fd = vm->stopped_fd = -1;
+    for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
+        vm->vcpus[i].fd = -1;
+    vm->platform = (struct hv_platform){
+        .set_irq = platform_set_irq, .request_stop = platform_request_stop, .opaque = vm};
+    pthread_mutex_init(&vm->ctl_lock, NULL);
+    pthread_cond_init(&vm->ctl_cond, NULL);
+    if ((rc = hv_bus_init(&vm->bus)))
+        goto err_vm;
+
+    vm->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stopped_fd < 0) {
+        rc = fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
+        goto err_vm;
+    }
+    if ((rc = hv_guest_mem_init(&vm->mem, cfg->memory_mib << 20))) {
+        fail(err, errlen, rc, "cannot map %llu MiB of guest memory: %s",
+             (unsigned long long)cfg->memory_mib, strerror(-rc));
+        goto err_vm;
+    }
+    rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->initrd, cfg->cmdline, &vm->boot, err,
+                            errlen);
+    if (rc)
+        goto err_vm;
+    if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||
+        (rc = hv_x86_write_boot_tables(&vm->mem))) {
+        fail(err, errlen, rc, "too little memory for the boot tables");
+        goto err_vm;
+    }
+    if ((rc = open_kvm(vm, err, errlen)) || (rc = create_machine(vm, err, errlen)))
+        goto err_vm;
+    if ((rc = create_devices(vm, cfg))) {
+        fail(err, errlen, rc, "device setup: %s", strerror(-rc));
+        goto err_vm;
+    }
+    if ((rc = create_vcpus(vm, err, errlen)))
+        goto err_vm;
+    *out = vm;
+    return 0;
+
+err_vm:
+    hv_vm_destroy(vm);
+    return rc;
+}
+
+int hv_vm_start(struct hv_vm *vm)
+{
+    sigset_t kick, old;
+    int rc = 0;
+
+    /* vCPU threads start with the kick signal blocked and unblock it themselves. */
+    sigemptyset(&kick);
+    sigaddset(&kick, hv__kick_signal());
+    pthread_sigmask(SIG_BLOCK, &kick, &old);
+    vm->start_ns = hv__now_ns();
+    pthread_mutex_lock(&vm->ctl_lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        rc = -pthread_create(&vm->vcpus[i].thread, NULL, hv__vcpu_thread, &vm->vcpus[i]);
+        if (rc) {
+            vm->stop_reason = HV_STOP_ERROR;
+            snprintf(vm->stop_detail, sizeof(vm->stop_detail), "cannot start vCPU thread: %s",
+                     strerror(-rc));
+            break;
+        }
+        vm->vcpus[i].thread_started = true;
+        vm->threads_running++;
+    }
+    pthread_mutex_unlock(&vm->ctl_lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        hv__vm_kick_all(vm);
+    return rc;
+}
+
+void hv__vm_kick_all(struct hv_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct hv_vcpu *vcpu = &vm->vcpus[i];
+        if (!vcpu->run)
+            continue;
+        __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        if (vcpu->thread_started)
+            pthread_kill(vcpu->thread, hv__kick_signal());
+    }
+}
+
+void hv__vm_stop(struct hv_vm *vm, enum hv_stop_reason reason, int code, const char *detail)
+{
+    pthread_mutex_lock(&vm->ctl_lock);
+    if (vm->stop_reason == HV_STOP_NONE) {
+        vm->stop_reason = reason;
+        vm->exit_code = code;
+        snprintf(vm->stop_detail, sizeof(vm->stop_detail), "%s", detail);
+    }
+    pthread_cond_broadcast(&vm->ctl_cond);
+    pthread_mutex_unlock(&vm->ctl_lock);
+    hv__vm_kick_all(vm);
+}
+
+void hv_vm_request_stop(struct hv_vm *vm)
+{
+    hv__vm_stop(vm, HV_STOP_REQUESTED, 0, "stopped by the VMM");
+}
+
+int hv_vm_stopped_fd(const struct hv_vm *vm)
+{
+    return vm->stopped_fd;
+}
+
+enum hv_stop_reason hv_vm_wait(struct hv_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        if (vm->vcpus[i].thread_started) {
+            pthread_join(vm->vcpus[i].thread, NULL);
+            vm->vcpus[i].thread_started = false;
+        }
+    }
+    return vm->stop_reason;
+}
+
+const char *hv_vm_stop_detail(const struct hv_vm *vm)
+{
+    return vm->stop_detail;
+}
+
+int hv_vm_exit_code(const struct hv_vm *vm)
+{
+    return vm->exit_code;
+}
+
+int hv_vm_pause(struct hv_vm *vm)
+{
+    pthread_mutex_lock(&vm->ctl_lock);
+    vm->pause_requested = true;
+    pthread_mutex_unlock(&vm->ctl_lock);
+    hv__vm_kick_all(vm);
+    pthread_mutex_lock(&vm->ctl_lock);
+    while (vm->parked < vm->threads_running && vm->stop_reason == HV_STOP_NONE)
+        pthread_cond_wait(&vm->ctl_cond, &vm->ctl_lock);
+    pthread_mutex_unlock(&vm->ctl_lock);
+    return 0;
+}
+
+int hv_vm_resume(struct hv_vm *vm)
+{
+    pthread_mutex_lock(&vm->ctl_lock);
+    vm->pause_requested = false;
+    pthread_cond_broadcast(&vm->ctl_cond);
+    pthread_mutex_unlock(&vm->ctl_lock);
+    return 0;
+}
+
+size_t hv_vm_console_input(struct hv_vm *vm, const uint8_t *buf, size_t len)
+{
+    size_t n;
+
+    pthread_mutex_lock(&vm->bus.lock);
+    n = uart8250_receive(&vm->uart, buf, len);
+    pthread_mutex_unlock(&vm->bus.lock);
+    return n;
+}
+
+int hv_vm_send_ctrl_alt_del(struct hv_vm *vm)
+{
+    pthread_mutex_lock(&vm->bus.lock);
+    i8042_ctrl_alt_del(&vm->i8042);
+    pthread_mutex_unlock(&vm->bus.lock);
+    return 0;
+}
+
+void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        const struct hv_exit_counters *c = &vm->vcpus[i].counters;
+        for (int k = 0; k < HV_EXIT_KIND_COUNT; k++)
+            out->exits[k] += __atomic_load_n(&c->exits[k], __ATOMIC_RELAXED);
+        out->io_writes_ignored += __atomic_load_n(&c->writes_ignored, __ATOMIC_RELAXED);
+    }
+    out->memory_bytes = vm->mem.size;
+    out->uptime_ns = vm->start_ns ? hv__now_ns() - vm->start_ns : 0;
+    out->start_ns = vm->start_ns;
+    out->first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
+}
+
+void hv_vm_destroy(struct hv_vm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->threads_running) {
+        hv_vm_request_stop(vm);
+        hv_vm_wait(vm);
+    }
+    for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {
+        if (vm->vcpus[i].run)
+            munmap(vm->vcpus[i].run, vm->run_size);
+        if (vm->vcpus[i].fd >= 0)
+            close(vm->vcpus[i].fd);
+    }
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    if (vm->stopped_fd >= 0)
+        close(vm->stopped_fd);
+    hv_guest_mem_destroy(&vm->mem);
+    hv_bus_destroy(&vm->bus);
+    pthread_cond_destroy(&vm->ctl_cond);
+    pthread_mutex_destroy(&vm->ctl_lock);
+    free(vm);
+}

@@ -1,0 +1,73 @@
+/* The VM object shared by vm.c (setup, control) and vcpu.c (the run loops). */
+#ifndef HV_VM_INTERNAL_H
+#define HV_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <linux/kvm.h>
+
+#include "hv/hv.h"
+#include "bus.h"
+#include "exit_dispatch.h"
+#include "guest_mem.h"
+#include "arch/x86/boot.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/debug_ports.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/pci_host.h"
+#include "devices/legacy/uart8250.h"
+
+struct hv_vcpu {
+    struct hv_vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool thread_started;
+    struct hv_exit_counters counters; /* written by this vCPU's thread only */
+};
+
+struct hv_vm {
+    enum hv_mode mode;
+    unsigned nr_vcpus;
+    int kvm_fd, vm_fd;
+    size_t run_size;
+    struct hv_guest_mem mem;
+    struct hv_x86_boot boot;
+
+    struct hv_bus bus;
+    struct hv_platform platform;
+    struct uart8250 uart;
+    struct i8042 i8042;
+    struct cmos_rtc rtc;
+    struct pci_host pci;
+    struct acpi_pm acpi_pm;
+    struct debug_exit debug_exit;
+    struct post_code post_code;
+
+    struct hv_vcpu vcpus[HV_MAX_VCPUS];
+
+    /* Run control, under ctl_lock. */
+    pthread_mutex_t ctl_lock;
+    pthread_cond_t ctl_cond;
+    bool pause_requested;
+    unsigned parked;          /* vCPUs waiting while paused */
+    unsigned threads_running;
+    enum hv_stop_reason stop_reason;
+    char stop_detail[160];
+    int exit_code;
+    int stopped_fd; /* eventfd, readable once every vCPU thread has ended */
+    uint64_t start_ns;
+    uint64_t first_exit_ns; /* set once, by whichever vCPU exits first */
+};
+
+/* Records why the VM stops (the first reason wins) and kicks every vCPU out of KVM_RUN. */
+void hv__vm_stop(struct hv_vm *vm, enum hv_stop_reason reason, int code, const char *detail);
+/* Makes every vCPU leave KVM_RUN soon and look at the run-control flags. */
+void hv__vm_kick_all(struct hv_vm *vm);
+void *hv__vcpu_thread(void *arg);
+int hv__kick_signal(void);
+uint64_t hv__now_ns(void);
+
+#endif

@@ -1,0 +1,34 @@
+/* vmmd's entry point: picks the subcommand. */
+#include "run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: vmmd <command> [options]\n\n"
+                 "Commands:\n"
+                 "  run        run one VM in the foreground (see vmmd run --help)\n"
+                 "  version    print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "run") == 0)
+        return vmmd_run_main(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("vmmd %s\n", VMMD_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "vmmd: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

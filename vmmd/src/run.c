@@ -1,0 +1,280 @@
+/*
+ * `vmmd run`: builds one VM from flags, connects its serial console to
+ * stdin/stdout (raw mode on a terminal; Ctrl-] quits), and waits for it.
+ * The worker processes of the daemon run this same path, and the TCG lab
+ * drives it, so its flags and exit statuses are a stable interface.
+ */
+#include "run.h"
+#include "options.h"
+
+#include "hv/hv.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONSOLE_ESCAPE 0x1d /* Ctrl-] */
+
+enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
+
+struct run_args {
+    const char *kernel, *initrd, *cmdline;
+    int mode;
+    uint64_t vcpus, memory;
+    int on_reboot;
+    bool stats, timing, help;
+};
+
+static const char *const mode_choices[] = {"full", "pv", NULL};
+static const char *const reboot_choices[] = {"restart", "exit", NULL};
+
+#define OFF(f) offsetof(struct run_args, f)
+static const struct vmmd_opt run_options[] = {
+    {.name = "kernel", .type = VMMD_OPT_STRING, .offset = OFF(kernel), .metavar = "PATH",
+     .help = "bzImage or ELF64 kernel to boot", .required = 1},
+    {.name = "initrd", .type = VMMD_OPT_STRING, .offset = OFF(initrd), .metavar = "PATH",
+     .help = "initial ramdisk"},
+    {.name = "cmdline", .type = VMMD_OPT_STRING, .offset = OFF(cmdline), .metavar = "STR",
+     .help = "kernel command line"},
+    {.name = "mode", .type = VMMD_OPT_CHOICE, .offset = OFF(mode), .metavar = "MODE",
+     .help = "virtualization mode, default pv", .choices = mode_choices},
+    {.name = "vcpus", .type = VMMD_OPT_UINT, .offset = OFF(vcpus), .metavar = "N",
+     .help = "virtual CPUs, default 1", .min = 1, .max = HV_MAX_VCPUS},
+    {.name = "memory", .type = VMMD_OPT_UINT, .offset = OFF(memory), .metavar = "MIB",
+     .help = "guest memory in MiB, default 256", .min = HV_MIN_MEMORY_MIB,
+     .max = HV_MAX_MEMORY_MIB},
+    {.name = "on-reboot", .type = VMMD_OPT_CHOICE, .offset = OFF(on_reboot), .metavar = "WHAT",
+     .help = "when the guest reboots: restart it (default) or exit with status 3",
+     .choices = reboot_choices},
+    {.name = "stats", .type = VMMD_OPT_FLAG, .offset = OFF(stats),
+     .help = "print exit counters to stderr at the end"},
+    {.name = "timing", .type = VMMD_OPT_FLAG, .offset = OFF(timing),
+     .help = "print CLOCK_MONOTONIC ns of start, first guest exit and end to stderr"},
+    {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
+    {.name = NULL},
+};
+#undef OFF
+
+static const char run_usage[] =
+    "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
+    "                [--vcpus N] [--memory MIB] [--on-reboot restart|exit]\n"
+    "\n"
+    "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
+    "terminal, Ctrl-] quits. Exit status: 0 when the guest powers off, the value a\n"
+    "test guest writes to the debug-exit port, 1 on a setup error or a guest crash\n"
+    "(triple fault), 2 on a usage error, 3 when the guest reboots with --on-reboot=exit.";
+
+static void console_write(void *opaque, const uint8_t *buf, size_t len)
+{
+    (void)opaque;
+    while (len) {
+        ssize_t n = write(STDOUT_FILENO, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* nobody reads the console any more: the guest must not stall */
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+struct terminal {
+    bool raw;
+    struct termios saved;
+};
+
+static void terminal_raw(struct terminal *t)
+{
+    struct termios raw;
+
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &t->saved) < 0)
+        return;
+    raw = t->saved;
+    cfmakeraw(&raw);
+    raw.c_oflag |= OPOST | ONLCR; /* our own messages still start at column 0 */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+        t->raw = true;
+}
+
+static void terminal_restore(struct terminal *t)
+{
+    if (t->raw)
+        tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+    t->raw = false;
+}
+
+enum loop_end { LOOP_VM_STOPPED, LOOP_ESCAPE, LOOP_SIGNAL };
+
+/* Forwards console input until the VM stops, the user escapes, or a signal arrives. */
+static enum loop_end console_loop(struct hv_vm *vm, int sig_fd, bool *stdin_open, bool tty,
+                                  int *signo)
+{
+    for (;;) {
+        struct pollfd fds[3] = {
+            {.fd = hv_vm_stopped_fd(vm), .events = POLLIN},
+            {.fd = sig_fd, .events = POLLIN},
+            {.fd = *stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
+        };
+        uint8_t buf[512];
+
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return LOOP_VM_STOPPED;
+        }
+        if (fds[0].revents)
+            return LOOP_VM_STOPPED;
+        if (fds[1].revents) {
+            struct signalfd_siginfo si;
+            if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+                *signo = (int)si.ssi_signo;
+                return LOOP_SIGNAL;
+            }
+        }
+        if (fds[2].revents) {
+            ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+            if (n <= 0) {
+                *stdin_open = false; /* EOF: the guest keeps running without input */
+                continue;
+            }
+            if (tty && memchr(buf, CONSOLE_ESCAPE, (size_t)n))
+                return LOOP_ESCAPE;
+            hv_vm_console_input(vm, buf, (size_t)n);
+        }
+    }
+}
+
+static void print_stats(struct hv_vm *vm, const struct run_args *a)
+{
+    struct hv_vm_stats st;
+
+    hv_vm_get_stats(vm, &st);
+    if (a->stats) {
+        fprintf(stderr, "vmmd: exits");
+        for (int k = 0; k < HV_EXIT_KIND_COUNT; k++)
+            fprintf(stderr, " %s=%llu", hv_exit_kind_name(k), (unsigned long long)st.exits[k]);
+        fprintf(stderr, " writes_ignored=%llu uptime_ms=%llu\n",
+                (unsigned long long)st.io_writes_ignored,
+                (unsigned long long)(st.uptime_ns / 1000000));
+    }
+    if (a->timing) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        fprintf(stderr, "vmmd-timing: start_ns=%llu first_exit_ns=%llu end_ns=%llu\n",
+                (unsigned long long)st.start_ns, (unsigned long long)st.first_exit_ns,
+                (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec);
+    }
+}
+
+/* Runs the VM once; returns the stop reason and fills *status. */
+static enum hv_stop_reason run_once(const struct run_args *a, const struct hv_vm_config *cfg,
+                                    int sig_fd, bool *stdin_open, int *status)
+{
+    struct terminal term = {0};
+    struct hv_vm *vm;
+    char err[256] = "";
+    enum hv_stop_reason reason;
+    enum loop_end end;
+    int signo = 0, rc;
+
+    rc = hv_vm_create(cfg, &vm, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "vmmd: %s\n", err[0] ? err : strerror(-rc));
+        *status = VMMD_RUN_EXIT_FAILURE;
+        return HV_STOP_ERROR;
+    }
+    if ((rc = hv_vm_start(vm))) {
+        fprintf(stderr, "vmmd: cannot start vCPUs: %s\n", strerror(-rc));
+        hv_vm_destroy(vm);
+        *status = VMMD_RUN_EXIT_FAILURE;
+        return HV_STOP_ERROR;
+    }
+    terminal_raw(&term);
+    end = console_loop(vm, sig_fd, stdin_open, term.raw, &signo);
+    terminal_restore(&term);
+    if (end != LOOP_VM_STOPPED)
+        hv_vm_request_stop(vm);
+    reason = hv_vm_wait(vm);
+    print_stats(vm, a);
+
+    switch (end == LOOP_VM_STOPPED ? reason : HV_STOP_REQUESTED) {
+    case HV_STOP_POWEROFF:
+        *status = hv_vm_exit_code(vm);
+        break;
+    case HV_STOP_REBOOT:
+        *status = VMMD_RUN_EXIT_REBOOT;
+        break;
+    case HV_STOP_REQUESTED:
+        if (end == LOOP_SIGNAL) {
+            fprintf(stderr, "vmmd: stopped by signal %d (%s)\n", signo, strsignal(signo));
+            *status = 128 + signo;
+        } else {
+            fprintf(stderr, "vmmd: console escape, VM stopped\n");
+            *status = VMMD_RUN_EXIT_OK;
+        }
+        reason = HV_STOP_REQUESTED;
+        break;
+    default:
+        fprintf(stderr, "vmmd: %s: %s\n", hv_stop_reason_name(reason), hv_vm_stop_detail(vm));
+        *status = VMMD_RUN_EXIT_FAILURE;
+        break;
+    }
+    hv_vm_destroy(vm);
+    return reason;
+}
+
+int vmmd_run_main(int argc, char **argv)
+{
+    struct run_args a = {.mode = HV_MODE_PV, .vcpus = HV_DEFAULT_VCPUS,
+                         .memory = HV_DEFAULT_MEMORY, .on_reboot = ON_REBOOT_RESTART};
+    struct hv_vm_config cfg;
+    char err[256];
+    sigset_t sigs;
+    bool stdin_open = true;
+    int sig_fd, status = VMMD_RUN_EXIT_FAILURE;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            vmmd_opts_help(stdout, run_usage, run_options);
+            return 0;
+        }
+    }
+    if (vmmd_opts_parse(run_options, &a, argc, argv, err, sizeof(err))) {
+        fprintf(stderr, "vmmd run: %s\n", err);
+        return VMMD_RUN_EXIT_USAGE;
+    }
+    cfg = (struct hv_vm_config){
+        .mode = (enum hv_mode)a.mode,
+        .vcpus = (unsigned)a.vcpus,
+        .memory_mib = a.memory,
+        .kernel = a.kernel,
+        .initrd = a.initrd,
+        .cmdline = a.cmdline,
+        .console_write = console_write,
+    };
+
+    /* Signals arrive through a signalfd; vCPU threads inherit the blocked mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sig_fd < 0) {
+        fprintf(stderr, "vmmd: signalfd: %s\n", strerror(errno));
+        return VMMD_RUN_EXIT_FAILURE;
+    }
+    while (run_once(&a, &cfg, sig_fd, &stdin_open, &status) == HV_STOP_REBOOT &&
+           a.on_reboot == ON_REBOOT_RESTART)
+        fprintf(stderr, "vmmd: guest rebooted, restarting it\n");
+    close(sig_fd);
+    return status;
+}

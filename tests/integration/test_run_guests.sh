@@ -1,0 +1,109 @@
+#!/bin/bash
+# Integration: every test guest through a real `vmmd run` on /dev/kvm, in both
+# modes, checking console output and exit status; plus the setup errors a user
+# can make. Usage: test_run_guests.sh VMMD GUEST_DIR
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$2
+if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
+    echo "SKIPPED: /dev/kvm is not available here; guest integration tests did not run" >&2
+    exit 77
+fi
+
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # name, condition result (0 ok)
+    if [[ $2 -eq 0 ]]; then
+        echo "PASS $1"; pass=$((pass + 1))
+    else
+        echo "FAIL $1"; fail=$((fail + 1))
+        echo "---- stdout"; cat "$tmp/out" 2>/dev/null | head -20
+        echo "---- stderr"; cat "$tmp/err" 2>/dev/null | head -20
+    fi
+}
+
+# run_guest NAME [vmmd run flags...]: stdout -> $tmp/out, stderr -> $tmp/err, status -> $rc
+run_guest() {
+    local g=$1
+    shift
+    timeout 60 "$VMMD" run --kernel "$GUESTS/guest-$g.elf" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+has() { grep -qF -- "$1" "$tmp/out"; }
+
+for mode in pv full; do
+    run_guest hello --mode "$mode"
+    check "hello/$mode prints and powers off" $([[ $rc -eq 0 ]] && has "Hello from a vmmd test guest"; echo $?)
+
+    run_guest cpuid --mode "$mode"
+    if [[ $mode == pv ]]; then
+        check "cpuid/pv sees the hypervisor bit and KVMKVMKVM" \
+            $([[ $rc -eq 0 ]] && has "hypervisor_bit=1" && has "hv_signature=KVMKVMKVM"; echo $?)
+        check "cpuid/pv sees kvm-clock features" \
+            $(grep -q "kvm_features=0x[1-9a-f]" "$tmp/out"; echo $?)
+    else
+        check "cpuid/full sees bare metal" \
+            $([[ $rc -eq 0 ]] && has "hypervisor_bit=0" && has "hv_signature=none" && has "kvm_features=0x0"; echo $?)
+    fi
+
+    for n in 1 2 4; do
+        run_guest smp --mode "$mode" --vcpus $n
+        check "smp/$mode: $n vCPUs report in" $([[ $rc -eq 0 ]] && has "smp: all $n cpus up"; echo $?)
+    done
+done
+
+printf 'hello\rworld\r\004' | timeout 30 "$VMMD" run --kernel "$GUESTS/guest-echo.elf" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "echo: UART input reaches the guest and comes back" \
+    $([[ $rc -eq 0 ]] && has "echo: ready" && has "hello" && has "world" && has "echo: bye"; echo $?)
+
+run_guest fault
+check "fault: a triple fault ends vmmd run with status 1 and one line" \
+    $([[ $rc -eq 1 ]] && grep -q "triple fault" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+
+run_guest io-storm --cmdline count=5000 --stats
+check "io-storm: 5000 port writes, counted as I/O exits" \
+    $([[ $rc -eq 0 ]] && has "io-storm: done" && grep -Eq "exits io=50[0-9]{2}" "$tmp/err"; echo $?)
+
+run_guest garbage --stats
+check "garbage: junk on every port is ignored and counted" \
+    $([[ $rc -eq 0 ]] && has "garbage: survived" && grep -Eq "writes_ignored=[0-9]{5}" "$tmp/err"; echo $?)
+
+run_guest reboot --on-reboot exit
+check "reboot with --on-reboot=exit: status 3" $([[ $rc -eq 3 ]] && has "pulsing the reset line"; echo $?)
+
+# The default policy restarts the guest; it reboots again and again until we stop it.
+timeout --preserve-status -s TERM 3 "$VMMD" run --kernel "$GUESTS/guest-reboot.elf" </dev/null >"$tmp/out" 2>"$tmp/err"
+rc=$?
+boots=$(grep -c "pulsing the reset line" "$tmp/out")
+check "reboot with the default policy restarts the guest ($boots boots), SIGTERM ends it with 143" \
+    $([[ $rc -eq 143 && $boots -ge 2 ]]; echo $?)
+
+# Setup errors: one clear line on stderr, non-zero status, no guest started.
+timeout 10 "$VMMD" run --kernel /nonexistent/bzImage </dev/null >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "missing kernel: status 1, one line naming the file" \
+    $([[ $rc -eq 1 ]] && grep -q "/nonexistent/bzImage: No such file" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+
+timeout 10 "$VMMD" run --kernel /etc/hostname </dev/null >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "not a kernel: status 1, one line" \
+    $([[ $rc -eq 1 ]] && grep -q "not a kernel" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+
+head -c $((20 * 1024 * 1024)) /dev/zero >"$tmp/big.initrd"
+run_guest hello --memory 16 --initrd "$tmp/big.initrd"
+check "too little memory for the initrd: status 1, says so" \
+    $([[ $rc -eq 1 ]] && grep -q "too little memory" "$tmp/err"; echo $?)
+
+for bad in "--vcpus 0" "--vcpus 65" "--memory 8" "--mode hvm" "--bogus"; do
+    run_guest hello $bad
+    check "usage error '$bad': status 2" $([[ $rc -eq 2 ]] && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+done
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# TCG lab test: prove the VMM boots real, unmodified Linux in both modes.
+# Runs run.sh for pv with 2 vCPUs and full with 1 and 2 vCPUs, and checks what
+# the L2 guest reported (init reached, vCPU count, kvm-clock/PV boot in pv mode,
+# no hypervisor bit / no kvm-clock / no PV boot in full mode, VMM exit status 0).
+# Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
+#   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
+#   validate the lab itself; --quick skips the full-mode 2-vCPU run.
+# Prints one PASS/FAIL line per check and "N passed, N failed"; exit 1 on any
+# failure, 77 (skip) when qemu-system-x86_64 is missing.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
+WHICH=vmmd QUICK=0 TIMEOUT=${LAB_TIMEOUT:-240}
+CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --vmmd) VMMD=${2:?}; shift 2 ;;
+        --vmm) WHICH=${2:?}; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --timeout) TIMEOUT=${2:?}; shift 2 ;;
+        --cache) CACHE=${2:?}; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "test_lab.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+[[ $WHICH == vmmd || $WHICH == qemu ]] || { echo "test_lab.sh: --vmm must be vmmd or qemu" >&2; exit 2; }
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    echo "************************************************************" >&2
+    echo "test_lab.sh: SKIP: qemu-system-x86_64 not found; the TCG lab" >&2
+    echo "cannot run (apt-get install qemu-system-x86)." >&2
+    echo "************************************************************" >&2
+    exit 77
+fi
+
+PASSED=0 FAILED=0
+check() { # check NAME CONDITION-RESULT(0/1) DETAIL
+    if [[ $2 == 0 ]]; then
+        echo "PASS $1${3:+ ($3)}"; PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $1${3:+ ($3)}"; FAILED=$((FAILED + 1))
+    fi
+}
+is() { [[ $1 == "$2" ]] && echo 0 || echo 1; }
+isnt() { [[ $1 != "$2" ]] && echo 0 || echo 1; }
+
+if [[ $WHICH == vmmd && ! -x $VMMD ]]; then
+    echo "test_lab.sh: vmmd binary not found: $VMMD (build it, or pass --vmmd PATH)" >&2
+    check "vmmd binary exists" 1 "$VMMD"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-lab-test.XXXXXX")
+trap 'rm -rf "$LOGDIR"' EXIT
+
+# value KEY LOG: first "LAB: KEY=value" reported by the guest (empty if none).
+value() { grep -a -o "LAB: $1=[^ ]*" "$2" | head -n1 | cut -d= -f2- | tr -d '\r' || true; }
+
+run_case() { # run_case MODE VCPUS
+    local mode=$1 vcpus=$2 log rc=0 name vmm args
+    name="$mode vcpus=$vcpus"
+    log=$LOGDIR/$mode-$vcpus.log
+    if [[ $WHICH == vmmd ]]; then
+        vmm=vmmd; args=(--vmmd "$VMMD" --mode "$mode")
+    else
+        vmm=qemu-$mode; args=()
+    fi
+    echo "=== $vmm mode=$mode vcpus=$vcpus (log: $log, kept on failure)"
+    "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
+        --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
+    local before=$FAILED
+    grep -a '^LAB-RESULT' "$log" 2>/dev/null || true
+    [[ -s $log ]] || cat "$log.err" >&2
+
+    check "$name: run finished before timeout" "$(isnt "$rc" 124)" "run.sh exit $rc"
+    local up; up=$(value "L2 init reached uptime" "$log")
+    check "$name: L2 init reached" "$([[ -n $up ]] && echo 0 || echo 1)" "uptime=${up:-none}"
+    local cpus; cpus=$(value cpus "$log")
+    check "$name: cpus=$vcpus" "$(is "$cpus" "$vcpus")" "got ${cpus:-none}"
+    local cs pvb hv; cs=$(value clocksource "$log"); pvb=$(value pvboot "$log"); hv=$(value hypervisor_flag "$log")
+    if [[ $mode == pv ]]; then
+        check "$name: pvboot=yes" "$(is "$pvb" yes)" "got ${pvb:-none}"
+        check "$name: clocksource=kvm-clock" "$(is "$cs" kvm-clock)" "got ${cs:-none}"
+    else
+        check "$name: pvboot=no" "$(is "$pvb" no)" "got ${pvb:-none}"
+        check "$name: clocksource is not kvm-clock" "$([[ -n $cs && $cs != kvm-clock ]] && echo 0 || echo 1)" "got ${cs:-none}"
+        check "$name: hypervisor_flag=no" "$(is "$hv" no)" "got ${hv:-none}"
+    fi
+    local st; st=$(value "vmm exit status" "$log")
+    check "$name: vmm exit status=0" "$(is "$st" 0)" "got ${st:-none}"
+    if [[ $FAILED != "$before" ]]; then
+        local keep="${TMPDIR:-/tmp}/vmmd-lab-fail-$vmm-$mode-$vcpus.log"
+        cp "$log" "$keep" 2>/dev/null || true
+        echo "--- last 40 console lines ($vmm $mode vcpus=$vcpus; full log: $keep)"
+        tail -n 40 "$log" 2>/dev/null | tr -d '\r' || true
+        tail -n 5 "$log.err" 2>/dev/null || true
+        echo "---"
+    fi
+}
+
+run_case pv 2
+run_case full 1
+[[ $QUICK == 1 ]] || run_case full 2
+
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED == 0 ]]

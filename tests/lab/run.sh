@@ -12,6 +12,9 @@
 # Usage: run.sh --vmm vmmd|qemu-pv|qemu-full [--mode full|pv] [--vcpus N]
 #               [--vmmd PATH] [--timeout S] [--memory MIB] [--cache DIR]
 #               [--l2-append "ARGS"] [--l2-verbose] [--keep] [--log FILE]
+# Env: LAB_CACHE, LAB_L1_MEM (2048), LAB_L1_SMP (2), LAB_L1_APPEND (L1 cmdline),
+#   LAB_L1_QEMU_OPTS (extra L1 QEMU args, e.g. "-d cpu_reset,guest_errors -D FILE"),
+#   LAB_MICROVM_OPTS (default ",rtc=on").
 # --log FILE: also write the console output there (default CACHE/logs/last-VMM-MODE.log).
 # Exit: 0 = L2 reached init and the VMM exited 0; 124 = timeout (QEMU killed);
 #       1 = anything else; 2 = usage error; 77 = qemu-system-x86_64 missing.
@@ -208,6 +211,7 @@ L1_CMDLINE="console=ttyS1 panic=-1 quiet mitigations=off ${LAB_L1_APPEND:-}"
 mkdir -p "$CACHE/logs"
 LOG=${LOG:-$CACHE/logs/last-$VMM-$MODE.log}
 : > "$LOG"
+QDBG=$WORK/l1-qemu-debug.log   # QEMU's own log: L1 resets, triple faults
 STAMPS=$WORK/stamps
 : > "$STAMPS"
 now() { echo "$EPOCHREALTIME"; }
@@ -217,7 +221,7 @@ set +e
 timeout -k 5 "$TIMEOUT" "$QEMU" -accel tcg,thread=multi -cpu max -smp "$L1_SMP" -m "$L1_MEM" \
     -M pc -nodefaults -no-user-config -display none -vga none -serial stdio -serial "file:$L1_KLOG" -no-reboot \
     -kernel "$CACHE/vmlinuz" -initrd "$WORK/l1-initrd.cpio" -append "$L1_CMDLINE" \
-    < /dev/null 2>&1 |
+    -d cpu_reset,guest_errors -D "$QDBG" ${LAB_L1_QEMU_OPTS:-} < /dev/null 2>&1 |
 while IFS= read -r line || [[ -n $line ]]; do
     t=$EPOCHREALTIME
     while [[ $line == *$'\r' ]]; do line=${line%$'\r'}; done
@@ -257,6 +261,15 @@ L2_UPTIME=$(get l2_uptime); L2_UPTIME=${L2_UPTIME//[^0-9.]/}
 RESULT=ok
 if [[ $QRC == 124 || $QRC == 137 ]]; then
     RESULT=timeout
+elif [[ -z $L2DONE ]]; then
+    # L1 went away without its init finishing: a panic (see the L1 kernel
+    # console) or a reset/triple fault of the emulated L1 machine.
+    RESULT=l1_died
+    if grep -q "Triple fault" "$QDBG" 2>/dev/null; then
+        RESULT=l1_triple_fault
+        echo "run.sh: L1 TRIPLE-FAULTED (QEMU TCG log: -d cpu_reset); the L1 machine reset and QEMU exited (-no-reboot)" >&2
+    fi
+    grep -v -e '^CPU Reset' -e '^[A-Z][A-Z0-9 ]*=' -e '^ *$' "$QDBG" 2>/dev/null | tail -n 20 >&2 || true
 elif [[ -z $L2INIT ]]; then
     RESULT=no_l2_init
 elif [[ $STATUS != 0 ]]; then

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Installs what vmmd needs to build and test on Debian 12 (only what is
+# missing; apt-get needs root) and builds it. Usage: scripts/setup.sh [BUILD_DIR] [cmake args...]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-$ROOT/build}
+shift || true
+
+# Build: compiler, CMake, cmocka. Tests and benchmarks: QEMU (TCG lab and the
+# peer in benchmarks), busybox-static, cpio, kmod and e2fsprogs for the lab's
+# initramfs and disk images.
+PACKAGES=(gcc make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
+          e2fsprogs gzip xz-utils)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: need root to apt-get install: ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S "$ROOT" -B "$BUILD" "$@" >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"

@@ -1,0 +1,13 @@
+#!/bin/bash
+# The whole test suite: installs and builds with AddressSanitizer and
+# UndefinedBehaviorSanitizer (build-asan/), then runs every test with ctest:
+# cmocka unit tests, integration tests on /dev/kvm (skipped loudly without it)
+# and the TCG lab that boots Debian's kernel in both modes.
+# Usage: scripts/test.sh [ctest args...], e.g. scripts/test.sh -L unit
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build-asan
+"$ROOT/scripts/setup.sh" "$BUILD" -DVMMD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+cd "$BUILD"
+exec ctest --output-on-failure "$@"

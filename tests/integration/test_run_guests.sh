@@ -62,6 +62,13 @@ rc=$?
 check "echo: UART input reaches the guest and comes back" \
     $([[ $rc -eq 0 ]] && has "echo: ready" && has "hello" && has "world" && has "echo: bye"; echo $?)
 
+# More input than the UART's receive buffer holds: nothing may be lost or reordered.
+head -c 15000 /dev/urandom | base64 -w 76 >"$tmp/in"
+(cat "$tmp/in"; printf '\004') | timeout 60 "$VMMD" run --kernel "$GUESTS/guest-echo.elf" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+grep -v '^echo: ' "$tmp/out" >"$tmp/echoed"
+check "echo: 20 KB of piped input comes back intact" $([[ $rc -eq 0 ]] && cmp -s "$tmp/in" "$tmp/echoed"; echo $?)
+
 run_guest fault
 check "fault: a triple fault ends vmmd run with status 1 and one line" \
     $([[ $rc -eq 1 ]] && grep -q "triple fault" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)

@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
         --vcpus) VCPUS=${2:?}; shift 2 ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
         --cache) CACHE=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench_boot.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done

@@ -6,6 +6,8 @@
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
 #   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
 #   validate the lab itself; --quick skips the full-mode 2-vCPU run.
+# A run whose L1 (the TCG machine) triple-faults is retried once, with a NOTE
+# line (LAB_RETRY_L1_FAULT=0 disables that).
 # Prints one PASS/FAIL line per check and "N passed, N failed"; exit 1 on any
 # failure, 77 (skip) when qemu-system-x86_64 is missing.
 set -euo pipefail
@@ -23,7 +25,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; shift ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
         --cache) CACHE=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "test_lab.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -73,6 +75,15 @@ run_case() { # run_case MODE VCPUS
     echo "=== $vmm mode=$mode vcpus=$vcpus (log: $log, kept on failure)"
     "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
         --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
+    # The emulated L1 machine itself occasionally triple-faults under TCG
+    # (seen ~3 in 40 runs). Retry such a run once, loudly; a second one fails.
+    if grep -aq 'result=l1_triple_fault' "$log" && [[ ${LAB_RETRY_L1_FAULT:-1} == 1 ]]; then
+        echo "NOTE $name: L1 triple-faulted under TCG (not an L2 result); retrying once"
+        cp "$log" "${TMPDIR:-/tmp}/vmmd-lab-l1fault-$vmm-$mode-$vcpus.log" 2>/dev/null || true
+        rc=0
+        "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
+            --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
+    fi
     local before=$FAILED
     grep -a '^LAB-RESULT' "$log" 2>/dev/null || true
     [[ -s $log ]] || cat "$log.err" >&2

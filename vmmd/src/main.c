@@ -1,8 +1,24 @@
 /* vmmd's entry point: picks the subcommand. */
 #include "run.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* A closed stdin/stdout/stderr would let /dev/kvm or an eventfd become fd 0-2. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (null >= 0 && null != fd) {
+                dup2(null, fd);
+                close(null);
+            }
+        }
+    }
+}
 
 static void usage(FILE *out)
 {
@@ -14,6 +30,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    ensure_std_fds();
     if (argc < 2) {
         usage(stderr);
         return 2;

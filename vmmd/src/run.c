@@ -112,19 +112,28 @@ static void terminal_restore(struct terminal *t)
 
 enum loop_end { LOOP_VM_STOPPED, LOOP_ESCAPE, LOOP_SIGNAL };
 
+/* Console input the UART could not take yet: the guest reads slower than we type. */
+struct pending_input {
+    uint8_t buf[512];
+    size_t off, len;
+};
+
 /* Forwards console input until the VM stops, the user escapes, or a signal arrives. */
 static enum loop_end console_loop(struct hv_vm *vm, int sig_fd, bool *stdin_open, bool tty,
                                   int *signo)
 {
+    struct pending_input in = {.len = 0};
+
     for (;;) {
+        bool want_stdin = *stdin_open && in.len == 0;
         struct pollfd fds[3] = {
             {.fd = hv_vm_stopped_fd(vm), .events = POLLIN},
             {.fd = sig_fd, .events = POLLIN},
-            {.fd = *stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
+            {.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN},
         };
-        uint8_t buf[512];
 
-        if (poll(fds, 3, -1) < 0) {
+        /* With input pending, retry every 10 ms instead of reading more. */
+        if (poll(fds, 3, in.len ? 10 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return LOOP_VM_STOPPED;
@@ -139,14 +148,20 @@ static enum loop_end console_loop(struct hv_vm *vm, int sig_fd, bool *stdin_open
             }
         }
         if (fds[2].revents) {
-            ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+            ssize_t n = read(STDIN_FILENO, in.buf, sizeof(in.buf));
             if (n <= 0) {
                 *stdin_open = false; /* EOF: the guest keeps running without input */
                 continue;
             }
-            if (tty && memchr(buf, CONSOLE_ESCAPE, (size_t)n))
+            if (tty && memchr(in.buf, CONSOLE_ESCAPE, (size_t)n))
                 return LOOP_ESCAPE;
-            hv_vm_console_input(vm, buf, (size_t)n);
+            in.off = 0;
+            in.len = (size_t)n;
+        }
+        if (in.len) {
+            size_t taken = hv_vm_console_input(vm, in.buf + in.off, in.len);
+            in.off += taken;
+            in.len -= taken;
         }
     }
 }

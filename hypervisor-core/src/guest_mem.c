@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/mman.h>
 
 int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
@@ -40,4 +41,14 @@ void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len)
         len <= high_size - (gpa - HV_HIGH_MEM_START))
         return mem->host + mem->low_size + (gpa - HV_HIGH_MEM_START);
     return NULL;
+}
+
+int hv_guest_mem_write(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+{
+    void *dst = hv_gpa_to_hva(mem, gpa, len);
+
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, src, len);
+    return 0;
 }

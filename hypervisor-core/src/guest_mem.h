@@ -23,5 +23,7 @@ int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size);
 void hv_guest_mem_destroy(struct hv_guest_mem *mem);
 /* NULL unless [gpa, gpa+len) is wholly inside one RAM region. */
 void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Copies into guest RAM; -ENOMEM unless the whole range is RAM. */
+int hv_guest_mem_write(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
 
 #endif

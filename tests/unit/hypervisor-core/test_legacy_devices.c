@@ -18,6 +18,14 @@ static time_t fixed_time(void)
     return 1795651200 + 3 * 3600 + 25 * 60 + 9; /* 2026-11-26 03:25:09 UTC */
 }
 
+/* A 256 MiB machine's RTC whose host clock stands still at fixed_time(). */
+static void rtc_fixture(struct fake_platform *fp, struct cmos_rtc *rtc)
+{
+    fake_platform_init(fp);
+    cmos_rtc_init(rtc, &fp->platform, 256ull << 20);
+    rtc->now = fixed_time;
+}
+
 static uint8_t cmos(struct cmos_rtc *rtc, uint8_t reg)
 {
     dev_out8(&rtc->dev, 0, reg);
@@ -30,9 +38,7 @@ static void test_rtc_bcd_time(void **state)
     struct cmos_rtc rtc;
 
     (void)state;
-    fake_platform_init(&fp);
-    cmos_rtc_init(&rtc, &fp.platform, 256ull << 20);
-    rtc.now = fixed_time;
+    rtc_fixture(&fp, &rtc);
     assert_int_equal(cmos(&rtc, 0x00), 0x09);
     assert_int_equal(cmos(&rtc, 0x02), 0x25);
     assert_int_equal(cmos(&rtc, 0x04), 0x03);
@@ -50,9 +56,7 @@ static void test_rtc_binary_and_12h(void **state)
     struct cmos_rtc rtc;
 
     (void)state;
-    fake_platform_init(&fp);
-    cmos_rtc_init(&rtc, &fp.platform, 256ull << 20);
-    rtc.now = fixed_time;
+    rtc_fixture(&fp, &rtc);
     dev_out8(&rtc.dev, 0, 0x0b);
     dev_out8(&rtc.dev, 1, 0x04); /* binary, 12-hour */
     assert_int_equal(cmos(&rtc, 0x02), 25);
@@ -65,9 +69,7 @@ static void test_rtc_guest_sets_its_own_clock(void **state)
     struct cmos_rtc rtc;
 
     (void)state;
-    fake_platform_init(&fp);
-    cmos_rtc_init(&rtc, &fp.platform, 256ull << 20);
-    rtc.now = fixed_time;
+    rtc_fixture(&fp, &rtc);
     dev_out8(&rtc.dev, 0, 0x09);
     dev_out8(&rtc.dev, 1, 0x30); /* year 2030 */
     assert_int_equal(cmos(&rtc, 0x09), 0x30);
@@ -80,8 +82,7 @@ static void test_rtc_nvram_and_memory_size(void **state)
     struct cmos_rtc rtc;
 
     (void)state;
-    fake_platform_init(&fp);
-    cmos_rtc_init(&rtc, &fp.platform, 256ull << 20);
+    rtc_fixture(&fp, &rtc);
     dev_out8(&rtc.dev, 0, 0x80 | 0x40); /* NMI mask bit is not part of the index */
     dev_out8(&rtc.dev, 1, 0x99);
     assert_int_equal(cmos(&rtc, 0x40), 0x99);

@@ -89,16 +89,6 @@ static void put64(uint8_t *t, unsigned off, uint64_t v)
     memcpy(t + off, &v, 8);
 }
 
-static int copy_to_guest(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, size_t len)
-{
-    void *dst = hv_gpa_to_hva(mem, gpa, len);
-
-    if (!dst)
-        return -ENOMEM;
-    memcpy(dst, src, len);
-    return 0;
-}
-
 /* Writes a finished table into guest memory with its checksum. */
 static int commit(const struct hv_guest_mem *mem, uint64_t gpa, uint8_t *table)
 {
@@ -106,7 +96,7 @@ static int commit(const struct hv_guest_mem *mem, uint64_t gpa, uint8_t *table)
 
     h->checksum = 0;
     h->checksum = checksum(table, h->length);
-    return copy_to_guest(mem, gpa, table, h->length);
+    return hv_guest_mem_write(mem, gpa, table, h->length);
 }
 
 static void build_fadt(uint8_t *t)
@@ -245,5 +235,5 @@ int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
     rsdp.xsdt_address = XSDT_ADDR;
     rsdp.checksum = checksum(&rsdp, 20);
     rsdp.extended_checksum = checksum(&rsdp, sizeof(rsdp));
-    return copy_to_guest(mem, RSDP_ADDR, &rsdp, sizeof(rsdp));
+    return hv_guest_mem_write(mem, RSDP_ADDR, &rsdp, sizeof(rsdp));
 }

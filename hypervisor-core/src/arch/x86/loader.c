@@ -35,16 +35,6 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int copy_in(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
-{
-    void *dst = hv_gpa_to_hva(mem, gpa, len);
-
-    if (!dst)
-        return -ENOMEM;
-    memcpy(dst, src, len);
-    return 0;
-}
-
 static uint64_t low_ram_end(const struct hv_guest_mem *mem)
 {
     return mem->low_size;
@@ -70,7 +60,7 @@ static int place_initrd(const struct hv_guest_mem *mem, struct boot_params *bp,
     addr = (top - initrd_size) & ~(uint64_t)(INITRD_ALIGN - 1);
     if (addr < kernel_end)
         return fail(err, errlen, -ENOMEM, "too little memory for the initrd");
-    copy_in(mem, addr, initrd, initrd_size);
+    hv_guest_mem_write(mem, addr, initrd, initrd_size);
     bp->hdr.ramdisk_image = (uint32_t)addr;
     bp->hdr.ramdisk_size = (uint32_t)initrd_size;
     bp->ext_ramdisk_image = (uint32_t)(addr >> 32);
@@ -82,7 +72,7 @@ static void fill_common(const struct hv_guest_mem *mem, struct boot_params *bp, 
 {
     size_t len = cmdline ? strlen(cmdline) : 0;
 
-    copy_in(mem, X86_CMDLINE_ADDR, cmdline ? cmdline : "", len + 1);
+    hv_guest_mem_write(mem, X86_CMDLINE_ADDR, cmdline ? cmdline : "", len + 1);
     bp->hdr.cmd_line_ptr = X86_CMDLINE_ADDR;
     bp->ext_cmd_line_ptr = 0;
     bp->hdr.cmdline_size = X86_CMDLINE_MAX;
@@ -123,7 +113,7 @@ static int load_bzimage(const struct hv_guest_mem *mem, const uint8_t *image, si
                     "too little memory: the kernel needs %llu MiB, the VM has %llu MiB",
                     (unsigned long long)((need + (1 << 20) - 1) >> 20),
                     (unsigned long long)(mem->size >> 20));
-    rc = copy_in(mem, load_addr, image + setup_size, kernel_size);
+    rc = hv_guest_mem_write(mem, load_addr, image + setup_size, kernel_size);
     if (rc)
         return fail(err, errlen, rc, "kernel does not fit in guest memory");
 
@@ -142,7 +132,7 @@ static int load_bzimage(const struct hv_guest_mem *mem, const uint8_t *image, si
     rc = place_initrd(mem, &bp, initrd, initrd_size, need, hdr.initrd_addr_max, err, errlen);
     if (rc)
         return rc;
-    copy_in(mem, X86_BOOT_PARAMS_ADDR, &bp, sizeof(bp));
+    hv_guest_mem_write(mem, X86_BOOT_PARAMS_ADDR, &bp, sizeof(bp));
     out->entry = load_addr + STARTUP_64_OFFSET;
     out->boot_params = X86_BOOT_PARAMS_ADDR;
     return 0;
@@ -193,7 +183,7 @@ static int load_elf64(const struct hv_guest_mem *mem, const uint8_t *image, size
     rc = place_initrd(mem, &bp, initrd, initrd_size, kernel_end, 0, err, errlen);
     if (rc)
         return rc;
-    copy_in(mem, X86_BOOT_PARAMS_ADDR, &bp, sizeof(bp));
+    hv_guest_mem_write(mem, X86_BOOT_PARAMS_ADDR, &bp, sizeof(bp));
     out->entry = eh.e_entry;
     out->boot_params = X86_BOOT_PARAMS_ADDR;
     return 0;

@@ -1,0 +1,121 @@
+/*
+ * api/: HTTP request bodies in, typed requests out; typed results in, JSON
+ * out. Parsing and validation never touch VM state: the daemon's handlers
+ * get a struct api_vm_def that is already checked (names, ranges, paths under
+ * the image directories, MACs) or an api_error to send back as
+ * application/problem+json.
+ */
+#ifndef API_API_H
+#define API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "db/store.h"
+
+/* Error kinds, their HTTP status and problem title: one table. */
+#define API_ERRORS(X)                                                                              \
+    X(BAD_REQUEST, 400, "bad-request", "Bad Request")                                              \
+    X(UNAUTHORIZED, 401, "unauthorized", "Unauthorized")                                           \
+    X(FORBIDDEN, 403, "forbidden", "Forbidden")                                                    \
+    X(NOT_FOUND, 404, "not-found", "Not Found")                                                    \
+    X(METHOD_NOT_ALLOWED, 405, "method-not-allowed", "Method Not Allowed")                         \
+    X(CONFLICT, 409, "conflict", "Conflict")                                                       \
+    X(PAYLOAD_TOO_LARGE, 413, "payload-too-large", "Payload Too Large")                            \
+    X(UNSUPPORTED_MEDIA, 415, "unsupported-media-type", "Unsupported Media Type")                  \
+    X(UNPROCESSABLE, 422, "unprocessable", "Unprocessable Entity")                                 \
+    X(INTERNAL, 500, "internal", "Internal Server Error")                                          \
+    X(UNAVAILABLE, 503, "unavailable", "Service Unavailable")
+
+enum api_error_kind {
+#define API_X_ENUM(name, status, slug, title) API_ERR_##name,
+    API_ERRORS(API_X_ENUM)
+#undef API_X_ENUM
+};
+
+struct api_error {
+    enum api_error_kind kind;
+    char detail[512];
+};
+
+int api_error_status(enum api_error_kind kind);
+const char *api_error_title(enum api_error_kind kind);
+/* Fills err; returns -1 so callers can `return api_fail(...)`. */
+int api_fail(struct api_error *err, enum api_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {"type":"https://vmmd.dev/problems/<slug>","title","status","detail"}; caller frees. */
+char *api_problem_json(const struct api_error *err);
+
+#define API_BODY_MAX   (1024 * 1024)
+#define API_MAX_DISKS  16
+#define API_MAX_NICS   8
+#define API_MAX_VCPUS  64
+#define API_MIN_MEMORY 16
+#define API_MAX_MEMORY (1024 * 1024)
+#define API_CMDLINE_MAX 4095
+
+struct api_limits {
+    const char *const *image_dirs; /* absolute, canonical */
+    size_t n_image_dirs;
+};
+
+enum api_field {
+    API_F_NAME = 1u << 0,
+    API_F_MODE = 1u << 1,
+    API_F_VCPUS = 1u << 2,
+    API_F_MEMORY = 1u << 3,
+    API_F_KERNEL = 1u << 4,
+    API_F_INITRD = 1u << 5,
+    API_F_CMDLINE = 1u << 6,
+    API_F_DISKS = 1u << 7,
+    API_F_NICS = 1u << 8,
+    API_F_AUTOSTART = 1u << 9,
+};
+
+/* A validated VM definition (create) or set of changes (patch: see present). */
+struct api_vm_def {
+    unsigned present; /* API_F_* given in the request */
+    char name[DB_NAME_MAX + 1];
+    char mode[8];
+    uint32_t vcpus;
+    uint64_t memory_mib;
+    char *kernel, *initrd, *cmdline; /* canonical paths; NULL when absent (or null in a patch) */
+    char *disks_json, *nics_json;    /* normalised JSON arrays */
+    bool autostart;
+};
+
+/*
+ * POST /v1/vms: required name and kernel; defaults mode pv, vcpus 1, memory_mib 256,
+ * autostart false. Malformed JSON → 400; an unknown field → 400 naming it; a wrong type
+ * or a value out of range → 422 naming the field; a path outside the image
+ * directories (also through a symlink) → 403; a path that does not exist → 422.
+ */
+int api_parse_vm_create(const char *body, size_t len, const struct api_limits *limits,
+                        struct api_vm_def *out, struct api_error *err);
+/* PATCH /v1/vms/{id}: any subset of the same fields; initrd/cmdline may be null to clear. */
+int api_parse_vm_patch(const char *body, size_t len, const struct api_limits *limits,
+                       struct api_vm_def *out, struct api_error *err);
+/* Applies a validated patch onto a stored VM (only fields in present). */
+void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm);
+/* Copies a validated create into a fresh db_vm (no id, state stopped). */
+void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm);
+void api_vm_def_free(struct api_vm_def *def);
+
+/* POST /v1/vms/{id}/shutdown body (optional): {"timeout_s": 1..3600}, default 30. */
+int api_parse_shutdown(const char *body, size_t len, uint32_t *timeout_s, struct api_error *err);
+/* A name is [a-z0-9][a-z0-9-]{0,62}. */
+bool api_name_valid(const char *name);
+/* Resolves path (realpath) and checks it lies under one of the image dirs. */
+int api_check_path(const char *field, const char *path, const struct api_limits *limits,
+                   char **canonical, struct api_error *err);
+
+/* The JSON a client sees for a VM: the definition, state, reason, timestamps (RFC 3339). */
+json_t *api_vm_to_json(const struct db_vm *vm);
+
+/* The OpenAPI 3 document (api/openapi.json, embedded at build time). */
+extern const char api_openapi_json[];
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * The daemon's SQLite store: VM definitions, their lifecycle state and the
+ * event log that feeds the event stream. Every write runs in one transaction
+ * together with the event that announces it, so a crash between two
+ * statements never leaves a VM half-created or a change unannounced.
+ * Only the daemon's loop thread uses a struct db_store; workers never do.
+ * Functions return 0 or a negative errno.
+ */
+#ifndef DB_STORE_H
+#define DB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_ID_LEN   36 /* UUID in text form */
+#define DB_NAME_MAX 63
+
+struct db_store;
+
+/* A VM as stored. The char * members are owned by the struct: db_vm_clear() frees them. */
+struct db_vm {
+    char id[DB_ID_LEN + 1];
+    char name[DB_NAME_MAX + 1];
+    char mode[8]; /* "full" | "pv" */
+    uint32_t vcpus;
+    uint64_t memory_mib;
+    char *kernel;
+    char *initrd;     /* NULL when none */
+    char *cmdline;    /* NULL when none */
+    char *disks_json; /* JSON array text, "[]" when none: [{"path":..,"readonly":..}] */
+    char *nics_json;  /* JSON array text, "[]" when none: [{"tap"|"network":..,"mac":..}] */
+    bool autostart;
+    char state[16];     /* stopped|starting|running|paused|stopping|crashed */
+    char *state_reason; /* why it entered its state; NULL when none */
+    int64_t created_at; /* unix time in ms */
+    int64_t updated_at;
+    int64_t started_at; /* last start, 0 if never */
+    int64_t worker_pid; /* 0 when no worker */
+};
+
+struct db_event {
+    int64_t id; /* strictly increasing */
+    int64_t ts; /* unix time in ms */
+    char type[32]; /* vm.created | vm.updated | vm.state_changed | vm.deleted | daemon.started */
+    char vm_id[DB_ID_LEN + 1]; /* "" for daemon events */
+    const char *data_json;     /* JSON object text; valid during the callback only */
+};
+
+/*
+ * Opens or creates the database at path: WAL mode, foreign keys on, a busy
+ * timeout, then applies the embedded migrations (db-schema/migrations/NNN_*.sql)
+ * in order, each in its own transaction, recording the number in
+ * PRAGMA user_version. A database whose user_version is newer than the newest
+ * embedded migration is refused with -EPROTO and a message in err, and is not
+ * modified in any way.
+ */
+int db_open(const char *path, struct db_store **out, char *err, size_t errlen);
+void db_close(struct db_store *db);
+int db_schema_version(struct db_store *db);
+int db_known_schema_version(void);
+
+/* Writes; *event_id receives the announcing event's id when event_id is non-NULL. */
+int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id); /* -EEXIST: id or name taken */
+int db_vm_update(struct db_store *db, const struct db_vm *vm, int64_t *event_id); /* definition, name, autostart; -ENOENT, -EEXIST */
+int db_vm_set_state(struct db_store *db, const char *id, const char *state, const char *reason,
+                    int64_t worker_pid, int64_t *event_id); /* -ENOENT; sets started_at on "starting" */
+int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id); /* -ENOENT */
+int db_event_insert(struct db_store *db, const char *type, const char *vm_id,
+                    const char *data_json, int64_t *event_id);
+
+/* Reads. A lookup by id-or-name tries the id first. */
+int db_vm_get(struct db_store *db, const char *id_or_name, struct db_vm *out); /* -ENOENT */
+int db_vm_list(struct db_store *db, const char *state_or_null, struct db_vm **out, size_t *count);
+void db_vm_clear(struct db_vm *vm);
+void db_vm_list_free(struct db_vm *vms, size_t count);
+/* Calls fn for each event with id > since, oldest first, at most limit (0: all); stops when fn returns non-zero. */
+int db_events_since(struct db_store *db, int64_t since, size_t limit,
+                    int (*fn)(void *opaque, const struct db_event *ev), void *opaque);
+int64_t db_last_event_id(struct db_store *db);
+int64_t db_size_bytes(struct db_store *db);
+
+#endif

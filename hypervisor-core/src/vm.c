@@ -350,6 +350,11 @@ void hv_vm_request_stop(struct hv_vm *vm)
     hv__vm_stop(vm, HV_STOP_REQUESTED, 0, "stopped by the VMM");
 }
 
+void hv_vm_request_reboot(struct hv_vm *vm)
+{
+    hv__vm_stop(vm, HV_STOP_REBOOT, 0, "reboot requested by the VMM");
+}
+
 int hv_vm_stopped_fd(const struct hv_vm *vm)
 {
     return vm->stopped_fd;

@@ -5,15 +5,19 @@
  * drives it, so its flags and exit statuses are a stable interface.
  */
 #include "run.h"
+#include "console_buffer.h"
 #include "options.h"
+#include "worker_control.h"
 
 #include "hv/hv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <termios.h>
@@ -30,6 +34,7 @@ struct run_args {
     uint64_t vcpus, memory;
     int on_reboot;
     bool stats, timing, help;
+    const char *control, *console_log, *exit_file; /* worker mode (the daemon's) */
 };
 
 static const char *const mode_choices[] = {"full", "pv", NULL};
@@ -57,6 +62,13 @@ static const struct vmmd_opt run_options[] = {
      .help = "print exit counters to stderr at the end"},
     {.name = "timing", .type = VMMD_OPT_FLAG, .offset = OFF(timing),
      .help = "print CLOCK_MONOTONIC ns of start, first guest exit and end to stderr"},
+    {.name = "control", .type = VMMD_OPT_STRING, .offset = OFF(control), .metavar = "PATH",
+     .help = "worker mode: serve the control socket at PATH; the console goes to the "
+             "buffer, the log and attached clients instead of stdin/stdout"},
+    {.name = "console-log", .type = VMMD_OPT_STRING, .offset = OFF(console_log),
+     .metavar = "PATH", .help = "also write the console to PATH (capped at 1 MiB, one .1 kept)"},
+    {.name = "exit-file", .type = VMMD_OPT_STRING, .offset = OFF(exit_file), .metavar = "PATH",
+     .help = "write why the VM ended, as JSON, to PATH before exiting"},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -70,20 +82,6 @@ static const char run_usage[] =
     "terminal, Ctrl-] quits. Exit status: 0 when the guest powers off, the value a\n"
     "test guest writes to the debug-exit port, 1 on a setup error or a guest crash\n"
     "(triple fault), 2 on a usage error, 3 when the guest reboots with --on-reboot=exit.";
-
-static void console_write(void *opaque, const uint8_t *buf, size_t len)
-{
-    (void)opaque;
-    while (len) {
-        ssize_t n = write(STDOUT_FILENO, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* nobody reads the console any more: the guest must not stall */
-        buf += n;
-        len -= (size_t)n;
-    }
-}
 
 struct terminal {
     bool raw;
@@ -118,22 +116,24 @@ struct pending_input {
     size_t off, len;
 };
 
-/* Forwards console input until the VM stops, the user escapes, or a signal arrives. */
-static enum loop_end console_loop(struct hv_vm *vm, int sig_fd, bool *stdin_open, bool tty,
-                                  int *signo)
+/* Forwards console input and serves the control socket until the VM stops,
+ * the user escapes, or a signal arrives. */
+static enum loop_end console_loop(struct worker_ctx *ctx, struct control_server *ctl, int sig_fd,
+                                  bool *stdin_open, bool tty, int *signo)
 {
     struct pending_input in = {.len = 0};
 
     for (;;) {
         bool want_stdin = *stdin_open && in.len == 0;
-        struct pollfd fds[3] = {
-            {.fd = hv_vm_stopped_fd(vm), .events = POLLIN},
+        struct pollfd fds[3 + 1 + CONTROL_MAX_CLIENTS] = {
+            {.fd = hv_vm_stopped_fd(ctx->vm), .events = POLLIN},
             {.fd = sig_fd, .events = POLLIN},
             {.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN},
         };
+        int nctl = ctl ? control_server_pollfds(ctl, fds + 3) : 0;
 
         /* With input pending, retry every 10 ms instead of reading more. */
-        if (poll(fds, 3, in.len ? 10 : -1) < 0) {
+        if (poll(fds, (nfds_t)(3 + nctl), in.len ? 10 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return LOOP_VM_STOPPED;
@@ -159,10 +159,12 @@ static enum loop_end console_loop(struct hv_vm *vm, int sig_fd, bool *stdin_open
             in.len = (size_t)n;
         }
         if (in.len) {
-            size_t taken = hv_vm_console_input(vm, in.buf + in.off, in.len);
+            size_t taken = hv_vm_console_input(ctx->vm, in.buf + in.off, in.len);
             in.off += taken;
             in.len -= taken;
         }
+        if (ctl)
+            control_server_handle(ctl, fds + 3, nctl, ctx);
     }
 }
 
@@ -188,61 +190,101 @@ static void print_stats(struct hv_vm *vm, const struct run_args *a)
     }
 }
 
-/* Runs the VM once; returns the stop reason and fills *status. */
-static enum hv_stop_reason run_once(const struct run_args *a, const struct hv_vm_config *cfg,
-                                    int sig_fd, bool *stdin_open, int *status)
+/* Writes the exit file atomically, so the daemon never reads half of one. */
+static void write_exit_file(const char *path, const char *reason, const char *detail, int status)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\"reason\":\"%s\",\"status\":%d,\"detail\":\"", reason, status);
+    for (const char *p = detail; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', f);
+        fputc((unsigned char)*p < 0x20 ? ' ' : *p, f);
+    }
+    fprintf(f, "\"}\n");
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+struct run_result {
+    enum hv_stop_reason reason;
+    int status;
+    char detail[256];
+};
+
+/* Runs the VM once, until it stops for any reason. */
+static void run_once(const struct run_args *a, const struct hv_vm_config *cfg, int sig_fd,
+                     bool *stdin_open, struct worker_ctx *ctx, struct control_server *ctl,
+                     struct run_result *res)
 {
     struct terminal term = {0};
     struct hv_vm *vm;
     char err[256] = "";
-    enum hv_stop_reason reason;
     enum loop_end end;
     int signo = 0, rc;
 
     rc = hv_vm_create(cfg, &vm, err, sizeof(err));
-    if (rc) {
-        fprintf(stderr, "vmmd: %s\n", err[0] ? err : strerror(-rc));
-        *status = VMMD_RUN_EXIT_FAILURE;
-        return HV_STOP_ERROR;
-    }
-    if ((rc = hv_vm_start(vm))) {
-        fprintf(stderr, "vmmd: cannot start vCPUs: %s\n", strerror(-rc));
+    if (rc == 0 && (rc = hv_vm_start(vm))) {
+        snprintf(err, sizeof(err), "cannot start vCPUs: %s", strerror(-rc));
         hv_vm_destroy(vm);
-        *status = VMMD_RUN_EXIT_FAILURE;
-        return HV_STOP_ERROR;
     }
-    terminal_raw(&term);
-    end = console_loop(vm, sig_fd, stdin_open, term.raw, &signo);
+    if (rc) {
+        snprintf(res->detail, sizeof(res->detail), "%s", err[0] ? err : strerror(-rc));
+        fprintf(stderr, "vmmd: %s\n", res->detail);
+        res->reason = HV_STOP_ERROR;
+        res->status = VMMD_RUN_EXIT_FAILURE;
+        return;
+    }
+    ctx->vm = vm;
+    ctx->boots++;
+    ctx->paused = false;
+    if (!ctl)
+        terminal_raw(&term);
+    end = console_loop(ctx, ctl, sig_fd, stdin_open, term.raw, &signo);
     terminal_restore(&term);
     if (end != LOOP_VM_STOPPED)
         hv_vm_request_stop(vm);
-    reason = hv_vm_wait(vm);
+    res->reason = hv_vm_wait(vm);
     print_stats(vm, a);
+    snprintf(res->detail, sizeof(res->detail), "%s", hv_vm_stop_detail(vm));
 
-    switch (end == LOOP_VM_STOPPED ? reason : HV_STOP_REQUESTED) {
+    switch (end == LOOP_VM_STOPPED ? res->reason : HV_STOP_REQUESTED) {
     case HV_STOP_POWEROFF:
-        *status = hv_vm_exit_code(vm);
+        res->status = hv_vm_exit_code(vm);
         break;
     case HV_STOP_REBOOT:
-        *status = VMMD_RUN_EXIT_REBOOT;
+        res->status = VMMD_RUN_EXIT_REBOOT;
         break;
     case HV_STOP_REQUESTED:
         if (end == LOOP_SIGNAL) {
             fprintf(stderr, "vmmd: stopped by signal %d (%s)\n", signo, strsignal(signo));
-            *status = 128 + signo;
-        } else {
+            snprintf(res->detail, sizeof(res->detail), "stopped by signal %d", signo);
+            res->status = 128 + signo;
+        } else if (end == LOOP_ESCAPE) {
             fprintf(stderr, "vmmd: console escape, VM stopped\n");
-            *status = VMMD_RUN_EXIT_OK;
+            res->status = VMMD_RUN_EXIT_OK;
+        } else {
+            res->status = VMMD_RUN_EXIT_OK; /* "stop" on the control socket */
         }
-        reason = HV_STOP_REQUESTED;
+        res->reason = HV_STOP_REQUESTED;
         break;
     default:
-        fprintf(stderr, "vmmd: %s: %s\n", hv_stop_reason_name(reason), hv_vm_stop_detail(vm));
-        *status = VMMD_RUN_EXIT_FAILURE;
+        fprintf(stderr, "vmmd: %s: %s\n", hv_stop_reason_name(res->reason), res->detail);
+        res->status = VMMD_RUN_EXIT_FAILURE;
         break;
     }
+    ctx->vm = NULL;
     hv_vm_destroy(vm);
-    return reason;
+}
+
+static const char *exit_reason_name(enum hv_stop_reason r)
+{
+    return r == HV_STOP_REQUESTED ? "stopped" : hv_stop_reason_name(r);
 }
 
 int vmmd_run_main(int argc, char **argv)
@@ -250,10 +292,14 @@ int vmmd_run_main(int argc, char **argv)
     struct run_args a = {.mode = HV_MODE_PV, .vcpus = HV_DEFAULT_VCPUS,
                          .memory = HV_DEFAULT_MEMORY, .on_reboot = ON_REBOOT_RESTART};
     struct hv_vm_config cfg;
+    struct console_buffer console;
+    struct control_server ctl = {.listen_fd = -1};
+    struct worker_ctx ctx = {0};
+    struct run_result res = {0};
     char err[256];
     sigset_t sigs;
     bool stdin_open = true;
-    int sig_fd, status = VMMD_RUN_EXIT_FAILURE;
+    int sig_fd, rc;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -265,6 +311,20 @@ int vmmd_run_main(int argc, char **argv)
         fprintf(stderr, "vmmd run: %s\n", err);
         return VMMD_RUN_EXIT_USAGE;
     }
+    if (a.control) {
+        /* A worker: no terminal, the daemon talks to it through the control socket. */
+        stdin_open = false;
+        if ((rc = control_server_open(&ctl, a.control))) {
+            fprintf(stderr, "vmmd: control socket %s: %s\n", a.control, strerror(-rc));
+            return VMMD_RUN_EXIT_FAILURE;
+        }
+    }
+    if ((rc = console_buffer_init(&console, a.console_log, WORKER_CONSOLE_LOG_MAX,
+                                  a.control ? -1 : STDOUT_FILENO))) {
+        fprintf(stderr, "vmmd: console log %s: %s\n", a.console_log, strerror(-rc));
+        return VMMD_RUN_EXIT_FAILURE;
+    }
+    ctx.console = &console;
     cfg = (struct hv_vm_config){
         .mode = (enum hv_mode)a.mode,
         .vcpus = (unsigned)a.vcpus,
@@ -272,7 +332,8 @@ int vmmd_run_main(int argc, char **argv)
         .kernel = a.kernel,
         .initrd = a.initrd,
         .cmdline = a.cmdline,
-        .console_write = console_write,
+        .console_write = console_buffer_write,
+        .console_opaque = &console,
     };
 
     /* Signals arrive through a signalfd; vCPU threads inherit the blocked mask. */
@@ -287,9 +348,23 @@ int vmmd_run_main(int argc, char **argv)
         fprintf(stderr, "vmmd: signalfd: %s\n", strerror(errno));
         return VMMD_RUN_EXIT_FAILURE;
     }
-    while (run_once(&a, &cfg, sig_fd, &stdin_open, &status) == HV_STOP_REBOOT &&
-           a.on_reboot == ON_REBOOT_RESTART)
+    for (;;) {
+        run_once(&a, &cfg, sig_fd, &stdin_open, &ctx, a.control ? &ctl : NULL, &res);
+        if (res.reason != HV_STOP_REBOOT || a.on_reboot != ON_REBOOT_RESTART ||
+            ctx.exit_on_reboot)
+            break;
         fprintf(stderr, "vmmd: guest rebooted, restarting it\n");
+    }
+    /* A shutdown request (Ctrl-Alt-Del) that ended in a reboot is a clean power off. */
+    if (res.reason == HV_STOP_REBOOT && ctx.exit_on_reboot) {
+        res.reason = HV_STOP_POWEROFF;
+        res.status = VMMD_RUN_EXIT_OK;
+    }
+    if (a.exit_file)
+        write_exit_file(a.exit_file, exit_reason_name(res.reason), res.detail, res.status);
+    if (a.control)
+        control_server_close(&ctl);
     close(sig_fd);
-    return status;
+    console_buffer_destroy(&console);
+    return res.status;
 }

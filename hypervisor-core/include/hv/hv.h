@@ -98,6 +98,8 @@ const char *hv_vm_stop_detail(const struct hv_vm *vm);
 int hv_vm_exit_code(const struct hv_vm *vm);
 
 void hv_vm_request_stop(struct hv_vm *vm);
+/* Stops the VM as if the guest had reset the machine (HV_STOP_REBOOT). */
+void hv_vm_request_reboot(struct hv_vm *vm);
 int hv_vm_pause(struct hv_vm *vm);
 int hv_vm_resume(struct hv_vm *vm);
 

@@ -1,0 +1,147 @@
+/* Console output fan-out: ring buffer, capped log file, attached clients. */
+#include "console_buffer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Keeps one previous generation (.1) so a log never grows past twice log_max. */
+static void rotate_log(struct console_buffer *c)
+{
+    char old[4096];
+
+    snprintf(old, sizeof(old), "%s.1", c->log_path);
+    close(c->log_fd);
+    rename(c->log_path, old);
+    c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    c->log_size = 0;
+}
+
+int console_buffer_init(struct console_buffer *c, const char *log_path, uint64_t log_max,
+                        int also_fd)
+{
+    memset(c, 0, sizeof(*c));
+    c->log_fd = -1;
+    c->also_fd = also_fd;
+    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++)
+        c->clients[i] = -1;
+    if (log_path) {
+        c->log_path = strdup(log_path);
+        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (!c->log_path || c->log_fd < 0) {
+            free(c->log_path);
+            return -errno;
+        }
+        c->log_size = (uint64_t)lseek(c->log_fd, 0, SEEK_END);
+        c->log_max = log_max;
+    }
+    return -pthread_mutex_init(&c->lock, NULL);
+}
+
+void console_buffer_destroy(struct console_buffer *c)
+{
+    if (c->log_fd >= 0)
+        close(c->log_fd);
+    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++)
+        if (c->clients[i] >= 0)
+            close(c->clients[i]);
+    free(c->log_path);
+    pthread_mutex_destroy(&c->lock);
+}
+
+void console_buffer_write(void *opaque, const uint8_t *buf, size_t len)
+{
+    struct console_buffer *c = opaque;
+
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < len; i++)
+        c->ring[(c->total + i) % CONSOLE_RING_SIZE] = buf[i];
+    c->total += len;
+    if (c->log_fd >= 0) {
+        if (c->log_max && c->log_size + len > c->log_max)
+            rotate_log(c);
+        if (c->log_fd >= 0) {
+            write_all(c->log_fd, buf, len);
+            c->log_size += len;
+        }
+    }
+    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++) {
+        /* Clients are non-blocking: a slow reader loses output, the guest never stalls. */
+        if (c->clients[i] >= 0 && send(c->clients[i], buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+            errno != EAGAIN) {
+            close(c->clients[i]);
+            c->clients[i] = -1;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (c->also_fd >= 0)
+        write_all(c->also_fd, buf, len);
+}
+
+size_t console_buffer_tail(struct console_buffer *c, uint8_t *out, size_t max)
+{
+    size_t n;
+    uint64_t start;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->total < CONSOLE_RING_SIZE ? (size_t)c->total : CONSOLE_RING_SIZE;
+    if (n > max)
+        n = max;
+    start = c->total - n;
+    for (size_t i = 0; i < n; i++)
+        out[i] = c->ring[(start + i) % CONSOLE_RING_SIZE];
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+uint64_t console_buffer_total(struct console_buffer *c)
+{
+    uint64_t t;
+
+    pthread_mutex_lock(&c->lock);
+    t = c->total;
+    pthread_mutex_unlock(&c->lock);
+    return t;
+}
+
+int console_buffer_attach(struct console_buffer *c, int fd)
+{
+    int rc = -ENOSPC;
+
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++) {
+        if (c->clients[i] < 0) {
+            c->clients[i] = fd;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void console_buffer_detach(struct console_buffer *c, int fd)
+{
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++)
+        if (c->clients[i] == fd)
+            c->clients[i] = -1;
+    pthread_mutex_unlock(&c->lock);
+}

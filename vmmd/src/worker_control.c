@@ -1,0 +1,251 @@
+/*
+ * A worker's control socket: one JSON line in, one JSON line out, except
+ * "console" (a header line then raw bytes) and "attach" (the connection
+ * becomes the raw console in both directions). The daemon is the usual
+ * client; a client that sends garbage gets an error line, never a crash.
+ */
+#include "worker_control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+int control_server_open(struct control_server *s, const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        s->clients[i].fd = -1;
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(addr.sun_path, path);
+    s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s->listen_fd < 0)
+        return -errno;
+    unlink(path);
+    if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        chmod(path, 0600) < 0 || listen(s->listen_fd, 8) < 0) {
+        int e = errno;
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        return -e;
+    }
+    return 0;
+}
+
+static void drop_client(struct control_client *c, struct worker_ctx *ctx)
+{
+    if (c->attached && ctx)
+        console_buffer_detach(ctx->console, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    c->attached = false;
+    c->len = 0;
+}
+
+void control_server_close(struct control_server *s)
+{
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        if (s->clients[i].fd >= 0)
+            close(s->clients[i].fd);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
+}
+
+int control_server_pollfds(const struct control_server *s, struct pollfd *fds)
+{
+    int n = 0;
+
+    fds[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        fds[n++] = (struct pollfd){.fd = s->clients[i].fd, .events = POLLIN};
+    return n;
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Sends one JSON object as a line and frees it. */
+static void reply(int fd, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+
+    if (text) {
+        send_all(fd, text, strlen(text));
+        send_all(fd, "\n", 1);
+        free(text);
+    }
+    json_decref(obj);
+}
+
+static void reply_error(int fd, const char *msg)
+{
+    reply(fd, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+static json_t *stats_json(struct worker_ctx *ctx)
+{
+    struct hv_vm_stats st;
+    json_t *exits = json_object();
+
+    hv_vm_get_stats(ctx->vm, &st);
+    for (int k = 0; k < HV_EXIT_KIND_COUNT; k++)
+        json_object_set_new(exits, hv_exit_kind_name(k), json_integer((json_int_t)st.exits[k]));
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:i}", "ok", 1, "uptime_ns",
+                     (json_int_t)st.uptime_ns, "memory_bytes", (json_int_t)st.memory_bytes,
+                     "console_bytes", (json_int_t)console_buffer_total(ctx->console),
+                     "writes_ignored", (json_int_t)st.io_writes_ignored, "exits", exits, "boots",
+                     (int)ctx->boots);
+}
+
+static void send_console_tail(int fd, struct worker_ctx *ctx, json_int_t want)
+{
+    static uint8_t buf[CONSOLE_RING_SIZE];
+    size_t n;
+
+    if (want < 0)
+        want = 0;
+    n = console_buffer_tail(ctx->console, buf, (size_t)want);
+    reply(fd, json_pack("{s:b, s:I}", "ok", 1, "bytes", (json_int_t)n));
+    send_all(fd, buf, n);
+}
+
+static void handle_command(struct control_client *c, const char *line, struct worker_ctx *ctx)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, 0, &jerr);
+    const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+
+    if (!cmd) {
+        reply_error(c->fd, "expected a JSON object with a \"cmd\" string");
+        json_decref(req);
+        return;
+    }
+    if (!ctx->vm) {
+        reply_error(c->fd, "the guest is rebooting, try again");
+    } else if (strcmp(cmd, "status") == 0) {
+        reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",
+                               ctx->paused ? "paused" : "running", "pid", (int)getpid(), "boots",
+                               (int)ctx->boots));
+    } else if (strcmp(cmd, "stats") == 0) {
+        reply(c->fd, stats_json(ctx));
+    } else if (strcmp(cmd, "pause") == 0) {
+        hv_vm_pause(ctx->vm);
+        ctx->paused = true;
+        reply(c->fd, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(cmd, "resume") == 0) {
+        hv_vm_resume(ctx->vm);
+        ctx->paused = false;
+        reply(c->fd, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(cmd, "stop") == 0) {
+        ctx->stop_requested = true;
+        hv_vm_request_stop(ctx->vm);
+        reply(c->fd, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(cmd, "reboot") == 0) {
+        /* The run loop restarts the guest in place, like a reset button. */
+        ctx->paused = false;
+        hv_vm_resume(ctx->vm);
+        hv_vm_request_reboot(ctx->vm);
+        reply(c->fd, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(cmd, "shutdown") == 0) {
+        ctx->exit_on_reboot = true;
+        if (ctx->paused) {
+            hv_vm_resume(ctx->vm);
+            ctx->paused = false;
+        }
+        hv_vm_send_ctrl_alt_del(ctx->vm);
+        reply(c->fd, json_pack("{s:b}", "ok", 1));
+    } else if (strcmp(cmd, "console") == 0) {
+        send_console_tail(c->fd, ctx, json_integer_value(json_object_get(req, "tail")));
+    } else if (strcmp(cmd, "attach") == 0) {
+        if (console_buffer_attach(ctx->console, c->fd) == 0) {
+            reply(c->fd, json_pack("{s:b}", "ok", 1));
+            c->attached = true;
+        } else {
+            reply_error(c->fd, "too many console clients");
+        }
+    } else {
+        reply_error(c->fd, "unknown command");
+    }
+    json_decref(req);
+}
+
+static void accept_client(struct control_server *s)
+{
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+        if (s->clients[i].fd < 0) {
+            s->clients[i] = (struct control_client){.fd = fd};
+            return;
+        }
+    }
+    close(fd); /* full: the client sees EOF and retries */
+}
+
+static void read_client(struct control_client *c, struct worker_ctx *ctx)
+{
+    char buf[WORKER_LINE_MAX];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+    char *nl;
+
+    if (n <= 0) {
+        drop_client(c, ctx);
+        return;
+    }
+    if (c->attached) {
+        if (ctx->vm)
+            hv_vm_console_input(ctx->vm, (const uint8_t *)buf, (size_t)n);
+        return;
+    }
+    if (c->len + (size_t)n >= sizeof(c->buf)) {
+        reply_error(c->fd, "request line too long");
+        drop_client(c, ctx);
+        return;
+    }
+    memcpy(c->buf + c->len, buf, (size_t)n);
+    c->len += (size_t)n;
+    c->buf[c->len] = 0;
+    while (!c->attached && (nl = strchr(c->buf, '\n'))) {
+        size_t used = (size_t)(nl - c->buf) + 1;
+        *nl = 0;
+        handle_command(c, c->buf, ctx);
+        memmove(c->buf, c->buf + used, c->len - used + 1);
+        c->len -= used;
+    }
+}
+
+void control_server_handle(struct control_server *s, const struct pollfd *fds, int n,
+                           struct worker_ctx *ctx)
+{
+    if (n > 0 && fds[0].revents)
+        accept_client(s);
+    for (int i = 1; i < n && i <= CONTROL_MAX_CLIENTS; i++) {
+        struct control_client *c = &s->clients[i - 1];
+        if (c->fd >= 0 && fds[i].fd == c->fd && fds[i].revents)
+            read_client(c, ctx);
+    }
+}

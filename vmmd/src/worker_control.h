@@ -1,0 +1,45 @@
+/* The worker's control socket server (protocol in worker_proto.h). */
+#ifndef VMMD_WORKER_CONTROL_H
+#define VMMD_WORKER_CONTROL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "console_buffer.h"
+#include "worker_proto.h"
+#include "hv/hv.h"
+
+#define CONTROL_MAX_CLIENTS 16
+
+/* What the control commands act on; vm is NULL between two boots of a reboot. */
+struct worker_ctx {
+    struct hv_vm *vm;
+    struct console_buffer *console;
+    bool paused;
+    bool exit_on_reboot; /* set by "shutdown" */
+    bool stop_requested; /* set by "stop" */
+    unsigned boots;
+};
+
+struct control_client {
+    int fd;
+    bool attached; /* raw console mode */
+    size_t len;
+    char buf[WORKER_LINE_MAX];
+};
+
+struct control_server {
+    int listen_fd;
+    struct control_client clients[CONTROL_MAX_CLIENTS];
+};
+
+int control_server_open(struct control_server *s, const char *path);
+void control_server_close(struct control_server *s);
+/* Fills fds (room for 1 + CONTROL_MAX_CLIENTS) and returns how many. */
+int control_server_pollfds(const struct control_server *s, struct pollfd *fds);
+/* Handles whatever poll() reported on the fds control_server_pollfds() gave. */
+void control_server_handle(struct control_server *s, const struct pollfd *fds, int n,
+                           struct worker_ctx *ctx);
+
+#endif

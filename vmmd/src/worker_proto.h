@@ -1,0 +1,29 @@
+/*
+ * The daemon/worker boundary. A worker is `vmmd run` started detached with
+ * --control: it serves a Unix stream socket where each request is one line
+ * of JSON and each reply is one line of JSON:
+ *
+ *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N}
+ *   {"cmd":"stats"}             {"ok":true,"uptime_ns":N,"memory_bytes":N,"console_bytes":N,
+ *                                "exits":{"io":N,...},"writes_ignored":N}
+ *   {"cmd":"pause"|"resume"|"stop"|"reboot"}           {"ok":true}
+ *   {"cmd":"shutdown"}          Ctrl-Alt-Del, and the next reboot ends the worker: {"ok":true}
+ *   {"cmd":"console","tail":N}  {"ok":true,"bytes":M} followed by M raw bytes
+ *   {"cmd":"attach"}            {"ok":true}, then the connection is the raw console both ways
+ *
+ * Errors: {"ok":false,"error":"..."}. When the worker ends it first writes
+ * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped",
+ * "detail":"...","status":N}) so the daemon knows why even if it was not
+ * running at the time. No exit file and a dead worker means it was killed.
+ */
+#ifndef VMMD_WORKER_PROTO_H
+#define VMMD_WORKER_PROTO_H
+
+#define WORKER_CONTROL_SOCKET "control.sock"
+#define WORKER_CONSOLE_LOG    "console.log"
+#define WORKER_EXIT_FILE      "exit.json"
+#define WORKER_LOG            "worker.log"
+#define WORKER_LINE_MAX       4096
+#define WORKER_CONSOLE_LOG_MAX (1024 * 1024)
+
+#endif

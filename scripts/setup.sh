@@ -11,7 +11,8 @@ shift || true
 # peer in benchmarks), busybox-static, cpio, kmod and e2fsprogs for the lab's
 # initramfs and disk images.
 PACKAGES=(gcc make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
-          e2fsprogs gzip xz-utils)
+          e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
+          sqlite3 curl jq wrk)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

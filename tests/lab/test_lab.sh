@@ -76,7 +76,8 @@ run_case() { # run_case MODE VCPUS
     "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
         --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
     # The emulated L1 machine itself occasionally triple-faults under TCG
-    # (seen ~3 in 40 runs). Retry such a run once, loudly; a second one fails.
+    # (seen with multi-threaded TCG). Retry such a run once, loudly; a second
+    # one fails.
     if grep -aq 'result=l1_triple_fault' "$log" && [[ ${LAB_RETRY_L1_FAULT:-1} == 1 ]]; then
         echo "NOTE $name: L1 triple-faulted under TCG (not an L2 result); retrying once"
         cp "$log" "${TMPDIR:-/tmp}/vmmd-lab-l1fault-$vmm-$mode-$vcpus.log" 2>/dev/null || true

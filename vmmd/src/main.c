@@ -1,4 +1,5 @@
 /* vmmd's entry point: picks the subcommand. */
+#include "daemon.h"
 #include "run.h"
 
 #include <fcntl.h>
@@ -22,18 +23,26 @@ static void ensure_std_fds(void)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vmmd <command> [options]\n\n"
+    fprintf(out, "usage: vmmd [command] [options]\n\n"
                  "Commands:\n"
+                 "  serve      run the daemon (the default; see vmmd serve --help)\n"
                  "  run        run one VM in the foreground (see vmmd run --help)\n"
+                 "  routes     print the API's routes\n"
                  "  version    print the version\n");
 }
 
 int main(int argc, char **argv)
 {
     ensure_std_fds();
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    /* No command, or options first: the daemon, as in `vmmd --listen ...`. */
+    if (argc < 2 || (strncmp(argv[1], "--", 2) == 0 && strcmp(argv[1], "--version") != 0 &&
+                     strcmp(argv[1], "--help") != 0))
+        return vmmd_serve_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return vmmd_serve_main(argc - 2, argv + 2);
+    if (strcmp(argv[1], "routes") == 0) {
+        vmmd_print_routes();
+        return 0;
     }
     if (strcmp(argv[1], "run") == 0)
         return vmmd_run_main(argc - 2, argv + 2);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 
 static const struct vmmd_opt *find(const struct vmmd_opt *opts, const char *name, size_t len)
 {
@@ -126,4 +127,81 @@ void vmmd_opts_help(FILE *out, const char *usage, const struct vmmd_opt *opts)
         }
         fprintf(out, "\n");
     }
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = 0;
+    return s;
+}
+
+int vmmd_opts_parse_file(const struct vmmd_opt *opts, void *target, const char *path,
+                         char **storage, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL, *line, *save = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    *storage = NULL;
+    if (!f) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (getdelim(&text, &cap, 0, f) < 0) {
+        free(text);
+        text = strdup("");
+    }
+    fclose(f);
+    *storage = text;
+    for (line = strtok_r(text, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
+        char *hash = strchr(line, '#'), *eq, *name, *value;
+        const struct vmmd_opt *o;
+        char one[512];
+        char *argv[2];
+
+        lineno++;
+        if (hash)
+            *hash = 0;
+        line = trim(line);
+        if (!*line)
+            continue;
+        eq = strchr(line, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%u: expected name = value", path, lineno);
+            return -EINVAL;
+        }
+        *eq = 0;
+        name = trim(line);
+        value = trim(eq + 1);
+        o = find(opts, name, strlen(name));
+        if (o && o->type == VMMD_OPT_FLAG) {
+            if (strcmp(value, "true") == 0)
+                *(bool *)((char *)target + o->offset) = true;
+            else if (strcmp(value, "false") == 0)
+                *(bool *)((char *)target + o->offset) = false;
+            else
+                rc = -EINVAL;
+            if (rc)
+                snprintf(err, errlen, "%s:%u: %s must be true or false", path, lineno, name);
+            continue;
+        }
+        snprintf(one, sizeof(one), "--%s", name);
+        argv[0] = one;
+        argv[1] = value;
+        rc = vmmd_opts_parse(opts, target, 2, argv, err, errlen);
+        if (rc) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+        }
+    }
+    return rc;
 }

@@ -40,5 +40,12 @@ struct vmmd_opt {
 int vmmd_opts_parse(const struct vmmd_opt *opts, void *target, int argc, char **argv, char *err,
                     size_t errlen);
 void vmmd_opts_help(FILE *out, const char *usage, const struct vmmd_opt *opts);
+/*
+ * Reads a config file of "name = value" lines (names as the flags, without
+ * "--"; '#' starts a comment; flags take no value as "name = true") into
+ * target. The strings it stores point into *storage, which the caller frees.
+ */
+int vmmd_opts_parse_file(const struct vmmd_opt *opts, void *target, const char *path,
+                         char **storage, char *err, size_t errlen);
 
 #endif

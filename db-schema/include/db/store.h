@@ -80,4 +80,12 @@ int db_events_since(struct db_store *db, int64_t since, size_t limit,
 int64_t db_last_event_id(struct db_store *db);
 int64_t db_size_bytes(struct db_store *db);
 
+/*
+ * Why the last call on db that failed did so (SQLite's message, or the
+ * store's own for a rejected argument), for logs and problem details: a bare
+ * -EINVAL or -EIO does not say which CHECK failed or which I/O error occurred.
+ * Not reset by successful calls; valid until the next call on db.
+ */
+const char *db_last_error(struct db_store *db);
+
 #endif

@@ -1,0 +1,28 @@
+/*
+ * Helpers shared by api/'s source files and by nothing else: the body
+ * decoder every parser starts with and the path check with the file kind
+ * spelled out (api_check_path() infers it from the field name).
+ */
+#ifndef API_INTERNAL_H
+#define API_INTERNAL_H
+
+#include "api/api.h"
+
+/*
+ * Decodes a request body that must be one JSON object. Fills *root (caller
+ * decrefs) or err: 413 over API_BODY_MAX, 400 for malformed JSON (with
+ * jansson's line and column), a duplicate key or anything but an object.
+ */
+int api__parse_object(const char *body, size_t len, json_t **root, struct api_error *err);
+
+/* True when the body is absent or only JSON whitespace. */
+bool api__body_blank(const char *body, size_t len);
+
+/* The first key of obj not in allowed (NULL-terminated), or NULL. */
+const char *api__unknown_key(json_t *obj, const char *const *allowed);
+
+/* api_check_path() with the accepted kinds explicit: regular files, and block devices too. */
+int api__check_path(const char *field, const char *path, const struct api_limits *limits,
+                    bool allow_blockdev, char **canonical, struct api_error *err);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * Request bodies: every JSON body the API accepts is one object. Decoding
+ * is strict so that what a client meant is never guessed: duplicate keys,
+ * trailing garbage and NUL characters are refused, and the 400 names
+ * jansson's line and column so a hand-written curl body is easy to fix.
+ */
+#include "api_internal.h"
+
+#include <string.h>
+
+bool api__body_blank(const char *body, size_t len)
+{
+    if (!body)
+        return true;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr(" \t\r\n", body[i]) || body[i] == '\0')
+            return false;
+    return true;
+}
+
+int api__parse_object(const char *body, size_t len, json_t **root, struct api_error *err)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    *root = NULL;
+    if (len > API_BODY_MAX)
+        return api_fail(err, API_ERR_PAYLOAD_TOO_LARGE, "body: larger than %d bytes", API_BODY_MAX);
+    if (api__body_blank(body, len))
+        return api_fail(err, API_ERR_BAD_REQUEST, "body: a JSON object is required");
+    /* DECODE_ANY so that a bare scalar gets the clearer "must be an object". */
+    v = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
+        return api_fail(err, API_ERR_BAD_REQUEST, "body: malformed JSON at line %d, column %d: %s",
+                        jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return api_fail(err, API_ERR_BAD_REQUEST, "body: must be a JSON object");
+    }
+    *root = v;
+    return 0;
+}
+
+const char *api__unknown_key(json_t *obj, const char *const *allowed)
+{
+    /* jansson keeps keys in body order, so the first stray key is the one named. */
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        size_t i;
+
+        for (i = 0; allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                break;
+        if (!allowed[i])
+            return key;
+    }
+    return NULL;
+}

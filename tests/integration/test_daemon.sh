@@ -1,0 +1,267 @@
+#!/bin/bash
+# Integration: a real vmmd daemon over its Unix socket and over TCP with a
+# token, real workers running the test guests on /dev/kvm. Covers the
+# lifecycle, every validation error, the event stream, kill -9 of the daemon
+# (VMs keep running and are reattached) and of a worker (crashed + event),
+# concurrent starts, and 100 VMs defined with 20 running.
+# Usage: test_daemon.sh VMMD GUEST_DIR
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$(cd "$2" && pwd)
+if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
+    echo "SKIPPED: /dev/kvm is not available here; daemon integration tests did not run" >&2
+    exit 77
+fi
+
+tmp=$(mktemp -d)
+STATE=$tmp/state
+SOCK=$STATE/vmmd.sock
+PORT=$((20000 + RANDOM % 20000))
+pass=0 fail=0 daemon_pid=
+
+cleanup() {
+    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
+    # Workers outlive the daemon by design: end the ones this test started.
+    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+check() { # name, status (0 = pass)
+    if [[ $2 -eq 0 ]]; then
+        echo "PASS $1"; pass=$((pass + 1))
+    else
+        echo "FAIL $1 (last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; fail=$((fail + 1))
+    fi
+}
+
+# api METHOD PATH [JSON] -> $status, body in $tmp/body
+api() {
+    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" --unix-socket "$SOCK")
+    [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+    status=$(curl "${args[@]}" "http://vmmd$2")
+}
+body() { cat "$tmp/body"; }
+jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
+
+start_daemon() {
+    "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --listen "127.0.0.1:$PORT" \
+        --log-file "$tmp/vmmd.log" --log-level debug 2>>"$tmp/vmmd.err" &
+    daemon_pid=$!
+    for _ in $(seq 200); do
+        curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "daemon did not come up:"; cat "$tmp/vmmd.err" "$tmp/vmmd.log"
+    return 1
+}
+
+# wait_state NAME STATE [seconds]
+wait_state() {
+    for _ in $(seq $((${3:-10} * 20))); do
+        api GET "/v1/vms/$1"
+        [[ $(jbody .state) == "$2" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+vm_json() { # name guest [extra json fields]
+    echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
+}
+
+start_daemon || exit 1
+
+api GET /v1/host
+check "host: version, KVM flavour and image dirs" \
+    $([[ $status == 200 ]] && [[ -n $(jbody .kvm.flavour) ]] && jbody '.image_dirs[0]' | grep -q guests; echo $?)
+
+# --- create and validation ---------------------------------------------------
+api POST /v1/vms "$(vm_json demo echo)"
+id=$(jbody .id)
+check "create: 201 with the VM, state stopped" $([[ $status == 201 && $(jbody .state) == stopped && -n $id ]]; echo $?)
+loc=$(curl -s -D - -o /dev/null --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+      --data-binary "$(vm_json located hello)" http://vmmd/v1/vms | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
+check "create: Location header points at the VM" $([[ $loc == /v1/vms/* ]] && curl -sf --unix-socket "$SOCK" "http://vmmd$loc" >/dev/null; echo $?)
+
+expect_error() { # name status method path body [detail substring]
+    api "$3" "$4" "${5:-}"
+    local ok=1
+    if [[ $status == "$2" ]] && [[ $(jbody .status) == "$2" ]] && [[ -n $(jbody .title) ]]; then
+        ok=0
+        [[ -n ${6:-} ]] && ! jbody .detail | grep -qF -- "$6" && ok=1
+    fi
+    check "$1 -> $2" $ok
+}
+before=$(curl -s --unix-socket "$SOCK" http://vmmd/v1/vms | jq length)
+expect_error "malformed JSON" 400 POST /v1/vms '{"name": "x",'
+expect_error "not an object" 400 POST /v1/vms '[1,2]'
+expect_error "unknown field, named" 400 POST /v1/vms "$(vm_json u1 hello '"colour":"red"')" colour
+expect_error "vcpus out of range, named" 422 POST /v1/vms "$(vm_json u2 hello '"vcpus":0')" vcpus
+expect_error "vcpus wrong type, named" 422 POST /v1/vms "$(vm_json u3 hello '"vcpus":"two"')" vcpus
+expect_error "memory out of range, named" 422 POST /v1/vms "$(vm_json u4 hello '"memory_mib":8')" memory_mib
+expect_error "name pattern, named" 422 POST /v1/vms "$(vm_json Bad_Name hello)" name
+expect_error "mode, named" 422 POST /v1/vms "$(vm_json u5 hello '"mode":"hvm"')" mode
+expect_error "kernel outside the image dirs" 403 POST /v1/vms '{"name":"u6","kernel":"/etc/passwd"}' kernel
+expect_error "missing kernel file" 422 POST /v1/vms "{\"name\":\"u7\",\"kernel\":\"$GUESTS/nope.elf\"}" kernel
+expect_error "duplicate name" 409 POST /v1/vms "$(vm_json demo hello)" demo
+expect_error "unknown VM" 404 GET /v1/vms/no-such-vm
+expect_error "action in the wrong state names it" 409 POST /v1/vms/demo/pause '' stopped
+head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$tmp/big.json"
+status=$(curl -s -o "$tmp/body" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
+    -H 'Content-Type: application/json' --data-binary @"$tmp/big.json" http://vmmd/v1/vms)
+check "body over 1 MiB -> 413" $([[ $status == 413 ]]; echo $?)
+expect_error "unknown route" 404 GET /v1/nothing
+expect_error "wrong method" 405 PUT /v1/vms
+expect_error "bad state filter" 400 GET "/v1/vms?state=exploded"
+after=$(curl -s --unix-socket "$SOCK" http://vmmd/v1/vms | jq length)
+check "errors changed nothing ($before VMs before, $after after)" $([[ $before == "$after" ]]; echo $?)
+
+# --- lifecycle ------------------------------------------------------------------
+api POST /v1/vms/demo/start
+check "start: 200, running" $([[ $status == 200 && $(jbody .state) == running ]]; echo $?)
+for _ in $(seq 100); do
+    api GET "/v1/vms/demo/console?tail=100"
+    grep -q "echo: ready" "$tmp/body" && break
+    sleep 0.05
+done
+check "console shows the guest's output" $(grep -q "echo: ready" "$tmp/body"; echo $?)
+api POST /v1/vms/demo/start
+check "second start -> 409" $([[ $status == 409 ]]; echo $?)
+api POST /v1/vms/demo/pause
+check "pause -> paused" $([[ $status == 200 && $(jbody .state) == paused ]]; echo $?)
+api GET /v1/vms/demo/stats
+e1=$(jbody .exits.io); sleep 0.3; api GET /v1/vms/demo/stats; e2=$(jbody .exits.io)
+check "paused guest makes no exits ($e1 -> $e2)" $([[ -n $e1 && $e1 == "$e2" ]]; echo $?)
+api POST /v1/vms/demo/resume
+check "resume -> running" $([[ $status == 200 && $(jbody .state) == running ]]; echo $?)
+api GET /v1/vms/demo/stats
+check "stats: uptime, exits by reason, memory" \
+    $([[ $status == 200 ]] && [[ $(jbody '.exits.io') -gt 0 ]] && [[ $(jbody .memory_bytes) == $((32 << 20)) ]]; echo $?)
+api POST /v1/vms/demo/shutdown '{"timeout_s":1}'
+check "shutdown: 202, stopping" $([[ $status == 202 && $(jbody .state) == stopping ]]; echo $?)
+wait_state demo stopped 10
+check "shutdown falls back to a hard stop after timeout_s" $?
+api POST /v1/vms/demo/start
+check "start again" $([[ $status == 200 && $(jbody .state) == running ]]; echo $?)
+api POST /v1/vms/demo/reboot
+check "reboot: still running" $([[ $status == 200 && $(jbody .state) == running ]]; echo $?)
+api DELETE /v1/vms/demo
+check "delete while running -> 409" $([[ $status == 409 ]]; echo $?)
+api POST /v1/vms/demo/stop
+check "stop -> stopped" $([[ $status == 200 && $(jbody .state) == stopped ]]; echo $?)
+api PATCH /v1/vms/demo '{"vcpus":2,"cmdline":"x=1"}'
+check "patch a stopped VM" $([[ $status == 200 && $(jbody .vcpus) == 2 && $(jbody .cmdline) == x=1 ]]; echo $?)
+api DELETE /v1/vms/demo
+check "delete -> 204" $([[ $status == 204 ]]; echo $?)
+api GET /v1/vms/demo
+check "deleted VM is gone" $([[ $status == 404 ]]; echo $?)
+
+# --- guests ending on their own ---------------------------------------------------
+api POST /v1/vms "$(vm_json hello hello)"
+api POST /v1/vms/hello/start
+wait_state hello stopped 10
+check "guest power-off -> stopped with the reason" $([[ $? == 0 && $(jbody .state_reason) == *"powered off"* ]]; echo $?)
+api POST /v1/vms "$(vm_json fault fault)"
+api POST /v1/vms/fault/start
+wait_state fault crashed 10
+check "triple fault -> crashed with the reason" $([[ $? == 0 && $(jbody .state_reason) == *"triple fault"* ]]; echo $?)
+
+# --- events -------------------------------------------------------------------------
+curl -s -N --max-time 1 --unix-socket "$SOCK" "http://vmmd/v1/events?since=0" >"$tmp/events"
+check "events replay from since=0: created, state changes, deleted" \
+    $(grep -q "event: vm.created" "$tmp/events" && grep -q "event: vm.state_changed" "$tmp/events" && grep -q "event: vm.deleted" "$tmp/events"; echo $?)
+last=$(grep '^id:' "$tmp/events" | tail -1 | awk '{print $2}')
+curl -s -N --max-time 3 --unix-socket "$SOCK" -H "Last-Event-ID: $last" http://vmmd/v1/events >"$tmp/live" &
+sleep 0.5
+api POST /v1/vms "$(vm_json live hello)"
+wait
+check "events go live after the replay (Last-Event-ID)" $(grep -q '"name":"live"' "$tmp/live" && ! grep -q "^id: $last$" "$tmp/live"; echo $?)
+
+# --- concurrency --------------------------------------------------------------------
+api POST /v1/vms "$(vm_json race idle)"
+for i in 1 2 3; do
+    curl -s -o /dev/null -w '%{http_code}\n' --unix-socket "$SOCK" -X POST http://vmmd/v1/vms/race/start &
+done >"$tmp/race"
+wait
+check "three concurrent starts: one 200, the others 409 ($(sort "$tmp/race" | tr '\n' ' '))" \
+    $([[ $(grep -c 200 "$tmp/race") == 1 && $(grep -c 409 "$tmp/race") == 2 ]]; echo $?)
+check "one worker for the VM" $([[ $(pgrep -f -- "--control $STATE/run/.*" | wc -l) == 1 ]]; echo $?)
+
+# --- TCP with a token -------------------------------------------------------------
+token=$(cat "$STATE/token")
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/vms")
+check "TCP without a token -> 401, nothing leaks" $([[ $code == 401 ]] && ! grep -q race "$tmp/body"; echo $?)
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer wrong$token" "http://127.0.0.1:$PORT/v1/vms")
+check "TCP with a wrong token -> 401" $([[ $code == 401 ]] && ! grep -q race "$tmp/body"; echo $?)
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/v1/vms")
+check "TCP with the token -> 200" $([[ $code == 200 ]] && grep -q race "$tmp/body"; echo $?)
+check "token file is mode 0600" $([[ $(stat -c %a "$STATE/token") == 600 ]]; echo $?)
+check "API socket is mode 0660" $([[ $(stat -c %a "$SOCK") == 660 ]]; echo $?)
+
+# --- kill -9 of the daemon, restart, reattach ------------------------------------
+api GET /v1/vms/race
+wpid=$(jbody .worker_pid)
+kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
+check "the worker survives kill -9 of the daemon" $(kill -0 "$wpid" 2>/dev/null; echo $?)
+start_daemon
+api GET /v1/vms/race
+check "after restart: still running, same worker" $([[ $(jbody .state) == running && $(jbody .worker_pid) == "$wpid" ]]; echo $?)
+api GET "/v1/vms/race/console?tail=20"
+check "after restart: console works" $(grep -q "idle: up" "$tmp/body"; echo $?)
+api GET /v1/vms/race/stats
+check "after restart: stats work" $([[ $status == 200 && $(jbody .uptime_s) != 0 ]]; echo $?)
+
+# --- kill -9 of a worker -----------------------------------------------------------
+kill -9 "$wpid"
+wait_state race crashed 10
+check "killed worker -> crashed with a reason" $([[ $? == 0 && -n $(jbody .state_reason) ]]; echo $?)
+curl -s -N --max-time 1 --unix-socket "$SOCK" "http://vmmd/v1/events?since=0" | grep -A2 "vm.state_changed" | grep -q '"crashed"'
+check "... and an event says so" $?
+
+# --- worker died while the daemon was down -------------------------------------------
+api POST /v1/vms/race/start
+api GET /v1/vms/race
+wpid=$(jbody .worker_pid)
+kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
+kill -9 "$wpid"; sleep 0.2
+start_daemon
+wait_state race crashed 5
+check "a worker that died while the daemon was down is marked crashed" $?
+
+# --- 100 defined, 20 running ---------------------------------------------------------
+for i in $(seq -w 1 100); do
+    api POST /v1/vms "$(vm_json "many-$i" idle)"
+done
+for i in $(seq -w 1 20); do
+    api POST "/v1/vms/many-$i/start"
+done
+api GET "/v1/vms?state=running"
+running=$(jq length "$tmp/body")
+api GET /v1/vms
+total=$(jq length "$tmp/body")
+check "100 more defined ($total in all), 20 running, filter by state ($running)" \
+    $([[ $running == 20 && $total -ge 100 ]]; echo $?)
+api GET /v1/host
+check "host allocation counts the running VMs" $([[ $(jbody .allocation.vms_running) == 20 ]]; echo $?)
+
+# --- SIGTERM: the daemon exits 0, the VMs keep running --------------------------------
+kill -TERM "$daemon_pid"; wait "$daemon_pid"; rc=$?; daemon_pid=
+check "SIGTERM: exit 0" $([[ $rc == 0 ]]; echo $?)
+check "SIGTERM: the 20 VMs keep running" $([[ $(pgrep -f -- "--control $STATE/run/" | wc -l) == 20 ]]; echo $?)
+start_daemon
+api GET "/v1/vms?state=running"
+check "restart after SIGTERM: 20 running, reattached" $([[ $(jq length "$tmp/body") == 20 ]]; echo $?)
+kill -TERM "$daemon_pid"; wait "$daemon_pid"; daemon_pid=
+
+# --- a database newer than this binary ------------------------------------------------
+sqlite3 "$STATE/vmmd.db" "PRAGMA user_version = 999;"
+sum=$(sha256sum "$STATE/vmmd.db")
+"$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "newer database: refuses to start with a clear message" $([[ $rc != 0 ]] && grep -qi "version" "$tmp/err"; echo $?)
+check "newer database: untouched" $([[ $(sha256sum "$STATE/vmmd.db") == "$sum" ]]; echo $?)
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,126 @@
+/*
+ * The daemon's options. The embedded defaults need no file: state under
+ * ./var for a user run, /var/lib/vmmd when vmmd runs from its installed
+ * location; the database, API socket and token live in the state directory;
+ * VM paths must lie under <state>/images unless --image-dir says otherwise.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef VMMD_INSTALL_BINDIR
+#define VMMD_INSTALL_BINDIR "/usr/local/bin"
+#endif
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+#define OFF(f) offsetof(struct vmmd_config, f)
+static const struct vmmd_opt serve_options[] = {
+    {.name = "config-file", .type = VMMD_OPT_STRING, .offset = OFF(config_file),
+     .metavar = "PATH", .help = "read options from PATH (name = value lines) before the flags"},
+    {.name = "state-dir", .type = VMMD_OPT_STRING, .offset = OFF(state_dir), .metavar = "DIR",
+     .help = "database, sockets, token, worker run files; default ./var "
+             "(/var/lib/vmmd when installed)"},
+    {.name = "socket", .type = VMMD_OPT_STRING, .offset = OFF(socket_path), .metavar = "PATH",
+     .help = "API Unix socket (mode 0660), default <state-dir>/vmmd.sock"},
+    {.name = "listen", .type = VMMD_OPT_STRING, .offset = OFF(listen), .metavar = "HOST:PORT",
+     .help = "also serve the API on TCP; every request needs Authorization: Bearer <token>"},
+    {.name = "token-file", .type = VMMD_OPT_STRING, .offset = OFF(token_file), .metavar = "PATH",
+     .help = "bearer token, created (mode 0600) on first start; default <state-dir>/token"},
+    {.name = "image-dir", .type = VMMD_OPT_LIST, .offset = OFF(image_dirs), .metavar = "DIR",
+     .help = "a directory VM kernels, initrds and disks may lie under (repeatable); "
+             "default <state-dir>/images"},
+    {.name = "log-file", .type = VMMD_OPT_STRING, .offset = OFF(log_file), .metavar = "PATH",
+     .help = "log here instead of stderr (reopened on SIGHUP)"},
+    {.name = "log-level", .type = VMMD_OPT_CHOICE, .offset = OFF(log_level), .metavar = "LEVEL",
+     .help = "default info", .choices = log_levels},
+    {.name = "memory-overcommit", .type = VMMD_OPT_UINT, .offset = OFF(memory_overcommit_pct),
+     .metavar = "PCT", .help = "running VMs may hold host RAM x PCT/100; default 100",
+     .min = 10, .max = 1000},
+    {.name = "max-vcpus", .type = VMMD_OPT_UINT, .offset = OFF(max_vcpus), .metavar = "N",
+     .help = "vCPUs all running VMs may hold together; default 4 per host CPU", .min = 1,
+     .max = 65536},
+    {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
+    {.name = NULL},
+};
+#undef OFF
+
+void vmmd_config_help(void)
+{
+    vmmd_opts_help(stdout,
+                   "usage: vmmd [serve] [options]\n\n"
+                   "Runs the vmmd daemon: the HTTP/JSON API on a Unix socket (and optionally\n"
+                   "TCP), VM definitions in SQLite, one worker process per running VM.",
+                   serve_options);
+}
+
+/* ./var normally; /var/lib/vmmd when this binary is the installed one. */
+static const char *default_state_dir(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n > 0) {
+        self[n] = 0;
+        if (strncmp(self, VMMD_INSTALL_BINDIR "/", strlen(VMMD_INSTALL_BINDIR) + 1) == 0)
+            return "/var/lib/vmmd";
+    }
+    return "./var";
+}
+
+static const char *derive(struct vmmd_config *cfg, int slot, const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+
+    cfg->derived[slot] = malloc(len);
+    if (cfg->derived[slot])
+        snprintf(cfg->derived[slot], len, "%s/%s", dir, name);
+    return cfg->derived[slot];
+}
+
+int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct vmmd_config flags;
+    int rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = VMMD_LOG_INFO;
+    cfg->memory_overcommit_pct = 100;
+    /* The config file is named by a flag, so parse flags once to find it... */
+    flags = *cfg;
+    if ((rc = vmmd_opts_parse(serve_options, &flags, argc, argv, err, errlen)))
+        return rc;
+    if (flags.config_file) {
+        rc = vmmd_opts_parse_file(serve_options, cfg, flags.config_file, &cfg->storage_file, err,
+                                  errlen);
+        if (rc)
+            return rc;
+    }
+    /* ...then again on top of the file, so flags win. */
+    if ((rc = vmmd_opts_parse(serve_options, cfg, argc, argv, err, errlen)))
+        return rc;
+    if (!cfg->state_dir)
+        cfg->state_dir = default_state_dir();
+    if (!cfg->socket_path)
+        cfg->socket_path = derive(cfg, 0, cfg->state_dir, "vmmd.sock");
+    if (!cfg->token_file)
+        cfg->token_file = derive(cfg, 1, cfg->state_dir, "token");
+    if (cfg->image_dirs.count == 0)
+        cfg->image_dirs.items[cfg->image_dirs.count++] = derive(cfg, 2, cfg->state_dir, "images");
+    if (cfg->max_vcpus == 0)
+        cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
+    return 0;
+}
+
+void vmmd_config_free(struct vmmd_config *cfg)
+{
+    for (int i = 0; i < 4; i++)
+        free(cfg->derived[i]);
+    free(cfg->storage_file);
+}

@@ -1,0 +1,33 @@
+/* The daemon's configuration: one option table for flags, the config file and --help. */
+#ifndef VMMD_CONFIG_H
+#define VMMD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "options.h"
+
+struct vmmd_config {
+    const char *config_file;
+    const char *state_dir;
+    const char *socket_path;       /* default <state>/vmmd.sock */
+    const char *listen;            /* HOST:PORT for TCP with a bearer token; NULL: none */
+    const char *token_file;        /* default <state>/token */
+    struct vmmd_opt_list image_dirs; /* default <state>/images */
+    const char *log_file;          /* NULL: stderr */
+    int log_level;
+    uint64_t memory_overcommit_pct; /* admission: running VMs may hold RAM * pct / 100 */
+    uint64_t max_vcpus;             /* admission: 0 means 4 per host CPU */
+    bool help;
+
+    /* Derived at load time, owned. */
+    char *storage_file;
+    char *derived[4];
+};
+
+/* Loads defaults, the config file (if --config-file is given) and flags; 2 on usage error. */
+int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, size_t errlen);
+void vmmd_config_free(struct vmmd_config *cfg);
+void vmmd_config_help(void);
+
+#endif

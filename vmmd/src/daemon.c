@@ -1,0 +1,360 @@
+/*
+ * `vmmd serve`: configuration, state directory, store, API listeners, the
+ * supervisor, then the libuv loop until SIGTERM. A restart (even after
+ * kill -9) finds the workers still running and reattaches to them.
+ */
+#include "daemon.h"
+#include "log.h"
+#include "routes.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DRAIN_TIMEOUT_MS 10000
+
+void routes_metrics_init(void);
+
+void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
+{
+    (void)event_id;
+    d->metrics.events_emitted++;
+    if (d->events)
+        event_stream_notify(d->events);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* The bearer token for TCP: created once, 256 random bits, readable only by us. */
+static int load_token(struct vmmd_daemon *d)
+{
+    const char *path = d->cfg->token_file;
+    FILE *f = fopen(path, "r");
+    uint8_t raw[32];
+
+    if (f) {
+        int ok = fscanf(f, "%64s", d->token) == 1 && strlen(d->token) >= 32;
+        fclose(f);
+        return ok ? 0 : -EINVAL;
+    }
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+        return -EIO;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(d->token + 2 * i, 3, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    dprintf(fd, "%s\n", d->token);
+    close(fd);
+    log_info("created the API token in %s", path);
+    return 0;
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd, probe;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(addr.sun_path, path);
+    /* A socket file nobody listens on is left over from a crash: replace it. */
+    probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+        close(probe);
+        return -EADDRINUSE;
+    }
+    if (probe >= 0)
+        close(probe);
+    unlink(path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || chmod(path, 0660) < 0 ||
+        listen(fd, 512) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *hostport)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    int fd, one = 1;
+
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host))
+        return -EINVAL;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = 0;
+    }
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        return -EINVAL;
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+            int e = errno;
+            close(fd);
+            fd = -e;
+        }
+    } else {
+        fd = -errno;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void on_autostart_done(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
+{
+    char *name = ctx;
+
+    (void)d;
+    if (rc)
+        log_warn("autostart of %s failed: %s", name, detail ? detail : strerror(-rc));
+    else
+        log_info("autostarted %s", name);
+    free(name);
+}
+
+static void autostart(struct vmmd_daemon *d)
+{
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+
+    if (db_vm_list(d->db, NULL, &vms, &n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!vms[i].autostart || (strcmp(vms[i].state, "stopped") != 0 &&
+                                  strcmp(vms[i].state, "crashed") != 0))
+            continue;
+        char *name = strdup(vms[i].name);
+        if (supervisor_start(d->sup, &vms[i], on_autostart_done, name))
+            free(name);
+    }
+    db_vm_list_free(vms, n);
+}
+
+static void stop_loop_handles(struct vmmd_daemon *d)
+{
+    if (d->http_unix)
+        http_server_destroy(d->http_unix);
+    if (d->http_tcp)
+        http_server_destroy(d->http_tcp);
+    d->http_unix = d->http_tcp = NULL;
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    uv_close((uv_handle_t *)&d->sig_hup, NULL);
+    uv_close((uv_handle_t *)&d->drain_timer, NULL);
+}
+
+static unsigned active_requests(struct vmmd_daemon *d)
+{
+    return (d->http_unix ? http_server_active(d->http_unix) : 0) +
+           (d->http_tcp ? http_server_active(d->http_tcp) : 0);
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    struct vmmd_daemon *d = t->data;
+    static unsigned waited;
+
+    waited += 20;
+    if (active_requests(d) && waited < DRAIN_TIMEOUT_MS)
+        return;
+    uv_timer_stop(t);
+    log_info("stopped; %u VMs keep running in their workers", supervisor_worker_count(d->sup));
+    stop_loop_handles(d);
+}
+
+static void on_signal(uv_signal_t *s, int signo)
+{
+    struct vmmd_daemon *d = s->data;
+
+    if (signo == SIGHUP) {
+        vmmd_log_reopen();
+        log_info("log reopened");
+        return;
+    }
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("signal %d: no new connections, finishing requests in flight", signo);
+    if (d->http_unix)
+        http_server_quiesce(d->http_unix);
+    if (d->http_tcp)
+        http_server_quiesce(d->http_tcp);
+    event_stream_close_all(d->events);
+    uv_timer_start(&d->drain_timer, on_drain, 20, 20);
+}
+
+static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
+{
+    struct vmmd_config *cfg = d->cfg;
+    char path[PATH_MAX], *db_path;
+    int rc, fd, lock_fd;
+
+    if ((rc = mkdir_p(cfg->state_dir, 0700))) {
+        snprintf(err, errlen, "state directory %.300s: %s", cfg->state_dir, strerror(-rc));
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/vmmd.lock", cfg->state_dir);
+    lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "another vmmd uses %.300s", cfg->state_dir);
+        return -EBUSY;
+    }
+    snprintf(path, sizeof(path), "%s/run", cfg->state_dir);
+    d->run_dir = realpath(cfg->state_dir, NULL);
+    if (!d->run_dir || mkdir_p(path, 0700)) {
+        snprintf(err, errlen, "run directory %.300s: %s", path, strerror(errno));
+        return -errno;
+    }
+    free(d->run_dir);
+    d->run_dir = realpath(path, NULL);
+    for (unsigned i = 0; i < cfg->image_dirs.count; i++) {
+        mkdir_p(cfg->image_dirs.items[i], 0755); /* the default one may not exist yet */
+        d->image_dirs[i] = realpath(cfg->image_dirs.items[i], NULL);
+        if (!d->image_dirs[i]) {
+            snprintf(err, errlen, "image directory %.300s: %s", cfg->image_dirs.items[i],
+                     strerror(errno));
+            return -errno;
+        }
+    }
+    d->limits.image_dirs = (const char *const *)d->image_dirs;
+    d->limits.n_image_dirs = cfg->image_dirs.count;
+    if ((rc = load_token(d))) {
+        snprintf(err, errlen, "token file %.300s: %s", cfg->token_file, strerror(-rc));
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/vmmd.db", cfg->state_dir);
+    db_path = path;
+    if ((rc = db_open(db_path, &d->db, err, errlen)))
+        return rc;
+
+    fd = listen_unix(cfg->socket_path);
+    if (fd < 0) {
+        snprintf(err, errlen, "API socket %.300s: %s", cfg->socket_path,
+                 fd == -EADDRINUSE ? "another vmmd is listening there" : strerror(-fd));
+        return fd;
+    }
+    if ((rc = http_server_start(d, d->loop, fd, NULL, vmmd_dispatch, &d->http_unix))) {
+        snprintf(err, errlen, "HTTP server on %s failed", cfg->socket_path);
+        return rc;
+    }
+    if (cfg->listen) {
+        fd = listen_tcp(cfg->listen);
+        if (fd < 0) {
+            snprintf(err, errlen, "--listen %s: %s", cfg->listen, strerror(-fd));
+            return fd;
+        }
+        if ((rc = http_server_start(d, d->loop, fd, d->token, vmmd_dispatch, &d->http_tcp))) {
+            snprintf(err, errlen, "HTTP server on %s failed", cfg->listen);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int vmmd_serve_main(int argc, char **argv)
+{
+    static struct vmmd_daemon daemon;
+    struct vmmd_daemon *d = &daemon;
+    struct vmmd_config cfg;
+    char err[512] = "";
+    int64_t ev = 0;
+    int rc;
+
+    if (vmmd_config_load(&cfg, argc, argv, err, sizeof(err))) {
+        fprintf(stderr, "vmmd: %s\n", err);
+        return 2;
+    }
+    if (cfg.help) {
+        vmmd_config_help();
+        return 0;
+    }
+    vmmd_log_level = cfg.log_level;
+    if (cfg.log_file && (rc = vmmd_log_open(cfg.log_file))) {
+        fprintf(stderr, "vmmd: log file %s: %s\n", cfg.log_file, strerror(-rc));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    d->cfg = &cfg;
+    d->loop = uv_default_loop();
+    d->self_exe = realpath("/proc/self/exe", NULL);
+    d->host_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    d->host_memory_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    d->sup = supervisor_create(d);
+    d->events = event_stream_create(d);
+    routes_metrics_init();
+    if ((rc = setup(d, err, sizeof(err)))) {
+        fprintf(stderr, "vmmd: %s\n", err);
+        log_error("%s", err);
+        return 1;
+    }
+    uv_signal_init(d->loop, &d->sig_term);
+    uv_signal_init(d->loop, &d->sig_int);
+    uv_signal_init(d->loop, &d->sig_hup);
+    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(d->loop, &d->drain_timer);
+    d->drain_timer.data = d;
+
+    if (db_event_insert(d->db, "daemon.started", "", "{\"version\":\"" VMMD_VERSION "\"}", &ev) == 0)
+        vmmd_event_committed(d, ev);
+    supervisor_reattach_all(d->sup);
+    autostart(d);
+    log_info("vmmd %s serving on %s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
+             cfg.listen ? " and " : "", cfg.listen ? cfg.listen : "", cfg.state_dir);
+
+    uv_run(d->loop, UV_RUN_DEFAULT);
+
+    supervisor_destroy(d->sup);
+    event_stream_destroy(d->events);
+    unlink(cfg.socket_path);
+    db_close(d->db);
+    uv_loop_close(d->loop);
+    for (unsigned i = 0; i < cfg.image_dirs.count; i++)
+        free(d->image_dirs[i]);
+    free(d->run_dir);
+    free(d->self_exe);
+    vmmd_config_free(&cfg);
+    return 0;
+}

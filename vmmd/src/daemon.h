@@ -1,0 +1,54 @@
+/* The daemon's state, owned by its one libuv loop thread. */
+#ifndef VMMD_DAEMON_H
+#define VMMD_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "api/api.h"
+#include "config.h"
+#include "db/store.h"
+#include "http_server.h"
+
+struct supervisor;
+struct event_stream;
+
+/* Counters for /metrics. */
+struct vmmd_metrics {
+    uint64_t events_emitted;
+    uint64_t workers_started;
+    uint64_t workers_lost; /* crashed or killed */
+};
+
+struct vmmd_daemon {
+    struct vmmd_config *cfg;
+    uv_loop_t *loop;
+    struct db_store *db;
+    struct api_limits limits;
+    char *image_dirs[VMMD_OPT_LIST_MAX]; /* canonical */
+    char token[65];
+    char *run_dir;     /* <state>/run: one directory per VM with a worker */
+    char *self_exe;    /* this binary, run as the workers */
+    struct http_server *http_unix, *http_tcp;
+    struct supervisor *sup;
+    struct event_stream *events;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    bool stopping;
+    uint64_t host_memory_bytes;
+    unsigned host_cpus;
+    struct vmmd_metrics metrics;
+};
+
+int vmmd_serve_main(int argc, char **argv);
+
+/* Routing (routes.c): dispatch, and the route table for the OpenAPI check. */
+void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req);
+void vmmd_print_routes(void);
+
+/* A state change or other event was committed with this id: tell SSE clients. */
+void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * libmicrohttpd on the libuv loop (see http_server.h). MHD's access handler
+ * is called several times per request: first with the headers, then with
+ * each piece of the body, then once more with no data; we collect the body
+ * (up to API_BODY_MAX), dispatch on the last call, and queue the response
+ * on that call or, for a suspended request, on the call after the resume.
+ */
+#include "http_server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+http_observe_fn http_observer;
+
+struct http_server {
+    struct vmmd_daemon *d;
+    struct MHD_Daemon *mhd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    char *token;
+    http_dispatch_fn dispatch;
+    unsigned active;
+    bool want_suspend_pending;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Compares without leaking the position of the first difference through timing. */
+static bool token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+
+    for (size_t i = 0; i < la && i < lb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static bool authorized(struct http_request *req, const char *token)
+{
+    const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+
+    return auth && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
+}
+
+static void run_mhd(struct http_server *srv);
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_mhd(handle->data);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    run_mhd(timer->data);
+}
+
+static void run_mhd(struct http_server *srv)
+{
+    MHD_UNSIGNED_LONG_LONG timeout;
+
+    MHD_run(srv->mhd);
+    if (MHD_get_timeout(srv->mhd, &timeout) == MHD_YES)
+        uv_timer_start(&srv->timer, on_timer, timeout, 0);
+    else
+        uv_timer_stop(&srv->timer);
+}
+
+/* Resumed connections are processed by the next MHD_run: make it happen now. */
+static void kick(struct http_server *srv)
+{
+    uv_timer_start(&srv->timer, on_timer, 0, 0);
+}
+
+static void set_response(struct http_request *req, unsigned status, struct MHD_Response *resp)
+{
+    if (req->response) /* a handler answered twice: keep the first */
+        MHD_destroy_response(resp);
+    else {
+        req->response = resp;
+        req->status = status;
+    }
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        kick(req->srv);
+    }
+}
+
+void http_respond_mhd(struct http_request *req, unsigned status, struct MHD_Response *resp)
+{
+    set_response(req, status, resp);
+}
+
+void http_respond_bytes(struct http_request *req, unsigned status, const char *content_type,
+                        const void *data, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_response(req, status, resp);
+}
+
+void http_respond_empty(struct http_request *req, unsigned status)
+{
+    http_respond_bytes(req, status, NULL, "", 0);
+}
+
+void http_respond_json(struct http_request *req, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    json_decref(body);
+    if (!text) {
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    http_respond_bytes(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void http_respond_problem(struct http_request *req, const struct api_error *err)
+{
+    char *text = api_problem_json(err);
+
+    http_respond_bytes(req, (unsigned)api_error_status(err->kind), "application/problem+json",
+                       text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+}
+
+void http_respond_error(struct http_request *req, enum api_error_kind kind, const char *fmt, ...)
+{
+    struct api_error err = {.kind = kind};
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err.detail, sizeof(err.detail), fmt, ap);
+    va_end(ap);
+    http_respond_problem(req, &err);
+}
+
+void http_add_header(struct http_request *req, const char *name, const char *value)
+{
+    if (req->response)
+        MHD_add_response_header(req->response, name, value);
+}
+
+void http_suspend(struct http_request *req)
+{
+    req->srv->want_suspend_pending = true;
+}
+
+void http_resume_stream(struct http_request *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        kick(req->srv);
+    }
+}
+
+const char *http_query(struct http_request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+    enum MHD_Result ret;
+
+    (void)version;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->srv = srv;
+        req->conn = conn;
+        req->url = url;
+        req->method = method;
+        req->start_ns = mono_ns();
+        *con_cls = req;
+        srv->active++;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->too_large && req->body_len + *upload_size <= API_BODY_MAX) {
+            char *grown = realloc(req->body, req->body_len + *upload_size + 1);
+            if (!grown)
+                return MHD_NO;
+            req->body = grown;
+            memcpy(req->body + req->body_len, upload_data, *upload_size);
+            req->body_len += *upload_size;
+            req->body[req->body_len] = 0;
+        } else {
+            req->too_large = true; /* keep reading and discarding, answer 413 at the end */
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!req->routed) {
+        req->routed = true;
+        if (srv->token && !authorized(req, srv->token)) {
+            http_respond_error(req, API_ERR_UNAUTHORIZED,
+                               "this endpoint needs Authorization: Bearer <token>");
+            http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");
+        } else if (req->too_large) {
+            http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE, "request body over %d bytes",
+                               API_BODY_MAX);
+        } else {
+            srv->want_suspend_pending = false;
+            srv->dispatch(srv->d, req);
+            if (!req->response && srv->want_suspend_pending) {
+                req->suspended = true;
+                MHD_suspend_connection(conn);
+                return MHD_YES;
+            }
+            if (!req->response)
+                http_respond_error(req, API_ERR_INTERNAL, "the handler gave no answer");
+        }
+    }
+    if (!req->response)
+        return MHD_YES; /* resumed without an answer yet */
+    ret = MHD_queue_response(conn, req->status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (!req)
+        return;
+    if (http_observer)
+        http_observer(srv->d, req->method, req->route ? req->route : "unmatched", req->status,
+                      mono_ns() - req->start_ns);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+    srv->active--;
+}
+
+int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
+                      http_dispatch_fn dispatch, struct http_server **out)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    const union MHD_DaemonInfo *info;
+
+    if (!srv)
+        return -ENOMEM;
+    srv->d = d;
+    srv->dispatch = dispatch;
+    srv->token = token ? strdup(token) : NULL;
+    srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                                    MHD_USE_TURBO,
+                                0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
+                                listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    if (!srv->mhd)
+        goto err_srv;
+    info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info)
+        goto err_mhd;
+    uv_poll_init(loop, &srv->poll, info->epoll_fd);
+    srv->poll.data = srv;
+    uv_timer_init(loop, &srv->timer);
+    srv->timer.data = srv;
+    uv_poll_start(&srv->poll, UV_READABLE, on_poll);
+    run_mhd(srv);
+    *out = srv;
+    return 0;
+
+err_mhd:
+    MHD_stop_daemon(srv->mhd);
+err_srv:
+    free(srv->token);
+    free(srv);
+    return -EIO;
+}
+
+void http_server_quiesce(struct http_server *srv)
+{
+    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+unsigned http_server_active(const struct http_server *srv)
+{
+    return srv->active;
+}
+
+static void free_after_close(uv_handle_t *h)
+{
+    struct http_server *srv = h->data;
+
+    if (h == (uv_handle_t *)&srv->timer) {
+        free(srv->token);
+        free(srv);
+    }
+}
+
+void http_server_destroy(struct http_server *srv)
+{
+    uv_poll_stop(&srv->poll);
+    uv_timer_stop(&srv->timer);
+    MHD_stop_daemon(srv->mhd);
+    uv_close((uv_handle_t *)&srv->poll, NULL);
+    uv_close((uv_handle_t *)&srv->timer, free_after_close);
+}

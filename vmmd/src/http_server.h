@@ -1,0 +1,76 @@
+/*
+ * libmicrohttpd driven from the daemon's libuv loop: MHD runs in epoll mode
+ * without threads of its own, its epoll fd is watched with uv_poll, so every
+ * request handler runs on the loop thread that owns the daemon's state.
+ * Handlers answer at once or suspend the request and answer later (a VM
+ * start waits for its worker); either way through http_respond_*().
+ */
+#ifndef VMMD_HTTP_SERVER_H
+#define VMMD_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "api/api.h"
+
+struct vmmd_daemon;
+struct http_server;
+
+struct http_request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    char *body;
+    size_t body_len;
+    bool too_large;
+    bool routed;
+    bool suspended;
+    struct MHD_Response *response; /* ready to queue */
+    unsigned status;
+    uint64_t start_ns;
+    const char *route; /* route template, for metrics */
+    bool closed;       /* the client went away: do not respond */
+    void *stream;      /* SSE/WebSocket state owned by the route */
+};
+
+typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req);
+
+/* Serves the API on an already listening socket. A non-NULL token makes every
+ * request carry "Authorization: Bearer <token>" (TCP). */
+int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
+                      http_dispatch_fn dispatch, struct http_server **out);
+/* Stops accepting; requests in flight finish. */
+void http_server_quiesce(struct http_server *srv);
+unsigned http_server_active(const struct http_server *srv);
+void http_server_destroy(struct http_server *srv);
+
+/* Responses; each consumes what it is given. */
+void http_respond_json(struct http_request *req, unsigned status, json_t *body);
+void http_respond_problem(struct http_request *req, const struct api_error *err);
+void http_respond_error(struct http_request *req, enum api_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void http_respond_bytes(struct http_request *req, unsigned status, const char *content_type,
+                        const void *data, size_t len);
+void http_respond_empty(struct http_request *req, unsigned status);
+void http_respond_mhd(struct http_request *req, unsigned status, struct MHD_Response *resp);
+void http_add_header(struct http_request *req, const char *name, const char *value);
+/* The handler will answer later. */
+void http_suspend(struct http_request *req);
+/* For streaming responses whose reader suspended the connection. */
+void http_resume_stream(struct http_request *req);
+
+const char *http_query(struct http_request *req, const char *key);
+const char *http_header(struct http_request *req, const char *name);
+
+/* Called once per finished request with its route, status and latency (metrics). */
+typedef void (*http_observe_fn)(struct vmmd_daemon *d, const char *method, const char *route,
+                                unsigned status, uint64_t ns);
+extern http_observe_fn http_observer;
+
+#endif

@@ -1,0 +1,46 @@
+/* Route handlers, one file per resource; routes.c holds the table and dispatch. */
+#ifndef VMMD_ROUTES_H
+#define VMMD_ROUTES_H
+
+#include "daemon.h"
+
+/* Path parameter {id} of the matched route (NULL if none). */
+struct route_match {
+    char id[128];
+};
+
+typedef void (*route_fn)(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
+
+void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vms_list(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_delete(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_start(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_stop(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_shutdown(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m);
+void route_vm_reboot(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_pause(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_resume(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_vm_console(struct vmmd_daemon *d, struct http_request *req,
+                      const struct route_match *m);
+void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_events(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+
+/* Looks a VM up by id or name; answers 404 itself and returns -ENOENT. */
+int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
+                   struct db_vm *vm);
+
+/* Event stream (routes_events.c). */
+struct event_stream *event_stream_create(struct vmmd_daemon *d);
+void event_stream_notify(struct event_stream *es);
+/* Ends every stream (before the HTTP servers stop). */
+void event_stream_close_all(struct event_stream *es);
+void event_stream_destroy(struct event_stream *es);
+
+#endif

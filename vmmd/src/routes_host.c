@@ -1,0 +1,70 @@
+/* GET /v1/host: version, KVM flavour and what it means, capacity and allocation. */
+#include "routes.h"
+#include "lifecycle.h"
+#include "supervisor.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct kvm_flavour {
+    const char *name;
+    const char *meaning;
+};
+
+/* Which KVM this host has, read from the loaded modules. */
+static struct kvm_flavour kvm_flavour(void)
+{
+    struct stat st;
+
+    if (stat("/dev/kvm", &st) != 0)
+        return (struct kvm_flavour){"none", "no /dev/kvm: VMs cannot run on this host"};
+    if (stat("/sys/module/kvm_pvm", &st) == 0)
+        return (struct kvm_flavour){
+            "pvm", "PVM (no VT-x/AMD-V): only PVM-enabled guest kernels run natively; any other "
+                   "guest code, in full and pv mode alike, runs through KVM's instruction "
+                   "emulator (about 1.4 M instructions/s), fine for small test guests, far too "
+                   "slow for a general-purpose Linux guest"};
+    if (stat("/sys/module/kvm_intel", &st) == 0)
+        return (struct kvm_flavour){"vmx", "Intel VT-x: full and pv guests run at native speed; "
+                                           "pv adds kvm-clock and paravirt features"};
+    if (stat("/sys/module/kvm_amd", &st) == 0)
+        return (struct kvm_flavour){"svm", "AMD-V: full and pv guests run at native speed; pv "
+                                           "adds kvm-clock and paravirt features"};
+    return (struct kvm_flavour){"unknown", "a KVM of unknown kind"};
+}
+
+void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct kvm_flavour kvm = kvm_flavour();
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+    uint64_t mem = 0, vcpus = 0, running = 0;
+    json_t *dirs = json_array();
+
+    (void)m;
+    if (db_vm_list(d->db, NULL, &vms, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            int st = vmmd_state_parse(vms[i].state);
+            if (st >= 0 && vmmd_state_has_worker((enum vmmd_state)st)) {
+                mem += vms[i].memory_mib;
+                vcpus += vms[i].vcpus;
+                running++;
+            }
+        }
+        db_vm_list_free(vms, n);
+    }
+    for (size_t i = 0; i < d->limits.n_image_dirs; i++)
+        json_array_append_new(dirs, json_string(d->limits.image_dirs[i]));
+    http_respond_json(
+        req, 200,
+        json_pack("{s:s, s:{s:s, s:s}, s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
+                  "version", VMMD_VERSION, "kvm", "flavour", kvm.name, "meaning", kvm.meaning,
+                  "capacity", "cpus", (int)d->host_cpus, "memory_mib",
+                  (json_int_t)(d->host_memory_bytes >> 20), "max_vcpus",
+                  (json_int_t)d->cfg->max_vcpus, "max_memory_mib",
+                  (json_int_t)((d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100),
+                  "allocation", "vms_defined", (json_int_t)n, "vms_running", (json_int_t)running,
+                  "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem, "image_dirs", dirs));
+}

@@ -1,0 +1,508 @@
+/*
+ * /v1/vms and the lifecycle actions. Each handler loads the VM, asks the
+ * lifecycle table whether the action fits its state (409 naming the state
+ * if not), then acts through the store and the supervisor. Actions that wait
+ * for a worker suspend the request and answer from the worker's callback.
+ */
+#include "routes.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "supervisor.h"
+#include "worker_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define STOP_GRACE_MS 5000
+
+/* Answers with the VM as stored now. */
+static void respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
+                       const char *id)
+{
+    struct db_vm vm = {0};
+
+    if (routes_load_vm(d, req, id, &vm))
+        return;
+    http_respond_json(req, status, api_vm_to_json(&vm));
+    db_vm_clear(&vm);
+}
+
+/* 409 unless the action fits the VM's state. */
+static bool action_allowed(struct http_request *req, const struct db_vm *vm,
+                           enum vmmd_action action)
+{
+    int st = vmmd_state_parse(vm->state);
+
+    if (st >= 0 && vmmd_action_allowed((enum vmmd_state)st, action))
+        return true;
+    http_respond_error(req, API_ERR_CONFLICT, "cannot %s VM '%s': it is %s",
+                       vmmd_action_name(action), vm->name, vm->state);
+    return false;
+}
+
+static void record_state(struct vmmd_daemon *d, const char *id, const char *state,
+                         const char *reason, int64_t pid)
+{
+    int64_t ev = 0;
+
+    if (db_vm_set_state(d->db, id, state, reason, pid, &ev) == 0)
+        vmmd_event_committed(d, ev);
+}
+
+void route_vms_list(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    const char *state = http_query(req, "state");
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+    json_t *arr;
+    int rc;
+
+    (void)m;
+    if (state && vmmd_state_parse(state) < 0) {
+        http_respond_error(req, API_ERR_BAD_REQUEST,
+                           "state: '%s' is not one of stopped, starting, running, paused, "
+                           "stopping, crashed",
+                           state);
+        return;
+    }
+    if ((rc = db_vm_list(d->db, state, &vms, &n))) {
+        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, api_vm_to_json(&vms[i]));
+    db_vm_list_free(vms, n);
+    http_respond_json(req, 200, arr);
+}
+
+static void new_uuid(char out[DB_ID_LEN + 1])
+{
+    uint8_t b[16];
+
+    if (getrandom(b, sizeof(b), 0) != sizeof(b))
+        for (size_t i = 0; i < sizeof(b); i++)
+            b[i] = (uint8_t)rand();
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, DB_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct api_vm_def def;
+    struct api_error err;
+    struct db_vm vm;
+    char location[64];
+    int64_t ev = 0;
+    int rc;
+
+    (void)m;
+    if (api_parse_vm_create(req->body, req->body_len, &d->limits, &def, &err)) {
+        http_respond_problem(req, &err);
+        return;
+    }
+    memset(&vm, 0, sizeof(vm));
+    api_vm_def_to_db(&def, &vm);
+    api_vm_def_free(&def);
+    new_uuid(vm.id);
+    rc = db_vm_insert(d->db, &vm, &ev);
+    if (rc == -EEXIST) {
+        http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
+    } else if (rc) {
+        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+    } else {
+        vmmd_event_committed(d, ev);
+        log_info("vm %s (%s) created", vm.name, vm.id);
+        respond_vm(d, req, 201, vm.id);
+        snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
+        http_add_header(req, "Location", location);
+    }
+    db_vm_clear(&vm);
+}
+
+void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    respond_vm(d, req, 200, m->id);
+}
+
+void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct api_vm_def def;
+    struct api_error err;
+    struct db_vm vm = {0};
+    int64_t ev = 0;
+    int rc;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    if (api_parse_vm_patch(req->body, req->body_len, &d->limits, &def, &err)) {
+        http_respond_problem(req, &err);
+        goto out;
+    }
+    /* The name and autostart may change at any time; the rest only while stopped. */
+    if ((def.present & ~(unsigned)(API_F_NAME | API_F_AUTOSTART)) &&
+        !action_allowed(req, &vm, VMMD_ACT_EDIT))
+        goto out_def;
+    api_vm_def_apply(&def, &vm);
+    rc = db_vm_update(d->db, &vm, &ev);
+    if (rc == -EEXIST)
+        http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
+    else if (rc)
+        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+    else {
+        vmmd_event_committed(d, ev);
+        respond_vm(d, req, 200, vm.id);
+    }
+out_def:
+    api_vm_def_free(&def);
+out:
+    db_vm_clear(&vm);
+}
+
+/* Removes what a worker left in its run directory. */
+static void remove_run_dir(struct vmmd_daemon *d, const char *id)
+{
+    static const char *const files[] = {WORKER_CONTROL_SOCKET, WORKER_CONSOLE_LOG,
+                                        WORKER_CONSOLE_LOG ".1", WORKER_EXIT_FILE, WORKER_LOG};
+    char *dir = supervisor_vm_dir(d->sup, id);
+    char path[4096];
+
+    if (!dir)
+        return;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+static void delete_now(struct vmmd_daemon *d, struct http_request *req, const char *id)
+{
+    int64_t ev = 0;
+    int rc = db_vm_delete(d->db, id, &ev);
+
+    if (rc) {
+        http_respond_error(req, rc == -ENOENT ? API_ERR_NOT_FOUND : API_ERR_INTERNAL,
+                           "delete: %s", strerror(-rc));
+        return;
+    }
+    vmmd_event_committed(d, ev);
+    remove_run_dir(d, id);
+    http_respond_empty(req, 204);
+}
+
+struct pending {
+    struct http_request *req;
+    char id[DB_ID_LEN + 1];
+    const char *new_state; /* for pause/resume */
+    int64_t pid;           /* the worker, kept across state changes */
+};
+
+static struct pending *pending_new(struct http_request *req, const char *id)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+
+    if (p) {
+        p->req = req;
+        snprintf(p->id, sizeof(p->id), "%s", id);
+    }
+    return p;
+}
+
+static void on_stopped_for_delete(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
+{
+    struct pending *p = ctx;
+
+    (void)rc;
+    (void)detail;
+    delete_now(d, p->req, p->id);
+    free(p);
+}
+
+void route_vm_delete(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    const char *force = http_query(req, "force");
+    bool forced = force && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
+    struct db_vm vm = {0};
+    struct pending *p;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    int st = vmmd_state_parse(vm.state);
+    if (forced && st >= 0 && vmmd_state_has_worker((enum vmmd_state)st) &&
+        supervisor_has_worker(d->sup, vm.id)) {
+        p = pending_new(req, vm.id);
+        if (p && supervisor_stop(d->sup, vm.id, 0, on_stopped_for_delete, p) == 0)
+            http_suspend(req);
+        else {
+            free(p);
+            http_respond_error(req, API_ERR_INTERNAL, "cannot stop the worker");
+        }
+    } else if (forced || action_allowed(req, &vm, VMMD_ACT_DELETE)) {
+        delete_now(d, req, vm.id);
+    }
+    db_vm_clear(&vm);
+}
+
+/* Admission control: what running VMs hold, plus this one, must fit the host. */
+static bool admit(struct vmmd_daemon *d, struct http_request *req, const struct db_vm *vm)
+{
+    uint64_t mem = 0, vcpus = 0, mem_limit, cpu_limit = d->cfg->max_vcpus;
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+
+    if (db_vm_list(d->db, NULL, &vms, &n)) {
+        http_respond_error(req, API_ERR_INTERNAL, "store unavailable");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int st = vmmd_state_parse(vms[i].state);
+        if (st >= 0 && vmmd_state_has_worker((enum vmmd_state)st)) {
+            mem += vms[i].memory_mib;
+            vcpus += vms[i].vcpus;
+        }
+    }
+    db_vm_list_free(vms, n);
+    mem_limit = (d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100;
+    if (mem + vm->memory_mib > mem_limit) {
+        http_respond_error(req, API_ERR_CONFLICT,
+                           "not enough memory: VM '%s' needs %llu MiB, running VMs hold %llu of "
+                           "%llu MiB (host RAM x %llu%% overcommit)",
+                           vm->name, (unsigned long long)vm->memory_mib, (unsigned long long)mem,
+                           (unsigned long long)mem_limit,
+                           (unsigned long long)d->cfg->memory_overcommit_pct);
+        return false;
+    }
+    if (vcpus + vm->vcpus > cpu_limit) {
+        http_respond_error(req, API_ERR_CONFLICT,
+                           "not enough vCPUs: VM '%s' needs %u, running VMs hold %llu of %llu",
+                           vm->name, vm->vcpus, (unsigned long long)vcpus,
+                           (unsigned long long)cpu_limit);
+        return false;
+    }
+    return true;
+}
+
+static void on_started(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
+{
+    struct pending *p = ctx;
+
+    if (rc == 0)
+        respond_vm(d, p->req, 200, p->id);
+    else
+        http_respond_error(p->req, API_ERR_UNPROCESSABLE, "the VM did not start: %s",
+                           detail ? detail : strerror(-rc));
+    free(p);
+}
+
+void route_vm_start(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct db_vm vm = {0};
+    struct pending *p;
+    int rc;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    if (!action_allowed(req, &vm, VMMD_ACT_START) || !admit(d, req, &vm))
+        goto out;
+    if (strcmp(vm.disks_json, "[]") != 0 || strcmp(vm.nics_json, "[]") != 0) {
+        /* Refuse honestly rather than boot a VM without the disks it was promised. */
+        http_respond_error(req, API_ERR_UNPROCESSABLE,
+                           "disks and nics: this vmmd has no virtio/IDE devices yet, so a VM "
+                           "with disks or NICs cannot start");
+        goto out;
+    }
+    p = pending_new(req, vm.id);
+    rc = p ? supervisor_start(d->sup, &vm, on_started, p) : -ENOMEM;
+    if (rc) {
+        free(p);
+        http_respond_error(req, API_ERR_INTERNAL, "cannot start a worker: %s", strerror(-rc));
+        goto out;
+    }
+    log_info("vm %s: starting", vm.name);
+    http_suspend(req);
+out:
+    db_vm_clear(&vm);
+}
+
+static void on_stopped(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
+{
+    struct pending *p = ctx;
+
+    (void)rc;
+    (void)detail;
+    respond_vm(d, p->req, 200, p->id);
+    free(p);
+}
+
+void route_vm_stop(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct db_vm vm = {0};
+    struct pending *p;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    if (!action_allowed(req, &vm, VMMD_ACT_STOP))
+        goto out;
+    if (!supervisor_has_worker(d->sup, vm.id)) {
+        /* The store says a worker runs but there is none: it is already stopped. */
+        record_state(d, vm.id, "stopped", "stopped (no worker was running)", 0);
+        respond_vm(d, req, 200, vm.id);
+        goto out;
+    }
+    record_state(d, vm.id, "stopping", "stop requested", vm.worker_pid);
+    p = pending_new(req, vm.id);
+    if (p && supervisor_stop(d->sup, vm.id, STOP_GRACE_MS, on_stopped, p) == 0) {
+        http_suspend(req);
+    } else {
+        free(p);
+        http_respond_error(req, API_ERR_INTERNAL, "cannot stop the worker");
+    }
+out:
+    db_vm_clear(&vm);
+}
+
+void route_vm_shutdown(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m)
+{
+    struct db_vm vm = {0};
+    struct api_error err;
+    uint32_t timeout_s;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    if (api_parse_shutdown(req->body, req->body_len, &timeout_s, &err)) {
+        http_respond_problem(req, &err);
+    } else if (action_allowed(req, &vm, VMMD_ACT_SHUTDOWN)) {
+        if (supervisor_shutdown(d->sup, vm.id, timeout_s)) {
+            http_respond_error(req, API_ERR_CONFLICT, "VM '%s' has no running worker", vm.name);
+        } else {
+            char reason[80];
+            snprintf(reason, sizeof(reason), "shutdown requested, hard stop after %u s",
+                     timeout_s);
+            record_state(d, vm.id, "stopping", reason, vm.worker_pid);
+            respond_vm(d, req, 202, vm.id);
+        }
+    }
+    db_vm_clear(&vm);
+}
+
+static void on_action_reply(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                            size_t extra_len, const char *error)
+{
+    struct pending *p = ctx;
+
+    (void)extra;
+    (void)extra_len;
+    if (!reply || !json_is_true(json_object_get(reply, "ok"))) {
+        const char *why = reply ? json_string_value(json_object_get(reply, "error")) : error;
+        http_respond_error(p->req, API_ERR_CONFLICT, "the worker refused: %s",
+                           why ? why : "no answer");
+    } else {
+        if (p->new_state)
+            record_state(d, p->id, p->new_state, NULL, p->pid);
+        respond_vm(d, p->req, 200, p->id);
+    }
+    free(p);
+}
+
+/* Sends a worker command for an action and answers when the worker has. */
+static void worker_action(struct vmmd_daemon *d, struct http_request *req, const char *id,
+                          enum vmmd_action action, const char *cmd, const char *new_state)
+{
+    struct db_vm vm = {0};
+    struct pending *p;
+
+    if (routes_load_vm(d, req, id, &vm))
+        return;
+    if (!action_allowed(req, &vm, action))
+        goto out;
+    p = pending_new(req, vm.id);
+    if (!p)
+        goto out;
+    p->new_state = new_state;
+    p->pid = vm.worker_pid;
+    if (supervisor_command(d->sup, vm.id, json_pack("{s:s}", "cmd", cmd), on_action_reply, p)) {
+        free(p);
+        http_respond_error(req, API_ERR_CONFLICT, "VM '%s' has no running worker", vm.name);
+        goto out;
+    }
+    http_suspend(req);
+out:
+    db_vm_clear(&vm);
+}
+
+void route_vm_reboot(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    worker_action(d, req, m->id, VMMD_ACT_REBOOT, "reboot", "running");
+}
+
+void route_vm_pause(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    worker_action(d, req, m->id, VMMD_ACT_PAUSE, "pause", "paused");
+}
+
+void route_vm_resume(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    worker_action(d, req, m->id, VMMD_ACT_RESUME, "resume", "running");
+}
+
+static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                     size_t extra_len, const char *error)
+{
+    struct pending *p = ctx;
+    json_t *out;
+
+    (void)d;
+    (void)extra;
+    (void)extra_len;
+    if (!reply) {
+        http_respond_error(p->req, API_ERR_CONFLICT, "no stats: %s", error);
+    } else {
+        json_int_t up = json_integer_value(json_object_get(reply, "uptime_ns"));
+        out = json_pack("{s:s, s:s, s:f, s:O, s:O, s:O, s:O, s:O}", "id", p->id, "state",
+                        p->new_state, "uptime_s", (double)up / 1e9, "exits",
+                        json_object_get(reply, "exits"), "memory_bytes",
+                        json_object_get(reply, "memory_bytes"), "console_bytes",
+                        json_object_get(reply, "console_bytes"), "writes_ignored",
+                        json_object_get(reply, "writes_ignored"), "boots",
+                        json_object_get(reply, "boots"));
+        http_respond_json(p->req, 200, out ? out : json_object());
+    }
+    free(p);
+}
+
+void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    static const char *const states[] = {"stopped", "starting", "running",
+                                         "paused",  "stopping", "crashed"};
+    struct db_vm vm = {0};
+    struct pending *p;
+
+    if (routes_load_vm(d, req, m->id, &vm))
+        return;
+    p = pending_new(req, vm.id);
+    int st = vmmd_state_parse(vm.state);
+    if (p)
+        p->new_state = st >= 0 ? states[st] : "stopped";
+    if (!p || supervisor_command(d->sup, vm.id, json_pack("{s:s}", "cmd", "stats"), on_stats, p)) {
+        free(p);
+        http_respond_json(req, 200,
+                          json_pack("{s:s, s:s, s:f, s:{}, s:I, s:i}", "id", vm.id, "state",
+                                    vm.state, "uptime_s", 0.0, "exits", "memory_bytes",
+                                    (json_int_t)0, "boots", 0));
+    } else {
+        http_suspend(req);
+    }
+    db_vm_clear(&vm);
+}

@@ -1,0 +1,718 @@
+/*
+ * Worker supervision (see supervisor.h). Each worker has one persistent
+ * connection; commands are queued and answered in order. The connection's
+ * EOF is how we learn a worker ended; its exit file says why, and its
+ * absence means it was killed. Every state change goes to the store in one
+ * transaction with its event, then to the event stream.
+ */
+#include "supervisor.h"
+#include "daemon.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "worker_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONNECT_RETRY_MS   5
+#define CONNECT_TIMEOUT_MS 10000
+
+struct cmd {
+    struct cmd *next;
+    char *line;
+    sup_reply_fn fn;
+    void *ctx;
+};
+
+struct waiter {
+    struct waiter *next;
+    sup_done_fn fn;
+    void *ctx;
+};
+
+struct worker {
+    struct supervisor *sup;
+    struct worker *next;
+    char vm_id[DB_ID_LEN + 1];
+    char *dir;
+    int64_t pid;
+    uv_pipe_t pipe;
+    bool pipe_init, pipe_closing, connected, gone, reached_running, closing;
+    unsigned open_handles; /* freed when the last of its libuv handles has closed */
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* connect retries, then the kill deadline */
+    unsigned waited_ms;
+    uv_timer_t shutdown_timer;
+    uv_process_t *proc;
+    struct cmd *head, *tail;
+    char *rbuf;
+    size_t rlen, rcap;
+    json_t *header;     /* a console reply waiting for its raw bytes */
+    size_t expect_raw;
+    sup_done_fn start_done;
+    void *start_ctx;
+    struct waiter *waiters;
+};
+
+struct supervisor {
+    struct vmmd_daemon *d;
+    struct worker *workers;
+};
+
+static struct worker *find(struct supervisor *sup, const char *vm_id)
+{
+    for (struct worker *w = sup->workers; w; w = w->next)
+        if (!w->gone && strcmp(w->vm_id, vm_id) == 0)
+            return w;
+    return NULL;
+}
+
+char *supervisor_vm_dir(struct supervisor *sup, const char *vm_id)
+{
+    size_t len = strlen(sup->d->run_dir) + strlen(vm_id) + 2;
+    char *dir = malloc(len);
+
+    if (dir)
+        snprintf(dir, len, "%s/%s", sup->d->run_dir, vm_id);
+    return dir;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+
+    if (p)
+        snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+/* Records a state change with its event and tells the event stream. */
+static void set_state(struct vmmd_daemon *d, const char *vm_id, const char *state,
+                      const char *reason, int64_t pid)
+{
+    int64_t ev = 0;
+    int rc = db_vm_set_state(d->db, vm_id, state, reason, pid, &ev);
+
+    if (rc)
+        log_error("vm %s: cannot record state %s: %s", vm_id, state, strerror(-rc));
+    else
+        vmmd_event_committed(d, ev);
+}
+
+/* Why the worker ended, from its exit file: the new state and a reason. */
+static void read_exit_file(struct worker *w, char *state, size_t slen, char *reason, size_t rlen)
+{
+    char *path = path_in(w->dir, WORKER_EXIT_FILE);
+    json_error_t jerr;
+    json_t *ex = path ? json_load_file(path, 0, &jerr) : NULL;
+    const char *why = ex ? json_string_value(json_object_get(ex, "reason")) : NULL;
+    const char *detail = ex ? json_string_value(json_object_get(ex, "detail")) : NULL;
+
+    if (!why) {
+        snprintf(state, slen, "crashed");
+        snprintf(reason, rlen, "the worker process ended without saying why (killed?)");
+    } else if (strcmp(why, "poweroff") == 0 || strcmp(why, "stopped") == 0) {
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "%s", strcmp(why, "poweroff") == 0 ? "guest powered off" : "stopped");
+    } else if (strcmp(why, "reboot") == 0) {
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "guest rebooted");
+    } else if (!w->reached_running && w->start_done) {
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "start failed: %s", detail ? detail : why);
+    } else {
+        snprintf(state, slen, "crashed");
+        snprintf(reason, rlen, "%s: %s", why, detail ? detail : "");
+    }
+    json_decref(ex);
+    free(path);
+}
+
+static void fail_commands(struct worker *w, const char *why)
+{
+    while (w->head) {
+        struct cmd *c = w->head;
+        w->head = c->next;
+        if (c->fn)
+            c->fn(w->sup->d, c->ctx, NULL, NULL, 0, why);
+        free(c->line);
+        free(c);
+    }
+    w->tail = NULL;
+}
+
+static void free_worker(struct worker *w)
+{
+    free(w->rbuf);
+    free(w->dir);
+    json_decref(w->header);
+    free(w);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct worker *w = h->data;
+
+    if (--w->open_handles == 0)
+        free_worker(w);
+}
+
+static void unlink_worker(struct worker *w)
+{
+    struct worker **pp = &w->sup->workers;
+
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+}
+
+static void close_worker(struct worker *w)
+{
+    unlink_worker(w);
+    w->closing = true;
+    if (w->proc)
+        w->proc->data = NULL; /* the exit callback only reaps from now on */
+    uv_close((uv_handle_t *)&w->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->shutdown_timer, on_handle_closed);
+    if (w->pipe_init && !w->pipe_closing) {
+        w->pipe_closing = true;
+        uv_close((uv_handle_t *)&w->pipe, on_handle_closed);
+    }
+}
+
+/* The worker has ended (or never came up): record why, wake everyone waiting. */
+static void worker_gone(struct worker *w)
+{
+    struct vmmd_daemon *d = w->sup->d;
+    char state[16], reason[300];
+
+    if (w->gone)
+        return;
+    w->gone = true;
+    read_exit_file(w, state, sizeof(state), reason, sizeof(reason));
+    log_info("vm %s: worker %lld ended: %s (%s)", w->vm_id, (long long)w->pid, state, reason);
+    if (strcmp(state, "crashed") == 0)
+        d->metrics.workers_lost++;
+    set_state(d, w->vm_id, state, reason, 0);
+    fail_commands(w, "the worker has ended");
+    if (w->start_done) {
+        sup_done_fn fn = w->start_done;
+        w->start_done = NULL;
+        fn(d, w->start_ctx, -EIO, reason);
+    }
+    while (w->waiters) {
+        struct waiter *wt = w->waiters;
+        w->waiters = wt->next;
+        wt->fn(d, wt->ctx, 0, reason);
+        free(wt);
+    }
+    close_worker(w);
+}
+
+static void deliver(struct worker *w, json_t *reply, const uint8_t *extra, size_t extra_len)
+{
+    struct cmd *c = w->head;
+
+    if (!c) {
+        json_decref(reply);
+        return;
+    }
+    w->head = c->next;
+    if (!w->head)
+        w->tail = NULL;
+    if (c->fn)
+        c->fn(w->sup->d, c->ctx, reply, extra, extra_len, NULL);
+    json_decref(reply);
+    free(c->line);
+    free(c);
+}
+
+/* Parses whole replies out of the read buffer. */
+static void parse_replies(struct worker *w)
+{
+    for (;;) {
+        if (w->header) {
+            if (w->rlen < w->expect_raw)
+                return;
+            json_t *h = w->header;
+            size_t n = w->expect_raw;
+            w->header = NULL;
+            w->expect_raw = 0;
+            deliver(w, h, (const uint8_t *)w->rbuf, n);
+            memmove(w->rbuf, w->rbuf + n, w->rlen - n);
+            w->rlen -= n;
+            continue;
+        }
+        char *nl = memchr(w->rbuf, '\n', w->rlen);
+        if (!nl)
+            return;
+        *nl = 0;
+        json_error_t jerr;
+        json_t *reply = json_loads(w->rbuf, 0, &jerr);
+        size_t used = (size_t)(nl - w->rbuf) + 1;
+        memmove(w->rbuf, w->rbuf + used, w->rlen - used);
+        w->rlen -= used;
+        if (!reply) {
+            log_warn("vm %s: worker sent a malformed reply", w->vm_id);
+            continue;
+        }
+        json_t *bytes = json_object_get(reply, "bytes");
+        if (json_is_true(json_object_get(reply, "ok")) && json_is_integer(bytes)) {
+            w->header = reply;
+            w->expect_raw = (size_t)json_integer_value(bytes);
+            continue;
+        }
+        deliver(w, reply, NULL, 0);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct worker *w = h->data;
+
+    if (w->rcap - w->rlen < suggested) {
+        char *grown = realloc(w->rbuf, w->rlen + suggested);
+        if (!grown) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        w->rbuf = grown;
+        w->rcap = w->rlen + suggested;
+    }
+    *buf = uv_buf_init(w->rbuf + w->rlen, (unsigned)(w->rcap - w->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct worker *w = s->data;
+
+    (void)buf;
+    if (n < 0) {
+        worker_gone(w);
+        return;
+    }
+    w->rlen += (size_t)n;
+    parse_replies(w);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status; /* a failed write shows up as EOF on the read side */
+    free(req->data);
+    free(req);
+}
+
+static int send_line(struct worker *w, const char *line)
+{
+    uv_write_t *req = malloc(sizeof(*req));
+    size_t len = strlen(line);
+    char *copy = malloc(len + 1);
+    uv_buf_t buf;
+
+    if (!req || !copy) {
+        free(req);
+        free(copy);
+        return -ENOMEM;
+    }
+    memcpy(copy, line, len);
+    copy[len] = '\n';
+    req->data = copy;
+    buf = uv_buf_init(copy, (unsigned)len + 1);
+    return uv_write(req, (uv_stream_t *)&w->pipe, &buf, 1, on_written);
+}
+
+static struct cmd *make_cmd(json_t *cmd, sup_reply_fn fn, void *ctx)
+{
+    struct cmd *c = calloc(1, sizeof(*c));
+
+    if (c) {
+        c->line = json_dumps(cmd, JSON_COMPACT);
+        c->fn = fn;
+        c->ctx = ctx;
+    }
+    json_decref(cmd);
+    return c;
+}
+
+static int queue_command(struct worker *w, json_t *cmd, sup_reply_fn fn, void *ctx)
+{
+    struct cmd *c = make_cmd(cmd, fn, ctx);
+
+    if (!c)
+        return -ENOMEM;
+    if (w->tail)
+        w->tail->next = c;
+    else
+        w->head = c;
+    w->tail = c;
+    return w->connected ? send_line(w, c->line) : 0;
+}
+
+static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                      size_t extra_len, const char *error)
+{
+    struct worker *w = ctx;
+    const char *state = reply ? json_string_value(json_object_get(reply, "state")) : NULL;
+
+    (void)extra;
+    (void)extra_len;
+    (void)error;
+    if (!state)
+        return; /* the worker ended meanwhile: worker_gone() handles it */
+    w->reached_running = true;
+    set_state(d, w->vm_id, state, NULL, w->pid);
+    if (w->start_done) {
+        sup_done_fn fn = w->start_done;
+        w->start_done = NULL;
+        fn(d, w->start_ctx, 0, NULL);
+    }
+}
+
+static void try_connect(struct worker *w);
+
+static void on_retry(uv_timer_t *t)
+{
+    try_connect(t->data);
+}
+
+/* The failed connection's pipe is closed: try again, or give up. */
+static void on_pipe_closed_after_failure(uv_handle_t *h)
+{
+    struct worker *w = h->data;
+    bool alive = w->pid > 0 && kill((pid_t)w->pid, 0) == 0;
+
+    w->pipe_init = w->pipe_closing = false;
+    if (--w->open_handles == 0 && w->closing) {
+        free_worker(w);
+        return;
+    }
+    if (w->closing || w->gone)
+        return;
+    if (!alive || w->waited_ms >= CONNECT_TIMEOUT_MS) {
+        if (alive)
+            kill((pid_t)w->pid, SIGKILL);
+        worker_gone(w);
+        return;
+    }
+    w->waited_ms += CONNECT_RETRY_MS;
+    uv_timer_start(&w->timer, on_retry, CONNECT_RETRY_MS, 0);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct worker *w = req->data;
+    struct cmd *st;
+
+    if (w->closing || w->gone)
+        return;
+    if (status < 0) {
+        /* Not listening yet (starting) or dead (after a daemon restart). */
+        w->pipe_closing = true;
+        uv_close((uv_handle_t *)&w->pipe, on_pipe_closed_after_failure);
+        return;
+    }
+    w->connected = true;
+    uv_read_start((uv_stream_t *)&w->pipe, on_alloc, on_read);
+    /* A status query goes first; commands queued meanwhile follow in order. */
+    st = make_cmd(json_pack("{s:s}", "cmd", "status"), on_status, w);
+    if (st) {
+        st->next = w->head;
+        w->head = st;
+        if (!w->tail)
+            w->tail = st;
+    }
+    for (struct cmd *c = w->head; c; c = c->next)
+        send_line(w, c->line);
+}
+
+static void try_connect(struct worker *w)
+{
+    char *sock = path_in(w->dir, WORKER_CONTROL_SOCKET);
+
+    uv_pipe_init(w->sup->d->loop, &w->pipe, 0);
+    w->pipe.data = w;
+    w->pipe_init = true;
+    w->open_handles++;
+    w->connect_req.data = w;
+    uv_pipe_connect(&w->connect_req, &w->pipe, sock, on_connect);
+    free(sock);
+}
+
+static struct worker *new_worker(struct supervisor *sup, const char *vm_id, int64_t pid)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->sup = sup;
+    snprintf(w->vm_id, sizeof(w->vm_id), "%s", vm_id);
+    w->dir = supervisor_vm_dir(sup, vm_id);
+    w->pid = pid;
+    uv_timer_init(sup->d->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_init(sup->d->loop, &w->shutdown_timer);
+    w->shutdown_timer.data = w;
+    w->open_handles = 2;
+    w->next = sup->workers;
+    sup->workers = w;
+    return w;
+}
+
+static void on_process_exit(uv_process_t *proc, int64_t status, int signo)
+{
+    struct worker *w = proc->data;
+
+    (void)status;
+    (void)signo;
+    /* If it never connected, its exit is the only news we get. */
+    if (w && !w->connected && !w->gone) {
+        uv_timer_stop(&w->timer);
+        worker_gone(w);
+    }
+    uv_close((uv_handle_t *)proc, (uv_close_cb)free);
+}
+
+static void add_arg(char **argv, int *argc, const char *a)
+{
+    argv[(*argc)++] = (char *)a;
+}
+
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx)
+{
+    struct vmmd_daemon *d = sup->d;
+    struct worker *w;
+    uv_process_options_t opts;
+    uv_stdio_container_t stdio[3];
+    char vcpus[16], memory[24], *paths[4] = {0};
+    char *argv[32];
+    int argc = 0, log_fd, rc;
+
+    if (find(sup, vm->id))
+        return -EBUSY;
+    w = new_worker(sup, vm->id, 0);
+    if (!w || !w->dir)
+        return -ENOMEM;
+    mkdir(d->run_dir, 0700);
+    mkdir(w->dir, 0700);
+    paths[0] = path_in(w->dir, WORKER_CONTROL_SOCKET);
+    paths[1] = path_in(w->dir, WORKER_CONSOLE_LOG);
+    paths[2] = path_in(w->dir, WORKER_EXIT_FILE);
+    paths[3] = path_in(w->dir, WORKER_LOG);
+    unlink(paths[0]);
+    unlink(paths[2]); /* a stale exit file would explain the wrong death */
+    log_fd = open(paths[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    snprintf(vcpus, sizeof(vcpus), "%u", vm->vcpus);
+    snprintf(memory, sizeof(memory), "%llu", (unsigned long long)vm->memory_mib);
+    add_arg(argv, &argc, d->self_exe);
+    add_arg(argv, &argc, "run");
+    add_arg(argv, &argc, "--kernel");
+    add_arg(argv, &argc, vm->kernel);
+    if (vm->initrd) {
+        add_arg(argv, &argc, "--initrd");
+        add_arg(argv, &argc, vm->initrd);
+    }
+    if (vm->cmdline) {
+        add_arg(argv, &argc, "--cmdline");
+        add_arg(argv, &argc, vm->cmdline);
+    }
+    add_arg(argv, &argc, "--mode");
+    add_arg(argv, &argc, vm->mode);
+    add_arg(argv, &argc, "--vcpus");
+    add_arg(argv, &argc, vcpus);
+    add_arg(argv, &argc, "--memory");
+    add_arg(argv, &argc, memory);
+    add_arg(argv, &argc, "--control");
+    add_arg(argv, &argc, paths[0]);
+    add_arg(argv, &argc, "--console-log");
+    add_arg(argv, &argc, paths[1]);
+    add_arg(argv, &argc, "--exit-file");
+    add_arg(argv, &argc, paths[2]);
+    argv[argc] = NULL;
+
+    memset(&opts, 0, sizeof(opts));
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = stdio[2].flags = log_fd >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[1].data.fd = stdio[2].data.fd = log_fd;
+    opts.file = d->self_exe;
+    opts.args = argv;
+    opts.stdio = stdio;
+    opts.stdio_count = 3;
+    opts.exit_cb = on_process_exit;
+    /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
+    opts.flags = UV_PROCESS_DETACHED;
+    w->proc = calloc(1, sizeof(*w->proc));
+    rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
+    if (log_fd >= 0)
+        close(log_fd);
+    for (int i = 0; i < 4; i++)
+        free(paths[i]);
+    if (rc) {
+        free(w->proc);
+        w->proc = NULL;
+        w->gone = true;
+        close_worker(w);
+        return rc;
+    }
+    w->proc->data = w;
+    w->pid = w->proc->pid;
+    w->start_done = done;
+    w->start_ctx = ctx;
+    d->metrics.workers_started++;
+    set_state(d, vm->id, "starting", NULL, w->pid);
+    try_connect(w);
+    return 0;
+}
+
+int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,
+                       void *ctx)
+{
+    struct worker *w = find(sup, vm_id);
+
+    if (!w) {
+        json_decref(cmd);
+        return -ENOENT;
+    }
+    return queue_command(w, cmd, fn, ctx);
+}
+
+int supervisor_wait_exit(struct supervisor *sup, const char *vm_id, sup_done_fn done, void *ctx)
+{
+    struct worker *w = find(sup, vm_id);
+    struct waiter *wt;
+
+    if (!w) {
+        done(sup->d, ctx, -ENOENT, NULL);
+        return -ENOENT;
+    }
+    wt = calloc(1, sizeof(*wt));
+    if (!wt)
+        return -ENOMEM;
+    wt->fn = done;
+    wt->ctx = ctx;
+    wt->next = w->waiters;
+    w->waiters = wt;
+    return 0;
+}
+
+static void on_kill_deadline(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->pid > 0) {
+        log_warn("vm %s: worker %lld did not stop in time, killing it", w->vm_id,
+                 (long long)w->pid);
+        kill((pid_t)w->pid, SIGKILL);
+    }
+}
+
+int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms, sup_done_fn done,
+                    void *ctx)
+{
+    struct worker *w = find(sup, vm_id);
+    int rc;
+
+    if (!w) {
+        if (done)
+            done(sup->d, ctx, -ENOENT, NULL);
+        return -ENOENT;
+    }
+    if (done && (rc = supervisor_wait_exit(sup, vm_id, done, ctx)))
+        return rc;
+    if (w->connected)
+        queue_command(w, json_pack("{s:s}", "cmd", "stop"), NULL, NULL);
+    uv_timer_stop(&w->shutdown_timer);
+    if (!w->connected || !uv_is_active((uv_handle_t *)&w->timer))
+        uv_timer_start(&w->timer, on_kill_deadline, w->connected ? grace_ms : 0, 0);
+    return 0;
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    log_info("vm %s: the guest did not shut down in time, stopping it", w->vm_id);
+    supervisor_stop(w->sup, w->vm_id, 5000, NULL, NULL);
+}
+
+int supervisor_shutdown(struct supervisor *sup, const char *vm_id, unsigned timeout_s)
+{
+    struct worker *w = find(sup, vm_id);
+    int rc;
+
+    if (!w)
+        return -ENOENT;
+    rc = queue_command(w, json_pack("{s:s}", "cmd", "shutdown"), NULL, NULL);
+    uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, (uint64_t)timeout_s * 1000, 0);
+    return rc;
+}
+
+bool supervisor_has_worker(struct supervisor *sup, const char *vm_id)
+{
+    return find(sup, vm_id) != NULL;
+}
+
+unsigned supervisor_worker_count(struct supervisor *sup)
+{
+    unsigned n = 0;
+
+    for (struct worker *w = sup->workers; w; w = w->next)
+        n += !w->gone;
+    return n;
+}
+
+void supervisor_reattach_all(struct supervisor *sup)
+{
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+
+    if (db_vm_list(sup->d->db, NULL, &vms, &n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        int st = vmmd_state_parse(vms[i].state);
+        struct worker *w;
+
+        if (st < 0 || !vmmd_state_has_worker((enum vmmd_state)st))
+            continue;
+        w = new_worker(sup, vms[i].id, vms[i].worker_pid);
+        if (!w)
+            continue;
+        w->reached_running = st != VMMD_ST_STARTING;
+        log_info("vm %s: looking for its worker %lld", vms[i].name, (long long)vms[i].worker_pid);
+        try_connect(w);
+    }
+    db_vm_list_free(vms, n);
+}
+
+struct supervisor *supervisor_create(struct vmmd_daemon *d)
+{
+    struct supervisor *sup = calloc(1, sizeof(*sup));
+
+    if (sup)
+        sup->d = d;
+    return sup;
+}
+
+void supervisor_destroy(struct supervisor *sup)
+{
+    while (sup->workers) {
+        struct worker *w = sup->workers;
+        w->gone = true; /* leaving, not ended: nothing to record */
+        fail_commands(w, "the daemon is shutting down");
+        while (w->waiters) {
+            struct waiter *wt = w->waiters;
+            w->waiters = wt->next;
+            free(wt);
+        }
+        close_worker(w);
+    }
+    free(sup);
+}

@@ -1,0 +1,50 @@
+/*
+ * The daemon side of the worker processes: start one per running VM
+ * (detached, so it outlives the daemon), hold a connection to its control
+ * socket, send it commands, notice when it ends and record why, and after a
+ * daemon restart find the workers still running and reattach to them.
+ */
+#ifndef VMMD_SUPERVISOR_H
+#define VMMD_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "db/store.h"
+
+struct vmmd_daemon;
+struct supervisor;
+
+/* reply is NULL when the worker could not answer (error says why); extra is raw bytes (console). */
+typedef void (*sup_reply_fn)(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                             size_t extra_len, const char *error);
+/* rc 0: the worker runs / has ended as asked; otherwise detail says what went wrong. */
+typedef void (*sup_done_fn)(struct vmmd_daemon *d, void *ctx, int rc, const char *detail);
+
+struct supervisor *supervisor_create(struct vmmd_daemon *d);
+/* Closes the connections; the workers keep running. */
+void supervisor_destroy(struct supervisor *sup);
+
+/* The VM is already "starting" in the store. done() runs once it is "running" or has failed. */
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx);
+/* Sends {"cmd":...} (consumed). -ENOENT when the VM has no worker. */
+int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,
+                       void *ctx);
+/* Calls done once the worker has ended (right away with -ENOENT if there is none). */
+int supervisor_wait_exit(struct supervisor *sup, const char *vm_id, sup_done_fn done, void *ctx);
+/* Asks the worker to stop, kills it after grace_ms; done() when it has ended. */
+int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms, sup_done_fn done,
+                    void *ctx);
+/* Sends "shutdown" and, if the worker still runs after timeout_s, stops it. */
+int supervisor_shutdown(struct supervisor *sup, const char *vm_id, unsigned timeout_s);
+bool supervisor_has_worker(struct supervisor *sup, const char *vm_id);
+unsigned supervisor_worker_count(struct supervisor *sup);
+/* After a daemon (re)start: reattach to live workers, mark the dead ones. */
+void supervisor_reattach_all(struct supervisor *sup);
+/* The worker's run directory for a VM (owned by the caller). */
+char *supervisor_vm_dir(struct supervisor *sup, const char *vm_id);
+
+#endif

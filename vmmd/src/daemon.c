@@ -200,6 +200,8 @@ static void on_drain(uv_timer_t *t)
     uv_timer_stop(t);
     log_info("stopped; %u VMs keep running in their workers", supervisor_worker_count(d->sup));
     stop_loop_handles(d);
+    supervisor_destroy(d->sup);
+    d->sup = NULL;
 }
 
 static void on_signal(uv_signal_t *s, int signo)
@@ -346,7 +348,8 @@ int vmmd_serve_main(int argc, char **argv)
 
     uv_run(d->loop, UV_RUN_DEFAULT);
 
-    supervisor_destroy(d->sup);
+    if (d->sup)
+        supervisor_destroy(d->sup);
     event_stream_destroy(d->events);
     unlink(cfg.socket_path);
     db_close(d->db);

@@ -124,7 +124,8 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
     } else if (strcmp(why, "reboot") == 0) {
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "guest rebooted");
-    } else if (!w->reached_running && w->start_done) {
+    } else if (strcmp(why, "error") == 0 && !w->reached_running) {
+        /* The VMM could not set the VM up (not a kernel, too little memory...). */
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "start failed: %s", detail ? detail : why);
     } else {
@@ -707,6 +708,11 @@ void supervisor_destroy(struct supervisor *sup)
         struct worker *w = sup->workers;
         w->gone = true; /* leaving, not ended: nothing to record */
         fail_commands(w, "the daemon is shutting down");
+        if (w->proc) {
+            /* Closing the handle leaves the process running: that is the point. */
+            uv_close((uv_handle_t *)w->proc, (uv_close_cb)free);
+            w->proc = NULL;
+        }
         while (w->waiters) {
             struct waiter *wt = w->waiters;
             w->waiters = wt->next;

@@ -4,11 +4,12 @@
 # lifecycle, every validation error, the event stream, kill -9 of the daemon
 # (VMs keep running and are reattached) and of a worker (crashed + event),
 # concurrent starts, and 100 VMs defined with 20 running.
-# Usage: test_daemon.sh VMMD GUEST_DIR
+# Usage: test_daemon.sh VMMD GUEST_DIR WS_CLIENT
 set -uo pipefail
 
 VMMD=$1
 GUESTS=$(cd "$2" && pwd)
+WS_CLIENT=$3
 if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
     echo "SKIPPED: /dev/kvm is not available here; daemon integration tests did not run" >&2
     exit 77
@@ -127,6 +128,9 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 check "console shows the guest's output" $(grep -q "echo: ready" "$tmp/body"; echo $?)
+"$WS_CLIENT" "$SOCK" /v1/vms/demo/console $'typed over a websocket\r' 1500 >"$tmp/ws" 2>"$tmp/ws.err"
+check "WebSocket console: keystrokes reach the guest, its echo comes back" \
+    $(grep -q "typed over a websocket" "$tmp/ws"; echo $?)
 api POST /v1/vms/demo/start
 check "second start -> 409" $([[ $status == 409 ]]; echo $?)
 api POST /v1/vms/demo/pause

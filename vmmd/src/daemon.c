@@ -31,6 +31,7 @@ void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
 {
     (void)event_id;
     d->metrics.events_emitted++;
+    d->generation++;
     if (d->events)
         event_stream_notify(d->events);
 }

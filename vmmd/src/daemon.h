@@ -40,6 +40,7 @@ struct vmmd_daemon {
     uint64_t host_memory_bytes;
     unsigned host_cpus;
     struct vmmd_metrics metrics;
+    uint64_t generation; /* bumped on every committed change: keys read caches */
 };
 
 int vmmd_serve_main(int argc, char **argv);

@@ -473,10 +473,13 @@ static void on_process_exit(uv_process_t *proc, int64_t status, int signo)
 
     (void)status;
     (void)signo;
-    /* If it never connected, its exit is the only news we get. */
-    if (w && !w->connected && !w->gone) {
-        uv_timer_stop(&w->timer);
-        worker_gone(w);
+    if (w) {
+        w->proc = NULL;
+        /* If it never connected, its exit is the only news we get. */
+        if (!w->connected && !w->gone) {
+            uv_timer_stop(&w->timer);
+            worker_gone(w);
+        }
     }
     uv_close((uv_handle_t *)proc, (uv_close_cb)free);
 }

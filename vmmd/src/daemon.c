@@ -141,6 +141,22 @@ static int listen_tcp(const char *hostport)
     return fd;
 }
 
+/* Workers run `vmmd run`: the small vmmd binary next to this one. */
+static char *worker_binary(void)
+{
+    char *self = realpath("/proc/self/exe", NULL), *slash, *path;
+
+    if (!self)
+        return NULL;
+    slash = strrchr(self, '/');
+    *slash = 0;
+    path = malloc(strlen(self) + sizeof("/vmmd"));
+    if (path)
+        sprintf(path, "%s/vmmd", self);
+    free(self);
+    return path;
+}
+
 static void on_autostart_done(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
 {
     char *name = ctx;
@@ -319,7 +335,7 @@ int vmmd_serve_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d->cfg = &cfg;
     d->loop = uv_default_loop();
-    d->self_exe = realpath("/proc/self/exe", NULL);
+    d->self_exe = worker_binary();
     d->host_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     d->host_memory_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     d->sup = supervisor_create(d);

@@ -332,6 +332,35 @@ static int insert_vm_event(struct db_store *db, enum db_stmt_id which, const cha
     return 0;
 }
 
+/*
+ * The common end of a write whose event is already inserted: run the bound
+ * statement and commit both, or roll both back.
+ */
+static int run_and_commit(struct db_store *db, sqlite3_stmt *st, int bind_rc, int64_t ev,
+                          int64_t *event_id)
+{
+    int ret;
+
+    if (bind_rc != SQLITE_OK) {
+        stmt_done(st);
+        ret = db_error(db, bind_rc);
+        goto err_rollback;
+    }
+    ret = stmt_run(db, st);
+    if (ret)
+        goto err_rollback;
+    ret = tx_commit(db);
+    if (ret)
+        return ret;
+    if (event_id)
+        *event_id = ev;
+    return 0;
+
+err_rollback:
+    tx_rollback(db);
+    return ret;
+}
+
 int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[STMT_VM_INSERT];
@@ -425,21 +454,8 @@ int db_vm_set_state(struct db_store *db, const char *id, const char *state, cons
     bind_text(st, 3, reason, &rc);
     bind_int(st, 4, worker_pid, &rc);
     bind_int(st, 5, now, &rc);
-    if (rc != SQLITE_OK) {
-        stmt_done(st);
-        ret = db_error(db, rc);
-        goto err_rollback;
-    }
     /* An unknown state fails the CHECK here and takes the event with it. */
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    ret = tx_commit(db);
-    if (ret)
-        return ret;
-    if (event_id)
-        *event_id = ev;
-    return 0;
+    return run_and_commit(db, st, rc, ev, event_id);
 
 err_rollback:
     tx_rollback(db);
@@ -463,20 +479,7 @@ int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id)
     if (ret)
         goto err_rollback;
     bind_text(st, 1, id, &rc);
-    if (rc != SQLITE_OK) {
-        stmt_done(st);
-        ret = db_error(db, rc);
-        goto err_rollback;
-    }
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    ret = tx_commit(db);
-    if (ret)
-        return ret;
-    if (event_id)
-        *event_id = ev;
-    return 0;
+    return run_and_commit(db, st, rc, ev, event_id);
 
 err_rollback:
     tx_rollback(db);

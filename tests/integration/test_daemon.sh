@@ -252,15 +252,35 @@ check "100 more defined ($total in all), 20 running, filter by state ($running)"
     $([[ $running == 20 && $total -ge 100 ]]; echo $?)
 api GET /v1/host
 check "host allocation counts the running VMs" $([[ $(jbody .allocation.vms_running) == 20 ]]; echo $?)
+api POST /v1/vms "$(vm_json greedy idle '"vcpus":64')"
+api POST /v1/vms/greedy/start
+check "admission control: 20 running + 64 vCPUs > 64 -> 409 with the numbers" \
+    $([[ $status == 409 ]] && jbody .detail | grep -q "needs 64, running VMs hold 20 of 64"; echo $?)
+api POST /v1/vms "$(vm_json auto idle '"autostart":true')"
 
 # --- SIGTERM: the daemon exits 0, the VMs keep running --------------------------------
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; rc=$?; daemon_pid=
 check "SIGTERM: exit 0" $([[ $rc == 0 ]]; echo $?)
 check "SIGTERM: the 20 VMs keep running" $([[ $(pgrep -f -- "--control $STATE/run/" | wc -l) == 20 ]]; echo $?)
 start_daemon
+wait_state auto running 5
+check "autostart: the VM marked autostart started with the daemon" $?
 api GET "/v1/vms?state=running"
-check "restart after SIGTERM: 20 running, reattached" $([[ $(jq length "$tmp/body") == 20 ]]; echo $?)
+check "restart after SIGTERM: 20 running, reattached, plus the autostarted one" $([[ $(jq length "$tmp/body") == 21 ]]; echo $?)
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; daemon_pid=
+
+# --- a config file sets what flags would, and --help comes from the same table -------
+printf '# test\nlog-level = warn\nimage-dir = %s\nimage-dir = %s\n' "$GUESTS" "$tmp" >"$tmp/vmmd.conf"
+"$VMMD" serve --config-file "$tmp/vmmd.conf" --state-dir "$STATE" --max-vcpus 64 2>>"$tmp/vmmd.err" &
+daemon_pid=$!
+for _ in $(seq 100); do curl -s --unix-socket "$SOCK" http://x/v1/host >/dev/null 2>&1 && break; sleep 0.05; done
+api GET /v1/host
+check "config file: two image dirs from the file" $([[ $(jbody '.image_dirs | length') == 2 ]]; echo $?)
+kill -TERM "$daemon_pid"; wait "$daemon_pid"; daemon_pid=
+check "--help lists the config options" $("$VMMD" serve --help | grep -q -- "--memory-overcommit"; echo $?)
+printf 'bogus-option = 1\n' >"$tmp/bad.conf"
+"$VMMD" serve --config-file "$tmp/bad.conf" --state-dir "$STATE" >/dev/null 2>"$tmp/err"
+check "config file: an unknown option is a usage error naming the line" $([[ $? == 2 ]] && grep -q "bad.conf:1" "$tmp/err"; echo $?)
 
 # --- a database newer than this binary ------------------------------------------------
 sqlite3 "$STATE/vmmd.db" "PRAGMA user_version = 999;"

@@ -23,6 +23,13 @@ done
 # into root-owned dirs; not needed for a plain download.
 APT_OPTS=(-q -o APT::Sandbox::User=root)
 
+# A fresh machine may have no package lists yet: fetch them once, as root.
+refresh_lists() {
+    [[ $(id -u) -eq 0 ]] || return 1
+    log "updating the package lists"
+    apt-get -q update >&2
+}
+
 # Download package $1 into $CACHE/debs unless some version of it is already there.
 fetch_deb() {
     local pkg=$1 f
@@ -30,6 +37,7 @@ fetch_deb() {
     if [[ -z $f ]]; then
         log "downloading $pkg"
         (cd "$CACHE/debs" && apt-get "${APT_OPTS[@]}" download "$pkg" >&2) \
+            || { refresh_lists && (cd "$CACHE/debs" && apt-get "${APT_OPTS[@]}" download "$pkg" >&2); } \
             || die "apt-get download $pkg failed (try apt-get update)"
         f=$(ls "$CACHE"/debs/"${pkg}"_*.deb | head -n1)
     fi
@@ -41,8 +49,12 @@ if [[ -s $CACHE/kver && -f $CACHE/vmlinuz && -d $CACHE/modules/kernel ]]; then
     KVER=$(cat "$CACHE/kver")
     log "kernel $KVER already prepared"
 else
-    KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
-        | awk '/Depends: linux-image-[0-9].*-cloud-amd64/ {print $2; exit}')
+    resolve_kernel() {
+        apt-cache depends linux-image-cloud-amd64 2>/dev/null \
+            | awk '/Depends: linux-image-[0-9].*-cloud-amd64/ {print $2; exit}'
+    }
+    KPKG=$(resolve_kernel)
+    [[ -n $KPKG ]] || { refresh_lists && KPKG=$(resolve_kernel); }
     [[ -n $KPKG ]] || die "cannot resolve linux-image-cloud-amd64 (run apt-get update?)"
     KDEB=$(fetch_deb "$KPKG")
     rm -rf "$CACHE/kernel.tmp"

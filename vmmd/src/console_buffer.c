@@ -59,9 +59,6 @@ void console_buffer_destroy(struct console_buffer *c)
 {
     if (c->log_fd >= 0)
         close(c->log_fd);
-    for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++)
-        if (c->clients[i] >= 0)
-            close(c->clients[i]);
     free(c->log_path);
     pthread_mutex_destroy(&c->lock);
 }
@@ -83,12 +80,11 @@ void console_buffer_write(void *opaque, const uint8_t *buf, size_t len)
         }
     }
     for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++) {
-        /* Clients are non-blocking: a slow reader loses output, the guest never stalls. */
+        /* Clients are non-blocking: a slow reader loses output, the guest never stalls.
+         * A broken one is only forgotten here; the control server owns and closes it. */
         if (c->clients[i] >= 0 && send(c->clients[i], buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-            errno != EAGAIN) {
-            close(c->clients[i]);
+            errno != EAGAIN)
             c->clients[i] = -1;
-        }
     }
     pthread_mutex_unlock(&c->lock);
     if (c->also_fd >= 0)

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONSOLE_RING_SIZE   (64 * 1024)
+#include "worker_proto.h"
+
+#define CONSOLE_RING_SIZE   WORKER_CONSOLE_TAIL_MAX
 #define CONSOLE_MAX_CLIENTS 8
 
 struct console_buffer {

@@ -210,15 +210,29 @@ static void on_drain(uv_timer_t *t)
 {
     struct vmmd_daemon *d = t->data;
     static unsigned waited;
+    static bool cancelled;
+    unsigned vms;
 
     waited += 20;
     if (active_requests(d) && waited < DRAIN_TIMEOUT_MS)
         return;
+    if (!cancelled) {
+        /* Answer whatever still waits on a worker, while MHD can still send it. */
+        cancelled = true;
+        vms = supervisor_worker_count(d->sup);
+        routes_console_close_all();
+        supervisor_destroy(d->sup);
+        d->sup = NULL;
+        log_info("stopped; %u VMs keep running in their workers", vms);
+        if (active_requests(d)) {
+            waited = DRAIN_TIMEOUT_MS - 1000;
+            return;
+        }
+    }
+    if (active_requests(d) && waited < DRAIN_TIMEOUT_MS)
+        return;
     uv_timer_stop(t);
-    log_info("stopped; %u VMs keep running in their workers", supervisor_worker_count(d->sup));
     stop_loop_handles(d);
-    supervisor_destroy(d->sup);
-    d->sup = NULL;
 }
 
 static void on_signal(uv_signal_t *s, int signo)
@@ -321,15 +335,18 @@ int vmmd_serve_main(int argc, char **argv)
 
     if (vmmd_config_load(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "vmmd: %s\n", err);
+        vmmd_config_free(&cfg);
         return 2;
     }
     if (cfg.help) {
         vmmd_config_help();
+        vmmd_config_free(&cfg);
         return 0;
     }
     vmmd_log_level = cfg.log_level;
     if (cfg.log_file && (rc = vmmd_log_open(cfg.log_file))) {
         fprintf(stderr, "vmmd: log file %s: %s\n", cfg.log_file, strerror(-rc));
+        vmmd_config_free(&cfg);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -344,7 +361,7 @@ int vmmd_serve_main(int argc, char **argv)
     if ((rc = setup(d, err, sizeof(err)))) {
         fprintf(stderr, "vmmd: %s\n", err);
         log_error("%s", err);
-        return 1;
+        goto out;
     }
     uv_signal_init(d->loop, &d->sig_term);
     uv_signal_init(d->loop, &d->sig_int);
@@ -364,17 +381,25 @@ int vmmd_serve_main(int argc, char **argv)
              cfg.listen ? " and " : "", cfg.listen ? cfg.listen : "", cfg.state_dir);
 
     uv_run(d->loop, UV_RUN_DEFAULT);
+    unlink(cfg.socket_path);
 
+out:
+    /* After a failed setup some of this was never made; each step copes with NULL. */
+    if (d->http_unix)
+        http_server_destroy(d->http_unix);
+    if (d->http_tcp)
+        http_server_destroy(d->http_tcp);
+    uv_run(d->loop, UV_RUN_NOWAIT); /* let the closes finish */
     if (d->sup)
         supervisor_destroy(d->sup);
     event_stream_destroy(d->events);
-    unlink(cfg.socket_path);
-    db_close(d->db);
+    if (d->db)
+        db_close(d->db);
     uv_loop_close(d->loop);
     for (unsigned i = 0; i < cfg.image_dirs.count; i++)
         free(d->image_dirs[i]);
     free(d->run_dir);
     free(d->self_exe);
     vmmd_config_free(&cfg);
-    return 0;
+    return rc ? 1 : 0;
 }

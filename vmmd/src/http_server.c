@@ -261,6 +261,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (!req)
         return;
+    if (req->stream_done)
+        req->stream_done(req->stream);
     if (http_observer)
         http_observer(srv->d, req->method, req->route ? req->route : "unmatched", req->status,
                       mono_ns() - req->start_ns);

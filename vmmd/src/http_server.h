@@ -37,6 +37,7 @@ struct http_request {
     const char *route; /* route template, for metrics */
     bool closed;       /* the client went away: do not respond */
     void *stream;      /* SSE/WebSocket state owned by the route */
+    void (*stream_done)(void *stream); /* called when the request ends, if set */
 };
 
 typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req);

@@ -62,6 +62,12 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
     char allow[64] = "";
     bool path_known = false;
 
+    if (d->stopping) {
+        /* A kept-alive connection may still ask: the workers are no longer ours. */
+        http_respond_error(req, API_ERR_UNAVAILABLE, "vmmd is shutting down");
+        return;
+    }
+
     for (size_t i = 0; i < N_ROUTES; i++) {
         if (!match(routes[i].path, req->url, &m))
             continue;

@@ -36,6 +36,9 @@ void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct
 int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
                    struct db_vm *vm);
 
+/* Ends every interactive console session (shutdown, before MHD stops). */
+void routes_console_close_all(void);
+
 /* Event stream (routes_events.c). */
 struct event_stream *event_stream_create(struct vmmd_daemon *d);
 void event_stream_notify(struct event_stream *es);

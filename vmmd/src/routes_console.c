@@ -27,15 +27,30 @@
 #define WS_SEND_TIMEOUT_MS 1000
 
 struct ws_session {
+    struct ws_session *next; /* in sessions, once upgraded */
+    bool upgraded;
     struct vmmd_daemon *d;
     struct MHD_UpgradeResponseHandle *urh;
     int client_fd, worker_fd;
     uv_poll_t client_poll, worker_poll;
     unsigned open_handles;
+    unsigned refs; /* the HTTP request and, once upgraded, the session */
     bool ending;
     size_t in_len;
     uint8_t in[WS_IN_BUF];
 };
+
+static struct ws_session *sessions;
+
+static void unlink_session(struct ws_session *s)
+{
+    struct ws_session **pp = &sessions;
+
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+}
 
 /* Connects to the worker's control socket and switches it to attach mode. */
 static int attach_worker(struct vmmd_daemon *d, const char *vm_id)
@@ -80,12 +95,18 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id)
     return -EIO;
 }
 
+static void drop_ref(struct ws_session *s)
+{
+    if (--s->refs == 0)
+        free(s);
+}
+
 static void on_session_handle_closed(uv_handle_t *h)
 {
     struct ws_session *s = h->data;
 
     if (--s->open_handles == 0)
-        free(s);
+        drop_ref(s);
 }
 
 static void end_session(struct ws_session *s)
@@ -93,6 +114,7 @@ static void end_session(struct ws_session *s)
     if (s->ending)
         return;
     s->ending = true;
+    unlink_session(s);
     uv_close((uv_handle_t *)&s->client_poll, on_session_handle_closed);
     uv_close((uv_handle_t *)&s->worker_poll, on_session_handle_closed);
     close(s->worker_fd);
@@ -210,6 +232,10 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls, co
 
     (void)conn;
     (void)req_cls;
+    s->upgraded = true;
+    s->refs++;
+    s->next = sessions;
+    sessions = s;
     s->urh = urh;
     s->client_fd = sock;
     if (extra_in_size && extra_in_size <= sizeof(s->in)) {
@@ -225,6 +251,22 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls, co
     uv_poll_start(&s->worker_poll, UV_READABLE | UV_DISCONNECT, on_worker);
     if (s->in_len && !consume_frames(s))
         end_session(s);
+}
+
+/* The request ended: if it never became a WebSocket, its session dies with it. */
+static void ws_request_done(void *stream)
+{
+    struct ws_session *s = stream;
+
+    if (!s->upgraded)
+        close(s->worker_fd);
+    drop_ref(s);
+}
+
+void routes_console_close_all(void)
+{
+    while (sessions)
+        end_session(sessions);
 }
 
 static bool header_has(struct http_request *req, const char *name, const char *token)
@@ -269,7 +311,10 @@ static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
     }
     s->d = d;
     s->worker_fd = fd;
+    s->refs = 1;
     ws_accept_key(key, accept);
+    req->stream = s;
+    req->stream_done = ws_request_done;
     resp = MHD_create_response_for_upgrade(on_upgrade, s);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);

@@ -49,6 +49,7 @@ struct worker {
     uv_timer_t timer; /* connect retries, then the kill deadline */
     unsigned waited_ms;
     uv_timer_t shutdown_timer;
+    uv_timer_t kill_timer; /* after a stop: the grace period */
     uv_process_t *proc;
     struct cmd *head, *tail;
     char *rbuf;
@@ -183,6 +184,7 @@ static void close_worker(struct worker *w)
         w->proc->data = NULL; /* the exit callback only reaps from now on */
     uv_close((uv_handle_t *)&w->timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->shutdown_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->kill_timer, on_handle_closed);
     if (w->pipe_init && !w->pipe_closing) {
         w->pipe_closing = true;
         uv_close((uv_handle_t *)&w->pipe, on_handle_closed);
@@ -266,6 +268,16 @@ static void parse_replies(struct worker *w)
             continue;
         }
         json_t *bytes = json_object_get(reply, "bytes");
+        if (json_is_integer(bytes) && (json_integer_value(bytes) < 0 ||
+                                       json_integer_value(bytes) > WORKER_CONSOLE_TAIL_MAX)) {
+            /* A worker that lies about sizes is not trusted with our memory. */
+            log_warn("vm %s: worker announced %lld console bytes, dropping it", w->vm_id,
+                     (long long)json_integer_value(bytes));
+            json_decref(reply);
+            if (w->pid > 0)
+                kill((pid_t)w->pid, SIGKILL);
+            return;
+        }
         if (json_is_true(json_object_get(reply, "ok")) && json_is_integer(bytes)) {
             w->header = reply;
             w->expect_raw = (size_t)json_integer_value(bytes);
@@ -327,7 +339,12 @@ static int send_line(struct worker *w, const char *line)
     copy[len] = '\n';
     req->data = copy;
     buf = uv_buf_init(copy, (unsigned)len + 1);
-    return uv_write(req, (uv_stream_t *)&w->pipe, &buf, 1, on_written);
+    int rc = uv_write(req, (uv_stream_t *)&w->pipe, &buf, 1, on_written);
+    if (rc) {
+        free(copy);
+        free(req);
+    }
+    return rc;
 }
 
 static struct cmd *make_cmd(json_t *cmd, sup_reply_fn fn, void *ctx)
@@ -354,7 +371,10 @@ static int queue_command(struct worker *w, json_t *cmd, sup_reply_fn fn, void *c
     else
         w->head = c;
     w->tail = c;
-    return w->connected ? send_line(w, c->line) : 0;
+    /* A failed write means the connection is going: its EOF fails the queue, c included. */
+    if (w->connected)
+        send_line(w, c->line);
+    return 0;
 }
 
 static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
@@ -379,6 +399,35 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
 
 static void try_connect(struct worker *w);
 
+/*
+ * Whether pid is still this VM's worker: after a host reboot or a long daemon
+ * outage the stored pid may belong to anything, which must never be killed.
+ */
+static bool pid_is_our_worker(const struct worker *w)
+{
+    char path[64], cmdline[8192], *sock;
+    size_t len;
+    bool ours = false;
+    FILE *f;
+
+    if (w->pid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%lld/cmdline", (long long)w->pid);
+    f = fopen(path, "r");
+    if (!f)
+        return false;
+    len = fread(cmdline, 1, sizeof(cmdline) - 1, f);
+    fclose(f);
+    sock = path_in(w->dir, WORKER_CONTROL_SOCKET);
+    for (size_t i = 0; sock && i < len; i += strlen(cmdline + i) + 1) {
+        cmdline[len] = 0;
+        if (strcmp(cmdline + i, sock) == 0)
+            ours = true;
+    }
+    free(sock);
+    return ours;
+}
+
 static void on_retry(uv_timer_t *t)
 {
     try_connect(t->data);
@@ -388,7 +437,7 @@ static void on_retry(uv_timer_t *t)
 static void on_pipe_closed_after_failure(uv_handle_t *h)
 {
     struct worker *w = h->data;
-    bool alive = w->pid > 0 && kill((pid_t)w->pid, 0) == 0;
+    bool alive = pid_is_our_worker(w);
 
     w->pipe_init = w->pipe_closing = false;
     if (--w->open_handles == 0 && w->closing) {
@@ -399,7 +448,7 @@ static void on_pipe_closed_after_failure(uv_handle_t *h)
         return;
     if (!alive || w->waited_ms >= CONNECT_TIMEOUT_MS) {
         if (alive)
-            kill((pid_t)w->pid, SIGKILL);
+            kill((pid_t)w->pid, SIGKILL); /* verified ours, but it never answered */
         worker_gone(w);
         return;
     }
@@ -461,7 +510,9 @@ static struct worker *new_worker(struct supervisor *sup, const char *vm_id, int6
     w->timer.data = w;
     uv_timer_init(sup->d->loop, &w->shutdown_timer);
     w->shutdown_timer.data = w;
-    w->open_handles = 2;
+    uv_timer_init(sup->d->loop, &w->kill_timer);
+    w->kill_timer.data = w;
+    w->open_handles = 3;
     w->next = sup->workers;
     sup->workers = w;
     return w;
@@ -502,8 +553,13 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     if (find(sup, vm->id))
         return -EBUSY;
     w = new_worker(sup, vm->id, 0);
-    if (!w || !w->dir)
+    if (!w)
         return -ENOMEM;
+    if (!w->dir) {
+        w->gone = true;
+        close_worker(w);
+        return -ENOMEM;
+    }
     mkdir(d->run_dir, 0700);
     mkdir(w->dir, 0700);
     paths[0] = path_in(w->dir, WORKER_CONTROL_SOCKET);
@@ -560,7 +616,9 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     for (int i = 0; i < 4; i++)
         free(paths[i]);
     if (rc) {
-        free(w->proc);
+        /* uv_spawn() registers the handle even when it fails: it must be closed. */
+        if (w->proc)
+            uv_close((uv_handle_t *)w->proc, (uv_close_cb)free);
         w->proc = NULL;
         w->gone = true;
         close_worker(w);
@@ -611,7 +669,7 @@ static void on_kill_deadline(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    if (w->pid > 0) {
+    if (pid_is_our_worker(w)) {
         log_warn("vm %s: worker %lld did not stop in time, killing it", w->vm_id,
                  (long long)w->pid);
         kill((pid_t)w->pid, SIGKILL);
@@ -634,8 +692,9 @@ int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms
     if (w->connected)
         queue_command(w, json_pack("{s:s}", "cmd", "stop"), NULL, NULL);
     uv_timer_stop(&w->shutdown_timer);
-    if (!w->connected || !uv_is_active((uv_handle_t *)&w->timer))
-        uv_timer_start(&w->timer, on_kill_deadline, w->connected ? grace_ms : 0, 0);
+    /* Not connected yet: kill now; the connect retries then find it dead. */
+    if (!uv_is_active((uv_handle_t *)&w->kill_timer))
+        uv_timer_start(&w->kill_timer, on_kill_deadline, w->connected ? grace_ms : 0, 0);
     return 0;
 }
 
@@ -711,6 +770,10 @@ void supervisor_destroy(struct supervisor *sup)
         struct worker *w = sup->workers;
         w->gone = true; /* leaving, not ended: nothing to record */
         fail_commands(w, "the daemon is shutting down");
+        if (w->start_done) {
+            w->start_done(sup->d, w->start_ctx, -ECANCELED, "the daemon is shutting down");
+            w->start_done = NULL;
+        }
         if (w->proc) {
             /* Closing the handle leaves the process running: that is the point. */
             uv_close((uv_handle_t *)w->proc, (uv_close_cb)free);
@@ -719,6 +782,7 @@ void supervisor_destroy(struct supervisor *sup)
         while (w->waiters) {
             struct waiter *wt = w->waiters;
             w->waiters = wt->next;
+            wt->fn(sup->d, wt->ctx, -ECANCELED, "the daemon is shutting down");
             free(wt);
         }
         close_worker(w);

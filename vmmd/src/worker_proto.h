@@ -25,5 +25,6 @@
 #define WORKER_LOG            "worker.log"
 #define WORKER_LINE_MAX       4096
 #define WORKER_CONSOLE_LOG_MAX (1024 * 1024)
+#define WORKER_CONSOLE_TAIL_MAX (64 * 1024) /* the ring buffer: no reply is longer */
 
 #endif

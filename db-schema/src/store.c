@@ -361,9 +361,14 @@ err_rollback:
     return ret;
 }
 
-int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
+/*
+ * Inserts or updates a definition and its event in one transaction. A taken
+ * id or name fails the statement, before the event: the rollback leaves no trace.
+ */
+static int write_definition(struct db_store *db, enum db_stmt_id which, enum db_stmt_id event,
+                            const struct db_vm *vm, int64_t *event_id)
 {
-    sqlite3_stmt *st = db->stmt[STMT_VM_INSERT];
+    sqlite3_stmt *st = db->stmt[which];
     int64_t now = now_ms(), ev;
     int ret;
 
@@ -376,11 +381,14 @@ int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
     ret = bind_vm_definition(db, st, vm, now);
     if (ret)
         goto err_rollback;
-    /* A taken id or name fails here, before the event: the rollback leaves no trace. */
     ret = stmt_run(db, st);
     if (ret)
         goto err_rollback;
-    ret = insert_vm_event(db, STMT_EV_CREATED, vm->id, now, NULL, NULL, &ev);
+    if (which == STMT_VM_UPDATE && sqlite3_changes(db->sql) == 0) {
+        ret = db_fail(db, -ENOENT, "no VM with id %s", vm->id);
+        goto err_rollback;
+    }
+    ret = insert_vm_event(db, event, vm->id, now, NULL, NULL, &ev);
     if (ret)
         goto err_rollback;
     ret = tx_commit(db);
@@ -395,41 +403,14 @@ err_rollback:
     return ret;
 }
 
+int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
+{
+    return write_definition(db, STMT_VM_INSERT, STMT_EV_CREATED, vm, event_id);
+}
+
 int db_vm_update(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
 {
-    sqlite3_stmt *st = db->stmt[STMT_VM_UPDATE];
-    int64_t now = now_ms(), ev;
-    int ret;
-
-    ret = vm_check(db, vm);
-    if (ret)
-        return ret;
-    ret = tx_begin(db);
-    if (ret)
-        return ret;
-    ret = bind_vm_definition(db, st, vm, now);
-    if (ret)
-        goto err_rollback;
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    if (sqlite3_changes(db->sql) == 0) {
-        ret = db_fail(db, -ENOENT, "no VM with id %s", vm->id);
-        goto err_rollback;
-    }
-    ret = insert_vm_event(db, STMT_EV_UPDATED, vm->id, now, NULL, NULL, &ev);
-    if (ret)
-        goto err_rollback;
-    ret = tx_commit(db);
-    if (ret)
-        return ret;
-    if (event_id)
-        *event_id = ev;
-    return 0;
-
-err_rollback:
-    tx_rollback(db);
-    return ret;
+    return write_definition(db, STMT_VM_UPDATE, STMT_EV_UPDATED, vm, event_id);
 }
 
 int db_vm_set_state(struct db_store *db, const char *id, const char *state, const char *reason,

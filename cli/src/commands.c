@@ -1,0 +1,1174 @@
+/*
+ * vmctl's commands: each parses its options, makes its API calls through
+ * http.c and prints either the API's body (--output json) or a table
+ * (output.c). Commands return an exit code from cli.h.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "console.h"
+#include "http.h"
+#include "output.h"
+
+static const char *const vm_states[] = {"stopped",  "starting", "running", "paused",
+                                        "stopping", "crashed",  NULL};
+
+static bool valid_state(const char *s)
+{
+    for (size_t i = 0; vm_states[i]; i++)
+        if (strcmp(vm_states[i], s) == 0)
+            return true;
+    return false;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Prints the body exactly as the API sent it (plus a final newline). */
+static void print_body(const struct cli_response *r)
+{
+    fwrite(r->body, 1, r->len, stdout);
+    if (r->len > 0 && r->body[r->len - 1] != '\n')
+        putchar('\n');
+}
+
+/* Requests and checks; on success *root holds the parsed body (may be NULL). */
+static int call(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
+                struct cli_response *r, json_t **root)
+{
+    int rc = cli_http_request(ctx, method, path, body, r);
+
+    if (root)
+        *root = NULL;
+    if (rc)
+        return rc;
+    rc = cli_http_check(r);
+    if (rc) {
+        cli_response_free(r);
+        return rc;
+    }
+    if (root && r->len > 0) {
+        *root = json_loadb(r->body, r->len, 0, NULL);
+        if (!*root) {
+            fprintf(stderr, "vmctl: the daemon sent JSON vmctl cannot read\n");
+            cli_response_free(r);
+            return CLI_EXIT_REFUSED;
+        }
+    }
+    return 0;
+}
+
+static char *vm_path(const char *name, const char *suffix)
+{
+    char *esc = cli_http_escape(name), *out = NULL;
+
+    if (esc && asprintf(&out, "/v1/vms/%s%s", esc, suffix ? suffix : "") < 0)
+        out = NULL;
+    free(esc);
+    return out;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? (long long)json_number_value(v) : 0;
+}
+
+static void vm_uptime(json_t *vm, char out[32])
+{
+    const char *state = jstr(vm, "state");
+    time_t started;
+
+    if (!state || (strcmp(state, "running") && strcmp(state, "paused")) ||
+        cli_parse_time(jstr(vm, "started_at"), &started)) {
+        snprintf(out, 32, "-");
+        return;
+    }
+    cli_format_duration(difftime(time(NULL), started), out);
+}
+
+static void kv(const char *key, const char *value)
+{
+    printf("%-16s %s\n", key, value ? value : "-");
+}
+
+static void print_state_kv(const struct cli_ctx *ctx, const char *state)
+{
+    if (ctx->colour && state)
+        printf("%-16s %s%s\033[0m\n", "state:", cli_state_colour(state), state);
+    else
+        kv("state:", state);
+}
+
+static void print_vm(const struct cli_ctx *ctx, json_t *vm)
+{
+    char buf[64];
+    json_t *a, *item;
+    size_t i;
+
+    kv("name:", jstr(vm, "name"));
+    kv("id:", jstr(vm, "id"));
+    print_state_kv(ctx, jstr(vm, "state"));
+    if (jstr(vm, "state_reason"))
+        kv("reason:", jstr(vm, "state_reason"));
+    kv("mode:", jstr(vm, "mode"));
+    snprintf(buf, sizeof(buf), "%lld", jint(vm, "vcpus"));
+    kv("vcpus:", buf);
+    cli_format_mib(jint(vm, "memory_mib"), buf);
+    kv("memory:", buf);
+    kv("kernel:", jstr(vm, "kernel"));
+    kv("initrd:", jstr(vm, "initrd"));
+    kv("cmdline:", jstr(vm, "cmdline"));
+    a = json_object_get(vm, "disks");
+    if (json_array_size(a) == 0)
+        kv("disks:", "-");
+    json_array_foreach(a, i, item)
+    {
+        snprintf(buf, sizeof(buf), "%s", i == 0 ? "disks:" : "");
+        printf("%-16s %s%s\n", buf, jstr(item, "path") ? jstr(item, "path") : "?",
+               json_is_true(json_object_get(item, "readonly")) ? " (read-only)" : "");
+    }
+    a = json_object_get(vm, "nics");
+    if (json_array_size(a) == 0)
+        kv("nics:", "-");
+    json_array_foreach(a, i, item)
+    {
+        snprintf(buf, sizeof(buf), "%s", i == 0 ? "nics:" : "");
+        printf("%-16s %s=%s mac=%s\n", buf, jstr(item, "tap") ? "tap" : "network",
+               jstr(item, "tap") ? jstr(item, "tap") : jstr(item, "network"),
+               jstr(item, "mac") ? jstr(item, "mac") : "-");
+    }
+    kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
+    vm_uptime(vm, buf);
+    kv("uptime:", buf);
+    if (json_is_integer(json_object_get(vm, "worker_pid"))) {
+        snprintf(buf, sizeof(buf), "%lld", jint(vm, "worker_pid"));
+        kv("worker pid:", buf);
+    }
+    kv("created:", jstr(vm, "created_at"));
+    kv("started:", jstr(vm, "started_at"));
+}
+
+/* Shared by commands whose only options are the common ones. */
+static int simple_parse(struct cli_ctx *ctx, const char *name, int argc, char **argv, int min_pos,
+                        int max_pos, int *first)
+{
+    return cli_parse_options(ctx, cli_find_command(name), argc, argv, NULL, NULL, NULL, min_pos,
+                             max_pos, first);
+}
+
+/* ---- host, version ------------------------------------------------------ */
+
+static int cmd_host(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct cli_response r;
+    json_t *host, *cap, *alloc, *dirs, *item;
+    char buf[128], m1[32], m2[32];
+    int first, rc;
+    size_t i;
+
+    if ((rc = simple_parse(ctx, "host", argc, argv, 0, 0, &first)))
+        return rc;
+    if ((rc = call(ctx, "GET", "/v1/host", NULL, &r, &host)))
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        print_body(&r);
+    } else {
+        json_t *kvm = json_object_get(host, "kvm");
+        cap = json_object_get(host, "capacity");
+        alloc = json_object_get(host, "allocation");
+        kv("version:", jstr(host, "version"));
+        kv("kvm:", jstr(kvm, "flavour"));
+        kv("", jstr(kvm, "meaning"));
+        cli_format_mib(jint(cap, "memory_mib"), m1);
+        snprintf(buf, sizeof(buf), "%lld CPUs, %s", jint(cap, "cpus"), m1);
+        kv("host:", buf);
+        cli_format_mib(jint(cap, "max_memory_mib"), m1);
+        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", jint(cap, "max_vcpus"), m1);
+        kv("admits:", buf);
+        snprintf(buf, sizeof(buf), "%lld defined, %lld running", jint(alloc, "vms_defined"),
+                 jint(alloc, "vms_running"));
+        kv("vms:", buf);
+        cli_format_mib(jint(alloc, "memory_mib"), m2);
+        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", jint(alloc, "vcpus"), m2);
+        kv("allocated:", buf);
+        dirs = json_object_get(host, "image_dirs");
+        json_array_foreach(dirs, i, item) kv(i == 0 ? "image dirs:" : "", json_string_value(item));
+    }
+    json_decref(host);
+    cli_response_free(&r);
+    return 0;
+}
+
+static int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct cli_response r;
+    json_t *host;
+    int first, rc;
+
+    if ((rc = simple_parse(ctx, "version", argc, argv, 0, 0, &first)))
+        return rc;
+    if (ctx->output == CLI_OUTPUT_TABLE)
+        printf("vmctl %s\n", VMMD_VERSION);
+    fflush(stdout);
+    if ((rc = call(ctx, "GET", "/v1/host", NULL, &r, &host)))
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        json_t *out = json_pack("{s:s, s:O}", "vmctl", VMMD_VERSION, "vmmd",
+                                json_object_get(host, "version"));
+        json_dumpf(out, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(out);
+    } else {
+        printf("vmmd %s\n", jstr(host, "version") ? jstr(host, "version") : "?");
+    }
+    json_decref(host);
+    cli_response_free(&r);
+    return 0;
+}
+
+/* ---- list, show, stats -------------------------------------------------- */
+
+struct list_opts {
+    const char *state;
+};
+
+static int list_opt(void *st, int id, const char *arg)
+{
+    struct list_opts *o = st;
+
+    (void)id;
+    if (!valid_state(arg))
+        return cli_usage_error(cli_find_command("list"),
+                               "--state must be one of stopped, starting, running, paused, "
+                               "stopping, crashed");
+    o->state = arg;
+    return 0;
+}
+
+static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"state", required_argument, NULL, CLI_OPT_FIRST}, {0}};
+    static const char *const headers[] = {"NAME",   "STATE",  "MODE",      "VCPUS",
+                                          "MEMORY", "UPTIME", "AUTOSTART", "ID"};
+    struct list_opts o = {0};
+    struct cli_response r;
+    struct cli_table t;
+    char path[128];
+    json_t *vms, *vm;
+    int first, rc;
+    size_t i;
+
+    if ((rc = cli_parse_options(ctx, cli_find_command("list"), argc, argv, opts, list_opt, &o, 0, 0,
+                                &first)))
+        return rc;
+    snprintf(path, sizeof(path), "/v1/vms%s%s", o.state ? "?state=" : "", o.state ? o.state : "");
+    if ((rc = call(ctx, "GET", path, NULL, &r, &vms)))
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        print_body(&r);
+    } else {
+        cli_table_init(&t, 8, headers);
+        t.state_col = 1;
+        json_array_foreach(vms, i, vm)
+        {
+            char vcpus[32], mem[32], up[32];
+            const char *cells[8];
+            snprintf(vcpus, sizeof(vcpus), "%lld", jint(vm, "vcpus"));
+            cli_format_mib(jint(vm, "memory_mib"), mem);
+            vm_uptime(vm, up);
+            cells[0] = jstr(vm, "name");
+            cells[1] = jstr(vm, "state");
+            cells[2] = jstr(vm, "mode");
+            cells[3] = vcpus;
+            cells[4] = mem;
+            cells[5] = up;
+            cells[6] = json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no";
+            cells[7] = jstr(vm, "id");
+            cli_table_add(&t, cells);
+        }
+        cli_table_print(&t, stdout, ctx->colour);
+        cli_table_free(&t);
+    }
+    json_decref(vms);
+    cli_response_free(&r);
+    return 0;
+}
+
+/* GET path and print the VM it returns. */
+static int get_and_print_vm(struct cli_ctx *ctx, const char *method, const char *path,
+                            const char *body)
+{
+    struct cli_response r;
+    json_t *vm;
+    int rc = call(ctx, method, path, body, &r, &vm);
+
+    if (rc)
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON)
+        print_body(&r);
+    else if (vm)
+        print_vm(ctx, vm);
+    json_decref(vm);
+    cli_response_free(&r);
+    return 0;
+}
+
+static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
+{
+    int first, rc;
+    char *path;
+
+    if ((rc = simple_parse(ctx, "show", argc, argv, 1, 1, &first)))
+        return rc;
+    path = vm_path(argv[first], NULL);
+    rc = get_and_print_vm(ctx, "GET", path, NULL);
+    free(path);
+    return rc;
+}
+
+static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const headers[] = {"EXIT REASON", "COUNT"};
+    struct cli_response r;
+    json_t *st, *exits, *v;
+    const char *key;
+    char buf[64];
+    int first, rc;
+    char *path;
+
+    if ((rc = simple_parse(ctx, "stats", argc, argv, 1, 1, &first)))
+        return rc;
+    path = vm_path(argv[first], "/stats");
+    rc = call(ctx, "GET", path, NULL, &r, &st);
+    free(path);
+    if (rc)
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        print_body(&r);
+    } else {
+        struct cli_table t;
+        kv("name:", argv[first]);
+        print_state_kv(ctx, jstr(st, "state"));
+        cli_format_duration(json_number_value(json_object_get(st, "uptime_s")), buf);
+        kv("uptime:", buf);
+        snprintf(buf, sizeof(buf), "%lld", jint(st, "boots"));
+        kv("boots:", buf);
+        cli_format_bytes(jint(st, "memory_bytes"), buf);
+        kv("memory:", buf);
+        cli_format_bytes(jint(st, "console_bytes"), buf);
+        kv("console:", buf);
+        snprintf(buf, sizeof(buf), "%lld", jint(st, "writes_ignored"));
+        kv("writes ignored:", buf);
+        putchar('\n');
+        cli_table_init(&t, 2, headers);
+        exits = json_object_get(st, "exits");
+        json_object_foreach(exits, key, v)
+        {
+            const char *cells[2] = {key, buf};
+            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+            cli_table_add(&t, cells);
+        }
+        cli_table_print(&t, stdout, false);
+        cli_table_free(&t);
+    }
+    json_decref(st);
+    cli_response_free(&r);
+    return 0;
+}
+
+/* ---- create, set, delete ------------------------------------------------ */
+
+struct create_opts {
+    json_t *def;
+    const char *from_file;
+    int bad;
+};
+
+/* "tap=NAME|network=NAME[,mac=MAC]" as a Nic object, or NULL. */
+static json_t *parse_nic(const char *spec)
+{
+    json_t *nic = json_object();
+    char *copy = strdup(spec), *save = NULL, *tok;
+
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq ||
+            (strncmp(tok, "tap=", 4) && strncmp(tok, "network=", 8) && strncmp(tok, "mac=", 4))) {
+            json_decref(nic);
+            nic = NULL;
+            break;
+        }
+        *eq = '\0';
+        json_object_set_new(nic, tok, json_string(eq + 1));
+    }
+    free(copy);
+    return nic;
+}
+
+static int create_opt(void *st, int id, const char *arg)
+{
+    const struct cli_command *cmd = cli_find_command("create");
+    struct create_opts *o = st;
+    long n;
+
+    switch (id - CLI_OPT_FIRST) {
+    case 0:
+        json_object_set_new(o->def, "kernel", json_string(arg));
+        break;
+    case 1:
+        json_object_set_new(o->def, "initrd", json_string(arg));
+        break;
+    case 2:
+        json_object_set_new(o->def, "cmdline", json_string(arg));
+        break;
+    case 3:
+        if (strcmp(arg, "full") && strcmp(arg, "pv"))
+            return cli_usage_error(cmd, "--mode must be full or pv");
+        json_object_set_new(o->def, "mode", json_string(arg));
+        break;
+    case 4:
+        if (parse_long(arg, 1, INT_MAX, &n))
+            return cli_usage_error(cmd, "--vcpus wants a positive number, not '%s'", arg);
+        json_object_set_new(o->def, "vcpus", json_integer(n));
+        break;
+    case 5:
+        if (parse_long(arg, 1, LONG_MAX, &n))
+            return cli_usage_error(cmd, "--memory wants MiB, not '%s'", arg);
+        json_object_set_new(o->def, "memory_mib", json_integer(n));
+        break;
+    case 6: {
+        size_t len = strlen(arg);
+        bool ro = len > 3 && strcmp(arg + len - 3, ",ro") == 0;
+        json_t *disks = json_object_get(o->def, "disks");
+        if (!disks) {
+            disks = json_array();
+            json_object_set_new(o->def, "disks", disks);
+        }
+        json_array_append_new(
+            disks, json_pack("{s:s%, s:b}", "path", arg, ro ? len - 3 : len, "readonly", ro));
+        break;
+    }
+    case 7: {
+        json_t *nic = parse_nic(arg), *nics = json_object_get(o->def, "nics");
+        if (!nic)
+            return cli_usage_error(cmd, "--nic wants tap=NAME or network=NAME[,mac=MAC]");
+        if (!nics) {
+            nics = json_array();
+            json_object_set_new(o->def, "nics", nics);
+        }
+        json_array_append_new(nics, nic);
+        break;
+    }
+    case 8:
+        json_object_set_new(o->def, "autostart", json_true());
+        break;
+    case 9:
+        o->from_file = arg;
+        break;
+    }
+    return 0;
+}
+
+static int cmd_create(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"kernel", required_argument, NULL, CLI_OPT_FIRST + 0},
+        {"initrd", required_argument, NULL, CLI_OPT_FIRST + 1},
+        {"cmdline", required_argument, NULL, CLI_OPT_FIRST + 2},
+        {"mode", required_argument, NULL, CLI_OPT_FIRST + 3},
+        {"vcpus", required_argument, NULL, CLI_OPT_FIRST + 4},
+        {"memory", required_argument, NULL, CLI_OPT_FIRST + 5},
+        {"disk", required_argument, NULL, CLI_OPT_FIRST + 6},
+        {"nic", required_argument, NULL, CLI_OPT_FIRST + 7},
+        {"autostart", no_argument, NULL, CLI_OPT_FIRST + 8},
+        {"from-file", required_argument, NULL, CLI_OPT_FIRST + 9},
+        {0},
+    };
+    const struct cli_command *cmd = cli_find_command("create");
+    struct create_opts o = {.def = json_object()};
+    json_t *def = NULL;
+    char *body = NULL;
+    int first, rc;
+
+    rc = cli_parse_options(ctx, cmd, argc, argv, opts, create_opt, &o, 0, 1, &first);
+    if (rc)
+        goto out;
+    if (o.from_file) {
+        json_error_t err;
+        const char *key;
+        json_t *v;
+        def = strcmp(o.from_file, "-") == 0 ? json_loadf(stdin, 0, &err)
+                                            : json_load_file(o.from_file, 0, &err);
+        if (!def) {
+            fprintf(stderr, "vmctl create: %s: %s (line %d)\n", o.from_file, err.text, err.line);
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
+        /* Flags given with --from-file override the file's fields. */
+        json_object_foreach(o.def, key, v) json_object_set(def, key, v);
+    } else {
+        def = json_incref(o.def);
+        if (first >= argc) {
+            rc = cli_usage_error(cmd, "missing NAME");
+            goto out;
+        }
+        if (!json_object_get(def, "kernel")) {
+            rc = cli_usage_error(cmd, "--kernel is required");
+            goto out;
+        }
+    }
+    if (first < argc)
+        json_object_set_new(def, "name", json_string(argv[first]));
+    body = json_dumps(def, JSON_COMPACT);
+    rc = get_and_print_vm(ctx, "POST", "/v1/vms", body);
+out:
+    free(body);
+    json_decref(def);
+    json_decref(o.def);
+    return rc;
+}
+
+/* A value of `set KEY=VALUE`: typed by key, JSON for lists, null for "" / null. */
+static json_t *set_value(const char *key, const char *value)
+{
+    long n;
+
+    if (strcmp(key, "vcpus") == 0 || strcmp(key, "memory_mib") == 0)
+        return parse_long(value, LONG_MIN, LONG_MAX, &n) ? NULL : json_integer(n);
+    if (strcmp(key, "autostart") == 0) {
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on"))
+            return json_true();
+        if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off"))
+            return json_false();
+        return NULL;
+    }
+    if (strcmp(key, "disks") == 0 || strcmp(key, "nics") == 0)
+        return json_loads(value, JSON_DECODE_ANY, NULL);
+    if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0) &&
+        (!*value || !strcmp(value, "null")))
+        return json_null();
+    return json_string(value);
+}
+
+static int cmd_set(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find_command("set");
+    json_t *patch;
+    char *body, *path;
+    int first, rc;
+
+    if ((rc = simple_parse(ctx, "set", argc, argv, 2, -1, &first)))
+        return rc;
+    patch = json_object();
+    for (int i = first + 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '='), key[64];
+        json_t *v;
+        if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(key)) {
+            json_decref(patch);
+            return cli_usage_error(cmd, "'%s' is not KEY=VALUE", argv[i]);
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]), argv[i]);
+        if (strcmp(key, "memory") == 0)
+            snprintf(key, sizeof(key), "memory_mib");
+        v = set_value(key, eq + 1);
+        if (!v) {
+            json_decref(patch);
+            return cli_usage_error(cmd, "bad value for %s: '%s'", key, eq + 1);
+        }
+        json_object_set_new(patch, key, v);
+    }
+    body = json_dumps(patch, JSON_COMPACT);
+    path = vm_path(argv[first], NULL);
+    rc = get_and_print_vm(ctx, "PATCH", path, body);
+    free(path);
+    free(body);
+    json_decref(patch);
+    return rc;
+}
+
+static int delete_opt(void *st, int id, const char *arg)
+{
+    (void)id;
+    (void)arg;
+    *(bool *)st = true;
+    return 0;
+}
+
+static int cmd_delete(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"force", no_argument, NULL, CLI_OPT_FIRST}, {0}};
+    struct cli_response r;
+    bool force = false;
+    int first, rc;
+    char *path;
+
+    if ((rc = cli_parse_options(ctx, cli_find_command("delete"), argc, argv, opts, delete_opt,
+                                &force, 1, 1, &first)))
+        return rc;
+    path = vm_path(argv[first], force ? "?force=true" : NULL);
+    rc = call(ctx, "DELETE", path, NULL, &r, NULL);
+    free(path);
+    if (rc)
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        if (r.len)
+            print_body(&r); /* 204: the API's body is empty */
+    } else {
+        printf("deleted %s\n", argv[first]);
+    }
+    cli_response_free(&r);
+    return 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int lifecycle(struct cli_ctx *ctx, const char *action, int argc, char **argv)
+{
+    struct cli_response r;
+    json_t *vm;
+    int first, rc;
+    char suffix[32], *path;
+
+    if ((rc = simple_parse(ctx, action, argc, argv, 1, 1, &first)))
+        return rc;
+    snprintf(suffix, sizeof(suffix), "/%s", action);
+    path = vm_path(argv[first], suffix);
+    rc = call(ctx, "POST", path, NULL, &r, &vm);
+    free(path);
+    if (rc)
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        print_body(&r);
+    } else {
+        const char *state = vm ? jstr(vm, "state") : NULL;
+        if (ctx->colour && state)
+            printf("%s: %s%s\033[0m\n", argv[first], cli_state_colour(state), state);
+        else
+            printf("%s: %s\n", argv[first], state ? state : action);
+    }
+    json_decref(vm);
+    cli_response_free(&r);
+    return 0;
+}
+
+static int cmd_start(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return lifecycle(ctx, "start", argc, argv);
+}
+static int cmd_stop(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return lifecycle(ctx, "stop", argc, argv);
+}
+static int cmd_reboot(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return lifecycle(ctx, "reboot", argc, argv);
+}
+static int cmd_pause(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return lifecycle(ctx, "pause", argc, argv);
+}
+static int cmd_resume(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return lifecycle(ctx, "resume", argc, argv);
+}
+
+/*
+ * Polls the VM until it is in one of states (comma-separated) or timeout_ms
+ * passes. Returns 0, CLI_EXIT_TIMEOUT, or an error exit code; *vm_out (when
+ * given) gets the last response.
+ */
+static int poll_state(struct cli_ctx *ctx, const char *name, const char *states,
+                      long long timeout_ms, struct cli_response *last)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    char *path = vm_path(name, NULL);
+    int rc;
+
+    memset(last, 0, sizeof(*last));
+    for (;;) {
+        json_t *vm;
+        const char *s;
+        bool match = false;
+
+        cli_response_free(last);
+        rc = call(ctx, "GET", path, NULL, last, &vm);
+        if (rc)
+            break;
+        s = jstr(vm, "state");
+        if (s) {
+            char *copy = strdup(states), *save = NULL, *tok;
+            for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                match |= strcmp(tok, s) == 0;
+            free(copy);
+        }
+        json_decref(vm);
+        if (match)
+            break;
+        if (mono_ms() >= deadline) {
+            rc = CLI_EXIT_TIMEOUT;
+            break;
+        }
+        sleep_ms(100);
+    }
+    free(path);
+    return rc;
+}
+
+static int timeout_opt(void *st, int id, const char *arg)
+{
+    long n;
+
+    (void)id;
+    if (parse_long(arg, 1, 86400, &n))
+        return CLI_EXIT_USAGE;
+    *(long *)st = n;
+    return 0;
+}
+
+static int shutdown_opt(void *st, int id, const char *arg)
+{
+    if (timeout_opt(st, id, arg))
+        return cli_usage_error(cli_find_command("shutdown"), "--timeout wants seconds (1 to 3600)");
+    return 0;
+}
+
+static int cmd_shutdown(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"timeout", required_argument, NULL, CLI_OPT_FIRST}, {0}};
+    const struct cli_command *cmd = cli_find_command("shutdown");
+    struct cli_response r, last;
+    long timeout = 30;
+    char body[64], *path;
+    int first, rc;
+
+    rc = cli_parse_options(ctx, cmd, argc, argv, opts, shutdown_opt, &timeout, 1, 1, &first);
+    if (rc)
+        return rc;
+    snprintf(body, sizeof(body), "{\"timeout_s\":%ld}", timeout);
+    path = vm_path(argv[first], "/shutdown");
+    rc = call(ctx, "POST", path, body, &r, NULL);
+    free(path);
+    if (rc)
+        return rc;
+    cli_response_free(&r);
+    /* The daemon stops the VM hard after the timeout; allow it a margin. */
+    rc = poll_state(ctx, argv[first], "stopped,crashed", timeout * 1000LL + 10000, &last);
+    if (rc == CLI_EXIT_TIMEOUT)
+        fprintf(stderr, "vmctl: %s did not stop within %lds\n", argv[first], timeout + 10);
+    if (rc == 0) {
+        if (ctx->output == CLI_OUTPUT_JSON)
+            print_body(&last);
+        else
+            printf("%s: stopped\n", argv[first]);
+    }
+    cli_response_free(&last);
+    return rc;
+}
+
+struct wait_opts {
+    const char *state;
+    long timeout;
+};
+
+static int wait_opt(void *st, int id, const char *arg)
+{
+    const struct cli_command *cmd = cli_find_command("wait");
+    struct wait_opts *o = st;
+
+    if (id == CLI_OPT_FIRST) {
+        char *copy = strdup(arg), *save = NULL, *tok;
+        bool ok = true;
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            ok &= valid_state(tok);
+        free(copy);
+        if (!ok)
+            return cli_usage_error(cmd, "unknown state in '%s'", arg);
+        o->state = arg;
+        return 0;
+    }
+    if (timeout_opt(&o->timeout, id, arg))
+        return cli_usage_error(cmd, "--timeout wants seconds (1 to 86400)");
+    return 0;
+}
+
+static int cmd_wait(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"state", required_argument, NULL, CLI_OPT_FIRST},
+                                         {"timeout", required_argument, NULL, CLI_OPT_FIRST + 1},
+                                         {0}};
+    const struct cli_command *cmd = cli_find_command("wait");
+    struct wait_opts o = {.timeout = 60};
+    struct cli_response last;
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cmd, argc, argv, opts, wait_opt, &o, 1, 1, &first)))
+        return rc;
+    if (!o.state)
+        return cli_usage_error(cmd, "--state is required");
+    rc = poll_state(ctx, argv[first], o.state, o.timeout * 1000LL, &last);
+    if (rc == CLI_EXIT_TIMEOUT)
+        fprintf(stderr, "vmctl: %s did not reach %s within %lds\n", argv[first], o.state,
+                o.timeout);
+    if (rc == 0) {
+        if (ctx->output == CLI_OUTPUT_JSON)
+            print_body(&last);
+        else
+            printf("%s: %s\n", argv[first], o.state);
+    }
+    cli_response_free(&last);
+    return rc;
+}
+
+/* ---- logs, events ------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct logs_opts {
+    long tail;
+    bool follow;
+};
+
+static int logs_opt(void *st, int id, const char *arg)
+{
+    struct logs_opts *o = st;
+
+    if (id == CLI_OPT_FIRST + 1) {
+        o->follow = true;
+        return 0;
+    }
+    if (parse_long(arg, 0, 1048576, &o->tail))
+        return cli_usage_error(cli_find_command("logs"), "--tail wants 0 to 1048576 bytes");
+    return 0;
+}
+
+/*
+ * How many bytes at the start of now were already printed as the end of
+ * before: the smallest shift of before whose rest is a prefix of now. Both
+ * are windows onto the same growing log; a log that started over (a new
+ * worker) matches nothing and is printed whole.
+ */
+static size_t overlap(const char *before, size_t blen, const char *now, size_t nlen)
+{
+    for (size_t shift = 0; shift < blen; shift++) {
+        size_t n = blen - shift;
+        if (n <= nlen && memcmp(before + shift, now, n) == 0)
+            return n;
+    }
+    return 0;
+}
+
+/*
+ * GET a console window. With follow, a 409 (no console yet: the VM never
+ * ran, or its worker is gone) reads as an empty log, so following a stopped
+ * VM waits for it to start.
+ */
+static int get_console(struct cli_ctx *ctx, const char *path, bool follow, struct cli_response *r)
+{
+    int rc = cli_http_request(ctx, "GET", path, NULL, r);
+
+    if (rc)
+        return rc;
+    if (follow && r->status == 409) {
+        r->len = 0;
+        r->body[0] = '\0';
+        return 0;
+    }
+    rc = cli_http_check(r);
+    if (rc)
+        cli_response_free(r);
+    return rc;
+}
+
+static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"tail", required_argument, NULL, CLI_OPT_FIRST},
+                                         {"follow", no_argument, NULL, CLI_OPT_FIRST + 1},
+                                         {0}};
+    struct logs_opts o = {.tail = 65536};
+    struct cli_response r, prev = {0};
+    char suffix[64], *path, *window;
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cli_find_command("logs"), argc, argv, opts, logs_opt, &o, 1, 1,
+                                &first)))
+        return rc;
+    if (o.follow) { /* an unknown VM is still an error */
+        path = vm_path(argv[first], NULL);
+        rc = call(ctx, "GET", path, NULL, &r, NULL);
+        free(path);
+        if (rc)
+            return rc;
+        cli_response_free(&r);
+    }
+    snprintf(suffix, sizeof(suffix), "/console?tail=%ld", o.tail);
+    path = vm_path(argv[first], suffix);
+    rc = get_console(ctx, path, o.follow, &r);
+    free(path);
+    if (rc)
+        return rc;
+    fwrite(r.body, 1, r.len, stdout);
+    fflush(stdout);
+    if (!o.follow) {
+        cli_response_free(&r);
+        return 0;
+    }
+    /* Follow: poll a 64 KiB window and print what is new since the last one. */
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    snprintf(suffix, sizeof(suffix), "/console?tail=%d", 65536);
+    window = vm_path(argv[first], suffix);
+    if (o.tail == 65536) {
+        prev = r;
+    } else {
+        cli_response_free(&r);
+        rc = get_console(ctx, window, true, &prev);
+    }
+    while (!rc && !interrupted) {
+        size_t seen;
+        sleep_ms(200);
+        rc = get_console(ctx, window, true, &r);
+        if (rc)
+            break;
+        if (r.len == 0) { /* no worker: keep what was printed, wait for a start */
+            cli_response_free(&r);
+            continue;
+        }
+        seen = overlap(prev.body, prev.len, r.body, r.len);
+        if (seen == r.len && prev.len == r.len) {
+            cli_response_free(&r);
+            continue;
+        }
+        fwrite(r.body + seen, 1, r.len - seen, stdout);
+        fflush(stdout);
+        cli_response_free(&prev);
+        prev = r;
+    }
+    cli_response_free(&prev);
+    free(window);
+    return interrupted ? 0 : rc;
+}
+
+struct sse {
+    const struct cli_ctx *ctx;
+    char *buf;
+    size_t len, cap;
+};
+
+static void print_event(const struct cli_ctx *ctx, const char *id, const char *type,
+                        const char *data)
+{
+    json_t *ev;
+
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        printf("%s\n", data);
+        fflush(stdout);
+        return;
+    }
+    const char *name;
+
+    ev = json_loads(data, 0, NULL);
+    name = ev ? jstr(ev, "name") : NULL;
+    printf("%-6s %-17s %-20s", id, type, name ? name : "-");
+    if (ev && jstr(ev, "state")) {
+        const char *state = jstr(ev, "state");
+        if (jstr(ev, "previous"))
+            printf(" %s ->", jstr(ev, "previous"));
+        if (ctx->colour)
+            printf(" %s%s\033[0m", cli_state_colour(state), state);
+        else
+            printf(" %s", state);
+    }
+    if (ev && jstr(ev, "reason"))
+        printf(" (%s)", jstr(ev, "reason"));
+    putchar('\n');
+    fflush(stdout);
+    json_decref(ev);
+}
+
+/* Splits the stream into events (blank-line separated) and prints each. */
+static int on_sse(void *opaque, const char *data, size_t len)
+{
+    struct sse *s = opaque;
+    char *end;
+
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *grown = realloc(s->buf, cap);
+        if (!grown)
+            return 1;
+        s->buf = grown;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    while ((end = strstr(s->buf, "\n\n"))) {
+        char *line, *save = NULL, id[32] = "-", type[64] = "-";
+        const char *payload = NULL;
+        *end = '\0';
+        for (line = strtok_r(s->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(line, "id: ", 4) == 0)
+                snprintf(id, sizeof(id), "%s", line + 4);
+            else if (strncmp(line, "event: ", 7) == 0)
+                snprintf(type, sizeof(type), "%s", line + 7);
+            else if (strncmp(line, "data: ", 6) == 0)
+                payload = line + 6;
+        }
+        if (payload)
+            print_event(s->ctx, id, type, payload);
+        s->len -= (size_t)(end + 2 - s->buf);
+        memmove(s->buf, end + 2, s->len + 1);
+    }
+    return interrupted;
+}
+
+static int cmd_events(struct cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"follow", no_argument, NULL, CLI_OPT_FIRST}, {0}};
+    struct sse s = {.ctx = ctx};
+    bool follow = false;
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cli_find_command("events"), argc, argv, opts, delete_opt,
+                                &follow, 0, 0, &first)))
+        return rc;
+    /* SIGINT/SIGTERM keep their default action: every event is flushed as printed. */
+    if (ctx->output == CLI_OUTPUT_TABLE)
+        printf("%-6s %-17s %-20s %s\n", "ID", "EVENT", "NAME", "STATE");
+    /* Without --follow: the replay from the first event, ended once the stream goes quiet. */
+    rc = cli_http_stream(ctx, "/v1/events?since=0", on_sse, &s, 0, follow ? 0 : 300);
+    free(s.buf);
+    return rc;
+}
+
+/* ---- console ------------------------------------------------------------ */
+
+static int cmd_console(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct cli_response r;
+    json_t *vm;
+    int first, rc;
+    char *path;
+
+    if ((rc = simple_parse(ctx, "console", argc, argv, 1, 1, &first)))
+        return rc;
+    /* Ask first, so an unknown or stopped VM gets the API's own message. */
+    path = vm_path(argv[first], NULL);
+    rc = call(ctx, "GET", path, NULL, &r, &vm);
+    free(path);
+    if (rc)
+        return rc;
+    if (!jstr(vm, "state") ||
+        (strcmp(jstr(vm, "state"), "running") && strcmp(jstr(vm, "state"), "paused"))) {
+        fprintf(stderr, "vmctl: %s is %s; start it first\n", argv[first],
+                jstr(vm, "state") ? jstr(vm, "state") : "not running");
+        json_decref(vm);
+        cli_response_free(&r);
+        return CLI_EXIT_REFUSED;
+    }
+    path = vm_path(jstr(vm, "id"), "/console");
+    rc = cli_console_attach(ctx, argv[first], path);
+    free(path);
+    json_decref(vm);
+    cli_response_free(&r);
+    return rc;
+}
+
+const struct cli_command cli_commands[] = {
+    {"host", cmd_host, "", "Show the host: version, KVM flavour, capacity, allocation.", NULL},
+    {"list", cmd_list, "[--state S]", "List VMs.",
+     "      --state S            only VMs in state S (stopped, starting, running, paused,\n"
+     "                           stopping, crashed)\n"},
+    {"create", cmd_create,
+     "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
+     "[--disk PATH[,ro]]... [--nic tap=NAME|network=NAME[,mac=MAC]]... [--autostart]\n"
+     "       vmctl create [NAME] --from-file DEF.json",
+     "Define a VM (it starts stopped).",
+     "      --kernel PATH        guest kernel (bzImage or ELF64) under an image directory\n"
+     "      --initrd PATH        initial ramdisk\n"
+     "      --cmdline STR        kernel command line\n"
+     "      --mode full|pv       machine mode (default pv)\n"
+     "      --vcpus N            vCPUs (default 1)\n"
+     "      --memory MIB         memory in MiB (default 256)\n"
+     "      --disk PATH[,ro]     a disk; repeatable\n"
+     "      --nic SPEC           tap=NAME or network=NAME, optionally ,mac=MAC; repeatable\n"
+     "      --autostart          start with the daemon\n"
+     "      --from-file FILE     the definition as JSON (- for stdin); flags override it\n"},
+    {"show", cmd_show, "NAME", "Show a VM's definition and state.", NULL},
+    {"set", cmd_set, "NAME KEY=VALUE...",
+     "Change a VM (definition only while stopped; name and autostart any time).",
+     "  keys: name, mode, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
+     "        disks and nics (as JSON arrays); initrd= or cmdline= clears them\n"},
+    {"start", cmd_start, "NAME", "Start a VM.", NULL},
+    {"stop", cmd_stop, "NAME", "Stop a VM hard (power off).", NULL},
+    {"shutdown", cmd_shutdown, "NAME [--timeout S]",
+     "Press Ctrl-Alt-Del and wait for the VM to stop; the daemon stops it hard after the "
+     "timeout.",
+     "      --timeout S          seconds the guest gets (default 30); exit 4 if it is not\n"
+     "                           stopped 10 s after that\n"},
+    {"reboot", cmd_reboot, "NAME", "Reboot a VM.", NULL},
+    {"pause", cmd_pause, "NAME", "Pause a running VM.", NULL},
+    {"resume", cmd_resume, "NAME", "Resume a paused VM.", NULL},
+    {"delete", cmd_delete, "NAME [--force]", "Delete a VM.",
+     "      --force              stop it first if it is running\n"},
+    {"console", cmd_console, "NAME",
+     "Attach to a VM's serial console (Ctrl-] detaches; the VM keeps running).", NULL},
+    {"logs", cmd_logs, "NAME [--tail N] [--follow]", "Print a VM's console log.",
+     "      --tail N             the last N bytes (default 65536)\n"
+     "      --follow             keep printing new output until interrupted\n"},
+    {"events", cmd_events, "[--follow]",
+     "Print the daemon's events from the first one (json: one Event object a line).",
+     "      --follow             keep printing new events until interrupted\n"},
+    {"stats", cmd_stats, "NAME", "Show a running VM's uptime, memory and exit counters.", NULL},
+    {"wait", cmd_wait, "NAME --state S[,S...] [--timeout S]",
+     "Wait until a VM is in one of the states (exit 4 on timeout).",
+     "      --state S            the state(s) to wait for, comma-separated\n"
+     "      --timeout S          give up after S seconds (default 60)\n"},
+    {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};

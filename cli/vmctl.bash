@@ -1,0 +1,102 @@
+# bash completion for vmctl(1). VM names come from the daemon itself
+# (`vmctl list`), using the same --socket/--url/--token-file as the command
+# line being completed.
+
+_vmctl_vms()
+{
+    # $1: the connection flags already on the command line
+    NO_COLOR=1 vmctl "$@" list 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+_vmctl()
+{
+    local cur prev words cword
+    _init_completion 2>/dev/null || {
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=${COMP_WORDS[COMP_CWORD - 1]}
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    }
+    local commands="host list create show set start stop shutdown reboot pause resume delete
+                    console logs events stats wait version"
+    local common="--output --socket --url --token-file --help"
+    local states="stopped starting running paused stopping crashed"
+    local cmd="" i conn=()
+
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token-file)
+            conn+=("${words[i]}" "${words[i + 1]}")
+            ((i++))
+            ;;
+        --output | -o) ((i++)) ;;
+        -*) ;;
+        *)
+            [[ -z $cmd ]] && cmd=${words[i]}
+            ;;
+        esac
+    done
+
+    case $prev in
+    --output | -o)
+        COMPREPLY=($(compgen -W "table json" -- "$cur"))
+        return
+        ;;
+    --socket | --token-file | --kernel | --initrd | --disk | --from-file)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
+    --state)
+        COMPREPLY=($(compgen -W "$states" -- "$cur"))
+        return
+        ;;
+    --mode)
+        COMPREPLY=($(compgen -W "full pv" -- "$cur"))
+        return
+        ;;
+    --url | --cmdline | --vcpus | --memory | --nic | --timeout | --tail)
+        return
+        ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "$commands $common" -- "$cur"))
+        return
+    fi
+
+    local opts=$common
+    case $cmd in
+    list) opts+=" --state" ;;
+    create) opts+=" --kernel --initrd --cmdline --mode --vcpus --memory --disk --nic --autostart --from-file" ;;
+    shutdown) opts+=" --timeout" ;;
+    delete) opts+=" --force" ;;
+    logs) opts+=" --tail --follow" ;;
+    events) opts+=" --follow" ;;
+    wait) opts+=" --state --timeout" ;;
+    set) opts+=" name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics=" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    case $cmd in
+    show | set | start | stop | shutdown | reboot | pause | resume | delete | console | logs | stats | wait)
+        # The first positional argument is the VM name.
+        local npos=0
+        for ((i = 1; i < cword; i++)); do
+            case ${words[i]} in
+            --socket | --url | --token-file | --output | -o | --state | --timeout | --tail) ((i++)) ;;
+            -*) ;;
+            *) ((npos++)) ;;
+            esac
+        done
+        if ((npos == 1)); then
+            COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        elif [[ $cmd == set ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics=" -- "$cur"))
+        fi
+        ;;
+    esac
+}
+complete -F _vmctl vmctl

@@ -188,7 +188,7 @@ echo "LAB: L1 launching L2 t=$(up) vmm=$VMM mode=$MODE vcpus=$VCPUS"
 case $VMM in
 vmmd)
     /vmmd run --kernel /l2/vmlinuz --initrd /l2/initrd --cmdline "$L2_CMDLINE" \
-        --mode "$MODE" --vcpus "$VCPUS" --memory "$L2_MEM" < /dev/null
+        --mode "$MODE" --vcpus "$VCPUS" --memory "$L2_MEM" --stats < /dev/null
     ;;
 qemu-pv)
     qemu-system-x86_64 -accel kvm -M "microvm$MICROVM_OPTS" -cpu host -smp "$VCPUS" -m "$L2_MEM" \

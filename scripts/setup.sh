@@ -12,7 +12,7 @@ shift || true
 # initramfs and disk images.
 PACKAGES=(gcc make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
-          sqlite3 curl jq wrk libcurl4-openssl-dev)
+          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

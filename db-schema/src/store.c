@@ -275,9 +275,11 @@ static int vm_check(struct db_store *db, const struct db_vm *vm)
     return 0;
 }
 
-/* Binds ?1..?11 of VM_INSERT and VM_UPDATE, which share their numbering, and ?12 = now. */
-static int bind_vm_definition(struct db_store *db, sqlite3_stmt *st, const struct db_vm *vm,
-                              int64_t now)
+/*
+ * Binds ?1..?11 of VM_INSERT and VM_UPDATE, which share their numbering, and
+ * ?12 = now; returns the first bind error, for run_bound().
+ */
+static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t now)
 {
     int rc = SQLITE_OK;
 
@@ -294,11 +296,17 @@ static int bind_vm_definition(struct db_store *db, sqlite3_stmt *st, const struc
     bind_text(st, 10, vm->nics_json ? vm->nics_json : "[]", &rc);
     bind_int(st, 11, vm->autostart, &rc);
     bind_int(st, 12, now, &rc);
-    if (rc != SQLITE_OK) {
+    return rc;
+}
+
+/* Runs a statement whose parameters are bound; bind_rc is the first bind error, if any. */
+static int run_bound(struct db_store *db, sqlite3_stmt *st, int bind_rc)
+{
+    if (bind_rc != SQLITE_OK) {
         stmt_done(st);
-        return db_error(db, rc);
+        return db_error(db, bind_rc);
     }
-    return 0;
+    return stmt_run(db, st);
 }
 
 /*
@@ -319,11 +327,7 @@ static int insert_vm_event(struct db_store *db, enum db_stmt_id which, const cha
         bind_text(st, 3, p3, &rc);
         bind_text(st, 4, p4, &rc);
     }
-    if (rc != SQLITE_OK) {
-        stmt_done(st);
-        return db_error(db, rc);
-    }
-    ret = stmt_run(db, st);
+    ret = run_bound(db, st, rc);
     if (ret)
         return ret;
     if (sqlite3_changes(db->sql) == 0)
@@ -333,31 +337,18 @@ static int insert_vm_event(struct db_store *db, enum db_stmt_id which, const cha
 }
 
 /*
- * The common end of a write whose event is already inserted: run the bound
- * statement and commit both, or roll both back.
+ * Ends a write transaction: commits the change and its event when every step
+ * succeeded (ret 0), rolls both back otherwise.
  */
-static int run_and_commit(struct db_store *db, sqlite3_stmt *st, int bind_rc, int64_t ev,
-                          int64_t *event_id)
+static int end_write(struct db_store *db, int ret, int64_t ev, int64_t *event_id)
 {
-    int ret;
-
-    if (bind_rc != SQLITE_OK) {
-        stmt_done(st);
-        ret = db_error(db, bind_rc);
-        goto err_rollback;
-    }
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    ret = tx_commit(db);
-    if (ret)
+    if (ret) {
+        tx_rollback(db);
         return ret;
-    if (event_id)
+    }
+    ret = tx_commit(db);
+    if (!ret && event_id)
         *event_id = ev;
-    return 0;
-
-err_rollback:
-    tx_rollback(db);
     return ret;
 }
 
@@ -369,7 +360,7 @@ static int write_definition(struct db_store *db, enum db_stmt_id which, enum db_
                             const struct db_vm *vm, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[which];
-    int64_t now = now_ms(), ev;
+    int64_t now = now_ms(), ev = 0;
     int ret;
 
     ret = vm_check(db, vm);
@@ -378,29 +369,12 @@ static int write_definition(struct db_store *db, enum db_stmt_id which, enum db_
     ret = tx_begin(db);
     if (ret)
         return ret;
-    ret = bind_vm_definition(db, st, vm, now);
-    if (ret)
-        goto err_rollback;
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    if (which == STMT_VM_UPDATE && sqlite3_changes(db->sql) == 0) {
+    ret = run_bound(db, st, bind_vm_definition(st, vm, now));
+    if (!ret && which == STMT_VM_UPDATE && sqlite3_changes(db->sql) == 0)
         ret = db_fail(db, -ENOENT, "no VM with id %s", vm->id);
-        goto err_rollback;
-    }
-    ret = insert_vm_event(db, event, vm->id, now, NULL, NULL, &ev);
-    if (ret)
-        goto err_rollback;
-    ret = tx_commit(db);
-    if (ret)
-        return ret;
-    if (event_id)
-        *event_id = ev;
-    return 0;
-
-err_rollback:
-    tx_rollback(db);
-    return ret;
+    if (!ret)
+        ret = insert_vm_event(db, event, vm->id, now, NULL, NULL, &ev);
+    return end_write(db, ret, ev, event_id);
 }
 
 int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
@@ -417,7 +391,7 @@ int db_vm_set_state(struct db_store *db, const char *id, const char *state, cons
                     int64_t worker_pid, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[STMT_VM_SET_STATE];
-    int64_t now = now_ms(), ev;
+    int64_t now = now_ms(), ev = 0;
     int rc = SQLITE_OK;
     int ret;
 
@@ -428,25 +402,22 @@ int db_vm_set_state(struct db_store *db, const char *id, const char *state, cons
         return ret;
     /* The event first, while the row still holds the previous state. */
     ret = insert_vm_event(db, STMT_EV_STATE_CHANGED, id, now, state, reason, &ev);
-    if (ret)
-        goto err_rollback;
-    bind_text(st, 1, id, &rc);
-    bind_text(st, 2, state, &rc);
-    bind_text(st, 3, reason, &rc);
-    bind_int(st, 4, worker_pid, &rc);
-    bind_int(st, 5, now, &rc);
-    /* An unknown state fails the CHECK here and takes the event with it. */
-    return run_and_commit(db, st, rc, ev, event_id);
-
-err_rollback:
-    tx_rollback(db);
-    return ret;
+    if (!ret) {
+        bind_text(st, 1, id, &rc);
+        bind_text(st, 2, state, &rc);
+        bind_text(st, 3, reason, &rc);
+        bind_int(st, 4, worker_pid, &rc);
+        bind_int(st, 5, now, &rc);
+        /* An unknown state fails the CHECK here and takes the event with it. */
+        ret = run_bound(db, st, rc);
+    }
+    return end_write(db, ret, ev, event_id);
 }
 
 int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[STMT_VM_DELETE];
-    int64_t ev;
+    int64_t ev = 0;
     int rc = SQLITE_OK;
     int ret;
 
@@ -457,21 +428,17 @@ int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id)
         return ret;
     /* The event first, while the row can still give its name. */
     ret = insert_vm_event(db, STMT_EV_DELETED, id, now_ms(), NULL, NULL, &ev);
-    if (ret)
-        goto err_rollback;
-    bind_text(st, 1, id, &rc);
-    return run_and_commit(db, st, rc, ev, event_id);
-
-err_rollback:
-    tx_rollback(db);
-    return ret;
+    if (!ret) {
+        bind_text(st, 1, id, &rc);
+        ret = run_bound(db, st, rc);
+    }
+    return end_write(db, ret, ev, event_id);
 }
 
 int db_event_insert(struct db_store *db, const char *type, const char *vm_id, const char *data_json,
                     int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[STMT_EV_INSERT];
-    int64_t ev;
     int rc = SQLITE_OK;
     int ret;
 
@@ -484,26 +451,9 @@ int db_event_insert(struct db_store *db, const char *type, const char *vm_id, co
     bind_text(st, 2, type, &rc);
     bind_text(st, 3, vm_id && vm_id[0] ? vm_id : NULL, &rc);
     bind_text(st, 4, data_json ? data_json : "{}", &rc);
-    if (rc != SQLITE_OK) {
-        stmt_done(st);
-        ret = db_error(db, rc);
-        goto err_rollback;
-    }
     /* Malformed JSON, or JSON that is not an object, fails the CHECK: -EINVAL. */
-    ret = stmt_run(db, st);
-    if (ret)
-        goto err_rollback;
-    ev = sqlite3_last_insert_rowid(db->sql);
-    ret = tx_commit(db);
-    if (ret)
-        return ret;
-    if (event_id)
-        *event_id = ev;
-    return 0;
-
-err_rollback:
-    tx_rollback(db);
-    return ret;
+    ret = run_bound(db, st, rc);
+    return end_write(db, ret, ret ? 0 : sqlite3_last_insert_rowid(db->sql), event_id);
 }
 
 /*

@@ -10,32 +10,9 @@ set -uo pipefail
 VMMD=$1
 GUESTS=$(cd "$2" && pwd)
 WS_CLIENT=$3
-if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
-    echo "SKIPPED: /dev/kvm is not available here; daemon integration tests did not run" >&2
-    exit 77
-fi
-
-tmp=$(mktemp -d)
-STATE=$tmp/state
-SOCK=$STATE/vmmd.sock
-PORT=$((20000 + RANDOM % 20000))
-pass=0 fail=0 daemon_pid=
-
-cleanup() {
-    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
-    # Workers outlive the daemon by design: end the ones this test started.
-    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-check() { # name, status (0 = pass)
-    if [[ $2 -eq 0 ]]; then
-        echo "PASS $1"; pass=$((pass + 1))
-    else
-        echo "FAIL $1 (last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; fail=$((fail + 1))
-    fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
+require_kvm "the daemon integration tests"
+fail_detail() { echo "(last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; }
 
 # api METHOD PATH [JSON] -> $status, body in $tmp/body
 api() {
@@ -46,17 +23,8 @@ api() {
 body() { cat "$tmp/body"; }
 jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
 
-start_daemon() {
-    "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --listen "127.0.0.1:$PORT" \
-        --log-file "$tmp/vmmd.log" --log-level debug --max-vcpus 64 2>>"$tmp/vmmd.err" &
-    daemon_pid=$!
-    for _ in $(seq 200); do
-        curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "daemon did not come up:"; cat "$tmp/vmmd.err" "$tmp/vmmd.log"
-    return 1
-}
+# The daemon as most checks want it: TCP too, and room for the 20+ VMs below.
+start_test_daemon() { start_daemon --listen "127.0.0.1:$PORT" --max-vcpus 64; }
 
 # wait_state NAME STATE [seconds]
 wait_state() {
@@ -72,7 +40,7 @@ vm_json() { # name guest [extra json fields]
     echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
 }
 
-start_daemon || exit 1
+start_test_daemon || exit 1
 
 api GET /v1/host
 check "host: version, KVM flavour and image dirs" \
@@ -212,7 +180,7 @@ api GET /v1/vms/race
 wpid=$(jbody .worker_pid)
 kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
 check "the worker survives kill -9 of the daemon" $(kill -0 "$wpid" 2>/dev/null; echo $?)
-start_daemon
+start_test_daemon
 api GET /v1/vms/race
 check "after restart: still running, same worker" $([[ $(jbody .state) == running && $(jbody .worker_pid) == "$wpid" ]]; echo $?)
 api GET "/v1/vms/race/console?tail=20"
@@ -233,7 +201,7 @@ api GET /v1/vms/race
 wpid=$(jbody .worker_pid)
 kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
 kill -9 "$wpid"; sleep 0.2
-start_daemon
+start_test_daemon
 wait_state race crashed 5
 check "a worker that died while the daemon was down is marked crashed" $?
 
@@ -262,7 +230,7 @@ api POST /v1/vms "$(vm_json auto idle '"autostart":true')"
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; rc=$?; daemon_pid=
 check "SIGTERM: exit 0" $([[ $rc == 0 ]]; echo $?)
 check "SIGTERM: the 20 VMs keep running" $([[ $(pgrep -f -- "--control $STATE/run/" | wc -l) == 20 ]]; echo $?)
-start_daemon
+start_test_daemon
 wait_state auto running 5
 check "autostart: the VM marked autostart started with the daemon" $?
 api GET "/v1/vms?state=running"
@@ -290,5 +258,4 @@ rc=$?
 check "newer database: refuses to start with a clear message" $([[ $rc != 0 ]] && grep -qi "version" "$tmp/err"; echo $?)
 check "newer database: untouched" $([[ $(sha256sum "$STATE/vmmd.db") == "$sum" ]]; echo $?)
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

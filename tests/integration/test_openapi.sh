@@ -9,21 +9,7 @@ set -uo pipefail
 VMMD=$1
 GUESTS=$(cd "$2" && pwd)
 DOC=$3
-tmp=$(mktemp -d)
-STATE=$tmp/state
-SOCK=$STATE/vmmd.sock
-pass=0 fail=0 daemon_pid=
-
-cleanup() {
-    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
-    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-check() {
-    if [[ $2 -eq 0 ]]; then echo "PASS $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 
 jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | select(. != "parameters")
        | "\(ascii_upcase) \($p)"' "$DOC" | sort >"$tmp/doc"
@@ -35,13 +21,11 @@ check "every documented operation is served${extra:+ (not served: $extra)}" $([[
 
 if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
     echo "SKIPPED: /dev/kvm is not available; documented operations were not called" >&2
-    echo "$pass passed, $fail failed"
-    [[ $fail -eq 0 ]] && exit 0 || exit 1
+    finish
+    exit
 fi
 
-"$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/log" &
-daemon_pid=$!
-for _ in $(seq 200); do curl -s --unix-socket "$SOCK" http://x/v1/host >/dev/null && break; sleep 0.05; done
+start_daemon || exit 1
 id=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
     --data-binary "{\"name\":\"doc\",\"kernel\":\"$GUESTS/guest-idle.elf\",\"memory_mib\":32}" \
     http://x/v1/vms | jq -r .id)
@@ -89,5 +73,4 @@ while read -r method path; do
     check "$method $path -> $code (documented: $documented)" $([[ " $documented " == *" $code "* ]]; echo $?)
 done <<<"$order"
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -10,34 +10,13 @@ set -uo pipefail
 VMCTL=$1
 VMMD=$2
 GUESTS=$(cd "$3" && pwd)
-if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
-    echo "SKIPPED: /dev/kvm is not available here; vmctl integration tests did not run" >&2
-    exit 77
-fi
-
-tmp=$(mktemp -d)
-STATE=$tmp/state
-export VMMD_SOCKET=$STATE/vmmd.sock
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
+require_kvm "the vmctl integration tests"
+export VMMD_SOCKET=$SOCK
 unset VMMD_URL VMMD_TOKEN_FILE
 export NO_COLOR=1
-PORT=$((20000 + RANDOM % 20000))
-pass=0 fail=0 daemon_pid=
-
-cleanup() {
-    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
-    # Workers outlive the daemon by design: end the ones this test started.
-    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-check() { # name, status (0 = pass)
-    if [[ $2 -eq 0 ]]; then
-        echo "PASS $1"; pass=$((pass + 1))
-    else
-        echo "FAIL $1 (rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
-        fail=$((fail + 1))
-    fi
+fail_detail() {
+    echo "(rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
 }
 
 # v ARGS... -> $rc, stdout in $tmp/out, stderr in $tmp/err
@@ -48,17 +27,6 @@ v() {
 out() { cat "$tmp/out"; }
 jout() { jq -r "$1" "$tmp/out" 2>/dev/null; }
 
-start_daemon() {
-    "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --listen "127.0.0.1:$PORT" \
-        --log-file "$tmp/vmmd.log" --log-level debug 2>>"$tmp/vmmd.err" &
-    daemon_pid=$!
-    for _ in $(seq 200); do
-        curl -s --unix-socket "$VMMD_SOCKET" http://vmmd/v1/host >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "daemon did not come up:"; cat "$tmp/vmmd.err" "$tmp/vmmd.log"
-    return 1
-}
 
 # --- before the daemon: usage errors and "cannot reach" ----------------------
 v list
@@ -82,7 +50,7 @@ check "--help for every command" $all_help
 v --help
 check "vmctl --help lists the commands" $([[ $rc == 0 ]] && grep -q console "$tmp/out"; echo $?)
 
-start_daemon || exit 1
+start_daemon --listen "127.0.0.1:$PORT" || exit 1
 
 # --- host, version -----------------------------------------------------------
 v host
@@ -283,5 +251,4 @@ check "daemon stopped -> exit 3" $([[ $rc == 3 ]] && grep -q "cannot reach" "$tm
 v --socket "$tmp/nope.sock" host
 check "--socket names another socket -> exit 3" $([[ $rc == 3 ]] && grep -q "nope.sock" "$tmp/err"; echo $?)
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

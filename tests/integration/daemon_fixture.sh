@@ -1,0 +1,55 @@
+# Sourced by the integration tests that run a real vmmd daemon. The caller
+# sets VMMD and GUESTS; this gives it a private state directory ($tmp,
+# $STATE, $SOCK, $PORT), start_daemon [extra serve flags], check NAME STATUS
+# with PASS/FAIL counting, finish (the closing "N passed, N failed" line and
+# the status), and a cleanup that also ends the workers the test started
+# (they outlive the daemon by design). A script may define fail_detail to
+# add context to its FAIL lines.
+
+tmp=$(mktemp -d)
+STATE=$tmp/state
+SOCK=$STATE/vmmd.sock
+PORT=$((20000 + RANDOM % 20000))
+pass=0 fail=0 daemon_pid=
+
+cleanup() {
+    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
+    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail_detail() { :; }
+
+check() { # name, status (0 = pass)
+    if [[ $2 -eq 0 ]]; then
+        echo "PASS $1"; pass=$((pass + 1))
+    else
+        echo "FAIL $1 $(fail_detail)"; fail=$((fail + 1))
+    fi
+}
+
+finish() {
+    echo "$pass passed, $fail failed"
+    [[ $fail -eq 0 ]]
+}
+
+# Loud skip (ctest's SKIP_RETURN_CODE 77) where the machine has no usable KVM.
+require_kvm() {
+    if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
+        echo "SKIPPED: /dev/kvm is not available here; $1 did not run" >&2
+        exit 77
+    fi
+}
+
+start_daemon() {
+    "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/vmmd.log" \
+        --log-level debug "$@" 2>>"$tmp/vmmd.err" &
+    daemon_pid=$!
+    for _ in $(seq 200); do
+        curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "daemon did not come up:"; cat "$tmp/vmmd.err" "$tmp/vmmd.log"
+    return 1
+}

@@ -188,6 +188,23 @@ static void test_bzimage_too_little_memory(void **state)
     free(img);
 }
 
+static void test_bzimage_hostile_pref_address(void **state)
+{
+    struct fixture *f = *state;
+    size_t size;
+    uint8_t *img = fake_bzimage(&size, 0x20f, XLF_KERNEL_64, 16 * MiB);
+    struct setup_header h;
+    struct hv_x86_boot boot;
+
+    memcpy(&h, img + 0x1f1, sizeof(h));
+    h.pref_address = UINT64_MAX - 4096; /* pref_address + init_size would wrap to a small number */
+    memcpy(img + 0x1f1, &h, sizeof(h));
+    assert_int_equal(hv_x86_load_kernel_image(&f->mem, img, size, NULL, 0, NULL, &boot, f->err,
+                                              sizeof(f->err)),
+                     -ENOMEM);
+    free(img);
+}
+
 static void test_initrd_too_big(void **state)
 {
     struct fixture *f = *state;
@@ -412,6 +429,7 @@ int main(void)
         T(test_bzimage_too_old),
         T(test_bzimage_without_64bit_entry),
         T(test_bzimage_too_little_memory),
+        T(test_bzimage_hostile_pref_address),
         T(test_initrd_too_big),
         T(test_not_a_kernel),
         T(test_command_line_too_long),

@@ -107,11 +107,16 @@ static int load_bzimage(const struct hv_guest_mem *mem, const uint8_t *image, si
 
     /* The kernel decompresses to pref_address (if relocatable, aligned) and needs init_size there. */
     need = hdr.pref_address > load_addr ? hdr.pref_address : load_addr;
-    need += hdr.init_size > kernel_size ? hdr.init_size : kernel_size;
+    /* Both come from the image: compare before adding, so no sum can wrap. */
+    if (need > low_ram_end(mem))
+        need = UINT64_MAX;
+    else
+        need += hdr.init_size > kernel_size ? hdr.init_size : kernel_size;
     if (need > low_ram_end(mem))
         return fail(err, errlen, -ENOMEM,
                     "too little memory: the kernel needs %llu MiB, the VM has %llu MiB",
-                    (unsigned long long)((need + (1 << 20) - 1) >> 20),
+                    (unsigned long long)(need == UINT64_MAX ? need >> 20
+                                                            : (need + (1 << 20) - 1) >> 20),
                     (unsigned long long)(mem->size >> 20));
     rc = hv_guest_mem_write(mem, load_addr, image + setup_size, kernel_size);
     if (rc)

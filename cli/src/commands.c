@@ -100,6 +100,22 @@ static char *vm_path(const char *name, const char *suffix)
     return out;
 }
 
+/* call() on /v1/vms/{name}{suffix}. */
+static int call_vm(struct cli_ctx *ctx, const char *method, const char *name, const char *suffix,
+                   const char *body, struct cli_response *r, json_t **root)
+{
+    char *path = vm_path(name, suffix);
+    int rc;
+
+    if (!path) {
+        fprintf(stderr, "vmctl: out of memory\n");
+        return CLI_EXIT_REFUSED;
+    }
+    rc = call(ctx, method, path, body, r, root);
+    free(path);
+    return rc;
+}
+
 static const char *jstr(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
@@ -373,13 +389,10 @@ static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
     const char *key;
     char buf[64];
     int first, rc;
-    char *path;
 
     if ((rc = simple_parse(ctx, "stats", argc, argv, 1, 1, &first)))
         return rc;
-    path = vm_path(argv[first], "/stats");
-    rc = call(ctx, "GET", path, NULL, &r, &st);
-    free(path);
+    rc = call_vm(ctx, "GET", argv[first], "/stats", NULL, &r, &st);
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
@@ -639,14 +652,11 @@ static int cmd_delete(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_response r;
     bool force = false;
     int first, rc;
-    char *path;
 
     if ((rc = cli_parse_options(ctx, cli_find_command("delete"), argc, argv, opts, delete_opt,
                                 &force, 1, 1, &first)))
         return rc;
-    path = vm_path(argv[first], force ? "?force=true" : NULL);
-    rc = call(ctx, "DELETE", path, NULL, &r, NULL);
-    free(path);
+    rc = call_vm(ctx, "DELETE", argv[first], force ? "?force=true" : NULL, NULL, &r, NULL);
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
@@ -666,14 +676,12 @@ static int lifecycle(struct cli_ctx *ctx, const char *action, int argc, char **a
     struct cli_response r;
     json_t *vm;
     int first, rc;
-    char suffix[32], *path;
+    char suffix[32];
 
     if ((rc = simple_parse(ctx, action, argc, argv, 1, 1, &first)))
         return rc;
     snprintf(suffix, sizeof(suffix), "/%s", action);
-    path = vm_path(argv[first], suffix);
-    rc = call(ctx, "POST", path, NULL, &r, &vm);
-    free(path);
+    rc = call_vm(ctx, "POST", argv[first], suffix, NULL, &r, &vm);
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
@@ -777,16 +785,14 @@ static int cmd_shutdown(struct cli_ctx *ctx, int argc, char **argv)
     const struct cli_command *cmd = cli_find_command("shutdown");
     struct cli_response r, last;
     long timeout = 30;
-    char body[64], *path;
+    char body[64];
     int first, rc;
 
     rc = cli_parse_options(ctx, cmd, argc, argv, opts, shutdown_opt, &timeout, 1, 1, &first);
     if (rc)
         return rc;
     snprintf(body, sizeof(body), "{\"timeout_s\":%ld}", timeout);
-    path = vm_path(argv[first], "/shutdown");
-    rc = call(ctx, "POST", path, body, &r, NULL);
-    free(path);
+    rc = call_vm(ctx, "POST", argv[first], "/shutdown", body, &r, NULL);
     if (rc)
         return rc;
     cli_response_free(&r);
@@ -938,9 +944,7 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
                                 &first)))
         return rc;
     if (o.follow) { /* an unknown VM is still an error */
-        path = vm_path(argv[first], NULL);
-        rc = call(ctx, "GET", path, NULL, &r, NULL);
-        free(path);
+        rc = call_vm(ctx, "GET", argv[first], NULL, NULL, &r, NULL);
         if (rc)
             return rc;
         cli_response_free(&r);
@@ -1098,9 +1102,7 @@ static int cmd_console(struct cli_ctx *ctx, int argc, char **argv)
     if ((rc = simple_parse(ctx, "console", argc, argv, 1, 1, &first)))
         return rc;
     /* Ask first, so an unknown or stopped VM gets the API's own message. */
-    path = vm_path(argv[first], NULL);
-    rc = call(ctx, "GET", path, NULL, &r, &vm);
-    free(path);
+    rc = call_vm(ctx, "GET", argv[first], NULL, NULL, &r, &vm);
     if (rc)
         return rc;
     if (!jstr(vm, "state") ||

@@ -32,6 +32,12 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
 void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 
+/* What VMs with a worker hold now (admission control and GET /v1/host). */
+struct vm_allocation {
+    uint64_t defined, running, vcpus, memory_mib;
+};
+int routes_allocation(struct vmmd_daemon *d, struct vm_allocation *out);
+
 /* Looks a VM up by id or name; answers 404 itself and returns -ENOENT. */
 int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
                    struct db_vm *vm);

@@ -1,6 +1,5 @@
 /* GET /v1/host: version, KVM flavour and what it means, capacity and allocation. */
 #include "routes.h"
-#include "lifecycle.h"
 #include "supervisor.h"
 
 #include <stdio.h>
@@ -38,23 +37,11 @@ static struct kvm_flavour kvm_flavour(void)
 void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct kvm_flavour kvm = kvm_flavour();
-    struct db_vm *vms = NULL;
-    size_t n = 0;
-    uint64_t mem = 0, vcpus = 0, running = 0;
+    struct vm_allocation a;
     json_t *dirs = json_array();
 
     (void)m;
-    if (db_vm_list(d->db, NULL, &vms, &n) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            int st = vmmd_state_parse(vms[i].state);
-            if (st >= 0 && vmmd_state_has_worker((enum vmmd_state)st)) {
-                mem += vms[i].memory_mib;
-                vcpus += vms[i].vcpus;
-                running++;
-            }
-        }
-        db_vm_list_free(vms, n);
-    }
+    routes_allocation(d, &a);
     for (size_t i = 0; i < d->limits.n_image_dirs; i++)
         json_array_append_new(dirs, json_string(d->limits.image_dirs[i]));
     http_respond_json(
@@ -65,6 +52,7 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
                   (json_int_t)(d->host_memory_bytes >> 20), "max_vcpus",
                   (json_int_t)d->cfg->max_vcpus, "max_memory_mib",
                   (json_int_t)((d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100),
-                  "allocation", "vms_defined", (json_int_t)n, "vms_running", (json_int_t)running,
-                  "vcpus", (json_int_t)vcpus, "memory_mib", (json_int_t)mem, "image_dirs", dirs));
+                  "allocation", "vms_defined", (json_int_t)a.defined, "vms_running",
+                  (json_int_t)a.running, "vcpus", (json_int_t)a.vcpus, "memory_mib",
+                  (json_int_t)a.memory_mib, "image_dirs", dirs));
 }

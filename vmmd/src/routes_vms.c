@@ -275,39 +275,52 @@ void route_vm_delete(struct vmmd_daemon *d, struct http_request *req, const stru
     db_vm_clear(&vm);
 }
 
-/* Admission control: what running VMs hold, plus this one, must fit the host. */
-static bool admit(struct vmmd_daemon *d, struct http_request *req, const struct db_vm *vm)
+int routes_allocation(struct vmmd_daemon *d, struct vm_allocation *out)
 {
-    uint64_t mem = 0, vcpus = 0, mem_limit, cpu_limit = d->cfg->max_vcpus;
     struct db_vm *vms = NULL;
     size_t n = 0;
+    int rc = db_vm_list(d->db, NULL, &vms, &n);
 
-    if (db_vm_list(d->db, NULL, &vms, &n)) {
-        http_respond_error(req, API_ERR_INTERNAL, "store unavailable");
-        return false;
-    }
+    memset(out, 0, sizeof(*out));
+    if (rc)
+        return rc;
+    out->defined = n;
     for (size_t i = 0; i < n; i++) {
         int st = vmmd_state_parse(vms[i].state);
         if (st >= 0 && vmmd_state_has_worker((enum vmmd_state)st)) {
-            mem += vms[i].memory_mib;
-            vcpus += vms[i].vcpus;
+            out->memory_mib += vms[i].memory_mib;
+            out->vcpus += vms[i].vcpus;
+            out->running++;
         }
     }
     db_vm_list_free(vms, n);
-    mem_limit = (d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100;
-    if (mem + vm->memory_mib > mem_limit) {
+    return 0;
+}
+
+/* Admission control: what running VMs hold, plus this one, must fit the host. */
+static bool admit(struct vmmd_daemon *d, struct http_request *req, const struct db_vm *vm)
+{
+    uint64_t mem_limit = (d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100;
+    uint64_t cpu_limit = d->cfg->max_vcpus;
+    struct vm_allocation a;
+
+    if (routes_allocation(d, &a)) {
+        http_respond_error(req, API_ERR_INTERNAL, "store unavailable");
+        return false;
+    }
+    if (a.memory_mib + vm->memory_mib > mem_limit) {
         http_respond_error(req, API_ERR_CONFLICT,
                            "not enough memory: VM '%s' needs %llu MiB, running VMs hold %llu of "
                            "%llu MiB (host RAM x %llu%% overcommit)",
-                           vm->name, (unsigned long long)vm->memory_mib, (unsigned long long)mem,
-                           (unsigned long long)mem_limit,
+                           vm->name, (unsigned long long)vm->memory_mib,
+                           (unsigned long long)a.memory_mib, (unsigned long long)mem_limit,
                            (unsigned long long)d->cfg->memory_overcommit_pct);
         return false;
     }
-    if (vcpus + vm->vcpus > cpu_limit) {
+    if (a.vcpus + vm->vcpus > cpu_limit) {
         http_respond_error(req, API_ERR_CONFLICT,
                            "not enough vCPUs: VM '%s' needs %u, running VMs hold %llu of %llu",
-                           vm->name, vm->vcpus, (unsigned long long)vcpus,
+                           vm->name, vm->vcpus, (unsigned long long)a.vcpus,
                            (unsigned long long)cpu_limit);
         return false;
     }

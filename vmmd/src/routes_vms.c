@@ -518,8 +518,6 @@ static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint
 
 void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    static const char *const states[] = {"stopped", "starting", "running",
-                                         "paused",  "stopping", "crashed"};
     struct db_vm vm = {0};
     struct pending *p;
 
@@ -527,8 +525,9 @@ void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struc
         return;
     p = pending_new(req, vm.id);
     int st = vmmd_state_parse(vm.state);
+    /* The static name, not vm.state: the reply outlives vm. */
     if (p)
-        p->new_state = st >= 0 ? states[st] : "stopped";
+        p->new_state = st >= 0 ? vmmd_state_name((enum vmmd_state)st) : "stopped";
     if (!p || supervisor_command(d->sup, vm.id, json_pack("{s:s}", "cmd", "stats"), on_stats, p)) {
         free(p);
         http_respond_json(req, 200,

@@ -14,6 +14,8 @@
 
 struct hv_device;
 
+enum hv_bus_space { HV_BUS_PIO, HV_BUS_MMIO };
+
 struct hv_device_ops {
     /* offset is relative to the registered base; size is 1, 2, 4 or 8. */
     void (*read)(struct hv_device *dev, uint64_t offset, void *data, unsigned size);
@@ -21,10 +23,26 @@ struct hv_device_ops {
     void (*reset)(struct hv_device *dev);
 };
 
+struct hv_guest_mem;
+
 /* What a device may ask of the machine it sits in (a fake in unit tests). */
 struct hv_platform {
     void (*set_irq)(void *opaque, unsigned irq, int level);
     void (*request_stop)(void *opaque, enum hv_stop_reason reason, int code);
+    /*
+     * For PCI devices. An MSI route is a GSI that, when its irqfd fires,
+     * sends the message (addr, data); msi_route_alloc returns a GSI or -errno.
+     * irqfd/ioeventfd (un)register eventfds with KVM: an irqfd injects its
+     * GSI when written, an ioeventfd is written by KVM when the guest writes
+     * len bytes at addr, without an exit to userspace.
+     */
+    int (*msi_route_alloc)(void *opaque);
+    int (*msi_route_set)(void *opaque, unsigned gsi, uint64_t addr, uint32_t data);
+    int (*irqfd)(void *opaque, int fd, unsigned gsi, bool assign);
+    int (*ioeventfd)(void *opaque, int fd, enum hv_bus_space space, uint64_t addr, unsigned len,
+                     bool assign);
+    /* Guest RAM, for DMA: devices translate with hv_gpa_to_hva(). */
+    const struct hv_guest_mem *mem;
     void *opaque;
 };
 
@@ -34,8 +52,6 @@ struct hv_device {
     const struct hv_device_ops *ops;
     const struct hv_platform *platform;
 };
-
-enum hv_bus_space { HV_BUS_PIO, HV_BUS_MMIO };
 
 struct hv_bus_range {
     uint64_t base, len;

@@ -43,3 +43,26 @@ int hv_mode_parse(const char *s, enum hv_mode *out)
         return -EINVAL;
     return 0;
 }
+
+int hv_mac_parse(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++, s++) {
+            char c = *s;
+            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                                : 16u;
+            if (d > 15)
+                return -EINVAL;
+            v = v << 4 | d;
+        }
+        if (*s != (i == 5 ? '\0' : ':'))
+            return -EINVAL;
+        if (i < 5)
+            s++;
+        mac[i] = (uint8_t)v;
+    }
+    return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be an interface's */
+}

@@ -41,23 +41,6 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
     return rc;
 }
 
-static void platform_set_irq(void *opaque, unsigned irq, int level)
-{
-    struct hv_vm *vm = opaque;
-    struct kvm_irq_level line = {.irq = irq, .level = (uint32_t)level};
-
-    ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
-}
-
-static void platform_request_stop(void *opaque, enum hv_stop_reason reason, int code)
-{
-    const char *detail = reason == HV_STOP_REBOOT ? "guest reset the machine"
-                         : code ? "guest wrote a non-zero status to the debug-exit port"
-                                : "guest powered off";
-
-    hv__vm_stop(opaque, reason, code, detail);
-}
-
 static void kick_handler(int sig)
 {
     (void)sig; /* only here so that the signal interrupts KVM_RUN */
@@ -165,7 +148,9 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
     uart8250_init(&vm->uart, p, UART8250_COM1_IRQ, cfg->console_write, cfg->console_opaque);
     i8042_init(&vm->i8042, p);
     cmos_rtc_init(&vm->rtc, p, vm->mem.size);
-    pci_host_init(&vm->pci, p);
+    pci_bus_init(&vm->pci_bus, p);
+    if ((rc = pci_host_init(&vm->pci, p, &vm->pci_bus)))
+        return rc;
     acpi_pm_init(&vm->acpi_pm, p);
     debug_exit_init(&vm->debug_exit, p);
     post_code_init(&vm->post_code, p);
@@ -174,7 +159,35 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
         if (rc)
             return rc;
     }
+    return pci_bus_register_windows(&vm->pci_bus, &vm->bus);
+}
+
+static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < cfg->nr_disks; i++) {
+        int rc = block_image_open(&vm->disks[i], cfg->disks[i].path, cfg->disks[i].readonly, err,
+                                  errlen);
+        if (rc)
+            return rc;
+        vm->nr_disks = i + 1;
+    }
     return 0;
+}
+
+/* The disks and NICs, as the mode's devices: emulated IDE in full mode, virtio in pv. */
+static int create_io_devices(struct hv_vm *vm, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (vm->mode == HV_MODE_FULL && vm->nr_disks) {
+        struct block_image *ide_disks[HV_MAX_IDE_DISKS] = {0};
+        for (unsigned i = 0; i < vm->nr_disks; i++)
+            ide_disks[i] = &vm->disks[i];
+        rc = piix_ide_create(&vm->ide, &vm->platform, ide_disks, &vm->bus, &vm->pci_bus);
+        if (rc)
+            return fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
+    }
+    return rc;
 }
 
 static int create_vcpus(struct hv_vm *vm, char *err, size_t errlen)
@@ -227,6 +240,15 @@ static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen
                     HV_MIN_MEMORY_MIB, HV_MAX_MEMORY_MIB, (unsigned long long)cfg->memory_mib);
     if (cfg->mode != HV_MODE_FULL && cfg->mode != HV_MODE_PV)
         return fail(err, errlen, -EINVAL, "unknown mode %d", (int)cfg->mode);
+    if (cfg->nr_disks > (cfg->mode == HV_MODE_FULL ? HV_MAX_IDE_DISKS : HV_MAX_DISKS))
+        return fail(err, errlen, -EINVAL, "at most %d disks in %s mode, not %u",
+                    cfg->mode == HV_MODE_FULL ? HV_MAX_IDE_DISKS : HV_MAX_DISKS,
+                    hv_mode_name(cfg->mode), cfg->nr_disks);
+    if (cfg->nr_nics > HV_MAX_NICS)
+        return fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
+    if (cfg->nr_nics && cfg->mode == HV_MODE_FULL)
+        return fail(err, errlen, -EINVAL,
+                    "full mode emulates no network card: NICs need mode pv (virtio-net)");
     if (!cfg->kernel)
         return fail(err, errlen, -EINVAL, "no kernel given");
     return 0;
@@ -249,8 +271,9 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     vm->kvm_fd = vm->vm_fd = vm->stopped_fd = -1;
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
-    vm->platform = (struct hv_platform){
-        .set_irq = platform_set_irq, .request_stop = platform_request_stop, .opaque = vm};
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+        vm->disks[i].fd = -1;
+    hv__platform_init(vm);
     pthread_mutex_init(&vm->ctl_lock, NULL);
     pthread_cond_init(&vm->ctl_cond, NULL);
     if ((rc = hv_bus_init(&vm->bus)))
@@ -261,6 +284,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         rc = fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
         goto err_vm;
     }
+    if ((rc = open_disks(vm, cfg, err, errlen)))
+        goto err_vm;
     if ((rc = hv_guest_mem_init(&vm->mem, cfg->memory_mib << 20))) {
         fail(err, errlen, rc, "cannot map %llu MiB of guest memory: %s",
              (unsigned long long)cfg->memory_mib, strerror(-rc));
@@ -281,6 +306,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         fail(err, errlen, rc, "device setup: %s", strerror(-rc));
         goto err_vm;
     }
+    if ((rc = create_io_devices(vm, err, errlen)))
+        goto err_vm;
     if ((rc = create_vcpus(vm, err, errlen)))
         goto err_vm;
     *out = vm;
@@ -456,8 +483,12 @@ void hv_vm_destroy(struct hv_vm *vm)
         close(vm->kvm_fd);
     if (vm->stopped_fd >= 0)
         close(vm->stopped_fd);
+    piix_ide_destroy(vm->ide);
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+        block_image_close(&vm->disks[i]);
     hv_guest_mem_destroy(&vm->mem);
     hv_bus_destroy(&vm->bus);
+    hv__platform_destroy(vm);
     pthread_cond_destroy(&vm->ctl_cond);
     pthread_mutex_destroy(&vm->ctl_lock);
     free(vm);

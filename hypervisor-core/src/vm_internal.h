@@ -17,6 +17,9 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/pci_host.h"
 #include "devices/legacy/uart8250.h"
+#include "devices/block/block_image.h"
+#include "devices/legacy/piix_ide.h"
+#include "devices/pci/pci_bus.h"
 
 struct hv_vcpu {
     struct hv_vm *vm;
@@ -41,12 +44,22 @@ struct hv_vm {
     struct uart8250 uart;
     struct i8042 i8042;
     struct cmos_rtc rtc;
+    struct pci_bus pci_bus;
     struct pci_host pci;
     struct acpi_pm acpi_pm;
     struct debug_exit debug_exit;
     struct post_code post_code;
 
+    struct block_image disks[HV_MAX_DISKS];
+    unsigned nr_disks;
+    struct piix_ide *ide; /* full mode, when there are disks */
+
     struct hv_vcpu vcpus[HV_MAX_VCPUS];
+
+    /* GSI routing: KVM's default irqchip routes plus one MSI route per MSI-X vector. */
+    pthread_mutex_t routes_lock;
+    struct kvm_irq_routing *routes;
+    unsigned next_msi_gsi;
 
     /* Run control, under ctl_lock. */
     pthread_mutex_t ctl_lock;
@@ -67,6 +80,9 @@ void hv__vm_stop(struct hv_vm *vm, enum hv_stop_reason reason, int code, const c
 /* Makes every vCPU leave KVM_RUN soon and look at the run-control flags. */
 void hv__vm_kick_all(struct hv_vm *vm);
 void *hv__vcpu_thread(void *arg);
+/* Fills vm->platform with the KVM-backed services devices use (platform.c). */
+void hv__platform_init(struct hv_vm *vm);
+void hv__platform_destroy(struct hv_vm *vm);
 int hv__kick_signal(void);
 uint64_t hv__now_ns(void);
 

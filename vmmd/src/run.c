@@ -6,6 +6,7 @@
  */
 #include "run.h"
 #include "console_buffer.h"
+#include "device_args.h"
 #include "options.h"
 #include "worker_control.h"
 
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -35,6 +37,7 @@ struct run_args {
     int on_reboot;
     bool stats, timing, help;
     const char *control, *console_log, *exit_file; /* worker mode (the daemon's) */
+    struct vmmd_opt_list disks, nics;
 };
 
 static const char *const mode_choices[] = {"full", "pv", NULL};
@@ -55,6 +58,10 @@ static const struct vmmd_opt run_options[] = {
     {.name = "memory", .type = VMMD_OPT_UINT, .offset = OFF(memory), .metavar = "MIB",
      .help = "guest memory in MiB, default 256", .min = HV_MIN_MEMORY_MIB,
      .max = HV_MAX_MEMORY_MIB},
+    {.name = "disk", .type = VMMD_OPT_LIST, .offset = OFF(disks), .metavar = "PATH[,ro]",
+     .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode"},
+    {.name = "nic", .type = VMMD_OPT_LIST, .offset = OFF(nics), .metavar = "tap=NAME[,mac=MAC]",
+     .help = "network interface over a tap device (repeatable; pv mode: virtio-net)"},
     {.name = "on-reboot", .type = VMMD_OPT_CHOICE, .offset = OFF(on_reboot), .metavar = "WHAT",
      .help = "when the guest reboots: restart it (default) or exit with status 3",
      .choices = reboot_choices},
@@ -76,7 +83,8 @@ static const struct vmmd_opt run_options[] = {
 
 static const char run_usage[] =
     "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
-    "                [--vcpus N] [--memory MIB] [--on-reboot restart|exit]\n"
+    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic tap=NAME[,mac=MAC]]...\n"
+    "                [--on-reboot restart|exit]\n"
     "\n"
     "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
     "terminal, Ctrl-] quits. Exit status: 0 when the guest powers off, the value a\n"
@@ -293,6 +301,9 @@ int vmmd_run_main(int argc, char **argv)
     struct run_args a = {.mode = HV_MODE_PV, .vcpus = HV_DEFAULT_VCPUS,
                          .memory = HV_DEFAULT_MEMORY, .on_reboot = ON_REBOOT_RESTART};
     struct hv_vm_config cfg;
+    struct hv_disk_config disks[VMMD_OPT_LIST_MAX];
+    struct hv_nic_config nics[VMMD_OPT_LIST_MAX];
+    char disk_args[VMMD_OPT_LIST_MAX][PATH_MAX], nic_args[VMMD_OPT_LIST_MAX][128];
     struct console_buffer console;
     struct control_server ctl = {.listen_fd = -1};
     struct worker_ctx ctx = {0};
@@ -311,6 +322,21 @@ int vmmd_run_main(int argc, char **argv)
     if (vmmd_opts_parse(run_options, &a, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "vmmd run: %s\n", err);
         return VMMD_RUN_EXIT_USAGE;
+    }
+    for (unsigned i = 0; i < a.disks.count || i < a.nics.count; i++) {
+        int bad = 0;
+        if (i < a.disks.count) {
+            snprintf(disk_args[i], sizeof(disk_args[i]), "%s", a.disks.items[i]);
+            bad = vmmd_parse_disk_arg(disk_args[i], &disks[i], err, sizeof(err));
+        }
+        if (!bad && i < a.nics.count) {
+            snprintf(nic_args[i], sizeof(nic_args[i]), "%s", a.nics.items[i]);
+            bad = vmmd_parse_nic_arg(nic_args[i], &nics[i], err, sizeof(err));
+        }
+        if (bad) {
+            fprintf(stderr, "vmmd run: %s\n", err);
+            return VMMD_RUN_EXIT_USAGE;
+        }
     }
     if (a.control) {
         /* A worker: no terminal, the daemon talks to it through the control socket. */
@@ -335,6 +361,10 @@ int vmmd_run_main(int argc, char **argv)
         .cmdline = a.cmdline,
         .console_write = console_buffer_write,
         .console_opaque = &console,
+        .disks = disks,
+        .nr_disks = a.disks.count,
+        .nics = nics,
+        .nr_nics = a.nics.count,
     };
 
     /* Signals arrive through a signalfd; vCPU threads inherit the blocked mask. */

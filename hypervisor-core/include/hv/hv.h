@@ -8,6 +8,7 @@
 #ifndef HV_HV_H
 #define HV_HV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,10 +50,29 @@ enum hv_exit_kind {
 const char *hv_exit_kind_name(enum hv_exit_kind kind);
 const char *hv_stop_reason_name(enum hv_stop_reason reason);
 const char *hv_mode_name(enum hv_mode mode);
+/* "52:54:00:12:34:56" -> 6 bytes; -EINVAL unless six hex pairs with a unicast first byte. */
+int hv_mac_parse(const char *s, uint8_t mac[6]);
 int hv_mode_parse(const char *s, enum hv_mode *out);
 
 /* Receives everything the guest writes to its serial console. Called from vCPU threads. */
 typedef void (*hv_console_write_fn)(void *opaque, const uint8_t *buf, size_t len);
+
+/* A raw disk image: virtio-blk in pv mode, an ATA disk on the PIIX IDE controller in full mode. */
+struct hv_disk_config {
+    const char *path;
+    bool readonly;
+};
+
+/* A network interface over a host tap device (virtio-net; pv mode only). */
+struct hv_nic_config {
+    const char *tap;  /* name of an existing tap interface, or one to create */
+    uint8_t mac[6];
+    bool mac_set;     /* otherwise a locally administered MAC is derived from the tap name */
+};
+
+#define HV_MAX_DISKS 8 /* full mode: 4 (two IDE channels, master and slave) */
+#define HV_MAX_IDE_DISKS 4
+#define HV_MAX_NICS 4
 
 struct hv_vm_config {
     enum hv_mode mode;
@@ -63,6 +83,10 @@ struct hv_vm_config {
     const char *cmdline; /* optional */
     hv_console_write_fn console_write;
     void *console_opaque;
+    const struct hv_disk_config *disks;
+    unsigned nr_disks;
+    const struct hv_nic_config *nics;
+    unsigned nr_nics;
 };
 
 #define HV_MAX_VCPUS       64
@@ -75,6 +99,10 @@ struct hv_vm;
 
 struct hv_vm_stats {
     uint64_t exits[HV_EXIT_KIND_COUNT];
+    /* Summed over the VM's disks and NICs. */
+    uint64_t disk_read_bytes, disk_write_bytes, disk_read_ops, disk_write_ops, disk_flush_ops;
+    uint64_t disk_errors;
+    uint64_t net_rx_bytes, net_tx_bytes, net_rx_packets, net_tx_packets, net_drops;
     uint64_t io_writes_ignored; /* writes to ports or MMIO nobody claims */
     uint64_t memory_bytes;      /* guest RAM size */
     uint64_t uptime_ns;         /* since hv_vm_start() */

@@ -103,12 +103,14 @@ static void test_pci_host_bridge_and_absent_devices(void **state)
 {
     struct fake_platform fp;
     struct pci_host h;
+    struct pci_bus pb;
     uint32_t addr = 0x80000000, back;
     uint16_t vendor;
 
     (void)state;
     fake_platform_init(&fp);
-    pci_host_init(&h, &fp.platform);
+    pci_bus_init(&pb, &fp.platform);
+    pci_host_init(&h, &fp.platform, &pb);
     h.dev.ops->write(&h.dev, 0, &addr, 4);
     h.dev.ops->read(&h.dev, 0, &back, 4);
     assert_int_equal(back, addr); /* mechanism #1 is detected this way */
@@ -128,10 +130,12 @@ static void test_pci_reset_control_register(void **state)
 {
     struct fake_platform fp;
     struct pci_host h;
+    struct pci_bus pb;
 
     (void)state;
     fake_platform_init(&fp);
-    pci_host_init(&h, &fp.platform);
+    pci_bus_init(&pb, &fp.platform);
+    pci_host_init(&h, &fp.platform, &pb);
     dev_out8(&h.dev, 1, 0x02); /* no reset bit */
     assert_int_equal(fp.stops, 0);
     dev_out8(&h.dev, 1, 0x06);

@@ -1,8 +1,8 @@
 /*
  * Minimal ACPI tables (ACPI 6.x): an RSDP in the BIOS area pointing to an
  * XSDT with a FADT (fixed hardware at ACPI_PM_BASE, reset register 0xCF9,
- * legacy devices and 8042 present), a FACS, a DSDT whose only object is
- * \_S5 (so "poweroff" works), and a MADT listing one local APIC per vCPU
+ * legacy devices and 8042 present), a FACS, a DSDT (dsdt.c: \_S5 and the
+ * PCI root bridge), and a MADT listing one local APIC per vCPU
  * and the IOAPIC. This replaces an MP table: Linux finds SMP through it.
  */
 #include "boot.h"
@@ -16,9 +16,10 @@
 #define XSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x40)
 #define FACS_ADDR (X86_ACPI_RSDP_ADDR + 0x100) /* 64-byte aligned */
 #define FADT_ADDR (X86_ACPI_RSDP_ADDR + 0x200)
-#define DSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x400)
 #define MADT_ADDR (X86_ACPI_RSDP_ADDR + 0x500)
 #define MADT_MAX_LEN (0x1000 - 0x500)
+#define DSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x1000)
+#define DSDT_MAX_LEN 0x1000
 #define MADT_FIXED_LEN (44 + 12 + 10 + 6) /* header, IOAPIC, override, NMI */
 
 struct __attribute__((packed)) acpi_header {
@@ -137,14 +138,14 @@ static void build_fadt(uint8_t *t)
     put64(t, 140, DSDT_ADDR); /* X_DSDT */
 }
 
-static void build_dsdt(uint8_t *t)
+static int build_dsdt(uint8_t *t, size_t cap)
 {
-    /* AML: Name (_S5, Package (4) { 5, 0, 0, 0 }) */
-    static const uint8_t aml[] = {0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04,
-                                  0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00, 0x00};
+    size_t aml = hv_x86_dsdt_aml(t + sizeof(struct acpi_header), cap - sizeof(struct acpi_header));
 
-    header(t, "DSDT", (uint32_t)(sizeof(struct acpi_header) + sizeof(aml)), 2);
-    memcpy(t + sizeof(struct acpi_header), aml, sizeof(aml));
+    if (!aml)
+        return -ENOSPC;
+    header(t, "DSDT", (uint32_t)(sizeof(struct acpi_header) + aml), 2);
+    return 0;
 }
 
 static void build_madt(uint8_t *t, unsigned nr_vcpus)
@@ -188,7 +189,7 @@ int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
 {
     uint8_t table[1024];
     struct acpi_rsdp rsdp;
-    uint8_t *facs, *madt;
+    uint8_t *facs, *madt, *dsdt;
     int rc;
 
     if (nr_vcpus == 0 || MADT_FIXED_LEN + nr_vcpus * 8 > MADT_MAX_LEN)
@@ -206,10 +207,13 @@ int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
     if ((rc = commit(mem, FADT_ADDR, table)))
         return rc;
 
-    memset(table, 0, sizeof(table));
-    build_dsdt(table);
-    if ((rc = commit(mem, DSDT_ADDR, table)))
+    dsdt = hv_gpa_to_hva(mem, DSDT_ADDR, DSDT_MAX_LEN);
+    if (!dsdt)
+        return -ENOMEM;
+    memset(dsdt, 0, DSDT_MAX_LEN);
+    if ((rc = build_dsdt(dsdt, DSDT_MAX_LEN)))
         return rc;
+    ((struct acpi_header *)dsdt)->checksum = checksum(dsdt, ((struct acpi_header *)dsdt)->length);
 
     /* The MADT grows with the vCPU count: build it in place. */
     madt = hv_gpa_to_hva(mem, MADT_ADDR, MADT_MAX_LEN);

@@ -32,6 +32,9 @@ int hv_x86_load_kernel_image(const struct hv_guest_mem *mem, const uint8_t *imag
 /* Writes the RSDP, XSDT, FADT, FACS, DSDT and MADT for nr_vcpus CPUs. */
 int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus);
 
+/* The DSDT's AML body (after the table header); returns its length, 0 if cap is too small. */
+size_t hv_x86_dsdt_aml(uint8_t *buf, size_t cap);
+
 /* Writes the GDT and the identity page tables the 64-bit entry expects. */
 int hv_x86_write_boot_tables(const struct hv_guest_mem *mem);
 

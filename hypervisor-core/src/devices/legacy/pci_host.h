@@ -1,10 +1,15 @@
-/* PCI host bridge: configuration mechanism #1 at 0xCF8/0xCFC and the reset control register 0xCF9. */
+/*
+ * PCI host bridge: configuration mechanism #1 at 0xCF8/0xCFC, the bridge
+ * function itself at 00:00.0 (i440FX identity), and the reset control
+ * register 0xCF9 that shares the range.
+ */
 #ifndef HV_PCI_HOST_H
 #define HV_PCI_HOST_H
 
 #include <stdint.h>
 
 #include "bus.h"
+#include "devices/pci/pci_bus.h"
 
 #define PCI_HOST_BASE 0xcf8
 #define PCI_HOST_LEN  8
@@ -12,9 +17,11 @@
 struct pci_host {
     struct hv_device dev;
     uint32_t address;
-    uint8_t bridge_config[256]; /* 00:00.0 */
+    struct pci_bus *bus;
+    struct pci_device bridge; /* 00:00.0 */
 };
 
-void pci_host_init(struct pci_host *host, const struct hv_platform *platform);
+/* Adds the bridge to bus at 00:00.0. */
+int pci_host_init(struct pci_host *host, const struct hv_platform *platform, struct pci_bus *bus);
 
 #endif

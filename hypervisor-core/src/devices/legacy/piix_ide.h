@@ -1,0 +1,27 @@
+/*
+ * PIIX3 IDE controller (PCI 8086:7010) in legacy compatibility mode with up
+ * to four ATA disks over raw images: primary channel at 0x1F0-0x1F7/0x3F6
+ * on IRQ 14, secondary at 0x170-0x177/0x376 on IRQ 15, and the bus-master
+ * DMA registers in BAR4. Linux's ata_piix drives it unmodified, with DMA.
+ * Guest mistakes (bad sector ranges, unknown commands, PRD tables pointing
+ * outside RAM) end the command with ATA error status, never the VMM.
+ */
+#ifndef HV_PIIX_IDE_H
+#define HV_PIIX_IDE_H
+
+#include "bus.h"
+#include "devices/block/block_image.h"
+#include "devices/pci/pci_bus.h"
+
+#define PIIX_IDE_DEVFN 0x08 /* 00:01.0 */
+
+struct piix_ide; /* defined in piix_ide.c */
+
+/* disks[i] (may be NULL) is: 0 primary master, 1 primary slave, 2 secondary master,
+ * 3 secondary slave. The images stay owned by the caller and must outlive the controller.
+ * Registers the legacy ports on bus and the PCI function on pb. */
+int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
+                    struct block_image *const disks[4], struct hv_bus *bus, struct pci_bus *pb);
+void piix_ide_destroy(struct piix_ide *ide);
+
+#endif

@@ -1,0 +1,16 @@
+/*
+ * The disk and NIC flags of `vmmd run` ("PATH[,ro]", "tap=NAME[,mac=MAC]"),
+ * shared by the worker's flag parsing and the daemon, which builds them.
+ */
+#ifndef VMMD_DEVICE_ARGS_H
+#define VMMD_DEVICE_ARGS_H
+
+#include <stddef.h>
+
+#include "hv/hv.h"
+
+/* The strings in out point into buf, which must stay alive; one line in err on failure. */
+int vmmd_parse_disk_arg(char *buf, struct hv_disk_config *out, char *err, size_t errlen);
+int vmmd_parse_nic_arg(char *buf, struct hv_nic_config *out, char *err, size_t errlen);
+
+#endif

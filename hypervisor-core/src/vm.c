@@ -174,10 +174,27 @@ static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *er
     return 0;
 }
 
+/* PCI slots of the pv machine's virtio devices. */
+#define SLOT_FIRST_DISK 3
+
+static int add_virtio(struct hv_vm *vm, struct virtio_pci *vp, unsigned slot)
+{
+    int rc = pci_bus_add(&vm->pci_bus, &vp->pdev, slot << 3);
+
+    return rc ? rc : virtio_pci_start(vp);
+}
+
 /* The disks and NICs, as the mode's devices: emulated IDE in full mode, virtio in pv. */
 static int create_io_devices(struct hv_vm *vm, char *err, size_t errlen)
 {
     int rc = 0;
+
+    for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
+        if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i])) ||
+            (rc = add_virtio(vm, virtio_blk_transport(vm->vblk[i]), SLOT_FIRST_DISK + i)))
+            return fail(err, errlen, rc, "virtio-blk for disk %u: %s", i + 1,
+                        strerror(-rc));
+    }
 
     if (vm->mode == HV_MODE_FULL && vm->nr_disks) {
         struct block_image *ide_disks[HV_MAX_IDE_DISKS] = {0};
@@ -457,6 +474,16 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
             out->exits[k] += __atomic_load_n(&c->exits[k], __ATOMIC_RELAXED);
         out->io_writes_ignored += __atomic_load_n(&c->writes_ignored, __ATOMIC_RELAXED);
     }
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        struct block_image_stats d;
+        block_image_get_stats(&vm->disks[i], &d);
+        out->disk_read_bytes += d.read_bytes;
+        out->disk_write_bytes += d.write_bytes;
+        out->disk_read_ops += d.read_ops;
+        out->disk_write_ops += d.write_ops;
+        out->disk_flush_ops += d.flush_ops;
+        out->disk_errors += d.errors;
+    }
     out->memory_bytes = vm->mem.size;
     out->uptime_ns = vm->start_ns ? hv__now_ns() - vm->start_ns : 0;
     out->start_ns = vm->start_ns;
@@ -484,6 +511,8 @@ void hv_vm_destroy(struct hv_vm *vm)
     if (vm->stopped_fd >= 0)
         close(vm->stopped_fd);
     piix_ide_destroy(vm->ide);
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+        virtio_blk_destroy(vm->vblk[i]);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)
         block_image_close(&vm->disks[i]);
     hv_guest_mem_destroy(&vm->mem);

@@ -20,6 +20,7 @@
 #include "devices/block/block_image.h"
 #include "devices/legacy/piix_ide.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/virtio/virtio_blk.h"
 
 struct hv_vcpu {
     struct hv_vm *vm;
@@ -53,6 +54,7 @@ struct hv_vm {
     struct block_image disks[HV_MAX_DISKS];
     unsigned nr_disks;
     struct piix_ide *ide; /* full mode, when there are disks */
+    struct virtio_blk *vblk[HV_MAX_DISKS]; /* pv mode */
 
     struct hv_vcpu vcpus[HV_MAX_VCPUS];
 

@@ -1,0 +1,186 @@
+/*
+ * virtio-blk: one request queue served on the transport's I/O thread.
+ * A request is a 16-byte header (type, sector) in device-readable memory,
+ * data, and a status byte at the very end of the device-writable part. Data
+ * moves between the image and guest RAM with one preadv/pwritev straight
+ * into the request's buffers, no bounce copy.
+ */
+#include "devices/virtio/virtio_blk.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+
+#define REQUEST_QUEUE 0
+#define HEADER_LEN 16
+
+struct virtio_blk {
+    struct virtio_pci vp;
+    struct block_image *image;
+    struct virtq_elem elem; /* the request being served (one at a time, on the I/O thread) */
+};
+
+static void blk_config_read(struct virtio_pci *vp, unsigned offset, void *data, unsigned size)
+{
+    struct virtio_blk *blk = vp->dev;
+    struct virtio_blk_config cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.capacity = blk->image->size / BLOCK_SECTOR_SIZE;
+    cfg.seg_max = VIRTQ_MAX_SEGS - 2; /* header and status take one each */
+    cfg.size_max = 1u << 20;
+    cfg.blk_size = BLOCK_SECTOR_SIZE;
+    cfg.num_queues = 1;
+    if (offset + size <= sizeof(cfg))
+        memcpy(data, (uint8_t *)&cfg + offset, size);
+}
+
+/* The data segments: everything after the header in the readable part, or
+ * everything before the status byte in the writable part. */
+static int data_segments(struct virtq_elem *e, bool in, struct iovec *iov, uint64_t *len)
+{
+    int n = 0;
+    uint64_t skip = in ? 0 : HEADER_LEN;
+
+    *len = 0;
+    if (in) {
+        for (unsigned i = e->out_num; i < e->out_num + e->in_num; i++)
+            iov[n++] = e->iov[i];
+        /* The status byte is the last writable byte. */
+        while (n > 0 && iov[n - 1].iov_len == 0)
+            n--;
+        if (n == 0)
+            return -EINVAL;
+        iov[n - 1].iov_len--;
+    } else {
+        for (unsigned i = 0; i < e->out_num; i++) {
+            struct iovec v = e->iov[i];
+            if (skip >= v.iov_len) {
+                skip -= v.iov_len;
+                continue;
+            }
+            v.iov_base = (char *)v.iov_base + skip;
+            v.iov_len -= skip;
+            skip = 0;
+            iov[n++] = v;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        *len += iov[i].iov_len;
+    return n;
+}
+
+static uint8_t serve(struct virtio_blk *blk, struct virtq_elem *e, uint32_t *written)
+{
+    struct virtio_blk_outhdr hdr;
+    struct iovec iov[VIRTQ_MAX_SEGS];
+    uint64_t len, sectors = blk->image->size / BLOCK_SECTOR_SIZE;
+    int n, rc;
+
+    *written = 0;
+    if (virtq_copy_from_out(e, 0, &hdr, sizeof(hdr)) != sizeof(hdr))
+        return VIRTIO_BLK_S_IOERR;
+    switch (hdr.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT: {
+        bool in = hdr.type == VIRTIO_BLK_T_IN;
+        n = data_segments(e, in, iov, &len);
+        if (n < 0 || len % BLOCK_SECTOR_SIZE || hdr.sector > sectors ||
+            len / BLOCK_SECTOR_SIZE > sectors - hdr.sector)
+            return VIRTIO_BLK_S_IOERR;
+        rc = in ? block_image_read(blk->image, iov, n, hdr.sector * BLOCK_SECTOR_SIZE)
+                : block_image_write(blk->image, iov, n, hdr.sector * BLOCK_SECTOR_SIZE);
+        if (rc)
+            return VIRTIO_BLK_S_IOERR;
+        *written = in ? (uint32_t)len : 0;
+        return VIRTIO_BLK_S_OK;
+    }
+    case VIRTIO_BLK_T_FLUSH:
+        return block_image_flush(blk->image) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+    case VIRTIO_BLK_T_GET_ID: {
+        char id[VIRTIO_BLK_ID_BYTES] = {0};
+        uint64_t room = e->in_len - 1; /* before the status byte; in_len >= 1 here */
+        memcpy(id, blk->image->serial, strnlen(blk->image->serial, sizeof(id)));
+        *written = (uint32_t)virtq_copy_to_in(e, 0, id, room < sizeof(id) ? room : sizeof(id));
+        return VIRTIO_BLK_S_OK;
+    }
+    default:
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+}
+
+static void blk_queue_notify(struct virtio_pci *vp, unsigned q)
+{
+    struct virtio_blk *blk = vp->dev;
+    struct virtq_elem *e = &blk->elem;
+    unsigned gen;
+
+    do {
+        /* At most a queue's worth per round: a guest refilling as fast as we serve cannot pin us. */
+        for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
+            uint32_t written;
+            uint8_t status;
+            if (virtio_pci_pop(vp, q, e, &gen) != 1)
+                break;
+            if (e->in_len == 0) {
+                /* Nowhere to put the status byte: complete it with nothing written. */
+                virtio_pci_push(vp, q, e, 0, gen);
+                continue;
+            }
+            status = serve(blk, e, &written);
+            virtq_copy_to_in(e, e->in_len - 1, &status, 1);
+            virtio_pci_push(vp, q, e, written + 1, gen);
+        }
+        virtio_pci_notify(vp, q);
+    } while (virtio_pci_rearm(vp, q));
+}
+
+static const struct virtio_device_ops blk_ops = {
+    .name = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .class_code = 0x018000, /* mass storage, other */
+    .num_queues = 1,
+    .queue_size = VIRTQ_MAX_SIZE,
+    .config_size = sizeof(struct virtio_blk_config),
+    .features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_SIZE_MAX |
+                1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH,
+    .config_read = blk_config_read,
+    .queue_notify = blk_queue_notify,
+};
+
+int virtio_blk_create(struct virtio_blk **out, const struct hv_platform *platform,
+                      struct block_image *image)
+{
+    struct virtio_blk *blk = calloc(1, sizeof(*blk));
+    int rc;
+
+    if (!blk)
+        return -ENOMEM;
+    blk->image = image;
+    rc = virtio_pci_init(&blk->vp, &blk_ops, blk, platform);
+    if (rc == 0 && image->readonly) {
+        /* Same device, plus the RO feature: the offer is the transport's copy. */
+        blk->vp.offered |= 1ull << VIRTIO_BLK_F_RO;
+    }
+    if (rc) {
+        virtio_blk_destroy(blk);
+        return rc;
+    }
+    *out = blk;
+    return 0;
+}
+
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk)
+{
+    return &blk->vp;
+}
+
+void virtio_blk_destroy(struct virtio_blk *blk)
+{
+    if (!blk)
+        return;
+    virtio_pci_destroy(&blk->vp);
+    free(blk);
+}

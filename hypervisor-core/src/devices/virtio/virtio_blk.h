@@ -1,0 +1,16 @@
+/* virtio-blk (virtio 1.2 section 5.2) over a raw disk image. */
+#ifndef HV_VIRTIO_BLK_H
+#define HV_VIRTIO_BLK_H
+
+#include "devices/block/block_image.h"
+#include "devices/virtio/virtio_pci.h"
+
+struct virtio_blk; /* defined in virtio_blk.c */
+
+/* The image stays owned by the caller. Returns the PCI function to put on the bus. */
+int virtio_blk_create(struct virtio_blk **out, const struct hv_platform *platform,
+                      struct block_image *image);
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);
+void virtio_blk_destroy(struct virtio_blk *blk);
+
+#endif

@@ -175,7 +175,10 @@ static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *er
 }
 
 /* PCI slots of the pv machine's virtio devices. */
+#define SLOT_CONSOLE 1
+#define SLOT_RNG 2
 #define SLOT_FIRST_DISK 3
+#define SLOT_FIRST_NIC (SLOT_FIRST_DISK + HV_MAX_DISKS)
 
 static int add_virtio(struct hv_vm *vm, struct virtio_pci *vp, unsigned slot)
 {
@@ -185,9 +188,26 @@ static int add_virtio(struct hv_vm *vm, struct virtio_pci *vp, unsigned slot)
 }
 
 /* The disks and NICs, as the mode's devices: emulated IDE in full mode, virtio in pv. */
-static int create_io_devices(struct hv_vm *vm, char *err, size_t errlen)
+static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err,
+                             size_t errlen)
 {
     int rc = 0;
+
+    if (vm->mode == HV_MODE_PV) {
+        if ((rc = virtio_console_create(&vm->vcon, &vm->platform, cfg->console_write,
+                                        cfg->console_opaque)) ||
+            (rc = add_virtio(vm, virtio_console_transport(vm->vcon), SLOT_CONSOLE)) ||
+            (rc = virtio_rng_create(&vm->vrng, &vm->platform)) ||
+            (rc = add_virtio(vm, virtio_rng_transport(vm->vrng), SLOT_RNG)))
+            return fail(err, errlen, rc, "virtio console/rng: %s", strerror(-rc));
+    }
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
+            return rc;
+        if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
+            return fail(err, errlen, rc, "virtio-net for tap %s: %s", cfg->nics[i].tap,
+                        strerror(-rc));
+    }
 
     for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
         if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i])) ||
@@ -323,7 +343,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         fail(err, errlen, rc, "device setup: %s", strerror(-rc));
         goto err_vm;
     }
-    if ((rc = create_io_devices(vm, err, errlen)))
+    if ((rc = create_io_devices(vm, cfg, err, errlen)))
         goto err_vm;
     if ((rc = create_vcpus(vm, err, errlen)))
         goto err_vm;
@@ -454,6 +474,9 @@ size_t hv_vm_console_input(struct hv_vm *vm, const uint8_t *buf, size_t len)
     pthread_mutex_lock(&vm->bus.lock);
     n = uart8250_receive(&vm->uart, buf, len);
     pthread_mutex_unlock(&vm->bus.lock);
+    /* The same keys reach hvc0, so a guest may use either console. */
+    if (vm->vcon && n)
+        virtio_console_receive(vm->vcon, buf, n);
     return n;
 }
 
@@ -484,6 +507,17 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
         out->disk_flush_ops += d.flush_ops;
         out->disk_errors += d.errors;
     }
+    for (unsigned i = 0; i < HV_MAX_NICS; i++) {
+        struct virtio_net_stats n;
+        if (!vm->vnet[i])
+            continue;
+        virtio_net_get_stats(vm->vnet[i], &n);
+        out->net_rx_bytes += n.rx_bytes;
+        out->net_tx_bytes += n.tx_bytes;
+        out->net_rx_packets += n.rx_packets;
+        out->net_tx_packets += n.tx_packets;
+        out->net_drops += n.drops;
+    }
     out->memory_bytes = vm->mem.size;
     out->uptime_ns = vm->start_ns ? hv__now_ns() - vm->start_ns : 0;
     out->start_ns = vm->start_ns;
@@ -513,6 +547,10 @@ void hv_vm_destroy(struct hv_vm *vm)
     piix_ide_destroy(vm->ide);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)
         virtio_blk_destroy(vm->vblk[i]);
+    for (unsigned i = 0; i < HV_MAX_NICS; i++)
+        virtio_net_destroy(vm->vnet[i]);
+    virtio_console_destroy(vm->vcon);
+    virtio_rng_destroy(vm->vrng);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)
         block_image_close(&vm->disks[i]);
     hv_guest_mem_destroy(&vm->mem);

@@ -21,6 +21,9 @@
 #include "devices/legacy/piix_ide.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtio_rng.h"
 
 struct hv_vcpu {
     struct hv_vm *vm;
@@ -54,7 +57,11 @@ struct hv_vm {
     struct block_image disks[HV_MAX_DISKS];
     unsigned nr_disks;
     struct piix_ide *ide; /* full mode, when there are disks */
-    struct virtio_blk *vblk[HV_MAX_DISKS]; /* pv mode */
+    /* pv mode */
+    struct virtio_blk *vblk[HV_MAX_DISKS];
+    struct virtio_net *vnet[HV_MAX_NICS];
+    struct virtio_console *vcon;
+    struct virtio_rng *vrng;
 
     struct hv_vcpu vcpus[HV_MAX_VCPUS];
 

@@ -362,10 +362,10 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
     vp->epoll_fd = vp->stop_fd = -1;
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
         vp->kick_fd[q] = -1;
+    pthread_mutex_init(&vp->lock, NULL);
     if (ops->num_queues == 0 || ops->num_queues > VIRTIO_MAX_QUEUES ||
         ops->config_size > DEVICE_LEN)
         return -EINVAL;
-    pthread_mutex_init(&vp->lock, NULL);
     vp->offered = ops->features | 1ull << VIRTIO_F_VERSION_1 |
                   1ull << VIRTIO_RING_F_INDIRECT_DESC | 1ull << VIRTIO_RING_F_EVENT_IDX;
 
@@ -442,6 +442,15 @@ static int watch(struct virtio_pci *vp, int fd, uint32_t tag)
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
 
     return epoll_ctl(vp->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void virtio_pci_watch_fd_enable(struct virtio_pci *vp, int fd, bool enable)
+{
+    for (unsigned i = 0; i < vp->nr_extra_fds; i++) {
+        struct epoll_event ev = {.events = enable ? EPOLLIN : 0, .data.u32 = EPOLL_EXTRA + i};
+        if (vp->extra_fd[i] == fd)
+            epoll_ctl(vp->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+    }
 }
 
 int virtio_pci_start(struct virtio_pci *vp)
@@ -526,6 +535,14 @@ int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *elem, u
     *gen = vp->generation;
     pthread_mutex_unlock(&vp->lock);
     return rc;
+}
+
+void virtio_pci_unpop(struct virtio_pci *vp, unsigned q, unsigned gen)
+{
+    pthread_mutex_lock(&vp->lock);
+    if (gen == vp->generation && queue_ready_locked(vp, q))
+        virtq_unpop(&vp->vqs[q]);
+    pthread_mutex_unlock(&vp->lock);
 }
 
 void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *elem,

@@ -81,6 +81,8 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
                     const struct hv_platform *platform);
 /* Before virtio_pci_start: also wake the I/O thread when fd is readable. */
 int virtio_pci_watch_fd(struct virtio_pci *vp, int fd);
+/* From the I/O thread: stop or resume waking up for a watched fd (e.g. no buffers to receive into). */
+void virtio_pci_watch_fd_enable(struct virtio_pci *vp, int fd, bool enable);
 /* After pci_bus_add: starts the I/O thread. */
 int virtio_pci_start(struct virtio_pci *vp);
 /* Stops the thread, releases eventfds; the caller frees vp. */
@@ -89,6 +91,8 @@ void virtio_pci_destroy(struct virtio_pci *vp);
 /* I/O-thread helpers (they take vp->lock). pop: 1 got a request (gen says when),
  * 0 none, <0 the queue broke and the device now needs a reset. */
 int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *elem, unsigned *gen);
+/* Gives back the request just popped (e.g. no packet to put in it after all). */
+void virtio_pci_unpop(struct virtio_pci *vp, unsigned q, unsigned gen);
 /* Completes a request; dropped if the device was reset since gen. */
 void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *elem,
                      uint32_t written, unsigned gen);

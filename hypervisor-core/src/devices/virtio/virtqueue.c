@@ -154,6 +154,11 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
     return 1;
 }
 
+void virtq_unpop(struct virtq *vq)
+{
+    vq->last_avail--;
+}
+
 void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t written)
 {
     struct vring_used_elem *u;

@@ -57,6 +57,8 @@ void virtq_reset(struct virtq *vq);
 int virtq_enable(struct virtq *vq, const struct hv_guest_mem *mem);
 /* 1: elem holds the next request; 0: nothing available; -EINVAL: malformed, queue now broken. */
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
+/* Gives back the request virtq_pop() just returned, untouched (no buffer was used). */
+void virtq_unpop(struct virtq *vq);
 /* Returns a request with written bytes put into its in segments. */
 void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t written);
 /* After pushes: whether the driver asked to be interrupted (NO_INTERRUPT / used_event). */

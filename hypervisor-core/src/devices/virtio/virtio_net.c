@@ -1,0 +1,243 @@
+/*
+ * virtio-net over a tap opened with IFF_VNET_HDR and a 12-byte header, the
+ * layout of virtio 1.x's struct virtio_net_hdr_v1, so packets move between
+ * the rings and the tap with one readv/writev and no header translation.
+ * No offloads are offered, so the tap never hands us GSO packets.
+ * RX stops watching the tap while the guest has no receive buffers
+ * (a level-triggered tap would otherwise spin the I/O thread) and resumes
+ * when the guest posts more.
+ */
+#include "devices/virtio/virtio_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_net.h>
+
+#define RX_QUEUE 0
+#define TX_QUEUE 1
+#define STAT_ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
+
+struct virtio_net {
+    struct virtio_pci vp;
+    int tap_fd;
+    uint8_t mac[6];
+    struct virtio_net_stats stats;
+    struct virtq_elem rx_elem, tx_elem;
+};
+
+static void net_config_read(struct virtio_pci *vp, unsigned offset, void *data, unsigned size)
+{
+    struct virtio_net *net = vp->dev;
+    struct virtio_net_config cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memcpy(cfg.mac, net->mac, 6);
+    cfg.status = VIRTIO_NET_S_LINK_UP;
+    cfg.max_virtqueue_pairs = 1;
+    cfg.mtu = 1500;
+    if (offset + size <= sizeof(cfg))
+        memcpy(data, (uint8_t *)&cfg + offset, size);
+}
+
+static void transmit(struct virtio_net *net)
+{
+    struct virtio_pci *vp = &net->vp;
+    struct virtq_elem *e = &net->tx_elem;
+    unsigned gen;
+
+    do {
+        for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
+            if (virtio_pci_pop(vp, TX_QUEUE, e, &gen) != 1)
+                break;
+            /* Header and frame go to the tap as they are; a frame the tap refuses is dropped. */
+            ssize_t n = e->out_len > sizeof(struct virtio_net_hdr_v1)
+                            ? writev(net->tap_fd, e->iov, (int)e->out_num)
+                            : -1;
+            if (n > (ssize_t)sizeof(struct virtio_net_hdr_v1)) {
+                STAT_ADD(net->stats.tx_packets, 1);
+                STAT_ADD(net->stats.tx_bytes, (uint64_t)n - sizeof(struct virtio_net_hdr_v1));
+            } else {
+                STAT_ADD(net->stats.drops, 1);
+            }
+            virtio_pci_push(vp, TX_QUEUE, e, 0, gen);
+        }
+        virtio_pci_notify(vp, TX_QUEUE);
+    } while (virtio_pci_rearm(vp, TX_QUEUE));
+}
+
+/* Reads packets from the tap into receive buffers until either runs out. */
+static void receive(struct virtio_net *net)
+{
+    struct virtio_pci *vp = &net->vp;
+    struct virtq_elem *e = &net->rx_elem;
+    bool delivered = false;
+    unsigned gen;
+
+    for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
+        int got = virtio_pci_pop(vp, RX_QUEUE, e, &gen);
+        if (got != 1) {
+            /* No buffers: stop listening to the tap until the guest posts some. */
+            virtio_pci_watch_fd_enable(vp, net->tap_fd, false);
+            if (!virtio_pci_rearm(vp, RX_QUEUE))
+                break;
+            virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
+            continue;
+        }
+        if (e->in_len < sizeof(struct virtio_net_hdr_v1)) {
+            virtio_pci_push(vp, RX_QUEUE, e, 0, gen); /* unusable buffer: give it back empty */
+            continue;
+        }
+        ssize_t n = readv(net->tap_fd, &e->iov[e->out_num], (int)e->in_num);
+        if (n < (ssize_t)sizeof(struct virtio_net_hdr_v1)) {
+            virtio_pci_unpop(vp, RX_QUEUE, gen); /* nothing to read (EAGAIN) */
+            break;
+        }
+        /* One buffer per packet: tell the driver so (virtio 5.1.6.4). */
+        uint16_t one = 1;
+        virtq_copy_to_in(e, offsetof(struct virtio_net_hdr_v1, num_buffers), &one, sizeof(one));
+        virtio_pci_push(vp, RX_QUEUE, e, (uint32_t)n, gen);
+        STAT_ADD(net->stats.rx_packets, 1);
+        STAT_ADD(net->stats.rx_bytes, (uint64_t)n - sizeof(struct virtio_net_hdr_v1));
+        delivered = true;
+    }
+    if (delivered)
+        virtio_pci_notify(vp, RX_QUEUE);
+}
+
+static void net_queue_notify(struct virtio_pci *vp, unsigned q)
+{
+    struct virtio_net *net = vp->dev;
+
+    if (q == TX_QUEUE) {
+        transmit(net);
+    } else {
+        virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
+        receive(net);
+    }
+}
+
+static void net_fd_ready(struct virtio_pci *vp, int fd)
+{
+    (void)fd;
+    receive(vp->dev);
+}
+
+static void net_reset(struct virtio_pci *vp)
+{
+    struct virtio_net *net = vp->dev;
+
+    /* Until the driver is back there is nowhere to receive into. */
+    virtio_pci_watch_fd_enable(vp, net->tap_fd, false);
+}
+
+static const struct virtio_device_ops net_ops = {
+    .name = "virtio-net",
+    .device_id = VIRTIO_ID_NET,
+    .class_code = 0x020000, /* Ethernet controller */
+    .num_queues = 2,
+    .queue_size = VIRTQ_MAX_SIZE,
+    .config_size = sizeof(struct virtio_net_config),
+    .features = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_MTU,
+    .config_read = net_config_read,
+    .queue_notify = net_queue_notify,
+    .fd_ready = net_fd_ready,
+    .reset = net_reset,
+};
+
+/* A locally administered MAC from the tap name, stable across runs. */
+static void derive_mac(const char *tap, uint8_t mac[6])
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = tap; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    mac[0] = 0x52;
+    mac[1] = 0x54;
+    mac[2] = 0x00;
+    mac[3] = (uint8_t)(h >> 16);
+    mac[4] = (uint8_t)(h >> 8);
+    mac[5] = (uint8_t)h;
+}
+
+static int open_tap(const char *name, char *err, size_t errlen)
+{
+    struct ifreq ifr;
+    int hdr_len = sizeof(struct virtio_net_hdr_v1);
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open /dev/net/tun for tap %s: %s", name, strerror(e));
+        return -e;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot attach to tap %s: %s", name, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
+                      const struct hv_nic_config *cfg, char *err, size_t errlen)
+{
+    struct virtio_net *net = calloc(1, sizeof(*net));
+    int rc;
+
+    if (!net)
+        return -ENOMEM;
+    net->tap_fd = open_tap(cfg->tap, err, errlen);
+    if (net->tap_fd < 0) {
+        rc = net->tap_fd;
+        free(net);
+        return rc;
+    }
+    if (cfg->mac_set)
+        memcpy(net->mac, cfg->mac, 6);
+    else
+        derive_mac(cfg->tap, net->mac);
+    if ((rc = virtio_pci_init(&net->vp, &net_ops, net, platform)) ||
+        (rc = virtio_pci_watch_fd(&net->vp, net->tap_fd))) {
+        snprintf(err, errlen, "virtio-net for tap %s: %s", cfg->tap, strerror(-rc));
+        virtio_net_destroy(net);
+        return rc;
+    }
+    *out = net;
+    return 0;
+}
+
+struct virtio_pci *virtio_net_transport(struct virtio_net *net)
+{
+    return &net->vp;
+}
+
+void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out)
+{
+    out->rx_bytes = __atomic_load_n(&net->stats.rx_bytes, __ATOMIC_RELAXED);
+    out->tx_bytes = __atomic_load_n(&net->stats.tx_bytes, __ATOMIC_RELAXED);
+    out->rx_packets = __atomic_load_n(&net->stats.rx_packets, __ATOMIC_RELAXED);
+    out->tx_packets = __atomic_load_n(&net->stats.tx_packets, __ATOMIC_RELAXED);
+    out->drops = __atomic_load_n(&net->stats.drops, __ATOMIC_RELAXED);
+}
+
+void virtio_net_destroy(struct virtio_net *net)
+{
+    if (!net)
+        return;
+    virtio_pci_destroy(&net->vp);
+    if (net->tap_fd >= 0)
+        close(net->tap_fd);
+    free(net);
+}

@@ -1,0 +1,21 @@
+/* virtio-net (virtio 1.2 section 5.1) over a host tap device: one RX and one TX queue. */
+#ifndef HV_VIRTIO_NET_H
+#define HV_VIRTIO_NET_H
+
+#include "hv/hv.h"
+#include "devices/virtio/virtio_pci.h"
+
+struct virtio_net;
+
+struct virtio_net_stats {
+    uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, drops;
+};
+
+/* Opens (or creates) the tap named in cfg; one line in err on failure. */
+int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
+                      const struct hv_nic_config *cfg, char *err, size_t errlen);
+struct virtio_pci *virtio_net_transport(struct virtio_net *net);
+void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out);
+void virtio_net_destroy(struct virtio_net *net);
+
+#endif

@@ -205,8 +205,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
         if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
             return rc;
         if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
-            return fail(err, errlen, rc, "virtio-net for tap %s: %s", cfg->nics[i].tap,
-                        strerror(-rc));
+            return fail(err, errlen, rc, "virtio-net %u: %s", i + 1, strerror(-rc));
     }
 
     for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
@@ -500,23 +499,14 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
     for (unsigned i = 0; i < vm->nr_disks; i++) {
         struct block_image_stats d;
         block_image_get_stats(&vm->disks[i], &d);
-        out->disk_read_bytes += d.read_bytes;
-        out->disk_write_bytes += d.write_bytes;
-        out->disk_read_ops += d.read_ops;
-        out->disk_write_ops += d.write_ops;
-        out->disk_flush_ops += d.flush_ops;
-        out->disk_errors += d.errors;
+        out->disks[i] = (struct hv_disk_stats){
+            .read_bytes = d.read_bytes, .write_bytes = d.write_bytes, .read_ops = d.read_ops,
+            .write_ops = d.write_ops, .flush_ops = d.flush_ops, .errors = d.errors};
     }
-    for (unsigned i = 0; i < HV_MAX_NICS; i++) {
-        struct virtio_net_stats n;
-        if (!vm->vnet[i])
-            continue;
-        virtio_net_get_stats(vm->vnet[i], &n);
-        out->net_rx_bytes += n.rx_bytes;
-        out->net_tx_bytes += n.tx_bytes;
-        out->net_rx_packets += n.rx_packets;
-        out->net_tx_packets += n.tx_packets;
-        out->net_drops += n.drops;
+    out->nr_disks = vm->nr_disks;
+    for (unsigned i = 0; i < HV_MAX_NICS && vm->vnet[i]; i++) {
+        virtio_net_get_stats(vm->vnet[i], &out->nics[i]);
+        out->nr_nics = i + 1;
     }
     out->memory_bytes = vm->mem.size;
     out->uptime_ns = vm->start_ns ? hv__now_ns() - vm->start_ns : 0;

@@ -38,12 +38,12 @@ int vmmd_parse_nic_arg(char *buf, struct hv_nic_config *out, char *err, size_t e
             return -EINVAL;
         }
         *val++ = '\0';
-        if (strcmp(kv, "tap") == 0) {
-            if (!*val || strlen(val) >= IFNAMSIZ || strchr(val, '/')) {
+        if (strcmp(kv, "tap") == 0 || strcmp(kv, "bridge") == 0) {
+            if (!*val || strlen(val) >= IFNAMSIZ || strchr(val, '/') || strchr(val, '%')) {
                 snprintf(err, errlen, "--nic: '%s' is not a valid interface name", val);
                 return -EINVAL;
             }
-            out->tap = val;
+            *(kv[0] == 't' ? &out->tap : &out->bridge) = val;
         } else if (strcmp(kv, "mac") == 0) {
             if (hv_mac_parse(val, out->mac)) {
                 snprintf(err, errlen, "--nic: '%s' is not a unicast MAC address like 52:54:00:12:34:56",
@@ -52,12 +52,12 @@ int vmmd_parse_nic_arg(char *buf, struct hv_nic_config *out, char *err, size_t e
             }
             out->mac_set = true;
         } else {
-            snprintf(err, errlen, "--nic: unknown key '%s' (tap, mac)", kv);
+            snprintf(err, errlen, "--nic: unknown key '%s' (tap, bridge, mac)", kv);
             return -EINVAL;
         }
     }
-    if (!out->tap) {
-        snprintf(err, errlen, "--nic needs tap=NAME");
+    if (!out->tap == !out->bridge) {
+        snprintf(err, errlen, "--nic needs exactly one of tap=NAME and bridge=NAME");
         return -EINVAL;
     }
     return 0;

@@ -1,5 +1,5 @@
 /*
- * The disk and NIC flags of `vmmd run` ("PATH[,ro]", "tap=NAME[,mac=MAC]"),
+ * The disk and NIC flags of `vmmd run` ("PATH[,ro]", "tap=NAME|bridge=NAME[,mac=MAC]"),
  * shared by the worker's flag parsing and the daemon, which builds them.
  */
 #ifndef VMMD_DEVICE_ARGS_H

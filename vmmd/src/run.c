@@ -60,8 +60,10 @@ static const struct vmmd_opt run_options[] = {
      .max = HV_MAX_MEMORY_MIB},
     {.name = "disk", .type = VMMD_OPT_LIST, .offset = OFF(disks), .metavar = "PATH[,ro]",
      .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode"},
-    {.name = "nic", .type = VMMD_OPT_LIST, .offset = OFF(nics), .metavar = "tap=NAME[,mac=MAC]",
-     .help = "network interface over a tap device (repeatable; pv mode: virtio-net)"},
+    {.name = "nic", .type = VMMD_OPT_LIST, .offset = OFF(nics),
+     .metavar = "tap=NAME|bridge=NAME[,mac=MAC]",
+     .help = "network interface (repeatable; pv mode: virtio-net) over a tap device, or over a "
+             "new tap added to a bridge"},
     {.name = "on-reboot", .type = VMMD_OPT_CHOICE, .offset = OFF(on_reboot), .metavar = "WHAT",
      .help = "when the guest reboots: restart it (default) or exit with status 3",
      .choices = reboot_choices},
@@ -83,7 +85,7 @@ static const struct vmmd_opt run_options[] = {
 
 static const char run_usage[] =
     "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
-    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic tap=NAME[,mac=MAC]]...\n"
+    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic tap=NAME|bridge=NAME[,mac=MAC]]...\n"
     "                [--on-reboot restart|exit]\n"
     "\n"
     "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
@@ -188,6 +190,23 @@ static void print_stats(struct hv_vm *vm, const struct run_args *a)
         fprintf(stderr, " writes_ignored=%llu uptime_ms=%llu\n",
                 (unsigned long long)st.io_writes_ignored,
                 (unsigned long long)(st.uptime_ns / 1000000));
+        for (unsigned i = 0; i < st.nr_disks; i++)
+            fprintf(stderr, "vmmd: disk%u read_bytes=%llu write_bytes=%llu read_ops=%llu "
+                            "write_ops=%llu flush_ops=%llu errors=%llu\n", i,
+                    (unsigned long long)st.disks[i].read_bytes,
+                    (unsigned long long)st.disks[i].write_bytes,
+                    (unsigned long long)st.disks[i].read_ops,
+                    (unsigned long long)st.disks[i].write_ops,
+                    (unsigned long long)st.disks[i].flush_ops,
+                    (unsigned long long)st.disks[i].errors);
+        for (unsigned i = 0; i < st.nr_nics; i++)
+            fprintf(stderr, "vmmd: net%u rx_bytes=%llu tx_bytes=%llu rx_packets=%llu "
+                            "tx_packets=%llu drops=%llu\n", i,
+                    (unsigned long long)st.nics[i].rx_bytes,
+                    (unsigned long long)st.nics[i].tx_bytes,
+                    (unsigned long long)st.nics[i].rx_packets,
+                    (unsigned long long)st.nics[i].tx_packets,
+                    (unsigned long long)st.nics[i].drops);
     }
     if (a->timing) {
         struct timespec ts;

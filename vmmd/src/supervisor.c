@@ -11,6 +11,11 @@
 #include "log.h"
 #include "worker_proto.h"
 
+#include "api/api.h"
+
+#include <jansson.h>
+#include <limits.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -540,6 +545,55 @@ static void add_arg(char **argv, int *argc, const char *a)
     argv[(*argc)++] = (char *)a;
 }
 
+/* A VM's NICs keep their addresses across restarts: locally administered, from its id. */
+static void derive_mac(const char *vm_id, size_t nic, char out[18])
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = vm_id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ (uint32_t)nic) * 16777619u;
+    snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+}
+
+/* The worker flags for the VM's disks and NICs (definitions the API already validated). */
+struct device_args {
+    char text[API_MAX_DISKS + API_MAX_NICS][PATH_MAX + 16];
+    unsigned n;
+};
+
+static void add_device_args(char **argv, int *argc, struct device_args *da, const struct db_vm *vm)
+{
+    json_t *disks = json_loads(vm->disks_json, 0, NULL), *nics = json_loads(vm->nics_json, 0, NULL);
+    json_t *item;
+    size_t i;
+
+    json_array_foreach(disks, i, item) {
+        if (da->n == sizeof(da->text) / sizeof(da->text[0]))
+            break;
+        snprintf(da->text[da->n], sizeof(da->text[0]), "%s%s",
+                 json_string_value(json_object_get(item, "path")),
+                 json_is_true(json_object_get(item, "readonly")) ? ",ro" : "");
+        add_arg(argv, argc, "--disk");
+        add_arg(argv, argc, da->text[da->n++]);
+    }
+    json_array_foreach(nics, i, item) {
+        json_t *tap = json_object_get(item, "tap"), *mac = json_object_get(item, "mac");
+        char derived[18];
+        if (da->n == sizeof(da->text) / sizeof(da->text[0]))
+            break;
+        if (!mac)
+            derive_mac(vm->id, i, derived);
+        snprintf(da->text[da->n], sizeof(da->text[0]), "%s=%s,mac=%s", tap ? "tap" : "bridge",
+                 json_string_value(tap ? tap : json_object_get(item, "network")),
+                 mac ? json_string_value(mac) : derived);
+        add_arg(argv, argc, "--nic");
+        add_arg(argv, argc, da->text[da->n++]);
+    }
+    json_decref(disks);
+    json_decref(nics);
+}
+
 int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx)
 {
     struct vmmd_daemon *d = sup->d;
@@ -547,7 +601,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
     char vcpus[16], memory[24], *paths[4] = {0};
-    char *argv[32];
+    char *argv[32 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
+    struct device_args *devices;
     int argc = 0, log_fd, rc;
 
     if (find(sup, vm->id))
@@ -596,6 +651,9 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     add_arg(argv, &argc, paths[1]);
     add_arg(argv, &argc, "--exit-file");
     add_arg(argv, &argc, paths[2]);
+    devices = calloc(1, sizeof(*devices));
+    if (devices)
+        add_device_args(argv, &argc, devices, vm);
     argv[argc] = NULL;
 
     memset(&opts, 0, sizeof(opts));
@@ -610,7 +668,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
     w->proc = calloc(1, sizeof(*w->proc));
-    rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
+    rc = w->proc && devices ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
+    free(devices);
     if (log_fd >= 0)
         close(log_fd);
     for (int i = 0; i < 4; i++)

@@ -104,19 +104,47 @@ static void reply_error(int fd, const char *msg)
     reply(fd, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
 }
 
+static json_t *device_stats_json(const struct hv_vm_stats *st)
+{
+    json_t *disks = json_array(), *nics = json_array();
+
+    for (unsigned i = 0; i < st->nr_disks; i++) {
+        const struct hv_disk_stats *d = &st->disks[i];
+        json_array_append_new(disks, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "read_bytes",
+                                               (json_int_t)d->read_bytes, "write_bytes",
+                                               (json_int_t)d->write_bytes, "read_ops",
+                                               (json_int_t)d->read_ops, "write_ops",
+                                               (json_int_t)d->write_ops, "flush_ops",
+                                               (json_int_t)d->flush_ops, "errors",
+                                               (json_int_t)d->errors));
+    }
+    for (unsigned i = 0; i < st->nr_nics; i++) {
+        const struct hv_nic_stats *n = &st->nics[i];
+        json_array_append_new(nics, json_pack("{s:I, s:I, s:I, s:I, s:I}", "rx_bytes",
+                                              (json_int_t)n->rx_bytes, "tx_bytes",
+                                              (json_int_t)n->tx_bytes, "rx_packets",
+                                              (json_int_t)n->rx_packets, "tx_packets",
+                                              (json_int_t)n->tx_packets, "drops",
+                                              (json_int_t)n->drops));
+    }
+    return json_pack("{s:o, s:o}", "disks", disks, "nics", nics);
+}
+
 static json_t *stats_json(struct worker_ctx *ctx)
 {
     struct hv_vm_stats st;
-    json_t *exits = json_object();
+    json_t *exits = json_object(), *out;
 
     hv_vm_get_stats(ctx->vm, &st);
     for (int k = 0; k < HV_EXIT_KIND_COUNT; k++)
         json_object_set_new(exits, hv_exit_kind_name(k), json_integer((json_int_t)st.exits[k]));
-    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:i}", "ok", 1, "uptime_ns",
-                     (json_int_t)st.uptime_ns, "memory_bytes", (json_int_t)st.memory_bytes,
-                     "console_bytes", (json_int_t)console_buffer_total(ctx->console),
-                     "writes_ignored", (json_int_t)st.io_writes_ignored, "exits", exits, "boots",
-                     (int)ctx->boots);
+    out = json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:i}", "ok", 1, "uptime_ns",
+                    (json_int_t)st.uptime_ns, "memory_bytes", (json_int_t)st.memory_bytes,
+                    "console_bytes", (json_int_t)console_buffer_total(ctx->console),
+                    "writes_ignored", (json_int_t)st.io_writes_ignored, "exits", exits, "boots",
+                    (int)ctx->boots);
+    json_object_update_new(out, device_stats_json(&st));
+    return out;
 }
 
 static void send_console_tail(int fd, struct worker_ctx *ctx, json_int_t want)

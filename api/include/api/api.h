@@ -52,6 +52,7 @@ char *api_problem_json(const struct api_error *err);
 #define API_BODY_MAX   (1024 * 1024)
 #define API_MAX_DISKS  16
 #define API_MAX_NICS   8
+#define API_MAX_IDE_DISKS 4 /* mode full: two IDE channels, master and slave */
 #define API_MAX_VCPUS  64
 #define API_MIN_MEMORY 16
 #define API_MAX_MEMORY (1024 * 1024)
@@ -103,6 +104,9 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm);
 /* Copies a validated create into a fresh db_vm (no id, state stopped). */
 void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm);
 void api_vm_def_free(struct api_vm_def *def);
+/* Rules across fields, on the whole (merged) definition: in mode full the disks are IDE
+ * (at most API_MAX_IDE_DISKS) and there is no network card. 422 naming the field. */
+int api_check_vm_devices(const struct db_vm *vm, struct api_error *err);
 
 /* POST /v1/vms/{id}/shutdown body (optional): {"timeout_s": 1..3600}, default 30. */
 int api_parse_shutdown(const char *body, size_t len, uint32_t *timeout_s, struct api_error *err);

@@ -65,14 +65,15 @@ struct hv_disk_config {
 
 /* A network interface over a host tap device (virtio-net; pv mode only). */
 struct hv_nic_config {
-    const char *tap;  /* name of an existing tap interface, or one to create */
+    const char *tap;    /* name of an existing tap interface, or one to create */
+    const char *bridge; /* instead of tap: create a tap ("vmmdN") and add it to this bridge */
     uint8_t mac[6];
     bool mac_set;     /* otherwise a locally administered MAC is derived from the tap name */
 };
 
-#define HV_MAX_DISKS 8 /* full mode: 4 (two IDE channels, master and slave) */
+#define HV_MAX_DISKS 16 /* full mode: 4 (two IDE channels, master and slave) */
 #define HV_MAX_IDE_DISKS 4
-#define HV_MAX_NICS 4
+#define HV_MAX_NICS 8
 
 struct hv_vm_config {
     enum hv_mode mode;
@@ -97,12 +98,20 @@ struct hv_vm_config {
 
 struct hv_vm;
 
+struct hv_disk_stats {
+    uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops, errors;
+};
+
+struct hv_nic_stats {
+    uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, drops;
+};
+
 struct hv_vm_stats {
     uint64_t exits[HV_EXIT_KIND_COUNT];
-    /* Summed over the VM's disks and NICs. */
-    uint64_t disk_read_bytes, disk_write_bytes, disk_read_ops, disk_write_ops, disk_flush_ops;
-    uint64_t disk_errors;
-    uint64_t net_rx_bytes, net_tx_bytes, net_rx_packets, net_tx_packets, net_drops;
+    /* Per device, in configuration order. */
+    unsigned nr_disks, nr_nics;
+    struct hv_disk_stats disks[HV_MAX_DISKS];
+    struct hv_nic_stats nics[HV_MAX_NICS];
     uint64_t io_writes_ignored; /* writes to ports or MMIO nobody claims */
     uint64_t memory_bytes;      /* guest RAM size */
     uint64_t uptime_ns;         /* since hv_vm_start() */

@@ -18,6 +18,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <sys/socket.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
@@ -29,7 +31,7 @@ struct virtio_net {
     struct virtio_pci vp;
     int tap_fd;
     uint8_t mac[6];
-    struct virtio_net_stats stats;
+    struct hv_nic_stats stats;
     struct virtq_elem rx_elem, tx_elem;
 };
 
@@ -152,7 +154,7 @@ static const struct virtio_device_ops net_ops = {
     .reset = net_reset,
 };
 
-/* A locally administered MAC from the tap name, stable across runs. */
+/* A locally administered MAC from the tap name: stable for a named tap. */
 static void derive_mac(const char *tap, uint8_t mac[6])
 {
     uint32_t h = 2166136261u;
@@ -167,26 +169,62 @@ static void derive_mac(const char *tap, uint8_t mac[6])
     mac[5] = (uint8_t)h;
 }
 
-static int open_tap(const char *name, char *err, size_t errlen)
+/* Adds the tap to a bridge and brings it up: the bridge's owner configured the rest. */
+static int join_bridge(const char *tap, const char *bridge, char *err, size_t errlen)
 {
     struct ifreq ifr;
-    int hdr_len = sizeof(struct virtio_net_hdr_v1);
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+    if (sock < 0)
+        return -errno;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
+    ifr.ifr_ifindex = (int)if_nametoindex(tap);
+    if (ioctl(sock, SIOCBRADDIF, &ifr) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot add tap %s to bridge %s: %s", tap, bridge, strerror(-rc));
+        goto out;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0 ||
+        (ifr.ifr_flags |= IFF_UP, ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot bring tap %s up: %s", tap, strerror(-rc));
+    }
+out:
+    close(sock);
+    return rc;
+}
+
+/* Returns the tap's fd and its name in name[IFNAMSIZ]. */
+static int open_tap(const struct hv_nic_config *cfg, char *name, char *err, size_t errlen)
+{
+    const char *what = cfg->tap ? cfg->tap : cfg->bridge;
+    struct ifreq ifr;
+    int hdr_len = sizeof(struct virtio_net_hdr_v1), rc;
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 
     if (fd < 0) {
         int e = errno;
-        snprintf(err, errlen, "cannot open /dev/net/tun for tap %s: %s", name, strerror(e));
+        snprintf(err, errlen, "cannot open /dev/net/tun for %s: %s", what, strerror(e));
         return -e;
     }
     memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    /* For a bridge the kernel picks the name from the template. */
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->tap ? cfg->tap : "vmmd%d");
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
     if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
         int e = errno;
-        snprintf(err, errlen, "cannot attach to tap %s: %s", name, strerror(e));
+        snprintf(err, errlen, "cannot attach to tap %s: %s", what, strerror(e));
         close(fd);
         return -e;
     }
+    if (cfg->bridge && (rc = join_bridge(ifr.ifr_name, cfg->bridge, err, errlen))) {
+        close(fd);
+        return rc;
+    }
+    memcpy(name, ifr.ifr_name, IFNAMSIZ);
     return fd;
 }
 
@@ -194,11 +232,12 @@ int virtio_net_create(struct virtio_net **out, const struct hv_platform *platfor
                       const struct hv_nic_config *cfg, char *err, size_t errlen)
 {
     struct virtio_net *net = calloc(1, sizeof(*net));
+    char tap_name[IFNAMSIZ];
     int rc;
 
     if (!net)
         return -ENOMEM;
-    net->tap_fd = open_tap(cfg->tap, err, errlen);
+    net->tap_fd = open_tap(cfg, tap_name, err, errlen);
     if (net->tap_fd < 0) {
         rc = net->tap_fd;
         free(net);
@@ -207,10 +246,10 @@ int virtio_net_create(struct virtio_net **out, const struct hv_platform *platfor
     if (cfg->mac_set)
         memcpy(net->mac, cfg->mac, 6);
     else
-        derive_mac(cfg->tap, net->mac);
+        derive_mac(tap_name, net->mac);
     if ((rc = virtio_pci_init(&net->vp, &net_ops, net, platform)) ||
         (rc = virtio_pci_watch_fd(&net->vp, net->tap_fd))) {
-        snprintf(err, errlen, "virtio-net for tap %s: %s", cfg->tap, strerror(-rc));
+        snprintf(err, errlen, "virtio-net: %s", strerror(-rc));
         virtio_net_destroy(net);
         return rc;
     }
@@ -223,7 +262,7 @@ struct virtio_pci *virtio_net_transport(struct virtio_net *net)
     return &net->vp;
 }
 
-void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out)
+void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out)
 {
     out->rx_bytes = __atomic_load_n(&net->stats.rx_bytes, __ATOMIC_RELAXED);
     out->tx_bytes = __atomic_load_n(&net->stats.tx_bytes, __ATOMIC_RELAXED);

@@ -7,15 +7,11 @@
 
 struct virtio_net;
 
-struct virtio_net_stats {
-    uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, drops;
-};
-
 /* Opens (or creates) the tap named in cfg; one line in err on failure. */
 int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
                       const struct hv_nic_config *cfg, char *err, size_t errlen);
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
-void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out);
+void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out);
 void virtio_net_destroy(struct virtio_net *net);
 
 #endif

@@ -1,7 +1,7 @@
 # Sourced by the integration tests that run a real vmmd daemon. The caller
 # sets VMMD and GUESTS; this gives it a private state directory ($tmp,
 # $STATE, $SOCK, $PORT), start_daemon [extra serve flags], check NAME STATUS
-# with PASS/FAIL counting, finish (the closing "N passed, N failed" line and
+# with PASS/FAIL counting, api/jbody/wait_state/vm_json for requests, finish (the closing "N passed, N failed" line and
 # the status), and a cleanup that also ends the workers the test started
 # (they outlive the daemon by design). A script may define fail_detail to
 # add context to its FAIL lines.
@@ -40,6 +40,30 @@ require_kvm() {
         echo "SKIPPED: /dev/kvm is not available here; $1 did not run" >&2
         exit 77
     fi
+}
+
+# --- talking to the daemon over its Unix socket ---------------------------------
+# api METHOD PATH [JSON] -> $status, body in $tmp/body
+api() {
+    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" --unix-socket "$SOCK")
+    [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+    status=$(curl "${args[@]}" "http://vmmd$2")
+}
+body() { cat "$tmp/body"; }
+jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
+
+# wait_state NAME STATE [seconds]
+wait_state() {
+    for _ in $(seq $((${3:-10} * 20))); do
+        api GET "/v1/vms/$1"
+        [[ $(jbody .state) == "$2" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+vm_json() { # name guest [extra json fields]
+    echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
 }
 
 start_daemon() {

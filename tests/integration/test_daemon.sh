@@ -14,31 +14,8 @@ WS_CLIENT=$3
 require_kvm "the daemon integration tests"
 fail_detail() { echo "(last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; }
 
-# api METHOD PATH [JSON] -> $status, body in $tmp/body
-api() {
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" --unix-socket "$SOCK")
-    [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-    status=$(curl "${args[@]}" "http://vmmd$2")
-}
-body() { cat "$tmp/body"; }
-jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
-
 # The daemon as most checks want it: TCP too, and room for the 20+ VMs below.
 start_test_daemon() { start_daemon --listen "127.0.0.1:$PORT" --max-vcpus 64; }
-
-# wait_state NAME STATE [seconds]
-wait_state() {
-    for _ in $(seq $((${3:-10} * 20))); do
-        api GET "/v1/vms/$1"
-        [[ $(jbody .state) == "$2" ]] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-vm_json() { # name guest [extra json fields]
-    echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
-}
 
 start_test_daemon || exit 1
 

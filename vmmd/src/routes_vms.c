@@ -522,13 +522,14 @@ static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint
         http_respond_error(p->req, API_ERR_CONFLICT, "no stats: %s", error);
     } else {
         json_int_t up = json_integer_value(json_object_get(reply, "uptime_ns"));
-        out = json_pack("{s:s, s:s, s:f, s:O, s:O, s:O, s:O, s:O}", "id", p->id, "state",
-                        p->new_state, "uptime_s", (double)up / 1e9, "exits",
+        out = json_pack("{s:s, s:s, s:f, s:O, s:O, s:O, s:O, s:O, s:O*, s:O*}", "id", p->id,
+                        "state", p->new_state, "uptime_s", (double)up / 1e9, "exits",
                         json_object_get(reply, "exits"), "memory_bytes",
                         json_object_get(reply, "memory_bytes"), "console_bytes",
                         json_object_get(reply, "console_bytes"), "writes_ignored",
                         json_object_get(reply, "writes_ignored"), "boots",
-                        json_object_get(reply, "boots"));
+                        json_object_get(reply, "boots"), "disks", json_object_get(reply, "disks"),
+                        "nics", json_object_get(reply, "nics"));
         http_respond_json(p->req, 200, out ? out : json_object());
     }
     free(p);

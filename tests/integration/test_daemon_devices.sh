@@ -1,0 +1,80 @@
+#!/bin/bash
+# Integration: VMs with disks and NICs through a real daemon. The definition
+# rules (mode full: IDE disks only, no NIC), the worker getting its devices
+# (per-device counters in the stats), a disk whose image vanished, and a NIC
+# on a tap the worker creates.
+# Usage: test_daemon_devices.sh VMMD GUEST_DIR
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$(cd "$2" && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
+require_kvm "the daemon device tests"
+fail_detail() { echo "(last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; }
+
+IMAGES=$tmp/images
+mkdir -p "$IMAGES"
+truncate -s 4M "$IMAGES/a.img" "$IMAGES/b.img" "$IMAGES/c.img" "$IMAGES/d.img" "$IMAGES/e.img"
+disk() { echo "{\"path\":\"$IMAGES/$1.img\"${2:+,\"readonly\":$2}}"; }
+start_daemon --image-dir "$IMAGES" || exit 1
+
+# --- definition rules across fields ---------------------------------------------
+api POST /v1/vms "$(vm_json fullnic idle "\"mode\":\"full\",\"nics\":[{\"tap\":\"vmmdt0\"}]")"
+check "mode full with a NIC: 422 naming nics" \
+    $([[ $status == 422 ]] && jbody .detail | grep -q "^nics: mode full"; echo $?)
+api POST /v1/vms "$(vm_json fullfive idle "\"mode\":\"full\",\"disks\":[$(disk a),$(disk b),$(disk c),$(disk d),$(disk e)]")"
+check "mode full with five disks: 422 (two IDE channels)" \
+    $([[ $status == 422 ]] && jbody .detail | grep -q "^disks: mode full has at most 4"; echo $?)
+api POST /v1/vms "$(vm_json pvnic idle "\"nics\":[{\"tap\":\"vmmdt0\"}]")"
+check "mode pv with a NIC: created" $([[ $status == 201 ]]; echo $?)
+api PATCH /v1/vms/pvnic '{"mode":"full"}'
+check "patch to mode full while it has a NIC: 422, nothing changed" \
+    $([[ $status == 422 ]] && api GET /v1/vms/pvnic && [[ $(jbody .mode) == pv ]]; echo $?)
+
+# --- a pv VM with two disks runs with its devices ---------------------------------
+api POST /v1/vms "$(vm_json disky idle "\"disks\":[$(disk a),$(disk b true)]")"
+check "pv VM with two disks: created" $([[ $status == 201 ]]; echo $?)
+api POST /v1/vms/disky/start
+check "pv VM with two disks: starts and runs" $([[ $status == 200 ]] && wait_state disky running; echo $?)
+api GET /v1/vms/disky/stats
+check "stats: one counter set per disk" \
+    $([[ $status == 200 && $(jbody '.disks | length') == 2 && $(jbody '.disks[1].read_bytes') == 0 ]]; echo $?)
+api POST /v1/vms/disky/stop
+wait_state disky stopped
+
+# --- a full VM with an IDE disk ---------------------------------------------------
+api POST /v1/vms "$(vm_json idedisk idle "\"mode\":\"full\",\"disks\":[$(disk c)]")"
+api POST /v1/vms/idedisk/start
+check "full VM with an IDE disk: runs" $([[ $status == 200 ]] && wait_state idedisk running; echo $?)
+api POST /v1/vms/idedisk/stop
+wait_state idedisk stopped
+
+# --- an image that disappeared after the VM was defined -----------------------------
+api POST /v1/vms "$(vm_json lost idle "\"disks\":[$(disk d)]")"
+rm -f "$IMAGES/d.img"
+api POST /v1/vms/lost/start
+started=$status
+sleep 0.5
+api GET /v1/vms/lost
+check "missing image: the start fails, the VM is not running" \
+    $([[ $started != 200 || $(jbody .state) != running ]] && [[ $(jbody .state) != starting ]]; echo $?)
+check "missing image: the worker says which file" \
+    $(grep -rq "cannot open disk image $IMAGES/d.img" "$STATE/run" "$tmp/vmmd.log" 2>/dev/null; echo $?)
+api GET /v1/vms/disky
+check "the other VMs are unaffected" $([[ $status == 200 && $(jbody .state) == stopped ]]; echo $?)
+
+# --- a NIC on a tap the worker creates (needs /dev/net/tun and CAP_NET_ADMIN) ---------
+if [[ -c /dev/net/tun ]] && ip tuntap add vmmdprobe0 mode tap 2>/dev/null; then
+    ip tuntap del vmmdprobe0 mode tap
+    api POST /v1/vms/pvnic/start
+    check "pv VM with a tap NIC: runs" $([[ $status == 200 ]] && wait_state pvnic running; echo $?)
+    check "the tap exists while the VM runs" $(ip link show vmmdt0 >/dev/null 2>&1; echo $?)
+    api GET /v1/vms/pvnic/stats
+    check "stats: one counter set for the NIC" $([[ $(jbody '.nics | length') == 1 ]]; echo $?)
+    api POST /v1/vms/pvnic/stop
+    wait_state pvnic stopped
+else
+    echo "SKIPPED (loudly): no /dev/net/tun or no CAP_NET_ADMIN; the tap NIC checks did not run"
+fi
+
+finish

@@ -1051,6 +1051,32 @@ static void stored_vm(struct db_vm *vm)
     vm->updated_at = 2000;
 }
 
+/* Rules across fields: mode full means IDE disks (at most four) and no NIC. */
+static void test_device_rules(void **state)
+{
+    struct api_error err;
+    struct db_vm vm;
+
+    (void)state;
+    stored_vm(&vm);
+    assert_int_equal(api_check_vm_devices(&vm, &err), 0); /* pv: a disk and a NIC are fine */
+    strcpy(vm.mode, "full");
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_int_equal(err.kind, API_ERR_UNPROCESSABLE);
+    assert_non_null(strstr(err.detail, "nics: mode full emulates no network card"));
+    free(vm.nics_json);
+    vm.nics_json = strdup("[]");
+    assert_int_equal(api_check_vm_devices(&vm, &err), 0);
+    free(vm.disks_json);
+    vm.disks_json = strdup("[{\"path\":\"/a\"},{\"path\":\"/b\"},{\"path\":\"/c\"},"
+                           "{\"path\":\"/d\"},{\"path\":\"/e\"}]");
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_non_null(strstr(err.detail, "disks: mode full has at most 4 disks"));
+    strcpy(vm.mode, "pv");
+    assert_int_equal(api_check_vm_devices(&vm, &err), 0);
+    db_vm_free_fields(&vm);
+}
+
 static void test_apply(void **state)
 {
     struct api_vm_def def;
@@ -1477,6 +1503,7 @@ int main(void)
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_to_db),
+        cmocka_unit_test(test_device_rules),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_vm_to_json),
         cmocka_unit_test(test_openapi_document),

@@ -387,6 +387,60 @@ static void test_acpi_tables(void **state)
     assert_int_equal(lapics, 3);
 }
 
+static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const void *needle, size_t len)
+{
+    for (size_t i = 0; i + len <= n; i++)
+        if (memcmp(hay + i, needle, len) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* PkgLength (ACPI 20.2.4): the lead byte's top bits say how many bytes follow. */
+static size_t pkg_length(const uint8_t *p)
+{
+    unsigned follow = p[0] >> 6;
+    size_t len = follow ? p[0] & 0x0f : p[0] & 0x3f;
+
+    for (unsigned i = 0; i < follow; i++)
+        len |= (size_t)p[1 + i] << (4 + 8 * i);
+    return len;
+}
+
+/* The DSDT: \_S5 and a PCI root bridge whose _PRT maps every slot and pin. */
+static void test_acpi_dsdt(void **state)
+{
+    static const uint8_t pnp0a03[] = {0x0c, 0x41, 0xd0, 0x0a, 0x03};
+    struct fixture *f = *state;
+    const uint8_t *fadt, *dsdt, *p;
+    uint32_t dsdt_addr, len;
+    uint64_t xsdt_addr, fadt_addr;
+
+    assert_int_equal(hv_x86_acpi_build(&f->mem, 1), 0);
+    memcpy(&xsdt_addr, (uint8_t *)hv_gpa_to_hva(&f->mem, X86_ACPI_RSDP_ADDR, 36) + 24, 8);
+    memcpy(&fadt_addr, (uint8_t *)hv_gpa_to_hva(&f->mem, xsdt_addr, 44) + 36, 8);
+    fadt = hv_gpa_to_hva(&f->mem, fadt_addr, 276);
+    memcpy(&dsdt_addr, fadt + 40, 4);
+    dsdt = hv_gpa_to_hva(&f->mem, dsdt_addr, 36);
+    assert_memory_equal(dsdt, "DSDT", 4);
+    memcpy(&len, dsdt + 4, 4);
+    dsdt = hv_gpa_to_hva(&f->mem, dsdt_addr, len);
+    assert_non_null(dsdt);
+    assert_int_equal(sum(dsdt, len), 0);
+    assert_non_null(find_bytes(dsdt, len, "_S5_", 4));
+    assert_non_null(find_bytes(dsdt, len, "PCI0", 4));
+    assert_non_null(find_bytes(dsdt, len, pnp0a03, sizeof(pnp0a03)));
+    assert_non_null(find_bytes(dsdt, len, "_CRS", 4));
+    /* Name (_PRT, Package (128) {...}): the package ends exactly where the scopes do. */
+    p = find_bytes(dsdt, len, "_PRT", 4);
+    assert_non_null(p);
+    assert_int_equal(p[4], 0x12);
+    assert_int_equal(p[8], 32 * 4);
+    assert_true(p + 5 + pkg_length(p + 5) == dsdt + len);
+    /* Slot 3 INTA: address 0x0003FFFF, pin 0, no link, GSI 16 + 3. */
+    static const uint8_t slot3[] = {0x04, 0x0c, 0xff, 0xff, 0x03, 0x00, 0x00, 0x00, 0x0a, 19};
+    assert_non_null(find_bytes(dsdt, len, slot3, sizeof(slot3)));
+}
+
 static void test_acpi_refuses_zero_vcpus(void **state)
 {
     struct fixture *f = *state;
@@ -438,6 +492,7 @@ int main(void)
         T(test_elf_hostile_headers),
         T(test_acpi_tables),
         T(test_acpi_refuses_zero_vcpus),
+        T(test_acpi_dsdt),
         T(test_boot_tables_identity_map),
         T(test_gpa_translation_bounds),
     };

@@ -1,0 +1,91 @@
+/* --disk and --nic values of `vmmd run`. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "device_args.h"
+
+static void test_disk(void **state)
+{
+    char buf[64], err[128];
+    struct hv_disk_config d;
+
+    (void)state;
+    strcpy(buf, "/images/a.img");
+    assert_int_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_string_equal(d.path, "/images/a.img");
+    assert_false(d.readonly);
+    strcpy(buf, "/images/b.img,ro");
+    assert_int_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_string_equal(d.path, "/images/b.img");
+    assert_true(d.readonly);
+    strcpy(buf, "/images/c.img,rw");
+    assert_int_not_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "unknown option 'rw'"));
+    strcpy(buf, ",ro");
+    assert_int_not_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "needs a path"));
+}
+
+static void test_nic(void **state)
+{
+    static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+    char buf[96], err[128];
+    struct hv_nic_config n;
+
+    (void)state;
+    strcpy(buf, "tap=tap0");
+    assert_int_equal(vmmd_parse_nic_arg(buf, &n, err, sizeof(err)), 0);
+    assert_string_equal(n.tap, "tap0");
+    assert_null(n.bridge);
+    assert_false(n.mac_set);
+    strcpy(buf, "bridge=br0,mac=52:54:00:AB:cd:ef");
+    assert_int_equal(vmmd_parse_nic_arg(buf, &n, err, sizeof(err)), 0);
+    assert_string_equal(n.bridge, "br0");
+    assert_true(n.mac_set);
+    assert_memory_equal(n.mac, mac, 6);
+}
+
+static void test_nic_errors(void **state)
+{
+    static const struct {
+        const char *arg, *message;
+    } cases[] = {
+        {"tap=tap0,mac=01:00:00:00:00:01", "not a unicast MAC"}, /* multicast */
+        {"tap=tap0,mac=52:54:00:00:00", "not a unicast MAC"},    /* five bytes */
+        {"tap=tap0,mac=52:54:00:00:00:0g", "not a unicast MAC"},
+        {"tap=tap0,mac=52:54:00:00:00:001", "not a unicast MAC"},
+        {"tap=", "not a valid interface name"},
+        {"tap=a-name-far-too-long", "not a valid interface name"},
+        {"tap=../x", "not a valid interface name"},
+        {"bridge=br%d", "not a valid interface name"},
+        {"tap=t0,bridge=br0", "exactly one of"},
+        {"mac=52:54:00:00:00:01", "exactly one of"},
+        {"tap", "not key=value"},
+        {"tap=t0,speed=10", "unknown key 'speed'"},
+    };
+    char buf[96], err[128];
+    struct hv_nic_config n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        strcpy(buf, cases[i].arg);
+        err[0] = '\0';
+        assert_int_not_equal(vmmd_parse_nic_arg(buf, &n, err, sizeof(err)), 0);
+        if (!strstr(err, cases[i].message))
+            fail_msg("%s: got '%s', want '%s'", cases[i].arg, err, cases[i].message);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_nic),
+        cmocka_unit_test(test_nic_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -381,6 +381,64 @@ static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
+/* A counter column of the per-device tables: bytes are printed in units. */
+struct device_column {
+    const char *header, *key;
+    bool bytes;
+};
+
+#define DEVICE_COLUMNS_MAX 7
+
+static void print_device_table(json_t *devices, const char *name,
+                               const struct device_column *cols, int ncols)
+{
+    const char *headers[DEVICE_COLUMNS_MAX], *cells[DEVICE_COLUMNS_MAX];
+    char cell[DEVICE_COLUMNS_MAX][32];
+    struct cli_table t;
+    json_t *d;
+    size_t i;
+
+    if (!json_array_size(devices))
+        return;
+    for (int c = 0; c < ncols; c++) {
+        headers[c] = cols[c].header;
+        cells[c] = cell[c];
+    }
+    putchar('\n');
+    cli_table_init(&t, ncols, headers);
+    json_array_foreach(devices, i, d) {
+        snprintf(cell[0], sizeof(cell[0]), "%s%zu", name, i);
+        for (int c = 1; c < ncols; c++) {
+            if (cols[c].bytes)
+                cli_format_bytes(jint(d, cols[c].key), cell[c]);
+            else
+                snprintf(cell[c], sizeof(cell[c]), "%lld", jint(d, cols[c].key));
+        }
+        cli_table_add(&t, cells);
+    }
+    cli_table_print(&t, stdout, false);
+    cli_table_free(&t);
+}
+
+/* One row per disk and per NIC, after the exit table. */
+static void print_device_stats(json_t *st)
+{
+    static const struct device_column disk_cols[] = {
+        {"DISK", NULL, false},        {"READ", "read_bytes", true},
+        {"WRITTEN", "write_bytes", true}, {"READS", "read_ops", false},
+        {"WRITES", "write_ops", false}, {"FLUSHES", "flush_ops", false},
+        {"ERRORS", "errors", false},
+    };
+    static const struct device_column nic_cols[] = {
+        {"NIC", NULL, false},          {"RECEIVED", "rx_bytes", true},
+        {"SENT", "tx_bytes", true},     {"RX PACKETS", "rx_packets", false},
+        {"TX PACKETS", "tx_packets", false}, {"DROPS", "drops", false},
+    };
+
+    print_device_table(json_object_get(st, "disks"), "disk", disk_cols, 7);
+    print_device_table(json_object_get(st, "nics"), "net", nic_cols, 6);
+}
+
 static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const char *const headers[] = {"EXIT REASON", "COUNT"};
@@ -422,6 +480,7 @@ static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
         }
         cli_table_print(&t, stdout, false);
         cli_table_free(&t);
+        print_device_stats(st);
     }
     json_decref(st);
     cli_response_free(&r);
@@ -1166,7 +1225,8 @@ const struct cli_command cli_commands[] = {
     {"events", cmd_events, "[--follow]",
      "Print the daemon's events from the first one (json: one Event object a line).",
      "      --follow             keep printing new events until interrupted\n"},
-    {"stats", cmd_stats, "NAME", "Show a running VM's uptime, memory and exit counters.", NULL},
+    {"stats", cmd_stats, "NAME",
+     "Show a running VM's uptime, memory, exit counters and each disk's and NIC's traffic.", NULL},
     {"wait", cmd_wait, "NAME --state S[,S...] [--timeout S]",
      "Wait until a VM is in one of the states (exit 4 on timeout).",
      "      --state S            the state(s) to wait for, comma-separated\n"

@@ -522,6 +522,14 @@ void hv_vm_destroy(struct hv_vm *vm)
         hv_vm_request_stop(vm);
         hv_vm_wait(vm);
     }
+    /* Devices first: their I/O threads use the VM's fd until they are joined. */
+    piix_ide_destroy(vm->ide);
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+        virtio_blk_destroy(vm->vblk[i]);
+    for (unsigned i = 0; i < HV_MAX_NICS; i++)
+        virtio_net_destroy(vm->vnet[i]);
+    virtio_console_destroy(vm->vcon);
+    virtio_rng_destroy(vm->vrng);
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->run_size);
@@ -534,13 +542,6 @@ void hv_vm_destroy(struct hv_vm *vm)
         close(vm->kvm_fd);
     if (vm->stopped_fd >= 0)
         close(vm->stopped_fd);
-    piix_ide_destroy(vm->ide);
-    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
-        virtio_blk_destroy(vm->vblk[i]);
-    for (unsigned i = 0; i < HV_MAX_NICS; i++)
-        virtio_net_destroy(vm->vnet[i]);
-    virtio_console_destroy(vm->vcon);
-    virtio_rng_destroy(vm->vrng);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)
         block_image_close(&vm->disks[i]);
     hv_guest_mem_destroy(&vm->mem);

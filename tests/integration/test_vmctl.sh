@@ -78,8 +78,8 @@ check "create (json)" $([[ $rc == 0 && $(jout .name) == idle && $(jout .mode) ==
 echo "{\"name\":\"fromfile\",\"kernel\":\"$GUESTS/guest-hello.elf\",\"memory_mib\":32}" >"$tmp/def.json"
 v create --from-file "$tmp/def.json" -o json
 check "create --from-file" $([[ $rc == 0 && $(jout .name) == fromfile ]]; echo $?)
-v create disky --kernel "$GUESTS/guest-hello.elf" --memory 32 --disk "$GUESTS/guest-hello.elf,ro" --nic tap=tap0,mac=52:54:00:12:34:56 -o json
-check "create --disk PATH,ro --nic tap=...,mac=..." $([[ $rc == 0 && $(jout '.disks[0].readonly') == true && $(jout '.nics[0].tap') == tap0 && $(jout '.nics[0].mac') == 52:54:00:12:34:56 ]]; echo $?)
+v create disky --kernel "$GUESTS/guest-idle.elf" --memory 32 --disk "$GUESTS/guest-hello.elf,ro" --nic tap=vmmdctl0,mac=52:54:00:12:34:56 -o json
+check "create --disk PATH,ro --nic tap=...,mac=..." $([[ $rc == 0 && $(jout '.disks[0].readonly') == true && $(jout '.nics[0].tap') == vmmdctl0 && $(jout '.nics[0].mac') == 52:54:00:12:34:56 ]]; echo $?)
 v create demo --kernel "$GUESTS/guest-echo.elf" --memory 32
 check "create duplicate -> exit 1 with the message" $([[ $rc == 1 ]] && grep -q demo "$tmp/err"; echo $?)
 v create bad --kernel /etc/passwd
@@ -163,6 +163,15 @@ v stats demo
 check "stats (table)" $([[ $rc == 0 ]] && grep -q "^uptime:" "$tmp/out" && grep -q "^EXIT REASON" "$tmp/out" && grep -q "^io " "$tmp/out"; echo $?)
 v stats demo -o json
 check "stats (json)" $([[ $rc == 0 && $(jout .exits.io) -gt 0 ]]; echo $?)
+if [[ -c /dev/net/tun ]]; then
+    v start disky
+    v stats disky
+    check "stats: a row for the disk and for the NIC" \
+        $([[ $rc == 0 ]] && grep -q "^DISK " "$tmp/out" && grep -q "^disk0 " "$tmp/out" && grep -q "^net0 " "$tmp/out"; echo $?)
+    v stop disky
+else
+    echo "SKIPPED (loudly): no /dev/net/tun; the disk/NIC stats check did not run"
+fi
 v stats fromfile
 check "stats of a stopped VM" $([[ $rc == 0 ]] && grep -q "^state: *stopped" "$tmp/out"; echo $?)
 v stats no-such-vm

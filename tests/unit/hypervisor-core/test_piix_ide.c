@@ -21,23 +21,23 @@
 #define SEC     0x170
 #define SEC_CTL 0x376
 
-#define ST_ERR  0x01
-#define ST_DRQ  0x08
-#define ST_BSY  0x80
-#define ST_OK   0x50 /* DRDY | DSC */
+#define ST_ERR   0x01
+#define ST_DRQ   0x08
+#define ST_BSY   0x80
+#define ST_OK    0x50 /* DRDY | DSC */
 #define ERR_ABRT 0x04
 #define ERR_IDNF 0x10
 
-#define BM_START 0x01
+#define BM_START  0x01
 #define BM_TO_MEM 0x08
 #define BM_ACTIVE 0x01
-#define BM_ERROR 0x02
-#define BM_INTR 0x04
-#define PRD_EOT 0x80000000u
+#define BM_ERROR  0x02
+#define BM_INTR   0x04
+#define PRD_EOT   0x80000000u
 
 #define LBA48_DISK ((1ull << 28) + 64) /* sectors: the last 64 need 48-bit addresses */
 #define SMALL_DISK 64ull
-#define RAM_SIZE (1u << 20)
+#define RAM_SIZE   (1u << 20)
 
 struct fixture {
     struct fake_platform fp;
@@ -489,7 +489,7 @@ static void test_dma_read_and_write(void **state)
     bm_start(f, true);
     assert_int_equal(f->fp.irq_edges[14], 1);
     assert_int_equal(in8(f, f->bm + 2) & 7, BM_INTR); /* done, table used up: inactive */
-    out8(f, f->bm, BM_TO_MEM);                         /* the driver stops the engine */
+    out8(f, f->bm, BM_TO_MEM);                        /* the driver stops the engine */
     assert_int_equal(in8(f, PRI + 7), ST_OK);
     out8(f, f->bm + 2, BM_INTR); /* write one to clear */
     assert_int_equal(in8(f, f->bm + 2) & 7, 0);

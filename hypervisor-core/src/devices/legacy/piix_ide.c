@@ -5,8 +5,8 @@
  * with ERR + ABRT, as a real disk answers commands it does not implement.
  *
  * Both channels always exist, as on the chip. A position without a disk
- * reads 0 in every register (ATA-7 section 9.16: device 0 answers for an
- * absent device 1 with status 0), so libata's register test (ata_devchk)
+ * reads 0 in every register (ATA-7: device 0 answers for an absent
+ * device 1 with status 0), so libata's register test (ata_devchk)
  * and its classification (status 0 = nothing there) see no device.
  *
  * Each channel keeps one task file: the registers sit on the cable and a
@@ -16,7 +16,7 @@
  * instantaneous one, so there is no I/O thread to order against.
  *
  * Bus-master DMA follows the SFF-8038i programming interface that PIIX3
- * implements (82371SB datasheet, section 2.7): a PRD table of 8-byte
+ * implements (82371SB datasheet, bus master IDE): a PRD table of 8-byte
  * entries in guest memory, the transfer runs once the drive has a DMA
  * command and the engine's start bit is set, in either order.
  */
@@ -35,30 +35,37 @@
 #define PIIX_IDE_BM_SIZE    16
 #define PIIX_IDE_BM_CHANNEL 8 /* secondary channel's registers in BAR4 */
 
-/* Configuration registers past the header (82371SB section 2.3). */
-#define PIIX_IDETIM_PRI   0x40 /* bit 15: IDE decode enable, checked by ata_piix */
-#define PIIX_IDETIM_SEC   0x42
+/* Configuration registers past the header (82371SB datasheet). */
+#define PIIX_IDETIM_PRI    0x40 /* bit 15: IDE decode enable, checked by ata_piix */
+#define PIIX_IDETIM_SEC    0x42
 #define PIIX_IDETIM_DECODE 0x8000
-#define PIIX_CFG_END      0x4c /* SIDETIM 0x44 and PIIX4's UDMACTL/UDMATIM at 0x48-0x4b */
-#define PIIX_IOCFG        0x54 /* an ICH register ata_piix reads on every part */
+#define PIIX_CFG_END       0x4c /* SIDETIM 0x44 and PIIX4's UDMACTL/UDMATIM at 0x48-0x4b */
+#define PIIX_IOCFG         0x54 /* an ICH register ata_piix reads on every part */
 
 /* Command block register offsets. */
 enum {
-    REG_DATA = 0, REG_ERROR_FEATURE = 1, REG_NSECT = 2, REG_LBAL = 3,
-    REG_LBAM = 4, REG_LBAH = 5, REG_DEVICE = 6, REG_STATUS_CMD = 7,
+    REG_DATA = 0,
+    REG_ERROR_FEATURE = 1,
+    REG_NSECT = 2,
+    REG_LBAL = 3,
+    REG_LBAM = 4,
+    REG_LBAH = 5,
+    REG_DEVICE = 6,
+    REG_STATUS_CMD = 7,
 };
 
-#define ST_ERR  0x01
-#define ST_DRQ  0x08
-#define ST_DSC  0x10
-#define ST_DRDY 0x40
-#define ST_BSY  0x80
+#define ST_ERR   0x01
+#define ST_DRQ   0x08
+#define ST_DSC   0x10
+#define ST_DRDY  0x40
+#define ST_BSY   0x80
 #define ST_READY (ST_DRDY | ST_DSC)
 
 #define ERR_ABRT 0x04
 #define ERR_IDNF 0x10
 #define ERR_UNC  0x40
-#define DIAG_OK  0x01 /* EXECUTE DEVICE DIAGNOSTIC code: device 0 passed, device 1 passed or absent */
+/* EXECUTE DEVICE DIAGNOSTIC code: device 0 passed, device 1 passed or is absent. */
+#define DIAG_OK 0x01
 
 #define DEV_LBA 0x40
 #define DEV_SEL 0x10
@@ -67,35 +74,58 @@ enum {
 #define CTL_SRST 0x04
 #define CTL_HOB  0x80
 
-#define BM_CMD_START 0x01
+#define BM_CMD_START     0x01
 #define BM_CMD_WRITE_MEM 0x08 /* the engine writes to memory: a device read */
-#define BM_ST_ACTIVE 0x01
-#define BM_ST_ERROR  0x02
-#define BM_ST_INTR   0x04
-#define BM_ST_DRV_DMA 0x60 /* "drive 0/1 DMA capable", scratch bits set by firmware */
+#define BM_ST_ACTIVE     0x01
+#define BM_ST_ERROR      0x02
+#define BM_ST_INTR       0x04
+#define BM_ST_DRV_DMA    0x60 /* "drive 0/1 DMA capable", scratch bits set by firmware */
 
 #define PRD_EOT        0x80000000u
 #define PRD_TABLE_SPAN 0x10000u /* a table may not cross a 64 KiB boundary */
 #define PRD_MAX        (PRD_TABLE_SPAN / 8)
 
-#define SECTOR        BLOCK_SECTOR_SIZE
-#define MAX_MULTIPLE  16 /* sectors per DRQ block of READ/WRITE MULTIPLE */
-#define LBA28_LIMIT   0x0fffffffull
-#define CHS_HEADS     16
-#define CHS_SECTORS   63
+#define SECTOR       BLOCK_SECTOR_SIZE
+#define MAX_MULTIPLE 16 /* sectors per DRQ block of READ/WRITE MULTIPLE */
+#define LBA28_LIMIT  0x0fffffffull
+#define CHS_HEADS    16
+#define CHS_SECTORS  63
 
 enum ata_cmd {
-    CMD_NOP = 0x00, CMD_READ = 0x20, CMD_READ_ONCE = 0x21, CMD_READ_EXT = 0x24,
-    CMD_READ_DMA_EXT = 0x25, CMD_READ_MULTIPLE_EXT = 0x29, CMD_WRITE = 0x30,
-    CMD_WRITE_ONCE = 0x31, CMD_WRITE_EXT = 0x34, CMD_WRITE_DMA_EXT = 0x35,
-    CMD_WRITE_MULTIPLE_EXT = 0x39, CMD_VERIFY = 0x40, CMD_VERIFY_ONCE = 0x41,
-    CMD_VERIFY_EXT = 0x42, CMD_DIAGNOSTIC = 0x90, CMD_INIT_PARAMS = 0x91,
-    CMD_STANDBY_IMM_OLD = 0x94, CMD_IDLE_IMM_OLD = 0x95, CMD_STANDBY_OLD = 0x96,
-    CMD_IDLE_OLD = 0x97, CMD_IDENTIFY_PACKET = 0xa1, CMD_READ_MULTIPLE = 0xc4,
-    CMD_WRITE_MULTIPLE = 0xc5, CMD_SET_MULTIPLE = 0xc6, CMD_READ_DMA = 0xc8,
-    CMD_READ_DMA_ONCE = 0xc9, CMD_WRITE_DMA = 0xca, CMD_WRITE_DMA_ONCE = 0xcb,
-    CMD_STANDBY_IMM = 0xe0, CMD_IDLE_IMM = 0xe1, CMD_STANDBY = 0xe2, CMD_IDLE = 0xe3,
-    CMD_CHECK_POWER = 0xe5, CMD_FLUSH = 0xe7, CMD_FLUSH_EXT = 0xea, CMD_IDENTIFY = 0xec,
+    CMD_READ = 0x20,
+    CMD_READ_ONCE = 0x21,
+    CMD_READ_EXT = 0x24,
+    CMD_READ_DMA_EXT = 0x25,
+    CMD_READ_MULTIPLE_EXT = 0x29,
+    CMD_WRITE = 0x30,
+    CMD_WRITE_ONCE = 0x31,
+    CMD_WRITE_EXT = 0x34,
+    CMD_WRITE_DMA_EXT = 0x35,
+    CMD_WRITE_MULTIPLE_EXT = 0x39,
+    CMD_VERIFY = 0x40,
+    CMD_VERIFY_ONCE = 0x41,
+    CMD_VERIFY_EXT = 0x42,
+    CMD_DIAGNOSTIC = 0x90,
+    CMD_INIT_PARAMS = 0x91,
+    CMD_STANDBY_IMM_OLD = 0x94,
+    CMD_IDLE_IMM_OLD = 0x95,
+    CMD_STANDBY_OLD = 0x96,
+    CMD_IDLE_OLD = 0x97,
+    CMD_READ_MULTIPLE = 0xc4,
+    CMD_WRITE_MULTIPLE = 0xc5,
+    CMD_SET_MULTIPLE = 0xc6,
+    CMD_READ_DMA = 0xc8,
+    CMD_READ_DMA_ONCE = 0xc9,
+    CMD_WRITE_DMA = 0xca,
+    CMD_WRITE_DMA_ONCE = 0xcb,
+    CMD_STANDBY_IMM = 0xe0,
+    CMD_IDLE_IMM = 0xe1,
+    CMD_STANDBY = 0xe2,
+    CMD_IDLE = 0xe3,
+    CMD_CHECK_POWER = 0xe5,
+    CMD_FLUSH = 0xe7,
+    CMD_FLUSH_EXT = 0xea,
+    CMD_IDENTIFY = 0xec,
     CMD_SET_FEATURES = 0xef,
 };
 
@@ -105,13 +135,14 @@ enum ata_cmd {
 #define RW_MULTIPLE 0x04
 #define RW_DMA      0x08
 #define RW_VERIFY   0x10 /* checks the range, moves nothing */
+#define RW_CMD      0x80 /* set for every command of the kind */
 
-#define SETF_WCACHE_ON  0x02
-#define SETF_XFER_MODE  0x03
-#define SETF_WCACHE_OFF 0x82
+#define SETF_WCACHE_ON         0x02
+#define SETF_XFER_MODE         0x03
+#define SETF_WCACHE_OFF        0x82
 #define XFER_PIO_DEFAULT_IORDY 0x01
-#define XFER_PIO_FLOW  0x08 /* | mode 0..4 */
-#define XFER_MWDMA     0x20 /* | mode 0..2 */
+#define XFER_PIO_FLOW          0x08 /* | mode 0..4 */
+#define XFER_MWDMA             0x20 /* | mode 0..2 */
 
 enum ide_xfer { XFER_NONE, XFER_PIO_IN, XFER_PIO_OUT, XFER_DMA };
 
@@ -121,17 +152,17 @@ struct ide_drive {
     uint8_t status, error;
     bool intrq; /* the drive wants an interrupt (the line also needs nIEN clear) */
     /* Settings the host changes with commands. */
-    uint8_t multiple; /* sectors per block of READ/WRITE MULTIPLE, 0 = not enabled */
-    uint8_t mwdma;    /* selected multiword DMA mode */
+    uint8_t multiple;   /* sectors per block of READ/WRITE MULTIPLE, 0 = not enabled */
+    uint8_t mwdma;      /* selected multiword DMA mode */
     uint8_t heads, spt; /* CHS translation (INITIALIZE DEVICE PARAMETERS) */
     bool wcache;
     /* The command in progress. */
     enum ide_xfer xfer;
     bool write;
-    uint64_t lba;        /* next sector to transfer */
-    uint32_t remaining;  /* sectors not yet transferred */
-    unsigned block;      /* sectors per DRQ block */
-    unsigned pos, len;   /* PIO: bytes of buf done and in this block */
+    uint64_t lba;       /* next sector to transfer */
+    uint32_t remaining; /* sectors not yet transferred */
+    unsigned block;     /* sectors per DRQ block */
+    unsigned pos, len;  /* PIO: bytes of buf done and in this block */
     uint8_t buf[MAX_MULTIPLE * SECTOR];
 };
 
@@ -211,7 +242,7 @@ static void io_error(struct ide_channel *ch, struct ide_drive *d, int rc)
     command_error(ch, d, rc == -EROFS ? ERR_ABRT : ERR_UNC);
 }
 
-/* The ATA signature (ATA-7 section 9.12): an ATA device, device 0 selected. */
+/* The ATA device signature after a reset or diagnostic, device 0 selected. */
 static void set_signature(struct ide_channel *ch)
 {
     ch->nsect = 1;
@@ -279,11 +310,11 @@ static void identify(struct ide_drive *d, bool slave)
     id[60] = (uint16_t)lba28;
     id[61] = (uint16_t)(lba28 >> 16);
     id[63] = 0x0007 | (uint16_t)(0x100u << d->mwdma); /* MWDMA 0-2, the selected one */
-    id[64] = 0x0003;                                   /* PIO 3 and 4 */
-    id[65] = id[66] = id[67] = id[68] = 120;           /* ns cycle times */
-    id[80] = 0x00f0;                                   /* ATA/ATAPI-4 to -7 */
-    id[82] = 1u << 5;                                  /* write cache */
-    id[83] = 0x4000 | 1u << 13 | 1u << 12 | 1u << 10;  /* FLUSH CACHE EXT, FLUSH CACHE, LBA48 */
+    id[64] = 0x0003;                                  /* PIO 3 and 4 */
+    id[65] = id[66] = id[67] = id[68] = 120;          /* ns cycle times */
+    id[80] = 0x00f0;                                  /* ATA/ATAPI-4 to -7 */
+    id[82] = 1u << 5;                                 /* write cache */
+    id[83] = 0x4000 | 1u << 13 | 1u << 12 | 1u << 10; /* FLUSH CACHE EXT, FLUSH CACHE, LBA48 */
     id[84] = 0x4000;
     id[85] = d->wcache ? 1u << 5 : 0;
     id[86] = 1u << 13 | 1u << 12 | 1u << 10;
@@ -348,7 +379,7 @@ static void pio_block_done(struct ide_channel *ch, struct ide_drive *d)
     d->lba += n;
     d->remaining -= n;
     if (d->remaining == 0) {
-        /* A read ends quietly after its last block; a write interrupts (ATA-7 11.6, 11.7). */
+        /* PIO data-in ends quietly after its last block; data-out interrupts. */
         if (d->xfer == XFER_PIO_OUT) {
             command_done(ch, d);
         } else {
@@ -485,8 +516,8 @@ static void start_rw(struct ide_channel *ch, struct ide_drive *d, unsigned flags
 
     if (flags & RW_EXT) {
         lba = (uint64_t)ch->hob_lbah << 40 | (uint64_t)ch->hob_lbam << 32 |
-              (uint64_t)ch->hob_lbal << 24 | (uint64_t)ch->lbah << 16 |
-              (uint64_t)ch->lbam << 8 | ch->lbal;
+              (uint64_t)ch->hob_lbal << 24 | (uint64_t)ch->lbah << 16 | (uint64_t)ch->lbam << 8 |
+              ch->lbal;
         count = (uint32_t)ch->hob_nsect << 8 | ch->nsect;
         if (count == 0)
             count = 65536;
@@ -522,7 +553,7 @@ static void start_rw(struct ide_channel *ch, struct ide_drive *d, unsigned flags
     }
     d->block = (flags & RW_MULTIPLE) ? d->multiple : 1;
     if (d->write) {
-        /* The first block of a PIO write is asked for without an interrupt (ATA-7 11.7). */
+        /* PIO data-out asks for its first block without an interrupt. */
         d->xfer = XFER_PIO_OUT;
         pio_out_block(d);
     } else {
@@ -531,26 +562,28 @@ static void start_rw(struct ide_channel *ch, struct ide_drive *d, unsigned flags
     }
 }
 
-static unsigned rw_flags(uint8_t cmd)
-{
-    switch (cmd) {
-    case CMD_READ: case CMD_READ_ONCE: return 0;
-    case CMD_READ_EXT: return RW_EXT;
-    case CMD_READ_MULTIPLE: return RW_MULTIPLE;
-    case CMD_READ_MULTIPLE_EXT: return RW_MULTIPLE | RW_EXT;
-    case CMD_READ_DMA: case CMD_READ_DMA_ONCE: return RW_DMA;
-    case CMD_READ_DMA_EXT: return RW_DMA | RW_EXT;
-    case CMD_WRITE: case CMD_WRITE_ONCE: return RW_WRITE;
-    case CMD_WRITE_EXT: return RW_WRITE | RW_EXT;
-    case CMD_WRITE_MULTIPLE: return RW_WRITE | RW_MULTIPLE;
-    case CMD_WRITE_MULTIPLE_EXT: return RW_WRITE | RW_MULTIPLE | RW_EXT;
-    case CMD_WRITE_DMA: case CMD_WRITE_DMA_ONCE: return RW_WRITE | RW_DMA;
-    case CMD_WRITE_DMA_EXT: return RW_WRITE | RW_DMA | RW_EXT;
-    case CMD_VERIFY: case CMD_VERIFY_ONCE: return RW_VERIFY;
-    case CMD_VERIFY_EXT: return RW_VERIFY | RW_EXT;
-    default: return ~0u;
-    }
-}
+/* The read, write and verify commands, by opcode; 0: not one of them. */
+static const uint8_t rw_commands[256] = {
+    [CMD_READ] = RW_CMD,
+    [CMD_READ_ONCE] = RW_CMD,
+    [CMD_READ_EXT] = RW_CMD | RW_EXT,
+    [CMD_READ_MULTIPLE] = RW_CMD | RW_MULTIPLE,
+    [CMD_READ_MULTIPLE_EXT] = RW_CMD | RW_MULTIPLE | RW_EXT,
+    [CMD_READ_DMA] = RW_CMD | RW_DMA,
+    [CMD_READ_DMA_ONCE] = RW_CMD | RW_DMA,
+    [CMD_READ_DMA_EXT] = RW_CMD | RW_DMA | RW_EXT,
+    [CMD_WRITE] = RW_CMD | RW_WRITE,
+    [CMD_WRITE_ONCE] = RW_CMD | RW_WRITE,
+    [CMD_WRITE_EXT] = RW_CMD | RW_WRITE | RW_EXT,
+    [CMD_WRITE_MULTIPLE] = RW_CMD | RW_WRITE | RW_MULTIPLE,
+    [CMD_WRITE_MULTIPLE_EXT] = RW_CMD | RW_WRITE | RW_MULTIPLE | RW_EXT,
+    [CMD_WRITE_DMA] = RW_CMD | RW_WRITE | RW_DMA,
+    [CMD_WRITE_DMA_ONCE] = RW_CMD | RW_WRITE | RW_DMA,
+    [CMD_WRITE_DMA_EXT] = RW_CMD | RW_WRITE | RW_DMA | RW_EXT,
+    [CMD_VERIFY] = RW_CMD | RW_VERIFY,
+    [CMD_VERIFY_ONCE] = RW_CMD | RW_VERIFY,
+    [CMD_VERIFY_EXT] = RW_CMD | RW_VERIFY | RW_EXT,
+};
 
 static void set_features(struct ide_channel *ch, struct ide_drive *d)
 {
@@ -563,7 +596,8 @@ static void set_features(struct ide_channel *ch, struct ide_drive *d)
         command_done(ch, d);
         return;
     case SETF_XFER_MODE:
-        if (mode <= XFER_PIO_DEFAULT_IORDY || (mode >= XFER_PIO_FLOW && mode <= XFER_PIO_FLOW + 4)) {
+        if (mode <= XFER_PIO_DEFAULT_IORDY ||
+            (mode >= XFER_PIO_FLOW && mode <= XFER_PIO_FLOW + 4)) {
             command_done(ch, d);
             return;
         }
@@ -580,7 +614,7 @@ static void set_features(struct ide_channel *ch, struct ide_drive *d)
 static void execute_command(struct ide_channel *ch, uint8_t cmd)
 {
     struct ide_drive *d = selected(ch);
-    unsigned flags = rw_flags(cmd);
+    unsigned flags = rw_commands[cmd];
 
     if (!d->img || (ch->devctl & CTL_SRST))
         return; /* nobody listens, or the drives are held in reset */
@@ -588,7 +622,7 @@ static void execute_command(struct ide_channel *ch, uint8_t cmd)
     d->xfer = XFER_NONE;
     d->error = 0;
     update_irq(ch);
-    if (flags != ~0u) {
+    if (flags) {
         start_rw(ch, d, flags);
         return;
     }
@@ -614,7 +648,7 @@ static void execute_command(struct ide_channel *ch, uint8_t cmd)
         return;
     case CMD_FLUSH:
     case CMD_FLUSH_EXT:
-        /* ATA-7 lists only ABRT among FLUSH CACHE's error bits. */
+        /* A failed flush aborts: there is no one sector to report as unreadable. */
         if (block_image_flush(d->img))
             break;
         command_done(ch, d);
@@ -630,12 +664,18 @@ static void execute_command(struct ide_channel *ch, uint8_t cmd)
         ch->nsect = 0xff; /* active or idle */
         command_done(ch, d);
         return;
-    case CMD_STANDBY_IMM: case CMD_IDLE_IMM: case CMD_STANDBY: case CMD_IDLE:
-    case CMD_STANDBY_IMM_OLD: case CMD_IDLE_IMM_OLD: case CMD_STANDBY_OLD: case CMD_IDLE_OLD:
+    case CMD_STANDBY_IMM:
+    case CMD_IDLE_IMM:
+    case CMD_STANDBY:
+    case CMD_IDLE:
+    case CMD_STANDBY_IMM_OLD:
+    case CMD_IDLE_IMM_OLD:
+    case CMD_STANDBY_OLD:
+    case CMD_IDLE_OLD:
         command_done(ch, d);
         return;
     case CMD_DIAGNOSTIC:
-        /* Both devices run it; device 0 reports (ATA-7 9.11). */
+        /* Both devices run it; device 0 reports. */
         ch->drive[0].xfer = ch->drive[1].xfer = XFER_NONE;
         set_signature(ch);
         d = ch->drive[0].img ? &ch->drive[0] : d;
@@ -790,7 +830,10 @@ static uint8_t bm_read8(struct ide_channel *ch, unsigned reg)
         return ch->bm_cmd;
     case 2:
         return ch->bm_status;
-    case 4: case 5: case 6: case 7:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
         return (uint8_t)(ch->bm_prd >> (8 * (reg - 4)));
     }
     return 0;
@@ -815,7 +858,10 @@ static void bm_write8(struct ide_channel *ch, unsigned reg, uint8_t v)
         ch->bm_status = (uint8_t)((ch->bm_status & BM_ST_ACTIVE) | (v & BM_ST_DRV_DMA) |
                                   (ch->bm_status & ~v & (BM_ST_ERROR | BM_ST_INTR)));
         break;
-    case 4: case 5: case 6: case 7: {
+    case 4:
+    case 5:
+    case 6:
+    case 7: {
         unsigned shift = 8 * (reg - 4);
         ch->bm_prd = (ch->bm_prd & ~(0xffu << shift)) | (uint32_t)v << shift;
         ch->bm_prd &= ~3u; /* dword aligned: the low bits read as zero */
@@ -832,7 +878,8 @@ static void bm_bar_read(struct pci_device *pdev, unsigned bar, uint64_t offset, 
     (void)bar;
     for (unsigned i = 0; i < size; i++) {
         unsigned reg = (unsigned)offset + i;
-        ((uint8_t *)data)[i] = bm_read8(&ide->ch[reg / PIIX_IDE_BM_CHANNEL], reg % PIIX_IDE_BM_CHANNEL);
+        ((uint8_t *)data)[i] =
+            bm_read8(&ide->ch[reg / PIIX_IDE_BM_CHANNEL], reg % PIIX_IDE_BM_CHANNEL);
     }
 }
 

@@ -9,10 +9,10 @@ shift || true
 
 # Build: compiler, CMake, cmocka. Tests and benchmarks: QEMU (TCG lab and the
 # peer in benchmarks), busybox-static, cpio, kmod and e2fsprogs for the lab's
-# initramfs and disk images.
+# initramfs and disk images; promtool (package prometheus) for the metrics test.
 PACKAGES=(gcc make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
-          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2)
+          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 prometheus)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

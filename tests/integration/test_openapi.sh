@@ -57,12 +57,15 @@ POST /v1/vms/{id}/stop
 DELETE /v1/vms/{id}
 GET /v1/events
 GET /metrics
-GET /v1/openapi.json"
+GET /v1/openapi.json
+GET /
+GET /assets/{file}"
 check "the call order covers every documented operation" \
     $([[ $(sort <<<"$order") == "$(cat "$tmp/doc")" ]]; echo $?)
 
 while read -r method path; do
     url=${path//\{id\}/$id}
+    url=${url//\{file\}/app.js}
     body=$(body_for "$method" "$path")
     args=(-s -o "$tmp/body" -w '%{http_code}' -X "$method" --unix-socket "$SOCK" --max-time 2)
     [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")

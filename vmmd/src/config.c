@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef VMMD_INSTALL_BINDIR
@@ -46,6 +47,15 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "max-vcpus", .type = VMMD_OPT_UINT, .offset = OFF(max_vcpus), .metavar = "N",
      .help = "vCPUs all running VMs may hold together; default 4 per host CPU", .min = 1,
      .max = 65536},
+    {.name = "dashboard-dir", .type = VMMD_OPT_STRING, .offset = OFF(dashboard_dir),
+     .metavar = "DIR",
+     .help = "the web dashboard's files, served at /; default share/vmmd/dashboard beside "
+             "the installed binary, or the build tree's copy"},
+    {.name = "events-max-lag", .type = VMMD_OPT_UINT, .offset = OFF(events_max_lag),
+     .metavar = "N",
+     .help = "an event stream client more than N events behind is disconnected (it resumes "
+             "with Last-Event-ID); default 1000",
+     .min = 1, .max = 1000000},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -72,6 +82,33 @@ static const char *default_state_dir(void)
             return "/var/lib/vmmd";
     }
     return "./var";
+}
+
+/*
+ * The dashboard is found from this binary's own place, so the same default
+ * works installed (<prefix>/bin/../share/vmmd/dashboard) and in a build tree
+ * (<build>/vmmd/../dashboard/www, which the dashboard target fills).
+ */
+static char *default_dashboard_dir(void)
+{
+    static const char *const candidates[] = {"../share/vmmd/dashboard", "../dashboard/www"};
+    char self[PATH_MAX], path[PATH_MAX + 32], *slash;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    struct stat st;
+
+    if (n <= 0)
+        return NULL;
+    self[n] = 0;
+    slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", self, candidates[i]);
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return strdup(path);
+    }
+    return NULL;
 }
 
 static const char *derive(struct vmmd_config *cfg, int slot, const char *dir, const char *name)
@@ -113,6 +150,10 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->token_file = derive(cfg, 1, cfg->state_dir, "token");
     if (cfg->image_dirs.count == 0)
         cfg->image_dirs.items[cfg->image_dirs.count++] = derive(cfg, 2, cfg->state_dir, "images");
+    if (!cfg->dashboard_dir)
+        cfg->dashboard_dir = cfg->derived[3] = default_dashboard_dir();
+    if (cfg->events_max_lag == 0)
+        cfg->events_max_lag = 1000;
     if (cfg->max_vcpus == 0)
         cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
     return 0;
@@ -120,7 +161,7 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
 
 void vmmd_config_free(struct vmmd_config *cfg)
 {
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < sizeof(cfg->derived) / sizeof(cfg->derived[0]); i++)
         free(cfg->derived[i]);
     free(cfg->storage_file);
 }

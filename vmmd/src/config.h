@@ -18,6 +18,8 @@ struct vmmd_config {
     int log_level;
     uint64_t memory_overcommit_pct; /* admission: running VMs may hold RAM * pct / 100 */
     uint64_t max_vcpus;             /* admission: 0 means 4 per host CPU */
+    const char *dashboard_dir;      /* the web dashboard's files; NULL: none found */
+    uint64_t events_max_lag;        /* an event stream this many events behind is dropped */
     bool help;
 
     /* Derived at load time, owned. */

@@ -29,11 +29,10 @@ void routes_metrics_init(void);
 
 void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
 {
-    (void)event_id;
     d->metrics.events_emitted++;
     d->generation++;
     if (d->events)
-        event_stream_notify(d->events);
+        event_stream_notify(d->events, event_id);
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -289,6 +288,17 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
             return -errno;
         }
     }
+    if (cfg->dashboard_dir) {
+        d->dashboard_dir_fd = open(cfg->dashboard_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d->dashboard_dir_fd < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "dashboard directory %.300s: %s", cfg->dashboard_dir,
+                     strerror(-rc));
+            return rc;
+        }
+    } else {
+        log_warn("no dashboard files found: GET / answers 404 (see --dashboard-dir)");
+    }
     d->limits.image_dirs = (const char *const *)d->image_dirs;
     d->limits.n_image_dirs = cfg->image_dirs.count;
     if ((rc = load_token(d))) {
@@ -353,6 +363,7 @@ int vmmd_serve_main(int argc, char **argv)
     d->cfg = &cfg;
     d->loop = uv_default_loop();
     d->self_exe = worker_binary();
+    d->dashboard_dir_fd = -1;
     d->host_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     d->host_memory_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     d->sup = supervisor_create(d);
@@ -389,15 +400,17 @@ out:
         http_server_destroy(d->http_unix);
     if (d->http_tcp)
         http_server_destroy(d->http_tcp);
+    event_stream_destroy(d->events);
     uv_run(d->loop, UV_RUN_NOWAIT); /* let the closes finish */
     if (d->sup)
         supervisor_destroy(d->sup);
-    event_stream_destroy(d->events);
     if (d->db)
         db_close(d->db);
     uv_loop_close(d->loop);
     for (unsigned i = 0; i < cfg.image_dirs.count; i++)
         free(d->image_dirs[i]);
+    if (d->dashboard_dir_fd >= 0)
+        close(d->dashboard_dir_fd);
     free(d->run_dir);
     free(d->self_exe);
     vmmd_config_free(&cfg);

@@ -19,7 +19,8 @@ struct event_stream;
 struct vmmd_metrics {
     uint64_t events_emitted;
     uint64_t workers_started;
-    uint64_t workers_lost; /* crashed or killed */
+    uint64_t workers_lost;         /* crashed or killed */
+    uint64_t event_clients_dropped; /* event streams cut for falling behind */
 };
 
 struct vmmd_daemon {
@@ -31,6 +32,7 @@ struct vmmd_daemon {
     char token[65];
     char *run_dir;     /* <state>/run: one directory per VM with a worker */
     char *self_exe;    /* this binary, run as the workers */
+    int dashboard_dir_fd; /* the dashboard's files, -1 when there are none */
     struct http_server *http_unix, *http_tcp;
     struct supervisor *sup;
     struct event_stream *events;

@@ -47,12 +47,19 @@ static bool token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-static bool authorized(struct http_request *req, const char *token)
+bool http_token_matches(const struct http_request *req, const char *candidate)
+{
+    return !req->srv->token || (candidate && token_equal(candidate, req->srv->token));
+}
+
+static bool bearer_ok(struct http_request *req)
 {
     const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION);
 
-    return auth && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
+    if (!req->srv->token)
+        return true;
+    return auth && strncmp(auth, "Bearer ", 7) == 0 && http_token_matches(req, auth + 7);
 }
 
 static void run_mhd(struct http_server *srv);
@@ -185,6 +192,27 @@ const char *http_header(struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/*
+ * MHD hands the access handler a percent-decoded path, where an encoded NUL
+ * would end the string early ("/assets/app.js%00.html" would arrive as
+ * "/assets/app.js"). This callback sees the URI as it came, before any of
+ * that: the request starts here, and remembers whether it holds a %00.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct http_server *srv = cls;
+    struct http_request *req = calloc(1, sizeof(*req));
+
+    if (!req)
+        return NULL;
+    req->srv = srv;
+    req->conn = conn;
+    req->start_ns = mono_ns();
+    req->encoded_nul = strstr(uri, "%00") != NULL;
+    srv->active++;
+    return req;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -195,16 +223,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     (void)version;
     if (!req) {
-        req = calloc(1, sizeof(*req));
+        req = on_uri(srv, "", conn);
         if (!req)
             return MHD_NO;
-        req->srv = srv;
-        req->conn = conn;
+        *con_cls = req;
+    }
+    if (!req->url) {
         req->url = url;
         req->method = method;
-        req->start_ns = mono_ns();
-        *con_cls = req;
-        srv->active++;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -224,24 +250,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!req->routed) {
         req->routed = true;
-        if (srv->token && !authorized(req, srv->token)) {
-            http_respond_error(req, API_ERR_UNAUTHORIZED,
-                               "this endpoint needs Authorization: Bearer <token>");
-            http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");
-        } else if (req->too_large) {
-            http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE, "request body over %d bytes",
-                               API_BODY_MAX);
-        } else {
-            srv->want_suspend_pending = false;
+        /* Which routes need the token, and how it may come, is the route table's call. */
+        req->bearer_ok = bearer_ok(req);
+        srv->want_suspend_pending = false;
+        if (req->encoded_nul)
+            http_respond_error(req, API_ERR_BAD_REQUEST, "the URL holds an encoded NUL (%%00)");
+        else
             srv->dispatch(srv->d, req);
-            if (!req->response && srv->want_suspend_pending) {
-                req->suspended = true;
-                MHD_suspend_connection(conn);
-                return MHD_YES;
-            }
-            if (!req->response)
-                http_respond_error(req, API_ERR_INTERNAL, "the handler gave no answer");
+        if (!req->response && srv->want_suspend_pending) {
+            req->suspended = true;
+            MHD_suspend_connection(conn);
+            return MHD_YES;
         }
+        if (!req->response)
+            http_respond_error(req, API_ERR_INTERNAL, "the handler gave no answer");
     }
     if (!req->response)
         return MHD_YES; /* resumed without an answer yet */
@@ -290,7 +312,8 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, con
                                 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
                                 listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_END);
     if (!srv->mhd)
         goto err_srv;
     info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);

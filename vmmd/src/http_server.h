@@ -28,7 +28,9 @@ struct http_request {
     const char *url;
     char *body;
     size_t body_len;
-    bool too_large;
+    bool too_large; /* the body was over API_BODY_MAX: the dispatcher answers 413 */
+    bool bearer_ok;  /* no token needed, or a valid "Authorization: Bearer" came */
+    bool encoded_nul; /* the raw URI holds %00: refused before routing */
     bool routed;
     bool suspended;
     struct MHD_Response *response; /* ready to queue */
@@ -42,8 +44,9 @@ struct http_request {
 
 typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req);
 
-/* Serves the API on an already listening socket. A non-NULL token makes every
- * request carry "Authorization: Bearer <token>" (TCP). */
+/* Serves the API on an already listening socket. With a non-NULL token (TCP)
+ * each request says in bearer_ok whether it carried "Authorization: Bearer
+ * <token>"; the dispatcher decides which routes need it. */
 int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
                       http_dispatch_fn dispatch, struct http_server **out);
 /* Stops accepting; requests in flight finish. */
@@ -65,6 +68,9 @@ void http_add_header(struct http_request *req, const char *name, const char *val
 void http_suspend(struct http_request *req);
 /* For streaming responses whose reader suspended the connection. */
 void http_resume_stream(struct http_request *req);
+
+/* True when the server has no token or candidate is it (compared in constant time). */
+bool http_token_matches(const struct http_request *req, const char *candidate);
 
 const char *http_query(struct http_request *req, const char *key);
 const char *http_header(struct http_request *req, const char *name);

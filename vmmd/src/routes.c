@@ -3,6 +3,12 @@
  * path that matches with another method is 405 with an Allow header. The
  * same table prints with `vmmd routes`, which the OpenAPI test compares
  * against api/openapi.json.
+ *
+ * On TCP each route says how a client proves it holds the token: the
+ * Authorization header (the API), or also ?token= for the two routes a
+ * browser opens without being able to set headers (EventSource and
+ * WebSocket), or not at all for the dashboard's static files, which hold
+ * nothing secret and must load before the login.
  */
 #include "routes.h"
 
@@ -10,44 +16,68 @@
 #include <stdio.h>
 #include <string.h>
 
+enum route_auth {
+    AUTH_HEADER,          /* Authorization: Bearer <token> */
+    AUTH_HEADER_OR_QUERY, /* that, or ?token=<token> */
+    AUTH_NONE,
+};
+
 static const struct route {
     const char *method;
     const char *path;
     route_fn fn;
+    enum route_auth auth;
 } routes[] = {
-    {"GET", "/v1/host", route_host_get},
-    {"GET", "/v1/vms", route_vms_list},
-    {"POST", "/v1/vms", route_vms_create},
-    {"GET", "/v1/vms/{id}", route_vm_get},
-    {"PATCH", "/v1/vms/{id}", route_vm_patch},
-    {"DELETE", "/v1/vms/{id}", route_vm_delete},
-    {"POST", "/v1/vms/{id}/start", route_vm_start},
-    {"POST", "/v1/vms/{id}/stop", route_vm_stop},
-    {"POST", "/v1/vms/{id}/shutdown", route_vm_shutdown},
-    {"POST", "/v1/vms/{id}/reboot", route_vm_reboot},
-    {"POST", "/v1/vms/{id}/pause", route_vm_pause},
-    {"POST", "/v1/vms/{id}/resume", route_vm_resume},
-    {"GET", "/v1/vms/{id}/console", route_vm_console},
-    {"GET", "/v1/vms/{id}/stats", route_vm_stats},
-    {"GET", "/v1/events", route_events},
-    {"GET", "/metrics", route_metrics},
-    {"GET", "/v1/openapi.json", route_openapi},
+    {"GET", "/v1/host", route_host_get, AUTH_HEADER},
+    {"GET", "/v1/vms", route_vms_list, AUTH_HEADER},
+    {"POST", "/v1/vms", route_vms_create, AUTH_HEADER},
+    {"GET", "/v1/vms/{id}", route_vm_get, AUTH_HEADER},
+    {"PATCH", "/v1/vms/{id}", route_vm_patch, AUTH_HEADER},
+    {"DELETE", "/v1/vms/{id}", route_vm_delete, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/start", route_vm_start, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/stop", route_vm_stop, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/shutdown", route_vm_shutdown, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/reboot", route_vm_reboot, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/pause", route_vm_pause, AUTH_HEADER},
+    {"POST", "/v1/vms/{id}/resume", route_vm_resume, AUTH_HEADER},
+    {"GET", "/v1/vms/{id}/console", route_vm_console, AUTH_HEADER_OR_QUERY},
+    {"GET", "/v1/vms/{id}/stats", route_vm_stats, AUTH_HEADER},
+    {"GET", "/v1/events", route_events, AUTH_HEADER_OR_QUERY},
+    {"GET", "/metrics", route_metrics, AUTH_HEADER},
+    {"GET", "/v1/openapi.json", route_openapi, AUTH_HEADER},
+    {"GET", "/", route_dashboard_index, AUTH_NONE},
+    {"GET", "/assets/{file}", route_dashboard_asset, AUTH_NONE},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
-/* Matches one template against a path, capturing {id}. */
+/* Captures one path segment into out; false if it is empty or too long. */
+static bool capture(const char **path, char *out, size_t size)
+{
+    size_t n = strcspn(*path, "/");
+
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, *path, n);
+    out[n] = 0;
+    *path += n;
+    return true;
+}
+
+/* Matches one template against a path, capturing {id} or {file}. */
 static bool match(const char *tmpl, const char *path, struct route_match *m)
 {
     while (*tmpl && *path) {
         if (strncmp(tmpl, "{id}", 4) == 0) {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= sizeof(m->id))
+            if (!capture(&path, m->id, sizeof(m->id)))
                 return false;
-            memcpy(m->id, path, n);
-            m->id[n] = 0;
             tmpl += 4;
-            path += n;
+            continue;
+        }
+        if (strncmp(tmpl, "{file}", 6) == 0) {
+            if (!capture(&path, m->file, sizeof(m->file)))
+                return false;
+            tmpl += 6;
             continue;
         }
         if (*tmpl++ != *path++)
@@ -56,11 +86,19 @@ static bool match(const char *tmpl, const char *path, struct route_match *m)
     return *tmpl == 0 && *path == 0;
 }
 
+static bool authorized(struct http_request *req, const struct route *r)
+{
+    if (req->bearer_ok || (r && r->auth == AUTH_NONE))
+        return true;
+    return r && r->auth == AUTH_HEADER_OR_QUERY && http_query(req, "token") &&
+           http_token_matches(req, http_query(req, "token"));
+}
+
 void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
 {
     struct route_match m = {.id = ""};
+    const struct route *found = NULL, *any = NULL;
     char allow[64] = "";
-    bool path_known = false;
 
     if (d->stopping) {
         /* A kept-alive connection may still ask: the workers are no longer ours. */
@@ -71,16 +109,35 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
     for (size_t i = 0; i < N_ROUTES; i++) {
         if (!match(routes[i].path, req->url, &m))
             continue;
-        path_known = true;
+        any = &routes[i];
         if (strcmp(routes[i].method, req->method) == 0) {
-            req->route = routes[i].path;
-            routes[i].fn(d, req, &m);
-            return;
+            found = &routes[i];
+            break;
         }
         snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "",
                  routes[i].method);
     }
-    if (path_known) {
+    if (found)
+        req->route = found->path;
+    /* Unknown paths need the token too: without it nothing says which routes exist. */
+    if (!authorized(req, found ? found : any)) {
+        http_respond_error(req, API_ERR_UNAUTHORIZED, "%s",
+                           found && found->auth == AUTH_HEADER_OR_QUERY
+                               ? "this endpoint needs Authorization: Bearer <token> or ?token="
+                               : "this endpoint needs Authorization: Bearer <token>");
+        http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");
+        return;
+    }
+    if (req->too_large) {
+        http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE, "request body over %d bytes",
+                           API_BODY_MAX);
+        return;
+    }
+    if (found) {
+        found->fn(d, req, &m);
+        return;
+    }
+    if (any) {
         http_respond_error(req, API_ERR_METHOD_NOT_ALLOWED, "%s %s: allowed methods are %s",
                            req->method, req->url, allow);
         http_add_header(req, "Allow", allow);

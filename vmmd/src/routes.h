@@ -4,9 +4,10 @@
 
 #include "daemon.h"
 
-/* Path parameter {id} of the matched route (NULL if none). */
+/* Path parameters of the matched route ("" where the template has none). */
 struct route_match {
-    char id[128];
+    char id[128];   /* {id}: a VM's id or name */
+    char file[128]; /* {file}: a dashboard asset's name, not yet checked */
 };
 
 typedef void (*route_fn)(struct vmmd_daemon *d, struct http_request *req,
@@ -31,6 +32,10 @@ void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struc
 void route_events(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_dashboard_index(struct vmmd_daemon *d, struct http_request *req,
+                           const struct route_match *m);
+void route_dashboard_asset(struct vmmd_daemon *d, struct http_request *req,
+                           const struct route_match *m);
 
 /* What VMs with a worker hold now (admission control and GET /v1/host). */
 struct vm_allocation {
@@ -47,9 +52,13 @@ void routes_console_close_all(void);
 
 /* Event stream (routes_events.c). */
 struct event_stream *event_stream_create(struct vmmd_daemon *d);
-void event_stream_notify(struct event_stream *es);
+/* Event event_id was committed: wake the clients waiting for it, drop those too far behind. */
+void event_stream_notify(struct event_stream *es, int64_t event_id);
+/* Clients connected now (metrics). */
+unsigned event_stream_clients(const struct event_stream *es);
 /* Ends every stream (before the HTTP servers stop). */
 void event_stream_close_all(struct event_stream *es);
+/* After the HTTP servers are gone; frees es once the loop has closed its timer. */
 void event_stream_destroy(struct event_stream *es);
 
 #endif

@@ -3,53 +3,78 @@
  * the last id it saw (?since= or Last-Event-ID) and gets everything after
  * it from SQLite, then live events as they are committed. Streams pull from
  * the store when the client has room, so a slow reader holds no backlog in
- * the daemon: it just reads older rows, however far behind it is.
+ * the daemon and never blocks the loop. A reader that falls too far behind
+ * (event_policy.h) is disconnected: its EventSource reconnects with
+ * Last-Event-ID and replays the rest from the store, losing nothing.
  */
 #include "routes.h"
+#include "event_policy.h"
+#include "log.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #define BATCH         64
 #define SSE_BUF_LIMIT (64 * 1024)
+/*
+ * The kernel's send buffer for a stream (Linux doubles it). Events come from
+ * the store whenever the socket has room, so a large buffer would only be a
+ * backlog hidden from the lag check.
+ */
+#define SSE_SNDBUF (32 * 1024)
+/* EventSource waits this long before it reconnects, e.g. after a drop. */
+#define SSE_RETRY_MS 1000
+/*
+ * A waiting stream gets a comment line this often: it keeps proxies from
+ * closing an idle stream, and a write is how a suspended connection whose
+ * client has gone is noticed (MHD does not watch suspended sockets).
+ */
+#define SSE_KEEPALIVE_MS 15000
 
 struct sse_client {
     struct event_stream *es;
     struct sse_client *next;
     struct http_request *req;
-    int64_t last_id;
-    char *buf;
-    size_t len, off, cap;
-    bool waiting; /* suspended until the next event */
+    int64_t last_id;   /* the last event put in out */
+    int64_t sent_id;   /* the last event all of whose bytes went out */
+    int64_t joined_id; /* the newest event when the client connected */
+    uint64_t progress_ms; /* it last took data, or last fell behind */
+    struct strbuf out; /* what goes to the client next, from off on */
+    size_t off;
+    bool waiting;   /* suspended until the next event */
+    bool keepalive; /* send a comment line at the next read */
     bool ended;
 };
 
 struct event_stream {
     struct vmmd_daemon *d;
     struct sse_client *clients;
+    int64_t newest_id; /* the last event committed while the daemon runs */
+    uv_timer_t timer;  /* keepalives and the stall check */
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int append_event(void *opaque, const struct db_event *ev)
 {
     struct sse_client *c = opaque;
-    int need = snprintf(NULL, 0, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev->id, ev->type,
-                        ev->data_json);
 
-    if (c->len + (size_t)need + 1 > c->cap) {
-        size_t cap = c->len + (size_t)need + 1 + 4096;
-        char *grown = realloc(c->buf, cap);
-        if (!grown)
-            return -ENOMEM;
-        c->buf = grown;
-        c->cap = cap;
-    }
-    snprintf(c->buf + c->len, c->cap - c->len, "id: %lld\nevent: %s\ndata: %s\n\n",
-             (long long)ev->id, ev->type, ev->data_json);
-    c->len += (size_t)need;
+    if (strbuf_printf(&c->out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev->id, ev->type,
+                      ev->data_json))
+        return -ENOMEM;
     c->last_id = ev->id;
-    return c->len > SSE_BUF_LIMIT;
+    return c->out.len > SSE_BUF_LIMIT;
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
@@ -60,19 +85,27 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     if (c->ended)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (c->off == c->len) {
-        c->off = c->len = 0;
+    if (c->off == c->out.len) {
+        c->off = c->out.len = 0;
         db_events_since(c->es->d->db, c->last_id, BATCH, append_event, c);
-        if (c->len == 0) {
+        if (c->out.len == 0 && c->keepalive)
+            strbuf_printf(&c->out, ": keepalive\n\n");
+        c->keepalive = false;
+        if (c->out.oom)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (c->out.len == 0) {
             c->waiting = true;
             c->req->suspended = true;
             MHD_suspend_connection(c->req->conn);
             return 0;
         }
     }
-    n = c->len - c->off < max ? c->len - c->off : max;
-    memcpy(out, c->buf + c->off, n);
+    n = c->out.len - c->off < max ? c->out.len - c->off : max;
+    memcpy(out, c->out.buf + c->off, n);
     c->off += n;
+    if (c->off == c->out.len)
+        c->sent_id = c->last_id;
+    c->progress_ms = mono_ms();
     return (ssize_t)n;
 }
 
@@ -85,14 +118,23 @@ static void sse_free(void *cls)
         pp = &(*pp)->next;
     if (*pp)
         *pp = c->next;
-    free(c->buf);
+    free(c->out.buf);
     free(c);
+}
+
+static int connection_fd(struct http_request *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+    return info ? info->connect_fd : -1;
 }
 
 void route_events(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     const char *since = http_query(req, "since");
     const char *last = http_header(req, "Last-Event-ID");
+    int sndbuf = SSE_SNDBUF, fd;
     struct sse_client *c;
     struct MHD_Response *resp;
     char *end;
@@ -105,9 +147,10 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
     }
     c->es = d->events;
     c->req = req;
-    c->last_id = db_last_event_id(d->db);
+    c->joined_id = c->last_id = db_last_event_id(d->db);
     if (since || last) {
-        const char *v = since ? since : last;
+        /* An EventSource resumes with Last-Event-ID and the URL it began with: the header is newer. */
+        const char *v = last ? last : since;
         long long id = strtoll(v, &end, 10);
         if (*end || end == v || id < 0) {
             free(c);
@@ -116,6 +159,15 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
         }
         c->last_id = id;
     }
+    c->sent_id = c->last_id;
+    c->progress_ms = mono_ms();
+    if (strbuf_printf(&c->out, "retry: %d\n\n", SSE_RETRY_MS)) {
+        free(c);
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if ((fd = connection_fd(req)) >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
@@ -124,14 +176,66 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
     http_respond_mhd(req, 200, resp);
 }
 
-void event_stream_notify(struct event_stream *es)
+/*
+ * Cuts a client off. Its socket may be full, so MHD may never call sse_read
+ * again to end the stream: shutting the socket down makes MHD see the
+ * connection end and free it. What the kernel already holds still reaches
+ * the client before the end of the stream.
+ */
+static void drop_client(struct sse_client *c, uint64_t lag, uint64_t stalled_ms)
 {
+    int fd = connection_fd(c->req);
+
+    c->ended = true;
+    c->es->d->metrics.event_clients_dropped++;
+    log_info("event stream: dropping a client %llu events behind, stalled for %llu ms",
+             (unsigned long long)lag, (unsigned long long)stalled_ms);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+/* Wakes the clients waiting for an event (or a keepalive), drops those too far behind. */
+static void visit_clients(struct event_stream *es, bool keepalive)
+{
+    struct event_lag_policy policy = {.max_lag = es->d->cfg->events_max_lag,
+                                      .max_stall_ms = EVENT_STALL_MS_DEFAULT};
+    uint64_t now = mono_ms();
+
     for (struct sse_client *c = es->clients; c; c = c->next) {
+        if (c->ended)
+            continue;
         if (c->waiting) {
             c->waiting = false;
+            c->keepalive = keepalive;
+            c->progress_ms = now;
             http_resume_stream(c->req);
+            continue;
         }
+        uint64_t lag = event_client_lag(es->newest_id, c->sent_id, c->joined_id);
+        uint64_t stalled = now - c->progress_ms;
+        if (event_client_should_drop(&policy, lag, stalled))
+            drop_client(c, lag, stalled);
     }
+}
+
+void event_stream_notify(struct event_stream *es, int64_t event_id)
+{
+    es->newest_id = event_id;
+    visit_clients(es, false);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    visit_clients(t->data, true);
+}
+
+unsigned event_stream_clients(const struct event_stream *es)
+{
+    unsigned n = 0;
+
+    for (const struct sse_client *c = es->clients; c; c = c->next)
+        n += !c->ended;
+    return n;
 }
 
 void event_stream_close_all(struct event_stream *es)
@@ -149,12 +253,23 @@ struct event_stream *event_stream_create(struct vmmd_daemon *d)
 {
     struct event_stream *es = calloc(1, sizeof(*es));
 
-    if (es)
-        es->d = d;
+    if (!es)
+        return NULL;
+    es->d = d;
+    uv_timer_init(d->loop, &es->timer);
+    es->timer.data = es;
+    uv_timer_start(&es->timer, on_timer, SSE_KEEPALIVE_MS, SSE_KEEPALIVE_MS);
+    uv_unref((uv_handle_t *)&es->timer); /* housekeeping: it keeps no loop alive */
     return es;
+}
+
+static void free_after_close(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 void event_stream_destroy(struct event_stream *es)
 {
-    free(es);
+    if (es)
+        uv_close((uv_handle_t *)&es->timer, free_after_close);
 }

@@ -1,5 +1,10 @@
-/* GET /v1/host: version, KVM flavour and what it means, capacity and allocation. */
+/*
+ * GET /v1/host: version, KVM flavour and what it means, capacity and
+ * allocation, image directories, and the lifecycle table (which actions
+ * each state allows: the dashboard enables its buttons from it).
+ */
 #include "routes.h"
+#include "lifecycle.h"
 #include "supervisor.h"
 
 #include <stdio.h>
@@ -34,6 +39,21 @@ static struct kvm_flavour kvm_flavour(void)
     return (struct kvm_flavour){"unknown", "a KVM of unknown kind"};
 }
 
+/* {"stopped":["start","delete","edit"],...}: the lifecycle table, so clients need no copy. */
+static json_t *lifecycle_json(void)
+{
+    json_t *table = json_object();
+
+    for (int s = 0; s < VMMD_STATE_COUNT; s++) {
+        json_t *actions = json_array();
+        for (int a = 0; a < VMMD_ACTION_COUNT; a++)
+            if (vmmd_action_allowed((enum vmmd_state)s, (enum vmmd_action)a))
+                json_array_append_new(actions, json_string(vmmd_action_name((enum vmmd_action)a)));
+        json_object_set_new(table, vmmd_state_name((enum vmmd_state)s), actions);
+    }
+    return table;
+}
+
 void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct kvm_flavour kvm = kvm_flavour();
@@ -46,7 +66,8 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
         json_array_append_new(dirs, json_string(d->limits.image_dirs[i]));
     http_respond_json(
         req, 200,
-        json_pack("{s:s, s:{s:s, s:s}, s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o}",
+        json_pack("{s:s, s:{s:s, s:s}, s:{s:i, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:o, "
+                  "s:o}",
                   "version", VMMD_VERSION, "kvm", "flavour", kvm.name, "meaning", kvm.meaning,
                   "capacity", "cpus", (int)d->host_cpus, "memory_mib",
                   (json_int_t)(d->host_memory_bytes >> 20), "max_vcpus",
@@ -54,5 +75,5 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
                   (json_int_t)((d->host_memory_bytes >> 20) * d->cfg->memory_overcommit_pct / 100),
                   "allocation", "vms_defined", (json_int_t)a.defined, "vms_running",
                   (json_int_t)a.running, "vcpus", (json_int_t)a.vcpus, "memory_mib",
-                  (json_int_t)a.memory_mib, "image_dirs", dirs));
+                  (json_int_t)a.memory_mib, "image_dirs", dirs, "lifecycle", lifecycle_json()));
 }

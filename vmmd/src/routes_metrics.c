@@ -1,56 +1,34 @@
 /*
- * GET /metrics in the Prometheus text format: per-VM state and size, and the
- * daemon's own counters (requests by route and status with latency, workers,
- * database size, events).
+ * GET /metrics in the Prometheus text format. Per VM (labels id, name,
+ * mode): state, vCPUs, memory, and from its worker's stats while it runs:
+ * uptime, exits by reason, console bytes, disk and network traffic. For the
+ * daemon: HTTP requests by route and status with a latency histogram,
+ * workers, database size, events emitted and event stream clients.
+ *
+ * A scrape asks every running VM's worker for its stats at once and answers
+ * when all have replied, or after SCRAPE_DEADLINE_MS with what it has (a VM
+ * whose worker did not answer in time loses only its worker-fed series, and
+ * vmmd_scrape_workers_unanswered says how many did not).
  */
 #include "routes.h"
+#include "event_policy.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "supervisor.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SERIES 128
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5};
-#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+#define SCRAPE_DEADLINE_MS 1000
 
-/* Request counters by method, route and status, with a latency histogram each. */
-static struct series {
-    char method[8];
-    const char *route;
-    unsigned status;
-    uint64_t count;
-    uint64_t bucket[N_BUCKETS];
-    double sum_s;
-} series[MAX_SERIES];
-static size_t n_series;
+static struct metrics_http http_metrics;
 
 static void observe(struct vmmd_daemon *d, const char *method, const char *route, unsigned status,
                     uint64_t ns)
 {
-    struct series *s = NULL;
-    double secs = (double)ns / 1e9;
-
     (void)d;
-    for (size_t i = 0; i < n_series; i++)
-        if (series[i].status == status && series[i].route == route &&
-            strcmp(series[i].method, method) == 0)
-            s = &series[i];
-    if (!s) {
-        if (n_series == MAX_SERIES)
-            return;
-        s = &series[n_series++];
-        snprintf(s->method, sizeof(s->method), "%s", method);
-        s->route = route;
-        s->status = status;
-    }
-    s->count++;
-    s->sum_s += secs;
-    for (size_t b = 0; b < N_BUCKETS; b++)
-        if (secs <= buckets[b])
-            s->bucket[b]++;
+    metrics_http_observe(&http_metrics, method, route, status, (double)ns / 1e9);
 }
 
 void routes_metrics_init(void);
@@ -59,114 +37,294 @@ void routes_metrics_init(void)
     http_observer = observe;
 }
 
-struct text {
-    char *buf;
-    size_t len, cap;
+struct scrape;
+
+struct scrape_slot {
+    struct scrape *s;
+    size_t index;
 };
 
-__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+struct scrape {
+    struct vmmd_daemon *d;
+    struct http_request *req;
+    struct db_vm *vms;
+    size_t n;
+    json_t **stats;            /* the worker's stats reply per VM; NULL when none */
+    struct scrape_slot *slots; /* one per VM, the context of its stats command */
+    unsigned waiting;          /* stats replies still to come */
+    unsigned refs;             /* waiting replies, and the deadline timer while open */
+    bool answered;
+    bool timer_open;
+    uv_timer_t deadline;
+};
+
+static void scrape_unref(struct scrape *s)
 {
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->len + (size_t)n + 1) * 2;
-        char *grown = realloc(t->buf, cap);
-        if (!grown)
-            return;
-        t->buf = grown;
-        t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
-static void vm_metrics(struct vmmd_daemon *d, struct text *t)
-{
-    struct db_vm *vms = NULL;
-    size_t n = 0;
-
-    if (db_vm_list(d->db, NULL, &vms, &n))
+    if (--s->refs)
         return;
-    put(t, "# HELP vmmd_vm_state 1 for the state the VM is in.\n# TYPE vmmd_vm_state gauge\n");
-    for (size_t i = 0; i < n; i++)
-        for (int s = 0; s < VMMD_STATE_COUNT; s++)
-            put(t, "vmmd_vm_state{id=\"%s\",name=\"%s\",mode=\"%s\",state=\"%s\"} %d\n", vms[i].id,
-                vms[i].name, vms[i].mode, vmmd_state_name((enum vmmd_state)s),
-                strcmp(vms[i].state, vmmd_state_name((enum vmmd_state)s)) == 0);
-    put(t, "# HELP vmmd_vm_vcpus Virtual CPUs of the VM.\n# TYPE vmmd_vm_vcpus gauge\n");
-    for (size_t i = 0; i < n; i++)
-        put(t, "vmmd_vm_vcpus{id=\"%s\",name=\"%s\",mode=\"%s\"} %u\n", vms[i].id, vms[i].name,
-            vms[i].mode, vms[i].vcpus);
-    put(t, "# HELP vmmd_vm_memory_bytes Guest memory of the VM.\n"
-           "# TYPE vmmd_vm_memory_bytes gauge\n");
-    for (size_t i = 0; i < n; i++)
-        put(t, "vmmd_vm_memory_bytes{id=\"%s\",name=\"%s\",mode=\"%s\"} %llu\n", vms[i].id,
-            vms[i].name, vms[i].mode, (unsigned long long)vms[i].memory_mib << 20);
-    db_vm_list_free(vms, n);
+    for (size_t i = 0; s->stats && i < s->n; i++)
+        json_decref(s->stats[i]);
+    db_vm_list_free(s->vms, s->n);
+    free(s->stats);
+    free(s->slots);
+    free(s);
 }
 
-static void http_metrics(struct text *t)
+/* id="..",name="..",mode=".." for a VM, escaped. */
+static void vm_labels(const struct db_vm *vm, char *out, size_t size)
 {
-    put(t, "# HELP vmmd_http_requests_total HTTP requests by route and status.\n"
-           "# TYPE vmmd_http_requests_total counter\n");
-    for (size_t i = 0; i < n_series; i++)
-        put(t, "vmmd_http_requests_total{method=\"%s\",route=\"%s\",status=\"%u\"} %llu\n",
-            series[i].method, series[i].route, series[i].status,
-            (unsigned long long)series[i].count);
-    put(t, "# HELP vmmd_http_request_duration_seconds Time to answer a request.\n"
-           "# TYPE vmmd_http_request_duration_seconds histogram\n");
-    for (size_t i = 0; i < n_series; i++) {
-        const struct series *s = &series[i];
-        for (size_t b = 0; b < N_BUCKETS; b++)
-            put(t,
-                "vmmd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\","
-                "status=\"%u\",le=\"%g\"} %llu\n",
-                s->method, s->route, s->status, buckets[b], (unsigned long long)s->bucket[b]);
-        put(t,
-            "vmmd_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",status=\"%u\","
-            "le=\"+Inf\"} %llu\n",
-            s->method, s->route, s->status, (unsigned long long)s->count);
-        put(t,
-            "vmmd_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\",status=\"%u\"} "
-            "%.6f\n",
-            s->method, s->route, s->status, s->sum_s);
-        put(t,
-            "vmmd_http_request_duration_seconds_count{method=\"%s\",route=\"%s\",status=\"%u\"} "
-            "%llu\n",
-            s->method, s->route, s->status, (unsigned long long)s->count);
+    char id[sizeof(vm->id) * 2], name[sizeof(vm->name) * 2], mode[sizeof(vm->mode) * 2];
+
+    metrics_escape(vm->id, id, sizeof(id));
+    metrics_escape(vm->name, name, sizeof(name));
+    metrics_escape(vm->mode, mode, sizeof(mode));
+    snprintf(out, size, "id=\"%s\",name=\"%s\",mode=\"%s\"", id, name, mode);
+}
+
+static unsigned long long stat_u64(json_t *obj, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(obj, key));
+
+    return v > 0 ? (unsigned long long)v : 0;
+}
+
+/*
+ * A VM's disk or network counters, a series per device of its definition
+ * (label device: disk0.., net0..). The numbers come from the running
+ * worker's stats reply ("disks"/"nics": one object per device, in
+ * definition order); a VM without a worker shows 0.
+ */
+struct device_counter {
+    const char *metric, *type, *help, *key;
+};
+
+static const struct device_counter disk_counters[] = {
+    {"vmmd_vm_disk_read_bytes_total", "counter", "Bytes the guest read from a disk.",
+     "read_bytes"},
+    {"vmmd_vm_disk_written_bytes_total", "counter", "Bytes the guest wrote to a disk.",
+     "write_bytes"},
+    {"vmmd_vm_disk_reads_total", "counter", "Read requests the guest made to a disk.",
+     "read_ops"},
+    {"vmmd_vm_disk_writes_total", "counter", "Write requests the guest made to a disk.",
+     "write_ops"},
+    {"vmmd_vm_disk_flushes_total", "counter", "Flush requests the guest made to a disk.",
+     "flush_ops"},
+    {"vmmd_vm_disk_errors_total", "counter", "Disk requests that failed on the host.", "errors"},
+};
+
+static const struct device_counter nic_counters[] = {
+    {"vmmd_vm_network_receive_bytes_total", "counter", "Bytes a NIC delivered to the guest.",
+     "rx_bytes"},
+    {"vmmd_vm_network_transmit_bytes_total", "counter", "Bytes the guest sent through a NIC.",
+     "tx_bytes"},
+    {"vmmd_vm_network_receive_packets_total", "counter",
+     "Packets a NIC delivered to the guest.", "rx_packets"},
+    {"vmmd_vm_network_transmit_packets_total", "counter", "Packets the guest sent through a NIC.",
+     "tx_packets"},
+    {"vmmd_vm_network_drops_total", "counter", "Packets a NIC dropped.", "drops"},
+};
+
+static void device_metrics(struct strbuf *t, const struct scrape *s, bool disks,
+                           const struct device_counter *counters, size_t n_counters)
+{
+    for (size_t c = 0; c < n_counters; c++) {
+        metrics_family(t, counters[c].metric, counters[c].type, counters[c].help);
+        for (size_t i = 0; i < s->n; i++) {
+            const struct db_vm *vm = &s->vms[i];
+            json_t *defined = json_loads(disks ? vm->disks_json : vm->nics_json, 0, NULL);
+            json_t *counted = json_object_get(s->stats[i], disks ? "disks" : "nics");
+            char labels[256];
+
+            vm_labels(vm, labels, sizeof(labels));
+            for (size_t dev = 0; dev < json_array_size(defined); dev++)
+                strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %llu\n", counters[c].metric, labels,
+                               disks ? "disk" : "net", dev,
+                               stat_u64(json_array_get(counted, dev), counters[c].key));
+            json_decref(defined);
+        }
     }
+}
+
+static void vm_metrics(struct strbuf *t, const struct scrape *s)
+{
+    char labels[256];
+    const char *key;
+    json_t *v;
+
+    metrics_family(t, "vmmd_vm_state", "gauge", "1 for the state the VM is in, 0 for the others.");
+    for (size_t i = 0; i < s->n; i++) {
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        for (int st = 0; st < VMMD_STATE_COUNT; st++)
+            strbuf_printf(t, "vmmd_vm_state{%s,state=\"%s\"} %d\n", labels,
+                           vmmd_state_name((enum vmmd_state)st),
+                           strcmp(s->vms[i].state, vmmd_state_name((enum vmmd_state)st)) == 0);
+    }
+    metrics_family(t, "vmmd_vm_vcpus", "gauge", "Virtual CPUs of the VM.");
+    for (size_t i = 0; i < s->n; i++) {
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        strbuf_printf(t, "vmmd_vm_vcpus{%s} %u\n", labels, s->vms[i].vcpus);
+    }
+    metrics_family(t, "vmmd_vm_memory_bytes", "gauge", "Guest memory of the VM.");
+    for (size_t i = 0; i < s->n; i++) {
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        strbuf_printf(t, "vmmd_vm_memory_bytes{%s} %llu\n", labels,
+                       (unsigned long long)s->vms[i].memory_mib << 20);
+    }
+    metrics_family(t, "vmmd_vm_uptime_seconds", "gauge",
+                   "Time since the VM's worker started it; 0 while it has no worker.");
+    for (size_t i = 0; i < s->n; i++) {
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        strbuf_printf(t, "vmmd_vm_uptime_seconds{%s} %.3f\n", labels,
+                       (double)stat_u64(s->stats[i], "uptime_ns") / 1e9);
+    }
+    /* Counters of the running worker: they start from 0 with each start of the VM. */
+    metrics_family(t, "vmmd_vm_exits_total", "counter",
+                   "VM exits by reason since the VM started (running VMs only).");
+    for (size_t i = 0; i < s->n; i++) {
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        json_object_foreach(json_object_get(s->stats[i], "exits"), key, v)
+        {
+            char reason[64];
+            metrics_escape(key, reason, sizeof(reason));
+            strbuf_printf(t, "vmmd_vm_exits_total{%s,reason=\"%s\"} %llu\n", labels, reason,
+                           (unsigned long long)(json_integer_value(v) > 0 ? json_integer_value(v)
+                                                                          : 0));
+        }
+    }
+    metrics_family(t, "vmmd_vm_console_bytes_total", "counter",
+                   "Bytes the guest wrote to its serial console since it started (running VMs "
+                   "only).");
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->stats[i])
+            continue;
+        vm_labels(&s->vms[i], labels, sizeof(labels));
+        strbuf_printf(t, "vmmd_vm_console_bytes_total{%s} %llu\n", labels,
+                       stat_u64(s->stats[i], "console_bytes"));
+    }
+    device_metrics(t, s, true, disk_counters, sizeof(disk_counters) / sizeof(disk_counters[0]));
+    device_metrics(t, s, false, nic_counters, sizeof(nic_counters) / sizeof(nic_counters[0]));
+}
+
+static void daemon_metrics(struct strbuf *t, struct vmmd_daemon *d, unsigned unanswered)
+{
+    metrics_family(t, "vmmd_build_info", "gauge", "Always 1; the version is a label.");
+    strbuf_printf(t, "vmmd_build_info{version=\"%s\"} 1\n", VMMD_VERSION);
+    metrics_http_write(t, &http_metrics);
+    metrics_family(t, "vmmd_workers_running", "gauge",
+                   "Worker processes (running VMs) the daemon is attached to.");
+    strbuf_printf(t, "vmmd_workers_running %u\n", d->sup ? supervisor_worker_count(d->sup) : 0);
+    metrics_family(t, "vmmd_workers_started_total", "counter", "Workers this daemon started.");
+    strbuf_printf(t, "vmmd_workers_started_total %llu\n",
+                   (unsigned long long)d->metrics.workers_started);
+    metrics_family(t, "vmmd_workers_lost_total", "counter",
+                   "Workers that crashed or were killed while this daemon ran.");
+    strbuf_printf(t, "vmmd_workers_lost_total %llu\n", (unsigned long long)d->metrics.workers_lost);
+    metrics_family(t, "vmmd_scrape_workers_unanswered", "gauge",
+                   "Running VMs whose worker did not send its stats in time for this scrape.");
+    strbuf_printf(t, "vmmd_scrape_workers_unanswered %u\n", unanswered);
+    metrics_family(t, "vmmd_database_size_bytes", "gauge", "Size of the SQLite database.");
+    strbuf_printf(t, "vmmd_database_size_bytes %lld\n", (long long)db_size_bytes(d->db));
+    metrics_family(t, "vmmd_events_emitted_total", "counter",
+                   "Events committed to the event table since the daemon started.");
+    strbuf_printf(t, "vmmd_events_emitted_total %llu\n",
+                   (unsigned long long)d->metrics.events_emitted);
+    metrics_family(t, "vmmd_event_stream_clients", "gauge", "Clients on GET /v1/events now.");
+    strbuf_printf(t, "vmmd_event_stream_clients %u\n", event_stream_clients(d->events));
+    metrics_family(t, "vmmd_event_stream_clients_dropped_total", "counter",
+                   "Event stream clients disconnected for falling too far behind.");
+    strbuf_printf(t, "vmmd_event_stream_clients_dropped_total %llu\n",
+                   (unsigned long long)d->metrics.event_clients_dropped);
+}
+
+static void on_deadline_closed(uv_handle_t *h)
+{
+    scrape_unref(h->data);
+}
+
+static void answer(struct scrape *s)
+{
+    struct strbuf t = {0};
+
+    if (s->answered)
+        return;
+    s->answered = true;
+    vm_metrics(&t, s);
+    daemon_metrics(&t, s->d, s->waiting);
+    if (t.oom)
+        http_respond_error(s->req, API_ERR_INTERNAL, "out of memory");
+    else
+        http_respond_bytes(s->req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                           t.buf ? t.buf : "", t.len);
+    free(t.buf);
+    if (s->timer_open) {
+        s->timer_open = false;
+        uv_timer_stop(&s->deadline);
+        uv_close((uv_handle_t *)&s->deadline, on_deadline_closed);
+    }
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+    answer(timer->data);
+}
+
+static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                     size_t extra_len, const char *error)
+{
+    struct scrape_slot *slot = ctx;
+    struct scrape *s = slot->s;
+
+    (void)d;
+    (void)extra;
+    (void)extra_len;
+    (void)error;
+    if (reply && !s->answered)
+        s->stats[slot->index] = json_incref(reply);
+    s->waiting--;
+    if (s->waiting == 0)
+        answer(s);
+    scrape_unref(s);
 }
 
 void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    struct text t = {0};
+    struct scrape *s = calloc(1, sizeof(*s));
 
     (void)m;
-    vm_metrics(d, &t);
-    http_metrics(&t);
-    put(&t,
-        "# HELP vmmd_workers_running Worker processes the daemon is attached to.\n"
-        "# TYPE vmmd_workers_running gauge\nvmmd_workers_running %u\n",
-        supervisor_worker_count(d->sup));
-    put(&t,
-        "# HELP vmmd_workers_started_total Workers started by this daemon.\n"
-        "# TYPE vmmd_workers_started_total counter\nvmmd_workers_started_total %llu\n",
-        (unsigned long long)d->metrics.workers_started);
-    put(&t,
-        "# HELP vmmd_database_bytes Size of the SQLite database.\n"
-        "# TYPE vmmd_database_bytes gauge\nvmmd_database_bytes %lld\n",
-        (long long)db_size_bytes(d->db));
-    put(&t,
-        "# HELP vmmd_events_emitted_total Events committed since the daemon started.\n"
-        "# TYPE vmmd_events_emitted_total counter\nvmmd_events_emitted_total %llu\n",
-        (unsigned long long)d->metrics.events_emitted);
-    http_respond_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", t.buf ? t.buf : "",
-                       t.len);
-    free(t.buf);
+    if (!s || db_vm_list(d->db, NULL, &s->vms, &s->n)) {
+        free(s);
+        http_respond_error(req, API_ERR_INTERNAL, "cannot list the VMs");
+        return;
+    }
+    s->d = d;
+    s->req = req;
+    s->refs = 1; /* ours until the commands are out */
+    s->stats = calloc(s->n ? s->n : 1, sizeof(*s->stats));
+    s->slots = calloc(s->n ? s->n : 1, sizeof(*s->slots));
+    if (!s->stats || !s->slots) {
+        s->answered = true;
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        scrape_unref(s);
+        return;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        s->slots[i] = (struct scrape_slot){.s = s, .index = i};
+        if (d->sup && supervisor_has_worker(d->sup, s->vms[i].id) &&
+            supervisor_command(d->sup, s->vms[i].id, json_pack("{s:s}", "cmd", "stats"), on_stats,
+                               &s->slots[i]) == 0) {
+            s->waiting++;
+            s->refs++;
+        }
+    }
+    if (s->waiting) {
+        uv_timer_init(d->loop, &s->deadline);
+        s->deadline.data = s;
+        s->timer_open = true;
+        s->refs++;
+        uv_timer_start(&s->deadline, on_deadline, SCRAPE_DEADLINE_MS, 0);
+        http_suspend(req);
+    } else {
+        answer(s);
+    }
+    scrape_unref(s);
 }

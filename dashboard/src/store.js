@@ -1,0 +1,156 @@
+// The VMs as the dashboard knows them. GET /v1/vms gives the list and, in
+// its Vmmd-Last-Event-Id header, the id of the newest event that list
+// already reflects; the event stream starts right after that id, so no
+// change is missed or applied twice. From then on a VM's state comes only
+// from events (they arrive in commit order); GET /v1/vms/{id} only fills in
+// the definition (name, sizes, started_at), so a slow answer can never put
+// an older state back. A dropped stream reconnects with Last-Event-ID.
+
+import { ApiError, api, eventsUrl, request } from './api.js';
+
+const STATE_OWNED = new Set(['state', 'state_reason']);
+const RESYNC_MS = 2000;
+
+export const store = {
+  vms: new Map(),
+  status: 'connecting', // connecting | live | reconnecting | offline
+  loaded: false,
+};
+
+const listeners = new Set();
+let source = null;
+let resyncTimer = null;
+let onUnauthorized = () => {};
+
+// fn(kind, id): kind is 'list', 'vm' (one VM changed), 'deleted' or 'status'.
+export function subscribe(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+function emit(kind, id) {
+  for (const fn of listeners) fn(kind, id);
+}
+
+function setStatus(status) {
+  store.status = status;
+  emit('status');
+}
+
+export function sortedVms() {
+  return [...store.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+// Takes the definition from a fresh GET; the state stays the event stream's.
+function mergeDefinition(vm) {
+  const known = store.vms.get(vm.id);
+  if (!known) return;
+  for (const [key, value] of Object.entries(vm)) {
+    if (!STATE_OWNED.has(key)) known[key] = value;
+  }
+  emit('vm', vm.id);
+}
+
+async function refresh(id) {
+  try {
+    mergeDefinition(await api('GET', `/v1/vms/${encodeURIComponent(id)}`));
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) console.warn('vmmd: refresh', id, err);
+  }
+}
+
+const handlers = {
+  'vm.created'(data) {
+    if (!store.vms.has(data.id)) {
+      store.vms.set(data.id, { ...data, state_reason: null, vcpus: null, memory_mib: null });
+      emit('list');
+    }
+    refresh(data.id);
+  },
+  'vm.updated'(data) {
+    const vm = store.vms.get(data.id);
+    if (vm && data.name) vm.name = data.name;
+    refresh(data.id);
+  },
+  'vm.state_changed'(data) {
+    const vm = store.vms.get(data.id);
+    if (!vm) return;
+    vm.state = data.state;
+    vm.state_reason = data.reason ?? null;
+    emit('vm', data.id);
+    // A start sets started_at and the worker's pid: fetch them.
+    if (data.state === 'starting' || data.previous === 'starting') refresh(data.id);
+  },
+  'vm.deleted'(data) {
+    if (store.vms.delete(data.id)) emit('deleted', data.id);
+  },
+  'daemon.started'() {
+    emit('daemon');
+  },
+};
+
+function openStream(since) {
+  source = new EventSource(eventsUrl(since));
+  source.onopen = () => setStatus('live');
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (a restart in progress, or the token is no longer good): start over.
+      setStatus('offline');
+      scheduleResync();
+    } else {
+      setStatus('reconnecting'); // the browser resumes with Last-Event-ID
+    }
+  };
+  for (const [type, handle] of Object.entries(handlers)) {
+    source.addEventListener(type, (ev) => {
+      try {
+        handle(JSON.parse(ev.data));
+      } catch (err) {
+        console.warn('vmmd: bad event', type, err);
+      }
+    });
+  }
+}
+
+function closeStream() {
+  if (source) source.close();
+  source = null;
+  clearTimeout(resyncTimer);
+}
+
+function scheduleResync() {
+  closeStream();
+  resyncTimer = setTimeout(() => connect().catch(() => {}), RESYNC_MS);
+}
+
+// Loads the list and follows the event stream from there.
+export async function connect(unauthorized) {
+  if (unauthorized) onUnauthorized = unauthorized;
+  closeStream();
+  setStatus('connecting');
+  let res;
+  try {
+    res = await request('GET', '/v1/vms');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      setStatus('offline');
+      onUnauthorized();
+      throw err;
+    }
+    setStatus('offline');
+    scheduleResync();
+    throw err;
+  }
+  store.vms = new Map(res.body.map((vm) => [vm.id, vm]));
+  store.loaded = true;
+  emit('list');
+  const since = res.headers.get('Vmmd-Last-Event-Id');
+  openStream(since === null ? null : Number(since));
+}
+
+export function disconnect() {
+  closeStream();
+  store.vms = new Map();
+  store.loaded = false;
+  setStatus('offline');
+}

@@ -9,10 +9,17 @@ shift || true
 
 # Build: compiler, CMake, cmocka. Tests and benchmarks: QEMU (TCG lab and the
 # peer in benchmarks), busybox-static, cpio, kmod and e2fsprogs for the lab's
-# initramfs and disk images; promtool (package prometheus) for the metrics test.
+# initramfs and disk images. The dashboard: Chromium for its browser test,
+# promtool (package prometheus) for the metrics test.
 PACKAGES=(gcc make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
-          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 prometheus)
+          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 chromium prometheus)
+# Node.js and npm vendor the dashboard's terminal widget and run the browser
+# test (playwright-core wants Node.js 20). A machine that has them from
+# elsewhere (NodeSource's nodejs bundles npm) keeps them: Debian's npm
+# package would conflict with that nodejs.
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

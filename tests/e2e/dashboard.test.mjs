@@ -1,0 +1,270 @@
+// The dashboard end to end in a real browser: Debian's headless Chromium,
+// driven by playwright-core, against a real vmmd on TCP (so through the
+// token login) with a real worker running the `echo` test guest. It creates
+// a VM through the form (first with an invalid name, whose error must show
+// next to the field), starts it and sees the state turn to running without a
+// reload, reads the guest's console output and types into it, refuses a
+// forced delete, stops and deletes it. Screenshots of the form's error, the
+// list and the VM page go to the artifact directory.
+//
+// Usage: node dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR
+// Exit: 0 all passed, 1 a check failed, 77 skipped (no /dev/kvm).
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [vmmd, guestDir, artifacts] = process.argv.slice(2);
+const CHROMIUM = '/usr/bin/chromium';
+// The machine's documented flags: no sandbox as root, and nothing that reaches out to the network.
+const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const STEP_MS = 15000;
+
+let passed = 0;
+let failed = 0;
+function check(name, ok, detail = '') {
+  if (ok) {
+    passed++;
+    console.log(`PASS ${name}`);
+  } else {
+    failed++;
+    console.log(`FAIL ${name}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+// Runs one step; a step that throws (a timeout waiting for the page) is a failed check.
+async function step(name, fn) {
+  try {
+    const result = await fn();
+    check(name, result !== false);
+    return result !== false;
+  } catch (err) {
+    check(name, false, err.message.split('\n')[0]);
+    return false;
+  }
+}
+
+if (!vmmd || !guestDir || !artifacts) {
+  console.error('usage: dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR');
+  process.exit(2);
+}
+if (Number(process.versions.node.split('.')[0]) < 20) {
+  console.error(`FAIL: playwright-core needs Node.js 20 or later, this is ${process.version}`);
+  process.exit(1);
+}
+try {
+  fs.accessSync('/dev/kvm', fs.constants.W_OK);
+} catch {
+  console.error('SKIPPED: /dev/kvm is not available here; the dashboard browser test did not run');
+  process.exit(77);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`FAIL: ${CHROMIUM} is missing (scripts/setup.sh installs Debian's chromium)`);
+  process.exit(1);
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmmd-e2e-'));
+const state = path.join(tmp, 'state');
+const port = 20000 + Math.floor(Math.random() * 20000);
+const base = `http://127.0.0.1:${port}`;
+const kernel = path.join(fs.realpathSync(guestDir), 'guest-echo.elf');
+fs.mkdirSync(artifacts, { recursive: true });
+
+const daemon = spawn(vmmd, ['serve', '--state-dir', state, '--image-dir', guestDir,
+  '--listen', `127.0.0.1:${port}`, '--log-file', path.join(tmp, 'vmmd.log')], { stdio: 'inherit' });
+let browser = null;
+
+function cleanup() {
+  daemon.kill('SIGKILL');
+  // Workers outlive the daemon by design: end the ones this test started.
+  spawnSync('pkill', ['-9', '-f', '--', `--control ${state}/run/`]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+async function waitForDaemon() {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/`)).ok) return true;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+async function apiGet(p, token) {
+  return fetch(`${base}${p}`, { headers: { Authorization: `Bearer ${token}` } });
+}
+
+async function main() {
+  const started = Date.now();
+  if (!(await waitForDaemon())) {
+    check('the daemon serves the dashboard on TCP', false, fs.readFileSync(path.join(tmp, 'vmmd.log'), 'utf8'));
+    return;
+  }
+  const token = fs.readFileSync(path.join(state, 'token'), 'utf8').trim();
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  const pageErrors = [];
+  const external = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('request', (req) => {
+    if (!req.url().startsWith(base) && !req.url().startsWith(`ws://127.0.0.1:${port}`)) external.push(req.url());
+  });
+  let navigations = 0;
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) navigations++;
+  });
+  const dialogs = [];
+  let answerDialog = true;
+  page.on('dialog', async (dialog) => {
+    dialogs.push(dialog.message());
+    if (answerDialog) await dialog.accept();
+    else await dialog.dismiss();
+  });
+
+  await page.goto(`${base}/`);
+  await step('over TCP the dashboard asks for the API token', async () => {
+    await page.locator('#login-form').waitFor();
+  });
+  await step('a wrong token is refused at the login', async () => {
+    await page.fill('#login-token', `wrong${token}`);
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#login-error', { hasText: 'not accepted' }).waitFor();
+  });
+  await step('the right token opens the VM list, the event stream goes live', async () => {
+    await page.fill('#login-token', token);
+    await page.click('#login-form button[type=submit]');
+    await page.locator('#vm-table').waitFor();
+    await page.locator('#conn[data-status="live"]').waitFor();
+  });
+
+  await step('create with an invalid name: the API\'s error shows next to the name field', async () => {
+    await page.fill('#create-name', 'Bad_Name');
+    await page.fill('#create-kernel', kernel);
+    await page.fill('#create-memory_mib', '32');
+    await page.click('#create-form button[type=submit]');
+    const error = page.locator('[data-field="name"] .field-error');
+    await error.filter({ hasText: 'name' }).waitFor();
+    return (await page.locator('[data-field="name"].invalid').count()) === 1 &&
+      (await page.locator('#vm-table tbody tr').count()) === 0;
+  });
+  await page.screenshot({ path: path.join(artifacts, 'create-error.png') });
+  console.log(`screenshot: ${path.join(artifacts, 'create-error.png')}`);
+  const row = page.locator('tr[data-vm-name="e2e-echo"]');
+  await step('create with a valid name: the VM appears in the list, stopped', async () => {
+    await page.fill('#create-name', 'e2e-echo');
+    await page.click('#create-form button[type=submit]');
+    await row.and(page.locator('[data-state="stopped"]')).waitFor();
+    return (await page.locator('[data-field="name"] .field-error').textContent()) === '';
+  });
+
+  await page.evaluate(() => { window.e2eMarker = 'no reload'; });
+  const navigationsBefore = navigations;
+  await step('start: the state turns to running without a reload', async () => {
+    await row.locator('[data-action="start"]').click();
+    await page.locator('tr[data-vm-name="e2e-echo"][data-state="running"]').waitFor();
+    const marker = await page.evaluate(() => window.e2eMarker);
+    return marker === 'no reload' && navigations === navigationsBefore;
+  });
+  await step('running: stop, pause and the rest follow the state, start does not', async () => {
+    const enabled = async (a) => row.locator(`[data-action="${a}"]`).isEnabled();
+    return !(await enabled('start')) && (await enabled('stop')) && (await enabled('pause')) &&
+      !(await enabled('resume')) && (await enabled('delete'));
+  });
+  await page.waitForTimeout(1200); // let the uptime tick once
+  await page.screenshot({ path: path.join(artifacts, 'vm-list.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'vm-list.png')}`);
+
+  await step('the VM page opens from the list', async () => {
+    await row.locator('td.name a').click();
+    await page.locator('.vm-page #vm-state', { hasText: 'running' }).waitFor();
+  });
+  const screen = page.locator('#terminal .xterm-rows');
+  await step('the terminal shows the guest\'s console output', async () => {
+    await page.locator('#console-status', { hasText: 'attached' }).waitFor();
+    await screen.filter({ hasText: 'echo: ready' }).waitFor();
+  });
+  await step('typing in the terminal reaches the guest and its echo comes back', async () => {
+    await page.locator('#terminal').click();
+    await page.keyboard.type('hello from chromium');
+    await page.keyboard.press('Enter');
+    await screen.filter({ hasText: 'hello from chromium' }).waitFor();
+  });
+  await step('the activity panel shows uptime and exits from the stats endpoint', async () => {
+    await page.waitForFunction(() => {
+      const exits = document.querySelector('#stat-exits')?.textContent;
+      return exits && exits !== '–' && exits !== '0';
+    });
+    await page.waitForTimeout(2500); // two more samples make a line on the chart
+    const chartDrawn = await page.evaluate(() => {
+      const c = document.querySelector('#exits-chart');
+      const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let blue = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i + 2] > 150 && data[i] < 120 && data[i + 3] > 200) blue++;
+      return blue > 50;
+    });
+    const uptime = await page.locator('#stat-uptime').textContent();
+    return chartDrawn && /\d+s/.test(uptime);
+  });
+  await page.screenshot({ path: path.join(artifacts, 'vm-page.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'vm-page.png')}`);
+
+  await step('delete while running asks to force it; declining keeps the VM', async () => {
+    answerDialog = false;
+    await page.locator('.vm-page [data-action="delete"]').click();
+    await page.waitForTimeout(300);
+    answerDialog = true;
+    const asked = dialogs.at(-1) || '';
+    const res = await apiGet('/v1/vms/e2e-echo', token);
+    return asked.includes('Stop it and delete it') && res.status === 200;
+  });
+  await step('stop: the state turns to stopped and the console detaches', async () => {
+    await page.locator('.vm-page [data-action="stop"]').click();
+    await page.locator('.vm-page #vm-state', { hasText: 'stopped' }).waitFor();
+    await page.locator('#console-status', { hasText: 'detached' }).waitFor();
+  });
+  await step('delete: confirmed, the VM is gone from the list and the API', async () => {
+    await page.locator('.vm-page [data-action="delete"]').click();
+    await page.locator('#vm-table').waitFor();
+    await page.locator('tr[data-vm-name="e2e-echo"]').waitFor({ state: 'detached' });
+    const res = await apiGet('/v1/vms/e2e-echo', token);
+    return (dialogs.at(-1) || '').startsWith('Delete e2e-echo?') && res.status === 404;
+  });
+  check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.join('; '));
+  check('nothing was fetched from anywhere but vmmd', external.length === 0, external.join(' '));
+  console.log(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+try {
+  await main();
+} catch (err) {
+  check('the browser test ran to the end', false, err.stack);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  if (failed) {
+    try {
+      console.log('--- vmmd log ---');
+      console.log(fs.readFileSync(path.join(tmp, 'vmmd.log'), 'utf8').split('\n').slice(-40).join('\n'));
+    } catch {
+      /* no log */
+    }
+  }
+  cleanup();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -120,20 +120,27 @@ static void blk_queue_notify(struct virtio_pci *vp, unsigned q)
     do {
         /* At most a queue's worth per round: a guest refilling as fast as we serve cannot pin us. */
         for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
-            uint32_t written;
+            uint32_t written = 0;
             uint8_t status;
             if (virtio_pci_pop(vp, q, e, &gen) != 1)
                 break;
-            if (e->in_len == 0) {
-                /* Nowhere to put the status byte: complete it with nothing written. */
-                virtio_pci_push(vp, q, e, 0, gen);
-                continue;
+            /* With nowhere to put the status byte, complete it with nothing written. */
+            if (e->in_len) {
+                status = serve(blk, e, &written);
+                virtq_copy_to_in(e, e->in_len - 1, &status, 1);
+                written++;
             }
-            status = serve(blk, e, &written);
-            virtq_copy_to_in(e, e->in_len - 1, &status, 1);
-            virtio_pci_push(vp, q, e, written + 1, gen);
+            virtio_pci_push(vp, q, e, written, gen);
+            /*
+             * Signal each completion at once (NO_INTERRUPT and EVENT_IDX let the
+             * driver suppress it): a driver keeping a few large requests in
+             * flight must not wait for the whole batch, or the queue drains
+             * before it refills. 4 x 1 MiB in flight, guest halting until each
+             * interrupt: 4.3 -> 5.7 GB/s (medians of 8, the virtio-blk guest's
+             * bench mode).
+             */
+            virtio_pci_notify(vp, q);
         }
-        virtio_pci_notify(vp, q);
     } while (virtio_pci_rearm(vp, q));
 }
 

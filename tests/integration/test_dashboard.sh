@@ -97,6 +97,17 @@ check "event stream with a wrong ?token= -> 401" $([[ $code == 401 ]] && ! grep 
 get "/v1/events?token=" -N --max-time 1
 check "event stream with an empty ?token= -> 401" $([[ $code == 401 ]]; echo $?)
 
+# Connections that end inside their headers, twice: not requests, nothing counted, no crash.
+for _ in 1 2; do
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET /v1/vms HTTP/1.1\r\nHost: x\r\n' >&3
+    sleep 0.2
+    exec 3>&-
+done
+get /metrics "${authed[@]}"
+check "half-sent requests are not counted and do no harm" \
+    $([[ $code == 200 ]] && ! grep -q 'method="(null)"' "$tmp/body" && kill -0 "$daemon_pid"; echo $?)
+
 # --- what the dashboard builds on ------------------------------------------------------
 get /v1/host "${authed[@]}"
 check "GET /v1/host has the lifecycle table" \

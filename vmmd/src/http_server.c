@@ -285,7 +285,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->stream_done)
         req->stream_done(req->stream);
-    if (http_observer)
+    /* No method: the connection ended inside the headers, before a request was made. */
+    if (http_observer && req->method)
         http_observer(srv->d, req->method, req->route ? req->route : "unmatched", req->status,
                       mono_ns() - req->start_ns);
     if (req->response)

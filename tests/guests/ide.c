@@ -54,24 +54,6 @@ static uint32_t prd[2] __attribute__((aligned(8)));
 static uint16_t bm_base;
 static bool readonly;
 
-static inline void outw(uint16_t v, uint16_t port)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline void outl(uint32_t v, uint16_t port)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 /* One string instruction per block: one exit, not 256. */
 static void insw(uint16_t port, void *dst, size_t words)
 {

@@ -99,41 +99,6 @@ struct virtio_dev {
 	uint32_t spin_limit; /* polls of the used ring before giving up */
 };
 
-/* --- port and MMIO access not in guest.h --------------------------------- */
-
-static inline void outl(uint32_t v, uint16_t port)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline void mmio_write8(uintptr_t addr, uint8_t v)
-{
-	*(volatile uint8_t *)addr = v;
-}
-
-static inline uint8_t mmio_read8(uintptr_t addr)
-{
-	return *(volatile uint8_t *)addr;
-}
-
-static inline void mmio_write16(uintptr_t addr, uint16_t v)
-{
-	*(volatile uint16_t *)addr = v;
-}
-
-static inline uint16_t mmio_read16(uintptr_t addr)
-{
-	return *(volatile uint16_t *)addr;
-}
-
 static inline void compiler_barrier(void)
 {
 	__asm__ volatile("" ::: "memory");

@@ -155,6 +155,11 @@ int block_image_flush(struct block_image *img)
     return 0;
 }
 
+void block_image_count_error(struct block_image *img)
+{
+    STAT_ADD(img->stats.errors, 1);
+}
+
 void block_image_get_stats(const struct block_image *img, struct block_image_stats *out)
 {
     out->read_bytes = __atomic_load_n(&img->stats.read_bytes, __ATOMIC_RELAXED);

@@ -40,6 +40,8 @@ int block_image_read(struct block_image *img, const struct iovec *iov, int iovcn
 int block_image_write(struct block_image *img, const struct iovec *iov, int iovcnt,
                       uint64_t offset);
 int block_image_flush(struct block_image *img);
+/* Counts a request the device refused before it reached the image (bad range, bad shape). */
+void block_image_count_error(struct block_image *img);
 void block_image_get_stats(const struct block_image *img, struct block_image_stats *out);
 
 #endif

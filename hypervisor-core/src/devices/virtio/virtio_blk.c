@@ -88,8 +88,10 @@ static uint8_t serve(struct virtio_blk *blk, struct virtq_elem *e, uint32_t *wri
         bool in = hdr.type == VIRTIO_BLK_T_IN;
         n = data_segments(e, in, iov, &len);
         if (n < 0 || len % BLOCK_SECTOR_SIZE || hdr.sector > sectors ||
-            len / BLOCK_SECTOR_SIZE > sectors - hdr.sector)
+            len / BLOCK_SECTOR_SIZE > sectors - hdr.sector) {
+            block_image_count_error(blk->image);
             return VIRTIO_BLK_S_IOERR;
+        }
         rc = in ? block_image_read(blk->image, iov, n, hdr.sector * BLOCK_SECTOR_SIZE)
                 : block_image_write(blk->image, iov, n, hdr.sector * BLOCK_SECTOR_SIZE);
         if (rc)

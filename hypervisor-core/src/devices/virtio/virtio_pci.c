@@ -32,6 +32,7 @@
 #define ISR_QUEUE 0x1
 #define ISR_CONFIG 0x2
 #define EPOLL_STOP 0x200u
+#define VIRTIO_ERRORS_LOGGED 5
 #define EPOLL_EXTRA 0x100u
 
 static void raise_interrupt(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
@@ -44,12 +45,20 @@ static void raise_interrupt(struct virtio_pci *vp, uint16_t vector, uint8_t isr_
     pci_device_set_intx(&vp->pdev, true);
 }
 
-/* A guest mistake in a queue: stop the device until the driver resets it (virtio 2.1.2). */
+/*
+ * A guest mistake in a queue: stop the device until the driver resets it
+ * (virtio 2.1.2). The first few are logged (the worker's log) so an operator
+ * can tell why a disk went away; a guest repeating it cannot flood the log.
+ */
 static void mark_needs_reset(struct virtio_pci *vp, unsigned q)
 {
     if (vp->status & VIRTIO_CONFIG_S_NEEDS_RESET)
         return;
     snprintf(vp->broken_reason, sizeof(vp->broken_reason), "queue %u: %s", q, vp->vqs[q].error);
+    if (vp->errors_logged < VIRTIO_ERRORS_LOGGED)
+        fprintf(stderr, "vmmd: %s at 00:%02x.0: %s; device needs reset%s\n", vp->ops->name,
+                vp->pdev.devfn >> 3, vp->broken_reason,
+                ++vp->errors_logged == VIRTIO_ERRORS_LOGGED ? " (further errors not logged)" : "");
     vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
     vp->config_generation++;
     raise_interrupt(vp, vp->config_vector, ISR_CONFIG);

@@ -66,6 +66,7 @@ struct virtio_pci {
     uint16_t queue_vector[VIRTIO_MAX_QUEUES];
     unsigned generation; /* bumped by every reset */
     char broken_reason[128];
+    unsigned errors_logged;
 
     int kick_fd[VIRTIO_MAX_QUEUES];
     uint64_t notify_base; /* where the notify area decodes now, 0 if nowhere */

@@ -18,6 +18,7 @@ void pci_device_init(struct pci_device *pdev, const char *name, const struct pci
                      uint32_t class_code, uint8_t revision)
 {
     memset(pdev, 0, sizeof(*pdev));
+    pthread_mutex_init(&pdev->intx_lock, NULL);
     pdev->name = name;
     pdev->ops = ops;
     pdev->platform = platform;
@@ -85,7 +86,7 @@ static uint16_t command(const struct pci_device *pdev)
     return pci_cfg_get16(pdev, PCI_COMMAND);
 }
 
-static void update_intx(struct pci_device *pdev)
+static void update_intx_locked(struct pci_device *pdev)
 {
     bool level = pdev->intx_asserted && !(command(pdev) & PCI_COMMAND_INTX_DISABLE);
 
@@ -97,12 +98,21 @@ static void update_intx(struct pci_device *pdev)
         pdev->platform->set_irq(pdev->platform->opaque, pdev->intx_gsi, level);
 }
 
+static void update_intx(struct pci_device *pdev)
+{
+    pthread_mutex_lock(&pdev->intx_lock);
+    update_intx_locked(pdev);
+    pthread_mutex_unlock(&pdev->intx_lock);
+}
+
 void pci_device_set_intx(struct pci_device *pdev, bool asserted)
 {
-    if (pdev->intx_asserted == asserted)
-        return;
-    pdev->intx_asserted = asserted;
-    update_intx(pdev);
+    pthread_mutex_lock(&pdev->intx_lock);
+    if (pdev->intx_asserted != asserted) {
+        pdev->intx_asserted = asserted;
+        update_intx_locked(pdev);
+    }
+    pthread_mutex_unlock(&pdev->intx_lock);
 }
 
 bool pci_device_bus_master(const struct pci_device *pdev)
@@ -153,7 +163,8 @@ void pci_device_config_write(struct pci_device *pdev, unsigned reg, unsigned siz
         return;
     for (unsigned i = 0; i < size; i++) {
         uint8_t m = pdev->wmask[reg + i], b = (uint8_t)(value >> (8 * i));
-        pdev->config[reg + i] = (uint8_t)((pdev->config[reg + i] & ~m) | (b & m));
+        if (m) /* read-only bytes (status) may be changing on a device thread */
+            pdev->config[reg + i] = (uint8_t)((pdev->config[reg + i] & ~m) | (b & m));
     }
     if (reg < PCI_BAR0 + 4 * PCI_NUM_BARS && reg + size > PCI_COMMAND) {
         update_bars(pdev);
@@ -165,8 +176,7 @@ void pci_device_config_write(struct pci_device *pdev, unsigned reg, unsigned siz
 
 void pci_device_reset(struct pci_device *pdev)
 {
-    pdev->intx_asserted = false;
-    update_intx(pdev);
+    pci_device_set_intx(pdev, false);
     if (pdev->ops && pdev->ops->reset)
         pdev->ops->reset(pdev);
 }

@@ -7,6 +7,7 @@
 #ifndef HV_PCI_DEVICE_H
 #define HV_PCI_DEVICE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,6 +71,9 @@ struct pci_device {
     uint8_t cap_end;     /* next free byte for a capability */
     unsigned intx_gsi;   /* IOAPIC input the INTx pin is wired to (set by the bus) */
     bool intx_asserted;  /* what the device wants the line to be */
+    /* Devices raise INTx from their own threads while config writes (under the
+     * bus lock) may disable it: this orders the two so the line ends up right. */
+    pthread_mutex_t intx_lock;
 };
 
 /* class_code is the 24-bit class/subclass/prog-if triple. */

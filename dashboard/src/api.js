@@ -74,7 +74,9 @@ export function eventsUrl(since) {
   return withToken(since == null ? '/v1/events' : `/v1/events?since=${since}`);
 }
 
-export function consoleSocketUrl(id) {
+// The socket starts with the last `tail` bytes the guest printed, then live output.
+export function consoleSocketUrl(id, tail) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}${withToken(`/v1/vms/${encodeURIComponent(id)}/console`)}`;
+  const path = `/v1/vms/${encodeURIComponent(id)}/console?tail=${tail}`;
+  return `${scheme}//${location.host}${withToken(path)}`;
 }

@@ -2,14 +2,13 @@
 // a terminal widget over the console WebSocket, and a chart of exits per
 // second from the stats endpoint.
 //
-// The console first shows the tail of what the guest printed (GET
-// /console?tail=), then attaches: the worker sends output from the moment of
-// attach on, so bytes printed in the few milliseconds between the two can
-// be missing from the screen (never from the console log).
+// The console WebSocket asks for the tail of what the guest printed
+// (?tail=): the worker sends that history and then the live output as one
+// stream, so nothing printed around the moment of attach is lost or doubled.
 
 import { Terminal } from './xterm.mjs';
 import { renderActions } from './actions.js';
-import { api, consoleSocketUrl, request } from './api.js';
+import { api, consoleSocketUrl } from './api.js';
 import { drawChart } from './chart.js';
 import { count, duration, el, mib } from './format.js';
 import { store, subscribe } from './store.js';
@@ -47,29 +46,13 @@ function consolePane(vm) {
   async function attach() {
     if (closed || socket || !HAS_CONSOLE.has(store.vms.get(vm.id)?.state)) return;
     setStatus('attaching…', 'busy');
-    socket = new WebSocket(consoleSocketUrl(vm.id));
+    socket = new WebSocket(consoleSocketUrl(vm.id, TAIL_BYTES));
     socket.binaryType = 'arraybuffer';
-    const pending = [];
-    let ready = false;
-    socket.onopen = async () => {
-      try {
-        const tail = await request('GET', `/v1/vms/${encodeURIComponent(vm.id)}/console?tail=${TAIL_BYTES}`,
-          undefined, { raw: true });
-        term.reset();
-        term.write(tail.body);
-      } catch {
-        /* the live output still comes */
-      }
-      ready = true;
-      for (const chunk of pending) term.write(chunk);
-      pending.length = 0;
+    socket.onopen = () => {
+      term.reset(); /* a re-attach gets the history again */
       setStatus('attached', 'ok');
     };
-    socket.onmessage = (ev) => {
-      const chunk = new Uint8Array(ev.data);
-      if (ready) term.write(chunk);
-      else pending.push(chunk);
-    };
+    socket.onmessage = (ev) => term.write(new Uint8Array(ev.data));
     socket.onclose = () => {
       socket = null;
       if (!closed) setStatus('detached', 'off');

@@ -76,6 +76,16 @@ check "console shows the guest's output" $(grep -q "echo: ready" "$tmp/body"; ec
 "$WS_CLIENT" "$SOCK" /v1/vms/demo/console $'typed over a websocket\r' 1500 >"$tmp/ws" 2>"$tmp/ws.err"
 check "WebSocket console: keystrokes reach the guest, its echo comes back" \
     $(grep -q "typed over a websocket" "$tmp/ws"; echo $?)
+check "WebSocket console without ?tail: live output only" $(! grep -q "echo: ready" "$tmp/ws"; echo $?)
+"$WS_CLIENT" "$SOCK" "/v1/vms/demo/console?tail=65536" $'second line\r' 1500 >"$tmp/ws" 2>"$tmp/ws.err"
+check "WebSocket console with ?tail: the history once, then the live echo" \
+    $([[ $(grep -c "echo: ready" "$tmp/ws") == 1 ]] && [[ $(grep -c "typed over a websocket" "$tmp/ws") == 1 ]] \
+      && grep -q "second line" "$tmp/ws"; echo $?)
+status=$(curl -s -o "$tmp/body" -w '%{http_code}' --unix-socket "$SOCK" -H "Connection: Upgrade" \
+    -H "Upgrade: websocket" -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \
+    "http://vmmd/v1/vms/demo/console?tail=65537")
+check "WebSocket console: ?tail past the worker's ring -> 400" \
+    $([[ $status == 400 ]] && jbody .detail | grep -q "tail: must be 0 to 65536"; echo $?)
 api POST /v1/vms/demo/start
 check "second start -> 409" $([[ $status == 409 ]]; echo $?)
 api POST /v1/vms/demo/pause

@@ -91,18 +91,25 @@ void console_buffer_write(void *opaque, const uint8_t *buf, size_t len)
         write_all(c->also_fd, buf, len);
 }
 
-size_t console_buffer_tail(struct console_buffer *c, uint8_t *out, size_t max)
+static size_t tail_locked(struct console_buffer *c, uint8_t *out, size_t max)
 {
-    size_t n;
+    size_t n = c->total < CONSOLE_RING_SIZE ? (size_t)c->total : CONSOLE_RING_SIZE;
     uint64_t start;
 
-    pthread_mutex_lock(&c->lock);
-    n = c->total < CONSOLE_RING_SIZE ? (size_t)c->total : CONSOLE_RING_SIZE;
     if (n > max)
         n = max;
     start = c->total - n;
     for (size_t i = 0; i < n; i++)
         out[i] = c->ring[(start + i) % CONSOLE_RING_SIZE];
+    return n;
+}
+
+size_t console_buffer_tail(struct console_buffer *c, uint8_t *out, size_t max)
+{
+    size_t n;
+
+    pthread_mutex_lock(&c->lock);
+    n = tail_locked(c, out, max);
     pthread_mutex_unlock(&c->lock);
     return n;
 }
@@ -117,13 +124,17 @@ uint64_t console_buffer_total(struct console_buffer *c)
     return t;
 }
 
-int console_buffer_attach(struct console_buffer *c, int fd)
+int console_buffer_attach(struct console_buffer *c, int fd, const char *greeting, size_t tail)
 {
+    static uint8_t history[CONSOLE_RING_SIZE]; /* only touched under the lock */
     int rc = -ENOSPC;
 
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++) {
         if (c->clients[i] < 0) {
+            /* The guest waits for these two writes: at most a line and the ring's size. */
+            write_all(fd, (const uint8_t *)greeting, strlen(greeting));
+            write_all(fd, history, tail_locked(c, history, tail));
             c->clients[i] = fd;
             rc = 0;
             break;

@@ -35,8 +35,13 @@ void console_buffer_write(void *opaque, const uint8_t *buf, size_t len);
 /* Copies the last min(max, available) bytes into out; returns how many. */
 size_t console_buffer_tail(struct console_buffer *c, uint8_t *out, size_t max);
 uint64_t console_buffer_total(struct console_buffer *c);
-/* Adds a client socket that receives output from now on; -ENOSPC when full. */
-int console_buffer_attach(struct console_buffer *c, int fd);
+/*
+ * Adds a client socket that receives output from now on; -ENOSPC when full
+ * (then nothing is sent). Before any live output it sends the greeting and
+ * the last `tail` bytes, all under the lock, so the client sees the history
+ * and the live stream without a gap or an overlap.
+ */
+int console_buffer_attach(struct console_buffer *c, int fd, const char *greeting, size_t tail);
 void console_buffer_detach(struct console_buffer *c, int fd);
 
 #endif

@@ -52,14 +52,15 @@ static void unlink_session(struct ws_session *s)
         *pp = s->next;
 }
 
-/* Connects to the worker's control socket and switches it to attach mode. */
-static int attach_worker(struct vmmd_daemon *d, const char *vm_id)
+/* Connects to the worker's control socket and switches it to attach mode;
+ * the stream starts with the last `tail` bytes the guest printed. */
+static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct timeval tv = {.tv_sec = 1};
-    char *dir = supervisor_vm_dir(d->sup, vm_id), reply[256];
+    char *dir = supervisor_vm_dir(d->sup, vm_id), reply[256], cmd[64];
     ssize_t n;
-    int fd;
+    int fd, cmd_len;
 
     if (!dir)
         return -ENOMEM;
@@ -69,8 +70,9 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id)
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    cmd_len = snprintf(cmd, sizeof(cmd), "{\"cmd\":\"attach\",\"tail\":%zu}\n", tail);
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        send(fd, "{\"cmd\":\"attach\"}\n", 17, MSG_NOSIGNAL) != 17) {
+        send(fd, cmd, (size_t)cmd_len, MSG_NOSIGNAL) != cmd_len) {
         close(fd);
         return -ECONNREFUSED;
     }
@@ -278,7 +280,7 @@ static bool header_has(struct http_request *req, const char *name, const char *t
 
 /* Upgrades to the interactive console. */
 static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
-                              const struct db_vm *vm)
+                              const struct db_vm *vm, size_t tail)
 {
     const char *key = http_header(req, "Sec-WebSocket-Key");
     const char *version = http_header(req, "Sec-WebSocket-Version");
@@ -297,7 +299,7 @@ static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
                            vm->name, vm->state);
         return;
     }
-    fd = attach_worker(d, vm->id);
+    fd = attach_worker(d, vm->id, tail);
     if (fd < 0) {
         http_respond_error(req, API_ERR_CONFLICT, "cannot attach to the console of '%s': %s",
                            vm->name, strerror(-fd));
@@ -371,22 +373,24 @@ void route_vm_console(struct vmmd_daemon *d, struct http_request *req,
                       const struct route_match *m)
 {
     const char *tail = http_query(req, "tail");
+    bool upgrade = header_has(req, "Upgrade", "websocket") && header_has(req, "Connection", "upgrade");
     struct db_vm vm = {0};
-    long long want = TAIL_DEFAULT;
+    /* A WebSocket starts live unless asked for history (at most the worker's ring). */
+    long long want = upgrade ? 0 : TAIL_DEFAULT, max = upgrade ? WORKER_CONSOLE_TAIL_MAX : TAIL_MAX;
     char *end;
 
     if (tail) {
         errno = 0;
         want = strtoll(tail, &end, 10);
-        if (errno || *end || end == tail || want < 0 || want > TAIL_MAX) {
-            http_respond_error(req, API_ERR_BAD_REQUEST, "tail: must be 0 to %d bytes", TAIL_MAX);
+        if (errno || *end || end == tail || want < 0 || want > max) {
+            http_respond_error(req, API_ERR_BAD_REQUEST, "tail: must be 0 to %lld bytes", max);
             return;
         }
     }
     if (routes_load_vm(d, req, m->id, &vm))
         return;
-    if (header_has(req, "Upgrade", "websocket") && header_has(req, "Connection", "upgrade")) {
-        console_websocket(d, req, &vm);
+    if (upgrade) {
+        console_websocket(d, req, &vm, (size_t)want);
         db_vm_clear(&vm);
         return;
     }

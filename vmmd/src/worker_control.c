@@ -207,12 +207,12 @@ static void handle_command(struct control_client *c, const char *line, struct wo
     } else if (strcmp(cmd, "console") == 0) {
         send_console_tail(c->fd, ctx, json_integer_value(json_object_get(req, "tail")));
     } else if (strcmp(cmd, "attach") == 0) {
-        if (console_buffer_attach(ctx->console, c->fd) == 0) {
-            reply(c->fd, json_pack("{s:b}", "ok", 1));
+        json_int_t tail = json_integer_value(json_object_get(req, "tail"));
+        if (console_buffer_attach(ctx->console, c->fd, "{\"ok\":true}\n",
+                                  tail > 0 ? (size_t)tail : 0) == 0)
             c->attached = true;
-        } else {
+        else
             reply_error(c->fd, "too many console clients");
-        }
     } else {
         reply_error(c->fd, "unknown command");
     }

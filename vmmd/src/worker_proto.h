@@ -9,7 +9,8 @@
  *   {"cmd":"pause"|"resume"|"stop"|"reboot"}           {"ok":true}
  *   {"cmd":"shutdown"}          Ctrl-Alt-Del, and the next reboot ends the worker: {"ok":true}
  *   {"cmd":"console","tail":N}  {"ok":true,"bytes":M} followed by M raw bytes
- *   {"cmd":"attach"}            {"ok":true}, then the connection is the raw console both ways
+ *   {"cmd":"attach","tail":N}   {"ok":true}, then the connection is the raw console both ways,
+ *                               starting with the last N bytes of output (tail optional)
  *
  * Errors: {"ok":false,"error":"..."}. When the worker ends it first writes
  * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped",

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # TCG lab, step 1: fetch and unpack what the lab needs into a cache directory.
 #   Debian 12 cloud kernel (linux-image-cloud-amd64 -> linux-image-6.1.*-cloud-amd64;
-#   downloaded with apt-get download and unpacked with dpkg-deb -x, never installed),
-#   busybox-static, and the tiny L2 initramfs (busybox + /init that prints LAB: lines).
+#   downloaded with apt-get download and unpacked with dpkg-deb -x, never installed;
+#   modules.dep made with kmod's depmod), busybox-static, and the tiny L2 initramfs
+#   (busybox, l2-init.sh as /init, the virtio and IDE driver modules).
 # Usage: prepare.sh [CACHE_DIR]   (default ${LAB_CACHE:-/var/tmp/vmmd-lab}); idempotent.
 # Produces in CACHE_DIR: vmlinuz, kver, modules/ (the package's /lib/modules/<kver>),
-#   busybox, l2-initrd.cpio.gz.
+#   busybox, l2-initrd.cpio.gz, l2-modules.cpio.gz.
 set -euo pipefail
 
 CACHE=${1:-${LAB_CACHE:-/var/tmp/vmmd-lab}}
@@ -15,7 +16,10 @@ CACHE=$(cd "$CACHE" && pwd)
 log() { echo "prepare: $*" >&2; }
 die() { echo "prepare: ERROR: $*" >&2; exit 1; }
 
-for t in apt-get apt-cache dpkg-deb cpio gzip; do
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
+
+for t in apt-get apt-cache dpkg-deb cpio gzip depmod modprobe; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 
@@ -87,41 +91,37 @@ fi
 file_out=$("$CACHE/busybox" 2>&1 | head -n1 || true)
 [[ $file_out == BusyBox* ]] || die "busybox does not run: $file_out"
 
-# --- L2 initramfs: busybox + /init, nothing else -------------------------------
+# --- module dependencies: the package ships no modules.dep ------------------
+if [[ ! -s $CACHE/modules/modules.dep ]]; then
+    depmod -b "$CACHE/kernel" "$KVER" || die "depmod failed for $KVER"
+    log "modules.dep made with depmod"
+fi
+
+# --- L2 initramfs: busybox and /init (l2-init.sh); the driver modules apart ---
 # Rebuilt every time (well under a second), so edits to the init take effect.
+# l2-modules.cpio.gz is a second archive that run.sh appends (the kernel
+# unpacks concatenated archives) only when L2 runs device checks, so plain
+# boots stay as small as before: /lib/modules/virtio holds virtio-pci with
+# blk, console, rng and net (pv mode), /lib/modules/ide ata_piix and the SCSI
+# disk driver (full mode).
 L2=$(mktemp -d "$CACHE/l2root.XXXXXX")
 trap 'rm -rf "$L2"' EXIT
-mkdir -p "$L2"/{bin,sbin,proc,sys,dev,tmp}
-cp "$CACHE/busybox" "$L2/bin/busybox"
-for a in sh mount cat grep dmesg poweroff reboot sleep echo wc cut head tr; do
-    ln -s busybox "$L2/bin/$a"
+mkdir -p "$L2"/{base/bin,base/sbin,base/proc,base/sys,base/dev,base/tmp,mods}
+cp "$CACHE/busybox" "$L2/base/bin/busybox"
+for a in sh mount umount cat grep dmesg poweroff reboot sleep usleep echo wc cut head tail tr \
+         insmod mkdir dd od sync stty ip ping adjtimex; do
+    ln -s busybox "$L2/base/bin/$a"
 done
-cat > "$L2/init" <<'EOF'
-#!/bin/sh
-# L2 init of the vmmd TCG lab: report how the guest sees its machine, power off.
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-read up idle < /proc/uptime
-echo "LAB: L2 init reached uptime=$up"
-echo "LAB: cpus=$(grep -c '^processor' /proc/cpuinfo)"
-cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)
-echo "LAB: clocksource=${cs:-none}"
-if grep '^flags' /proc/cpuinfo | grep -qw hypervisor; then hv=yes; else hv=no; fi
-echo "LAB: hypervisor_flag=$hv"
-if dmesg | grep -q 'Booting paravirtualized kernel on KVM'; then pv=yes; else pv=no; fi
-echo "LAB: pvboot=$pv"
-echo "LAB: L2 poweroff"
-poweroff -f
-# poweroff -f does not return when it works; try harder, then idle.
-sleep 1
-reboot -f
-while :; do sleep 60; done
-EOF
-chmod 755 "$L2/init"
-(cd "$L2" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
-    | gzip -9 > "$CACHE/l2-initrd.cpio.gz.new"
-mv "$CACHE/l2-initrd.cpio.gz.new" "$CACHE/l2-initrd.cpio.gz"
+cp "$HERE/l2-init.sh" "$L2/base/init"
+chmod 755 "$L2/base/init"
+lab_install_modules "$CACHE" "$L2/mods/lib/modules/virtio" \
+    virtio_pci virtio_blk virtio_console virtio-rng virtio_net || die "L2 virtio modules"
+lab_install_modules "$CACHE" "$L2/mods/lib/modules/ide" ata_piix sd_mod || die "L2 IDE modules"
+for a in base:l2-initrd mods:l2-modules; do
+    (cd "$L2/${a%%:*}" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
+        | gzip -9 > "$CACHE/${a#*:}.cpio.gz.new"
+    mv "$CACHE/${a#*:}.cpio.gz.new" "$CACHE/${a#*:}.cpio.gz"
+done
 
-log "ready in $CACHE: vmlinuz ($KVER), modules/, busybox, l2-initrd.cpio.gz ($(stat -c %s "$CACHE/l2-initrd.cpio.gz") bytes)"
+log "ready in $CACHE: vmlinuz ($KVER), modules/, busybox, l2-initrd.cpio.gz ($(stat -c %s "$CACHE/l2-initrd.cpio.gz") bytes)," \
+    "l2-modules.cpio.gz ($(stat -c %s "$CACHE/l2-modules.cpio.gz") bytes)"

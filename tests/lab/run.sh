@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# TCG lab, step 2: boot one L2 Linux guest under a VMM running inside an L1 guest.
+# TCG lab, step 2: boot L2 Linux guests under a VMM running inside an L1 guest.
 # L1 = Debian cloud kernel under QEMU TCG (-cpu max, emulated AMD-V) with an
-# initramfs that loads irqbypass/kvm/kvm-amd and gets /dev/kvm; L1 then runs the
-# L2 VMM (our `vmmd run`, or QEMU for comparison) on the same kernel + a busybox
-# initramfs (see prepare.sh). All console output (L1 and L2) goes to stdout, then
+# initramfs (l1-init.sh) that loads irqbypass/kvm/kvm-amd and gets /dev/kvm; L1
+# then runs each L2 VMM of --vmm in turn (our `vmmd run`, or QEMU for
+# comparison) on the same kernel + a busybox initramfs (see prepare.sh). All
+# console output (L1 and L2) goes to stdout, then one line per L2 launch:
 #   LAB-RESULT vmm=.. mode=.. vcpus=.. l2_init_s=.. status=.. [more key=value]
 # l2_init_s is host wall clock from the arrival of L1's "LAB: L1 launching L2"
 # line to the arrival of L2's "LAB: L2 init reached" line (does not depend on
 # any guest clock being right under TCG/nested virt).
 #
-# Usage: run.sh --vmm vmmd|qemu-pv|qemu-full [--mode full|pv] [--vcpus N]
+# Usage: run.sh --vmm LAUNCH[,LAUNCH...] [--mode full|pv] [--vcpus N]
 #               [--vmmd PATH] [--timeout S] [--memory MIB] [--cache DIR]
 #               [--l2-append "ARGS"] [--l2-verbose] [--keep] [--log FILE]
+#               [--disk IMG] [--disk-in-ram] [--net] [--l2-tests LIST]
+#               [--token WORD] [--runs N]
+#   LAUNCH is vmmd, qemu-pv or qemu-full, optionally :MODE (vmmd:full); a
+#   launch without a mode takes --mode (vmmd: default pv).
+#   --disk IMG: QEMU gives L1 the raw image IMG as a virtio disk (/dev/vda),
+#     which L1 hands to the L2 VMM (vmmd --disk, QEMU virtio-blk-pci in pv,
+#     IDE in full), so what L2 writes lands in IMG.
+#   --disk-in-ram: L1 copies the disk into a file in its RAM, reads it --runs
+#     times itself (LAB: native_dd) and gives the copy to L2 (IMG unchanged).
+#   --net: L1 makes tap0 (10.0.2.1/24) for the L2 VMM (vmmd --nic tap=tap0).
+#   --l2-tests LIST: checks L2 runs (l2-init.sh: disk,hvc,rng,net,diskbench);
+#     L2 loads the virtio modules in pv mode, the IDE ones in full mode.
+#   --token WORD: what L2 writes to the disk and hvc0 (default: random).
+#   --runs N: repetitions of the timed disk reads (default 3).
 # Env: LAB_CACHE, LAB_L1_MEM (2048), LAB_L1_APPEND (L1 cmdline),
 #   LAB_L1_QEMU_OPTS (extra L1 QEMU args, e.g. "-d int -D FILE"),
+#   LAB_L1_TRACE=1 (with --l2-tests diskbench: L1 traces KVM's exits during L2's
+#     second timed read and prints them summed by reason, port and address),
 #   LAB_MICROVM_OPTS (default ",rtc=on"),
 #   LAB_L1_SMP (default 1) and LAB_TCG_THREAD (single|multi). L1 has ONE vCPU
 #   by default: on a 2-core host it boots L2 (2 vCPUs) as fast as 2 L1 vCPUs,
@@ -31,8 +48,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
 
 LOG='' VMM='' MODE='' VCPUS=2 TIMEOUT=240 L2_MEM=256 L2_APPEND='' L2_QUIET=quiet KEEP=0
+DISK_IMG='' DISK_MODE='' NET=0 L2_TESTS='' TOKEN='' RUNS=3
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 L1_MEM=${LAB_L1_MEM:-2048}
@@ -54,20 +73,40 @@ while [[ $# -gt 0 ]]; do
         --l2-verbose) L2_QUIET=; shift ;;
         --keep) KEEP=1; shift ;;
         --log) LOG=${2:?}; shift 2 ;;
+        --disk) DISK_IMG=${2:?}; DISK_MODE=${DISK_MODE:-dev}; shift 2 ;;
+        --disk-in-ram) DISK_MODE=ram; shift ;;
+        --net) NET=1; shift ;;
+        --l2-tests) L2_TESTS=${2:?}; shift 2 ;;
+        --token) TOKEN=${2:?}; shift 2 ;;
+        --runs) RUNS=${2:?}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage ;;
     esac
 done
 
-case $VMM in
-    vmmd) MODE=${MODE:-pv} ;;
-    qemu-pv) [[ -z $MODE || $MODE == pv ]] || die "--vmm qemu-pv is pv only"; MODE=pv ;;
-    qemu-full) [[ -z $MODE || $MODE == full ]] || die "--vmm qemu-full is full only"; MODE=full ;;
-    *) echo "run.sh: --vmm must be vmmd, qemu-pv or qemu-full" >&2; usage ;;
-esac
-[[ $MODE == pv || $MODE == full ]] || die "--mode must be pv or full"
+# LAUNCHES: "vmm:mode ..." in the order L1 runs them.
+LAUNCHES='' NEED_VMMD=0 NEED_QEMU=0
+[[ -n $VMM ]] || { echo "run.sh: --vmm is required" >&2; usage; }
+for l in ${VMM//,/ }; do
+    v=${l%%:*} m=${MODE}
+    [[ $l == *:* ]] && m=${l#*:}
+    case $v in
+        vmmd) m=${m:-pv}; NEED_VMMD=1 ;;
+        qemu-pv) [[ -z $m || $m == pv ]] || die "qemu-pv is pv only"; m=pv; NEED_QEMU=1 ;;
+        qemu-full) [[ -z $m || $m == full ]] || die "qemu-full is full only"; m=full; NEED_QEMU=1 ;;
+        *) echo "run.sh: a launch must be vmmd, qemu-pv or qemu-full, not '$v'" >&2; usage ;;
+    esac
+    [[ $m == pv || $m == full ]] || die "mode must be pv or full, not '$m'"
+    LAUNCHES+="${LAUNCHES:+ }$v:$m"
+done
 [[ $VCPUS =~ ^[1-9][0-9]*$ ]] || die "--vcpus must be a positive integer"
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive integer"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $L2_TESTS =~ ^[a-z,]*$ ]] || die "--l2-tests is a comma-separated list of names"
+[[ -z $DISK_MODE || -n $DISK_IMG ]] || die "--disk-in-ram needs --disk IMG"
+[[ -z $DISK_IMG || -f $DISK_IMG ]] || die "--disk $DISK_IMG: no such file"
+TOKEN=${TOKEN:-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
+[[ $TOKEN =~ ^[A-Za-z0-9_.-]+$ ]] || die "--token must be one word of [A-Za-z0-9_.-]"
 
 QEMU=$(command -v qemu-system-x86_64 || true)
 if [[ -z $QEMU ]]; then
@@ -80,7 +119,7 @@ for t in cpio ldd timeout; do command -v "$t" >/dev/null || die "missing tool: $
 CACHE=$(cd "$CACHE" && pwd)
 KVER=$(cat "$CACHE/kver")
 
-if [[ $VMM == vmmd ]]; then
+if [[ $NEED_VMMD == 1 ]]; then
     [[ -x $VMMD ]] || die "vmmd binary not found or not executable: $VMMD (use --vmmd PATH)"
     VMMD=$(readlink -f "$VMMD")
 fi
@@ -94,25 +133,17 @@ cleanup() {
 }
 trap cleanup EXIT
 R=$WORK/root
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,var/tmp,etc,l2,lib/modules/lab,lib64}
+mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,var/tmp,etc,l2,lib64}
 cp "$CACHE/busybox" "$R/bin/busybox"
 cp "$CACHE/vmlinuz" "$R/l2/vmlinuz"
-cp "$CACHE/l2-initrd.cpio.gz" "$R/l2/initrd"
+# The driver modules only when L2 runs checks (plain boots stay comparable).
+cat "$CACHE/l2-initrd.cpio.gz" ${L2_TESTS:+"$CACHE/l2-modules.cpio.gz"} > "$R/l2/initrd"
 
-# kvm modules, in load order; decompress .ko.xz/.ko.zst/.ko.gz for busybox insmod.
-for m in kernel/virt/lib/irqbypass kernel/arch/x86/kvm/kvm kernel/arch/x86/kvm/kvm-amd; do
-    src='' name=$(basename "$m")
-    for ext in .ko .ko.xz .ko.zst .ko.gz; do
-        [[ -f $CACHE/modules/$m$ext ]] && { src=$CACHE/modules/$m$ext; break; }
-    done
-    [[ -n $src ]] || die "module $m not found under $CACHE/modules"
-    case $src in
-        *.ko) cp "$src" "$R/lib/modules/lab/$name.ko" ;;
-        *.xz) xz -dc "$src" > "$R/lib/modules/lab/$name.ko" ;;
-        *.zst) zstd -dqc "$src" > "$R/lib/modules/lab/$name.ko" ;;
-        *.gz) gzip -dc "$src" > "$R/lib/modules/lab/$name.ko" ;;
-    esac
-done
+# L1's modules, in load order (l1-init.sh loads /lib/modules/l1/order).
+L1_MODS=(kvm-amd)
+[[ -n $DISK_IMG ]] && L1_MODS+=(virtio_pci virtio_blk)
+[[ $NET == 1 ]] && L1_MODS+=(tun)
+lab_install_modules "$CACHE" "$R/lib/modules/l1" "${L1_MODS[@]}" || die "cannot install L1 modules"
 
 # Copy an executable plus its shared libraries (and the dynamic loader) to the
 # same absolute paths inside the initramfs.
@@ -127,89 +158,45 @@ copy_with_libs() {
     done < <(ldd "$bin" 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
 }
 
-if [[ $VMM == vmmd ]]; then
+VMM_DESC=''
+if [[ $NEED_VMMD == 1 ]]; then
     copy_with_libs "$VMMD" /vmmd
     VMM_DESC=$VMMD
-else
+fi
+if [[ $NEED_QEMU == 1 ]]; then
     copy_with_libs "$QEMU" /usr/bin/qemu-system-x86_64
     # Firmware: qemu looks in <bindir>/../share/qemu, ../share/seabios, ../lib/ipxe/qemu.
     # microvm needs bios-microvm.bin (-> qboot.rom); pc needs bios-256k.bin,
-    # linuxboot_dma.bin, kvmvapic.bin; -nodefaults -vga none avoids vgabios/NIC roms.
-    for f in /usr/share/qemu/{bios-microvm.bin,qboot.rom,bios-256k.bin,bios.bin,linuxboot.bin,linuxboot_dma.bin,kvmvapic.bin,multiboot.bin,multiboot_dma.bin,pvh.bin} \
-             /usr/share/seabios/{bios-256k.bin,bios.bin,bios-microvm.bin}; do
+    # linuxboot_dma.bin, kvmvapic.bin; -nodefaults -vga none avoids vgabios/NIC roms
+    # (efi-virtio.rom: virtio-net-pci's option ROM).
+    for f in /usr/share/qemu/{bios-microvm.bin,qboot.rom,bios-256k.bin,bios.bin,linuxboot.bin,linuxboot_dma.bin,kvmvapic.bin,multiboot.bin,multiboot_dma.bin,pvh.bin,efi-virtio.rom} \
+             /usr/share/seabios/{bios-256k.bin,bios.bin,bios-microvm.bin} /usr/lib/ipxe/qemu/efi-virtio.rom; do
         [[ -e $f && ! -e $R$f ]] || continue
         mkdir -p "$R$(dirname "$f")"
         cp -L "$f" "$R$f"
     done
-    VMM_DESC="$QEMU ($("$QEMU" --version | head -n1))"
+    VMM_DESC+="${VMM_DESC:+, }$QEMU ($("$QEMU" --version | head -n1))"
 fi
 
 L2_CMDLINE="console=ttyS0 panic=-1 reboot=t${L2_QUIET:+ $L2_QUIET}${L2_APPEND:+ $L2_APPEND}"
 cat > "$R/lab.conf" <<EOF
-VMM='$VMM'
-MODE='$MODE'
+LAUNCHES='$LAUNCHES'
 VCPUS='$VCPUS'
 L2_MEM='$L2_MEM'
 L2_CMDLINE='$L2_CMDLINE'
 MICROVM_OPTS='${LAB_MICROVM_OPTS-,rtc=on}'
+DISK='$DISK_MODE'
+NET='$NET'
+L2_TESTS='$L2_TESTS'
+TOKEN='$TOKEN'
+RUNS='$RUNS'
+TRACE='${LAB_L1_TRACE:-0}'
 EOF
-
-cat > "$R/init" <<'EOF'
-#!/bin/busybox sh
-# L1 init of the vmmd TCG lab: get /dev/kvm, run the L2 VMM once, power off.
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib
-export HOME=/root TMPDIR=/tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-# The L1 kernel's console is ttyS1 (a file on the host); our output and the
-# L2 VMM's (= L2's serial console) go to ttyS0 (run.sh's stdout), unmixed.
-exec > /dev/ttyS0 2>&1 < /dev/null
-mkdir -p /dev/pts /dev/shm /root
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run
-. /lab.conf
-up() { cut -d' ' -f1 /proc/uptime; }
-finish() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
-echo "LAB: L1 init reached t=$(up)"
-for m in irqbypass kvm kvm-amd; do
-    if ! insmod /lib/modules/lab/$m.ko; then
-        echo "LAB: ERROR insmod $m failed"; dmesg | tail -n 20; finish
-    fi
-done
-if [ ! -c /dev/kvm ]; then
-    echo "LAB: ERROR no /dev/kvm"; dmesg | tail -n 20; finish
-fi
-echo "LAB: L1 /dev/kvm ok t=$(up) npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)"
-echo "LAB: L1 launching L2 t=$(up) vmm=$VMM mode=$MODE vcpus=$VCPUS"
-case $VMM in
-vmmd)
-    /vmmd run --kernel /l2/vmlinuz --initrd /l2/initrd --cmdline "$L2_CMDLINE" \
-        --mode "$MODE" --vcpus "$VCPUS" --memory "$L2_MEM" --stats < /dev/null
-    ;;
-qemu-pv)
-    qemu-system-x86_64 -accel kvm -M "microvm$MICROVM_OPTS" -cpu host -smp "$VCPUS" -m "$L2_MEM" \
-        -nodefaults -no-user-config -display none -serial stdio -no-reboot \
-        -kernel /l2/vmlinuz -initrd /l2/initrd -append "$L2_CMDLINE" < /dev/null
-    ;;
-qemu-full)
-    qemu-system-x86_64 -accel kvm -M pc -cpu host,-hypervisor,kvm=off -smp "$VCPUS" -m "$L2_MEM" \
-        -nodefaults -no-user-config -display none -vga none -serial stdio -no-reboot \
-        -kernel /l2/vmlinuz -initrd /l2/initrd -append "$L2_CMDLINE" < /dev/null
-    ;;
-esac
-rc=$?
-echo "LAB: vmm exit status=$rc"
-echo "LAB: L2 done t=$(up)"
-finish
-EOF
+cp "$HERE/l1-init.sh" "$R/init"
 chmod 755 "$R/init"
 
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/l1-initrd.cpio"
-echo "run.sh: vmm=$VMM ($VMM_DESC) mode=$MODE vcpus=$VCPUS; L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB; kernel $KVER" >&2
+echo "run.sh: launches=$LAUNCHES ($VMM_DESC) vcpus=$VCPUS; L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB; kernel $KVER" >&2
 
 # ---------------------------------------------------------------------------
 # Boot L1 under TCG; timestamp interesting lines on arrival.
@@ -218,21 +205,23 @@ echo "run.sh: vmm=$VMM ($VMM_DESC) mode=$MODE vcpus=$VCPUS; L1 initrd $(( $(stat
 L1_KLOG=$WORK/l1-kernel.log
 L1_CMDLINE="console=ttyS1 panic=-1 quiet mitigations=off ${LAB_L1_APPEND:-}"
 mkdir -p "$CACHE/logs"
-LOG=${LOG:-$CACHE/logs/last-$VMM-$MODE.log}
+LOG=${LOG:-$CACHE/logs/last-$(tr ' :' '_-' <<< "$LAUNCHES").log}
 : > "$LOG"
 QDBG=$WORK/l1-qemu-debug.log   # QEMU's own log: L1 resets, triple faults
 STAMPS=$WORK/stamps
 : > "$STAMPS"
 now() { echo "$EPOCHREALTIME"; }
 if [[ -n ${LAB_TCG_THREAD:-} ]]; then TCG_THREAD=$LAB_TCG_THREAD
-elif [[ $MODE == pv || $L1_SMP == 1 ]]; then TCG_THREAD=multi
+elif [[ $L1_SMP == 1 || " $LAUNCHES" != *:full* ]]; then TCG_THREAD=multi
 else TCG_THREAD=single; fi
 T0=$(now)
 
 set +e
+n=0   # the launch a console line belongs to: stamps are "KEY.N TIME"
 timeout -k 5 "$TIMEOUT" "$QEMU" -accel "tcg,thread=$TCG_THREAD" -cpu max -smp "$L1_SMP" -m "$L1_MEM" \
     -M pc -nodefaults -no-user-config -display none -vga none -serial stdio -serial "file:$L1_KLOG" -no-reboot \
     -kernel "$CACHE/vmlinuz" -initrd "$WORK/l1-initrd.cpio" -append "$L1_CMDLINE" \
+    ${DISK_IMG:+-drive "file=$DISK_IMG,format=raw,if=virtio"} \
     -d cpu_reset,guest_errors -D "$QDBG" ${LAB_L1_QEMU_OPTS:-} < /dev/null 2>&1 |
 while IFS= read -r line || [[ -n $line ]]; do
     t=$EPOCHREALTIME
@@ -241,12 +230,13 @@ while IFS= read -r line || [[ -n $line ]]; do
     printf '%s\n' "$line" >> "$LOG"
     case $line in
         *"LAB: L1 init reached"*) echo "l1_init $t" >> "$STAMPS" ;;
-        *"LAB: L1 launching L2"*) echo "launch $t" >> "$STAMPS" ;;
+        *"LAB: L1 launching L2"*) n=$((n + 1)); echo "launch.$n $t" >> "$STAMPS" ;;
         *"LAB: L2 init reached uptime="*)
-            echo "l2_init $t" >> "$STAMPS"
-            echo "l2_uptime ${line##*uptime=}" >> "$STAMPS" ;;
-        *"LAB: vmm exit status="*) echo "status ${line##*status=}" >> "$STAMPS" ;;
-        *"LAB: L2 done"*) echo "l2_done $t" >> "$STAMPS" ;;
+            echo "l2_init.$n $t" >> "$STAMPS"
+            echo "l2_uptime.$n ${line##*uptime=}" >> "$STAMPS" ;;
+        *"LAB: mark "*) m=${line##*LAB: mark }; echo "mark.$n.${m// /_} $t" >> "$STAMPS" ;;
+        *"LAB: vmm exit status="*) echo "status.$n ${line##*status=}" >> "$STAMPS" ;;
+        *"LAB: L2 done"*) echo "l2_done.$n $t" >> "$STAMPS" ;;
     esac
 done
 pst=("${PIPESTATUS[@]}")
@@ -265,35 +255,40 @@ get() { awk -v k="$1" '$1 == k {print $2; exit}' "$STAMPS"; }
 diff_s() { # diff_s FROM TO -> seconds with 2 decimals, or NA
     if [[ -n $1 && -n $2 ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; else echo NA; fi
 }
-LAUNCH=$(get launch) L2INIT=$(get l2_init) STATUS=$(get status) L1INIT=$(get l1_init) L2DONE=$(get l2_done)
-STATUS=${STATUS//[^0-9]/}
-L2_INIT_S=$(diff_s "$LAUNCH" "$L2INIT")
-L2_UPTIME=$(get l2_uptime); L2_UPTIME=${L2_UPTIME//[^0-9.]/}
-
-RESULT=ok
-if [[ $QRC == 124 || $QRC == 137 ]]; then
-    RESULT=timeout
-elif [[ -z $L2DONE ]]; then
-    # L1 went away without its init finishing: a panic (see the L1 kernel
-    # console) or a reset/triple fault of the emulated L1 machine.
-    RESULT=l1_died
-    if grep -q "Triple fault" "$QDBG" 2>/dev/null; then
-        RESULT=l1_triple_fault
-        echo "run.sh: L1 TRIPLE-FAULTED (QEMU TCG log: -d cpu_reset); the L1 machine reset and QEMU exited (-no-reboot)" >&2
+# One LAB-RESULT per launch; L1's failure (timeout, death) is charged to the
+# launch it interrupted and the ones after it.
+EXIT=0 i=0
+for l in $LAUNCHES; do
+    i=$((i + 1))
+    LAUNCH=$(get "launch.$i") L2INIT=$(get "l2_init.$i") STATUS=$(get "status.$i") L2DONE=$(get "l2_done.$i")
+    STATUS=${STATUS//[^0-9]/}
+    L2_UPTIME=$(get "l2_uptime.$i"); L2_UPTIME=${L2_UPTIME//[^0-9.]/}
+    RESULT=ok
+    if [[ -z $L2DONE && ( $QRC == 124 || $QRC == 137 ) ]]; then
+        RESULT=timeout
+    elif [[ -z $L2DONE ]]; then
+        # L1 went away without its init finishing: a panic (see the L1 kernel
+        # console) or a reset/triple fault of the emulated L1 machine.
+        RESULT=l1_died
+        if grep -q "Triple fault" "$QDBG" 2>/dev/null; then
+            RESULT=l1_triple_fault
+            echo "run.sh: L1 TRIPLE-FAULTED (QEMU TCG log: -d cpu_reset); the L1 machine reset and QEMU exited (-no-reboot)" >&2
+        fi
+        grep -v -e '^CPU Reset' -e '^[A-Z][A-Z0-9 ]*=' -e '^ *$' "$QDBG" 2>/dev/null | tail -n 20 >&2 || true
+    elif [[ -z $L2INIT ]]; then
+        RESULT=no_l2_init
+    elif [[ $STATUS != 0 ]]; then
+        RESULT=vmm_failed
     fi
-    grep -v -e '^CPU Reset' -e '^[A-Z][A-Z0-9 ]*=' -e '^ *$' "$QDBG" 2>/dev/null | tail -n 20 >&2 || true
-elif [[ -z $L2INIT ]]; then
-    RESULT=no_l2_init
-elif [[ $STATUS != 0 ]]; then
-    RESULT=vmm_failed
-fi
-
-echo "LAB-RESULT vmm=$VMM mode=$MODE vcpus=$VCPUS l2_init_s=$L2_INIT_S status=${STATUS:-none}" \
-     "result=$RESULT l1_init_s=$(diff_s "$T0" "$L1INIT") l2_uptime_s=${L2_UPTIME:-NA}" \
-     "l2_total_s=$(diff_s "$LAUNCH" "$L2DONE") total_s=$(diff_s "$T0" "$T_END") qemu_rc=$QRC l1_smp=$L1_SMP tcg=$TCG_THREAD"
-
-case $RESULT in
-    ok) exit 0 ;;
-    timeout) echo "run.sh: TIMEOUT after ${TIMEOUT}s, QEMU killed" >&2; exit 124 ;;
-    *) exit 1 ;;
-esac
+    # Host arrival times of L2's marks, for timing that trusts no guest clock.
+    awk -v p="mark.$i." -v n="$i" 'index($1, p) == 1 {printf "LAB-MARK launch=%s name=%s host_t=%s\n", n, substr($1, length(p) + 1), $2}' "$STAMPS"
+    echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
+         "result=$RESULT l1_init_s=$(diff_s "$T0" "$(get l1_init)") l2_uptime_s=${L2_UPTIME:-NA}" \
+         "l2_total_s=$(diff_s "$LAUNCH" "$L2DONE") total_s=$(diff_s "$T0" "$T_END") qemu_rc=$QRC l1_smp=$L1_SMP tcg=$TCG_THREAD"
+    case $RESULT in
+        ok) ;;
+        timeout) echo "run.sh: TIMEOUT after ${TIMEOUT}s, QEMU killed" >&2; EXIT=124 ;;
+        *) [[ $EXIT != 0 ]] || EXIT=1 ;;
+    esac
+done
+exit $EXIT

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# TCG lab test: prove the VMM boots real, unmodified Linux in both modes.
+# TCG lab test: prove the VMM boots real, unmodified Linux in both modes and
+# that Linux drives its devices.
 # Runs run.sh for pv with 2 vCPUs and full with 1 and 2 vCPUs, and checks what
 # the L2 guest reported (init reached, vCPU count, kvm-clock/PV boot in pv mode,
 # no hypervisor bit / no kvm-clock / no PV boot in full mode, VMM exit status 0).
+# The pv run and the 1-vCPU full run also get one ext4 image made here with
+# `mkfs.ext4 -d` (QEMU gives it to L1 as /dev/vda, L1 to the L2 VMM):
+#   pv:   L2 mounts it as /dev/vda (virtio-blk), reads the seeded file, writes
+#         /lab-pv.txt, syncs, powers off, and debugfs here finds the file; L2
+#         writes to /dev/hvc0 (seen on the console) and reads a line L1 types;
+#         reads /dev/hwrng with virtio_rng as the current rng; pings L1 over
+#         L1's tap0 through virtio-net.
+#   full: L2 mounts the same image as /dev/sda through ata_piix (IDE), finds
+#         the pv run's file, writes /lab-full.txt that debugfs finds.
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
 #   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
-#   validate the lab itself; --quick skips the full-mode 2-vCPU run.
+#   validate the lab itself (QEMU pv: -M pc with virtio-pci devices, no hvc
+#   check); --quick skips the full-mode 2-vCPU run.
 # A run whose L1 (the TCG machine) triple-faults is retried once, with a NOTE
 # line (LAB_RETRY_L1_FAULT=0 disables that).
 # Prints one PASS/FAIL line per check and "N passed, N failed"; exit 1 on any
@@ -60,11 +71,24 @@ fi
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-lab-test.XXXXXX")
 trap 'rm -rf "$LOGDIR"' EXIT
 
+# The disk: a small ext4 image with one seeded file; a fresh token per test run.
+PATH=$PATH:/usr/sbin:/sbin
+IMG=$LOGDIR/disk.img TOKEN=lab$$x$RANDOM SEED=seed-$RANDOM
+for t in mkfs.ext4 debugfs; do
+    command -v $t >/dev/null || { echo "test_lab.sh: missing $t (apt-get install e2fsprogs)" >&2; exit 1; }
+done
+mkdir -p "$LOGDIR/seed/lab"
+echo "$SEED" > "$LOGDIR/seed/lab/seed.txt"
+truncate -s 16M "$IMG"
+mkfs.ext4 -q -F -d "$LOGDIR/seed" "$IMG" || { echo "test_lab.sh: mkfs.ext4 -d failed" >&2; exit 1; }
+# in_image PATH: the file's content as debugfs reads it from the image (empty if absent).
+in_image() { debugfs -R "cat $1" "$IMG" 2>/dev/null | tr -d '\r' || true; }
+
 # value KEY LOG: first "LAB: KEY=value" reported by the guest (empty if none).
 value() { grep -a -o "LAB: $1=[^ ]*" "$2" | head -n1 | cut -d= -f2- | tr -d '\r' || true; }
 
-run_case() { # run_case MODE VCPUS
-    local mode=$1 vcpus=$2 log rc=0 name vmm args
+run_case() { # run_case MODE VCPUS [L2-TESTS]
+    local mode=$1 vcpus=$2 tests=${3:-} log rc=0 name vmm args
     name="$mode vcpus=$vcpus"
     log=$LOGDIR/$mode-$vcpus.log
     if [[ $WHICH == vmmd ]]; then
@@ -72,7 +96,11 @@ run_case() { # run_case MODE VCPUS
     else
         vmm=qemu-$mode; args=()
     fi
-    echo "=== $vmm mode=$mode vcpus=$vcpus (log: $log, kept on failure)"
+    if [[ -n $tests ]]; then
+        args+=(--disk "$IMG" --l2-tests "$tests" --token "$TOKEN")
+        [[ ,$tests, == *,net,* ]] && args+=(--net)
+    fi
+    echo "=== $vmm mode=$mode vcpus=$vcpus${tests:+ checks=$tests} (log: $log, kept on failure)"
     "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
         --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
     # The emulated L1 machine itself occasionally triple-faults under TCG
@@ -105,6 +133,7 @@ run_case() { # run_case MODE VCPUS
     fi
     local st; st=$(value "vmm exit status" "$log")
     check "$name: vmm exit status=0" "$(is "$st" 0)" "got ${st:-none}"
+    [[ -n $tests ]] && device_checks "$name" "$mode" "$tests" "$log"
     if [[ $FAILED != "$before" ]]; then
         local keep="${TMPDIR:-/tmp}/vmmd-lab-fail-$vmm-$mode-$vcpus.log"
         cp "$log" "$keep" 2>/dev/null || true
@@ -115,8 +144,49 @@ run_case() { # run_case MODE VCPUS
     fi
 }
 
-run_case pv 2
-run_case full 1
+# device_checks NAME MODE TESTS LOG: what L2 reported of its devices, and the image.
+device_checks() {
+    local name=$1 mode=$2 tests=,$3, log=$4 v dev=vda
+    [[ $mode == full ]] && dev=sda
+    if [[ $tests == *,disk,* ]]; then
+        v=$(value disk_dev "$log")
+        check "$name: disk is /dev/$dev" "$(is "$v" $dev)" "got ${v:-none}"
+        v=$(value disk_seed "$log")
+        check "$name: L2 reads the file mkfs.ext4 -d put in" "$(is "$v" "$SEED")" "got ${v:-none}"
+        v=$(value disk_write "$log")
+        check "$name: L2 wrote, synced and unmounted" "$(is "$v" ok)" "got ${v:-none}"
+        v=$(in_image /lab-$mode.txt)
+        check "$name: debugfs finds /lab-$mode.txt in the image" "$(is "$v" "$TOKEN")" "got '${v}'"
+        if [[ $mode == full ]]; then
+            v=$(value "disk_found lab-pv.txt" "$log")
+            check "$name: L2 reads the pv run's file" "$(is "$v" "$TOKEN")" "got ${v:-none}"
+        fi
+    fi
+    if [[ $tests == *,hvc,* ]]; then
+        v=$(value hvc0_out "$log")
+        check "$name: hvc0 output reaches the console" "$(is "$v" "$TOKEN")" "got ${v:-none}"
+        v=$(value hvc0_in "$log")
+        check "$name: L2 reads console input on hvc0" "$(is "$v" "hvc-in-$TOKEN")" "got ${v:-none}"
+    fi
+    if [[ $tests == *,rng,* ]]; then
+        v=$(value rng_current "$log")
+        check "$name: current hwrng is virtio_rng" "$([[ $v == virtio_rng* ]] && echo 0 || echo 1)" "got ${v:-none}"
+        v=$(value rng_hex "$log")
+        check "$name: 16 bytes from /dev/hwrng" \
+            "$([[ $v =~ ^[0-9a-f]{32}$ && $v != 00000000000000000000000000000000 ]] && echo 0 || echo 1)" "got ${v:-none}"
+    fi
+    if [[ $tests == *,net,* ]]; then
+        v=$(value net_ping_received "$log")
+        check "$name: L2 pings L1 over the tap" "$(is "$v" 3)" "received ${v:-none} of 3"
+    fi
+}
+
+if [[ $WHICH == vmmd ]]; then
+    run_case pv 2 disk,hvc,rng,net
+else
+    run_case pv 2 disk,rng,net
+fi
+run_case full 1 disk
 [[ $QUICK == 1 ]] || run_case full 2
 
 echo "$PASSED passed, $FAILED failed"

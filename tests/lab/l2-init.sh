@@ -1,0 +1,143 @@
+#!/bin/sh
+# L2 init of the vmmd TCG lab (busybox sh; prepare.sh puts it in the L2
+# initramfs as /init). Reports how the guest sees its machine as "LAB: key=value"
+# lines on the console, runs the device checks the kernel command line asks for,
+# and powers off.
+#   lab.mods=virtio|ide      module group to load (from /lib/modules/<group>/order)
+#   lab.tests=a,b,...        disk (mount the disk, read the seeded file, write
+#                            /lab-<lab.tag>.txt containing lab.token), hvc (write to
+#                            and read a line from /dev/hvc0), rng (read /dev/hwrng),
+#                            net (ping 10.0.2.1 from 10.0.2.2 on eth0),
+#                            diskbench (read the whole disk lab.runs times)
+#   lab.disk=vda|sda  lab.token=WORD  lab.tag=WORD  lab.runs=N
+# Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+read up idle < /proc/uptime
+echo "LAB: L2 init reached uptime=$up"
+echo "LAB: cpus=$(grep -c '^processor' /proc/cpuinfo)"
+cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)
+echo "LAB: clocksource=${cs:-none}"
+if grep '^flags' /proc/cpuinfo | grep -qw hypervisor; then hv=yes; else hv=no; fi
+echo "LAB: hypervisor_flag=$hv"
+if dmesg | grep -q 'Booting paravirtualized kernel on KVM'; then pv=yes; else pv=no; fi
+echo "LAB: pvboot=$pv"
+
+# arg NAME: the value of lab.NAME= on the kernel command line (empty if absent).
+arg() {
+    for w in $(cat /proc/cmdline); do
+        case $w in lab.$1=*) echo "${w#*=}"; return ;; esac
+    done
+}
+has_test() { case ",$TESTS," in *",$1,"*) return 0 ;; esac; return 1; }
+# wait_for PATH SECONDS: poll until PATH exists.
+wait_for() {
+    i=0
+    while [ ! -e "$1" ] && [ $i -lt $(($2 * 10)) ]; do usleep 100000; i=$((i + 1)); done
+    [ -e "$1" ]
+}
+# now_us: the wall clock in microseconds (busybox date has no %N).
+now_us() {
+    adjtimex | while read -r k v rest; do
+        case $k in time.tv_sec:) s=$v ;; time.tv_usec:) echo $((s * 1000000 + v)) ;; esac
+    done
+}
+TESTS=$(arg tests) MODS=$(arg mods) DISK=$(arg disk) TOKEN=$(arg token) TAG=$(arg tag) RUNS=$(arg runs)
+
+if [ -n "$MODS" ]; then
+    loaded=0
+    for m in $(cat /lib/modules/$MODS/order 2>/dev/null); do
+        if insmod /lib/modules/$MODS/$m.ko; then loaded=$((loaded + 1)); else echo "LAB: insmod $m failed"; fi
+    done
+    echo "LAB: modules=$MODS loaded=$loaded"
+fi
+
+DEV=/dev/${DISK:-vda} DEV_OK=0
+if has_test disk || has_test diskbench; then
+    if wait_for $DEV 20; then
+        DEV_OK=1
+        echo "LAB: disk_dev=${DEV#/dev/} sectors=$(cat /sys/block/${DEV#/dev/}/size)"
+    else
+        echo "LAB: disk_dev=missing"; dmesg | grep -i -e virtio -e ata -e scsi -e pci | tail -n 30
+    fi
+fi
+
+if has_test disk && [ $DEV_OK = 1 ]; then
+    mkdir -p /mnt
+    if mount -t ext4 $DEV /mnt; then
+        echo "LAB: disk_seed=$(cat /mnt/lab/seed.txt 2>/dev/null)"
+        for f in /mnt/lab-*.txt; do [ -f "$f" ] && echo "LAB: disk_found ${f#/mnt/}=$(cat "$f")"; done
+        if echo "$TOKEN" > /mnt/lab-$TAG.txt && sync && umount /mnt; then
+            echo "LAB: disk_write=ok"
+        else
+            echo "LAB: disk_write=failed"
+        fi
+    else
+        echo "LAB: disk_mount=failed"; dmesg | tail -n 15
+    fi
+fi
+
+if has_test hvc; then
+    if wait_for /dev/hvc0 10; then
+        # Hold hvc0 open before asking for input, so nothing typed is lost.
+        exec 3<> /dev/hvc0
+        stty -F /dev/hvc0 -echo 2>/dev/null
+        echo "LAB: hvc0_out=$TOKEN" >&3
+        echo "LAB: hvc0 waiting for input"
+        line=''
+        read -t 30 line <&3
+        echo "LAB: hvc0_in=$(echo "$line" | tr -d '\r')"
+        exec 3>&-
+    else
+        echo "LAB: hvc0_in=no_device"
+    fi
+fi
+
+if has_test rng; then
+    wait_for /dev/hwrng 10
+    echo "LAB: rng_current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+    hex=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    echo "LAB: rng_hex=${hex:-none}"
+fi
+
+if has_test net; then
+    if wait_for /sys/class/net/eth0 10; then
+        ip link set lo up
+        ip addr add 10.0.2.2/24 dev eth0
+        ip link set eth0 up
+        got=$(ping -c 3 -W 5 10.0.2.1 | grep -o '[0-9]* packets received' | cut -d' ' -f1)
+        echo "LAB: net_ping_received=${got:-0}"
+    else
+        echo "LAB: net_ping_received=no_device"
+    fi
+fi
+
+# The whole disk with 1 MiB reads, caches dropped before each; a window of
+# the same shape without the read first, so the L1 side can subtract what the
+# marks and sleeps themselves cost.
+if has_test diskbench && [ $DEV_OK = 1 ]; then
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    echo "LAB: mark idle begin"; sleep 1
+    echo "LAB: mark idle end"; sleep 1
+    r=1
+    while [ $r -le ${RUNS:-3} ]; do
+        echo 3 > /proc/sys/vm/drop_caches
+        echo "LAB: mark dd$r begin"; sleep 1
+        t0=$(now_us)
+        dd if=$DEV of=/dev/null bs=1M 2>/dev/null
+        t1=$(now_us)
+        echo "LAB: mark dd$r end"
+        echo "LAB: bench_dd run=$r bytes=$(($(cat /sys/block/${DEV#/dev/}/size) * 512)) us=$((t1 - t0))"
+        sleep 1
+        r=$((r + 1))
+    done
+fi
+
+echo "LAB: L2 poweroff"
+poweroff -f
+# poweroff -f does not return when it works; try harder, then idle.
+sleep 1
+reboot -f
+while :; do sleep 60; done

@@ -6,13 +6,28 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#define GUEST_MEM_ALIGN (2ull << 20)
+
 int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /*
+     * 2 MiB-aligned, so that with THP the kernel can back guest RAM with huge
+     * pages and KVM can map it with 2 MiB nested page-table entries. Unaligned
+     * (mmap's default on 6.1 kernels), a nested host used only 4 KiB entries:
+     * measured in the TCG lab, 28,852 nested page faults before L2's first
+     * disk read instead of 64, and that read 2-3x slower.
+     */
+    uint8_t *raw = mmap(NULL, size + GUEST_MEM_ALIGN, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *p;
 
-    if (p == MAP_FAILED)
+    if (raw == MAP_FAILED)
         return -errno;
+    p = (uint8_t *)(((uintptr_t)raw + GUEST_MEM_ALIGN - 1) & ~(uintptr_t)(GUEST_MEM_ALIGN - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    if (p + size < raw + size + GUEST_MEM_ALIGN)
+        munmap(p + size, (size_t)(raw + size + GUEST_MEM_ALIGN - (p + size)));
     /*
      * No MADV_HUGEPAGE: with Debian's THP defrag=madvise it makes first touches
      * compact memory synchronously, measured at 3.5 ms stalls before the guest's

@@ -2,6 +2,7 @@
 #include "hv/hv.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 const char *hv_exit_kind_name(enum hv_exit_kind kind)
@@ -43,6 +44,19 @@ int hv_mode_parse(const char *s, enum hv_mode *out)
         return -EINVAL;
     return 0;
 }
+
+#define DISK_FIELD(f) {#f, offsetof(struct hv_disk_stats, f)}
+const struct hv_stat_field hv_disk_stat_fields[] = {
+    DISK_FIELD(read_bytes), DISK_FIELD(write_bytes), DISK_FIELD(read_ops),
+    DISK_FIELD(write_ops),  DISK_FIELD(flush_ops),   DISK_FIELD(errors),
+    {NULL, 0},
+};
+
+#define NIC_FIELD(f) {#f, offsetof(struct hv_nic_stats, f)}
+const struct hv_stat_field hv_nic_stat_fields[] = {
+    NIC_FIELD(rx_bytes),   NIC_FIELD(tx_bytes), NIC_FIELD(rx_packets),
+    NIC_FIELD(tx_packets), NIC_FIELD(drops),    {NULL, 0},
+};
 
 int hv_mac_parse(const char *s, uint8_t mac[6])
 {

@@ -178,6 +178,15 @@ static enum loop_end console_loop(struct worker_ctx *ctx, struct control_server 
     }
 }
 
+static void print_device_stats(const char *kind, unsigned i, const void *stats,
+                               const struct hv_stat_field *f)
+{
+    fprintf(stderr, "vmmd: %s%u", kind, i);
+    for (; f->name; f++)
+        fprintf(stderr, " %s=%llu", f->name, (unsigned long long)hv_stat_value(stats, f));
+    fputc('\n', stderr);
+}
+
 static void print_stats(struct hv_vm *vm, const struct run_args *a)
 {
     struct hv_vm_stats st;
@@ -191,22 +200,9 @@ static void print_stats(struct hv_vm *vm, const struct run_args *a)
                 (unsigned long long)st.io_writes_ignored,
                 (unsigned long long)(st.uptime_ns / 1000000));
         for (unsigned i = 0; i < st.nr_disks; i++)
-            fprintf(stderr, "vmmd: disk%u read_bytes=%llu write_bytes=%llu read_ops=%llu "
-                            "write_ops=%llu flush_ops=%llu errors=%llu\n", i,
-                    (unsigned long long)st.disks[i].read_bytes,
-                    (unsigned long long)st.disks[i].write_bytes,
-                    (unsigned long long)st.disks[i].read_ops,
-                    (unsigned long long)st.disks[i].write_ops,
-                    (unsigned long long)st.disks[i].flush_ops,
-                    (unsigned long long)st.disks[i].errors);
+            print_device_stats("disk", i, &st.disks[i], hv_disk_stat_fields);
         for (unsigned i = 0; i < st.nr_nics; i++)
-            fprintf(stderr, "vmmd: net%u rx_bytes=%llu tx_bytes=%llu rx_packets=%llu "
-                            "tx_packets=%llu drops=%llu\n", i,
-                    (unsigned long long)st.nics[i].rx_bytes,
-                    (unsigned long long)st.nics[i].tx_bytes,
-                    (unsigned long long)st.nics[i].rx_packets,
-                    (unsigned long long)st.nics[i].tx_packets,
-                    (unsigned long long)st.nics[i].drops);
+            print_device_stats("net", i, &st.nics[i], hv_nic_stat_fields);
     }
     if (a->timing) {
         struct timespec ts;

@@ -104,29 +104,23 @@ static void reply_error(int fd, const char *msg)
     reply(fd, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
 }
 
+static json_t *counters_json(const void *stats, const struct hv_stat_field *f)
+{
+    json_t *o = json_object();
+
+    for (; f->name; f++)
+        json_object_set_new(o, f->name, json_integer((json_int_t)hv_stat_value(stats, f)));
+    return o;
+}
+
 static json_t *device_stats_json(const struct hv_vm_stats *st)
 {
     json_t *disks = json_array(), *nics = json_array();
 
-    for (unsigned i = 0; i < st->nr_disks; i++) {
-        const struct hv_disk_stats *d = &st->disks[i];
-        json_array_append_new(disks, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "read_bytes",
-                                               (json_int_t)d->read_bytes, "write_bytes",
-                                               (json_int_t)d->write_bytes, "read_ops",
-                                               (json_int_t)d->read_ops, "write_ops",
-                                               (json_int_t)d->write_ops, "flush_ops",
-                                               (json_int_t)d->flush_ops, "errors",
-                                               (json_int_t)d->errors));
-    }
-    for (unsigned i = 0; i < st->nr_nics; i++) {
-        const struct hv_nic_stats *n = &st->nics[i];
-        json_array_append_new(nics, json_pack("{s:I, s:I, s:I, s:I, s:I}", "rx_bytes",
-                                              (json_int_t)n->rx_bytes, "tx_bytes",
-                                              (json_int_t)n->tx_bytes, "rx_packets",
-                                              (json_int_t)n->rx_packets, "tx_packets",
-                                              (json_int_t)n->tx_packets, "drops",
-                                              (json_int_t)n->drops));
-    }
+    for (unsigned i = 0; i < st->nr_disks; i++)
+        json_array_append_new(disks, counters_json(&st->disks[i], hv_disk_stat_fields));
+    for (unsigned i = 0; i < st->nr_nics; i++)
+        json_array_append_new(nics, counters_json(&st->nics[i], hv_nic_stat_fields));
     return json_pack("{s:o, s:o}", "disks", disks, "nics", nics);
 }
 

@@ -106,6 +106,20 @@ struct hv_nic_stats {
     uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, drops;
 };
 
+/* The counters of hv_disk_stats / hv_nic_stats by name, for printing them
+ * generically (each a uint64_t at offset); the lists end with a NULL name. */
+struct hv_stat_field {
+    const char *name;
+    size_t offset;
+};
+extern const struct hv_stat_field hv_disk_stat_fields[];
+extern const struct hv_stat_field hv_nic_stat_fields[];
+
+static inline uint64_t hv_stat_value(const void *stats, const struct hv_stat_field *f)
+{
+    return *(const uint64_t *)((const char *)stats + f->offset);
+}
+
 struct hv_vm_stats {
     uint64_t exits[HV_EXIT_KIND_COUNT];
     /* Per device, in configuration order. */

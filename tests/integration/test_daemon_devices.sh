@@ -2,7 +2,7 @@
 # Integration: VMs with disks and NICs through a real daemon. The definition
 # rules (mode full: IDE disks only, no NIC), the worker getting its devices
 # (per-device counters in the stats), a disk whose image vanished, and a NIC
-# on a tap the worker creates.
+# on a tap the worker creates and one on a bridge ("network").
 # Usage: test_daemon_devices.sh VMMD GUEST_DIR
 set -uo pipefail
 
@@ -73,6 +73,20 @@ if [[ -c /dev/net/tun ]] && ip tuntap add vmmdprobe0 mode tap 2>/dev/null; then
     check "stats: one counter set for the NIC" $([[ $(jbody '.nics | length') == 1 ]]; echo $?)
     api POST /v1/vms/pvnic/stop
     wait_state pvnic stopped
+    ip link del vmmdtestbr0 2>/dev/null # left over by an interrupted run
+    if ip link add vmmdtestbr0 type bridge 2>/dev/null; then
+        api POST /v1/vms "$(vm_json bridged idle "\"nics\":[{\"network\":\"vmmdtestbr0\"}]")"
+        api POST /v1/vms/bridged/start
+        check "a NIC on a network: runs" $([[ $status == 200 ]] && wait_state bridged running; echo $?)
+        check "its tap joined the bridge and is up" \
+            $(ip -o link show master vmmdtestbr0 | grep -q "vmmd[0-9].*UP"; echo $?)
+        api POST /v1/vms/bridged/stop
+        wait_state bridged stopped
+        check "the tap is gone once the VM stopped" $(! ip -o link show master vmmdtestbr0 | grep -q vmmd; echo $?)
+        ip link del vmmdtestbr0
+    else
+        echo "SKIPPED (loudly): cannot create a bridge here; the network NIC checks did not run"
+    fi
 else
     echo "SKIPPED (loudly): no /dev/net/tun or no CAP_NET_ADMIN; the tap NIC checks did not run"
 fi

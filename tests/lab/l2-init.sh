@@ -102,6 +102,12 @@ if has_test rng; then
     echo "LAB: rng_hex=${hex:-none}"
 fi
 
+if has_test irq; then
+    # How the virtio devices interrupt: PCI-MSIX normally, IO-APIC (INTx) with pci=nomsi.
+    irq=$(grep -m1 virtio /proc/interrupts | grep -o -e 'PCI-MSI[-A-Za-z]*' -e 'IO-APIC' | head -n1)
+    echo "LAB: virtio_irq=${irq:-none}"
+fi
+
 if has_test net; then
     if wait_for /sys/class/net/eth0 10; then
         ip link set lo up

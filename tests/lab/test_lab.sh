@@ -11,6 +11,8 @@
 #         writes to /dev/hvc0 (seen on the console) and reads a line L1 types;
 #         reads /dev/hwrng with virtio_rng as the current rng; pings L1 over
 #         L1's tap0 through virtio-net.
+#   pv with pci=nomsi (1 vCPU): the disk and rng checks again, with the virtio
+#         devices interrupting through INTx (the DSDT's _PRT, IOAPIC) not MSI-X.
 #   full: L2 mounts the same image as /dev/sda through ata_piix (IDE), finds
 #         the pv run's file, writes /lab-full.txt that debugfs finds.
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
@@ -87,10 +89,10 @@ in_image() { debugfs -R "cat $1" "$IMG" 2>/dev/null | tr -d '\r' || true; }
 # value KEY LOG: first "LAB: KEY=value" reported by the guest (empty if none).
 value() { grep -a -o "LAB: $1=[^ ]*" "$2" | head -n1 | cut -d= -f2- | tr -d '\r' || true; }
 
-run_case() { # run_case MODE VCPUS [L2-TESTS]
-    local mode=$1 vcpus=$2 tests=${3:-} log rc=0 name vmm args
-    name="$mode vcpus=$vcpus"
-    log=$LOGDIR/$mode-$vcpus.log
+run_case() { # run_case MODE VCPUS [L2-TESTS [L2-CMDLINE-EXTRA]]
+    local mode=$1 vcpus=$2 tests=${3:-} append=${4:-} log rc=0 name vmm args
+    name="$mode vcpus=$vcpus${append:+ $append}"
+    log=$LOGDIR/$mode-$vcpus${append:+-${append//[^a-z]/}}.log
     if [[ $WHICH == vmmd ]]; then
         vmm=vmmd; args=(--vmmd "$VMMD" --mode "$mode")
     else
@@ -100,6 +102,7 @@ run_case() { # run_case MODE VCPUS [L2-TESTS]
         args+=(--disk "$IMG" --l2-tests "$tests" --token "$TOKEN")
         [[ ,$tests, == *,net,* ]] && args+=(--net)
     fi
+    [[ -n $append ]] && args+=(--l2-append "$append")
     echo "=== $vmm mode=$mode vcpus=$vcpus${tests:+ checks=$tests} (log: $log, kept on failure)"
     "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
         --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
@@ -175,6 +178,12 @@ device_checks() {
         check "$name: 16 bytes from /dev/hwrng" \
             "$([[ $v =~ ^[0-9a-f]{32}$ && $v != 00000000000000000000000000000000 ]] && echo 0 || echo 1)" "got ${v:-none}"
     fi
+    if [[ $tests == *,irq,* ]]; then
+        local want=PCI-MSI
+        [[ $name == *pci=nomsi* ]] && want=IO-APIC
+        v=$(value virtio_irq "$log")
+        check "$name: virtio interrupts through $want" "$([[ $v == "$want"* ]] && echo 0 || echo 1)" "got ${v:-none}"
+    fi
     if [[ $tests == *,net,* ]]; then
         v=$(value net_ping_received "$log")
         check "$name: L2 pings L1 over the tap" "$(is "$v" 3)" "received ${v:-none} of 3"
@@ -182,7 +191,9 @@ device_checks() {
 }
 
 if [[ $WHICH == vmmd ]]; then
-    run_case pv 2 disk,hvc,rng,net
+    run_case pv 2 disk,hvc,rng,net,irq
+    # Legacy INTx through the _PRT and the IOAPIC, as a kernel without MSI uses it.
+    run_case pv 1 disk,rng,irq pci=nomsi
 else
     run_case pv 2 disk,rng,net
 fi

@@ -143,6 +143,17 @@ check "missing disk image: status 1, one line naming the file, no guest output" 
     $([[ $rc -eq 1 ]] && grep -q "$tmp/missing.img.*No such file" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]] \
       && [[ ! -s "$tmp/out" ]]; echo $?)
 
+run_guest hello --nic tap=lo
+check "a tap that cannot be attached (lo is no tap): status 1, one line, no guest output" \
+    $([[ $rc -eq 1 ]] && grep -q "cannot attach to tap lo" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]] \
+      && [[ ! -s "$tmp/out" ]]; echo $?)
+run_guest hello --nic tap=t0,mac=01:00:5e:00:00:01
+check "a multicast MAC: usage error (status 2), one line" \
+    $([[ $rc -eq 2 ]] && grep -q "not a unicast MAC" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+run_guest hello --mode full --nic tap=t0
+check "a NIC in full mode: status 1, one line saying it needs pv" \
+    $([[ $rc -eq 1 ]] && grep -q "NICs need mode pv" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+
 # virtio-blk in pv mode (the guest's own virtio-pci driver, lib/virtio.c). The image's first
 # 4 KiB hold a pattern the guest checks; a read-write run writes sectors 16-23 and nothing else.
 # The suite's build is ASan/UBSan: a report on stderr fails the check.

@@ -18,6 +18,17 @@ export function mib(value) {
   return value >= 1024 && value % 1024 === 0 ? `${value / 1024} GiB` : `${value} MiB`;
 }
 
+export function bytes(n) {
+  if (n == null || !Number.isFinite(n)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${n} B`;
+}
+
 export function count(n) {
   if (n == null || !Number.isFinite(n)) return '–';
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;

@@ -10,7 +10,7 @@ import { Terminal } from './xterm.mjs';
 import { renderActions } from './actions.js';
 import { api, consoleSocketUrl } from './api.js';
 import { drawChart } from './chart.js';
-import { count, duration, el, mib } from './format.js';
+import { bytes, count, duration, el, mib } from './format.js';
 import { store, subscribe } from './store.js';
 
 const STATS_MS = 1000;
@@ -92,6 +92,8 @@ function statsPane(vm) {
   const consoleText = el('dd', { id: 'stat-console', text: '–' });
   const boots = el('dd', { id: 'stat-boots', text: '–' });
   const reasons = el('dl', { class: 'reasons' });
+  const devices = el('dl', { class: 'reasons devices' });
+  const devicesHead = el('h3', { text: 'Disks and NICs', hidden: true });
   const rates = [];
   const times = []; // the VM's uptime at each rate
   let previous = null;
@@ -128,6 +130,15 @@ function statsPane(vm) {
           .filter(([, n]) => n > 0)
           .flatMap(([reason, n]) => [el('dt', { text: reason }), el('dd', { text: count(n) })]),
       );
+      devices.replaceChildren(
+        ...(stats.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
+          el('dd', { text: `read ${bytes(d.read_bytes)} · written ${bytes(d.write_bytes)}` +
+            (d.errors ? ` · ${count(d.errors)} errors` : '') })]),
+        ...(stats.nics || []).flatMap((n, i) => [el('dt', { text: `net${i}` }),
+          el('dd', { text: `received ${bytes(n.rx_bytes)} · sent ${bytes(n.tx_bytes)}` +
+            (n.drops ? ` · ${count(n.drops)} dropped` : '') })]),
+      );
+      devicesHead.hidden = !devices.childElementCount;
       draw();
     } catch {
       /* the VM may be gone; the next tick tries again */
@@ -144,7 +155,9 @@ function statsPane(vm) {
         el('dt', { text: 'Console output' }), consoleText,
         el('dt', { text: 'Boots' }), boots),
       el('h3', { text: 'Exits by reason' }),
-      reasons),
+      reasons,
+      devicesHead,
+      devices),
     mount() {
       draw();
       poll();
@@ -154,6 +167,16 @@ function statsPane(vm) {
       clearInterval(timer);
     },
   };
+}
+
+// The definition's disks and NICs, a row each, named as the stats name them.
+function deviceFacts(vm) {
+  return [
+    ...(vm.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
+      el('dd', {}, el('code', { text: d.path }), d.readonly ? ' (read-only)' : '')]),
+    ...(vm.nics || []).flatMap((n, i) => [el('dt', { text: `net${i}` }),
+      el('dd', { text: `${n.tap ? `tap ${n.tap}` : `network ${n.network}`}${n.mac ? `, ${n.mac}` : ''}` })]),
+  ];
 }
 
 function summary(vm) {
@@ -168,6 +191,7 @@ function summary(vm) {
       el('dt', { text: 'vCPUs' }), el('dd', { text: current.vcpus ?? '–' }),
       el('dt', { text: 'Memory' }), el('dd', { text: mib(current.memory_mib) }),
       el('dt', { text: 'Kernel' }), el('dd', {}, el('code', { text: current.kernel ?? '–' })),
+      ...deviceFacts(current),
       el('dt', { text: 'Reason' }), el('dd', { text: current.state_reason || '–' }),
     );
     renderActions(actions, current, { onDeleted: () => { location.hash = '#/'; } });

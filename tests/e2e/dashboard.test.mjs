@@ -173,6 +173,18 @@ async function main() {
     return (await page.locator('[data-field="name"] .field-error').textContent()) === '';
   });
 
+  // A read-only disk, added through the API (the form has no disk fields):
+  // the VM page lists it and its counters. Any file under an image dir will do.
+  const disk = path.join(fs.realpathSync(guestDir), 'guest-hello.elf');
+  await step('a disk added through the API (PATCH) is accepted', async () => {
+    const res = await fetch(`${base}/v1/vms/e2e-echo`, {
+      method: 'PATCH',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ disks: [{ path: disk, readonly: true }] }),
+    });
+    return res.status === 200;
+  });
+
   await page.evaluate(() => { window.e2eMarker = 'no reload'; });
   const navigationsBefore = navigations;
   await step('start: the state turns to running without a reload', async () => {
@@ -220,6 +232,11 @@ async function main() {
     });
     const uptime = await page.locator('#stat-uptime').textContent();
     return chartDrawn && /\d+s/.test(uptime);
+  });
+  await step('the VM page lists the disk and its counters from the stats', async () => {
+    await page.locator('.facts dd', { hasText: 'guest-hello.elf (read-only)' }).waitFor();
+    await page.locator('.devices dt', { hasText: 'disk0' }).waitFor();
+    return /read 0 B/.test(await page.locator('.devices dd').first().textContent());
   });
   await page.screenshot({ path: path.join(artifacts, 'vm-page.png'), fullPage: true });
   console.log(`screenshot: ${path.join(artifacts, 'vm-page.png')}`);

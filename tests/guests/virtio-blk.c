@@ -324,5 +324,8 @@ void guest_main(const char *cmdline)
 		debug_exit(1);
 	}
 	uart_puts("virtio-blk: all checks passed\n");
+	/* "stay": keep running so a daemon test can read the device's counters. */
+	if (cmdline_find(cmdline, "stay", &len))
+		halt_forever();
 	debug_exit(0);
 }

@@ -42,6 +42,27 @@ check "stats: one counter set per disk" \
 api POST /v1/vms/disky/stop
 wait_state disky stopped
 
+# --- a guest driving its virtio-blk disk: the counters move, stats and metrics ----
+yes vmmd-virtio-blk-pattern | head -c 4096 >"$IMAGES/vblk.img"
+truncate -s 2M "$IMAGES/vblk.img"
+api POST /v1/vms "$(vm_json vblk virtio-blk "\"cmdline\":\"stay\",\"disks\":[{\"path\":\"$IMAGES/vblk.img\"}]")"
+api POST /v1/vms/vblk/start
+for _ in $(seq 100); do
+    api GET "/v1/vms/vblk/console?tail=4096"
+    grep -q "all checks passed" "$tmp/body" && break
+    sleep 0.1
+done
+check "virtio-blk guest under the daemon: its checks pass" $(grep -q "all checks passed" "$tmp/body"; echo $?)
+api GET /v1/vms/vblk/stats
+check "stats: the guest's reads and writes are counted on disk0" \
+    $([[ $(jbody '.disks[0].read_bytes') -gt 0 && $(jbody '.disks[0].write_bytes') -gt 0 \
+        && $(jbody '.disks[0].errors') -gt 0 ]]; echo $?)
+curl -s --unix-socket "$SOCK" http://vmmd/metrics >"$tmp/metrics"
+check "metrics: disk0's read bytes of the running VM are above 0" \
+    $(awk '/^vmmd_vm_disk_read_bytes_total\{.*name="vblk".*device="disk0"/ { found = $NF > 0 } END { exit !found }' "$tmp/metrics"; echo $?)
+api POST /v1/vms/vblk/stop
+wait_state vblk stopped
+
 # --- a full VM with an IDE disk ---------------------------------------------------
 api POST /v1/vms "$(vm_json idedisk idle "\"mode\":\"full\",\"disks\":[$(disk c)]")"
 api POST /v1/vms/idedisk/start

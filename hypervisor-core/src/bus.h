@@ -27,6 +27,9 @@ struct hv_guest_mem;
 
 /* What a device may ask of the machine it sits in (a fake in unit tests). */
 struct hv_platform {
+    /* ISA lines (< 16) follow the last level set. Lines 16-23 are shared PCI
+     * INTx lines: each device reports only changes of its own level and the
+     * line is high while any device holds it. */
     void (*set_irq)(void *opaque, unsigned irq, int level);
     void (*request_stop)(void *opaque, enum hv_stop_reason reason, int code);
     /*

@@ -21,8 +21,18 @@ static void platform_set_irq(void *opaque, unsigned irq, int level)
 {
     struct hv_vm *vm = opaque;
     struct kvm_irq_level line = {.irq = irq, .level = (uint32_t)level};
+    unsigned *holders;
 
-    ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+    if (irq < PIC_IRQS || irq >= IOAPIC_PINS) {
+        ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+        return;
+    }
+    /* A shared PCI line: KVM keeps one level per line for userspace, so OR here. */
+    pthread_mutex_lock(&vm->routes_lock);
+    holders = &vm->intx_holders[irq - PIC_IRQS];
+    if (level ? (*holders)++ == 0 : (*holders > 0 && --*holders == 0))
+        ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+    pthread_mutex_unlock(&vm->routes_lock);
 }
 
 static void platform_request_stop(void *opaque, enum hv_stop_reason reason, int code)

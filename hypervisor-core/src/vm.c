@@ -518,10 +518,9 @@ void hv_vm_destroy(struct hv_vm *vm)
 {
     if (!vm)
         return;
-    if (vm->threads_running) {
-        hv_vm_request_stop(vm);
-        hv_vm_wait(vm);
-    }
+    /* Not only when threads_running says so: threads that already ended still need joining. */
+    hv_vm_request_stop(vm);
+    hv_vm_wait(vm);
     /* Devices first: their I/O threads use the VM's fd until they are joined. */
     piix_ide_destroy(vm->ide);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)

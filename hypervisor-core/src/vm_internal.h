@@ -69,6 +69,7 @@ struct hv_vm {
     pthread_mutex_t routes_lock;
     struct kvm_irq_routing *routes;
     unsigned next_msi_gsi;
+    unsigned intx_holders[8]; /* devices holding each shared INTx line (GSI 16-23), routes_lock */
 
     /* Run control, under ctl_lock. */
     pthread_mutex_t ctl_lock;

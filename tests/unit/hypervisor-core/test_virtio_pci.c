@@ -98,6 +98,8 @@ static struct fixture *new_fixture(bool readonly)
     assert_int_equal(virtio_blk_create(&f->blk, &f->fp.platform, &f->img), 0);
     f->vp = virtio_blk_transport(f->blk);
     f->vp->pdev.intx_gsi = INTX_GSI; /* the bus would wire it */
+    /* As Linux's probe does: without bus mastering the device must not touch RAM. */
+    pci_device_config_write(&f->vp->pdev, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
     assert_int_equal(virtio_pci_start(f->vp), 0);
     return f;
 }
@@ -240,25 +242,32 @@ static void kick(struct fixture *f)
 }
 
 /*
- * A blk request in descriptors 0..2: header, len bytes of data at DATA_GPA
- * (device-writable for reads), status byte. Kicks and waits for it; returns
- * the status byte, with the used length in *written.
+ * Posts a blk request in descriptors 0..2 and kicks: header, len bytes of
+ * data at DATA_GPA (device-writable for reads), status byte (set to 0xee).
  */
-static uint8_t blk_request(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len,
-                           uint32_t *written)
+static void blk_submit(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len)
 {
     struct vring_desc *d = gpa(f, DESC_GPA);
     struct virtio_blk_outhdr hdr = {.type = type, .sector = sector};
     uint16_t data_flags = type == VIRTIO_BLK_T_OUT ? 0 : VRING_DESC_F_WRITE;
-    uint8_t *st = gpa(f, STATUS_GPA);
 
     memcpy(gpa(f, HDR_GPA), &hdr, sizeof(hdr));
-    *st = 0xee;
+    *(uint8_t *)gpa(f, STATUS_GPA) = 0xee;
     d[0] = (struct vring_desc){HDR_GPA, sizeof(hdr), VRING_DESC_F_NEXT, len ? 1 : 2};
     d[1] = (struct vring_desc){DATA_GPA, len, VRING_DESC_F_NEXT | data_flags, 2};
     d[2] = (struct vring_desc){STATUS_GPA, 1, VRING_DESC_F_WRITE, 0};
     post(f, 0);
     kick(f);
+}
+
+/* blk_submit, then waits for the request; returns the status byte, with the
+ * used length in *written. */
+static uint8_t blk_request(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len,
+                           uint32_t *written)
+{
+    uint8_t *st = gpa(f, STATUS_GPA);
+
+    blk_submit(f, type, sector, len);
     f->used_seen++;
     if (!WAIT_FOR(used_idx(f) == f->used_seen))
         fail_msg("request type %u not completed within 5 s", type);
@@ -705,11 +714,11 @@ static void test_isr_and_intx_on_completion(void **state)
     avail(f)->flags = 0;
 
     /* INTx disabled in the command register: the status bit says it, the line stays low. */
-    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_INTX_DISABLE);
+    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
     assert_int_equal(blk_request(f, VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
     assert_true(WAIT_FOR(pci_device_config_read(p, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT));
     assert_int_equal(intx_level(f), 0);
-    pci_device_config_write(p, PCI_COMMAND, 2, 0);
+    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
     assert_int_equal(intx_level(f), 1); /* re-enabling shows the pending level */
     assert_int_equal(isr(f), 0x1);
     assert_int_equal(intx_level(f), 0);
@@ -776,6 +785,57 @@ static void test_msix_table_and_vectors(void **state)
     assert_int_equal(common_rd(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
     common_wr(f, VIRTIO_PCI_COMMON_Q_MSIX, 2, 0);
     assert_int_equal(common_rd(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
+}
+
+/* A reset asked for while a request is in flight waits for it: the driver
+ * must not reuse buffers the device may still write (Linux polls for 0). */
+static void test_reset_waits_for_requests_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    struct vring_desc *d = gpa(f, DESC_GPA);
+    struct virtio_blk_outhdr hdr = {.type = VIRTIO_BLK_T_IN, .sector = 0};
+    static struct virtq_elem elem;
+    unsigned gen;
+
+    driver_init(f, F_VERSION_1);
+    memcpy(gpa(f, HDR_GPA), &hdr, sizeof(hdr));
+    d[0] = (struct vring_desc){HDR_GPA, sizeof(hdr), VRING_DESC_F_NEXT, 1};
+    d[1] = (struct vring_desc){STATUS_GPA, 1, VRING_DESC_F_WRITE, 0};
+    post(f, 0); /* no kick: the test plays the I/O thread */
+    assert_int_equal(virtio_pci_pop(f->vp, 0, &elem, &gen), 1);
+
+    set_status(f, 0);
+    assert_int_not_equal(status(f), 0); /* not yet: a request is still out */
+    set_status(f, S_DRIVER_UP);          /* and the driver cannot start over meanwhile */
+    assert_int_equal(status(f) & VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_DRIVER_OK);
+    assert_false(virtio_pci_queue_ready(f->vp, 0));
+    virtio_pci_push(f->vp, 0, &elem, 1, gen);
+    assert_int_equal(status(f), 0); /* the last completion finished the reset */
+    assert_int_equal(used_idx(f), 0); /* and went nowhere */
+    assert_int_equal(common_rd(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+
+    /* Without requests out, a reset is immediate and the device works again. */
+    driver_init(f, F_VERSION_1);
+    assert_int_equal(blk_request(f, VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
+}
+
+/* Bus mastering off (Linux's way to stop a device's DMA, e.g. for kexec): no requests served. */
+static void test_no_dma_without_bus_master(void **state)
+{
+    struct fixture *f = *state;
+    struct pci_device *p = &f->vp->pdev;
+
+    driver_init(f, F_VERSION_1);
+    pci_device_config_write(p, PCI_COMMAND, 2, 0);
+    assert_false(virtio_pci_queue_ready(f->vp, 0));
+    blk_submit(f, VIRTIO_BLK_T_IN, 0, 512);
+    usleep(50000);
+    assert_int_equal(used_idx(f), 0);
+    assert_int_equal(*(uint8_t *)gpa(f, STATUS_GPA), 0xee); /* RAM untouched */
+    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_MASTER);
+    kick(f);
+    assert_true(WAIT_FOR(used_idx(f) == 1));
+    assert_int_equal(*(uint8_t *)gpa(f, STATUS_GPA), VIRTIO_BLK_S_OK);
 }
 
 static void test_msix_masking_and_pending_bits(void **state)
@@ -879,7 +939,7 @@ static void test_notify_through_ioeventfd(void **state)
 
     assert_int_equal(f->fp.nr_ioeventfds, 0); /* BAR0 decodes nowhere yet */
     pci_device_config_write(p, PCI_BAR0, 4, 0xc0000000);
-    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    pci_device_config_write(p, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     assert_int_equal(f->fp.nr_ioeventfds, 1);
     fd = fake_ioeventfd_at(&f->fp, 0xc0000000 + NOTIFY_OFF, 2);
     assert_true(fd >= 0);
@@ -928,6 +988,8 @@ int main(void)
         T(test_isr_and_intx_on_completion),
         T(test_msix_table_and_vectors),
         T(test_msix_masking_and_pending_bits),
+        T(test_reset_waits_for_requests_in_flight),
+        T(test_no_dma_without_bus_master),
         T(test_msix_config_vector_on_needs_reset),
         T(test_notify_through_ioeventfd),
     };

@@ -91,10 +91,13 @@ static void fire(struct msix *m, struct msix_vector *v)
     uint64_t one = 1;
 
     if (!v->routed && v->gsi >= 0 && p->msi_route_set) {
-        if (p->msi_route_set(p->opaque, (unsigned)v->gsi, v->addr, v->data) < 0)
+        if (p->msi_route_set(p->opaque, (unsigned)v->gsi, v->addr, v->data) < 0) {
+            v->pending = true; /* not lost: the next notify or unmask tries again */
             return;
+        }
         v->routed = true;
     }
+    v->pending = false;
     if (v->fd >= 0 && write(v->fd, &one, sizeof(one)) < 0) {
         /* an eventfd write only fails on counter overflow: the interrupt is pending anyway */
     }

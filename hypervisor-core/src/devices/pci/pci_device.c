@@ -94,6 +94,10 @@ static void update_intx_locked(struct pci_device *pdev)
         pdev->config[PCI_STATUS] |= PCI_STATUS_INTERRUPT;
     else
         pdev->config[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
+    /* Only changes: INTx lines are shared, the platform ORs the devices on one line. */
+    if (level == pdev->intx_driven)
+        return;
+    pdev->intx_driven = level;
     if (pdev->config[PCI_INTERRUPT_PIN] && pdev->platform && pdev->platform->set_irq)
         pdev->platform->set_irq(pdev->platform->opaque, pdev->intx_gsi, level);
 }

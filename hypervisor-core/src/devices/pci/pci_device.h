@@ -71,6 +71,7 @@ struct pci_device {
     uint8_t cap_end;     /* next free byte for a capability */
     unsigned intx_gsi;   /* IOAPIC input the INTx pin is wired to (set by the bus) */
     bool intx_asserted;  /* what the device wants the line to be */
+    bool intx_driven;    /* what it last told the platform (INTx disable applied) */
     /* Devices raise INTx from their own threads while config writes (under the
      * bus lock) may disable it: this orders the two so the line ends up right. */
     pthread_mutex_t intx_lock;

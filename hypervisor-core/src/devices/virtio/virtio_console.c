@@ -49,7 +49,14 @@ static void deliver_input(struct virtio_console *con)
     unsigned gen;
 
     pthread_mutex_lock(&con->input_lock);
-    while (con->input_len && virtio_pci_pop(vp, RX_QUEUE, &con->elem, &gen) == 1) {
+    while (con->input_len) {
+        int got = virtio_pci_pop(vp, RX_QUEUE, &con->elem, &gen);
+        if (got != 1) {
+            /* Out of buffers: have the driver kick when it posts more (EVENT_IDX). */
+            if (got == 0 && virtio_pci_rearm(vp, RX_QUEUE))
+                continue;
+            break;
+        }
         uint64_t n = virtq_copy_to_in(&con->elem, 0, con->input, con->input_len);
         memmove(con->input, con->input + n, con->input_len - n);
         con->input_len -= n;
@@ -61,26 +68,22 @@ static void deliver_input(struct virtio_console *con)
         virtio_pci_notify(vp, RX_QUEUE);
 }
 
-static void transmit(struct virtio_console *con)
+static bool transmit_one(struct virtio_pci *vp, unsigned q)
 {
-    struct virtio_pci *vp = &con->vp;
+    struct virtio_console *con = vp->dev;
     uint8_t chunk[OUTPUT_CHUNK];
     unsigned gen;
 
-    do {
-        for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
-            if (virtio_pci_pop(vp, TX_QUEUE, &con->elem, &gen) != 1)
-                break;
-            for (uint64_t off = 0; off < con->elem.out_len;) {
-                uint64_t n = virtq_copy_from_out(&con->elem, off, chunk, sizeof(chunk));
-                if (con->write)
-                    con->write(con->opaque, chunk, n);
-                off += n;
-            }
-            virtio_pci_push(vp, TX_QUEUE, &con->elem, 0, gen);
-        }
-        virtio_pci_notify(vp, TX_QUEUE);
-    } while (virtio_pci_rearm(vp, TX_QUEUE));
+    if (virtio_pci_pop(vp, q, &con->elem, &gen) != 1)
+        return false;
+    for (uint64_t off = 0; off < con->elem.out_len;) {
+        uint64_t n = virtq_copy_from_out(&con->elem, off, chunk, sizeof(chunk));
+        if (con->write)
+            con->write(con->opaque, chunk, n);
+        off += n;
+    }
+    virtio_pci_push(vp, q, &con->elem, 0, gen);
+    return true;
 }
 
 static void console_queue_notify(struct virtio_pci *vp, unsigned q)
@@ -88,7 +91,7 @@ static void console_queue_notify(struct virtio_pci *vp, unsigned q)
     struct virtio_console *con = vp->dev;
 
     if (q == TX_QUEUE)
-        transmit(con);
+        virtio_pci_serve_queue(vp, q, transmit_one);
     else
         deliver_input(con); /* new receive buffers: anything waiting can go */
 }

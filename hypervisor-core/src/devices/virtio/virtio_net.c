@@ -49,30 +49,26 @@ static void net_config_read(struct virtio_pci *vp, unsigned offset, void *data, 
         memcpy(data, (uint8_t *)&cfg + offset, size);
 }
 
-static void transmit(struct virtio_net *net)
+static bool transmit_one(struct virtio_pci *vp, unsigned q)
 {
-    struct virtio_pci *vp = &net->vp;
+    struct virtio_net *net = vp->dev;
     struct virtq_elem *e = &net->tx_elem;
     unsigned gen;
+    ssize_t n;
 
-    do {
-        for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
-            if (virtio_pci_pop(vp, TX_QUEUE, e, &gen) != 1)
-                break;
-            /* Header and frame go to the tap as they are; a frame the tap refuses is dropped. */
-            ssize_t n = e->out_len > sizeof(struct virtio_net_hdr_v1)
-                            ? writev(net->tap_fd, e->iov, (int)e->out_num)
-                            : -1;
-            if (n > (ssize_t)sizeof(struct virtio_net_hdr_v1)) {
-                STAT_ADD(net->stats.tx_packets, 1);
-                STAT_ADD(net->stats.tx_bytes, (uint64_t)n - sizeof(struct virtio_net_hdr_v1));
-            } else {
-                STAT_ADD(net->stats.drops, 1);
-            }
-            virtio_pci_push(vp, TX_QUEUE, e, 0, gen);
-        }
-        virtio_pci_notify(vp, TX_QUEUE);
-    } while (virtio_pci_rearm(vp, TX_QUEUE));
+    if (virtio_pci_pop(vp, q, e, &gen) != 1)
+        return false;
+    /* Header and frame go to the tap as they are; a frame the tap refuses is dropped. */
+    n = e->out_len > sizeof(struct virtio_net_hdr_v1) ? writev(net->tap_fd, e->iov, (int)e->out_num)
+                                                      : -1;
+    if (n > (ssize_t)sizeof(struct virtio_net_hdr_v1)) {
+        STAT_ADD(net->stats.tx_packets, 1);
+        STAT_ADD(net->stats.tx_bytes, (uint64_t)n - sizeof(struct virtio_net_hdr_v1));
+    } else {
+        STAT_ADD(net->stats.drops, 1);
+    }
+    virtio_pci_push(vp, q, e, 0, gen);
+    return true;
 }
 
 /* Reads packets from the tap into receive buffers until either runs out. */
@@ -119,7 +115,7 @@ static void net_queue_notify(struct virtio_pci *vp, unsigned q)
     struct virtio_net *net = vp->dev;
 
     if (q == TX_QUEUE) {
-        transmit(net);
+        virtio_pci_serve_queue(vp, q, transmit_one);
     } else {
         virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
         receive(net);

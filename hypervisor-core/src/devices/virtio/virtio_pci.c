@@ -33,6 +33,7 @@
 #define ISR_CONFIG 0x2
 #define EPOLL_STOP 0x200u
 #define VIRTIO_ERRORS_LOGGED 5
+#define VIRTIO_SERVE_ROUNDS 4
 #define EPOLL_EXTRA 0x100u
 
 static void raise_interrupt(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
@@ -79,6 +80,8 @@ static void reset_device(struct virtio_pci *vp)
         vp->queue_vector[q] = VIRTIO_MSI_NO_VECTOR;
     }
     vp->generation++;
+    vp->inflight = 0;
+    vp->reset_pending = false;
     pci_device_set_intx(&vp->pdev, false);
     if (vp->ops->reset)
         vp->ops->reset(vp);
@@ -87,9 +90,15 @@ static void reset_device(struct virtio_pci *vp)
 static void set_status(struct virtio_pci *vp, uint8_t status)
 {
     if (status == 0) {
-        reset_device(vp);
+        /* With requests in flight the reset completes with the last of them. */
+        if (vp->inflight)
+            vp->reset_pending = true;
+        else
+            reset_device(vp);
         return;
     }
+    if (vp->reset_pending)
+        return; /* the driver must wait for the reset to finish (status 0) */
     /* FEATURES_OK only sticks if the driver took a subset of the offer, with VERSION_1. */
     if ((status & VIRTIO_CONFIG_S_FEATURES_OK) && !(vp->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
         ((vp->driver_features & ~vp->offered) ||
@@ -436,7 +445,15 @@ static void *io_thread(void *arg)
             if (tag == EPOLL_STOP)
                 return NULL;
             if (tag >= EPOLL_EXTRA) {
-                vp->ops->fd_ready(vp, vp->extra_fd[tag - EPOLL_EXTRA]);
+                int fd = vp->extra_fd[tag - EPOLL_EXTRA];
+                if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+                    /* Gone for good (a deleted tap): epoll cannot mask errors, so stop watching. */
+                    epoll_ctl(vp->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+                    fprintf(stderr, "vmmd: %s at 00:%02x.0: its host side failed; no more input\n",
+                            vp->ops->name, vp->pdev.devfn >> 3);
+                    continue;
+                }
+                vp->ops->fd_ready(vp, fd);
                 continue;
             }
             drain(vp->kick_fd[tag]);
@@ -504,11 +521,13 @@ void virtio_pci_destroy(struct virtio_pci *vp)
     vp->ops = NULL;
 }
 
+/* A queue is served only while the driver wants it and bus mastering is on:
+ * Linux clears that bit to stop a device's DMA (kexec, shutdown). */
 static bool queue_ready_locked(const struct virtio_pci *vp, unsigned q)
 {
     return q < vp->ops->num_queues && (vp->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-           !(vp->status & VIRTIO_CONFIG_S_NEEDS_RESET) && vp->vqs[q].enabled &&
-           !vp->vqs[q].broken;
+           !(vp->status & VIRTIO_CONFIG_S_NEEDS_RESET) && !vp->reset_pending &&
+           pci_device_bus_master(&vp->pdev) && vp->vqs[q].enabled && !vp->vqs[q].broken;
 }
 
 bool virtio_pci_queue_ready(struct virtio_pci *vp, unsigned q)
@@ -540,10 +559,21 @@ int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *elem, u
         rc = virtq_pop(&vp->vqs[q], elem);
         if (rc < 0)
             mark_needs_reset(vp, q);
+        if (rc == 1)
+            vp->inflight++;
     }
     *gen = vp->generation;
     pthread_mutex_unlock(&vp->lock);
     return rc;
+}
+
+/* A request of generation gen is done; the last one finishes a pending reset. */
+static void request_done(struct virtio_pci *vp, unsigned gen)
+{
+    if (gen != vp->generation || vp->inflight == 0)
+        return;
+    if (--vp->inflight == 0 && vp->reset_pending)
+        reset_device(vp);
 }
 
 void virtio_pci_unpop(struct virtio_pci *vp, unsigned q, unsigned gen)
@@ -551,6 +581,7 @@ void virtio_pci_unpop(struct virtio_pci *vp, unsigned q, unsigned gen)
     pthread_mutex_lock(&vp->lock);
     if (gen == vp->generation && queue_ready_locked(vp, q))
         virtq_unpop(&vp->vqs[q]);
+    request_done(vp, gen);
     pthread_mutex_unlock(&vp->lock);
 }
 
@@ -560,7 +591,27 @@ void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem 
     pthread_mutex_lock(&vp->lock);
     if (gen == vp->generation && queue_ready_locked(vp, q))
         virtq_push(&vp->vqs[q], elem, written);
+    request_done(vp, gen);
     pthread_mutex_unlock(&vp->lock);
+}
+
+void virtio_pci_serve_queue(struct virtio_pci *vp, unsigned q,
+                            bool (*serve_one)(struct virtio_pci *vp, unsigned q))
+{
+    for (unsigned round = 0; round < VIRTIO_SERVE_ROUNDS; round++) {
+        /*
+         * Signal each completion at once (NO_INTERRUPT and EVENT_IDX let the
+         * driver suppress it): a driver keeping a few large requests in
+         * flight must not wait for the whole batch, or the queue drains
+         * before it refills. virtio-blk, 4 x 1 MiB in flight, guest halting
+         * until each interrupt: 4.3 -> 5.7 GB/s (the virtio-blk guest's bench).
+         */
+        for (unsigned served = 0; served < VIRTQ_MAX_SIZE && serve_one(vp, q); served++)
+            virtio_pci_notify(vp, q);
+        if (!virtio_pci_rearm(vp, q))
+            return;
+    }
+    notify_queue_fd(vp, q); /* more work waits: come back after the other fds */
 }
 
 void virtio_pci_notify(struct virtio_pci *vp, unsigned q)

@@ -65,6 +65,12 @@ struct virtio_pci {
     struct virtq vqs[VIRTIO_MAX_QUEUES];
     uint16_t queue_vector[VIRTIO_MAX_QUEUES];
     unsigned generation; /* bumped by every reset */
+    /* Requests popped and not yet completed in this generation. A reset the
+     * driver asks for while some are in flight completes when the last one
+     * does: until then the status stays non-zero (the driver polls for 0) and
+     * the device touches guest RAM only for those requests. */
+    unsigned inflight;
+    bool reset_pending;
     char broken_reason[128];
     unsigned errors_logged;
 
@@ -90,13 +96,24 @@ int virtio_pci_start(struct virtio_pci *vp);
 void virtio_pci_destroy(struct virtio_pci *vp);
 
 /* I/O-thread helpers (they take vp->lock). pop: 1 got a request (gen says when),
- * 0 none, <0 the queue broke and the device now needs a reset. */
+ * 0 none, <0 the queue broke and the device now needs a reset. Every request
+ * popped must end in exactly one push or unpop. */
 int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *elem, unsigned *gen);
 /* Gives back the request just popped (e.g. no packet to put in it after all). */
 void virtio_pci_unpop(struct virtio_pci *vp, unsigned q, unsigned gen);
 /* Completes a request; dropped if the device was reset since gen. */
 void virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *elem,
                      uint32_t written, unsigned gen);
+/*
+ * Serves queue q on the I/O thread: serve_one pops and completes one request
+ * and returns false when there was none. Interrupts the driver after each
+ * completion (if it wants), in rounds of at most a queue's worth, re-arms
+ * notifications after each round, and after a few
+ * rounds kicks the queue again and returns, so a guest that refills as fast
+ * as we serve cannot keep the thread from its other queues and fds.
+ */
+void virtio_pci_serve_queue(struct virtio_pci *vp, unsigned q,
+                            bool (*serve_one)(struct virtio_pci *vp, unsigned q));
 /* Interrupts the driver for queue q if it wants to be. */
 void virtio_pci_notify(struct virtio_pci *vp, unsigned q);
 /* After draining q: re-arms notifications; true if more work arrived meanwhile. */

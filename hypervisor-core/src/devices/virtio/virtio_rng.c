@@ -34,19 +34,20 @@ static uint32_t fill(struct virtq_elem *e)
     return (uint32_t)done;
 }
 
-static void rng_queue_notify(struct virtio_pci *vp, unsigned q)
+static bool rng_serve_one(struct virtio_pci *vp, unsigned q)
 {
     struct virtio_rng *rng = vp->dev;
     unsigned gen;
 
-    do {
-        for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
-            if (virtio_pci_pop(vp, q, &rng->elem, &gen) != 1)
-                break;
-            virtio_pci_push(vp, q, &rng->elem, fill(&rng->elem), gen);
-        }
-        virtio_pci_notify(vp, q);
-    } while (virtio_pci_rearm(vp, q));
+    if (virtio_pci_pop(vp, q, &rng->elem, &gen) != 1)
+        return false;
+    virtio_pci_push(vp, q, &rng->elem, fill(&rng->elem), gen);
+    return true;
+}
+
+static void rng_queue_notify(struct virtio_pci *vp, unsigned q)
+{
+    virtio_pci_serve_queue(vp, q, rng_serve_one);
 }
 
 static void rng_config_read(struct virtio_pci *vp, unsigned offset, void *data, unsigned size)

@@ -62,6 +62,16 @@ wait_state() {
     return 1
 }
 
+# wait_console NAME TEXT [seconds]: until the VM's console tail shows TEXT (left in $tmp/body)
+wait_console() {
+    for _ in $(seq $((${3:-5} * 20))); do
+        api GET "/v1/vms/$1/console?tail=4096"
+        grep -q "$2" "$tmp/body" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 vm_json() { # name guest [extra json fields]
     echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
 }

@@ -67,12 +67,7 @@ check "errors changed nothing ($before VMs before, $after after)" $([[ $before =
 # --- lifecycle ------------------------------------------------------------------
 api POST /v1/vms/demo/start
 check "start: 200, running" $([[ $status == 200 && $(jbody .state) == running ]]; echo $?)
-for _ in $(seq 100); do
-    api GET "/v1/vms/demo/console?tail=100"
-    grep -q "echo: ready" "$tmp/body" && break
-    sleep 0.05
-done
-check "console shows the guest's output" $(grep -q "echo: ready" "$tmp/body"; echo $?)
+check "console shows the guest's output" $(wait_console demo "echo: ready"; echo $?)
 "$WS_CLIENT" "$SOCK" /v1/vms/demo/console $'typed over a websocket\r' 1500 >"$tmp/ws" 2>"$tmp/ws.err"
 check "WebSocket console: keystrokes reach the guest, its echo comes back" \
     $(grep -q "typed over a websocket" "$tmp/ws"; echo $?)

@@ -47,12 +47,8 @@ yes vmmd-virtio-blk-pattern | head -c 4096 >"$IMAGES/vblk.img"
 truncate -s 2M "$IMAGES/vblk.img"
 api POST /v1/vms "$(vm_json vblk virtio-blk "\"cmdline\":\"stay\",\"disks\":[{\"path\":\"$IMAGES/vblk.img\"}]")"
 api POST /v1/vms/vblk/start
-for _ in $(seq 100); do
-    api GET "/v1/vms/vblk/console?tail=4096"
-    grep -q "all checks passed" "$tmp/body" && break
-    sleep 0.1
-done
-check "virtio-blk guest under the daemon: its checks pass" $(grep -q "all checks passed" "$tmp/body"; echo $?)
+check "virtio-blk guest under the daemon: its checks pass" \
+    $(wait_console vblk "all checks passed" 10; echo $?)
 api GET /v1/vms/vblk/stats
 check "stats: the guest's reads and writes are counted on disk0" \
     $([[ $(jbody '.disks[0].read_bytes') -gt 0 && $(jbody '.disks[0].write_bytes') -gt 0 \

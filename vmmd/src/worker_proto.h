@@ -5,7 +5,8 @@
  *
  *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N}
  *   {"cmd":"stats"}             {"ok":true,"uptime_ns":N,"memory_bytes":N,"console_bytes":N,
- *                                "exits":{"io":N,...},"writes_ignored":N}
+ *                                "exits":{"io":N,...},"writes_ignored":N,"boots":N,
+ *                                "disks":[{"read_bytes":N,...}],"nics":[{"rx_bytes":N,...}]}
  *   {"cmd":"pause"|"resume"|"stop"|"reboot"}           {"ok":true}
  *   {"cmd":"shutdown"}          Ctrl-Alt-Del, and the next reboot ends the worker: {"ok":true}
  *   {"cmd":"console","tail":N}  {"ok":true,"bytes":M} followed by M raw bytes

@@ -1022,16 +1022,6 @@ static void test_patch(void **state)
     free(kernel);
 }
 
-static void db_vm_free_fields(struct db_vm *vm)
-{
-    free(vm->kernel);
-    free(vm->initrd);
-    free(vm->cmdline);
-    free(vm->disks_json);
-    free(vm->nics_json);
-    free(vm->state_reason);
-}
-
 static void stored_vm(struct db_vm *vm)
 {
     memset(vm, 0, sizeof(*vm));
@@ -1074,7 +1064,7 @@ static void test_device_rules(void **state)
     assert_non_null(strstr(err.detail, "disks: mode full has at most 4 disks"));
     strcpy(vm.mode, "pv");
     assert_int_equal(api_check_vm_devices(&vm, &err), 0);
-    db_vm_free_fields(&vm);
+    db_vm_clear(&vm);
 }
 
 static void test_apply(void **state)
@@ -1115,7 +1105,7 @@ static void test_apply(void **state)
     assert_string_equal(vm.mode, "full");
     assert_int_equal(vm.vcpus, 3);
     assert_string_equal(vm.cmdline, "quiet");
-    db_vm_free_fields(&vm);
+    db_vm_clear(&vm);
 }
 
 static void test_to_db(void **state)
@@ -1145,7 +1135,7 @@ static void test_to_db(void **state)
     assert_int_equal(vm.started_at, 0);
     assert_int_equal(vm.worker_pid, 0);
     api_vm_def_free(&def);
-    db_vm_free_fields(&vm);
+    db_vm_clear(&vm);
 }
 
 /* --- shutdown -------------------------------------------------------------------------------- */
@@ -1278,7 +1268,7 @@ static void test_vm_to_json(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "disks")), 0);
     assert_int_equal(json_array_size(json_object_get(j, "nics")), 0);
     json_decref(j);
-    db_vm_free_fields(&vm);
+    db_vm_clear(&vm);
 }
 
 /* --- the OpenAPI document -------------------------------------------------------------------- */
@@ -1455,7 +1445,7 @@ static void test_openapi_matches_code(void **state)
         assert_non_null(json_object_get(vm_props, key));
     }
     json_decref(j);
-    db_vm_free_fields(&vm);
+    db_vm_clear(&vm);
 
     /* Every documented create/patch field is known to the parser (422 for a bad value, not
      * 400 unknown), and the parser knows no field the document does not list. */

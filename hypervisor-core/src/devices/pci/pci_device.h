@@ -55,7 +55,7 @@ struct pci_device_ops {
 };
 
 struct pci_bar {
-    uint32_t size; /* power of two, 0 = BAR not implemented */
+    uint32_t size; /* power of two; 0: the function has no BAR in this slot */
     bool io;
     uint64_t mapped; /* address the BAR decodes at now, 0 = not decoded */
 };

@@ -26,6 +26,9 @@
 #define INITRD_ALIGN       0x1000
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
 

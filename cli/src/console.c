@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "http.h"
-#include "websocket.h"
+#include "common/websocket.h"
 
 static int connect_unix(const char *path)
 {

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "websocket.h"
+#include "common/websocket.h"
 
 static long long now_ms(void)
 {

@@ -1,5 +1,5 @@
 /* Flag parsing and --help from one option table. */
-#include "options.h"
+#include "common/options.h"
 
 #include <errno.h>
 #include <stdbool.h>

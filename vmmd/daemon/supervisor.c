@@ -9,7 +9,7 @@
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
-#include "worker_proto.h"
+#include "vmmd/worker_proto.h"
 
 #include "api/api.h"
 

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "websocket.h"
+#include "common/websocket.h"
 
 static void test_accept_key_rfc_example(void **state)
 {

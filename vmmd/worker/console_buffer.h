@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker_proto.h"
+#include "vmmd/worker_proto.h"
 
 #define CONSOLE_RING_SIZE   WORKER_CONSOLE_TAIL_MAX
 #define CONSOLE_MAX_CLIENTS 8

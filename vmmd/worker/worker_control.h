@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "console_buffer.h"
-#include "worker_proto.h"
+#include "vmmd/worker_proto.h"
 #include "hv/hv.h"
 
 #define CONTROL_MAX_CLIENTS 16

@@ -7,7 +7,7 @@
 #include "run.h"
 #include "console_buffer.h"
 #include "device_args.h"
-#include "options.h"
+#include "common/options.h"
 #include "worker_control.h"
 
 #include "hv/hv.h"

@@ -8,7 +8,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "supervisor.h"
-#include "worker_proto.h"
+#include "vmmd/worker_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* WebSocket handshake key and framing (RFC 6455 sections 4.2.2 and 5.2). */
-#include "websocket.h"
+#include "common/websocket.h"
 
 #include <string.h>
 

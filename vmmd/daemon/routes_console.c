@@ -8,8 +8,8 @@
 #include "routes.h"
 #include "log.h"
 #include "supervisor.h"
-#include "websocket.h"
-#include "worker_proto.h"
+#include "common/websocket.h"
+#include "vmmd/worker_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

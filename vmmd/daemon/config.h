@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "options.h"
+#include "common/options.h"
 
 struct vmmd_config {
     const char *config_file;

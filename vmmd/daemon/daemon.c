@@ -5,6 +5,7 @@
  */
 #include "daemon.h"
 #include "log.h"
+#include "sd_notify.h"
 #include "routes.h"
 #include "supervisor.h"
 
@@ -247,6 +248,7 @@ static void on_signal(uv_signal_t *s, int signo)
         return;
     d->stopping = true;
     log_info("signal %d: no new connections, finishing requests in flight", signo);
+    vmmd_sd_notify("STOPPING=1");
     if (d->http_unix)
         http_server_quiesce(d->http_unix);
     if (d->http_tcp)
@@ -390,6 +392,10 @@ int vmmd_serve_main(int argc, char **argv)
     autostart(d);
     log_info("vmmd %s serving on %s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
              cfg.listen ? " and " : "", cfg.listen ? cfg.listen : "", cfg.state_dir);
+    /* Type=notify: systemd counts the service started once the API answers. */
+    int notified = vmmd_sd_notify("READY=1\nSTATUS=serving the API");
+    if (notified < 0)
+        log_warn("cannot tell the service manager we are ready: %s", strerror(-notified));
 
     uv_run(d->loop, UV_RUN_DEFAULT);
     unlink(cfg.socket_path);

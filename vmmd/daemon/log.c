@@ -1,5 +1,10 @@
-/* Log lines: "2026-11-26T13:04:15.123Z info: message". */
+/*
+ * Log lines: "2026-11-26T13:04:15.123Z info: message". When stderr is the
+ * journal (run by systemd), "<6>info: message" instead: the journal adds its
+ * own timestamp and takes the sd-daemon(3) prefix as the line's priority.
+ */
 #include "log.h"
+#include "sd_notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +18,7 @@
 int vmmd_log_level = VMMD_LOG_INFO;
 static int log_fd = STDERR_FILENO;
 static char *log_path;
+static int journal = -1; /* unknown until the first line */
 
 int vmmd_log_open(const char *path)
 {
@@ -39,17 +45,24 @@ int vmmd_log_reopen(void)
 void vmmd_log_write(enum vmmd_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const int syslog_priority[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
     char line[2048];
     struct timespec ts;
     struct tm tm;
     va_list ap;
     int n;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                 names[level]);
+    if (journal < 0)
+        journal = vmmd_stderr_is_journal();
+    if (journal && log_fd == STDERR_FILENO) {
+        n = snprintf(line, sizeof(line), "<%d>%s: ", syslog_priority[level], names[level]);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+    }
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

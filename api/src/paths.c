@@ -9,10 +9,14 @@
 #include "api_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /*
  * Whole components: /images2/x is not under /images. A file must lie strictly
@@ -151,4 +155,68 @@ int api_check_path(const char *field, const char *path, const struct api_limits 
     bool disk = field && strncmp(field, "disks", 5) == 0;
 
     return api__check_path(field ? field : "path", path, limits, disk, canonical, err);
+}
+
+static int openat2_nofollow(int dirfd, const char *path, int flags, uint64_t resolve)
+{
+    struct open_how how = {.flags = (uint64_t)flags, .resolve = resolve | RESOLVE_NO_SYMLINKS};
+
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+int api_open_beneath(const char *field, const char *path, const struct api_limits *limits,
+                     bool writable, bool allow_blockdev, int *fd, struct api_error *err)
+{
+    const char *dir = NULL, *rel = NULL;
+    struct stat st;
+    int dirfd, f, e;
+
+    *fd = -1;
+    if (!path)
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: no path", field);
+    for (size_t i = 0; limits && i < limits->n_image_dirs && !dir; i++) {
+        size_t n = strlen(limits->image_dirs[i]);
+        if (strncmp(path, limits->image_dirs[i], n) == 0 && path[n] == '/' && path[n + 1]) {
+            dir = limits->image_dirs[i];
+            rel = path + n + 1;
+        }
+    }
+    if (!dir)
+        return api_fail(err, API_ERR_FORBIDDEN, "%s: %s is outside the image directories", field,
+                        path);
+    /* The image directory itself is canonical: a symlink on its way is a swap too. */
+    dirfd = openat2_nofollow(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dirfd < 0) {
+        e = errno;
+        if (e == ENOSYS)
+            return api_fail(err, API_ERR_INTERNAL, "%s: this kernel has no openat2 (Linux 5.6 "
+                            "or later is needed to open VM files safely)", field);
+        return api_fail(err, e == ELOOP ? API_ERR_FORBIDDEN : API_ERR_UNPROCESSABLE,
+                        "%s: image directory %s cannot be opened: %s", field, dir,
+                        e == ELOOP ? "it has become a symlink" : strerror(e));
+    }
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; checked below, then cleared. */
+    f = openat2_nofollow(dirfd, rel,
+                         (writable ? O_RDWR : O_RDONLY) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+                         RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    e = errno;
+    close(dirfd);
+    if (f < 0) {
+        if (e == ELOOP || e == EXDEV)
+            return api_fail(err, API_ERR_FORBIDDEN,
+                            "%s: %s is (or passes through) a symlink now; VM files are opened "
+                            "with no symlink in their path", field, path);
+        if (e == ENOENT)
+            return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s does not exist", field, path);
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s cannot be opened%s: %s", field, path,
+                        writable ? " for writing" : "", strerror(e));
+    }
+    if (fstat(f, &st) < 0 || !(S_ISREG(st.st_mode) || (allow_blockdev && S_ISBLK(st.st_mode)))) {
+        close(f);
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s is not a regular file%s", field, path,
+                        allow_blockdev ? " or block device" : "");
+    }
+    fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+    *fd = f;
+    return 0;
 }

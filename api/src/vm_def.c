@@ -25,6 +25,21 @@ static const char *const nic_keys[] = {"tap", "network", "mac", NULL};
 #define IFNAME_MAX     15 /* IFNAMSIZ - 1 */
 
 /* ASCII ranges rather than islower()/isdigit(), which follow the locale. */
+/* 8-4-4-4-12 hex digits: the form of a VM id, which lookups try before names. */
+bool api_name_is_uuid(const char *name)
+{
+    static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    size_t i;
+
+    for (i = 0; name[i] && form[i]; i++) {
+        char c = name[i];
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        if (form[i] == '-' ? c != '-' : !hex)
+            return false;
+    }
+    return !name[i] && !form[i];
+}
+
 bool api_name_valid(const char *name)
 {
     size_t i;
@@ -352,6 +367,12 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         if (!json_is_string(v) || !api_name_valid(json_string_value(v))) {
             api_fail(err, API_ERR_UNPROCESSABLE,
                      "name: must match [a-z0-9][a-z0-9-]{0,62} (1 to 63 characters)");
+            goto fail;
+        }
+        if (api_name_is_uuid(json_string_value(v))) {
+            /* It would shadow, or be shadowed by, the VM that has it as its id. */
+            api_fail(err, API_ERR_UNPROCESSABLE,
+                     "name: must not have the form of a VM id (a UUID)");
             goto fail;
         }
         strcpy(out->name, json_string_value(v)); /* fits: api_name_valid caps the length */

@@ -165,8 +165,9 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
 static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err, size_t errlen)
 {
     for (unsigned i = 0; i < cfg->nr_disks; i++) {
-        int rc = block_image_open(&vm->disks[i], cfg->disks[i].path, cfg->disks[i].readonly, err,
-                                  errlen);
+        const struct hv_disk_config *d = &cfg->disks[i];
+        int rc = block_image_open(&vm->disks[i], d->path, d->has_fd ? d->fd : -1, d->readonly,
+                                  err, errlen);
         if (rc)
             return rc;
         vm->nr_disks = i + 1;
@@ -327,8 +328,9 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
              (unsigned long long)cfg->memory_mib, strerror(-rc));
         goto err_vm;
     }
-    rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->initrd, cfg->cmdline, &vm->boot, err,
-                            errlen);
+    rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
+                            cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
+                            &vm->boot, err, errlen);
     if (rc)
         goto err_vm;
     if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||

@@ -71,12 +71,13 @@ api POST /v1/vms "$(vm_json lost idle "\"disks\":[$(disk d)]")"
 rm -f "$IMAGES/d.img"
 api POST /v1/vms/lost/start
 started=$status
+detail=$(jbody .detail)
 sleep 0.5
 api GET /v1/vms/lost
-check "missing image: the start fails, the VM is not running" \
-    $([[ $started != 200 || $(jbody .state) != running ]] && [[ $(jbody .state) != starting ]]; echo $?)
-check "missing image: the worker says which file" \
-    $(grep -rq "cannot open disk image $IMAGES/d.img" "$STATE/run" "$tmp/vmmd.log" 2>/dev/null; echo $?)
+check "missing image: the start fails (422), the VM is not running" \
+    $([[ $started == 422 && $(jbody .state) == stopped ]]; echo $?)
+check "missing image: the answer names the field and the file" \
+    $([[ $detail == "disks[0].path: $IMAGES/d.img does not exist" ]]; echo $?)
 api GET /v1/vms/disky
 check "the other VMs are unaffected" $([[ $status == 200 && $(jbody .state) == stopped ]]; echo $?)
 

@@ -180,9 +180,12 @@ static void autostart(struct vmmd_daemon *d)
         if (!vms[i].autostart || (strcmp(vms[i].state, "stopped") != 0 &&
                                   strcmp(vms[i].state, "crashed") != 0))
             continue;
+        struct api_error err = {0};
         char *name = strdup(vms[i].name);
-        if (supervisor_start(d->sup, &vms[i], on_autostart_done, name))
+        if (supervisor_start(d->sup, &vms[i], on_autostart_done, name, &err)) {
+            log_warn("autostart of %s failed: %s", vms[i].name, err.detail);
             free(name);
+        }
     }
     db_vm_list_free(vms, n);
 }
@@ -345,6 +348,9 @@ int vmmd_serve_main(int argc, char **argv)
     int64_t ev = 0;
     int rc;
 
+    /* Whatever started the daemon may have left descriptors open (a pipe, a socket): none of
+     * them may reach a worker, which gets only what it is handed. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     if (vmmd_config_load(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "vmmd: %s\n", err);
         vmmd_config_free(&cfg);

@@ -366,19 +366,22 @@ static void on_started(struct vmmd_daemon *d, void *ctx, int rc, const char *det
 
 void route_vm_start(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
+    struct api_error err = {0};
     struct db_vm vm = {0};
     struct pending *p;
-    int rc;
 
     if (routes_load_vm(d, req, m->id, &vm))
         return;
     if (!action_allowed(req, &vm, VMMD_ACT_START) || !admit(d, req, &vm))
         goto out;
     p = pending_new(req, vm.id);
-    rc = p ? supervisor_start(d->sup, &vm, on_started, p) : -ENOMEM;
-    if (rc) {
+    if (!p) {
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (supervisor_start(d->sup, &vm, on_started, p, &err)) {
         free(p);
-        http_respond_error(req, API_ERR_INTERNAL, "cannot start a worker: %s", strerror(-rc));
+        http_respond_problem(req, &err);
         goto out;
     }
     log_info("vm %s: starting", vm.name);

@@ -9,6 +9,7 @@
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "vm_files.h"
 #include "vmmd/worker_proto.h"
 
 #include "api/api.h"
@@ -22,11 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define CONNECT_RETRY_MS   5
 #define CONNECT_TIMEOUT_MS 10000
+/* From spawn to the worker's first status: building even a large VM takes well under this. */
+#define START_TIMEOUT_MS   30000
 
 struct cmd {
     struct cmd *next;
@@ -55,6 +61,9 @@ struct worker {
     unsigned waited_ms;
     uv_timer_t shutdown_timer;
     uv_timer_t kill_timer; /* after a stop: the grace period */
+    uv_timer_t start_timer; /* spawn to "running": the start's deadline */
+    bool stop_requested;    /* a user's stop: it ends as "stopped", whatever the phase */
+    char forced_reason[160];   /* the daemon ended it: "stopped" with this reason */
     uv_process_t *proc;
     struct cmd *head, *tail;
     char *rbuf;
@@ -99,9 +108,9 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
-/* Records a state change with its event and tells the event stream. */
-static void set_state(struct vmmd_daemon *d, const char *vm_id, const char *state,
-                      const char *reason, int64_t pid)
+/* Records a state change with its event and tells the event stream; 0 or -errno. */
+static int set_state(struct vmmd_daemon *d, const char *vm_id, const char *state,
+                     const char *reason, int64_t pid)
 {
     int64_t ev = 0;
     int rc = db_vm_set_state(d->db, vm_id, state, reason, pid, &ev);
@@ -110,6 +119,7 @@ static void set_state(struct vmmd_daemon *d, const char *vm_id, const char *stat
         log_error("vm %s: cannot record state %s: %s", vm_id, state, strerror(-rc));
     else
         vmmd_event_committed(d, ev);
+    return rc;
 }
 
 /* Why the worker ended, from its exit file: the new state and a reason. */
@@ -121,7 +131,14 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
     const char *why = ex ? json_string_value(json_object_get(ex, "reason")) : NULL;
     const char *detail = ex ? json_string_value(json_object_get(ex, "detail")) : NULL;
 
-    if (!why) {
+    if (w->forced_reason[0]) {
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "%s", w->forced_reason);
+    } else if (w->stop_requested && (!why || strcmp(why, "poweroff") != 0)) {
+        /* Asked to stop, it stopped: killed past its grace period or mid-start alike. */
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "stopped");
+    } else if (!why) {
         snprintf(state, slen, "crashed");
         snprintf(reason, rlen, "the worker process ended without saying why (killed?)");
     } else if (strcmp(why, "poweroff") == 0 || strcmp(why, "stopped") == 0) {
@@ -190,6 +207,7 @@ static void close_worker(struct worker *w)
     uv_close((uv_handle_t *)&w->timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->shutdown_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->kill_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->start_timer, on_handle_closed);
     if (w->pipe_init && !w->pipe_closing) {
         w->pipe_closing = true;
         uv_close((uv_handle_t *)&w->pipe, on_handle_closed);
@@ -382,11 +400,41 @@ static int queue_command(struct worker *w, json_t *cmd, sup_reply_fn fn, void *c
     return 0;
 }
 
+static bool pid_is_our_worker(const struct worker *w);
+
+/*
+ * A start the daemon gives up on (no answer in time, or a state it cannot
+ * record): the worker is killed, so no VM runs that the store does not
+ * know of, and it ends as "stopped" with the reason.
+ */
+static void fail_start(struct worker *w, const char *why)
+{
+    sup_done_fn fn = w->start_done;
+
+    w->start_done = NULL;
+    uv_timer_stop(&w->start_timer);
+    snprintf(w->forced_reason, sizeof(w->forced_reason), "start failed: %s", why);
+    log_warn("vm %s: %s", w->vm_id, w->forced_reason);
+    if (pid_is_our_worker(w))
+        kill((pid_t)w->pid, SIGKILL);
+    if (fn)
+        fn(w->sup->d, w->start_ctx, -EIO, w->forced_reason);
+}
+
+static void on_start_deadline(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->start_done && !w->gone)
+        fail_start(w, "the worker did not report within the start deadline");
+}
+
 static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
                       size_t extra_len, const char *error)
 {
     struct worker *w = ctx;
     const char *state = reply ? json_string_value(json_object_get(reply, "state")) : NULL;
+    int rc;
 
     (void)extra;
     (void)extra_len;
@@ -394,7 +442,14 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
     if (!state)
         return; /* the worker ended meanwhile: worker_gone() handles it */
     w->reached_running = true;
-    set_state(d, w->vm_id, state, NULL, w->pid);
+    rc = set_state(d, w->vm_id, state, NULL, w->pid);
+    if (rc && w->start_done) {
+        char why[128];
+        snprintf(why, sizeof(why), "the state store cannot record it: %s", strerror(-rc));
+        fail_start(w, why);
+        return;
+    }
+    uv_timer_stop(&w->start_timer);
     if (w->start_done) {
         sup_done_fn fn = w->start_done;
         w->start_done = NULL;
@@ -475,6 +530,14 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     w->connected = true;
+    /* The worker's pid from the kernel: the stored one may be missing (a start the store
+     * could not record) or stale. */
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    if (uv_fileno((uv_handle_t *)&w->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.pid > 0)
+        w->pid = cred.pid;
     uv_read_start((uv_stream_t *)&w->pipe, on_alloc, on_read);
     /* A status query goes first; commands queued meanwhile follow in order. */
     st = make_cmd(json_pack("{s:s}", "cmd", "status"), on_status, w);
@@ -517,7 +580,9 @@ static struct worker *new_worker(struct supervisor *sup, const char *vm_id, int6
     w->shutdown_timer.data = w;
     uv_timer_init(sup->d->loop, &w->kill_timer);
     w->kill_timer.data = w;
-    w->open_handles = 3;
+    uv_timer_init(sup->d->loop, &w->start_timer);
+    w->start_timer.data = w;
+    w->open_handles = 4;
     w->next = sup->workers;
     sup->workers = w;
     return w;
@@ -562,7 +627,11 @@ struct device_args {
     unsigned n;
 };
 
-static void add_device_args(char **argv, int *argc, struct device_args *da, const struct db_vm *vm)
+/* A file's descriptor number in the worker: stdio first, then the VM's files in order. */
+#define CHILD_FD(idx) (3 + (idx))
+
+static void add_device_args(char **argv, int *argc, struct device_args *da, const struct db_vm *vm,
+                            const struct vm_files *files)
 {
     json_t *disks = json_loads(vm->disks_json, 0, NULL), *nics = json_loads(vm->nics_json, 0, NULL);
     json_t *item;
@@ -571,9 +640,12 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
     json_array_foreach(disks, i, item) {
         if (da->n == sizeof(da->text) / sizeof(da->text[0]))
             break;
-        snprintf(da->text[da->n], sizeof(da->text[0]), "%s%s",
+        if (i >= files->nr_disks)
+            break;
+        snprintf(da->text[da->n], sizeof(da->text[0]), "%s%s,fd=%d",
                  json_string_value(json_object_get(item, "path")),
-                 json_is_true(json_object_get(item, "readonly")) ? ",ro" : "");
+                 json_is_true(json_object_get(item, "readonly")) ? ",ro" : "",
+                 CHILD_FD(files->disks[i]));
         add_arg(argv, argc, "--disk");
         add_arg(argv, argc, da->text[da->n++]);
     }
@@ -594,33 +666,93 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
     json_decref(nics);
 }
 
-int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx)
+/* Whether something listens on a worker control socket: a live worker, known or not. */
+static bool socket_answers(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd, rc;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return false;
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+    /* EAGAIN: a listener whose backlog is full is still a listener. */
+    rc = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
+    close(fd);
+    return rc;
+}
+
+/* Connects to a worker found running, learns its state and records it. */
+static void adopt(struct supervisor *sup, const char *vm_id, int64_t pid, bool reached_running)
+{
+    struct worker *w = new_worker(sup, vm_id, pid);
+
+    if (!w)
+        return;
+    w->reached_running = reached_running;
+    try_connect(w);
+}
+
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx,
+                     struct api_error *err)
 {
     struct vmmd_daemon *d = sup->d;
     struct worker *w;
     uv_process_options_t opts;
-    uv_stdio_container_t stdio[3];
-    char vcpus[16], memory[24], *paths[4] = {0};
-    char *argv[32 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
+    uv_stdio_container_t stdio[3 + VM_FILES_MAX];
+    char vcpus[16], memory[24], kernel_fd[16], initrd_fd[16], *paths[4] = {0};
+    char *argv[40 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
     struct device_args *devices;
+    struct vm_files files;
     int argc = 0, log_fd, rc;
 
     if (find(sup, vm->id))
-        return -EBUSY;
+        return api_fail(err, API_ERR_CONFLICT, "VM '%s' already has a worker", vm->name);
+    char *dir = supervisor_vm_dir(sup, vm->id);
+    if (!dir)
+        return api_fail(err, API_ERR_INTERNAL, "out of memory");
+    paths[0] = path_in(dir, WORKER_CONTROL_SOCKET);
+    paths[1] = path_in(dir, WORKER_CONSOLE_LOG);
+    paths[2] = path_in(dir, WORKER_EXIT_FILE);
+    paths[3] = path_in(dir, WORKER_LOG);
+    free(dir);
+    if (!paths[0] || !paths[1] || !paths[2] || !paths[3]) {
+        rc = api_fail(err, API_ERR_INTERNAL, "out of memory");
+        goto out_paths;
+    }
+    /* Never two workers on one VM's disks: one the store lost track of is adopted instead. */
+    if (socket_answers(paths[0])) {
+        log_warn("vm %s: a worker the store did not list is running; reattaching to it",
+                 vm->name);
+        adopt(sup, vm->id, 0, true);
+        rc = api_fail(err, API_ERR_CONFLICT,
+                      "VM '%s' still has a live worker (its control socket answers); the daemon "
+                      "has reattached to it", vm->name);
+        goto out_paths;
+    }
+    if ((rc = vm_files_open(&d->limits, vm, &files, err)))
+        goto out_paths;
+    /* Recorded before the worker exists: a start the store cannot record does not run. */
+    if ((rc = set_state(d, vm->id, "starting", NULL, 0))) {
+        rc = api_fail(err, rc == -ENOSPC ? API_ERR_INSUFFICIENT_STORAGE : API_ERR_INTERNAL,
+                      "the state store cannot record the start: %s", strerror(-rc));
+        goto out_files;
+    }
     w = new_worker(sup, vm->id, 0);
-    if (!w)
-        return -ENOMEM;
-    if (!w->dir) {
-        w->gone = true;
-        close_worker(w);
-        return -ENOMEM;
+    if (!w || !w->dir) {
+        if (w) {
+            w->gone = true;
+            close_worker(w);
+        }
+        set_state(d, vm->id, "stopped", "start failed: out of memory", 0);
+        rc = api_fail(err, API_ERR_INTERNAL, "out of memory");
+        goto out_files;
     }
     mkdir(d->run_dir, 0700);
     mkdir(w->dir, 0700);
-    paths[0] = path_in(w->dir, WORKER_CONTROL_SOCKET);
-    paths[1] = path_in(w->dir, WORKER_CONSOLE_LOG);
-    paths[2] = path_in(w->dir, WORKER_EXIT_FILE);
-    paths[3] = path_in(w->dir, WORKER_LOG);
     unlink(paths[0]);
     unlink(paths[2]); /* a stale exit file would explain the wrong death */
     log_fd = open(paths[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -629,11 +761,18 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)vm->memory_mib);
     add_arg(argv, &argc, d->self_exe);
     add_arg(argv, &argc, "run");
+    /* Paths only name the files in messages: the worker reads the descriptors. */
     add_arg(argv, &argc, "--kernel");
     add_arg(argv, &argc, vm->kernel);
+    snprintf(kernel_fd, sizeof(kernel_fd), "%d", CHILD_FD(files.kernel));
+    add_arg(argv, &argc, "--kernel-fd");
+    add_arg(argv, &argc, kernel_fd);
     if (vm->initrd) {
         add_arg(argv, &argc, "--initrd");
         add_arg(argv, &argc, vm->initrd);
+        snprintf(initrd_fd, sizeof(initrd_fd), "%d", CHILD_FD(files.initrd));
+        add_arg(argv, &argc, "--initrd-fd");
+        add_arg(argv, &argc, initrd_fd);
     }
     if (vm->cmdline) {
         add_arg(argv, &argc, "--cmdline");
@@ -653,17 +792,21 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     add_arg(argv, &argc, paths[2]);
     devices = calloc(1, sizeof(*devices));
     if (devices)
-        add_device_args(argv, &argc, devices, vm);
+        add_device_args(argv, &argc, devices, vm, &files);
     argv[argc] = NULL;
 
     memset(&opts, 0, sizeof(opts));
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = stdio[2].flags = log_fd >= 0 ? UV_INHERIT_FD : UV_IGNORE;
     stdio[1].data.fd = stdio[2].data.fd = log_fd;
+    for (unsigned i = 0; i < files.count; i++) {
+        stdio[CHILD_FD(i)].flags = UV_INHERIT_FD;
+        stdio[CHILD_FD(i)].data.fd = files.fds[i];
+    }
     opts.file = d->self_exe;
     opts.args = argv;
     opts.stdio = stdio;
-    opts.stdio_count = 3;
+    opts.stdio_count = (int)CHILD_FD(files.count);
     opts.exit_cb = on_process_exit;
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
@@ -672,25 +815,34 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     free(devices);
     if (log_fd >= 0)
         close(log_fd);
-    for (int i = 0; i < 4; i++)
-        free(paths[i]);
     if (rc) {
+        char why[128];
+
         /* uv_spawn() registers the handle even when it fails: it must be closed. */
         if (w->proc)
             uv_close((uv_handle_t *)w->proc, (uv_close_cb)free);
         w->proc = NULL;
         w->gone = true;
         close_worker(w);
-        return rc;
+        snprintf(why, sizeof(why), "start failed: cannot start a worker: %s", uv_strerror(rc));
+        set_state(d, vm->id, "stopped", why, 0);
+        rc = api_fail(err, API_ERR_INTERNAL, "%s", why);
+        goto out_files;
     }
     w->proc->data = w;
     w->pid = w->proc->pid;
     w->start_done = done;
     w->start_ctx = ctx;
     d->metrics.workers_started++;
-    set_state(d, vm->id, "starting", NULL, w->pid);
+    uv_timer_start(&w->start_timer, on_start_deadline, START_TIMEOUT_MS, 0);
     try_connect(w);
-    return 0;
+    rc = 0;
+out_files:
+    vm_files_close(&files);
+out_paths:
+    for (int i = 0; i < 4; i++)
+        free(paths[i]);
+    return rc;
 }
 
 int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,
@@ -748,6 +900,7 @@ int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms
     }
     if (done && (rc = supervisor_wait_exit(sup, vm_id, done, ctx)))
         return rc;
+    w->stop_requested = true;
     if (w->connected)
         queue_command(w, json_pack("{s:s}", "cmd", "stop"), NULL, NULL);
     uv_timer_stop(&w->shutdown_timer);
@@ -800,17 +953,42 @@ void supervisor_reattach_all(struct supervisor *sup)
         return;
     for (size_t i = 0; i < n; i++) {
         int st = vmmd_state_parse(vms[i].state);
-        struct worker *w;
 
         if (st < 0 || !vmmd_state_has_worker((enum vmmd_state)st))
             continue;
-        w = new_worker(sup, vms[i].id, vms[i].worker_pid);
-        if (!w)
-            continue;
-        w->reached_running = st != VMMD_ST_STARTING;
         log_info("vm %s: looking for its worker %lld", vms[i].name, (long long)vms[i].worker_pid);
-        try_connect(w);
+        adopt(sup, vms[i].id, vms[i].worker_pid, st != VMMD_ST_STARTING);
     }
+    /* Then every live worker of this state directory, listed or not: a start whose state
+     * the store lost must not lead to a second worker on the same disks. */
+    DIR *dir = opendir(sup->d->run_dir);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        const struct db_vm *vm = NULL;
+        char *vm_dir, *sock;
+
+        if (e->d_name[0] == '.' || find(sup, e->d_name))
+            continue;
+        for (size_t i = 0; i < n && !vm; i++)
+            if (strcmp(vms[i].id, e->d_name) == 0)
+                vm = &vms[i];
+        vm_dir = supervisor_vm_dir(sup, e->d_name);
+        sock = vm_dir ? path_in(vm_dir, WORKER_CONTROL_SOCKET) : NULL;
+        if (sock && socket_answers(sock)) {
+            if (vm) {
+                log_warn("vm %s: found a live worker the store lists as %s; reattaching",
+                         vm->name, vm->state);
+                adopt(sup, vm->id, 0, true);
+            } else {
+                log_warn("run directory %s: a live worker of a VM the store does not know",
+                         e->d_name);
+            }
+        }
+        free(sock);
+        free(vm_dir);
+    }
+    if (dir)
+        closedir(dir);
     db_vm_list_free(vms, n);
 }
 

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "api/api.h"
 #include "db/store.h"
 
 struct vmmd_daemon;
@@ -28,8 +29,14 @@ struct supervisor *supervisor_create(struct vmmd_daemon *d);
 /* Closes the connections; the workers keep running. */
 void supervisor_destroy(struct supervisor *sup);
 
-/* The VM is already "starting" in the store. done() runs once it is "running" or has failed. */
-int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx);
+/*
+ * Opens the VM's files (vm_files.h), records "starting" and only then starts
+ * a worker; done() runs once it is "running" or has failed (a deadline
+ * included). Refused when the VM has a worker, known or found listening on
+ * its control socket (then adopted). 0, or -1 with err (status and detail).
+ */
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx,
+                     struct api_error *err);
 /* Sends {"cmd":...} (consumed). -ENOENT when the VM has no worker. */
 int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,
                        void *ctx);

@@ -2,25 +2,43 @@
 #include "device_args.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 int vmmd_parse_disk_arg(char *buf, struct hv_disk_config *out, char *err, size_t errlen)
 {
-    char *opt = strchr(buf, ',');
+    char *opts = strchr(buf, ','), *save = NULL;
 
     *out = (struct hv_disk_config){.path = buf};
-    if (opt)
-        *opt++ = '\0';
+    if (opts)
+        *opts++ = '\0';
     if (!*buf) {
         snprintf(err, errlen, "--disk needs a path");
         return -EINVAL;
     }
-    if (opt && strcmp(opt, "ro") == 0) {
-        out->readonly = true;
-    } else if (opt) {
-        snprintf(err, errlen, "--disk %s: unknown option '%s' (only 'ro')", buf, opt);
+    for (char *o = opts ? strtok_r(opts, ",", &save) : NULL; o; o = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long fd;
+
+        if (strcmp(o, "ro") == 0) {
+            out->readonly = true;
+            continue;
+        }
+        if (strncmp(o, "fd=", 3) == 0) {
+            errno = 0;
+            fd = strtol(o + 3, &end, 10);
+            if (errno || end == o + 3 || *end || fd < 3 || fd > INT_MAX) {
+                snprintf(err, errlen, "--disk %s: fd= needs a descriptor number from 3", buf);
+                return -EINVAL;
+            }
+            out->has_fd = true;
+            out->fd = (int)fd;
+            continue;
+        }
+        snprintf(err, errlen, "--disk %s: unknown option '%s' (only 'ro' and 'fd=N')", buf, o);
         return -EINVAL;
     }
     return 0;

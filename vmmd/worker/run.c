@@ -32,6 +32,7 @@ enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
 struct run_args {
     const char *kernel, *initrd, *cmdline;
+    uint64_t kernel_fd, initrd_fd; /* 0: open the path */
     int mode;
     uint64_t vcpus, memory;
     int on_reboot;
@@ -49,6 +50,11 @@ static const struct vmmd_opt run_options[] = {
      .help = "bzImage or ELF64 kernel to boot", .required = 1},
     {.name = "initrd", .type = VMMD_OPT_STRING, .offset = OFF(initrd), .metavar = "PATH",
      .help = "initial ramdisk"},
+    {.name = "kernel-fd", .type = VMMD_OPT_UINT, .offset = OFF(kernel_fd), .metavar = "FD",
+     .help = "read the kernel from this inherited descriptor; --kernel then only names it",
+     .min = 3, .max = INT32_MAX},
+    {.name = "initrd-fd", .type = VMMD_OPT_UINT, .offset = OFF(initrd_fd), .metavar = "FD",
+     .help = "read the initrd from this inherited descriptor", .min = 3, .max = INT32_MAX},
     {.name = "cmdline", .type = VMMD_OPT_STRING, .offset = OFF(cmdline), .metavar = "STR",
      .help = "kernel command line"},
     {.name = "mode", .type = VMMD_OPT_CHOICE, .offset = OFF(mode), .metavar = "MODE",
@@ -58,8 +64,9 @@ static const struct vmmd_opt run_options[] = {
     {.name = "memory", .type = VMMD_OPT_UINT, .offset = OFF(memory), .metavar = "MIB",
      .help = "guest memory in MiB, default 256", .min = HV_MIN_MEMORY_MIB,
      .max = HV_MAX_MEMORY_MIB},
-    {.name = "disk", .type = VMMD_OPT_LIST, .offset = OFF(disks), .metavar = "PATH[,ro]",
-     .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode"},
+    {.name = "disk", .type = VMMD_OPT_LIST, .offset = OFF(disks), .metavar = "PATH[,ro][,fd=FD]",
+     .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode; fd= uses "
+             "that inherited descriptor of PATH"},
     {.name = "nic", .type = VMMD_OPT_LIST, .offset = OFF(nics),
      .metavar = "tap=NAME|bridge=NAME[,mac=MAC]",
      .help = "network interface (repeatable; pv mode: virtio-net) over a tap device, or over a "
@@ -373,6 +380,10 @@ int vmmd_run_main(int argc, char **argv)
         .memory_mib = a.memory,
         .kernel = a.kernel,
         .initrd = a.initrd,
+        .kernel_has_fd = a.kernel_fd != 0,
+        .kernel_fd = (int)a.kernel_fd,
+        .initrd_has_fd = a.initrd_fd != 0,
+        .initrd_fd = (int)a.initrd_fd,
         .cmdline = a.cmdline,
         .console_write = console_buffer_write,
         .console_opaque = &console,

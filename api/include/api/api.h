@@ -28,7 +28,8 @@
     X(UNSUPPORTED_MEDIA, 415, "unsupported-media-type", "Unsupported Media Type")                  \
     X(UNPROCESSABLE, 422, "unprocessable", "Unprocessable Entity")                                 \
     X(INTERNAL, 500, "internal", "Internal Server Error")                                          \
-    X(UNAVAILABLE, 503, "unavailable", "Service Unavailable")
+    X(UNAVAILABLE, 503, "unavailable", "Service Unavailable")                                      \
+    X(INSUFFICIENT_STORAGE, 507, "insufficient-storage", "Insufficient Storage")
 
 enum api_error_kind {
 #define API_X_ENUM(name, status, slug, title) API_ERR_##name,
@@ -112,9 +113,22 @@ int api_check_vm_devices(const struct db_vm *vm, struct api_error *err);
 int api_parse_shutdown(const char *body, size_t len, uint32_t *timeout_s, struct api_error *err);
 /* A name is [a-z0-9][a-z0-9-]{0,62}. */
 bool api_name_valid(const char *name);
+/* Whether name has the form of a VM id (a lowercase UUID): such names are refused. */
+bool api_name_is_uuid(const char *name);
 /* Resolves path (realpath) and checks it lies under one of the image dirs. */
 int api_check_path(const char *field, const char *path, const struct api_limits *limits,
                    char **canonical, struct api_error *err);
+
+/*
+ * Opens a stored (canonical) path at VM start, beneath the image directory
+ * it lies under, with no symlink anywhere in the path (openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so a file swapped for a symlink
+ * after create cannot lead anywhere else. Only a regular file (or, with
+ * allow_blockdev, a block device) is accepted; a FIFO or device never blocks
+ * the open. *fd is O_CLOEXEC; 403 (symlink, outside) or 422 naming field.
+ */
+int api_open_beneath(const char *field, const char *path, const struct api_limits *limits,
+                     bool writable, bool allow_blockdev, int *fd, struct api_error *err);
 
 /* The JSON a client sees for a VM: the definition, state, reason, timestamps (RFC 3339). */
 json_t *api_vm_to_json(const struct db_vm *vm);

@@ -61,6 +61,10 @@ typedef void (*hv_console_write_fn)(void *opaque, const uint8_t *buf, size_t len
 struct hv_disk_config {
     const char *path;
     bool readonly;
+    /* With has_fd: an open descriptor of path (read-write unless readonly), used instead of
+     * opening path, which then only names the disk. libhvcore dups it; the caller keeps fd. */
+    bool has_fd;
+    int fd;
 };
 
 /* A network interface over a host tap device (virtio-net; pv mode only). */
@@ -81,6 +85,10 @@ struct hv_vm_config {
     uint64_t memory_mib; /* >= HV_MIN_MEMORY_MIB */
     const char *kernel;  /* bzImage (boot protocol >= 2.06) or ELF64 */
     const char *initrd;  /* optional */
+    /* Open descriptors to read instead of the paths (which then only name them in
+     * messages): how the daemon hands over files it opened safely itself. */
+    bool kernel_has_fd, initrd_has_fd;
+    int kernel_fd, initrd_fd;
     const char *cmdline; /* optional */
     hv_console_write_fn console_write;
     void *console_opaque;

@@ -252,6 +252,7 @@ static void test_error_table(void **state)
         {API_ERR_UNPROCESSABLE, 422, "Unprocessable Entity"},
         {API_ERR_INTERNAL, 500, "Internal Server Error"},
         {API_ERR_UNAVAILABLE, 503, "Service Unavailable"},
+        {API_ERR_INSUFFICIENT_STORAGE, 507, "Insufficient Storage"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -260,7 +261,7 @@ static void test_error_table(void **state)
     }
     /* A kind out of the table is answered as an internal error. */
     assert_int_equal(api_error_status((enum api_error_kind)99), 500);
-    assert_int_equal(api_error_status((enum api_error_kind)(API_ERR_UNAVAILABLE + 1)), 500);
+    assert_int_equal(api_error_status((enum api_error_kind)(API_ERR_INSUFFICIENT_STORAGE + 1)), 500);
 }
 
 static void test_api_fail(void **state)
@@ -510,11 +511,21 @@ static void test_name(void **state)
     assert_false(api_name_valid("a b"));
     assert_false(api_name_valid("a/b"));
     assert_false(api_name_valid("caf\xc3\xa9"));
+    assert_true(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1b"));
+    assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1"));  /* one short */
+    assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1bb")); /* one long */
+    assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1g"));  /* not hex */
+    assert_false(api_name_is_uuid("4334cc99x6dbb-404f-8098-7fc1ea3e1c1b"));
 
     snprintf(body, sizeof(body), "{\"name\":\"%s\"," KERNEL "}", n63);
     expect(CREATE, body, 0, NULL);
     snprintf(body, sizeof(body), "{\"name\":\"%s\"," KERNEL "}", n64);
     expect(CREATE, body, 422, "name: must match [a-z0-9][a-z0-9-]{0,62}");
+    /* A name in the form of an id would be found instead of, or shadow, another VM. */
+    expect(CREATE, "{\"name\":\"4334cc99-6dbb-404f-8098-7fc1ea3e1c1b\"," KERNEL "}", 422,
+           "name: must not have the form of a VM id");
+    expect(PATCH, "{\"name\":\"4334cc99-6dbb-404f-8098-7fc1ea3e1c1b\"}", 422,
+           "name: must not have the form of a VM id");
     static const char *const bad[] = {"\"\"",           "\"-a\"", "\"Web\"", "\"a_b\"", "\"a.b\"",
                                       "\"caf\\u00e9\"", "1",      "null",    "true",    "[\"a\"]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -104,7 +104,7 @@ static struct fixture *fixture_new(const uint64_t disks[4], bool readonly)
         if (!disks[i])
             continue;
         make_image(f->path[i], disks[i]);
-        assert_int_equal(block_image_open(&f->img[i], f->path[i], readonly, err, sizeof(err)), 0);
+        assert_int_equal(block_image_open(&f->img[i], f->path[i], -1, readonly, err, sizeof(err)), 0);
         imgs[i] = &f->img[i];
     }
     assert_int_equal(piix_ide_create(&f->ide, &f->fp.platform, imgs, &f->bus, &f->pb), 0);

@@ -93,7 +93,7 @@ static struct fixture *new_fixture(bool readonly)
         image[b] = image_byte(b);
     assert_int_equal(write(fd, image, sizeof(image)), sizeof(image));
     close(fd);
-    if (block_image_open(&f->img, f->path, readonly, err, sizeof(err)))
+    if (block_image_open(&f->img, f->path, -1, readonly, err, sizeof(err)))
         fail_msg("%s", err);
     assert_int_equal(virtio_blk_create(&f->blk, &f->fp.platform, &f->img), 0);
     f->vp = virtio_blk_transport(f->blk);

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -28,6 +29,20 @@ static void test_disk(void **state)
     strcpy(buf, ",ro");
     assert_int_not_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "needs a path"));
+    assert_false(d.has_fd);
+    /* The daemon hands over descriptors it opened itself. */
+    strcpy(buf, "/images/d.img,fd=7,ro");
+    assert_int_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_string_equal(d.path, "/images/d.img");
+    assert_true(d.has_fd);
+    assert_int_equal(d.fd, 7);
+    assert_true(d.readonly);
+    static const char *const bad_fds[] = {"fd=", "fd=2", "fd=-1", "fd=9x", "fd=99999999999"};
+    for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++) {
+        snprintf(buf, sizeof(buf), "/images/e.img,%s", bad_fds[i]);
+        assert_int_not_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "descriptor number"));
+    }
 }
 
 static void test_nic(void **state)

@@ -18,11 +18,13 @@ unsigned hv_x86_e820_build(uint64_t mem_size, struct boot_e820_entry *out, unsig
 
 /*
  * Loads a bzImage (boot protocol 2.06+, 64-bit entry) or an ELF64 image,
- * the optional initrd and the command line, and writes boot_params.
+ * the optional initrd and the command line, and writes boot_params. A file
+ * descriptor >= 0 is read instead of opening its path (the caller keeps it).
  * On failure returns a negative errno and one line of text in err.
  */
-int hv_x86_load_kernel(const struct hv_guest_mem *mem, const char *kernel, const char *initrd,
-                       const char *cmdline, struct hv_x86_boot *out, char *err, size_t errlen);
+int hv_x86_load_kernel(const struct hv_guest_mem *mem, const char *kernel, int kernel_fd,
+                       const char *initrd, int initrd_fd, const char *cmdline,
+                       struct hv_x86_boot *out, char *err, size_t errlen);
 
 /* Same, from images already in memory (unit tests, and the file-based variant). */
 int hv_x86_load_kernel_image(const struct hv_guest_mem *mem, const uint8_t *image, size_t size,

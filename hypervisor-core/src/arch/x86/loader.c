@@ -216,12 +216,12 @@ int hv_x86_load_kernel_image(const struct hv_guest_mem *mem, const uint8_t *imag
     return fail(err, errlen, -ENOEXEC, "not a kernel: neither a bzImage nor an ELF64 executable");
 }
 
-/* Maps a whole file read-only; *size 0 and NULL for an empty file. */
-static int map_file(const char *path, const char *what, const uint8_t **data, size_t *size,
-                    char *err, size_t errlen)
+/* Maps a whole file (path, or the open given_fd) read-only; *size 0 and NULL when empty. */
+static int map_file(const char *path, int given_fd, const char *what, const uint8_t **data,
+                    size_t *size, char *err, size_t errlen)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = given_fd >= 0 ? fcntl(given_fd, F_DUPFD_CLOEXEC, 3) : open(path, O_RDONLY | O_CLOEXEC);
     void *p;
 
     if (fd < 0)
@@ -245,18 +245,19 @@ static int map_file(const char *path, const char *what, const uint8_t **data, si
     return 0;
 }
 
-int hv_x86_load_kernel(const struct hv_guest_mem *mem, const char *kernel, const char *initrd,
-                       const char *cmdline, struct hv_x86_boot *out, char *err, size_t errlen)
+int hv_x86_load_kernel(const struct hv_guest_mem *mem, const char *kernel, int kernel_fd,
+                       const char *initrd, int initrd_fd, const char *cmdline,
+                       struct hv_x86_boot *out, char *err, size_t errlen)
 {
     const uint8_t *k = NULL, *i = NULL;
     size_t ksize = 0, isize = 0;
     int rc;
 
-    rc = map_file(kernel, "kernel", &k, &ksize, err, errlen);
+    rc = map_file(kernel, kernel_fd, "kernel", &k, &ksize, err, errlen);
     if (rc)
         return rc;
     if (initrd) {
-        rc = map_file(initrd, "initrd", &i, &isize, err, errlen);
+        rc = map_file(initrd, initrd_fd, "initrd", &i, &isize, err, errlen);
         if (rc)
             goto err_kernel;
     }

@@ -26,13 +26,23 @@ static void make_serial(char *serial, const char *path)
             *p = '_';
 }
 
-int block_image_open(struct block_image *img, const char *path, bool readonly, char *err,
+int block_image_open(struct block_image *img, const char *path, int fd, bool readonly, char *err,
                      size_t errlen)
 {
     struct stat st;
 
     memset(img, 0, sizeof(*img));
-    img->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd >= 0) {
+        int mode = fcntl(fd, F_GETFL);
+        if (mode < 0 || (!readonly && (mode & O_ACCMODE) != O_RDWR)) {
+            snprintf(err, errlen, "disk image %s: the descriptor given is not open for %s", path,
+                     readonly ? "reading" : "writing");
+            return -EBADF;
+        }
+        img->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    } else {
+        img->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    }
     if (img->fd < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot open disk image %s%s: %s", path,

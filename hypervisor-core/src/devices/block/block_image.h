@@ -29,8 +29,9 @@ struct block_image {
     struct block_image_stats stats;
 };
 
-/* Opens path (read-only or read-write); one line into err on failure. */
-int block_image_open(struct block_image *img, const char *path, bool readonly, char *err,
+/* Opens path (read-only or read-write), or with fd >= 0 takes a duplicate of that open
+ * descriptor of path instead; one line into err on failure. */
+int block_image_open(struct block_image *img, const char *path, int fd, bool readonly, char *err,
                      size_t errlen);
 void block_image_close(struct block_image *img);
 /* Whole-transfer helpers: return 0 or a negative errno; -EIO on a short transfer,

@@ -1,0 +1,28 @@
+/*
+ * The files a VM uses (kernel, initrd, disks), opened by the daemon itself
+ * at each start, beneath the image directories with no symlink in the path
+ * (api_open_beneath), and handed to the worker as inherited descriptors: a
+ * path checked at create time is never trusted again by name.
+ */
+#ifndef VMMD_VM_FILES_H
+#define VMMD_VM_FILES_H
+
+#include "api/api.h"
+#include "db/store.h"
+
+#define VM_FILES_MAX (2 + API_MAX_DISKS)
+
+struct vm_files {
+    int fds[VM_FILES_MAX]; /* in order: kernel, initrd (if any), each disk */
+    unsigned count;
+    int kernel, initrd;               /* indexes into fds; initrd -1 when none */
+    int disks[API_MAX_DISKS];         /* index into fds of disk i */
+    unsigned nr_disks;
+};
+
+/* Opens them all or none; err names the field (403 symlink or outside, 422 otherwise). */
+int vm_files_open(const struct api_limits *limits, const struct db_vm *vm, struct vm_files *out,
+                  struct api_error *err);
+void vm_files_close(struct vm_files *f);
+
+#endif

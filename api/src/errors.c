@@ -56,20 +56,63 @@ int api_fail(struct api_error *err, enum api_error_kind kind, const char *fmt, .
     return -1;
 }
 
+/* The length of the well-formed UTF-8 sequence (RFC 3629) at s, or 0. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    /* No overlong forms, no UTF-16 surrogates, nothing past U+10FFFF. */
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
 /*
- * vsnprintf may cut a detail inside a multi-byte UTF-8 sequence, which
- * jansson refuses; drop up to three trailing bytes before giving up on it.
+ * A detail often quotes what the client sent (a query value, a path), which
+ * need not be UTF-8, and jansson refuses a string that is not: each byte
+ * outside a well-formed sequence becomes the text \xHH, so the detail still
+ * says what was wrong with which parameter. vsnprintf may also have cut a
+ * long detail inside a character; its first bytes show the same way.
  */
 static json_t *detail_string(const char *detail)
 {
-    size_t len = strnlen(detail, sizeof(((struct api_error *)0)->detail));
+    const unsigned char *s = (const unsigned char *)detail;
+    size_t len = strnlen(detail, sizeof(((struct api_error *)0)->detail)), o = 0;
+    char out[sizeof(((struct api_error *)0)->detail) * 4];
 
-    for (size_t cut = 0; cut < 4 && cut <= len; cut++) {
-        json_t *s = json_stringn(detail, len - cut);
-        if (s)
-            return s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence(s + i);
+        if (n) {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", s[i++]);
+        }
     }
-    return json_string("");
+    return json_stringn(out, o);
 }
 
 char *api_problem_json(const struct api_error *err)

@@ -4,7 +4,14 @@
  * argv[3] as one masked text frame after the first output arrives (or at
  * once), prints every frame's payload for argv[4] ms, then closes.
  * Usage: ws_client SOCKET PATH TEXT WAIT_MS
+ *
+ * With --flood ping|text SECONDS instead it is the client that never reads:
+ * it sends PING frames (or text the echo guest sends back) as fast as the
+ * socket takes them, and reports when the daemon hangs up on it. Exit 0 if
+ * it was disconnected within SECONDS, 1 if it was still connected.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +31,11 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void send_masked(int fd, uint8_t opcode, const char *text)
+/* Builds one masked client frame of at most 512 payload bytes; returns its size. */
+static size_t masked_frame(uint8_t opcode, const char *text, uint8_t frame[512 + 14])
 {
     size_t len = strlen(text);
-    uint8_t frame[512 + 14], mask[4] = {0x11, 0x22, 0x33, 0x44};
+    uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
     size_t h = 0;
 
     if (len > 512)
@@ -44,8 +52,52 @@ static void send_masked(int fd, uint8_t opcode, const char *text)
     h += 4;
     for (size_t i = 0; i < len; i++)
         frame[h + i] = (uint8_t)text[i] ^ mask[i % 4];
-    if (write(fd, frame, h + len) < 0)
+    return h + len;
+}
+
+static void send_masked(int fd, uint8_t opcode, const char *text)
+{
+    uint8_t frame[512 + 14];
+
+    if (write(fd, frame, masked_frame(opcode, text, frame)) < 0)
         perror("write");
+}
+
+/* Sends frames without ever reading until the daemon hangs up or the time is out. */
+static int flood(int fd, const char *kind, long seconds)
+{
+    uint8_t frame[512 + 14];
+    char payload[126];
+    size_t len, off = 0;
+    unsigned long long sent = 0;
+    long long start = now_ms(), deadline = start + seconds * 1000;
+
+    memset(payload, 'x', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = 0;
+    len = masked_frame(strcmp(kind, "ping") == 0 ? WS_OP_PING : WS_OP_TEXT, payload, frame);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    while (now_ms() < deadline) {
+        ssize_t n = send(fd, frame + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            off = (off + (size_t)n) % len;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            printf("disconnected after %lld ms, %llu bytes sent (%s)\n", now_ms() - start, sent,
+                   strerror(errno));
+            return 0;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, 100);
+        if (p.revents & (POLLHUP | POLLERR)) {
+            printf("disconnected after %lld ms, %llu bytes sent (hangup)\n", now_ms() - start,
+                   sent);
+            return 0;
+        }
+    }
+    printf("still connected after %ld s, %llu bytes sent\n", seconds, sent);
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -58,8 +110,9 @@ int main(int argc, char **argv)
     int fd, sent = 0;
     long long deadline;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: ws_client SOCKET PATH TEXT WAIT_MS\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[3], "--flood") == 0)) {
+        fprintf(stderr, "usage: ws_client SOCKET PATH TEXT WAIT_MS\n"
+                        "       ws_client SOCKET PATH --flood ping|text SECONDS\n");
         return 2;
     }
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", argv[1]);
@@ -92,6 +145,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ws_client: bad handshake:\n%s\n", buf);
         return 1;
     }
+    if (strcmp(argv[3], "--flood") == 0)
+        return flood(fd, argv[4], atol(argv[5]));
     size_t hdr_end = (size_t)(strstr((char *)buf, "\r\n\r\n") - (char *)buf) + 4;
     memmove(buf, buf + hdr_end, len - hdr_end);
     len -= hdr_end;

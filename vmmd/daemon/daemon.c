@@ -321,7 +321,7 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
                  fd == -EADDRINUSE ? "another vmmd is listening there" : strerror(-fd));
         return fd;
     }
-    if ((rc = http_server_start(d, d->loop, fd, NULL, vmmd_dispatch, &d->http_unix))) {
+    if ((rc = http_server_start(d, d->loop, fd, NULL, vmmd_admit, vmmd_dispatch, &d->http_unix))) {
         snprintf(err, errlen, "HTTP server on %s failed", cfg->socket_path);
         return rc;
     }
@@ -331,7 +331,8 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
             snprintf(err, errlen, "--listen %s: %s", cfg->listen, strerror(-fd));
             return fd;
         }
-        if ((rc = http_server_start(d, d->loop, fd, d->token, vmmd_dispatch, &d->http_tcp))) {
+        if ((rc = http_server_start(d, d->loop, fd, d->token, vmmd_admit, vmmd_dispatch,
+                                    &d->http_tcp))) {
             snprintf(err, errlen, "HTTP server on %s failed", cfg->listen);
             return rc;
         }

@@ -47,7 +47,9 @@ struct vmmd_daemon {
 
 int vmmd_serve_main(int argc, char **argv);
 
-/* Routing (routes.c): dispatch, and the route table for the OpenAPI check. */
+/* Routing (routes.c): admission with the headers (token, route, method),
+ * dispatch with the body, and the route table for the OpenAPI check. */
+void vmmd_admit(struct vmmd_daemon *d, struct http_request *req);
 void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req);
 void vmmd_print_routes(void);
 

@@ -1,9 +1,19 @@
 /*
  * libmicrohttpd on the libuv loop (see http_server.h). MHD's access handler
  * is called several times per request: first with the headers, then with
- * each piece of the body, then once more with no data; we collect the body
- * (up to API_BODY_MAX), dispatch on the last call, and queue the response
- * on that call or, for a suspended request, on the call after the resume.
+ * each piece of the body, then once more with no data. On the first call
+ * the request is admitted or refused (token, route, declared length) before
+ * a byte of its body is read; then we collect the body (up to API_BODY_MAX),
+ * dispatch on the last call, and queue the response on that call or, for a
+ * suspended request, on the call after the resume.
+ *
+ * What MHD 0.9.75 (Debian 12) answers itself, before any call reaches us:
+ * headers over MHD_OPTION_CONNECTION_MEMORY_LIMIT get its 431 (a small HTML
+ * body, then the connection closes), and a Content-Length that is not a
+ * number or does not fit 64 bits gets its 400 or 413 with the status block
+ * written twice (its parse_connection_headers() error path is re-entered;
+ * fixed upstream in 1.0.0). The application is never called for those, so
+ * neither can be problem+json here.
  */
 #include "http_server.h"
 
@@ -23,7 +33,7 @@ struct http_server {
     uv_poll_t poll;
     uv_timer_t timer;
     char *token;
-    http_dispatch_fn dispatch;
+    http_dispatch_fn admit, dispatch;
     unsigned active;
     bool want_suspend_pending;
 };
@@ -213,13 +223,58 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return req;
 }
 
+/* A body comes with the request (its size may be unknown: chunked). */
+static bool has_body(struct http_request *req)
+{
+    const char *len = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    return http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (len && strcmp(len, "0") != 0);
+}
+
+/* MHD has checked that a Content-Length is a number that fits 64 bits. */
+static bool declared_too_large(struct http_request *req)
+{
+    const char *len = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    return len && strtoull(len, NULL, 10) > API_BODY_MAX;
+}
+
+/*
+ * The first call, with the headers: what can be refused without the body is
+ * refused now, so that no client without the token makes the daemon read,
+ * let alone keep, a body. A refused request with a body is answered at once,
+ * which makes MHD skip the body and close the connection after the answer;
+ * one without a body is answered on the last call, keeping the connection.
+ */
+static void admit_request(struct http_server *srv, struct http_request *req)
+{
+    req->bearer_ok = bearer_ok(req);
+    if (req->encoded_nul)
+        http_respond_error(req, API_ERR_BAD_REQUEST, "the URL holds an encoded NUL (%%00)");
+    else
+        srv->admit(srv->d, req);
+    if (!req->response && declared_too_large(req))
+        http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE,
+                           "request body over %d bytes (Content-Length: %s)", API_BODY_MAX,
+                           http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH));
+    req->routed = req->response != NULL;
+}
+
+static enum MHD_Result queue_response(struct http_request *req)
+{
+    enum MHD_Result ret = MHD_queue_response(req->conn, req->status, req->response);
+
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct http_server *srv = cls;
     struct http_request *req = *con_cls;
-    enum MHD_Result ret;
 
     (void)version;
     if (!req) {
@@ -231,7 +286,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req->url) {
         req->url = url;
         req->method = method;
-        return MHD_YES;
+        admit_request(srv, req);
+        return req->response && has_body(req) ? queue_response(req) : MHD_YES;
     }
     if (*upload_size) {
         if (!req->too_large && req->body_len + *upload_size <= API_BODY_MAX) {
@@ -243,18 +299,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             req->body_len += *upload_size;
             req->body[req->body_len] = 0;
         } else {
-            req->too_large = true; /* keep reading and discarding, answer 413 at the end */
+            /* Chunked, so not refused with the headers: discard the rest, answer 413 at the end. */
+            req->too_large = true;
         }
         *upload_size = 0;
         return MHD_YES;
     }
     if (!req->routed) {
         req->routed = true;
-        /* Which routes need the token, and how it may come, is the route table's call. */
-        req->bearer_ok = bearer_ok(req);
         srv->want_suspend_pending = false;
-        if (req->encoded_nul)
-            http_respond_error(req, API_ERR_BAD_REQUEST, "the URL holds an encoded NUL (%%00)");
+        if (req->too_large)
+            http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE, "request body over %d bytes",
+                               API_BODY_MAX);
         else
             srv->dispatch(srv->d, req);
         if (!req->response && srv->want_suspend_pending) {
@@ -267,10 +323,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!req->response)
         return MHD_YES; /* resumed without an answer yet */
-    ret = MHD_queue_response(conn, req->status, req->response);
-    MHD_destroy_response(req->response);
-    req->response = NULL;
-    return ret;
+    return queue_response(req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -298,7 +351,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
-                      http_dispatch_fn dispatch, struct http_server **out)
+                      http_dispatch_fn admit, http_dispatch_fn dispatch, struct http_server **out)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
     const union MHD_DaemonInfo *info;
@@ -306,6 +359,7 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, con
     if (!srv)
         return -ENOMEM;
     srv->d = d;
+    srv->admit = admit;
     srv->dispatch = dispatch;
     srv->token = token ? strdup(token) : NULL;
     srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
@@ -314,6 +368,8 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, con
                                 listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                                /* Its default, said here: headers beyond it get MHD's 431. */
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_END);
     if (!srv->mhd)
         goto err_srv;

@@ -28,7 +28,7 @@ struct http_request {
     const char *url;
     char *body;
     size_t body_len;
-    bool too_large; /* the body was over API_BODY_MAX: the dispatcher answers 413 */
+    bool too_large; /* a chunked body went over API_BODY_MAX: answered 413, not dispatched */
     bool bearer_ok;  /* no token needed, or a valid "Authorization: Bearer" came */
     bool encoded_nul; /* the raw URI holds %00: refused before routing */
     bool routed;
@@ -37,6 +37,7 @@ struct http_request {
     unsigned status;
     uint64_t start_ns;
     const char *route; /* route template, for metrics */
+    const void *route_entry; /* the application's route, from admit to dispatch */
     bool closed;       /* the client went away: do not respond */
     void *stream;      /* SSE/WebSocket state owned by the route */
     void (*stream_done)(void *stream); /* called when the request ends, if set */
@@ -46,9 +47,13 @@ typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req
 
 /* Serves the API on an already listening socket. With a non-NULL token (TCP)
  * each request says in bearer_ok whether it carried "Authorization: Bearer
- * <token>"; the dispatcher decides which routes need it. */
+ * <token>"; the application decides which routes need it. admit is called
+ * with the headers, before any of the body is read, and answers to refuse
+ * (401, 404, ...) or leaves the request be; a declared body over
+ * API_BODY_MAX is then refused with 413. dispatch is called with the whole
+ * body and answers, or suspends and answers later. */
 int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
-                      http_dispatch_fn dispatch, struct http_server **out);
+                      http_dispatch_fn admit, http_dispatch_fn dispatch, struct http_server **out);
 /* Stops accepting; requests in flight finish. */
 void http_server_quiesce(struct http_server *srv);
 unsigned http_server_active(const struct http_server *srv);

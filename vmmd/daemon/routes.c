@@ -94,31 +94,47 @@ static bool authorized(struct http_request *req, const struct route *r)
            http_token_matches(req, http_query(req, "token"));
 }
 
-void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
+/* The route for the request's method and path, or NULL; *any is one for its path with
+ * another method, whose methods are listed in allow. */
+static const struct route *lookup(const struct http_request *req, struct route_match *m,
+                                  const struct route **any, char allow[64])
 {
-    struct route_match m = {.id = ""};
-    const struct route *found = NULL, *any = NULL;
-    char allow[64] = "";
-
-    if (d->stopping) {
-        /* A kept-alive connection may still ask: the workers are no longer ours. */
-        http_respond_error(req, API_ERR_UNAVAILABLE, "vmmd is shutting down");
-        return;
-    }
-
+    *any = NULL;
+    allow[0] = 0;
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!match(routes[i].path, req->url, &m))
+        if (!match(routes[i].path, req->url, m))
             continue;
-        any = &routes[i];
-        if (strcmp(routes[i].method, req->method) == 0) {
-            found = &routes[i];
-            break;
-        }
-        snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "",
+        *any = &routes[i];
+        if (strcmp(routes[i].method, req->method) == 0)
+            return &routes[i];
+        snprintf(allow + strlen(allow), 64 - strlen(allow), "%s%s", allow[0] ? ", " : "",
                  routes[i].method);
     }
-    if (found)
+    return NULL;
+}
+
+static bool refuse_if_stopping(struct vmmd_daemon *d, struct http_request *req)
+{
+    /* A kept-alive connection may still ask: the workers are no longer ours. */
+    if (d->stopping)
+        http_respond_error(req, API_ERR_UNAVAILABLE, "vmmd is shutting down");
+    return d->stopping;
+}
+
+/* With the headers, before the body: everything that is answered without it. */
+void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
+{
+    struct route_match m = {.id = ""};
+    const struct route *found, *any;
+    char allow[64];
+
+    if (refuse_if_stopping(d, req))
+        return;
+    found = lookup(req, &m, &any, allow);
+    if (found) {
         req->route = found->path;
+        req->route_entry = found;
+    }
     /* Unknown paths need the token too: without it nothing says which routes exist. */
     if (!authorized(req, found ? found : any)) {
         http_respond_error(req, API_ERR_UNAUTHORIZED, "%s",
@@ -128,15 +144,8 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
         http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");
         return;
     }
-    if (req->too_large) {
-        http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE, "request body over %d bytes",
-                           API_BODY_MAX);
+    if (found)
         return;
-    }
-    if (found) {
-        found->fn(d, req, &m);
-        return;
-    }
     if (any) {
         http_respond_error(req, API_ERR_METHOD_NOT_ALLOWED, "%s %s: allowed methods are %s",
                            req->method, req->url, allow);
@@ -144,6 +153,16 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
         return;
     }
     http_respond_error(req, API_ERR_NOT_FOUND, "no such route: %s %s", req->method, req->url);
+}
+
+/* With the whole body, for a request vmmd_admit let through to its route. */
+void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
+{
+    const struct route *r = req->route_entry;
+    struct route_match m = {.id = ""};
+
+    if (!refuse_if_stopping(d, req) && r && match(r->path, req->url, &m))
+        r->fn(d, req, &m);
 }
 
 void vmmd_print_routes(void)

@@ -7,13 +7,13 @@
  */
 #include "routes.h"
 #include "log.h"
+#include "strbuf.h"
 #include "supervisor.h"
 #include "common/websocket.h"
 #include "vmmd/worker_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +24,35 @@
 #include <unistd.h>
 
 #define WS_IN_BUF (64 * 1024)
-#define WS_SEND_TIMEOUT_MS 1000
+/*
+ * Nothing on the loop may wait for a socket: what a side of the bridge
+ * cannot take at once waits in its queue and goes out when the loop says
+ * the socket is writable. A peer that lets its queue pass this bound (a
+ * client that does not read, or sends PINGs without reading the PONGs) has
+ * its session ended; that is all it can cost the daemon.
+ */
+#define WS_QUEUE_MAX (1024 * 1024)
+/* A session that ends cleanly gets this long to flush its last frames. */
+#define WS_LINGER_MS 2000
+
+/* One side of the bridge: its socket and what waits to be written to it. */
+struct ws_peer {
+    int fd;
+    uv_poll_t poll;
+    struct strbuf out; /* out.buf[off..out.len) is still to go */
+    size_t off;
+};
 
 struct ws_session {
     struct ws_session *next; /* in sessions, once upgraded */
     bool upgraded;
     struct vmmd_daemon *d;
     struct MHD_UpgradeResponseHandle *urh;
-    int client_fd, worker_fd;
-    uv_poll_t client_poll, worker_poll;
+    struct ws_peer client, worker;
+    uv_timer_t linger;
     unsigned open_handles;
     unsigned refs; /* the HTTP request and, once upgraded, the session */
+    bool closing;  /* reading nothing more, flushing to the client, then ending */
     bool ending;
     size_t in_len;
     uint8_t in[WS_IN_BUF];
@@ -69,7 +87,9 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* Still blocking, but bounded: the send timeout also bounds connect() on a full backlog. */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     cmd_len = snprintf(cmd, sizeof(cmd), "{\"cmd\":\"attach\",\"tail\":%zu}\n", tail);
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         send(fd, cmd, (size_t)cmd_len, MSG_NOSIGNAL) != cmd_len) {
@@ -99,8 +119,11 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
 
 static void drop_ref(struct ws_session *s)
 {
-    if (--s->refs == 0)
-        free(s);
+    if (--s->refs)
+        return;
+    free(s->client.out.buf);
+    free(s->worker.out.buf);
+    free(s);
 }
 
 static void on_session_handle_closed(uv_handle_t *h)
@@ -111,46 +134,112 @@ static void on_session_handle_closed(uv_handle_t *h)
         drop_ref(s);
 }
 
+/* Ends the session now; whatever is still queued is dropped. */
 static void end_session(struct ws_session *s)
 {
     if (s->ending)
         return;
     s->ending = true;
     unlink_session(s);
-    uv_close((uv_handle_t *)&s->client_poll, on_session_handle_closed);
-    uv_close((uv_handle_t *)&s->worker_poll, on_session_handle_closed);
-    close(s->worker_fd);
+    uv_close((uv_handle_t *)&s->client.poll, on_session_handle_closed);
+    uv_close((uv_handle_t *)&s->worker.poll, on_session_handle_closed);
+    uv_close((uv_handle_t *)&s->linger, on_session_handle_closed);
+    close(s->worker.fd);
     MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
-/* Sends all of buf, waiting a bounded time for a slow client. */
-static int send_bounded(int fd, const uint8_t *buf, size_t len)
+static size_t queued(const struct ws_peer *p)
 {
-    while (len) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
+    return p->out.len - p->off;
+}
+
+static void on_io(uv_poll_t *h, int status, int events);
+
+/* Watches a peer for what the session needs from it now. */
+static void watch(struct ws_session *s, struct ws_peer *p)
+{
+    int events = UV_DISCONNECT;
+
+    if (!s->closing)
+        events |= UV_READABLE;
+    if (queued(p))
+        events |= UV_WRITABLE;
+    uv_poll_start(&p->poll, events, on_io);
+}
+
+/* Writes what the socket takes without waiting; -1 if the peer is gone. */
+static int flush(struct ws_peer *p)
+{
+    while (queued(p)) {
+        ssize_t n = send(p->fd, p->out.buf + p->off, queued(p), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            p->off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
             continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else
             return -1;
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, WS_SEND_TIMEOUT_MS) <= 0)
-            return -1; /* a client this slow loses its session, not the daemon its loop */
+    }
+    if (p->off == p->out.len)
+        p->off = p->out.len = 0;
+    else if (p->off > p->out.len / 2) { /* keep the buffer from creeping forward */
+        memmove(p->out.buf, p->out.buf + p->off, queued(p));
+        p->out.len -= p->off;
+        p->off = 0;
     }
     return 0;
 }
 
-static int send_frame(int fd, uint8_t opcode, const uint8_t *payload, size_t len)
+/* Queues bytes for a peer and writes what its socket takes now; -1 ends the session. */
+static int peer_send(struct ws_session *s, struct ws_peer *p, const void *a, size_t alen,
+                     const void *b, size_t blen)
+{
+    bool idle = queued(p) == 0;
+
+    if (queued(p) + alen + blen > WS_QUEUE_MAX) {
+        log_info("console WebSocket: %s fell %zu bytes behind, ending the session",
+                 p == &s->client ? "the client" : "the worker", queued(p));
+        return -1;
+    }
+    if (strbuf_append(&p->out, a, alen) || strbuf_append(&p->out, b, blen))
+        return -1;
+    /* A peer with a queue already waits for writable: its order is kept by not jumping it. */
+    if (idle && flush(p))
+        return -1;
+    watch(s, p);
+    return 0;
+}
+
+static int send_frame(struct ws_session *s, uint8_t opcode, const uint8_t *payload, size_t len)
 {
     uint8_t hdr[10];
     size_t h = ws_frame_header(opcode, len, hdr);
 
-    return send_bounded(fd, hdr, h) || send_bounded(fd, payload, len) ? -1 : 0;
+    return peer_send(s, &s->client, hdr, h, payload, len);
 }
 
-/* Handles every whole frame in the input buffer; returns false to end the session. */
+static void on_linger(uv_timer_t *t)
+{
+    end_session(t->data);
+}
+
+/* Ends the session once the client has had what is queued for it (or after WS_LINGER_MS). */
+static void finish_session(struct ws_session *s)
+{
+    if (s->ending || s->closing)
+        return;
+    if (!queued(&s->client)) {
+        end_session(s);
+        return;
+    }
+    s->closing = true;
+    watch(s, &s->client);
+    uv_poll_stop(&s->worker.poll);
+    uv_timer_start(&s->linger, on_linger, WS_LINGER_MS, 0);
+}
+
+/* Handles every whole frame in the input buffer; returns false to stop reading. */
 static bool consume_frames(struct ws_session *s)
 {
     for (;;) {
@@ -165,14 +254,16 @@ static bool consume_frames(struct ws_session *s)
         case WS_OP_TEXT:
         case WS_OP_BINARY:
         case WS_OP_CONT:
-            if (send_bounded(s->worker_fd, payload, f.payload_len))
+            if (peer_send(s, &s->worker, payload, f.payload_len, NULL, 0))
                 return false;
             break;
         case WS_OP_PING:
-            send_frame(s->client_fd, WS_OP_PONG, payload, f.payload_len);
+            if (send_frame(s, WS_OP_PONG, payload, f.payload_len))
+                return false;
             break;
         case WS_OP_CLOSE:
-            send_frame(s->client_fd, WS_OP_CLOSE, payload, f.payload_len < 2 ? 0 : 2);
+            if (send_frame(s, WS_OP_CLOSE, payload, f.payload_len < 2 ? 0 : 2) == 0)
+                finish_session(s);
             return false;
         default:
             break;
@@ -183,47 +274,56 @@ static bool consume_frames(struct ws_session *s)
     }
 }
 
-static void on_client(uv_poll_t *p, int status, int events)
+static void read_client(struct ws_session *s)
 {
-    struct ws_session *s = p->data;
-    ssize_t n;
+    ssize_t n = recv(s->client.fd, s->in + s->in_len, sizeof(s->in) - s->in_len, MSG_DONTWAIT);
 
-    (void)events;
-    if (status < 0) {
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
         end_session(s);
-        return;
-    }
-    n = recv(s->client_fd, s->in + s->in_len, sizeof(s->in) - s->in_len, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        end_session(s);
-        return;
-    }
-    if (n > 0) {
+    else if (n > 0) {
         s->in_len += (size_t)n;
-        if (!consume_frames(s))
+        if (!consume_frames(s) && !s->closing)
             end_session(s);
     }
 }
 
-static void on_worker(uv_poll_t *p, int status, int events)
+static void read_worker(struct ws_session *s)
 {
-    struct ws_session *s = p->data;
     uint8_t buf[4096];
-    ssize_t n;
+    ssize_t n = recv(s->worker.fd, buf, sizeof(buf), MSG_DONTWAIT);
 
-    (void)events;
-    if (status < 0) {
-        end_session(s);
-        return;
-    }
-    n = recv(s->worker_fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        send_frame(s->client_fd, WS_OP_CLOSE, (const uint8_t *)"\x03\xe8", 2);
+        /* The VM stopped: say so with a normal closure after the last of its output. */
+        if (send_frame(s, WS_OP_CLOSE, (const uint8_t *)"\x03\xe8", 2) == 0)
+            finish_session(s);
+        else
+            end_session(s);
+    } else if (n > 0 && send_frame(s, WS_OP_BINARY, buf, (size_t)n)) {
+        end_session(s);
+    }
+}
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+    struct ws_session *s = h->data;
+    struct ws_peer *p = h == &s->client.poll ? &s->client : &s->worker;
+
+    if (status < 0 || (events & UV_WRITABLE && flush(p))) {
         end_session(s);
         return;
     }
-    if (n > 0 && send_frame(s->client_fd, WS_OP_BINARY, buf, (size_t)n))
+    if (events & UV_READABLE && !s->closing) {
+        if (p == &s->client)
+            read_client(s);
+        else
+            read_worker(s);
+    }
+    if (s->ending)
+        return;
+    if (s->closing && !queued(&s->client))
         end_session(s);
+    else if (!s->closing || p == &s->client)
+        watch(s, p);
 }
 
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
@@ -239,19 +339,20 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls, co
     s->next = sessions;
     sessions = s;
     s->urh = urh;
-    s->client_fd = sock;
+    s->client.fd = sock;
     if (extra_in_size && extra_in_size <= sizeof(s->in)) {
         memcpy(s->in, extra_in, extra_in_size);
         s->in_len = extra_in_size;
     }
     fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
-    uv_poll_init(s->d->loop, &s->client_poll, sock);
-    uv_poll_init(s->d->loop, &s->worker_poll, s->worker_fd);
-    s->client_poll.data = s->worker_poll.data = s;
-    s->open_handles = 2;
-    uv_poll_start(&s->client_poll, UV_READABLE | UV_DISCONNECT, on_client);
-    uv_poll_start(&s->worker_poll, UV_READABLE | UV_DISCONNECT, on_worker);
-    if (s->in_len && !consume_frames(s))
+    uv_poll_init(s->d->loop, &s->client.poll, sock);
+    uv_poll_init(s->d->loop, &s->worker.poll, s->worker.fd);
+    uv_timer_init(s->d->loop, &s->linger);
+    s->client.poll.data = s->worker.poll.data = s->linger.data = s;
+    s->open_handles = 3;
+    watch(s, &s->client);
+    watch(s, &s->worker);
+    if (s->in_len && !consume_frames(s) && !s->closing)
         end_session(s);
 }
 
@@ -261,7 +362,7 @@ static void ws_request_done(void *stream)
     struct ws_session *s = stream;
 
     if (!s->upgraded)
-        close(s->worker_fd);
+        close(s->worker.fd);
     drop_ref(s);
 }
 
@@ -312,7 +413,7 @@ static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
         return;
     }
     s->d = d;
-    s->worker_fd = fd;
+    s->worker.fd = fd;
     s->refs = 1;
     ws_accept_key(key, accept);
     req->stream = s;

@@ -151,8 +151,10 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
     if (since || last) {
         /* An EventSource resumes with Last-Event-ID and the URL it began with: the header is newer. */
         const char *v = last ? last : since;
-        long long id = strtoll(v, &end, 10);
-        if (*end || end == v || id < 0) {
+        long long id;
+        errno = 0;
+        id = strtoll(v, &end, 10);
+        if (errno || *end || end == v || id < 0) {
             free(c);
             http_respond_error(req, API_ERR_BAD_REQUEST, "since: must be an event id (a number)");
             return;

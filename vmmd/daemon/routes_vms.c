@@ -282,6 +282,12 @@ void route_vm_delete(struct vmmd_daemon *d, struct http_request *req, const stru
     struct db_vm vm = {0};
     struct pending *p;
 
+    /* A value that is neither must not quietly mean "no": the client asked for something. */
+    if (force && !forced && strcmp(force, "false") != 0 && strcmp(force, "0") != 0) {
+        http_respond_error(req, API_ERR_BAD_REQUEST, "force: '%s' is not true, false, 1 or 0",
+                           force);
+        return;
+    }
     if (routes_load_vm(d, req, m->id, &vm))
         return;
     int st = vmmd_state_parse(vm.state);

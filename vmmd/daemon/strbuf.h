@@ -1,4 +1,4 @@
-/* A growing text buffer for answers built piece by piece (metrics, event streams). */
+/* A growing buffer for answers built piece by piece (metrics, event streams, WebSocket queues). */
 #ifndef VMMD_STRBUF_H
 #define VMMD_STRBUF_H
 
@@ -13,5 +13,7 @@ struct strbuf {
 
 /* Appends; returns 0, or -ENOMEM (and sets oom) when the buffer cannot grow. */
 int strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends len bytes (which may hold NULs); the same return values. */
+int strbuf_append(struct strbuf *b, const void *data, size_t len);
 
 #endif

@@ -335,6 +335,21 @@ static void test_problem_json_cut_utf8(void **state)
     json_decref(p);
 }
 
+static void test_problem_json_not_utf8(void **state)
+{
+    struct api_error err;
+    json_t *p;
+
+    (void)state;
+    /* A query value that is not UTF-8 is shown byte by byte, not dropped with the detail. */
+    api_fail(&err, API_ERR_BAD_REQUEST, "state: '%s' is not a state",
+             "\xff\xfe\xc3\xa9\xed\xa0\x80");
+    p = problem_of(&err);
+    assert_string_equal(json_string_value(json_object_get(p, "detail")),
+                        "state: '\\xff\\xfe\xc3\xa9\\xed\\xa0\\x80' is not a state");
+    json_decref(p);
+}
+
 /* --- body shape ------------------------------------------------------------------------------ */
 
 static void test_malformed_json(void **state)
@@ -1486,6 +1501,7 @@ int main(void)
         cmocka_unit_test(test_api_fail),
         cmocka_unit_test(test_problem_json),
         cmocka_unit_test(test_problem_json_cut_utf8),
+        cmocka_unit_test(test_problem_json_not_utf8),
         cmocka_unit_test(test_malformed_json),
         cmocka_unit_test(test_not_an_object),
         cmocka_unit_test(test_body_too_large),

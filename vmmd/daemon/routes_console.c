@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,10 +97,16 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
         close(fd);
         return -ECONNREFUSED;
     }
-    /* The reply is one short line; the console stream starts right after it. */
+    /* The reply is one short line; the console stream starts right after it. One deadline
+     * for the whole line: a worker trickling bytes cannot hold the loop past it. */
+    uint64_t deadline = uv_hrtime() + 1000000000ull;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
     for (size_t len = 0; len < sizeof(reply) - 1; len++) {
-        n = recv(fd, reply + len, 1, 0);
-        if (n != 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint64_t now = uv_hrtime();
+
+        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) != 1 ||
+            (n = recv(fd, reply + len, 1, 0)) != 1) {
             close(fd);
             return -EIO;
         }
@@ -109,7 +116,6 @@ static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
                 close(fd);
                 return -EBUSY;
             }
-            fcntl(fd, F_SETFL, O_NONBLOCK);
             return fd;
         }
     }

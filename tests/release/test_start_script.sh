@@ -10,38 +10,19 @@ set -uo pipefail
 
 SRC=$1
 BUILD=$2
-tmp=$(mktemp -d)
-STATE=$tmp/state
-SOCK=$STATE/vmmd.sock
-pass=0 fail=0 pid=
-
-cleanup() {
-    [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
-    pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-check() {
-    if [[ $2 -eq 0 ]]; then echo "PASS $1"; pass=$((pass + 1))
-    else echo "FAIL $1 (last: HTTP $status $(head -c 300 "$tmp/body" 2>/dev/null))"; fail=$((fail + 1)); fi
-}
-api() {
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" --unix-socket "$SOCK")
-    [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-    status=$(curl "${args[@]}" "http://vmmd$2")
-}
-jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
+. "$(dirname "${BASH_SOURCE[0]}")/../integration/daemon_fixture.sh"
+fail_detail() { echo "(last: HTTP $status $(head -c 300 "$tmp/body" 2>/dev/null))"; }
 status=
 
 # The team's setting on top of exactly what start.sh configures (it keeps the cache).
 cmake -S "$SRC" -B "$BUILD" -DVMMD_WERROR=ON >/dev/null || exit 1
 VMMD_BUILD_DIR=$BUILD VMMD_STATE_DIR=$STATE "$SRC/scripts/start.sh" --log-level debug \
     >"$tmp/start.log" 2>&1 &
-pid=$!
+daemon_pid=$! # start.sh execs the daemon: the fixture's cleanup ends it and its workers
 up=1
 for _ in $(seq 1200); do # the build comes first: up to 10 minutes
     curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && { up=0; break; }
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$daemon_pid" 2>/dev/null || break
     sleep 0.5
 done
 if [[ $up -ne 0 ]]; then
@@ -49,8 +30,7 @@ if [[ $up -ne 0 ]]; then
     tail -n 60 "$tmp/start.log"
     exit 1
 fi
-echo "PASS scripts/start.sh built $(grep -m1 '^CMAKE_BUILD_TYPE' "$BUILD/CMakeCache.txt" || echo 'the default type') and serves the API"
-pass=$((pass + 1))
+check "scripts/start.sh built $(grep -m1 '^CMAKE_BUILD_TYPE:' "$BUILD/CMakeCache.txt") and serves the API" 0
 
 api GET /v1/host
 check "GET /v1/host on the socket start.sh announced" \
@@ -63,28 +43,17 @@ check "create the README's demo VM" $([[ $status == 201 ]]; echo $?)
 if [[ -c /dev/kvm && -w /dev/kvm ]]; then
     api POST /v1/vms/demo/start
     check "start it" $([[ $status == 200 ]]; echo $?)
-    ok=1
-    for _ in $(seq 100); do
-        api GET "/v1/vms/demo/console?tail=4096"
-        grep -q "echo: ready" "$tmp/body" && { ok=0; break; }
-        sleep 0.05
-    done
-    check "its console shows the guest running" $ok
+    wait_console demo "echo: ready"
+    check "its console shows the guest running" $?
     api POST /v1/vms/demo/stop
-    ok=1
-    for _ in $(seq 100); do
-        api GET /v1/vms/demo
-        [[ $(jbody .state) == stopped ]] && { ok=0; break; }
-        sleep 0.05
-    done
-    check "stop it" $ok
+    wait_state demo stopped
+    check "stop it" $?
 else
     echo "SKIPPED: /dev/kvm is not available here; the guest was not started" >&2
 fi
 
-kill -TERM "$pid"
-wait "$pid"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
 check "SIGTERM ends the daemon with status 0" $?
-pid=
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+daemon_pid=
+finish

@@ -66,7 +66,7 @@ _vmctl()
 
     local opts=$common
     case $cmd in
-    list) opts+=" --state" ;;
+    list) opts+=" --state --limit" ;;
     create) opts+=" --kernel --initrd --cmdline --mode --vcpus --memory --disk --nic --autostart --from-file" ;;
     shutdown) opts+=" --timeout" ;;
     delete) opts+=" --force" ;;

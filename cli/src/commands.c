@@ -283,15 +283,25 @@ static int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
 
 /* ---- list, show, stats -------------------------------------------------- */
 
+/* VMs per request: the daemon is never asked for the whole list at once (it answers pages of
+ * up to 1000). */
+#define LIST_PAGE 500
+
 struct list_opts {
     const char *state;
+    long limit; /* 0: all */
 };
 
 static int list_opt(void *st, int id, const char *arg)
 {
     struct list_opts *o = st;
 
-    (void)id;
+    if (id == CLI_OPT_FIRST + 1) {
+        if (parse_long(arg, 1, LONG_MAX, &o->limit))
+            return cli_usage_error(cli_find_command("list"),
+                                   "--limit wants a positive number, not '%s'", arg);
+        return 0;
+    }
     if (!valid_state(arg))
         return cli_usage_error(cli_find_command("list"),
                                "--state must be one of stopped, starting, running, paused, "
@@ -300,15 +310,49 @@ static int list_opt(void *st, int id, const char *arg)
     return 0;
 }
 
+/*
+ * All the VMs (or the first limit), a page at a time: each page starts after the last name of
+ * the one before, so VMs created or deleted meanwhile are neither repeated nor skipped.
+ */
+static int list_vms(struct cli_ctx *ctx, const struct list_opts *o, json_t **out)
+{
+    json_t *all = json_array(), *page;
+    char path[192];
+    struct cli_response r;
+    size_t want, got;
+    int rc;
+
+    do {
+        want = LIST_PAGE;
+        if (o->limit && (size_t)o->limit - json_array_size(all) < want)
+            want = (size_t)o->limit - json_array_size(all);
+        const char *after = json_array_size(all)
+                                ? jstr(json_array_get(all, json_array_size(all) - 1), "name")
+                                : NULL;
+        snprintf(path, sizeof(path), "/v1/vms?limit=%zu%s%s%s%s", want, o->state ? "&state=" : "",
+                 o->state ? o->state : "", after ? "&after=" : "", after ? after : "");
+        if ((rc = call(ctx, "GET", path, NULL, &r, &page))) {
+            json_decref(all);
+            return rc;
+        }
+        got = json_array_size(page);
+        json_array_extend(all, page);
+        json_decref(page);
+        cli_response_free(&r);
+    } while (got == want && (!o->limit || json_array_size(all) < (size_t)o->limit));
+    *out = all;
+    return 0;
+}
+
 static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"state", required_argument, NULL, CLI_OPT_FIRST}, {0}};
+    static const struct option opts[] = {{"state", required_argument, NULL, CLI_OPT_FIRST},
+                                         {"limit", required_argument, NULL, CLI_OPT_FIRST + 1},
+                                         {0}};
     static const char *const headers[] = {"NAME",   "STATE",  "MODE",      "VCPUS",
                                           "MEMORY", "UPTIME", "AUTOSTART", "ID"};
     struct list_opts o = {0};
-    struct cli_response r;
     struct cli_table t;
-    char path[128];
     json_t *vms, *vm;
     int first, rc;
     size_t i;
@@ -316,11 +360,11 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
     if ((rc = cli_parse_options(ctx, cli_find_command("list"), argc, argv, opts, list_opt, &o, 0, 0,
                                 &first)))
         return rc;
-    snprintf(path, sizeof(path), "/v1/vms%s%s", o.state ? "?state=" : "", o.state ? o.state : "");
-    if ((rc = call(ctx, "GET", path, NULL, &r, &vms)))
+    if ((rc = list_vms(ctx, &o, &vms)))
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
-        print_body(&r);
+        json_dumpf(vms, stdout, JSON_COMPACT);
+        putchar('\n');
     } else {
         cli_table_init(&t, 8, headers);
         t.state_col = 1;
@@ -345,7 +389,6 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
         cli_table_free(&t);
     }
     json_decref(vms);
-    cli_response_free(&r);
     return 0;
 }
 
@@ -1182,9 +1225,10 @@ static int cmd_console(struct cli_ctx *ctx, int argc, char **argv)
 
 const struct cli_command cli_commands[] = {
     {"host", cmd_host, "", "Show the host: version, KVM flavour, capacity, allocation.", NULL},
-    {"list", cmd_list, "[--state S]", "List VMs.",
+    {"list", cmd_list, "[--state S] [--limit N]", "List VMs.",
      "      --state S            only VMs in state S (stopped, starting, running, paused,\n"
-     "                           stopping, crashed)\n"},
+     "                           stopping, crashed)\n"
+     "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
      "[--disk PATH[,ro]]... [--nic tap=NAME|network=NAME[,mac=MAC]]... [--autostart]\n"

@@ -79,8 +79,14 @@ enum vm_column {
     X(VM_DELETE, "DELETE FROM vms WHERE id = ?1")                                                  \
     X(VM_BY_ID, "SELECT " VM_COLUMNS " FROM vms WHERE id = ?1")                                    \
     X(VM_BY_NAME, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?1")                                \
-    X(VM_LIST, "SELECT " VM_COLUMNS " FROM vms ORDER BY name")                                     \
-    X(VM_LIST_STATE, "SELECT " VM_COLUMNS " FROM vms WHERE state = ?1 ORDER BY name")              \
+    /* Keyset pages: every name is non-empty, so after = '' is the whole list; LIMIT -1: all. */   \
+    X(VM_LIST, "SELECT " VM_COLUMNS " FROM vms WHERE name > ?2 ORDER BY name LIMIT ?3")            \
+    X(VM_LIST_STATE, "SELECT " VM_COLUMNS " FROM vms WHERE state = ?1 AND name > ?2 "              \
+                     "ORDER BY name LIMIT ?3")                                                     \
+    X(VM_COUNT, "SELECT count(*) FROM vms")                                                        \
+    X(VM_COUNT_STATE, "SELECT count(*) FROM vms WHERE state = ?1")                                 \
+    X(VM_TOTALS, "SELECT state, count(*), sum(vcpus), sum(memory_mib) FROM vms GROUP BY state")    \
+    X(BEGIN_READ, "BEGIN")                                                                         \
     X(EV_CREATED, "INSERT INTO events (ts, type, vm_id, data) SELECT ?2, 'vm.created', id, "       \
                   "json_object('id', id, 'name', name, 'mode', mode, 'state', state) "             \
                   "FROM vms WHERE id = ?1")                                                        \
@@ -566,7 +572,8 @@ int db_vm_get(struct db_store *db, const char *id_or_name, struct db_vm *out)
     return ret;
 }
 
-int db_vm_list(struct db_store *db, const char *state_or_null, struct db_vm **out, size_t *count)
+int db_vm_list_page(struct db_store *db, const char *state_or_null, const char *after, size_t limit,
+                    struct db_vm **out, size_t *count)
 {
     sqlite3_stmt *st = db->stmt[state_or_null ? STMT_VM_LIST_STATE : STMT_VM_LIST];
     struct db_vm *vms = NULL, *grown;
@@ -578,6 +585,8 @@ int db_vm_list(struct db_store *db, const char *state_or_null, struct db_vm **ou
     *count = 0;
     if (state_or_null)
         bind_text(st, 1, state_or_null, &rc);
+    bind_text(st, 2, after ? after : "", &rc);
+    bind_int(st, 3, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &rc);
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
@@ -609,6 +618,63 @@ err_free:
     stmt_done(st);
     db_vm_list_free(vms, n);
     return ret;
+}
+
+int db_vm_list(struct db_store *db, const char *state_or_null, struct db_vm **out, size_t *count)
+{
+    return db_vm_list_page(db, state_or_null, NULL, 0, out, count);
+}
+
+int db_vm_count(struct db_store *db, const char *state_or_null, uint64_t *out)
+{
+    sqlite3_stmt *st = db->stmt[state_or_null ? STMT_VM_COUNT_STATE : STMT_VM_COUNT];
+    int rc = SQLITE_OK;
+    int ret = 0;
+
+    *out = 0;
+    if (state_or_null)
+        bind_text(st, 1, state_or_null, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        ret = db_error(db, rc);
+    stmt_done(st);
+    return ret;
+}
+
+int db_vm_totals(struct db_store *db, struct db_state_total *out, size_t max, size_t *count)
+{
+    sqlite3_stmt *st = db->stmt[STMT_VM_TOTALS];
+    size_t n = 0;
+    int rc, ret = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+        ret = col_copy(db, st, 0, out[n].state, sizeof(out[n].state));
+        if (ret)
+            break;
+        out[n].vms = (uint64_t)sqlite3_column_int64(st, 1);
+        out[n].vcpus = (uint64_t)sqlite3_column_int64(st, 2);
+        out[n].memory_mib = (uint64_t)sqlite3_column_int64(st, 3);
+        n++;
+    }
+    if (!ret && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        ret = db_error(db, rc);
+    stmt_done(st);
+    *count = n;
+    return ret;
+}
+
+int db_read_begin(struct db_store *db)
+{
+    return stmt_run(db, db->stmt[STMT_BEGIN_READ]);
+}
+
+void db_read_end(struct db_store *db)
+{
+    if (!sqlite3_get_autocommit(db->sql))
+        stmt_run(db, db->stmt[STMT_COMMIT]);
 }
 
 void db_vm_clear(struct db_vm *vm)
@@ -954,6 +1020,25 @@ static void db_free(struct db_store *db)
     free(db);
 }
 
+/* The last step of an open: every statement prepared, then *out = db; db freed on failure. */
+static int prepare_and_hand_over(struct db_store *db, const char *path, struct db_store **out,
+                                 char *err, size_t errlen)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        int rc = sqlite3_prepare_v3(db->sql, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &db->stmt[i], NULL);
+        if (rc != SQLITE_OK) {
+            set_err(err, errlen, "%s: preparing \"%s\": %s", path, stmt_sql[i],
+                    sqlite3_errmsg(db->sql));
+            rc = sqlite_errno(db->sql, rc);
+            db_free(db);
+            return rc;
+        }
+    }
+    *out = db;
+    return 0;
+}
+
 int db_open(const char *path, struct db_store **out, char *err, size_t errlen)
 {
     struct db_store *db;
@@ -1018,18 +1103,50 @@ int db_open(const char *path, struct db_store **out, char *err, size_t errlen)
         goto err_free;
 
     /* After the migrations: the statements need the tables. */
-    for (int i = 0; i < STMT_COUNT; i++) {
-        rc = sqlite3_prepare_v3(db->sql, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i],
-                                NULL);
-        if (rc != SQLITE_OK) {
-            set_err(err, errlen, "%s: preparing \"%s\": %s", path, stmt_sql[i],
-                    sqlite3_errmsg(db->sql));
-            ret = sqlite_errno(db->sql, rc);
-            goto err_free;
-        }
+    return prepare_and_hand_over(db, path, out, err, errlen);
+
+err_free:
+    db_free(db);
+    return ret;
+}
+
+/*
+ * A reader never migrates: the writer's db_open() has, and a file of any
+ * other version is not one this code can read. Its write statements are
+ * prepared with the rest (preparing does not write) and fail if stepped.
+ */
+int db_open_reader(const char *path, struct db_store **out, char *err, size_t errlen)
+{
+    struct db_store *db;
+    int rc, ret, version = 0;
+
+    set_err(err, errlen, "%s", "");
+    *out = NULL;
+    db = calloc(1, sizeof(*db));
+    if (!db) {
+        set_err(err, errlen, "out of memory");
+        return -ENOMEM;
     }
-    *out = db;
-    return 0;
+    rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(db->sql, 1);
+        sqlite3_busy_timeout(db->sql, DB_BUSY_TIMEOUT_MS);
+        rc = pragma_int(db->sql, "PRAGMA user_version", &version);
+    }
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "cannot read %s: %s", path,
+                db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+        ret = sqlite_errno(db->sql, rc);
+        goto err_free;
+    }
+    if (version != db_known_schema_version()) {
+        set_err(err, errlen, "%s: schema version %d, this vmmd reads %d", path, version,
+                db_known_schema_version());
+        ret = -EPROTO;
+        goto err_free;
+    }
+    db->schema_version = version;
+    return prepare_and_hand_over(db, path, out, err, errlen);
 
 err_free:
     db_free(db);

@@ -47,6 +47,10 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "max-vcpus", .type = VMMD_OPT_UINT, .offset = OFF(max_vcpus), .metavar = "N",
      .help = "vCPUs all running VMs may hold together; default 4 per host CPU", .min = 1,
      .max = 65536},
+    {.name = "max-vms", .type = VMMD_OPT_UINT, .offset = OFF(max_vms), .metavar = "N",
+     .help = "VM definitions this host may hold (a create past it is refused with 409); "
+             "default 4096",
+     .min = 1, .max = 1000000},
     {.name = "dashboard-dir", .type = VMMD_OPT_STRING, .offset = OFF(dashboard_dir),
      .metavar = "DIR",
      .help = "the web dashboard's files, served at /; default share/vmmd/dashboard beside "
@@ -154,6 +158,8 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->dashboard_dir = cfg->derived[3] = default_dashboard_dir();
     if (cfg->events_max_lag == 0)
         cfg->events_max_lag = 1000;
+    if (cfg->max_vms == 0)
+        cfg->max_vms = VMMD_DEFAULT_MAX_VMS;
     if (cfg->max_vcpus == 0)
         cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
     return 0;

@@ -7,6 +7,13 @@
 
 #include "common/options.h"
 
+/*
+ * The definitions a host may hold. The bound keeps what an unpaged
+ * GET /v1/vms renders, and the store, finite: 4096 VMs with 4 KiB command
+ * lines are a list of about 18 MB.
+ */
+#define VMMD_DEFAULT_MAX_VMS 4096
+
 struct vmmd_config {
     const char *config_file;
     const char *state_dir;
@@ -18,6 +25,7 @@ struct vmmd_config {
     int log_level;
     uint64_t memory_overcommit_pct; /* admission: running VMs may hold RAM * pct / 100 */
     uint64_t max_vcpus;             /* admission: 0 means 4 per host CPU */
+    uint64_t max_vms;               /* VM definitions the store may hold */
     const char *dashboard_dir;      /* the web dashboard's files; NULL: none found */
     uint64_t events_max_lag;        /* an event stream this many events behind is dropped */
     bool help;

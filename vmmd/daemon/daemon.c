@@ -314,6 +314,8 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
     db_path = path;
     if ((rc = db_open(db_path, &d->db, err, errlen)))
         return rc;
+    if ((rc = db_open_reader(db_path, &d->db_reader, err, errlen)))
+        return rc;
 
     fd = listen_unix(cfg->socket_path);
     if (fd < 0) {
@@ -417,6 +419,9 @@ out:
     uv_run(d->loop, UV_RUN_NOWAIT); /* let the closes finish */
     if (d->sup)
         supervisor_destroy(d->sup);
+    /* uv_run has returned, so no list render is using the reader any more. */
+    if (d->db_reader)
+        db_close(d->db_reader);
     if (d->db)
         db_close(d->db);
     uv_loop_close(d->loop);

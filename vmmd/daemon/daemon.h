@@ -27,6 +27,7 @@ struct vmmd_daemon {
     struct vmmd_config *cfg;
     uv_loop_t *loop;
     struct db_store *db;
+    struct db_store *db_reader; /* read-only, for the thread pool: lists render off the loop */
     struct api_limits limits;
     char *image_dirs[VMMD_OPT_LIST_MAX]; /* canonical */
     char token[65];

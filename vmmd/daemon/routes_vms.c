@@ -54,70 +54,6 @@ static void record_state(struct vmmd_daemon *d, const char *id, const char *stat
         vmmd_event_committed(d, ev);
 }
 
-/*
- * The rendered list, per state filter, valid until the next committed change.
- * Every change goes through vmmd_event_committed(), so the generation counter
- * is exact; dashboards polling the list cost one memcpy instead of a query.
- */
-static struct {
-    uint64_t generation;
-    char *json;
-    size_t len;
-} list_cache[VMMD_STATE_COUNT + 1];
-
-/*
- * The id of the newest event the list reflects: every change commits its
- * event in the same transaction and this loop is the only writer, so a
- * client that follows /v1/events?since=<this> from here misses nothing and
- * sees nothing twice.
- */
-static void add_list_position(struct vmmd_daemon *d, struct http_request *req)
-{
-    char id[24];
-
-    snprintf(id, sizeof(id), "%lld", (long long)db_last_event_id(d->db));
-    http_add_header(req, "Vmmd-Last-Event-Id", id);
-}
-
-void route_vms_list(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
-{
-    const char *state = http_query(req, "state");
-    int slot = state ? vmmd_state_parse(state) + 1 : 0;
-    struct db_vm *vms = NULL;
-    size_t n = 0;
-    json_t *arr;
-    int rc;
-
-    (void)m;
-    if (state && slot == 0) {
-        http_respond_error(req, API_ERR_BAD_REQUEST,
-                           "state: '%s' is not one of stopped, starting, running, paused, "
-                           "stopping, crashed",
-                           state);
-        return;
-    }
-    if (list_cache[slot].json && list_cache[slot].generation == d->generation) {
-        http_respond_bytes(req, 200, "application/json", list_cache[slot].json,
-                           list_cache[slot].len);
-        add_list_position(d, req);
-        return;
-    }
-    if ((rc = db_vm_list(d->db, state, &vms, &n))) {
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
-        return;
-    }
-    arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, api_vm_to_json(&vms[i]));
-    db_vm_list_free(vms, n);
-    free(list_cache[slot].json);
-    list_cache[slot].json = json_dumps(arr, JSON_COMPACT);
-    list_cache[slot].len = list_cache[slot].json ? strlen(list_cache[slot].json) : 0;
-    list_cache[slot].generation = d->generation;
-    http_respond_json(req, 200, arr);
-    add_list_position(d, req);
-}
-
 static void new_uuid(char out[DB_ID_LEN + 1])
 {
     uint8_t b[16];
@@ -131,6 +67,26 @@ static void new_uuid(char out[DB_ID_LEN + 1])
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
              b[15]);
+}
+
+/* --max-vms: the loop is the only writer, so nothing is inserted between this count and the
+ * insert that follows it. */
+static bool room_for_one_more(struct vmmd_daemon *d, struct http_request *req)
+{
+    uint64_t defined = 0;
+    int rc = db_vm_count(d->db, NULL, &defined);
+
+    if (rc) {
+        http_respond_error(req, API_ERR_INTERNAL, "store: %s", db_last_error(d->db));
+        return false;
+    }
+    if (defined >= d->cfg->max_vms) {
+        http_respond_error(req, API_ERR_CONFLICT,
+                           "this host holds at most %llu VM definitions (--max-vms); it has %llu",
+                           (unsigned long long)d->cfg->max_vms, (unsigned long long)defined);
+        return false;
+    }
+    return true;
 }
 
 void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
@@ -153,9 +109,10 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     new_uuid(vm.id);
     if (api_check_vm_devices(&vm, &err)) {
         http_respond_problem(req, &err);
-        db_vm_clear(&vm);
-        return;
+        goto out;
     }
+    if (!room_for_one_more(d, req))
+        goto out;
     rc = db_vm_insert(d->db, &vm, &ev);
     if (rc == -EEXIST) {
         http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
@@ -168,6 +125,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
         snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
         http_add_header(req, "Location", location);
     }
+out:
     db_vm_clear(&vm);
 }
 
@@ -308,23 +266,22 @@ void route_vm_delete(struct vmmd_daemon *d, struct http_request *req, const stru
 
 int routes_allocation(struct vmmd_daemon *d, struct vm_allocation *out)
 {
-    struct db_vm *vms = NULL;
+    struct db_state_total totals[VMMD_STATE_COUNT];
     size_t n = 0;
-    int rc = db_vm_list(d->db, NULL, &vms, &n);
+    int rc = db_vm_totals(d->db, totals, VMMD_STATE_COUNT, &n);
 
     memset(out, 0, sizeof(*out));
     if (rc)
         return rc;
-    out->defined = n;
     for (size_t i = 0; i < n; i++) {
-        int st = vmmd_state_parse(vms[i].state);
+        int st = vmmd_state_parse(totals[i].state);
+        out->defined += totals[i].vms;
         if (st >= 0 && vmmd_state_has_worker((enum vmmd_state)st)) {
-            out->memory_mib += vms[i].memory_mib;
-            out->vcpus += vms[i].vcpus;
-            out->running++;
+            out->memory_mib += totals[i].memory_mib;
+            out->vcpus += totals[i].vcpus;
+            out->running += totals[i].vms;
         }
     }
-    db_vm_list_free(vms, n);
     return 0;
 }
 

@@ -111,6 +111,15 @@ int api_check_vm_devices(const struct db_vm *vm, struct api_error *err);
 
 /* POST /v1/vms/{id}/shutdown body (optional): {"timeout_s": 1..3600}, default 30. */
 int api_parse_shutdown(const char *body, size_t len, uint32_t *timeout_s, struct api_error *err);
+/*
+ * GET /v1/vms paging: limit 1..API_LIST_LIMIT_MAX (NULL: *limit_out 0, the
+ * whole list); after, the last name of the previous page, only with limit.
+ * 400 naming the parameter.
+ */
+#define API_LIST_LIMIT_MAX 1000
+int api_parse_list_page(const char *limit, const char *after, size_t *limit_out,
+                        struct api_error *err);
+
 /* A name is [a-z0-9][a-z0-9-]{0,62}. */
 bool api_name_valid(const char *name);
 /* Whether name has the form of a VM id (a lowercase UUID): such names are refused. */

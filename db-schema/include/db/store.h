@@ -56,6 +56,13 @@ struct db_event {
  * modified in any way.
  */
 int db_open(const char *path, struct db_store **out, char *err, size_t errlen);
+/*
+ * A second, read-only connection to a database db_open() has opened (and
+ * migrated), for another thread than the writer's: WAL lets it read a
+ * consistent snapshot while the writer commits. Like any db_store it is
+ * used by one thread at a time. -EPROTO when the schema is not this code's.
+ */
+int db_open_reader(const char *path, struct db_store **out, char *err, size_t errlen);
 void db_close(struct db_store *db);
 int db_schema_version(struct db_store *db);
 int db_known_schema_version(void);
@@ -72,6 +79,20 @@ int db_event_insert(struct db_store *db, const char *type, const char *vm_id,
 /* Reads. A lookup by id-or-name tries the id first. */
 int db_vm_get(struct db_store *db, const char *id_or_name, struct db_vm *out); /* -ENOENT */
 int db_vm_list(struct db_store *db, const char *state_or_null, struct db_vm **out, size_t *count);
+/* VMs named after `after` (NULL or "": from the first) by name, at most limit (0: all). */
+int db_vm_list_page(struct db_store *db, const char *state_or_null, const char *after, size_t limit,
+                    struct db_vm **out, size_t *count);
+int db_vm_count(struct db_store *db, const char *state_or_null, uint64_t *out);
+/* What the VMs in one state add up to (admission control, GET /v1/host). */
+struct db_state_total {
+    char state[16];
+    uint64_t vms, vcpus, memory_mib;
+};
+/* One entry per state that has VMs, at most max. */
+int db_vm_totals(struct db_store *db, struct db_state_total *out, size_t max, size_t *count);
+/* What is read between these two is one snapshot (a deferred read transaction). */
+int db_read_begin(struct db_store *db);
+void db_read_end(struct db_store *db);
 void db_vm_clear(struct db_vm *vm);
 void db_vm_list_free(struct db_vm *vms, size_t count);
 /* Calls fn for each event with id > since, oldest first, at most limit (0: all); stops when fn returns non-zero. */

@@ -68,6 +68,20 @@ check "GET /v1/host stays under 1 s while a client floods keystrokes without rea
     $((samples > 0 && max_ms < 1000 ? 0 : 1))
 out=$(timeout 10 "$WS_CLIENT" "$SOCK" /v1/vms/ws/console "still-here" 1500)
 check "the console still works for the next client" $(grep -q still-here <<<"$out"; echo $?)
+
+# A worker that never answers the attach (stopped: the kernel still queues the connection
+# and takes the command): the attach waits off the loop and ends at its deadline.
+api GET /v1/vms/ws
+worker=$(pgrep -f -- "--control $STATE/run/$(jbody .id)/" | head -n 1)
+kill -STOP "$worker"
+timeout 10 "$WS_CLIENT" "$SOCK" /v1/vms/ws/console "x" 100 >"$tmp/attach" 2>&1 &
+host_latency_while $!
+kill -CONT "$worker"
+echo "attach to a stopped worker: $(head -c 200 "$tmp/attach" | tr '\n' ' '); GET /v1/host: $samples requests, slowest $max_ms ms"
+check "GET /v1/host stays under 200 ms while an attach waits for a silent worker" \
+    $((samples > 0 && max_ms < 200 ? 0 : 1))
+check "... and the attach is refused (409) at its deadline" \
+    $(grep -q "HTTP/1.1 409" "$tmp/attach" && grep -q "did not answer in time" "$tmp/attach"; echo $?)
 api POST /v1/vms/ws/stop
 
 # --- bodies are not read before the token is checked (finding 4) ------------------------

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,58 +68,6 @@ static void unlink_session(struct ws_session *s)
         pp = &(*pp)->next;
     if (*pp)
         *pp = s->next;
-}
-
-/* Connects to the worker's control socket and switches it to attach mode;
- * the stream starts with the last `tail` bytes the guest printed. */
-static int attach_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    struct timeval tv = {.tv_sec = 1};
-    char *dir = supervisor_vm_dir(d->sup, vm_id), reply[256], cmd[64];
-    ssize_t n;
-    int fd, cmd_len;
-
-    if (!dir)
-        return -ENOMEM;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, WORKER_CONTROL_SOCKET);
-    free(dir);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    /* Still blocking, but bounded: the send timeout also bounds connect() on a full backlog. */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    cmd_len = snprintf(cmd, sizeof(cmd), "{\"cmd\":\"attach\",\"tail\":%zu}\n", tail);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        send(fd, cmd, (size_t)cmd_len, MSG_NOSIGNAL) != cmd_len) {
-        close(fd);
-        return -ECONNREFUSED;
-    }
-    /* The reply is one short line; the console stream starts right after it. One deadline
-     * for the whole line: a worker trickling bytes cannot hold the loop past it. */
-    uint64_t deadline = uv_hrtime() + 1000000000ull;
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    for (size_t len = 0; len < sizeof(reply) - 1; len++) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t now = uv_hrtime();
-
-        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) != 1 ||
-            (n = recv(fd, reply + len, 1, 0)) != 1) {
-            close(fd);
-            return -EIO;
-        }
-        if (reply[len] == '\n') {
-            reply[len] = 0;
-            if (!strstr(reply, "\"ok\":true")) {
-                close(fd);
-                return -EBUSY;
-            }
-            return fd;
-        }
-    }
-    close(fd);
-    return -EIO;
 }
 
 static void drop_ref(struct ws_session *s)
@@ -385,15 +332,145 @@ static bool header_has(struct http_request *req, const char *name, const char *t
     return v && strcasestr(v, token);
 }
 
-/* Upgrades to the interactive console. */
+/* Answers the upgrade once the worker has taken the attach: fd is its control socket. */
+static void upgrade(struct vmmd_daemon *d, struct http_request *req, const char *name,
+                    const char *accept, int fd)
+{
+    struct ws_session *s = calloc(1, sizeof(*s));
+    struct MHD_Response *resp;
+
+    if (!s) {
+        close(fd);
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    s->d = d;
+    s->worker.fd = fd;
+    s->refs = 1;
+    req->stream = s;
+    req->stream_done = ws_request_done;
+    resp = MHD_create_response_for_upgrade(on_upgrade, s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+    http_respond_mhd(req, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    log_info("vm %s: console attached over WebSocket", name);
+}
+
+/*
+ * Attaching to a worker's console without waiting on the loop: connect and
+ * send the attach command (a fresh Unix socket takes a short line at once, or
+ * the worker is not accepting and the attach fails), then its one-line reply
+ * comes through a uv_poll, all of it under one deadline. A worker that never
+ * answers, or trickles bytes, costs the daemon nothing but this request.
+ */
+#define ATTACH_TIMEOUT_MS 1000
+#define ATTACH_REPLY_MAX  256
+
+struct attach {
+    struct vmmd_daemon *d;
+    struct http_request *req;
+    char name[DB_NAME_MAX + 1];
+    char accept[29];
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    unsigned open_handles;
+};
+
+static void on_attach_handle_closed(uv_handle_t *h)
+{
+    struct attach *a = h->data;
+
+    if (--a->open_handles == 0)
+        free(a);
+}
+
+/* rc 0: the worker took it (the socket goes to the session); else why not. */
+static void attach_done(struct attach *a, int rc)
+{
+    /* Closed first: the session watches the same socket with a poll of its own. */
+    uv_close((uv_handle_t *)&a->poll, on_attach_handle_closed);
+    uv_close((uv_handle_t *)&a->timer, on_attach_handle_closed);
+    if (rc == 0) {
+        upgrade(a->d, a->req, a->name, a->accept, a->fd);
+        return;
+    }
+    close(a->fd);
+    http_respond_error(a->req, API_ERR_CONFLICT, "cannot attach to the console of '%s': %s",
+                       a->name, rc == -ETIMEDOUT ? "its worker did not answer in time"
+                                                 : strerror(-rc));
+}
+
+static void on_attach_timeout(uv_timer_t *t)
+{
+    attach_done(t->data, -ETIMEDOUT);
+}
+
+static void on_attach_readable(uv_poll_t *p, int status, int events)
+{
+    struct attach *a = p->data;
+    char reply[ATTACH_REPLY_MAX];
+    char *nl;
+    ssize_t n;
+
+    (void)events;
+    if (status < 0) {
+        attach_done(a, -EIO);
+        return;
+    }
+    /* Peek, so that nothing of the console stream after the line is taken here. */
+    n = recv(a->fd, reply, sizeof(reply) - 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        attach_done(a, n == 0 ? -ECONNRESET : -errno);
+        return;
+    }
+    reply[n] = 0;
+    nl = memchr(reply, '\n', (size_t)n);
+    if (!nl) {
+        if (n == sizeof(reply) - 1)
+            attach_done(a, -EPROTO); /* no line this long is a reply */
+        return;
+    }
+    if (recv(a->fd, reply, (size_t)(nl - reply) + 1, MSG_DONTWAIT) != nl - reply + 1) {
+        attach_done(a, -EIO);
+        return;
+    }
+    *nl = 0;
+    attach_done(a, strstr(reply, "\"ok\":true") ? 0 : -EBUSY);
+}
+
+static int connect_worker(struct vmmd_daemon *d, const char *vm_id, size_t tail)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    char *dir = supervisor_vm_dir(d->sup, vm_id), cmd[64];
+    int fd, len;
+
+    if (!dir)
+        return -ENOMEM;
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, WORKER_CONTROL_SOCKET);
+    free(dir);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    len = snprintf(cmd, sizeof(cmd), "{\"cmd\":\"attach\",\"tail\":%zu}\n", tail);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        send(fd, cmd, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
+        int e = errno == EAGAIN ? EBUSY : errno; /* a full backlog: not accepting */
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Upgrades to the interactive console, once the worker has answered. */
 static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
                               const struct db_vm *vm, size_t tail)
 {
     const char *key = http_header(req, "Sec-WebSocket-Key");
     const char *version = http_header(req, "Sec-WebSocket-Version");
-    struct ws_session *s;
-    struct MHD_Response *resp;
-    char accept[29];
+    struct attach *a;
     int fd;
 
     if (!key || !version || strcmp(version, "13") != 0 || strlen(key) > 64) {
@@ -406,29 +483,27 @@ static void console_websocket(struct vmmd_daemon *d, struct http_request *req,
                            vm->name, vm->state);
         return;
     }
-    fd = attach_worker(d, vm->id, tail);
-    if (fd < 0) {
+    fd = connect_worker(d, vm->id, tail);
+    a = fd >= 0 ? calloc(1, sizeof(*a)) : NULL;
+    if (!a) {
+        if (fd >= 0)
+            close(fd);
         http_respond_error(req, API_ERR_CONFLICT, "cannot attach to the console of '%s': %s",
-                           vm->name, strerror(-fd));
+                           vm->name, strerror(fd < 0 ? -fd : ENOMEM));
         return;
     }
-    s = calloc(1, sizeof(*s));
-    if (!s) {
-        close(fd);
-        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    s->d = d;
-    s->worker.fd = fd;
-    s->refs = 1;
-    ws_accept_key(key, accept);
-    req->stream = s;
-    req->stream_done = ws_request_done;
-    resp = MHD_create_response_for_upgrade(on_upgrade, s);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
-    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
-    http_respond_mhd(req, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
-    log_info("vm %s: console attached over WebSocket", vm->name);
+    a->d = d;
+    a->req = req;
+    a->fd = fd;
+    snprintf(a->name, sizeof(a->name), "%s", vm->name);
+    ws_accept_key(key, a->accept);
+    uv_poll_init(d->loop, &a->poll, fd);
+    uv_timer_init(d->loop, &a->timer);
+    a->poll.data = a->timer.data = a;
+    a->open_handles = 2;
+    uv_poll_start(&a->poll, UV_READABLE, on_attach_readable);
+    uv_timer_start(&a->timer, on_attach_timeout, ATTACH_TIMEOUT_MS, 0);
+    http_suspend(req);
 }
 
 #define TAIL_DEFAULT 65536

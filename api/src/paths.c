@@ -135,6 +135,12 @@ int api__check_path(const char *field, const char *path, const struct api_limits
         return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s is not a regular file%s", field, path,
                         allow_blockdev ? " or block device" : "");
     }
+    /* The worker's --disk flag separates its options with commas. */
+    if (allow_blockdev && strchr(canon, ',')) {
+        free(canon);
+        return api_fail(err, API_ERR_UNPROCESSABLE,
+                        "%s: %s: a disk's path may not contain ','", field, path);
+    }
     /* Stored paths go out again as JSON strings, which must be UTF-8; a
      * symlink may lead to a name that is not. */
     utf8 = json_string(canon);
@@ -195,10 +201,10 @@ int api_open_beneath(const char *field, const char *path, const struct api_limit
                         "%s: image directory %s cannot be opened: %s", field, dir,
                         e == ELOOP ? "it has become a symlink" : strerror(e));
     }
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; checked below, then cleared. */
-    f = openat2_nofollow(dirfd, rel,
-                         (writable ? O_RDWR : O_RDONLY) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
-                         RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    /* O_PATH first: the type is checked before anything is really opened (a FIFO would wait
+     * for a writer, a device node would see an open), then the file itself is reopened
+     * through its descriptor, which names that inode and no path. */
+    f = openat2_nofollow(dirfd, rel, O_PATH | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
     e = errno;
     close(dirfd);
     if (f < 0) {
@@ -216,7 +222,13 @@ int api_open_beneath(const char *field, const char *path, const struct api_limit
         return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s is not a regular file%s", field, path,
                         allow_blockdev ? " or block device" : "");
     }
-    fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
-    *fd = f;
+    char self[32];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", f);
+    *fd = open(self, (writable ? O_RDWR : O_RDONLY) | O_NOCTTY | O_CLOEXEC);
+    e = errno;
+    close(f);
+    if (*fd < 0)
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: %s cannot be opened%s: %s", field, path,
+                        writable ? " for writing" : "", strerror(e));
     return 0;
 }

@@ -106,6 +106,39 @@ api POST /v1/vms "{\"name\":\"$swap_id\",\"kernel\":\"$IMAGES/idle.elf\",\"memor
 check "a name that is another VM's id: 422" \
     $([[ $status == 422 ]] && jbody .detail | grep -q 'form of a VM id'; echo $?)
 
+# --- files of a run directory, which its worker can write ------------------------------
+# A worker that leaves a FIFO where its exit file goes, then dies: the daemon must not wait.
+api POST /v1/vms/swap/start
+swap_dir=$STATE/run/$swap_id
+pid=$(pgrep -f -- "--control $swap_dir/" | head -n 1)
+rm -f "$swap_dir/exit.json"
+mkfifo "$swap_dir/exit.json"
+kill -9 "$pid"
+wait_state swap crashed 5
+check "a FIFO as the exit file: the VM is marked crashed, the daemon does not hang" $?
+rm -f "$swap_dir/exit.json"
+# Its log and console log turned into symlinks to a host file: neither written nor served.
+echo "host secret" >"$tmp/victim"
+rm -f "$swap_dir/worker.log" "$swap_dir/console.log"
+ln -s "$tmp/victim" "$swap_dir/worker.log"
+api POST /v1/vms/swap/start
+api POST /v1/vms/swap/stop
+wait_state swap stopped 10
+check "worker.log as a symlink: the host file is not appended to" \
+    $([[ $(cat "$tmp/victim") == "host secret" ]]; echo $?)
+rm -f "$swap_dir/console.log"
+ln -s "$tmp/victim" "$swap_dir/console.log"
+api GET "/v1/vms/swap/console?tail=4096"
+check "console.log as a symlink: its target is not served" $(! grep -q "host secret" "$tmp/body"; echo $?)
+rm -f "$swap_dir/worker.log" "$swap_dir/console.log"
+api POST /v1/vms/swap/start # running again for the lost-worker checks below
+
+# A disk path with a comma could smuggle options into the worker's --disk flag.
+truncate -s 1M "$IMAGES/x,ro"
+api POST /v1/vms "{\"name\":\"comma\",\"kernel\":\"$IMAGES/idle.elf\",\"memory_mib\":32,\"disks\":[{\"path\":\"$IMAGES/x,ro\"}]}"
+check "a disk path with ',' is refused (422 naming the field)" \
+    $([[ $status == 422 ]] && jbody .detail | grep -q "^disks\[0\].path: .*','"; echo $?)
+
 # --- 2. the store loses a worker: a restart finds it, a start does not double it ---------------
 kill -9 "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null

@@ -9,6 +9,7 @@
 #include "routes.h"
 #include "supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -342,6 +343,24 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+/* close_range(CLOSE_RANGE_CLOEXEC) needs Linux 5.11; before it, one descriptor at a time. */
+static void mark_inherited_fds_cloexec(void)
+{
+    DIR *dir;
+    struct dirent *e;
+
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    dir = opendir("/proc/self/fd");
+    while (dir && (e = readdir(dir))) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(dir))
+            fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    }
+    if (dir)
+        closedir(dir);
+}
+
 int vmmd_serve_main(int argc, char **argv)
 {
     static struct vmmd_daemon daemon;
@@ -353,7 +372,7 @@ int vmmd_serve_main(int argc, char **argv)
 
     /* Whatever started the daemon may have left descriptors open (a pipe, a socket): none of
      * them may reach a worker, which gets only what it is handed. */
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    mark_inherited_fds_cloexec();
     if (vmmd_config_load(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "vmmd: %s\n", err);
         vmmd_config_free(&cfg);

@@ -538,7 +538,7 @@ static void tail_from_log(struct vmmd_daemon *d, struct http_request *req, const
 
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "", WORKER_CONSOLE_LOG);
     free(dir);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = supervisor_open_run_file(path, O_RDONLY, 0);
     if (fd >= 0 && fstat(fd, &st) == 0) {
         size_t size = (size_t)st.st_size, len = size < want ? size : want;
         buf = malloc(len + 1);

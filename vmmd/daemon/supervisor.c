@@ -63,6 +63,8 @@ struct worker {
     uv_timer_t kill_timer; /* after a stop: the grace period */
     uv_timer_t start_timer; /* spawn to "running": the start's deadline */
     bool stop_requested;    /* a user's stop: it ends as "stopped", whatever the phase */
+    bool status_seen;       /* it has answered the first status query */
+    unsigned stop_grace_ms;
     char forced_reason[160];   /* the daemon ended it: "stopped" with this reason */
     uv_process_t *proc;
     struct cmd *head, *tail;
@@ -79,6 +81,8 @@ struct supervisor {
     struct vmmd_daemon *d;
     struct worker *workers;
 };
+
+static bool pid_is_our_worker(const struct worker *w);
 
 static struct worker *find(struct supervisor *sup, const char *vm_id)
 {
@@ -108,6 +112,21 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
+int supervisor_open_run_file(const char *path, int flags, mode_t mode)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
+    struct stat st;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
 /* Records a state change with its event and tells the event stream; 0 or -errno. */
 static int set_state(struct vmmd_daemon *d, const char *vm_id, const char *state,
                      const char *reason, int64_t pid)
@@ -126,8 +145,13 @@ static int set_state(struct vmmd_daemon *d, const char *vm_id, const char *state
 static void read_exit_file(struct worker *w, char *state, size_t slen, char *reason, size_t rlen)
 {
     char *path = path_in(w->dir, WORKER_EXIT_FILE);
+    int fd = path ? supervisor_open_run_file(path, O_RDONLY, 0) : -ENOMEM;
     json_error_t jerr;
-    json_t *ex = path ? json_load_file(path, 0, &jerr) : NULL;
+    struct stat st;
+    /* The worker wrote it: a small regular file, or it says nothing. */
+    json_t *ex = fd >= 0 && fstat(fd, &st) == 0 && st.st_size <= 64 * 1024
+                     ? json_loadfd(fd, 0, &jerr)
+                     : NULL;
     const char *why = ex ? json_string_value(json_object_get(ex, "reason")) : NULL;
     const char *detail = ex ? json_string_value(json_object_get(ex, "detail")) : NULL;
 
@@ -156,6 +180,8 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
         snprintf(reason, rlen, "%s: %s", why, detail ? detail : "");
     }
     json_decref(ex);
+    if (fd >= 0)
+        close(fd);
     free(path);
 }
 
@@ -297,7 +323,7 @@ static void parse_replies(struct worker *w)
             log_warn("vm %s: worker announced %lld console bytes, dropping it", w->vm_id,
                      (long long)json_integer_value(bytes));
             json_decref(reply);
-            if (w->pid > 0)
+            if (pid_is_our_worker(w))
                 kill((pid_t)w->pid, SIGKILL);
             return;
         }
@@ -400,8 +426,6 @@ static int queue_command(struct worker *w, json_t *cmd, sup_reply_fn fn, void *c
     return 0;
 }
 
-static bool pid_is_our_worker(const struct worker *w);
-
 /*
  * A start the daemon gives up on (no answer in time, or a state it cannot
  * record): the worker is killed, so no VM runs that the store does not
@@ -421,12 +445,17 @@ static void fail_start(struct worker *w, const char *why)
         fn(w->sup->d, w->start_ctx, -EIO, w->forced_reason);
 }
 
+/* A worker started or found again must answer its first status in time. */
 static void on_start_deadline(uv_timer_t *t)
 {
     struct worker *w = t->data;
+    bool ours = pid_is_our_worker(w);
 
-    if (w->start_done && !w->gone)
-        fail_start(w, "the worker did not report within the start deadline");
+    if (w->gone || w->status_seen)
+        return;
+    fail_start(w, "the worker did not report within the start deadline");
+    if (!ours)
+        worker_gone(w); /* no kill, so no EOF will tell */
 }
 
 static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
@@ -439,8 +468,9 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
     (void)extra;
     (void)extra_len;
     (void)error;
-    if (!state)
-        return; /* the worker ended meanwhile: worker_gone() handles it */
+    if (!state || w->forced_reason[0])
+        return; /* it ended meanwhile, or the daemon gave up on it: worker_gone() records it */
+    w->status_seen = true;
     w->reached_running = true;
     rc = set_state(d, w->vm_id, state, NULL, w->pid);
     if (rc && w->start_done) {
@@ -458,6 +488,7 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
 }
 
 static void try_connect(struct worker *w);
+static void on_kill_deadline(uv_timer_t *t);
 
 /*
  * Whether pid is still this VM's worker: after a host reboot or a long daemon
@@ -506,7 +537,9 @@ static void on_pipe_closed_after_failure(uv_handle_t *h)
     }
     if (w->closing || w->gone)
         return;
-    if (!alive || w->waited_ms >= CONNECT_TIMEOUT_MS) {
+    /* An unknown pid (a start recorded just before its worker existed) gets the whole
+     * connect deadline: its worker may still be coming up. */
+    if ((!alive && w->pid != 0) || w->waited_ms >= CONNECT_TIMEOUT_MS) {
         if (alive)
             kill((pid_t)w->pid, SIGKILL); /* verified ours, but it never answered */
         worker_gone(w);
@@ -530,14 +563,27 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     w->connected = true;
-    /* The worker's pid from the kernel: the stored one may be missing (a start the store
-     * could not record) or stale. */
-    uv_os_fd_t fd;
-    struct ucred cred;
-    socklen_t clen = sizeof(cred);
-    if (uv_fileno((uv_handle_t *)&w->pipe, &fd) == 0 &&
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 && cred.pid > 0)
-        w->pid = cred.pid;
+    /* A worker found again (after a restart, or one the store lost): its pid from the kernel,
+     * and only if that process is this VM's worker, run by us: anything else listening on
+     * the socket is not adopted. A worker we spawned keeps the pid uv_spawn gave. */
+    if (!w->proc) {
+        uv_os_fd_t fd;
+        struct ucred cred = {0};
+        socklen_t clen = sizeof(cred);
+
+        if (uv_fileno((uv_handle_t *)&w->pipe, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+            w->pid = cred.pid;
+        if (cred.uid != geteuid() || !pid_is_our_worker(w)) {
+            log_warn("vm %s: what listens on its control socket (pid %lld) is not its worker",
+                     w->vm_id, (long long)w->pid);
+            w->pid = 0; /* never signalled */
+            snprintf(w->forced_reason, sizeof(w->forced_reason),
+                     "its control socket was not served by its worker");
+            worker_gone(w);
+            return;
+        }
+    }
     uv_read_start((uv_stream_t *)&w->pipe, on_alloc, on_read);
     /* A status query goes first; commands queued meanwhile follow in order. */
     st = make_cmd(json_pack("{s:s}", "cmd", "status"), on_status, w);
@@ -549,6 +595,11 @@ static void on_connect(uv_connect_t *req, int status)
     }
     for (struct cmd *c = w->head; c; c = c->next)
         send_line(w, c->line);
+    /* A stop asked for before the connection: its kill may not have reached the worker. */
+    if (w->stop_requested) {
+        queue_command(w, json_pack("{s:s}", "cmd", "stop"), NULL, NULL);
+        uv_timer_start(&w->kill_timer, on_kill_deadline, w->stop_grace_ms, 0);
+    }
 }
 
 static void try_connect(struct worker *w)
@@ -670,9 +721,11 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
 static bool socket_answers(const char *path)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct stat st;
     int fd, rc;
 
-    if (strlen(path) >= sizeof(addr.sun_path))
+    /* connect() would follow a symlink planted in the run directory. */
+    if (strlen(path) >= sizeof(addr.sun_path) || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return false;
     strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -693,6 +746,7 @@ static void adopt(struct supervisor *sup, const char *vm_id, int64_t pid, bool r
     if (!w)
         return;
     w->reached_running = reached_running;
+    uv_timer_start(&w->start_timer, on_start_deadline, START_TIMEOUT_MS, 0);
     try_connect(w);
 }
 
@@ -755,12 +809,15 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     mkdir(w->dir, 0700);
     unlink(paths[0]);
     unlink(paths[2]); /* a stale exit file would explain the wrong death */
-    log_fd = open(paths[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    log_fd = supervisor_open_run_file(paths[3], O_WRONLY | O_CREAT | O_APPEND, 0600);
 
     snprintf(vcpus, sizeof(vcpus), "%u", vm->vcpus);
     snprintf(memory, sizeof(memory), "%llu", (unsigned long long)vm->memory_mib);
     add_arg(argv, &argc, d->self_exe);
     add_arg(argv, &argc, "run");
+    /* Early, so that pid_is_our_worker() finds it however long the rest is. */
+    add_arg(argv, &argc, "--control");
+    add_arg(argv, &argc, paths[0]);
     /* Paths only name the files in messages: the worker reads the descriptors. */
     add_arg(argv, &argc, "--kernel");
     add_arg(argv, &argc, vm->kernel);
@@ -784,8 +841,6 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     add_arg(argv, &argc, vcpus);
     add_arg(argv, &argc, "--memory");
     add_arg(argv, &argc, memory);
-    add_arg(argv, &argc, "--control");
-    add_arg(argv, &argc, paths[0]);
     add_arg(argv, &argc, "--console-log");
     add_arg(argv, &argc, paths[1]);
     add_arg(argv, &argc, "--exit-file");
@@ -810,8 +865,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     opts.exit_cb = on_process_exit;
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
-    w->proc = calloc(1, sizeof(*w->proc));
-    rc = w->proc && devices ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
+    w->proc = devices ? calloc(1, sizeof(*w->proc)) : NULL;
+    rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
     free(devices);
     if (log_fd >= 0)
         close(log_fd);
@@ -901,6 +956,7 @@ int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms
     if (done && (rc = supervisor_wait_exit(sup, vm_id, done, ctx)))
         return rc;
     w->stop_requested = true;
+    w->stop_grace_ms = grace_ms;
     if (w->connected)
         queue_command(w, json_pack("{s:s}", "cmd", "stop"), NULL, NULL);
     uv_timer_stop(&w->shutdown_timer);

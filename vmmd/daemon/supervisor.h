@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -53,5 +54,11 @@ unsigned supervisor_worker_count(struct supervisor *sup);
 void supervisor_reattach_all(struct supervisor *sup);
 /* The worker's run directory for a VM (owned by the caller). */
 char *supervisor_vm_dir(struct supervisor *sup, const char *vm_id);
+/*
+ * Opens a file of a run directory, which its worker can write: never through
+ * a symlink, never waiting on a FIFO, only a regular file. flags as open(2)
+ * (O_CLOEXEC added); the descriptor, or -errno.
+ */
+int supervisor_open_run_file(const char *path, int flags, mode_t mode);
 
 #endif

@@ -4,8 +4,9 @@
  * input is a program of port reads and writes (task files, control blocks,
  * the bus-master registers wherever BAR4 is, the 0xCF8/0xCFC configuration
  * mechanism) and writes into guest RAM (PRD tables and buffers for DMA).
- * Two small disks on the primary channel and one on the secondary are
- * memfds, emptied before each input so that inputs reproduce.
+ * Two small disks on the primary channel (the slave read-only) and one on
+ * the secondary are memfds, emptied after an input that wrote to them so
+ * that inputs reproduce.
  *
  * The platform is the unit tests' fake (tests/unit/hypervisor-core/
  * fake_platform.h): KVM's side, not the code under test. Guest RAM is one
@@ -18,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "devices/legacy/pci_host.h"
 #include "devices/legacy/piix_ide.h"
 #include "fake_platform.h"
 
@@ -28,7 +30,6 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const unsigned disk_slot[3] = {0, 1, 2};
 static struct block_image img[3];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -74,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fake_platform fp;
     struct hv_bus bus;
     struct pci_bus pb;
+    struct pci_host host;
     struct piix_ide *ide;
     struct block_image *disks[4] = {0};
     struct reader r = {data, size};
@@ -84,14 +86,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (ftruncate(img[i].fd, 0) != 0 || ftruncate(img[i].fd, DISK_SECTORS * 512) != 0))
             abort();
         img[i].stats = (struct block_image_stats){0};
-        disks[disk_slot[i]] = &img[i];
+        disks[i] = &img[i];
     }
     fake_platform_init(&fp);
     fake_platform_add_ram(&fp, RAM_SIZE);
     if (!fp.ram.host || hv_bus_init(&bus) != 0)
         abort();
     pci_bus_init(&pb, &fp.platform);
-    if (pci_bus_register_windows(&pb, &bus) != 0 ||
+    /* As the machine has them (vm.c): the 0xCF8/0xCFC host bridge, then the PCI windows. */
+    if (pci_host_init(&host, &fp.platform, &pb) != 0 ||
+        hv_bus_register(&bus, HV_BUS_PIO, PCI_HOST_BASE, PCI_HOST_LEN, &host.dev) != 0 ||
+        pci_bus_register_windows(&pb, &bus) != 0 ||
         piix_ide_create(&ide, &fp.platform, disks, &bus, &pb) != 0)
         abort();
 

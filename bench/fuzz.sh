@@ -7,7 +7,7 @@
 # Any crash, leak, sanitizer report or hang fails the run (exit 1) and names
 # the input that did it. The `fuzz` ctest runs this briefly (10 s each).
 #
-# Usage: bench/fuzz.sh [SECONDS] [TARGET...]   (targets: virtqueue loader vm_def piix_ide)
+# Usage: bench/fuzz.sh [SECONDS] [TARGET...]   (targets: the fuzz_<target>.c in tests/fuzz)
 # The tree is $VMMD_FUZZ_BUILD (default build-fuzz/); grown corpora, logs and
 # crashing inputs go under it, never into the committed tests/fuzz/corpus.
 set -uo pipefail

@@ -11,8 +11,9 @@ shift || true
 # peer in benchmarks), busybox-static, cpio, kmod and e2fsprogs for the lab's
 # initramfs and disk images. The dashboard: Chromium for its browser test,
 # promtool (package prometheus) for the metrics test. Release checks: clang
-# (the tree must build with it too), dpkg-dev and file (cpack -G DEB).
-PACKAGES=(gcc clang dpkg-dev file make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
+# (the tree must build with it too), dpkg-dev and file (cpack -G DEB). The
+# fuzz harnesses: libFuzzer's runtime, which Debian's clang does not pull in.
+PACKAGES=(gcc clang libclang-rt-14-dev dpkg-dev file make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
           sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 chromium prometheus)
 # Node.js and npm vendor the dashboard's terminal widget and run the browser

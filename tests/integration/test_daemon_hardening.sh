@@ -78,6 +78,11 @@ check "the VM starts once its files are plain again" $([[ $status == 200 ]]; ech
 pid=$(pgrep -f -- "--control $STATE/run/$(vm_id swap)/" | head -n 1)
 check "its worker holds its disk by descriptor" $(files_of "$pid" | grep -qx "$IMAGES/d1.img"; echo $?)
 check "and not the descriptor the daemon inherited" $(! files_of "$pid" | grep -qx "$tmp/outside"; echo $?)
+check "the worker cannot gain privileges (NoNewPrivs: 1)" \
+    $(grep -qE '^NoNewPrivs:\s+1$' "/proc/$pid/status"; echo $?)
+check "it leaves no core dump and holds at most 1024 descriptors" \
+    $(grep -qE '^Max core file size +0 +0 ' "/proc/$pid/limits" &&
+      grep -qE '^Max open files +1024 +1024 ' "/proc/$pid/limits"; echo $?)
 
 # --- 8. a stop asked for during starting ends as stopped -----------------------------------
 api GET /metrics

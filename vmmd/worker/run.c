@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <time.h>
@@ -318,6 +320,25 @@ static const char *exit_reason_name(enum hv_stop_reason r)
     return r == HV_STOP_REQUESTED ? "stopped" : hv_stop_reason_name(r);
 }
 
+/* A worker's open files: its VM's devices and eventfds take a few dozen at most. */
+#define WORKER_NOFILE_MAX 1024
+
+/*
+ * The first steps of the worker sandbox, before the guest runs: nothing it
+ * executes can gain privileges (no setuid, no file capabilities), it leaves
+ * no core dump with guest memory in it, and it holds a bounded number of
+ * descriptors. (Its own uid, namespaces and seccomp are to come.)
+ */
+static int worker_restrict(void)
+{
+    struct rlimit none = {0, 0}, files = {WORKER_NOFILE_MAX, WORKER_NOFILE_MAX};
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &none) < 0 ||
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_NOFILE, &files) < 0)
+        return -errno;
+    return 0;
+}
+
 int vmmd_run_main(int argc, char **argv)
 {
     struct run_args a = {.mode = HV_MODE_PV, .vcpus = HV_DEFAULT_VCPUS,
@@ -363,6 +384,8 @@ int vmmd_run_main(int argc, char **argv)
     if (a.control) {
         /* A worker: no terminal, the daemon talks to it through the control socket. */
         stdin_open = false;
+        if ((rc = worker_restrict()))
+            fprintf(stderr, "vmmd: cannot restrict the worker: %s\n", strerror(-rc));
         if ((rc = control_server_open(&ctl, a.control))) {
             fprintf(stderr, "vmmd: control socket %s: %s\n", a.control, strerror(-rc));
             return VMMD_RUN_EXIT_FAILURE;

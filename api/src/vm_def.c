@@ -25,19 +25,19 @@ static const char *const nic_keys[] = {"tap", "network", "mac", NULL};
 #define IFNAME_MAX     15 /* IFNAMSIZ - 1 */
 
 /* ASCII ranges rather than islower()/isdigit(), which follow the locale. */
-/* 8-4-4-4-12 hex digits: the form of a VM id, which lookups try before names. */
+/* 8-4-4-4-12 lowercase hex digits: the form of a VM id, which lookups try before names. */
 bool api_name_is_uuid(const char *name)
 {
-    static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
     size_t i;
 
-    for (i = 0; name[i] && form[i]; i++) {
+    for (i = 0; name[i]; i++) {
         char c = name[i];
+        bool hyphen_here = i == 8 || i == 13 || i == 18 || i == 23;
         bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        if (form[i] == '-' ? c != '-' : !hex)
+        if (i >= 36 || (hyphen_here ? c != '-' : !hex))
             return false;
     }
-    return !name[i] && !form[i];
+    return i == 36;
 }
 
 bool api_name_valid(const char *name)

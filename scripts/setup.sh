@@ -15,7 +15,7 @@ shift || true
 # fuzz harnesses: libFuzzer's runtime, which Debian's clang does not pull in.
 PACKAGES=(gcc clang libclang-rt-14-dev dpkg-dev file make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libjansson-dev libuv1-dev libsqlite3-dev
-          sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 chromium prometheus)
+          libseccomp-dev socat sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 chromium prometheus)
 # Node.js and npm vendor the dashboard's terminal widget and run the browser
 # test (playwright-core wants Node.js 20). A machine that has them from
 # elsewhere (NodeSource's nodejs bundles npm) keeps them: Debian's npm

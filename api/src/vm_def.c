@@ -14,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const vm_keys[] = {"name",    "mode",  "vcpus", "memory_mib", "kernel", "initrd",
-                                      "cmdline", "disks", "nics",  "autostart",  NULL};
+static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "memory_mib",
+                                      "kernel",        "initrd",    "cmdline", "disks",
+                                      "nics",          "autostart", "cpu_quota_pct",
+                                      "cpu_weight",    NULL};
 static const char *const disk_keys[] = {"path", "readonly", NULL};
 static const char *const nic_keys[] = {"tap", "network", "mac", NULL};
 
@@ -402,6 +404,19 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
             goto fail;
         out->present |= API_F_MEMORY;
     }
+    if ((v = json_object_get(root, "cpu_quota_pct"))) {
+        if (get_uint(v, "cpu_quota_pct", 0, API_MAX_CPU_QUOTA_PCT, &n, err))
+            goto fail;
+        out->cpu_quota_pct = (uint32_t)n;
+        out->present |= API_F_CPU_QUOTA;
+    }
+    out->cpu_weight = API_DEFAULT_CPU_WEIGHT;
+    if ((v = json_object_get(root, "cpu_weight"))) {
+        if (get_uint(v, "cpu_weight", 1, API_MAX_CPU_WEIGHT, &n, err))
+            goto fail;
+        out->cpu_weight = (uint32_t)n;
+        out->present |= API_F_CPU_WEIGHT;
+    }
     if ((v = json_object_get(root, "kernel"))) {
         if (get_path_string(v, "kernel", &kernel, err))
             goto fail;
@@ -542,6 +557,10 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm)
         replace(&vm->nics_json, nics);
     if (p & API_F_AUTOSTART)
         vm->autostart = def->autostart;
+    if (p & API_F_CPU_QUOTA)
+        vm->cpu_quota_pct = def->cpu_quota_pct;
+    if (p & API_F_CPU_WEIGHT)
+        vm->cpu_weight = def->cpu_weight;
 }
 
 void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
@@ -552,6 +571,8 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
     vm->vcpus = def->vcpus;
     vm->memory_mib = def->memory_mib;
     vm->autostart = def->autostart;
+    vm->cpu_quota_pct = def->cpu_quota_pct;
+    vm->cpu_weight = def->cpu_weight;
     /* void by contract: a failed copy leaves that member NULL for the caller to notice. */
     dup_or_null(def->kernel, &vm->kernel);
     dup_or_null(def->initrd, &vm->initrd);

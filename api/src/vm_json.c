@@ -67,6 +67,8 @@ json_t *api_vm_to_json(const struct db_vm *vm)
     rc |= json_object_set_new(o, "disks", array_json(vm->disks_json));
     rc |= json_object_set_new(o, "nics", array_json(vm->nics_json));
     rc |= json_object_set_new(o, "autostart", json_boolean(vm->autostart));
+    rc |= json_object_set_new(o, "cpu_quota_pct", json_integer(vm->cpu_quota_pct));
+    rc |= json_object_set_new(o, "cpu_weight", json_integer(vm->cpu_weight));
     rc |= json_object_set_new(o, "state", json_string(vm->state));
     rc |= json_object_set_new(o, "state_reason", string_or_null(vm->state_reason));
     rc |= json_object_set_new(o, "created_at", timestamp_json(vm->created_at));

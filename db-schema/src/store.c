@@ -35,7 +35,8 @@
 /* The columns of a VM row, in the order of enum vm_column. */
 #define VM_COLUMNS                                                                                 \
     "id, name, mode, vcpus, memory_mib, kernel, initrd, cmdline, disks, nics, autostart, "         \
-    "state, state_reason, created_at, updated_at, started_at, worker_pid"
+    "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "        \
+    "cpu_weight"
 
 enum vm_column {
     COL_ID,
@@ -55,6 +56,8 @@ enum vm_column {
     COL_UPDATED_AT,
     COL_STARTED_AT,
     COL_WORKER_PID,
+    COL_CPU_QUOTA_PCT,
+    COL_CPU_WEIGHT,
 };
 
 /*
@@ -68,10 +71,10 @@ enum vm_column {
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(VM_INSERT, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "   \
-                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0)")                                     \
+                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14)")                                     \
     X(VM_UPDATE, "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, " \
                  "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "            \
-                 "updated_at = ?12 WHERE id = ?1")                                                 \
+                 "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14 WHERE id = ?1")                                                 \
     X(VM_SET_STATE, "UPDATE vms SET state = ?2, state_reason = ?3, worker_pid = ?4, "              \
                     "updated_at = ?5, "                                                            \
                     "started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END "          \
@@ -282,8 +285,8 @@ static int vm_check(struct db_store *db, const struct db_vm *vm)
 }
 
 /*
- * Binds ?1..?11 of VM_INSERT and VM_UPDATE, which share their numbering, and
- * ?12 = now; returns the first bind error, for run_bound().
+ * Binds ?1..?11, ?13 and ?14 of VM_INSERT and VM_UPDATE, which share their
+ * numbering, and ?12 = now; returns the first bind error, for run_bound().
  */
 static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t now)
 {
@@ -302,6 +305,8 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     bind_text(st, 10, vm->nics_json ? vm->nics_json : "[]", &rc);
     bind_int(st, 11, vm->autostart, &rc);
     bind_int(st, 12, now, &rc);
+    bind_int(st, 13, vm->cpu_quota_pct, &rc);
+    bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
     return rc;
 }
 
@@ -537,6 +542,8 @@ static int vm_from_row(struct db_store *db, sqlite3_stmt *st, struct db_vm *vm)
     vm->updated_at = sqlite3_column_int64(st, COL_UPDATED_AT);
     vm->started_at = sqlite3_column_int64(st, COL_STARTED_AT);
     vm->worker_pid = sqlite3_column_int64(st, COL_WORKER_PID);
+    vm->cpu_quota_pct = (uint32_t)sqlite3_column_int64(st, COL_CPU_QUOTA_PCT);
+    vm->cpu_weight = (uint32_t)sqlite3_column_int64(st, COL_CPU_WEIGHT);
     return 0;
 }
 

@@ -46,6 +46,8 @@ struct hv_platform {
                      bool assign);
     /* Guest RAM, for DMA: devices translate with hv_gpa_to_hva(). */
     const struct hv_guest_mem *mem;
+    /* First call of every device thread (hv_vm_config.thread_start). */
+    void (*thread_start)(void *opaque, enum hv_thread_kind kind);
     void *opaque;
 };
 

@@ -142,6 +142,14 @@ static int platform_ioeventfd(void *opaque, int fd, enum hv_bus_space space, uin
     return ioctl(vm->vm_fd, KVM_IOEVENTFD, &ioev) < 0 ? -errno : 0;
 }
 
+static void platform_thread_start(void *opaque, enum hv_thread_kind kind)
+{
+    struct hv_vm *vm = opaque;
+
+    if (vm->thread_start)
+        vm->thread_start(vm->thread_opaque, kind);
+}
+
 void hv__platform_init(struct hv_vm *vm)
 {
     pthread_mutex_init(&vm->routes_lock, NULL);
@@ -154,6 +162,7 @@ void hv__platform_init(struct hv_vm *vm)
         .irqfd = platform_irqfd,
         .ioeventfd = platform_ioeventfd,
         .mem = &vm->mem,
+        .thread_start = platform_thread_start,
         .opaque = vm,
     };
 }

@@ -63,6 +63,8 @@ void *hv__vcpu_thread(void *arg)
     struct hv_exit_result result;
     sigset_t kick;
 
+    if (vm->thread_start)
+        vm->thread_start(vm->thread_opaque, HV_THREAD_VCPU);
     sigemptyset(&kick);
     sigaddset(&kick, hv__kick_signal());
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);

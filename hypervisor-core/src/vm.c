@@ -56,11 +56,12 @@ static void install_kick_handler(void)
     sigaction(hv__kick_signal(), &sa, NULL);
 }
 
-static int open_kvm(struct hv_vm *vm, char *err, size_t errlen)
+static int open_kvm(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err, size_t errlen)
 {
     int version;
 
-    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    vm->kvm_fd = cfg->kvm_has_fd ? fcntl(cfg->kvm_fd, F_DUPFD_CLOEXEC, 3)
+                                 : open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (vm->kvm_fd < 0)
         return fail(err, errlen, -errno, "cannot open /dev/kvm: %s", strerror(errno));
     version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -305,6 +306,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         return fail(err, errlen, -ENOMEM, "out of memory");
     vm->mode = cfg->mode;
     vm->nr_vcpus = cfg->vcpus;
+    vm->thread_start = cfg->thread_start;
+    vm->thread_opaque = cfg->thread_opaque;
     vm->kvm_fd = vm->vm_fd = vm->stopped_fd = -1;
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
@@ -338,7 +341,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         fail(err, errlen, rc, "too little memory for the boot tables");
         goto err_vm;
     }
-    if ((rc = open_kvm(vm, err, errlen)) || (rc = create_machine(vm, err, errlen)))
+    if ((rc = open_kvm(vm, cfg, err, errlen)) || (rc = create_machine(vm, err, errlen)))
         goto err_vm;
     if ((rc = create_devices(vm, cfg))) {
         fail(err, errlen, rc, "device setup: %s", strerror(-rc));

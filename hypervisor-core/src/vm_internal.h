@@ -45,6 +45,8 @@ struct hv_vm {
 
     struct hv_bus bus;
     struct hv_platform platform;
+    void (*thread_start)(void *opaque, enum hv_thread_kind kind);
+    void *thread_opaque;
     struct uart8250 uart;
     struct i8042 i8042;
     struct cmos_rtc rtc;

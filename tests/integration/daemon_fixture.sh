@@ -76,6 +76,19 @@ vm_json() { # name guest [extra json fields]
     echo "{\"name\":\"$1\",\"kernel\":\"$GUESTS/guest-$2.elf\",\"memory_mib\":32${3:+,$3}}"
 }
 
+# A sandboxed worker is two processes with the same command line: its monitor in the
+# host's PID namespace and, inside a namespace of its own, the process that runs the VM.
+# worker_of VM_ID: the one that runs the VM (the newest)
+worker_of() { pgrep -n -f -- "--control $STATE/run/$1/"; }
+# count_workers [VM_ID]: running workers, each counted once (by its host-level process)
+count_workers() {
+    local p n=0
+    for p in $(pgrep -f -- "--control $STATE/run/${1:+$1/}"); do
+        [[ $(awk '/^NSpid:/ { print NF - 1 }' "/proc/$p/status" 2>/dev/null) == 1 ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
 start_daemon() {
     "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/vmmd.log" \
         --log-level debug "$@" 2>>"$tmp/vmmd.err" &

@@ -144,7 +144,7 @@ done
 wait "${race_pids[@]}"
 check "three concurrent starts: one 200, the others 409 ($(sort "$tmp/race" | tr '\n' ' '))" \
     $([[ $(grep -c 200 "$tmp/race") == 1 && $(grep -c 409 "$tmp/race") == 2 ]]; echo $?)
-check "one worker for the VM" $([[ $(pgrep -f -- "--control $STATE/run/.*" | wc -l) == 1 ]]; echo $?)
+check "one worker for the VM" $([[ $(count_workers) == 1 ]]; echo $?)
 
 # --- TCP with a token -------------------------------------------------------------
 token=$(cat "$STATE/token")
@@ -211,7 +211,7 @@ api POST /v1/vms "$(vm_json auto idle '"autostart":true')"
 # --- SIGTERM: the daemon exits 0, the VMs keep running --------------------------------
 kill -TERM "$daemon_pid"; wait "$daemon_pid"; rc=$?; daemon_pid=
 check "SIGTERM: exit 0" $([[ $rc == 0 ]]; echo $?)
-check "SIGTERM: the 20 VMs keep running" $([[ $(pgrep -f -- "--control $STATE/run/" | wc -l) == 20 ]]; echo $?)
+check "SIGTERM: the 20 VMs keep running" $([[ $(count_workers) == 20 ]]; echo $?)
 start_test_daemon
 wait_state auto running 5
 check "autostart: the VM marked autostart started with the daemon" $?

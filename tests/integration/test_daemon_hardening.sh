@@ -26,7 +26,7 @@ exec 9<"$tmp/outside"
 start_daemon --image-dir "$IMAGES" || exit 1
 exec 9<&-
 
-workers_of() { pgrep -f -- "--control $STATE/run/$1/" | wc -l; }
+workers_of() { count_workers "$1"; }
 vm_id() { api GET "/v1/vms/$1"; jbody .id; }
 files_of() { ls -l /proc/"$1"/fd/ 2>/dev/null | awk '{print $NF}'; }
 
@@ -75,7 +75,7 @@ cp "$GUESTS/guest-idle.elf" "$IMAGES/sub/idle.elf"
 # --- 6. workers get only what they are handed ---------------------------------------------
 api POST /v1/vms/swap/start
 check "the VM starts once its files are plain again" $([[ $status == 200 ]]; echo $?)
-pid=$(pgrep -f -- "--control $STATE/run/$(vm_id swap)/" | head -n 1)
+pid=$(worker_of "$(vm_id swap)")
 check "its worker holds its disk by descriptor" $(files_of "$pid" | grep -qx "$IMAGES/d1.img"; echo $?)
 check "and not the descriptor the daemon inherited" $(! files_of "$pid" | grep -qx "$tmp/outside"; echo $?)
 check "the worker cannot gain privileges (NoNewPrivs: 1)" \

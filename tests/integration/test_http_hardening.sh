@@ -72,7 +72,7 @@ check "the console still works for the next client" $(grep -q still-here <<<"$ou
 # A worker that never answers the attach (stopped: the kernel still queues the connection
 # and takes the command): the attach waits off the loop and ends at its deadline.
 api GET /v1/vms/ws
-worker=$(pgrep -f -- "--control $STATE/run/$(jbody .id)/" | head -n 1)
+worker=$(worker_of "$(jbody .id)")
 kill -STOP "$worker"
 timeout 10 "$WS_CLIENT" "$SOCK" /v1/vms/ws/console "x" 100 >"$tmp/attach" 2>&1 &
 host_latency_while $!

@@ -60,6 +60,19 @@ static const struct vmmd_opt serve_options[] = {
      .help = "an event stream client more than N events behind is disconnected (it resumes "
              "with Last-Event-ID); default 1000",
      .min = 1, .max = 1000000},
+    {.name = "no-sandbox", .type = VMMD_OPT_FLAG, .offset = OFF(no_sandbox),
+     .help = "run workers as root in the host's namespaces without system call filters "
+             "(development only: a hostile guest that escapes a device model owns the host)"},
+    {.name = "require-sandbox", .type = VMMD_OPT_FLAG, .offset = OFF(require_sandbox),
+     .help = "refuse to start VMs when this host cannot sandbox their workers"},
+    {.name = "sandbox-uid-base", .type = VMMD_OPT_UINT, .offset = OFF(sandbox_uid_base),
+     .metavar = "UID",
+     .help = "first uid (and gid) of the range sandboxed workers run as, one per running VM; "
+             "default 900000000",
+     .min = 1000, .max = 4000000000u},
+    {.name = "sandbox-uid-count", .type = VMMD_OPT_UINT, .offset = OFF(sandbox_uid_count),
+     .metavar = "N", .help = "size of that range: VMs that may run at once; default 65536",
+     .min = 1, .max = 16777216},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -160,6 +173,14 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->events_max_lag = 1000;
     if (cfg->max_vms == 0)
         cfg->max_vms = VMMD_DEFAULT_MAX_VMS;
+    if (cfg->sandbox_uid_base == 0)
+        cfg->sandbox_uid_base = VMMD_DEFAULT_SANDBOX_UID_BASE;
+    if (cfg->sandbox_uid_count == 0)
+        cfg->sandbox_uid_count = VMMD_DEFAULT_SANDBOX_UID_COUNT;
+    if (cfg->no_sandbox && cfg->require_sandbox) {
+        snprintf(err, errlen, "--no-sandbox and --require-sandbox contradict each other");
+        return 2;
+    }
     if (cfg->max_vcpus == 0)
         cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
     return 0;

@@ -14,6 +14,10 @@
  */
 #define VMMD_DEFAULT_MAX_VMS 4096
 
+/* Far above the uids of people and services, below nobody's 32-bit range's end. */
+#define VMMD_DEFAULT_SANDBOX_UID_BASE  900000000u
+#define VMMD_DEFAULT_SANDBOX_UID_COUNT 65536u
+
 struct vmmd_config {
     const char *config_file;
     const char *state_dir;
@@ -28,6 +32,8 @@ struct vmmd_config {
     uint64_t max_vms;               /* VM definitions the store may hold */
     const char *dashboard_dir;      /* the web dashboard's files; NULL: none found */
     uint64_t events_max_lag;        /* an event stream this many events behind is dropped */
+    bool no_sandbox, require_sandbox;
+    uint64_t sandbox_uid_base, sandbox_uid_count;
     bool help;
 
     /* Derived at load time, owned. */

@@ -67,7 +67,7 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
     http_respond_json(
         req, 200,
         json_pack("{s:s, s:{s:s, s:s}, s:{s:i, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
-                  "s:o, s:o}",
+                  "s:o, s:o, s:o}",
                   "version", VMMD_VERSION, "kvm", "flavour", kvm.name, "meaning", kvm.meaning,
                   "capacity", "cpus", (int)d->host_cpus, "memory_mib",
                   (json_int_t)(d->host_memory_bytes >> 20), "max_vcpus",
@@ -76,5 +76,6 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
                   "max_vms", (json_int_t)d->cfg->max_vms,
                   "allocation", "vms_defined", (json_int_t)a.defined, "vms_running",
                   (json_int_t)a.running, "vcpus", (json_int_t)a.vcpus, "memory_mib",
-                  (json_int_t)a.memory_mib, "image_dirs", dirs, "lifecycle", lifecycle_json()));
+                  (json_int_t)a.memory_mib, "image_dirs", dirs, "lifecycle", lifecycle_json(),
+                  "sandbox", sandbox_host_json(supervisor_sandbox(d->sup))));
 }

@@ -148,12 +148,17 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         http_respond_problem(req, &err);
         goto out;
     }
-    /* The name and autostart may change at any time; the rest only while stopped. */
-    if ((def.present & ~(unsigned)(API_F_NAME | API_F_AUTOSTART)) &&
-        !action_allowed(req, &vm, VMMD_ACT_EDIT))
+    /* The name, autostart and CPU limits may change at any time; the rest only while stopped. */
+    if ((def.present & ~(unsigned)API_F_LIVE) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
         goto out_def;
     api_vm_def_apply(&def, &vm);
     if (api_check_vm_devices(&vm, &err)) {
+        http_respond_problem(req, &err);
+        goto out_def;
+    }
+    /* A running VM's cgroup first: a limit the kernel refuses is not recorded. */
+    if ((def.present & (API_F_CPU_QUOTA | API_F_CPU_WEIGHT)) &&
+        supervisor_set_limits(d->sup, &vm, &err)) {
         http_respond_problem(req, &err);
         goto out_def;
     }
@@ -481,21 +486,21 @@ static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint
     struct pending *p = ctx;
     json_t *out;
 
-    (void)d;
     (void)extra;
     (void)extra_len;
     if (!reply) {
         http_respond_error(p->req, API_ERR_CONFLICT, "no stats: %s", error);
     } else {
         json_int_t up = json_integer_value(json_object_get(reply, "uptime_ns"));
-        out = json_pack("{s:s, s:s, s:f, s:O, s:O, s:O, s:O, s:O, s:O*, s:O*}", "id", p->id,
+        out = json_pack("{s:s, s:s, s:f, s:O, s:O, s:O, s:O, s:O, s:O*, s:O*, s:o*}", "id", p->id,
                         "state", p->new_state, "uptime_s", (double)up / 1e9, "exits",
                         json_object_get(reply, "exits"), "memory_bytes",
                         json_object_get(reply, "memory_bytes"), "console_bytes",
                         json_object_get(reply, "console_bytes"), "writes_ignored",
                         json_object_get(reply, "writes_ignored"), "boots",
                         json_object_get(reply, "boots"), "disks", json_object_get(reply, "disks"),
-                        "nics", json_object_get(reply, "nics"));
+                        "nics", json_object_get(reply, "nics"), "sandbox",
+                        supervisor_worker_json(d->sup, p->id));
         http_respond_json(p->req, 200, out ? out : json_object());
     }
     free(p);

@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "vm_files.h"
+#include "sandbox_host.h"
 #include "vmmd/worker_proto.h"
 
 #include "api/api.h"
@@ -75,11 +76,16 @@ struct worker {
     sup_done_fn start_done;
     void *start_ctx;
     struct waiter *waiters;
+    /* Its sandbox, as it reported it: uid 0 and no sandbox when it runs unconfined. */
+    uint32_t uid;
+    int64_t sandbox_pid; /* the sandboxed process; pid is its monitor */
+    bool sandboxed;
 };
 
 struct supervisor {
     struct vmmd_daemon *d;
     struct worker *workers;
+    struct sandbox_host sandbox;
 };
 
 static bool pid_is_our_worker(const struct worker *w);
@@ -251,6 +257,7 @@ static void worker_gone(struct worker *w)
     w->gone = true;
     read_exit_file(w, state, sizeof(state), reason, sizeof(reason));
     log_info("vm %s: worker %lld ended: %s (%s)", w->vm_id, (long long)w->pid, state, reason);
+    cgroup_vm_remove(&w->sup->sandbox.cgroup, w->vm_id);
     if (strcmp(state, "crashed") == 0)
         d->metrics.workers_lost++;
     set_state(d, w->vm_id, state, reason, 0);
@@ -472,6 +479,9 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
         return; /* it ended meanwhile, or the daemon gave up on it: worker_gone() records it */
     w->status_seen = true;
     w->reached_running = true;
+    w->sandboxed = json_is_true(json_object_get(reply, "sandboxed"));
+    w->uid = (uint32_t)json_integer_value(json_object_get(reply, "uid"));
+    w->sandbox_pid = json_integer_value(json_object_get(reply, "pid"));
     rc = set_state(d, w->vm_id, state, NULL, w->pid);
     if (rc && w->start_done) {
         char why[128];
@@ -639,12 +649,25 @@ static struct worker *new_worker(struct supervisor *sup, const char *vm_id, int6
     return w;
 }
 
+/* A worker process we started; freed with its handle (proc comes first). */
+struct spawned {
+    uv_process_t proc;
+    struct supervisor *sup;
+    char vm_id[DB_ID_LEN + 1];
+};
+
 static void on_process_exit(uv_process_t *proc, int64_t status, int signo)
 {
     struct worker *w = proc->data;
 
     (void)status;
     (void)signo;
+    struct spawned *sp = (struct spawned *)proc;
+
+    /* Its processes are all gone now: a cgroup still busy at its EOF goes now, unless
+     * the VM has been started again meanwhile. */
+    if (!find(sp->sup, sp->vm_id))
+        cgroup_vm_remove(&sp->sup->sandbox.cgroup, sp->vm_id);
     if (w) {
         w->proc = NULL;
         /* If it never connected, its exit is the only news we get. */
@@ -750,6 +773,84 @@ static void adopt(struct supervisor *sup, const char *vm_id, int64_t pid, bool r
     try_connect(w);
 }
 
+/*
+ * The uid the VM's worker runs as: free among the live workers, and the same
+ * one for a VM each time where it can be (its id picks where to look first).
+ */
+static uint32_t pick_uid(struct supervisor *sup, const char *vm_id)
+{
+    uint32_t h = 2166136261u, n = sup->sandbox.uid_count;
+
+    for (const char *p = vm_id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t uid = sup->sandbox.uid_base + (h + i) % n;
+        bool used = false;
+        for (struct worker *w = sup->workers; w && !used; w = w->next)
+            used = !w->gone && w->uid == uid;
+        if (!used)
+            return uid;
+    }
+    return sup->sandbox.uid_base; /* unreachable: --max-vms is below the range's size */
+}
+
+static void vm_cgroup_limits(const struct db_vm *vm, struct cgroup_limits *l)
+{
+    *l = (struct cgroup_limits){
+        .memory_bytes = (vm->memory_mib << 20) + CGROUP_WORKER_OVERHEAD,
+        /* The worker's threads (see vmmd/worker/run.c), with room for the monitor. */
+        .pids = vm->vcpus + 2 + API_MAX_DISKS + API_MAX_NICS + 16,
+        .cpu_quota_pct = vm->cpu_quota_pct,
+        .cpu_weight = vm->cpu_weight,
+    };
+}
+
+/* The VM's cgroup with its limits, and its directories for the worker's --cgroup. */
+static int vm_cgroup_create(struct supervisor *sup, const struct db_vm *vm,
+                            char dirs[CG_COUNT][PATH_MAX], struct api_error *err)
+{
+    struct cgroup_limits l;
+    char why[PATH_MAX + 128];
+
+    vm_cgroup_limits(vm, &l);
+    for (int c = 0; c < CG_COUNT; c++)
+        cgroup_vm_dir(&sup->sandbox.cgroup, (enum cgroup_controller)c, vm->id, dirs[c]);
+    if (cgroup_vm_create(&sup->sandbox.cgroup, vm->id, &l, why, sizeof(why)))
+        return api_fail(err, API_ERR_INTERNAL, "start failed: %s", why);
+    return 0;
+}
+
+int supervisor_set_limits(struct supervisor *sup, const struct db_vm *vm, struct api_error *err)
+{
+    struct cgroup_limits l;
+    char why[PATH_MAX + 128];
+
+    if (!find(sup, vm->id))
+        return 0; /* applied at its next start */
+    vm_cgroup_limits(vm, &l);
+    if (cgroup_vm_set_limits(&sup->sandbox.cgroup, vm->id, &l, why, sizeof(why)))
+        return api_fail(err, API_ERR_INTERNAL, "%s", why);
+    return 0;
+}
+
+json_t *supervisor_worker_json(struct supervisor *sup, const char *vm_id)
+{
+    struct worker *w = find(sup, vm_id);
+    char dir[PATH_MAX];
+
+    if (!w || !w->status_seen)
+        return NULL;
+    cgroup_vm_dir(&sup->sandbox.cgroup, CG_MEMORY, vm_id, dir);
+    return json_pack("{s:b, s:I, s:I, s:I, s:s?}", "sandboxed", w->sandboxed, "uid",
+                     (json_int_t)w->uid, "pid", (json_int_t)w->sandbox_pid, "monitor_pid",
+                     (json_int_t)w->pid, "cgroup", dir[0] ? dir : NULL);
+}
+
+const struct sandbox_host *supervisor_sandbox(struct supervisor *sup)
+{
+    return &sup->sandbox;
+}
+
 int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx,
                      struct api_error *err)
 {
@@ -760,7 +861,9 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     char vcpus[16], memory[24], kernel_fd[16], initrd_fd[16], *paths[4] = {0};
     char *argv[40 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
     struct device_args *devices;
+    struct spawned *spawned;
     struct vm_files files;
+    char sandbox_uid[16], cgroup_dirs[CG_COUNT][PATH_MAX];
     int argc = 0, log_fd, rc;
 
     if (find(sup, vm->id))
@@ -787,6 +890,12 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
                       "has reattached to it", vm->name);
         goto out_paths;
     }
+    if (sup->sandbox.required && !sup->sandbox.enabled) {
+        rc = api_fail(err, API_ERR_CONFLICT,
+                      "this daemon requires a sandbox for every worker (--require-sandbox) and "
+                      "this host cannot give one: %s", sup->sandbox.detail);
+        goto out_paths;
+    }
     if ((rc = vm_files_open(&d->limits, vm, &files, err)))
         goto out_paths;
     /* Recorded before the worker exists: a start the store cannot record does not run. */
@@ -807,6 +916,13 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     }
     mkdir(d->run_dir, 0700);
     mkdir(w->dir, 0700);
+    if (vm_cgroup_create(sup, vm, cgroup_dirs, err)) {
+        w->gone = true;
+        close_worker(w);
+        set_state(d, vm->id, "stopped", err->detail, 0);
+        rc = -1;
+        goto out_files;
+    }
     unlink(paths[0]);
     unlink(paths[2]); /* a stale exit file would explain the wrong death */
     log_fd = supervisor_open_run_file(paths[3], O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -845,6 +961,19 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     add_arg(argv, &argc, paths[1]);
     add_arg(argv, &argc, "--exit-file");
     add_arg(argv, &argc, paths[2]);
+    if (sup->sandbox.enabled) {
+        w->uid = pick_uid(sup, vm->id);
+        snprintf(sandbox_uid, sizeof(sandbox_uid), "%u", w->uid);
+        add_arg(argv, &argc, "--sandbox-uid");
+        add_arg(argv, &argc, sandbox_uid);
+    }
+    /* v2: one directory for every controller; v1: one per controller. */
+    for (int c = 0; c < CG_COUNT && cgroup_dirs[c][0]; c++) {
+        if (c && strcmp(cgroup_dirs[c], cgroup_dirs[0]) == 0)
+            break;
+        add_arg(argv, &argc, "--cgroup");
+        add_arg(argv, &argc, cgroup_dirs[c]);
+    }
     devices = calloc(1, sizeof(*devices));
     if (devices)
         add_device_args(argv, &argc, devices, vm, &files);
@@ -865,7 +994,12 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     opts.exit_cb = on_process_exit;
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
-    w->proc = devices ? calloc(1, sizeof(*w->proc)) : NULL;
+    spawned = devices ? calloc(1, sizeof(*spawned)) : NULL;
+    if (spawned) {
+        spawned->sup = sup;
+        snprintf(spawned->vm_id, sizeof(spawned->vm_id), "%s", vm->id);
+    }
+    w->proc = spawned ? &spawned->proc : NULL;
     rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
     free(devices);
     if (log_fd >= 0)
@@ -1052,8 +1186,10 @@ struct supervisor *supervisor_create(struct vmmd_daemon *d)
 {
     struct supervisor *sup = calloc(1, sizeof(*sup));
 
-    if (sup)
+    if (sup) {
         sup->d = d;
+        sandbox_host_init(&sup->sandbox, d->cfg);
+    }
     return sup;
 }
 

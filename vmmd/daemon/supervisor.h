@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "db/store.h"
+#include "sandbox_host.h"
 
 struct vmmd_daemon;
 struct supervisor;
@@ -49,6 +50,11 @@ int supervisor_stop(struct supervisor *sup, const char *vm_id, unsigned grace_ms
 /* Sends "shutdown" and, if the worker still runs after timeout_s, stops it. */
 int supervisor_shutdown(struct supervisor *sup, const char *vm_id, unsigned timeout_s);
 bool supervisor_has_worker(struct supervisor *sup, const char *vm_id);
+/* Applies the definition's CPU limits to a running VM's cgroup (nothing if it has no worker). */
+int supervisor_set_limits(struct supervisor *sup, const struct db_vm *vm, struct api_error *err);
+/* {"sandboxed","uid","pid","monitor_pid","cgroup"} of a running VM's worker, or NULL. */
+json_t *supervisor_worker_json(struct supervisor *sup, const char *vm_id);
+const struct sandbox_host *supervisor_sandbox(struct supervisor *sup);
 unsigned supervisor_worker_count(struct supervisor *sup);
 /* After a daemon (re)start: reattach to live workers, mark the dead ones. */
 void supervisor_reattach_all(struct supervisor *sup);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,32 +23,63 @@ static void write_all(int fd, const uint8_t *buf, size_t len)
     }
 }
 
-/* Keeps one previous generation (.1) so a log never grows past twice log_max. */
+/* Copies len bytes from the start of in to the start of out. */
+static void copy_log(int in, int out, uint64_t len)
+{
+    loff_t ioff = 0, ooff = 0;
+    uint8_t buf[16384];
+
+    while (ioff < (loff_t)len) {
+        ssize_t n = copy_file_range(in, &ioff, out, &ooff, len - (uint64_t)ioff, 0);
+        if (n > 0)
+            continue;
+        if (n == 0)
+            return;
+        /* Not on every filesystem pair: copy through a buffer. */
+        n = pread(in, buf, sizeof(buf), ioff);
+        if (n <= 0 || pwrite(out, buf, (size_t)n, ooff) != n)
+            return;
+        ioff += n;
+        ooff += n;
+    }
+}
+
+/*
+ * Keeps one previous generation (.1) so a log never grows past twice log_max.
+ * Both files were opened at start: a sandboxed worker can no longer rename or
+ * open anything, so the log moves by copying, not by renaming.
+ */
 static void rotate_log(struct console_buffer *c)
 {
-    char old[4096];
-
-    snprintf(old, sizeof(old), "%s.1", c->log_path);
-    close(c->log_fd);
-    rename(c->log_path, old);
-    c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
-    c->log_size = 0;
+    if (c->old_fd >= 0 && ftruncate(c->old_fd, 0) == 0)
+        copy_log(c->log_fd, c->old_fd, c->log_size);
+    if (ftruncate(c->log_fd, 0) == 0)
+        c->log_size = 0;
 }
 
 int console_buffer_init(struct console_buffer *c, const char *log_path, uint64_t log_max,
                         int also_fd)
 {
+    char old[PATH_MAX];
+
     memset(c, 0, sizeof(*c));
-    c->log_fd = -1;
+    c->log_fd = c->old_fd = -1;
     c->also_fd = also_fd;
     for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++)
         c->clients[i] = -1;
     if (log_path) {
-        c->log_path = strdup(log_path);
-        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (!c->log_path || c->log_fd < 0) {
-            free(c->log_path);
+        int flags = O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+
+        if (snprintf(old, sizeof(old), "%s.1", log_path) >= (int)sizeof(old))
+            return -ENAMETOOLONG;
+        c->log_fd = open(log_path, O_RDWR | O_APPEND | flags, 0640);
+        if (c->log_fd < 0)
             return -errno;
+        c->old_fd = open(old, O_WRONLY | flags, 0640);
+        if (c->old_fd < 0) {
+            int e = errno;
+            close(c->log_fd);
+            return -e;
         }
         c->log_size = (uint64_t)lseek(c->log_fd, 0, SEEK_END);
         c->log_max = log_max;
@@ -59,7 +91,8 @@ void console_buffer_destroy(struct console_buffer *c)
 {
     if (c->log_fd >= 0)
         close(c->log_fd);
-    free(c->log_path);
+    if (c->old_fd >= 0)
+        close(c->old_fd);
     pthread_mutex_destroy(&c->lock);
 }
 
@@ -74,10 +107,8 @@ void console_buffer_write(void *opaque, const uint8_t *buf, size_t len)
     if (c->log_fd >= 0) {
         if (c->log_max && c->log_size + len > c->log_max)
             rotate_log(c);
-        if (c->log_fd >= 0) {
-            write_all(c->log_fd, buf, len);
-            c->log_size += len;
-        }
+        write_all(c->log_fd, buf, len);
+        c->log_size += len;
     }
     for (int i = 0; i < CONSOLE_MAX_CLIENTS; i++) {
         /* Clients are non-blocking: a slow reader loses output, the guest never stalls.

@@ -21,7 +21,7 @@ struct console_buffer {
     uint8_t ring[CONSOLE_RING_SIZE];
     uint64_t total; /* bytes ever written; ring holds the last min(total, size) */
     int log_fd;     /* -1 when no log file */
-    char *log_path;
+    int old_fd;     /* the log's previous generation, PATH.1 */
     uint64_t log_size, log_max;
     int clients[CONSOLE_MAX_CLIENTS]; /* attached sockets, -1 when free */
     int also_fd;                      /* stdout in the foreground, -1 in a worker */

@@ -9,8 +9,12 @@
 #include "device_args.h"
 #include "common/options.h"
 #include "worker_control.h"
+#include "sandbox.h"
+#include "syscall_filter.h"
 
 #include "hv/hv.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +45,8 @@ struct run_args {
     int on_reboot;
     bool stats, timing, help;
     const char *control, *console_log, *exit_file; /* worker mode (the daemon's) */
-    struct vmmd_opt_list disks, nics;
+    uint64_t sandbox_uid;
+    struct vmmd_opt_list cgroups, disks, nics;
 };
 
 static const char *const mode_choices[] = {"full", "pv", NULL};
@@ -87,6 +93,13 @@ static const struct vmmd_opt run_options[] = {
      .metavar = "PATH", .help = "also write the console to PATH (capped at 1 MiB, one .1 kept)"},
     {.name = "exit-file", .type = VMMD_OPT_STRING, .offset = OFF(exit_file), .metavar = "PATH",
      .help = "write why the VM ended, as JSON, to PATH before exiting"},
+    {.name = "sandbox-uid", .type = VMMD_OPT_UINT, .offset = OFF(sandbox_uid), .metavar = "ID",
+     .help = "once its files are open, run in a sandbox as uid and gid ID: own namespaces, "
+             "an empty root, no capabilities, system call filters (needs root)",
+     .min = 1, .max = UINT32_MAX - 1},
+    {.name = "cgroup", .type = VMMD_OPT_LIST, .offset = OFF(cgroups), .metavar = "DIR",
+     .help = "join this cgroup (its cgroup.procs) before the guest runs (repeatable: one per "
+             "cgroup v1 hierarchy)"},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -222,25 +235,41 @@ static void print_stats(struct hv_vm *vm, const struct run_args *a)
     }
 }
 
-/* Writes the exit file atomically, so the daemon never reads half of one. */
-static void write_exit_file(const char *path, const char *reason, const char *detail, int status)
+/*
+ * Writes why the VM ended to the exit file, opened (empty) at start: a
+ * sandboxed worker can no longer open it. The daemon reads it only once the
+ * worker is gone, so one write is all it can see.
+ */
+static void write_exit_file(int fd, const char *reason, const char *detail, int status)
 {
-    char tmp[4096];
-    FILE *f;
+    char json[512];
+    size_t len;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f)
-        return;
-    fprintf(f, "{\"reason\":\"%s\",\"status\":%d,\"detail\":\"", reason, status);
-    for (const char *p = detail; *p; p++) {
+    len = (size_t)snprintf(json, sizeof(json) - 4, "{\"reason\":\"%s\",\"status\":%d,\"detail\":\"",
+                           reason, status);
+    for (const char *p = detail; *p && len < sizeof(json) - 5; p++) {
         if (*p == '"' || *p == '\\')
-            fputc('\\', f);
-        fputc((unsigned char)*p < 0x20 ? ' ' : *p, f);
+            json[len++] = '\\';
+        json[len++] = (unsigned char)*p < 0x20 ? ' ' : *p;
     }
-    fprintf(f, "\"}\n");
-    if (fclose(f) == 0)
-        rename(tmp, path);
+    len += (size_t)snprintf(json + len, sizeof(json) - len, "\"}\n");
+    if (pwrite(fd, json, len, 0) == (ssize_t)len)
+        (void)!ftruncate(fd, (off_t)len);
+}
+
+/* The exit file, empty: a regular file, never a FIFO or a symlink planted in its place. */
+static int open_exit_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    struct stat st;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) < 0) {
+        close(fd);
+        return -EINVAL;
+    }
+    return fd;
 }
 
 struct run_result {
@@ -320,22 +349,116 @@ static const char *exit_reason_name(enum hv_stop_reason r)
     return r == HV_STOP_REQUESTED ? "stopped" : hv_stop_reason_name(r);
 }
 
-/* A worker's open files: its VM's devices and eventfds take a few dozen at most. */
-#define WORKER_NOFILE_MAX 1024
-
-/*
- * The first steps of the worker sandbox, before the guest runs: nothing it
- * executes can gain privileges (no setuid, no file capabilities), it leaves
- * no core dump with guest memory in it, and it holds a bounded number of
- * descriptors. (Its own uid, namespaces and seccomp are to come.)
- */
-static int worker_restrict(void)
+/* Joins the cgroups the daemon made for this VM; the sandbox's processes inherit them. */
+static int join_cgroups(const struct vmmd_opt_list *dirs, char *err, size_t errlen)
 {
-    struct rlimit none = {0, 0}, files = {WORKER_NOFILE_MAX, WORKER_NOFILE_MAX};
+    for (unsigned i = 0; i < dirs->count; i++) {
+        char path[PATH_MAX];
+        int fd, rc = 0;
 
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &none) < 0 ||
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_NOFILE, &files) < 0)
-        return -errno;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dirs->items[i]);
+        fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0\n", 2) != 2)
+            rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        if (rc) {
+            snprintf(err, errlen, "cannot join cgroup %s: %s", dirs->items[i], strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The worker's files, open before the sandbox: afterwards no path can be opened. */
+struct vm_files {
+    int kvm, kernel, initrd, disks[VMMD_OPT_LIST_MAX], taps[VMMD_OPT_LIST_MAX];
+};
+
+static int open_file(const char *what, const char *path, int flags, char *err, size_t errlen)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+
+    if (fd < 0)
+        snprintf(err, errlen, "cannot open %s%s%s: %s", what ? what : "", what ? " " : "", path,
+                 strerror(errno));
+    return fd;
+}
+
+/* Opens /dev/kvm and the taps always (a tap made for a bridge then lives across
+ * reboots), and with a sandbox also every path not already given as a descriptor. */
+static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
+                         struct hv_nic_config *nics, bool sandbox, struct vm_files *f, char *err,
+                         size_t errlen)
+{
+    char name[16];
+
+    if ((f->kvm = cfg->kvm_fd = open_file(NULL, "/dev/kvm", O_RDWR, err, errlen)) < 0)
+        return -1;
+    cfg->kvm_has_fd = true;
+    for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        if ((f->taps[i] = nics[i].fd = hv_tap_open(&nics[i], name, err, errlen)) < 0)
+            return -1;
+        nics[i].has_fd = true;
+    }
+    if (!sandbox)
+        return 0;
+    if (!cfg->kernel_has_fd) {
+        if ((f->kernel = cfg->kernel_fd = open_file("kernel", cfg->kernel, O_RDONLY, err,
+                                                    errlen)) < 0)
+            return -1;
+        cfg->kernel_has_fd = true;
+    }
+    if (cfg->initrd && !cfg->initrd_has_fd) {
+        if ((f->initrd = cfg->initrd_fd = open_file("initrd", cfg->initrd, O_RDONLY, err,
+                                                    errlen)) < 0)
+            return -1;
+        cfg->initrd_has_fd = true;
+    }
+    for (unsigned i = 0; i < cfg->nr_disks; i++) {
+        if (disks[i].has_fd)
+            continue;
+        if ((f->disks[i] = disks[i].fd = open_file("disk image", disks[i].path,
+                                                   disks[i].readonly ? O_RDONLY : O_RDWR, err,
+                                                   errlen)) < 0)
+            return -1;
+        disks[i].has_fd = true;
+    }
+    return 0;
+}
+
+static void close_vm_files(struct vm_files *f)
+{
+    int *fds = (int *)f;
+
+    for (size_t i = 0; i < sizeof(*f) / sizeof(int); i++)
+        if (fds[i] > 0)
+            close(fds[i]);
+}
+
+/* Into the sandbox: namespaces and a monitor, the empty root, the VM's ids, the filters. */
+static int enter_sandbox(const struct run_args *a, int exit_fd, char *err, size_t errlen)
+{
+    char root[PATH_MAX] = "/tmp";
+    struct sandbox_config sc = {
+        .uid = (uid_t)a->sandbox_uid,
+        .gid = (gid_t)a->sandbox_uid,
+        .root_dir = root,
+        /* vCPUs, one I/O thread per virtio device (console, rng, disks, NICs), spare. */
+        .max_threads = (unsigned)a->vcpus + 2 + a->disks.count + a->nics.count + 8,
+    };
+    const char *slash = a->control ? strrchr(a->control, '/') : NULL;
+    int rc;
+
+    /* jansson seeds its hash function from /dev/urandom on first use: now, while it can. */
+    json_object_seed(0);
+    /* The VM's run directory, when it has one, is where its empty root is mounted. */
+    if (slash && slash != a->control)
+        snprintf(root, sizeof(root), "%.*s", (int)(slash - a->control), a->control);
+    if ((rc = sandbox_fork(err, errlen)) || (rc = sandbox_enter(&sc, err, errlen)) ||
+        (rc = syscall_filter_prepare(exit_fd, err, errlen)) ||
+        (rc = syscall_filter_install_process(err, errlen)))
+        return rc;
     return 0;
 }
 
@@ -351,10 +474,11 @@ int vmmd_run_main(int argc, char **argv)
     struct control_server ctl = {.listen_fd = -1};
     struct worker_ctx ctx = {0};
     struct run_result res = {0};
+    struct vm_files files;
     char err[256];
     sigset_t sigs;
     bool stdin_open = true;
-    int sig_fd, rc;
+    int sig_fd, rc, exit_fd = -1;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -381,11 +505,16 @@ int vmmd_run_main(int argc, char **argv)
             return VMMD_RUN_EXIT_USAGE;
         }
     }
+    memset(&files, -1, sizeof(files));
+    if (a.exit_file && (exit_fd = open_exit_file(a.exit_file)) < 0) {
+        fprintf(stderr, "vmmd: exit file %s: %s\n", a.exit_file, strerror(-exit_fd));
+        return VMMD_RUN_EXIT_FAILURE;
+    }
+    if ((a.control || a.sandbox_uid) && sandbox_limit_process(err, sizeof(err)))
+        fprintf(stderr, "vmmd: %s\n", err);
     if (a.control) {
         /* A worker: no terminal, the daemon talks to it through the control socket. */
         stdin_open = false;
-        if ((rc = worker_restrict()))
-            fprintf(stderr, "vmmd: cannot restrict the worker: %s\n", strerror(-rc));
         if ((rc = control_server_open(&ctl, a.control))) {
             fprintf(stderr, "vmmd: control socket %s: %s\n", a.control, strerror(-rc));
             return VMMD_RUN_EXIT_FAILURE;
@@ -414,7 +543,16 @@ int vmmd_run_main(int argc, char **argv)
         .nr_disks = a.disks.count,
         .nics = nics,
         .nr_nics = a.nics.count,
+        .thread_start = a.sandbox_uid ? syscall_filter_thread_start : NULL,
     };
+    if (open_vm_files(&cfg, disks, nics, a.sandbox_uid != 0, &files, err, sizeof(err)) ||
+        join_cgroups(&a.cgroups, err, sizeof(err)) ||
+        (a.sandbox_uid && enter_sandbox(&a, exit_fd, err, sizeof(err)))) {
+        fprintf(stderr, "vmmd: %s\n", err);
+        if (exit_fd >= 0)
+            write_exit_file(exit_fd, "error", err, VMMD_RUN_EXIT_FAILURE);
+        return VMMD_RUN_EXIT_FAILURE;
+    }
 
     /* Signals arrive through a signalfd; vCPU threads inherit the blocked mask. */
     sigemptyset(&sigs);
@@ -442,8 +580,8 @@ int vmmd_run_main(int argc, char **argv)
         res.reason = HV_STOP_POWEROFF;
         res.status = VMMD_RUN_EXIT_OK;
     }
-    if (a.exit_file)
-        write_exit_file(a.exit_file, exit_reason_name(res.reason), res.detail, res.status);
+    if (exit_fd >= 0)
+        write_exit_file(exit_fd, exit_reason_name(res.reason), res.detail, res.status);
     if (a.control)
         control_server_close(&ctl);
     /*
@@ -453,6 +591,9 @@ int vmmd_run_main(int argc, char **argv)
      */
     hv_vm_destroy(res.stopped_vm);
     close(sig_fd);
+    close_vm_files(&files);
     console_buffer_destroy(&console);
+    if (exit_fd >= 0)
+        close(exit_fd);
     return res.status;
 }

@@ -5,6 +5,7 @@
  * client; a client that sends garbage gets an error line, never a crash.
  */
 #include "worker_control.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,9 +168,10 @@ static void handle_command(struct control_client *c, const char *line, struct wo
     if (!ctx->vm) {
         reply_error(c->fd, "the guest is rebooting, try again");
     } else if (strcmp(cmd, "status") == 0) {
-        reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",
-                               ctx->paused ? "paused" : "running", "pid", (int)getpid(), "boots",
-                               (int)ctx->boots));
+        reply(c->fd, json_pack("{s:b, s:s, s:i, s:i, s:b, s:i}", "ok", 1, "state",
+                               ctx->paused ? "paused" : "running", "pid", (int)sandbox_host_pid(),
+                               "boots", (int)ctx->boots, "sandboxed", sandbox_active(), "uid",
+                               (int)getuid()));
     } else if (strcmp(cmd, "stats") == 0) {
         reply(c->fd, stats_json(ctx));
     } else if (strcmp(cmd, "pause") == 0) {
@@ -200,6 +202,12 @@ static void handle_command(struct control_client *c, const char *line, struct wo
         reply(c->fd, json_pack("{s:b}", "ok", 1));
     } else if (strcmp(cmd, "console") == 0) {
         send_console_tail(c->fd, ctx, json_integer_value(json_object_get(req, "tail")));
+    } else if (strcmp(cmd, "selftest-forbidden-syscall") == 0) {
+        /* Proves the filter to its tests: a sandboxed worker dies here, reporting openat. */
+        int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        reply(c->fd, json_pack("{s:b, s:b}", "ok", 1, "opened", fd >= 0));
+        if (fd >= 0)
+            close(fd);
     } else if (strcmp(cmd, "attach") == 0) {
         json_int_t tail = json_integer_value(json_object_get(req, "tail"));
         if (console_buffer_attach(ctx->console, c->fd, "{\"ok\":true}\n",

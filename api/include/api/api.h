@@ -75,7 +75,16 @@ enum api_field {
     API_F_DISKS = 1u << 7,
     API_F_NICS = 1u << 8,
     API_F_AUTOSTART = 1u << 9,
+    API_F_CPU_QUOTA = 1u << 10,
+    API_F_CPU_WEIGHT = 1u << 11,
 };
+
+/* Fields a running VM's definition may change: applied to its cgroup at once. */
+#define API_F_LIVE (API_F_NAME | API_F_AUTOSTART | API_F_CPU_QUOTA | API_F_CPU_WEIGHT)
+
+#define API_MAX_CPU_QUOTA_PCT  6400 /* 64 vCPUs at 100 % each; 0 is no quota */
+#define API_MAX_CPU_WEIGHT     10000
+#define API_DEFAULT_CPU_WEIGHT 100
 
 /* A validated VM definition (create) or set of changes (patch: see present). */
 struct api_vm_def {
@@ -87,6 +96,7 @@ struct api_vm_def {
     char *kernel, *initrd, *cmdline; /* canonical paths; NULL when absent (or null in a patch) */
     char *disks_json, *nics_json;    /* normalised JSON arrays */
     bool autostart;
+    uint32_t cpu_quota_pct, cpu_weight; /* cgroup CPU limits */
 };
 
 /*

@@ -31,6 +31,8 @@ struct db_vm {
     char *disks_json; /* JSON array text, "[]" when none: [{"path":..,"readonly":..}] */
     char *nics_json;  /* JSON array text, "[]" when none: [{"tap"|"network":..,"mac":..}] */
     bool autostart;
+    uint32_t cpu_quota_pct; /* of one host CPU, 0: no quota */
+    uint32_t cpu_weight;    /* 1..10000; 0 stored as 100 */
     char state[16];     /* stopped|starting|running|paused|stopping|crashed */
     char *state_reason; /* why it entered its state; NULL when none */
     int64_t created_at; /* unix time in ms */

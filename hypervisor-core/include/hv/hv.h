@@ -73,6 +73,20 @@ struct hv_nic_config {
     const char *bridge; /* instead of tap: create a tap ("vmmdN") and add it to this bridge */
     uint8_t mac[6];
     bool mac_set;     /* otherwise a locally administered MAC is derived from the tap name */
+    /* With has_fd: a tap hv_tap_open() already set up (libhvcore dups it). A sandboxed
+     * worker opens its taps first: it cannot once it is in its own network namespace. */
+    bool has_fd;
+    int fd;
+};
+
+/* Opens (creating it if needed) the NIC's tap with a virtio-net header, adds it to the
+ * bridge if one is named, and brings it up. Returns the fd, its name in name[16]. */
+int hv_tap_open(const struct hv_nic_config *cfg, char name[16], char *err, size_t errlen);
+
+/* The threads libhvcore starts, for hv_vm_config.thread_start. */
+enum hv_thread_kind {
+    HV_THREAD_VCPU, /* runs KVM_RUN and the device models behind port and MMIO exits */
+    HV_THREAD_IO,   /* one per virtio device: queues, disk and tap I/O, interrupts */
 };
 
 #define HV_MAX_DISKS 16 /* full mode: 4 (two IDE channels, master and slave) */
@@ -96,6 +110,13 @@ struct hv_vm_config {
     unsigned nr_disks;
     const struct hv_nic_config *nics;
     unsigned nr_nics;
+    /* With kvm_has_fd: an open /dev/kvm to use (libhvcore dups it). */
+    bool kvm_has_fd;
+    int kvm_fd;
+    /* Called first thing on every thread libhvcore starts, before it touches the guest
+     * (a sandbox installs the thread's system call filter here). */
+    void (*thread_start)(void *opaque, enum hv_thread_kind kind);
+    void *thread_opaque;
 };
 
 #define HV_MAX_VCPUS       64

@@ -983,6 +983,35 @@ static void test_autostart(void **state)
     expect_with("\"autostart\":null", 422, "autostart: must be true or false");
 }
 
+/* CPU limits for the VM's cgroup: defaults, bounds, and no other types. */
+static void test_cpu_limits(void **state)
+{
+    struct api_vm_def def;
+    struct db_vm vm;
+
+    (void)state;
+    create_ok(BASE "}", &def);
+    assert_int_equal(def.cpu_quota_pct, 0);
+    assert_int_equal(def.cpu_weight, API_DEFAULT_CPU_WEIGHT);
+    api_vm_def_free(&def);
+    create_ok(BASE ",\"cpu_quota_pct\":6400,\"cpu_weight\":1}", &def);
+    assert_true(def.present & API_F_CPU_QUOTA);
+    assert_true(def.present & API_F_CPU_WEIGHT);
+    api_vm_def_to_db(&def, &vm);
+    assert_int_equal(vm.cpu_quota_pct, 6400);
+    assert_int_equal(vm.cpu_weight, 1);
+    db_vm_clear(&vm);
+    api_vm_def_free(&def);
+    expect_with("\"cpu_quota_pct\":6401", 422, "cpu_quota_pct: ");
+    expect_with("\"cpu_quota_pct\":-1", 422, "cpu_quota_pct: ");
+    expect_with("\"cpu_weight\":0", 422, "cpu_weight: ");
+    expect_with("\"cpu_weight\":10001", 422, "cpu_weight: ");
+    expect_with("\"cpu_weight\":\"100\"", 422, "cpu_weight: ");
+    /* Both may change while the VM runs; the rest of the definition may not. */
+    assert_true((API_F_CPU_QUOTA | API_F_CPU_WEIGHT) & API_F_LIVE);
+    assert_false((API_F_MEMORY | API_F_VCPUS) & API_F_LIVE);
+}
+
 /* Checks run in a fixed order, whatever the order of keys in the body. */
 static void test_error_order(void **state)
 {
@@ -1220,7 +1249,8 @@ static void test_vm_to_json(void **state)
     static const char *const keys[] = {
         "id",           "name",       "mode",       "vcpus",      "memory_mib", "kernel",
         "initrd",       "cmdline",    "disks",      "nics",       "autostart",  "state",
-        "state_reason", "created_at", "updated_at", "started_at", "worker_pid"};
+        "state_reason", "created_at", "updated_at", "started_at", "worker_pid",
+        "cpu_quota_pct", "cpu_weight"};
     struct db_vm vm;
     json_t *j;
 
@@ -1475,7 +1505,7 @@ static void test_openapi_matches_code(void **state)
 
     /* Every documented create/patch field is known to the parser (422 for a bad value, not
      * 400 unknown), and the parser knows no field the document does not list. */
-    assert_int_equal(json_object_size(create_props), 10);
+    assert_int_equal(json_object_size(create_props), 12);
     for (void *it = json_object_iter(patch_props); it;
          it = json_object_iter_next(patch_props, it)) {
         const char *key = json_object_iter_key(it);
@@ -1525,6 +1555,7 @@ int main(void)
         cmocka_unit_test(test_nics),
         cmocka_unit_test(test_macs),
         cmocka_unit_test(test_autostart),
+        cmocka_unit_test(test_cpu_limits),
         cmocka_unit_test(test_error_order),
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_apply),

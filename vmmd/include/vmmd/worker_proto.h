@@ -3,7 +3,8 @@
  * --control: it serves a Unix stream socket where each request is one line
  * of JSON and each reply is one line of JSON:
  *
- *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N}
+ *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N,
+ *                                "sandboxed":B,"uid":N}   (pid: as the host sees it)
  *   {"cmd":"stats"}             {"ok":true,"uptime_ns":N,"memory_bytes":N,"console_bytes":N,
  *                                "exits":{"io":N,...},"writes_ignored":N,"boots":N,
  *                                "disks":[{"read_bytes":N,...}],"nics":[{"rx_bytes":N,...}]}
@@ -12,9 +13,11 @@
  *   {"cmd":"console","tail":N}  {"ok":true,"bytes":M} followed by M raw bytes
  *   {"cmd":"attach","tail":N}   {"ok":true}, then the connection is the raw console both ways,
  *                               starting with the last N bytes of output (tail optional)
+ *   {"cmd":"selftest-forbidden-syscall"}  opens "/": a sandboxed worker dies of its system
+ *                               call filter (exit reason "seccomp"); others reply {"ok":true}
  *
  * Errors: {"ok":false,"error":"..."}. When the worker ends it first writes
- * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped",
+ * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped|seccomp",
  * "detail":"...","status":N}) so the daemon knows why even if it was not
  * running at the time. No exit file and a dead worker means it was killed.
  */

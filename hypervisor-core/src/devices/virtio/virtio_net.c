@@ -193,8 +193,7 @@ out:
     return rc;
 }
 
-/* Returns the tap's fd and its name in name[IFNAMSIZ]. */
-static int open_tap(const struct hv_nic_config *cfg, char *name, char *err, size_t errlen)
+int hv_tap_open(const struct hv_nic_config *cfg, char name[16], char *err, size_t errlen)
 {
     const char *what = cfg->tap ? cfg->tap : cfg->bridge;
     struct ifreq ifr;
@@ -224,6 +223,24 @@ static int open_tap(const struct hv_nic_config *cfg, char *name, char *err, size
     return fd;
 }
 
+/* A tap opened by hv_tap_open() before: its own descriptor, and its name. */
+static int tap_adopt(int given_fd, char *name, char *err, size_t errlen)
+{
+    struct ifreq ifr;
+    int fd = fcntl(given_fd, F_DUPFD_CLOEXEC, 3);
+
+    memset(&ifr, 0, sizeof(ifr));
+    if (fd < 0 || ioctl(fd, TUNGETIFF, &ifr) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "tap descriptor %d: %s", given_fd, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    memcpy(name, ifr.ifr_name, IFNAMSIZ);
+    return fd;
+}
+
 int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
                       const struct hv_nic_config *cfg, char *err, size_t errlen)
 {
@@ -233,7 +250,8 @@ int virtio_net_create(struct virtio_net **out, const struct hv_platform *platfor
 
     if (!net)
         return -ENOMEM;
-    net->tap_fd = open_tap(cfg, tap_name, err, errlen);
+    net->tap_fd = cfg->has_fd ? tap_adopt(cfg->fd, tap_name, err, errlen)
+                              : hv_tap_open(cfg, tap_name, err, errlen);
     if (net->tap_fd < 0) {
         rc = net->tap_fd;
         free(net);

@@ -433,7 +433,10 @@ static void *io_thread(void *arg)
 {
     struct virtio_pci *vp = arg;
     struct epoll_event events[VIRTIO_MAX_QUEUES + VIRTIO_MAX_EXTRA_FDS + 1];
+    const struct hv_platform *p = vp->pdev.platform;
 
+    if (p->thread_start)
+        p->thread_start(p->opaque, HV_THREAD_IO);
     for (;;) {
         int n = epoll_wait(vp->epoll_fd, events, (int)(sizeof(events) / sizeof(events[0])), -1);
         if (n < 0 && errno == EINTR)

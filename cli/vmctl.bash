@@ -67,13 +67,13 @@ _vmctl()
     local opts=$common
     case $cmd in
     list) opts+=" --state --limit" ;;
-    create) opts+=" --kernel --initrd --cmdline --mode --vcpus --memory --disk --nic --autostart --from-file" ;;
+    create) opts+=" --kernel --initrd --cmdline --mode --vcpus --memory --disk --nic --autostart --from-file --cpu-quota --cpu-weight" ;;
     shutdown) opts+=" --timeout" ;;
     delete) opts+=" --force" ;;
     logs) opts+=" --tail --follow" ;;
     events) opts+=" --follow" ;;
     wait) opts+=" --state --timeout" ;;
-    set) opts+=" name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics=" ;;
+    set) opts+=" name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -94,7 +94,7 @@ _vmctl()
             COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
         elif [[ $cmd == set ]]; then
             compopt -o nospace 2>/dev/null
-            COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics=" -- "$cur"))
+            COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" -- "$cur"))
         fi
         ;;
     esac

@@ -432,8 +432,8 @@ struct device_column {
 
 #define DEVICE_COLUMNS_MAX 7
 
-static void print_device_table(json_t *devices, const char *name,
-                               const struct device_column *cols, int ncols)
+static void print_device_table(json_t *devices, const char *name, const struct device_column *cols,
+                               int ncols)
 {
     const char *headers[DEVICE_COLUMNS_MAX], *cells[DEVICE_COLUMNS_MAX];
     char cell[DEVICE_COLUMNS_MAX][32];
@@ -449,7 +449,8 @@ static void print_device_table(json_t *devices, const char *name,
     }
     putchar('\n');
     cli_table_init(&t, ncols, headers);
-    json_array_foreach(devices, i, d) {
+    json_array_foreach(devices, i, d)
+    {
         snprintf(cell[0], sizeof(cell[0]), "%s%zu", name, i);
         for (int c = 1; c < ncols; c++) {
             if (cols[c].bytes)
@@ -467,15 +468,21 @@ static void print_device_table(json_t *devices, const char *name,
 static void print_device_stats(json_t *st)
 {
     static const struct device_column disk_cols[] = {
-        {"DISK", NULL, false},        {"READ", "read_bytes", true},
-        {"WRITTEN", "write_bytes", true}, {"READS", "read_ops", false},
-        {"WRITES", "write_ops", false}, {"FLUSHES", "flush_ops", false},
+        {"DISK", NULL, false},
+        {"READ", "read_bytes", true},
+        {"WRITTEN", "write_bytes", true},
+        {"READS", "read_ops", false},
+        {"WRITES", "write_ops", false},
+        {"FLUSHES", "flush_ops", false},
         {"ERRORS", "errors", false},
     };
     static const struct device_column nic_cols[] = {
-        {"NIC", NULL, false},          {"RECEIVED", "rx_bytes", true},
-        {"SENT", "tx_bytes", true},     {"RX PACKETS", "rx_packets", false},
-        {"TX PACKETS", "tx_packets", false}, {"DROPS", "drops", false},
+        {"NIC", NULL, false},
+        {"RECEIVED", "rx_bytes", true},
+        {"SENT", "tx_bytes", true},
+        {"RX PACKETS", "rx_packets", false},
+        {"TX PACKETS", "tx_packets", false},
+        {"DROPS", "drops", false},
     };
 
     print_device_table(json_object_get(st, "disks"), "disk", disk_cols, 7);
@@ -619,6 +626,14 @@ static int create_opt(void *st, int id, const char *arg)
     case 9:
         o->from_file = arg;
         break;
+    case 10:
+    case 11:
+        if (parse_long(arg, 0, INT_MAX, &n))
+            return cli_usage_error(cmd, "--cpu-%s wants a number, not '%s'",
+                                   id == CLI_OPT_FIRST + 10 ? "quota" : "weight", arg);
+        json_object_set_new(o->def, id == CLI_OPT_FIRST + 10 ? "cpu_quota_pct" : "cpu_weight",
+                            json_integer(n));
+        break;
     }
     return 0;
 }
@@ -636,6 +651,8 @@ static int cmd_create(struct cli_ctx *ctx, int argc, char **argv)
         {"nic", required_argument, NULL, CLI_OPT_FIRST + 7},
         {"autostart", no_argument, NULL, CLI_OPT_FIRST + 8},
         {"from-file", required_argument, NULL, CLI_OPT_FIRST + 9},
+        {"cpu-quota", required_argument, NULL, CLI_OPT_FIRST + 10},
+        {"cpu-weight", required_argument, NULL, CLI_OPT_FIRST + 11},
         {0},
     };
     const struct cli_command *cmd = cli_find_command("create");
@@ -687,7 +704,8 @@ static json_t *set_value(const char *key, const char *value)
 {
     long n;
 
-    if (strcmp(key, "vcpus") == 0 || strcmp(key, "memory_mib") == 0)
+    if (strcmp(key, "vcpus") == 0 || strcmp(key, "memory_mib") == 0 ||
+        strcmp(key, "cpu_quota_pct") == 0 || strcmp(key, "cpu_weight") == 0)
         return parse_long(value, LONG_MIN, LONG_MAX, &n) ? NULL : json_integer(n);
     if (strcmp(key, "autostart") == 0) {
         if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on"))
@@ -1231,7 +1249,8 @@ const struct cli_command cli_commands[] = {
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
-     "[--disk PATH[,ro]]... [--nic tap=NAME|network=NAME[,mac=MAC]]... [--autostart]\n"
+     "[--disk PATH[,ro]]... [--nic tap=NAME|network=NAME[,mac=MAC]]... [--autostart] "
+     "[--cpu-quota PCT] [--cpu-weight N]\n"
      "       vmctl create [NAME] --from-file DEF.json",
      "Define a VM (it starts stopped).",
      "      --kernel PATH        guest kernel (bzImage or ELF64) under an image directory\n"
@@ -1243,12 +1262,15 @@ const struct cli_command cli_commands[] = {
      "      --disk PATH[,ro]     a disk; repeatable\n"
      "      --nic SPEC           tap=NAME or network=NAME, optionally ,mac=MAC; repeatable\n"
      "      --autostart          start with the daemon\n"
+     "      --cpu-quota PCT      CPU time cap, percent of one host CPU (default 0: none)\n"
+     "      --cpu-weight N       share of contended CPU, 1-10000 (default 100)\n"
      "      --from-file FILE     the definition as JSON (- for stdin); flags override it\n"},
     {"show", cmd_show, "NAME", "Show a VM's definition and state.", NULL},
     {"set", cmd_set, "NAME KEY=VALUE...",
-     "Change a VM (definition only while stopped; name and autostart any time).",
+     "Change a VM (definition only while stopped; name, autostart, CPU limits any time).",
      "  keys: name, mode, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
-     "        disks and nics (as JSON arrays); initrd= or cmdline= clears them\n"},
+     "        cpu_quota_pct, cpu_weight, disks and nics (as JSON arrays); initrd= or\n"
+     "        cmdline= clears them\n"},
     {"start", cmd_start, "NAME", "Start a VM.", NULL},
     {"stop", cmd_stop, "NAME", "Stop a VM hard (power off).", NULL},
     {"shutdown", cmd_shutdown, "NAME [--timeout S]",

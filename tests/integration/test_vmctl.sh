@@ -107,6 +107,13 @@ check "set out of range -> exit 1 naming the field" $([[ $rc == 1 ]] && grep -q 
 v set idle novalue
 check "set without = -> exit 2" $([[ $rc == 2 ]]; echo $?)
 v set idle vcpus=1 autostart=false
+v create capped --kernel "$GUESTS/guest-idle.elf" --memory 32 --cpu-quota 50 --cpu-weight 300 -o json
+check "create with CPU limits" $([[ $rc == 0 && $(jout .cpu_quota_pct) == 50 && $(jout .cpu_weight) == 300 ]]; echo $?)
+v set capped cpu_quota_pct=0 cpu_weight=100 -o json
+check "set CPU limits" $([[ $rc == 0 && $(jout .cpu_quota_pct) == 0 && $(jout .cpu_weight) == 100 ]]; echo $?)
+v create capped2 --kernel "$GUESTS/guest-idle.elf" --cpu-weight lots
+check "a CPU weight that is not a number -> exit 2" $([[ $rc == 2 ]]; echo $?)
+v delete capped
 
 # --- bash completion: VM names from the daemon ------------------------------------
 completion=$(dirname "$0")/../../cli/vmctl.bash

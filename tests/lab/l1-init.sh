@@ -117,8 +117,9 @@ run_vmm() {
     local cmdline=$3
     case $1 in
     vmmd)
+        # Sandboxed as the daemon's workers are: real Linux exercises the filters.
         /vmmd run --kernel /l2/vmlinuz --initrd /l2/initrd --cmdline "$cmdline" \
-            --mode "$2" --vcpus "$VCPUS" --memory "$L2_MEM" --stats \
+            --mode "$2" --vcpus "$VCPUS" --memory "$L2_MEM" --stats --sandbox-uid 4242 \
             ${DISK_PATH:+--disk $DISK_PATH} $([ "$NET" = 1 ] && echo --nic tap=tap0)
         ;;
     qemu-pv)

@@ -21,7 +21,7 @@ static int write_value(const char *dir, const char *file, const char *value)
     int fd, rc = 0;
 
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     if (write(fd, value, len) != (ssize_t)len)

@@ -54,50 +54,110 @@ static const char *const reboot_choices[] = {"restart", "exit", NULL};
 
 #define OFF(f) offsetof(struct run_args, f)
 static const struct vmmd_opt run_options[] = {
-    {.name = "kernel", .type = VMMD_OPT_STRING, .offset = OFF(kernel), .metavar = "PATH",
-     .help = "bzImage or ELF64 kernel to boot", .required = 1},
-    {.name = "initrd", .type = VMMD_OPT_STRING, .offset = OFF(initrd), .metavar = "PATH",
+    {.name = "kernel",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(kernel),
+     .metavar = "PATH",
+     .help = "bzImage or ELF64 kernel to boot",
+     .required = 1},
+    {.name = "initrd",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(initrd),
+     .metavar = "PATH",
      .help = "initial ramdisk"},
-    {.name = "kernel-fd", .type = VMMD_OPT_UINT, .offset = OFF(kernel_fd), .metavar = "FD",
+    {.name = "kernel-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(kernel_fd),
+     .metavar = "FD",
      .help = "read the kernel from this inherited descriptor; --kernel then only names it",
-     .min = 3, .max = INT32_MAX},
-    {.name = "initrd-fd", .type = VMMD_OPT_UINT, .offset = OFF(initrd_fd), .metavar = "FD",
-     .help = "read the initrd from this inherited descriptor", .min = 3, .max = INT32_MAX},
-    {.name = "cmdline", .type = VMMD_OPT_STRING, .offset = OFF(cmdline), .metavar = "STR",
+     .min = 3,
+     .max = INT32_MAX},
+    {.name = "initrd-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(initrd_fd),
+     .metavar = "FD",
+     .help = "read the initrd from this inherited descriptor",
+     .min = 3,
+     .max = INT32_MAX},
+    {.name = "cmdline",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(cmdline),
+     .metavar = "STR",
      .help = "kernel command line"},
-    {.name = "mode", .type = VMMD_OPT_CHOICE, .offset = OFF(mode), .metavar = "MODE",
-     .help = "virtualization mode, default pv", .choices = mode_choices},
-    {.name = "vcpus", .type = VMMD_OPT_UINT, .offset = OFF(vcpus), .metavar = "N",
-     .help = "virtual CPUs, default 1", .min = 1, .max = HV_MAX_VCPUS},
-    {.name = "memory", .type = VMMD_OPT_UINT, .offset = OFF(memory), .metavar = "MIB",
-     .help = "guest memory in MiB, default 256", .min = HV_MIN_MEMORY_MIB,
+    {.name = "mode",
+     .type = VMMD_OPT_CHOICE,
+     .offset = OFF(mode),
+     .metavar = "MODE",
+     .help = "virtualization mode, default pv",
+     .choices = mode_choices},
+    {.name = "vcpus",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(vcpus),
+     .metavar = "N",
+     .help = "virtual CPUs, default 1",
+     .min = 1,
+     .max = HV_MAX_VCPUS},
+    {.name = "memory",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(memory),
+     .metavar = "MIB",
+     .help = "guest memory in MiB, default 256",
+     .min = HV_MIN_MEMORY_MIB,
      .max = HV_MAX_MEMORY_MIB},
-    {.name = "disk", .type = VMMD_OPT_LIST, .offset = OFF(disks), .metavar = "PATH[,ro][,fd=FD]",
+    {.name = "disk",
+     .type = VMMD_OPT_LIST,
+     .offset = OFF(disks),
+     .metavar = "PATH[,ro][,fd=FD]",
      .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode; fd= uses "
              "that inherited descriptor of PATH"},
-    {.name = "nic", .type = VMMD_OPT_LIST, .offset = OFF(nics),
+    {.name = "nic",
+     .type = VMMD_OPT_LIST,
+     .offset = OFF(nics),
      .metavar = "tap=NAME|bridge=NAME[,mac=MAC]",
      .help = "network interface (repeatable; pv mode: virtio-net) over a tap device, or over a "
              "new tap added to a bridge"},
-    {.name = "on-reboot", .type = VMMD_OPT_CHOICE, .offset = OFF(on_reboot), .metavar = "WHAT",
+    {.name = "on-reboot",
+     .type = VMMD_OPT_CHOICE,
+     .offset = OFF(on_reboot),
+     .metavar = "WHAT",
      .help = "when the guest reboots: restart it (default) or exit with status 3",
      .choices = reboot_choices},
-    {.name = "stats", .type = VMMD_OPT_FLAG, .offset = OFF(stats),
+    {.name = "stats",
+     .type = VMMD_OPT_FLAG,
+     .offset = OFF(stats),
      .help = "print exit counters to stderr at the end"},
-    {.name = "timing", .type = VMMD_OPT_FLAG, .offset = OFF(timing),
+    {.name = "timing",
+     .type = VMMD_OPT_FLAG,
+     .offset = OFF(timing),
      .help = "print CLOCK_MONOTONIC ns of start, first guest exit and end to stderr"},
-    {.name = "control", .type = VMMD_OPT_STRING, .offset = OFF(control), .metavar = "PATH",
+    {.name = "control",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(control),
+     .metavar = "PATH",
      .help = "worker mode: serve the control socket at PATH; the console goes to the "
              "buffer, the log and attached clients instead of stdin/stdout"},
-    {.name = "console-log", .type = VMMD_OPT_STRING, .offset = OFF(console_log),
-     .metavar = "PATH", .help = "also write the console to PATH (capped at 1 MiB, one .1 kept)"},
-    {.name = "exit-file", .type = VMMD_OPT_STRING, .offset = OFF(exit_file), .metavar = "PATH",
+    {.name = "console-log",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(console_log),
+     .metavar = "PATH",
+     .help = "also write the console to PATH (capped at 1 MiB, one .1 kept)"},
+    {.name = "exit-file",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(exit_file),
+     .metavar = "PATH",
      .help = "write why the VM ended, as JSON, to PATH before exiting"},
-    {.name = "sandbox-uid", .type = VMMD_OPT_UINT, .offset = OFF(sandbox_uid), .metavar = "ID",
+    {.name = "sandbox-uid",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(sandbox_uid),
+     .metavar = "ID",
      .help = "once its files are open, run in a sandbox as uid and gid ID: own namespaces, "
              "an empty root, no capabilities, system call filters (needs root)",
-     .min = 1, .max = UINT32_MAX - 1},
-    {.name = "cgroup", .type = VMMD_OPT_LIST, .offset = OFF(cgroups), .metavar = "DIR",
+     .min = 1,
+     .max = UINT32_MAX - 1},
+    {.name = "cgroup",
+     .type = VMMD_OPT_LIST,
+     .offset = OFF(cgroups),
+     .metavar = "DIR",
      .help = "join this cgroup (its cgroup.procs) before the guest runs (repeatable: one per "
              "cgroup v1 hierarchy)"},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
@@ -107,7 +167,8 @@ static const struct vmmd_opt run_options[] = {
 
 static const char run_usage[] =
     "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
-    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic tap=NAME|bridge=NAME[,mac=MAC]]...\n"
+    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic "
+    "tap=NAME|bridge=NAME[,mac=MAC]]...\n"
     "                [--on-reboot restart|exit]\n"
     "\n"
     "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
@@ -404,23 +465,23 @@ static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
     if (!sandbox)
         return 0;
     if (!cfg->kernel_has_fd) {
-        if ((f->kernel = cfg->kernel_fd = open_file("kernel", cfg->kernel, O_RDONLY, err,
-                                                    errlen)) < 0)
+        if ((f->kernel = cfg->kernel_fd = open_file("kernel", cfg->kernel, O_RDONLY, err, errlen)) <
+            0)
             return -1;
         cfg->kernel_has_fd = true;
     }
     if (cfg->initrd && !cfg->initrd_has_fd) {
-        if ((f->initrd = cfg->initrd_fd = open_file("initrd", cfg->initrd, O_RDONLY, err,
-                                                    errlen)) < 0)
+        if ((f->initrd = cfg->initrd_fd = open_file("initrd", cfg->initrd, O_RDONLY, err, errlen)) <
+            0)
             return -1;
         cfg->initrd_has_fd = true;
     }
     for (unsigned i = 0; i < cfg->nr_disks; i++) {
         if (disks[i].has_fd)
             continue;
-        if ((f->disks[i] = disks[i].fd = open_file("disk image", disks[i].path,
-                                                   disks[i].readonly ? O_RDONLY : O_RDWR, err,
-                                                   errlen)) < 0)
+        if ((f->disks[i] = disks[i].fd =
+                 open_file("disk image", disks[i].path, disks[i].readonly ? O_RDONLY : O_RDWR, err,
+                           errlen)) < 0)
             return -1;
         disks[i].has_fd = true;
     }
@@ -450,8 +511,10 @@ static int enter_sandbox(const struct run_args *a, int exit_fd, char *err, size_
     const char *slash = a->control ? strrchr(a->control, '/') : NULL;
     int rc;
 
-    /* jansson seeds its hash function from /dev/urandom on first use: now, while it can. */
+    /* Files libraries read once, on first use: now, while they can. jansson seeds its hash
+     * from /dev/urandom; the RTC's gmtime_r() loads the time zone (/etc/localtime). */
     json_object_seed(0);
+    tzset();
     /* The VM's run directory, when it has one, is where its empty root is mounted. */
     if (slash && slash != a->control)
         snprintf(root, sizeof(root), "%.*s", (int)(slash - a->control), a->control);
@@ -464,8 +527,10 @@ static int enter_sandbox(const struct run_args *a, int exit_fd, char *err, size_
 
 int vmmd_run_main(int argc, char **argv)
 {
-    struct run_args a = {.mode = HV_MODE_PV, .vcpus = HV_DEFAULT_VCPUS,
-                         .memory = HV_DEFAULT_MEMORY, .on_reboot = ON_REBOOT_RESTART};
+    struct run_args a = {.mode = HV_MODE_PV,
+                         .vcpus = HV_DEFAULT_VCPUS,
+                         .memory = HV_DEFAULT_MEMORY,
+                         .on_reboot = ON_REBOOT_RESTART};
     struct hv_vm_config cfg;
     struct hv_disk_config disks[VMMD_OPT_LIST_MAX];
     struct hv_nic_config nics[VMMD_OPT_LIST_MAX];
@@ -569,8 +634,7 @@ int vmmd_run_main(int argc, char **argv)
     for (;;) {
         res.stopped_vm = NULL;
         run_once(&a, &cfg, sig_fd, &stdin_open, &ctx, a.control ? &ctl : NULL, &res);
-        if (res.reason != HV_STOP_REBOOT || a.on_reboot != ON_REBOOT_RESTART ||
-            ctx.exit_on_reboot)
+        if (res.reason != HV_STOP_REBOOT || a.on_reboot != ON_REBOOT_RESTART || ctx.exit_on_reboot)
             break;
         hv_vm_destroy(res.stopped_vm);
         fprintf(stderr, "vmmd: guest rebooted, restarting it\n");

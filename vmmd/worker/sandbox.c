@@ -116,11 +116,23 @@ static int empty_root(const char *dir, char *err, size_t errlen)
     if (mount("vmmd-sandbox", dir, "tmpfs", ro, "size=16k,nr_inodes=4,mode=0555") < 0)
         return vmmd_errf(err, errlen, -errno, "cannot mount the empty root on %s: %s", dir,
                          strerror(errno));
+    if (chdir(dir) < 0)
+        return vmmd_errf(err, errlen, -errno, "cannot enter %s: %s", dir, strerror(errno));
     /* pivot_root(".", "."): the old root ends up stacked on the new one, then goes. */
-    if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
-        chdir("/") < 0)
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+            return vmmd_errf(err, errlen, -errno, "cannot drop the old root: %s", strerror(errno));
+    } else if (errno == EINVAL) {
+        /* The host runs from its initramfs, which cannot be pivoted away from: move the
+         * empty root over / and chroot into it. Without capabilities and without a
+         * descriptor outside, there is no way back. */
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+            return vmmd_errf(err, errlen, -errno, "cannot move into the empty root: %s",
+                             strerror(errno));
+    } else {
         return vmmd_errf(err, errlen, -errno, "cannot pivot into the empty root: %s",
                          strerror(errno));
+    }
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | ro, NULL) < 0)
         return vmmd_errf(err, errlen, -errno, "cannot make the root read-only: %s",
                          strerror(errno));

@@ -3,6 +3,7 @@
 #include "common/errbuf.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -216,6 +217,9 @@ static void on_sigsys(int sig, siginfo_t *info, void *uctx)
     append(msg, sizeof(msg), &len, known);
     append(msg, sizeof(msg), &len, " is not allowed, the worker ends\n");
     (void)!write(STDERR_FILENO, msg, len);
+    /* Where it came from, for the worker's log (backtrace() was warmed up at prepare). */
+    void *frames[24];
+    backtrace_symbols_fd(frames, backtrace(frames, 24), STDERR_FILENO);
     if (report_fd >= 0) {
         append(json, sizeof(json), &jlen,
                "{\"reason\":\"seccomp\",\"status\":1,\"detail\":\"syscall ");
@@ -239,6 +243,9 @@ int syscall_filter_prepare(int exit_fd, char *err, size_t errlen)
         if (!syscall_names[nr])
             syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
     report_fd = exit_fd;
+    /* backtrace() loads the unwinder on its first call: now, not in the handler. */
+    void *frame;
+    backtrace(&frame, 1);
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigsys;
     sa.sa_flags = SA_SIGINFO;

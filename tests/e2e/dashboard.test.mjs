@@ -81,7 +81,7 @@ const kernel = path.join(fs.realpathSync(guestDir), 'guest-echo.elf');
 fs.mkdirSync(artifacts, { recursive: true });
 
 const daemon = spawn(vmmd, ['serve', '--state-dir', state, '--image-dir', guestDir,
-  '--listen', `127.0.0.1:${port}`, '--log-file', path.join(tmp, 'vmmd.log')], { stdio: 'inherit' });
+  '--listen', `127.0.0.1:${port}`, '--insecure-http', '--log-file', path.join(tmp, 'vmmd.log')], { stdio: 'inherit' });
 let browser = null;
 
 function cleanup() {

@@ -148,11 +148,12 @@ check "one worker for the VM" $([[ $(pgrep -f -- "--control $STATE/run/.*" | wc 
 
 # --- TCP with a token -------------------------------------------------------------
 token=$(cat "$STATE/token")
-code=$(curl -s -o "$tmp/body" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/vms")
+tls=(--cacert "$STATE/tls-cert.pem")
+code=$(curl -s "${tls[@]}" -o "$tmp/body" -w '%{http_code}' "https://127.0.0.1:$PORT/v1/vms")
 check "TCP without a token -> 401, nothing leaks" $([[ $code == 401 ]] && ! grep -q race "$tmp/body"; echo $?)
-code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer wrong$token" "http://127.0.0.1:$PORT/v1/vms")
+code=$(curl -s "${tls[@]}" -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer wrong$token" "https://127.0.0.1:$PORT/v1/vms")
 check "TCP with a wrong token -> 401" $([[ $code == 401 ]] && ! grep -q race "$tmp/body"; echo $?)
-code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/v1/vms")
+code=$(curl -s "${tls[@]}" -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $token" "https://127.0.0.1:$PORT/v1/vms")
 check "TCP with the token -> 200" $([[ $code == 200 ]] && grep -q race "$tmp/body"; echo $?)
 check "token file is mode 0600" $([[ $(stat -c %a "$STATE/token") == 600 ]]; echo $?)
 check "API socket is mode 0660" $([[ $(stat -c %a "$SOCK") == 660 ]]; echo $?)

@@ -20,7 +20,8 @@ cp -r "$WWW" "$tmp/www"
 ln -s /etc/passwd "$tmp/www/passwd.js"
 echo "secret" >"$tmp/www/.hidden.js"
 echo "backup" >"$tmp/www/notes.bak"
-start_daemon --listen "127.0.0.1:$PORT" --dashboard-dir "$tmp/www" || exit 1
+# Plain HTTP: the test talks raw HTTP over /dev/tcp (TLS is test_front_door.sh's).
+start_daemon --listen "127.0.0.1:$PORT" --insecure-http --dashboard-dir "$tmp/www" || exit 1
 token=$(cat "$STATE/token")
 URL=http://127.0.0.1:$PORT
 

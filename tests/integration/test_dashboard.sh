@@ -76,7 +76,10 @@ check "an encoded NUL does not cut the name short -> 400" $([[ $code == 400 ]] &
 get "/assets/passwd.js"
 check "a symlink to /etc/passwd is not followed, without a token either" $([[ $code == 404 ]] && ! leak; echo $?)
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST "$URL/")
-check "POST / -> 405" $([[ $code == 405 ]]; echo $?)
+check "POST / without the token -> 401 (a method that changes state needs it on TCP)" \
+    $([[ $code == 401 ]]; echo $?)
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$STATE/token")" "$URL/")
+check "POST / with the token -> 405" $([[ $code == 405 ]]; echo $?)
 
 # --- the token on TCP ---------------------------------------------------------------
 get /v1/vms

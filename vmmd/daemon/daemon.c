@@ -368,7 +368,8 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
                  fd == -EADDRINUSE ? "another vmmd is listening there" : strerror(-fd));
         return fd;
     }
-    if ((rc = http_server_start(d, d->loop, fd, &(struct http_server_opts){HTTP_LISTENER_UNIX},
+    if ((rc = http_server_start(d, d->loop, fd,
+                                &(struct http_server_opts){.listener = HTTP_LISTENER_UNIX},
                                 vmmd_admit, vmmd_dispatch, &d->http_unix))) {
         snprintf(err, errlen, "HTTP server on %s failed", cfg->socket_path);
         return rc;

@@ -141,6 +141,10 @@ check "all of them are closed by the 10 s header deadline" \
     $([[ $(tail -n 1 "$tmp/hold" | awk '{print $2}') == 0 ]]; echo $?)
 kill "$hold_pid"
 wait "$hold_pid" 2>/dev/null
+metric=$(curl -s --cacert "$CERT" "${auth[@]}" "$URL/metrics" |
+    awk '$1 == "vmmd_http_header_timeouts_total" {print $2}')
+check "/metrics counts them: vmmd_http_header_timeouts_total $metric" \
+    $([[ ${metric:-0} -ge 64 ]]; echo $?)
 
 # A ClientHello trickled a byte a second: MHD sees activity, the deadline does not care.
 out=$("$SLOW" trickle tls 127.0.0.1 "$PORT" 127.0.0.3 1)

@@ -131,8 +131,9 @@ static void *client_main(void *arg)
     double end;
 
     (void)arg;
-    n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
-                 url_path, token);
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", url_path,
+                 token);
     if (open_conn(c) < 0) {
         atomic_fetch_add(&failed, 1);
         c->fd = -1;

@@ -145,15 +145,13 @@ static int generate_self_signed(const struct vmmd_config *cfg, char *err, size_t
     }
     serial[0] &= 0x7f; /* a positive INTEGER (RFC 5280 4.1.2.2) */
     if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
-        (rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                           GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
-                                           0)) < 0 ||
+        (rc = gnutls_x509_privkey_generate(
+             key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
         (rc = gnutls_x509_crt_init(&crt)) < 0 || (rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
         (rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
         (rc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
         (rc = gnutls_x509_crt_set_expiration_time(crt, now + SELF_SIGNED_DAYS * 86400L)) < 0 ||
-        (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "vmmd", 4)) <
-            0 ||
+        (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "vmmd", 4)) < 0 ||
         (rc = gnutls_x509_crt_set_key(crt, key)) < 0 ||
         (rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
         (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
@@ -164,8 +162,7 @@ static int generate_self_signed(const struct vmmd_config *cfg, char *err, size_t
         (rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0 ||
         (rc = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &key_pem)) < 0 ||
         (rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &crt_pem)) < 0) {
-        snprintf(err, errlen, "TLS: creating a self-signed certificate: %s",
-                 gnutls_strerror(rc));
+        snprintf(err, errlen, "TLS: creating a self-signed certificate: %s", gnutls_strerror(rc));
         rc = -EIO;
         goto out;
     }
@@ -206,8 +203,7 @@ static int describe_cert(struct vmmd_tls *tls, const char *listen, char *err, si
         goto fail;
     if ((rc = gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM)) < 0 ||
         (rc = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &fp_len)) < 0 ||
-        (rc = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, key_id, &key_id_len)) <
-            0) {
+        (rc = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, key_id, &key_id_len)) < 0) {
         gnutls_x509_crt_deinit(crt);
         goto fail;
     }
@@ -223,7 +219,8 @@ static int describe_cert(struct vmmd_tls *tls, const char *listen, char *err, si
     if (host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
         !gnutls_x509_crt_check_hostname(crt, host))
         log_warn("the TLS certificate %s does not name the --listen host %s: clients that "
-                 "verify the name will refuse it", tls->cert_path, host);
+                 "verify the name will refuse it",
+                 tls->cert_path, host);
     if (gnutls_x509_crt_get_expiration_time(crt) < time(NULL))
         log_warn("the TLS certificate %s has expired", tls->cert_path);
     gnutls_x509_crt_deinit(crt);
@@ -255,8 +252,10 @@ int vmmd_tls_load(const struct vmmd_config *cfg, struct vmmd_tls *tls, char *err
         have_cert = stat(cfg->tls_cert, &st) == 0;
         have_key = stat(cfg->tls_key, &st) == 0;
         if (have_cert != have_key) {
-            snprintf(err, errlen, "TLS: %.300s exists without %.300s: remove it to have a new "
-                     "self-signed pair made", have_cert ? cfg->tls_cert : cfg->tls_key,
+            snprintf(err, errlen,
+                     "TLS: %.300s exists without %.300s: remove it to have a new "
+                     "self-signed pair made",
+                     have_cert ? cfg->tls_cert : cfg->tls_key,
                      have_cert ? cfg->tls_key : cfg->tls_cert);
             return -EINVAL;
         }

@@ -24,12 +24,15 @@ static void test_token_equal(void **state)
 
     (void)state;
     assert_true(access_token_equal(token, token));
-    assert_false(access_token_equal("1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", token));
-    assert_false(access_token_equal("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee", token));
-    assert_false(access_token_equal("0123456789abcdef", token));              /* a prefix */
+    assert_false(access_token_equal(
+        "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", token));
+    assert_false(access_token_equal(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee", token));
+    assert_false(access_token_equal("0123456789abcdef", token)); /* a prefix */
     assert_false(access_token_equal("", token));
-    assert_false(access_token_equal("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", token));
-    assert_false(access_token_equal("", ""));                                  /* no token, no match */
+    assert_false(access_token_equal(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", token));
+    assert_false(access_token_equal("", "")); /* no token, no match */
 }
 
 static uint64_t time_ns(bool (*eq)(const char *, const char *), const char *a, const char *b)
@@ -79,9 +82,9 @@ static void test_token_equal_takes_the_same_time_wherever_it_differs(void **stat
     best_pair(access_token_equal, first, last, token, &t_first, &t_last);
     best_pair(strcmp_equal, first, last, token, &c_first, &c_last);
     print_message("1 MiB: access_token_equal %llu ns (first byte differs) vs %llu ns (last); "
-                  "strcmp %llu vs %llu ns\n", (unsigned long long)t_first,
-                  (unsigned long long)t_last, (unsigned long long)c_first,
-                  (unsigned long long)c_last);
+                  "strcmp %llu vs %llu ns\n",
+                  (unsigned long long)t_first, (unsigned long long)t_last,
+                  (unsigned long long)c_first, (unsigned long long)c_last);
     /* The control: the method sees an early exit when there is one (a gap of 10,000x here). */
     assert_true(c_first * 10 < c_last);
     /* Within 3x both ways: far from any early exit, and room for a busy machine. */
@@ -117,7 +120,8 @@ static void test_origin(void **state)
     assert_false(access_origin_allowed("https://h:1", NULL, ACCESS_TCP_TLS, &allowed));
     /* The allow-list, whole origins only. */
     assert_true(access_origin_allowed("https://dash.example", "h:1", ACCESS_TCP_TLS, &allowed));
-    assert_false(access_origin_allowed("https://dash.example.evil", "h:1", ACCESS_TCP_TLS, &allowed));
+    assert_false(
+        access_origin_allowed("https://dash.example.evil", "h:1", ACCESS_TCP_TLS, &allowed));
     assert_false(access_origin_allowed("http://dash.example", "h:1", ACCESS_TCP_TLS, &allowed));
 }
 

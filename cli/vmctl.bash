@@ -1,5 +1,5 @@
 # bash completion for vmctl(1). VM names come from the daemon itself
-# (`vmctl list`), using the same --socket/--url/--token-file as the command
+# (`vmctl list`), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
 # line being completed.
 
 _vmctl_vms()
@@ -19,13 +19,13 @@ _vmctl()
     }
     local commands="host list create show set start stop shutdown reboot pause resume delete
                     console logs events stats wait version"
-    local common="--output --socket --url --token-file --help"
+    local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
     local cmd="" i conn=()
 
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --socket | --url | --token-file)
+        --socket | --url | --token-file | --cacert | --tls-pin)
             conn+=("${words[i]}" "${words[i + 1]}")
             ((i++))
             ;;
@@ -42,7 +42,7 @@ _vmctl()
         COMPREPLY=($(compgen -W "table json" -- "$cur"))
         return
         ;;
-    --socket | --token-file | --kernel | --initrd | --disk | --from-file)
+    --socket | --token-file | --cacert | --kernel | --initrd | --disk | --from-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -54,7 +54,7 @@ _vmctl()
         COMPREPLY=($(compgen -W "full pv" -- "$cur"))
         return
         ;;
-    --url | --cmdline | --vcpus | --memory | --nic | --timeout | --tail)
+    --url | --tls-pin | --cmdline | --vcpus | --memory | --nic | --timeout | --tail)
         return
         ;;
     esac
@@ -85,7 +85,7 @@ _vmctl()
         local npos=0
         for ((i = 1; i < cword; i++)); do
             case ${words[i]} in
-            --socket | --url | --token-file | --output | -o | --state | --timeout | --tail) ((i++)) ;;
+            --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --state | --timeout | --tail) ((i++)) ;;
             -*) ;;
             *) ((npos++)) ;;
             esac

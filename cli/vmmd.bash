@@ -14,8 +14,8 @@ _vmmd()
 
     case $prev in
     --config-file | --state-dir | --socket | --token-file | --image-dir | --log-file | \
-    --dashboard-dir | --kernel | --initrd | --disk | --control | --console-log | --exit-file | \
-    --cgroup)
+    --dashboard-dir | --tls-cert | --tls-key | --tls-client-ca | --kernel | --initrd | --disk | \
+    --control | --console-log | --exit-file | --cgroup)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;

@@ -21,7 +21,9 @@ enum cli_output { CLI_OUTPUT_TABLE, CLI_OUTPUT_JSON };
 
 struct cli_ctx {
     const char *socket_path; /* used when url is NULL */
-    const char *url;         /* http://host:port, TCP */
+    const char *url;         /* http://host:port or https://host:port, TCP */
+    const char *cacert;      /* https: trust this CA (or self-signed) certificate */
+    const char *tls_pin;     /* https: "sha256//..." of the daemon's public key, instead of a CA */
     char *token;             /* bearer token read from --token-file */
     const char *token_file;
     enum cli_output output;
@@ -52,6 +54,8 @@ int cli_load_token(struct cli_ctx *ctx);
 #define CLI_OPT_SOCKET     0x1001
 #define CLI_OPT_URL        0x1002
 #define CLI_OPT_TOKEN_FILE 0x1003
+#define CLI_OPT_CACERT     0x1004
+#define CLI_OPT_TLS_PIN    0x1005
 /* Command-specific option ids start here. */
 #define CLI_OPT_FIRST 0x2000
 

@@ -213,6 +213,25 @@ static int simple_parse(struct cli_ctx *ctx, const char *name, int argc, char **
 
 /* ---- host, version ------------------------------------------------------ */
 
+/* The TCP listener's TLS: what to compare with, or pass to --tls-pin, before trusting it. */
+static void print_tls(json_t *tls)
+{
+    if (!tls)
+        return;
+    if (!json_is_true(json_object_get(tls, "enabled"))) {
+        kv("tls:", json_is_true(json_object_get(tls, "listening"))
+                       ? "off: TCP is plain HTTP (--insecure-http)"
+                       : "no TCP listener");
+        return;
+    }
+    kv("tls:", json_is_true(json_object_get(tls, "client_certificates"))
+                   ? "on, clients need a certificate from the client CA"
+                   : "on");
+    kv("certificate:", jstr(tls, "certificate"));
+    kv("sha256:", jstr(tls, "fingerprint_sha256"));
+    kv("tls pin:", jstr(tls, "public_key_pin"));
+}
+
 static int cmd_host(struct cli_ctx *ctx, int argc, char **argv)
 {
     struct cli_response r;
@@ -248,6 +267,7 @@ static int cmd_host(struct cli_ctx *ctx, int argc, char **argv)
         kv("allocated:", buf);
         dirs = json_object_get(host, "image_dirs");
         json_array_foreach(dirs, i, item) kv(i == 0 ? "image dirs:" : "", json_string_value(item));
+        print_tls(json_object_get(host, "tls"));
     }
     json_decref(host);
     cli_response_free(&r);

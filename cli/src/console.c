@@ -1,6 +1,6 @@
 /*
  * The interactive console. libcurl does not speak WebSocket in Debian 12's
- * version, so this opens the socket itself (Unix, or TCP for --url),
+ * version, so this takes a bare connection from it (Unix, TCP or TLS),
  * performs the RFC 6455 handshake and frames with vmmd's websocket.c: frames
  * from the server are unmasked, ours are masked (RFC 6455 5.3). Keyboard
  * input goes to the guest byte for byte; Ctrl-] closes the WebSocket and
@@ -8,89 +8,123 @@
  */
 #include "console.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "http.h"
 #include "common/websocket.h"
 
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    int fd;
+/*
+ * The connection is libcurl's, opened with CURLOPT_CONNECT_ONLY: the same
+ * code reaches the Unix socket, http:// and https:// (TLS, with --cacert or
+ * --tls-pin as for every other request), and curl_easy_send/recv carry the
+ * bytes. With TLS, decrypted bytes may wait in the TLS library after poll()
+ * said the socket had some, so reads drain until CURLE_AGAIN.
+ */
+struct ws_conn {
+    CURL *curl;
+    int fd; /* the socket, for poll() */
+};
 
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        errno = ENAMETOOLONG;
+/* Connects; 0, or -1 after printing why. host is set for the Host header. */
+static int conn_open(const struct cli_ctx *ctx, struct ws_conn *c, char *host, size_t host_len)
+{
+    char url[8192];
+    curl_socket_t fd;
+    CURLcode rc;
+
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        return -1;
+    if (ctx->url) {
+        const char *p = strstr(ctx->url, "://");
+        p = p ? p + 3 : ctx->url;
+        snprintf(host, host_len, "%.*s", (int)strcspn(p, "/"), p);
+        snprintf(url, sizeof(url), "%s", ctx->url);
+        cli_http_set_tls(ctx, c->curl);
+    } else {
+        snprintf(url, sizeof(url), "http://vmmd/");
+        curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, ctx->socket_path);
+    }
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    rc = curl_easy_perform(c->curl);
+    if (rc == CURLE_OK)
+        rc = curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &fd);
+    if (rc != CURLE_OK) {
+        cli_http_unreachable(ctx, curl_easy_strerror(rc));
+        curl_easy_cleanup(c->curl);
         return -1;
     }
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    c->fd = (int)fd;
+    return 0;
 }
 
-/* http://HOST[:PORT][/...]; sets host (for the Host header). */
-static int connect_tcp(const char *url, char *host, size_t host_len)
+static void conn_close(struct ws_conn *c)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
-    char port[16] = "80";
-    const char *p = url, *end;
-    int fd = -1;
+    curl_easy_cleanup(c->curl);
+}
 
-    if (strncmp(p, "http://", 7) == 0)
-        p += 7;
-    else if (strstr(p, "://")) {
-        errno = EPROTONOSUPPORT;
-        return -1;
-    }
-    end = p + strcspn(p, "/");
-    snprintf(host, host_len, "%.*s", (int)(end - p), p);
-    {
-        char *colon = strrchr(host, ':');
-        char name[256];
-        if (colon && !strchr(colon, ']')) {
-            snprintf(port, sizeof(port), "%s", colon + 1);
-            snprintf(name, sizeof(name), "%.*s", (int)(colon - host), host);
-        } else {
-            snprintf(name, sizeof(name), "%s", host);
-        }
-        if (name[0] == '[') { /* [v6] */
-            memmove(name, name + 1, strlen(name));
-            name[strcspn(name, "]")] = '\0';
-        }
-        if (getaddrinfo(name, port, &hints, &res)) {
-            errno = EHOSTUNREACH;
-            return -1;
-        }
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0)
+static int wait_fd(int fd, short events)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+
+    return poll(&p, 1, 30000) > 0 ? 0 : -1;
+}
+
+static int conn_write(struct ws_conn *c, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t n = 0;
+        CURLcode rc = curl_easy_send(c->curl, p, len, &n);
+        if (rc == CURLE_AGAIN) {
+            if (wait_fd(c->fd, POLLOUT))
+                return -1;
             continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
+        }
+        if (rc != CURLE_OK)
+            return -1;
+        p += n;
+        len -= n;
     }
-    freeaddrinfo(res);
-    return fd;
+    return 0;
+}
+
+/* What is there to read without waiting: > 0 bytes, 0 none yet, -1 closed or failed. */
+static ssize_t conn_read_some(struct ws_conn *c, void *buf, size_t cap)
+{
+    size_t n = 0;
+    CURLcode rc = curl_easy_recv(c->curl, buf, cap, &n);
+
+    if (rc == CURLE_AGAIN)
+        return 0;
+    if (rc != CURLE_OK || n == 0)
+        return -1;
+    return (ssize_t)n;
+}
+
+/* Waits for at least one byte: > 0, or -1 closed, failed or 30 s of silence. */
+static ssize_t conn_read(struct ws_conn *c, void *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = conn_read_some(c, buf, cap);
+        if (n != 0)
+            return n;
+        if (wait_fd(c->fd, POLLIN))
+            return -1;
+    }
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -122,7 +156,7 @@ static void random_bytes(uint8_t *out, size_t len)
 }
 
 /* One masked client frame. */
-static int send_frame(int fd, uint8_t opcode, const uint8_t *data, size_t len)
+static int send_frame(struct ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
 {
     uint8_t hdr[14], mask[4], *frame;
     size_t h = 0;
@@ -149,7 +183,7 @@ static int send_frame(int fd, uint8_t opcode, const uint8_t *data, size_t len)
     memcpy(frame, hdr, h);
     for (size_t i = 0; i < len; i++)
         frame[h + i] = data[i] ^ mask[i % 4];
-    rc = write_all(fd, frame, h + len);
+    rc = conn_write(c, frame, h + len);
     free(frame);
     return rc;
 }
@@ -184,7 +218,7 @@ static void restore_tty(void)
 }
 
 /* The handshake; leaves any bytes after the headers in buf/len. */
-static int handshake(const struct cli_ctx *ctx, int fd, const char *host, const char *path,
+static int handshake(const struct cli_ctx *ctx, struct ws_conn *c, const char *host, const char *path,
                      uint8_t *buf, size_t cap, size_t *len)
 {
     uint8_t nonce[16];
@@ -199,11 +233,11 @@ static int handshake(const struct cli_ctx *ctx, int fd, const char *host, const 
              "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
              path, host, key, auth);
-    if (write_all(fd, req, strlen(req)))
+    if (conn_write(c, req, strlen(req)))
         return -1;
     *len = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + *len, cap - *len - 1);
+        ssize_t n = conn_read(c, buf + *len, cap - *len - 1);
         if (n <= 0)
             return -1;
         *len += (size_t)n;
@@ -246,21 +280,19 @@ int cli_console_attach(const struct cli_ctx *ctx, const char *name, const char *
     static uint8_t buf[WS_MAX_PAYLOAD + 16];
     char host[256] = "vmmd";
     size_t len = 0;
-    bool tty = isatty(STDIN_FILENO), stdin_open = true, detached = false;
-    int fd, rc = CLI_EXIT_OK;
+    bool tty = isatty(STDIN_FILENO), stdin_open = true, detached = false, full = false;
+    struct ws_conn conn, *c = &conn;
+    int rc = CLI_EXIT_OK;
 
-    fd = ctx->url ? connect_tcp(ctx->url, host, sizeof(host)) : connect_unix(ctx->socket_path);
-    if (fd < 0) {
-        cli_http_unreachable(ctx, strerror(errno));
+    if (conn_open(ctx, c, host, sizeof(host)))
         return CLI_EXIT_UNREACHABLE;
-    }
-    switch (handshake(ctx, fd, host, path, buf, sizeof(buf), &len)) {
+    switch (handshake(ctx, c, host, path, buf, sizeof(buf), &len)) {
     case -1:
-        close(fd);
+        conn_close(c);
         cli_http_unreachable(ctx, "the connection closed during the WebSocket handshake");
         return CLI_EXIT_UNREACHABLE;
     case -2:
-        close(fd);
+        conn_close(c);
         return CLI_EXIT_REFUSED;
     }
     if (tty && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
@@ -273,7 +305,7 @@ int cli_console_attach(const struct cli_ctx *ctx, const char *name, const char *
     fprintf(stderr, "Connected to %s's console; Ctrl-] detaches.%s", name, tty ? "\r\n" : "\n");
 
     for (;;) {
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = STDIN_FILENO, .events = POLLIN}};
         struct ws_frame f;
         int pr;
 
@@ -287,7 +319,7 @@ int cli_console_attach(const struct cli_ctx *ctx, const char *name, const char *
                 goto out;
             }
             if (f.opcode == WS_OP_PING)
-                send_frame(fd, WS_OP_PONG, payload, f.payload_len);
+                send_frame(c, WS_OP_PONG, payload, f.payload_len);
             else if (f.opcode == WS_OP_BINARY || f.opcode == WS_OP_TEXT || f.opcode == WS_OP_CONT)
                 write_all(STDOUT_FILENO, payload, f.payload_len);
             memmove(buf, buf + used, len - used);
@@ -298,19 +330,29 @@ int cli_console_attach(const struct cli_ctx *ctx, const char *name, const char *
             rc = CLI_EXIT_REFUSED;
             goto out;
         }
-        pr = poll(p, stdin_open ? 2 : 1, stdin_open ? -1 : 1000);
+        /* A full buffer may have left decrypted bytes behind: look again at once. */
+        pr = poll(p, stdin_open ? 2 : 1, full ? 0 : stdin_open ? -1 : 1000);
+        if (full) {
+            full = false;
+            p[0].revents |= POLLIN;
+            if (pr <= 0)
+                pr = 1;
+        }
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr == 0) /* stdin ended (not a terminal): a last second for output */
             break;
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-            if (n <= 0) {
+            ssize_t n = len < sizeof(buf) ? conn_read_some(c, buf + len, sizeof(buf) - len) : 0;
+            /* Drain what TLS already decrypted: poll() cannot see it. */
+            while (n > 0 && (len += (size_t)n) < sizeof(buf))
+                n = conn_read_some(c, buf + len, sizeof(buf) - len);
+            full = len == sizeof(buf);
+            if (n < 0) {
                 restore_tty();
                 fprintf(stderr, "\nvmctl: the daemon closed the console\n");
                 goto out;
             }
-            len += (size_t)n;
         }
         if (stdin_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             uint8_t in[4096];
@@ -323,23 +365,23 @@ int cli_console_attach(const struct cli_ctx *ctx, const char *name, const char *
             esc = memchr(in, CLI_CONSOLE_ESCAPE, (size_t)n);
             if (esc) {
                 if (esc > in)
-                    send_frame(fd, WS_OP_BINARY, in, (size_t)(esc - in));
+                    send_frame(c, WS_OP_BINARY, in, (size_t)(esc - in));
                 detached = true;
                 break;
             }
-            if (send_frame(fd, WS_OP_BINARY, in, (size_t)n)) {
+            if (send_frame(c, WS_OP_BINARY, in, (size_t)n)) {
                 restore_tty();
                 fprintf(stderr, "\nvmctl: the daemon closed the console\n");
                 goto out;
             }
         }
     }
-    send_frame(fd, WS_OP_CLOSE, (const uint8_t *)"\x03\xe8", 2);
+    send_frame(c, WS_OP_CLOSE, (const uint8_t *)"\x03\xe8", 2);
     restore_tty();
     if (detached)
         fprintf(stderr, "\nDetached from %s; it keeps running.\n", name);
 out:
     restore_tty();
-    close(fd);
+    conn_close(c);
     return rc;
 }

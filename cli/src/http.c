@@ -1,7 +1,11 @@
 /*
  * libcurl glue for vmctl. The daemon listens on a Unix socket by default
  * (CURLOPT_UNIX_SOCKET_PATH, with a dummy host in the URL) or on TCP, where
- * every request carries "Authorization: Bearer <token>".
+ * every request carries "Authorization: Bearer <token>". On https the
+ * daemon's certificate is checked against --cacert (its self-signed one, or
+ * the CA that signed it), or the system's CAs, or, with --tls-pin, only its
+ * public key's hash: curl checks the pin during the handshake, before the
+ * token is sent.
  */
 #include "http.h"
 
@@ -42,8 +46,27 @@ void cli_http_unreachable(const struct cli_ctx *ctx, const char *why)
         fprintf(stderr, "vmctl: cannot reach vmmd at %s: %s\n", ctx->url, why);
     else
         fprintf(stderr, "vmctl: cannot reach vmmd on %s: %s\n", ctx->socket_path, why);
-    fprintf(stderr, "hint: start the daemon with scripts/start.sh or `vmmd serve`, or point vmctl "
-                    "at it with --socket/VMMD_SOCKET or --url/VMMD_URL\n");
+    if (ctx->url && strncmp(ctx->url, "https://", 8) == 0 &&
+        (strstr(why, "certificate") || strstr(why, "pinned")))
+        fprintf(stderr, "hint: trust the daemon's certificate with --cacert (its self-signed one "
+                        "is <state-dir>/tls-cert.pem) or its key with --tls-pin\n");
+    else if (ctx->url && strncmp(ctx->url, "http://", 7) == 0)
+        fprintf(stderr, "hint: vmmd serves https:// on TCP unless it runs with --insecure-http\n");
+    else
+        fprintf(stderr, "hint: start the daemon with scripts/start.sh or `vmmd serve`, or point "
+                        "vmctl at it with --socket/VMMD_SOCKET or --url/VMMD_URL\n");
+}
+
+void cli_http_set_tls(const struct cli_ctx *ctx, CURL *curl)
+{
+    if (ctx->cacert)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ctx->cacert);
+    if (ctx->tls_pin) {
+        /* The pin is the trust: a self-signed certificate names no CA to chain to. */
+        curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, ctx->tls_pin);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
 }
 
 /* A configured handle for path, or NULL. headers is set for the caller to free. */
@@ -61,6 +84,7 @@ static CURL *make_handle(const struct cli_ctx *ctx, const char *method, const ch
         while (n > 0 && ctx->url[n - 1] == '/')
             n--;
         snprintf(url, sizeof(url), "%.*s%s", (int)n, ctx->url, path);
+        cli_http_set_tls(ctx, curl);
     } else {
         snprintf(url, sizeof(url), "http://vmmd%s", path);
         curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, ctx->socket_path);

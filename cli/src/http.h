@@ -46,6 +46,9 @@ void cli_response_free(struct cli_response *resp);
 /* Prints the "cannot reach the daemon" message with a hint. */
 void cli_http_unreachable(const struct cli_ctx *ctx, const char *why);
 
+/* Applies --cacert / --tls-pin to a libcurl handle (CURL *) for an https URL. */
+void cli_http_set_tls(const struct cli_ctx *ctx, void *curl);
+
 /* Percent-encodes s for a path segment or query value; caller frees. */
 char *cli_http_escape(const char *s);
 

@@ -20,14 +20,20 @@ static const struct option common_options[] = {
     {"socket", required_argument, NULL, CLI_OPT_SOCKET},
     {"url", required_argument, NULL, CLI_OPT_URL},
     {"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},
+    {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+    {"tls-pin", required_argument, NULL, CLI_OPT_TLS_PIN},
 };
 #define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 
 static const char common_help[] =
     "  -o, --output table|json  output format (json: the API's body as returned)\n"
     "      --socket PATH        the daemon's Unix socket (VMMD_SOCKET; default ./var/vmmd.sock)\n"
-    "      --url URL            the daemon over TCP, http://HOST:PORT (VMMD_URL)\n"
+    "      --url URL            the daemon over TCP, https://HOST:PORT (VMMD_URL)\n"
     "      --token-file PATH    bearer token for --url (VMMD_TOKEN_FILE)\n"
+    "      --cacert PATH        trust this certificate for https, e.g. the daemon's\n"
+    "                           self-signed <state-dir>/tls-cert.pem (VMMD_CACERT)\n"
+    "      --tls-pin sha256//B64  trust the daemon whose public key has this hash, as\n"
+    "                           `vmctl host` and its log show it (VMMD_TLS_PIN)\n"
     "  -h, --help               this help\n";
 
 static bool socket_flag, url_flag;
@@ -78,6 +84,14 @@ static int common_option(struct cli_ctx *ctx, const struct cli_command *cmd, int
         return 0;
     case CLI_OPT_TOKEN_FILE:
         ctx->token_file = arg;
+        return 0;
+    case CLI_OPT_CACERT:
+        ctx->cacert = arg;
+        return 0;
+    case CLI_OPT_TLS_PIN:
+        if (strncmp(arg, "sha256//", 8) != 0)
+            return cli_usage_error(cmd, "--tls-pin must be sha256//<base64>, as vmctl host shows it");
+        ctx->tls_pin = arg;
         return 0;
     }
     return CLI_EXIT_USAGE;
@@ -183,6 +197,10 @@ int main(int argc, char **argv)
         ctx.url = env;
     if ((env = getenv("VMMD_TOKEN_FILE")) && *env)
         ctx.token_file = env;
+    if ((env = getenv("VMMD_CACERT")) && *env)
+        ctx.cacert = env;
+    if ((env = getenv("VMMD_TLS_PIN")) && *env)
+        ctx.tls_pin = env;
     ctx.colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 
     /* Options before the command ("+": stop at the first non-option). */

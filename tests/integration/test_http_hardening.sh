@@ -15,7 +15,8 @@ WS_CLIENT=$3
 require_kvm "the HTTP hardening tests"
 fail_detail() { echo "(last: HTTP $status $(head -c 300 "$tmp/body" 2>/dev/null))"; }
 
-start_daemon --listen "127.0.0.1:$PORT" || exit 1
+# Plain HTTP: raw requests over /dev/tcp (TLS is test_front_door.sh's).
+start_daemon --listen "127.0.0.1:$PORT" --insecure-http || exit 1
 token=$(cat "$STATE/token")
 URL=http://127.0.0.1:$PORT
 

@@ -51,6 +51,8 @@ v --help
 check "vmctl --help lists the commands" $([[ $rc == 0 ]] && grep -q console "$tmp/out"; echo $?)
 
 start_daemon --listen "127.0.0.1:$PORT" || exit 1
+# TCP is TLS with the self-signed certificate the daemon made in its state directory.
+export VMMD_CACERT=$STATE/tls-cert.pem
 
 # --- host, version -----------------------------------------------------------
 v host
@@ -63,11 +65,11 @@ v version -o json
 check "version (json)" $([[ $rc == 0 && -n $(jout .vmctl) && -n $(jout .vmmd) ]]; echo $?)
 
 # --- TCP with a bearer token ----------------------------------------------------
-v --url "http://127.0.0.1:$PORT" host
+v --url "https://127.0.0.1:$PORT" host
 check "--url without a token -> exit 1 (401)" $([[ $rc == 1 ]] && grep -qi token "$tmp/err"; echo $?)
-v host --url "http://127.0.0.1:$PORT" --token-file "$STATE/token" -o json
+v host --url "https://127.0.0.1:$PORT" --token-file "$STATE/token" -o json
 check "--url with --token-file" $([[ $rc == 0 && -n $(jout .version) ]]; echo $?)
-VMMD_URL="http://127.0.0.1:$PORT" VMMD_TOKEN_FILE="$STATE/token" v list -o json
+VMMD_URL="https://127.0.0.1:$PORT" VMMD_TOKEN_FILE="$STATE/token" v list -o json
 check "VMMD_URL and VMMD_TOKEN_FILE" $([[ $rc == 0 ]]; echo $?)
 
 # --- create, list, show, set --------------------------------------------------
@@ -196,11 +198,11 @@ check "console: typed line echoed by the guest" $(grep -q "$marker" "$tmp/consol
 check "console: Ctrl-] detaches with exit 0" $([[ $con_rc == 0 ]] && grep -q "Detached" "$tmp/console.out"; echo $?)
 marker2="tcp-$RANDOM$RANDOM"
 { sleep 1; printf '%s\r' "$marker2"; sleep 1.5; printf '\035'; sleep 1; } |
-    timeout 20 script -qfec "$VMCTL --url http://127.0.0.1:$PORT --token-file $STATE/token console demo" \
+    timeout 20 script -qfec "$VMCTL --url https://127.0.0.1:$PORT --token-file $STATE/token console demo" \
         /dev/null >"$tmp/console2.out" 2>&1
 rc=$?
 cp "$tmp/console2.out" "$tmp/out"
-check "console over TCP with the token: echoed, detached" $([[ $rc == 0 ]] && grep -q "$marker2" "$tmp/out" && grep -q Detached "$tmp/out"; echo $?)
+check "console over TLS with the token: echoed, detached" $([[ $rc == 0 ]] && grep -q "$marker2" "$tmp/out" && grep -q Detached "$tmp/out"; echo $?)
 v show demo -o json
 check "console: the VM keeps running after detach" $([[ $(jout .state) == running ]]; echo $?)
 v logs demo

@@ -31,7 +31,33 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "socket", .type = VMMD_OPT_STRING, .offset = OFF(socket_path), .metavar = "PATH",
      .help = "API Unix socket (mode 0660), default <state-dir>/vmmd.sock"},
     {.name = "listen", .type = VMMD_OPT_STRING, .offset = OFF(listen), .metavar = "HOST:PORT",
-     .help = "also serve the API on TCP; every request needs Authorization: Bearer <token>"},
+     .help = "also serve the API on TCP with TLS (plain HTTP only with --insecure-http); every "
+             "request needs Authorization: Bearer <token>"},
+    {.name = "insecure-http", .type = VMMD_OPT_FLAG, .offset = OFF(insecure_http),
+     .help = "serve --listen as plain HTTP instead of TLS (the token then crosses the network "
+             "in clear text)"},
+    {.name = "tls-cert", .type = VMMD_OPT_STRING, .offset = OFF(tls_cert), .metavar = "PATH",
+     .help = "PEM certificate (chain) for TLS on --listen; default a self-signed one created "
+             "on first start as <state-dir>/tls-cert.pem"},
+    {.name = "tls-key", .type = VMMD_OPT_STRING, .offset = OFF(tls_key), .metavar = "PATH",
+     .help = "PEM private key of --tls-cert; default <state-dir>/tls-key.pem (mode 0600)"},
+    {.name = "tls-client-ca", .type = VMMD_OPT_STRING, .offset = OFF(tls_client_ca),
+     .metavar = "PATH",
+     .help = "TCP clients must present a certificate signed by a CA of this PEM file, in "
+             "addition to the token"},
+    {.name = "allowed-origin", .type = VMMD_OPT_LIST, .offset = OFF(allowed_origins),
+     .metavar = "ORIGIN",
+     .help = "a browser Origin (scheme://host[:port]) allowed besides the daemon's own "
+             "(repeatable); other Origins are refused with 403"},
+    {.name = "max-connections-per-ip", .type = VMMD_OPT_UINT,
+     .offset = OFF(max_connections_per_ip), .metavar = "N",
+     .help = "TCP connections one client address may hold; default 64", .min = 1,
+     .max = 100000},
+    {.name = "header-timeout", .type = VMMD_OPT_UINT, .offset = OFF(header_timeout_s),
+     .metavar = "SECONDS",
+     .help = "a TCP client has this long from connecting (or from its previous answer) to "
+             "send a request's complete headers, TLS handshake included; default 10",
+     .min = 1, .max = 3600},
     {.name = "token-file", .type = VMMD_OPT_STRING, .offset = OFF(token_file), .metavar = "PATH",
      .help = "bearer token, created (mode 0600) on first start; default <state-dir>/token"},
     {.name = "image-dir", .type = VMMD_OPT_LIST, .offset = OFF(image_dirs), .metavar = "DIR",
@@ -180,6 +206,27 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
     if (cfg->no_sandbox && cfg->require_sandbox) {
         snprintf(err, errlen, "--no-sandbox and --require-sandbox contradict each other");
         return 2;
+    }
+    if (cfg->max_connections_per_ip == 0)
+        cfg->max_connections_per_ip = 64;
+    if (cfg->header_timeout_s == 0)
+        cfg->header_timeout_s = 10;
+    if (cfg->tls_cert && !cfg->tls_key) {
+        snprintf(err, errlen, "--tls-cert needs --tls-key");
+        return -EINVAL;
+    }
+    if (cfg->tls_key && !cfg->tls_cert) {
+        snprintf(err, errlen, "--tls-key needs --tls-cert");
+        return -EINVAL;
+    }
+    if (cfg->insecure_http && (cfg->tls_cert || cfg->tls_client_ca)) {
+        snprintf(err, errlen, "--insecure-http cannot go with --tls-cert or --tls-client-ca");
+        return -EINVAL;
+    }
+    if (!cfg->tls_cert) {
+        cfg->tls_cert = derive(cfg, 4, cfg->state_dir, "tls-cert.pem");
+        cfg->tls_key = derive(cfg, 5, cfg->state_dir, "tls-key.pem");
+        cfg->tls_self_signed = true;
     }
     if (cfg->max_vcpus == 0)
         cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);

@@ -34,11 +34,18 @@ struct vmmd_config {
     uint64_t events_max_lag;        /* an event stream this many events behind is dropped */
     bool no_sandbox, require_sandbox;
     uint64_t sandbox_uid_base, sandbox_uid_count;
+    bool insecure_http;            /* --listen serves plain HTTP, not TLS */
+    const char *tls_cert, *tls_key; /* default <state>/tls-{cert,key}.pem, made on first start */
+    bool tls_self_signed;           /* the defaults above: create them when missing */
+    const char *tls_client_ca;      /* TCP clients need a certificate signed by it */
+    struct vmmd_opt_list allowed_origins; /* browser Origins allowed besides the daemon's own */
+    uint64_t max_connections_per_ip;
+    uint64_t header_timeout_s;      /* to send complete headers, from connect or last answer */
     bool help;
 
     /* Derived at load time, owned. */
     char *storage_file;
-    char *derived[4];
+    char *derived[6];
 };
 
 /* Loads defaults, the config file (if --config-file is given) and flags; 2 on usage error. */

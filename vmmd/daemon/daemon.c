@@ -261,6 +261,50 @@ static void on_signal(uv_signal_t *s, int signo)
     uv_timer_start(&d->drain_timer, on_drain, 20, 20);
 }
 
+/* --listen: TLS unless the operator asked for plain HTTP by name. */
+static int setup_tcp(struct vmmd_daemon *d, char *err, size_t errlen)
+{
+    struct vmmd_config *cfg = d->cfg;
+    struct http_server_opts opts = {
+        .listener = cfg->insecure_http ? HTTP_LISTENER_TCP : HTTP_LISTENER_TLS,
+        .token = d->token,
+        .max_per_ip = (unsigned)cfg->max_connections_per_ip,
+        .header_timeout_s = (unsigned)cfg->header_timeout_s,
+    };
+    int fd, rc;
+
+    if (!cfg->insecure_http) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "--listen %s: this libmicrohttpd has no TLS; use "
+                     "--insecure-http for plain HTTP", cfg->listen);
+            return -ENOTSUP;
+        }
+        if ((rc = vmmd_tls_load(cfg, &d->tls, err, errlen)))
+            return rc;
+        d->tls_enabled = true;
+        opts.tls = &d->tls;
+    }
+    fd = listen_tcp(cfg->listen);
+    if (fd < 0) {
+        snprintf(err, errlen, "--listen %s: %s", cfg->listen, strerror(-fd));
+        return fd;
+    }
+    if ((rc = http_server_start(d, d->loop, fd, &opts, vmmd_admit, vmmd_dispatch, &d->http_tcp))) {
+        close(fd);
+        snprintf(err, errlen, "%s server on %s failed", d->tls_enabled ? "HTTPS" : "HTTP",
+                 cfg->listen);
+        return rc;
+    }
+    if (d->tls_enabled)
+        log_info("TLS on %s: certificate %s, SHA-256 fingerprint %s, public key %s%s",
+                 cfg->listen, d->tls.cert_path, d->tls.fingerprint, d->tls.pin,
+                 d->tls.client_ca_pem ? "; clients need a certificate from --tls-client-ca" : "");
+    else
+        log_warn("--insecure-http: the API on %s is plain HTTP, and its token crosses the "
+                 "network in clear text", cfg->listen);
+    return 0;
+}
+
 static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
 {
     struct vmmd_config *cfg = d->cfg;
@@ -324,22 +368,14 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
                  fd == -EADDRINUSE ? "another vmmd is listening there" : strerror(-fd));
         return fd;
     }
-    if ((rc = http_server_start(d, d->loop, fd, NULL, vmmd_admit, vmmd_dispatch, &d->http_unix))) {
+    if ((rc = http_server_start(d, d->loop, fd,
+                                &(struct http_server_opts){.listener = HTTP_LISTENER_UNIX},
+                                vmmd_admit, vmmd_dispatch, &d->http_unix))) {
         snprintf(err, errlen, "HTTP server on %s failed", cfg->socket_path);
         return rc;
     }
-    if (cfg->listen) {
-        fd = listen_tcp(cfg->listen);
-        if (fd < 0) {
-            snprintf(err, errlen, "--listen %s: %s", cfg->listen, strerror(-fd));
-            return fd;
-        }
-        if ((rc = http_server_start(d, d->loop, fd, d->token, vmmd_admit, vmmd_dispatch,
-                                    &d->http_tcp))) {
-            snprintf(err, errlen, "HTTP server on %s failed", cfg->listen);
-            return rc;
-        }
-    }
+    if (cfg->listen)
+        return setup_tcp(d, err, errlen);
     return 0;
 }
 
@@ -418,8 +454,9 @@ int vmmd_serve_main(int argc, char **argv)
         vmmd_event_committed(d, ev);
     supervisor_reattach_all(d->sup);
     autostart(d);
-    log_info("vmmd %s serving on %s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
-             cfg.listen ? " and " : "", cfg.listen ? cfg.listen : "", cfg.state_dir);
+    log_info("vmmd %s serving on %s%s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
+             cfg.listen ? " and " : "", d->tls_enabled ? "https://" : cfg.listen ? "http://" : "",
+             cfg.listen ? cfg.listen : "", cfg.state_dir);
     /* Type=notify: systemd counts the service started once the API answers. */
     int notified = vmmd_sd_notify("READY=1\nSTATUS=serving the API");
     if (notified < 0)
@@ -450,6 +487,7 @@ out:
         close(d->dashboard_dir_fd);
     free(d->run_dir);
     free(d->self_exe);
+    vmmd_tls_free(&d->tls);
     vmmd_config_free(&cfg);
     return rc ? 1 : 0;
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db/store.h"
 #include "http_server.h"
+#include "tls.h"
 
 struct supervisor;
 struct event_stream;
@@ -35,6 +36,8 @@ struct vmmd_daemon {
     char *self_exe;    /* this binary, run as the workers */
     int dashboard_dir_fd; /* the dashboard's files, -1 when there are none */
     struct http_server *http_unix, *http_tcp;
+    struct vmmd_tls tls; /* the TCP listener's, when it serves TLS */
+    bool tls_enabled;
     struct supervisor *sup;
     struct event_stream *events;
     uv_signal_t sig_term, sig_int, sig_hup;

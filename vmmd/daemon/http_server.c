@@ -14,6 +14,16 @@
  * written twice (its parse_connection_headers() error path is re-entered;
  * fixed upstream in 1.0.0). The application is never called for those, so
  * neither can be problem+json here.
+ *
+ * On TCP every client is a stranger until its headers are in: MHD keeps at
+ * most max_per_ip connections per address (the rest are closed as they are
+ * accepted), and each connection has header_timeout from its accept (or
+ * from the answer to its previous request) to deliver a request's complete
+ * headers. MHD's own timeout only counts silence, so a client that trickles
+ * a byte every few seconds would hold its slot forever; the deadline here
+ * is absolute, kept per connection from MHD_OPTION_NOTIFY_CONNECTION and
+ * enforced by a sweep every DEADLINE_SWEEP_MS that shuts the socket down
+ * (MHD then sees the end of the stream and closes the connection itself).
  */
 #include "http_server.h"
 
@@ -22,20 +32,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "log.h"
+#include "tls.h"
+
+#define DEADLINE_SWEEP_MS 250
+
 http_observe_fn http_observer;
+
+/* One TCP connection (MHD's socket context), in the server's list while it is open. */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    uint64_t deadline_ns;  /* complete headers due by then; 0 while a request is served */
+    bool upgraded;         /* a WebSocket now: no more requests, no deadline */
+    int client_cert;       /* -1 not checked yet, 0 refused, 1 verified */
+};
 
 struct http_server {
     struct vmmd_daemon *d;
     struct MHD_Daemon *mhd;
     uv_poll_t poll;
     uv_timer_t timer;
+    uv_timer_t sweep;
     char *token;
     http_dispatch_fn admit, dispatch;
     unsigned active;
     bool want_suspend_pending;
+    enum http_listener listener;
+    bool client_certs;        /* TLS with --tls-client-ca */
+    uint64_t header_timeout_ns; /* 0: no deadline (the Unix socket) */
+    struct http_conn conns;   /* list head of open TCP connections */
+    unsigned deadline_closes; /* connections shut down at their header deadline */
+    unsigned zero_timeouts;   /* MHD asked to run again at once this many times in a row */
 };
 
 static uint64_t mono_ns(void)
@@ -46,20 +79,14 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Compares without leaking the position of the first difference through timing. */
-static bool token_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-
-    for (size_t i = 0; i < la && i < lb; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
-}
-
 bool http_token_matches(const struct http_request *req, const char *candidate)
 {
-    return !req->srv->token || (candidate && token_equal(candidate, req->srv->token));
+    return !req->srv->token || (candidate && access_token_equal(candidate, req->srv->token));
+}
+
+enum http_listener http_listener_of(const struct http_request *req)
+{
+    return req->srv->listener;
 }
 
 static bool bearer_ok(struct http_request *req)
@@ -76,14 +103,39 @@ static void run_mhd(struct http_server *srv);
 
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
+    struct http_server *srv = handle->data;
+
     (void)status;
     (void)events;
-    run_mhd(handle->data);
+    srv->zero_timeouts = 0;
+    run_mhd(srv);
 }
 
 static void on_timer(uv_timer_t *timer)
 {
     run_mhd(timer->data);
+}
+
+/*
+ * MHD 0.9.75 in epoll mode keeps a TLS connection whose handshake stalled
+ * mid-record (a client that sent part of a ClientHello) on its "ready"
+ * list: GnuTLS reads the socket itself, so MHD never sees the EAGAIN that
+ * would take it off, and MHD_get_timeout says 0 for as long as that client
+ * likes. A timer restarted at 0 from its own callback runs again within the
+ * same uv_run pass, so that would starve the loop outright. Every real event
+ * arrives through the epoll fd (on_poll) anyway; the timer only has to
+ * retry, so after two immediate retries it backs off to at most 16 ms until
+ * the next event, and the header deadline ends the stalled client.
+ */
+static uint64_t retry_delay_ms(struct http_server *srv, MHD_UNSIGNED_LONG_LONG timeout)
+{
+    if (timeout > 0) {
+        srv->zero_timeouts = 0;
+        return timeout;
+    }
+    if (++srv->zero_timeouts <= 2)
+        return 0;
+    return 1u << (srv->zero_timeouts - 2 < 4 ? srv->zero_timeouts - 2 : 4);
 }
 
 static void run_mhd(struct http_server *srv)
@@ -92,7 +144,7 @@ static void run_mhd(struct http_server *srv)
 
     MHD_run(srv->mhd);
     if (MHD_get_timeout(srv->mhd, &timeout) == MHD_YES)
-        uv_timer_start(&srv->timer, on_timer, timeout, 0);
+        uv_timer_start(&srv->timer, on_timer, retry_delay_ms(srv, timeout), 0);
     else
         uv_timer_stop(&srv->timer);
 }
@@ -100,6 +152,7 @@ static void run_mhd(struct http_server *srv)
 /* Resumed connections are processed by the next MHD_run: make it happen now. */
 static void kick(struct http_server *srv)
 {
+    srv->zero_timeouts = 0;
     uv_timer_start(&srv->timer, on_timer, 0, 0);
 }
 
@@ -219,8 +272,63 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->conn = conn;
     req->start_ns = mono_ns();
     req->encoded_nul = strstr(uri, "%00") != NULL;
+    if (srv->header_timeout_ns) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->hconn = ci ? ci->socket_context : NULL;
+    }
     srv->active++;
     return req;
+}
+
+static uint64_t next_deadline(const struct http_server *srv)
+{
+    return mono_ns() + srv->header_timeout_ns;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    struct http_conn *c = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = calloc(1, sizeof(*c));
+        if (!c)
+            return; /* untracked: MHD's inactivity timeout still ends it */
+        c->fd = ci ? ci->connect_fd : -1;
+        c->deadline_ns = next_deadline(srv);
+        c->client_cert = -1;
+        c->next = srv->conns.next;
+        c->prev = &srv->conns;
+        srv->conns.next->prev = c;
+        srv->conns.next = c;
+        *socket_context = c;
+    } else if (c) {
+        c->prev->next = c->next;
+        c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* Shuts down the connections whose headers are overdue. */
+static void on_sweep(uv_timer_t *timer)
+{
+    struct http_server *srv = timer->data;
+    uint64_t now = mono_ns();
+
+    for (struct http_conn *c = srv->conns.next; c != &srv->conns; c = c->next) {
+        if (c->upgraded || !c->deadline_ns || c->deadline_ns > now || c->fd < 0)
+            continue;
+        c->deadline_ns = 0; /* once: the close is MHD's to make */
+        srv->deadline_closes++;
+        shutdown(c->fd, SHUT_RDWR);
+        log_debug("closed a TCP connection that sent no complete request headers within %llu s",
+                  (unsigned long long)(srv->header_timeout_ns / 1000000000ull));
+    }
 }
 
 /* A body comes with the request (its size may be unknown: chunked). */
@@ -239,6 +347,21 @@ static bool declared_too_large(struct http_request *req)
     return len && strtoull(len, NULL, 10) > API_BODY_MAX;
 }
 
+/* Verified once per connection: the certificate cannot change within it. */
+static bool client_cert_ok(struct http_request *req)
+{
+    const union MHD_ConnectionInfo *ci;
+    bool ok;
+
+    if (req->hconn && req->hconn->client_cert >= 0)
+        return req->hconn->client_cert;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    ok = ci && vmmd_tls_client_cert_ok(ci->tls_session);
+    if (req->hconn)
+        req->hconn->client_cert = ok;
+    return ok;
+}
+
 /*
  * The first call, with the headers: what can be refused without the body is
  * refused now, so that no client without the token makes the daemon read,
@@ -248,8 +371,14 @@ static bool declared_too_large(struct http_request *req)
  */
 static void admit_request(struct http_server *srv, struct http_request *req)
 {
+    if (req->hconn)
+        req->hconn->deadline_ns = 0; /* the headers are in: the request has what it needs */
     req->bearer_ok = bearer_ok(req);
-    if (req->encoded_nul)
+    if (srv->client_certs && !client_cert_ok(req))
+        http_respond_error(req, API_ERR_FORBIDDEN,
+                           "this endpoint needs a TLS client certificate signed by the "
+                           "daemon's client CA (--tls-client-ca)");
+    else if (req->encoded_nul)
         http_respond_error(req, API_ERR_BAD_REQUEST, "the URL holds an encoded NUL (%%00)");
     else
         srv->admit(srv->d, req);
@@ -342,6 +471,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (http_observer && req->method)
         http_observer(srv->d, req->method, req->route ? req->route : "unmatched", req->status,
                       mono_ns() - req->start_ns);
+    if (req->hconn) {
+        /* The next request on a kept-alive connection has its own deadline; a WebSocket none. */
+        if (req->status == MHD_HTTP_SWITCHING_PROTOCOLS)
+            req->hconn->upgraded = true;
+        else if (!req->hconn->upgraded)
+            req->hconn->deadline_ns = next_deadline(srv);
+    }
     if (req->response)
         MHD_destroy_response(req->response);
     free(req->body);
@@ -350,27 +486,49 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     srv->active--;
 }
 
-int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
-                      http_dispatch_fn admit, http_dispatch_fn dispatch, struct http_server **out)
+int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd,
+                      const struct http_server_opts *opts, http_dispatch_fn admit,
+                      http_dispatch_fn dispatch, struct http_server **out)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
     const union MHD_DaemonInfo *info;
+    const struct vmmd_tls *tls = opts->tls;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO;
+    struct MHD_OptionItem tcp_opts[] = {
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)opts->max_per_ip, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls ? tls->cert_pem : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key_pem : NULL},
+        {tls && tls->client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+         tls ? tls->client_ca_pem : NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
 
     if (!srv)
         return -ENOMEM;
     srv->d = d;
     srv->admit = admit;
     srv->dispatch = dispatch;
-    srv->token = token ? strdup(token) : NULL;
-    srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
-                                    MHD_USE_TURBO,
-                                0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
+    srv->listener = opts->listener;
+    srv->conns.next = srv->conns.prev = &srv->conns;
+    srv->token = opts->token ? strdup(opts->token) : NULL;
+    /* MHD hands NOTIFY_CONNECTION's cls as the option item's pointer. */
+    tcp_opts[1].ptr_value = srv;
+    if (opts->listener != HTTP_LISTENER_UNIX)
+        srv->header_timeout_ns = (uint64_t)opts->header_timeout_s * 1000000000ull;
+    if (tls) {
+        flags |= MHD_USE_TLS;
+        srv->client_certs = tls->client_ca_pem != NULL;
+    }
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
                                 listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                                 /* Its default, said here: headers beyond it get MHD's 431. */
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_END);
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_ARRAY,
+                                opts->listener == HTTP_LISTENER_UNIX ? &tcp_opts[5] : tcp_opts,
+                                MHD_OPTION_END);
     if (!srv->mhd)
         goto err_srv;
     info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -380,6 +538,10 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, con
     srv->poll.data = srv;
     uv_timer_init(loop, &srv->timer);
     srv->timer.data = srv;
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    if (srv->header_timeout_ns)
+        uv_timer_start(&srv->sweep, on_sweep, DEADLINE_SWEEP_MS, DEADLINE_SWEEP_MS);
     uv_poll_start(&srv->poll, UV_READABLE, on_poll);
     run_mhd(srv);
     *out = srv;
@@ -406,6 +568,11 @@ unsigned http_server_active(const struct http_server *srv)
     return srv->active;
 }
 
+unsigned http_server_deadline_closes(const struct http_server *srv)
+{
+    return srv->deadline_closes;
+}
+
 static void free_after_close(uv_handle_t *h)
 {
     struct http_server *srv = h->data;
@@ -420,7 +587,9 @@ void http_server_destroy(struct http_server *srv)
 {
     uv_poll_stop(&srv->poll);
     uv_timer_stop(&srv->timer);
+    uv_timer_stop(&srv->sweep);
     MHD_stop_daemon(srv->mhd);
     uv_close((uv_handle_t *)&srv->poll, NULL);
+    uv_close((uv_handle_t *)&srv->sweep, NULL);
     uv_close((uv_handle_t *)&srv->timer, free_after_close);
 }

@@ -20,10 +20,15 @@
 
 struct vmmd_daemon;
 struct http_server;
+struct http_conn;
+struct vmmd_tls;
+
+enum http_listener { HTTP_LISTENER_UNIX, HTTP_LISTENER_TCP, HTTP_LISTENER_TLS };
 
 struct http_request {
     struct http_server *srv;
     struct MHD_Connection *conn;
+    struct http_conn *hconn; /* the TCP connection's deadline state; NULL on the Unix socket */
     const char *method;
     const char *url;
     char *body;
@@ -45,18 +50,31 @@ struct http_request {
 
 typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req);
 
+struct http_server_opts {
+    enum http_listener listener;
+    const char *token;           /* TCP: the bearer token; NULL on the Unix socket */
+    const struct vmmd_tls *tls;  /* HTTP_LISTENER_TLS: certificate, key, client CA */
+    unsigned max_per_ip;         /* TCP: connections one address may hold */
+    unsigned header_timeout_s;   /* TCP: to deliver complete headers */
+};
+
 /* Serves the API on an already listening socket. With a non-NULL token (TCP)
  * each request says in bearer_ok whether it carried "Authorization: Bearer
  * <token>"; the application decides which routes need it. admit is called
  * with the headers, before any of the body is read, and answers to refuse
  * (401, 404, ...) or leaves the request be; a declared body over
  * API_BODY_MAX is then refused with 413. dispatch is called with the whole
- * body and answers, or suspends and answers later. */
-int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd, const char *token,
-                      http_dispatch_fn admit, http_dispatch_fn dispatch, struct http_server **out);
+ * body and answers, or suspends and answers later. With a client CA, a
+ * request whose connection brought no certificate it signed is refused
+ * with 403 before admit. */
+int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd,
+                      const struct http_server_opts *opts, http_dispatch_fn admit,
+                      http_dispatch_fn dispatch, struct http_server **out);
 /* Stops accepting; requests in flight finish. */
 void http_server_quiesce(struct http_server *srv);
 unsigned http_server_active(const struct http_server *srv);
+/* Connections shut down because their headers were not complete in time. */
+unsigned http_server_deadline_closes(const struct http_server *srv);
 void http_server_destroy(struct http_server *srv);
 
 /* Responses; each consumes what it is given. */
@@ -76,6 +94,9 @@ void http_resume_stream(struct http_request *req);
 
 /* True when the server has no token or candidate is it (compared in constant time). */
 bool http_token_matches(const struct http_request *req, const char *candidate);
+
+/* Which listener the request came in on (for the Origin check). */
+enum http_listener http_listener_of(const struct http_request *req);
 
 const char *http_query(struct http_request *req, const char *key);
 const char *http_header(struct http_request *req, const char *name);

@@ -8,9 +8,23 @@
  * Authorization header (the API), or also ?token= for the two routes a
  * browser opens without being able to set headers (EventSource and
  * WebSocket), or not at all for the dashboard's static files, which hold
- * nothing secret and must load before the login.
+ * nothing secret and must load before the login. Whatever a route says,
+ * a method that changes state (anything but GET and HEAD) needs the header
+ * on TCP: a page on another site can make an operator's browser send a
+ * form POST, never an Authorization header, and a token in a URL is a GET.
+ *
+ * Before any of that, on every listener, a request whose Origin header is
+ * neither the daemon's own (the listener's scheme and the Host header) nor
+ * one of --allowed-origin is refused with 403: a browser sends Origin with
+ * every WebSocket handshake and every cross-origin request, so a page on
+ * another site cannot open the console or the event stream with a token it
+ * got hold of, nor read a 401 to learn which routes exist. Clients that send
+ * no Origin (curl, vmctl) are not browsers and pass. The Unix socket is
+ * checked too, with either scheme: a browser reaches it only through a
+ * proxy, which passes Origin on.
  */
 #include "routes.h"
+#include "access.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -86,9 +100,18 @@ static bool match(const char *tmpl, const char *path, struct route_match *m)
     return *tmpl == 0 && *path == 0;
 }
 
+static bool changes_state(const struct http_request *req)
+{
+    return strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
+}
+
 static bool authorized(struct http_request *req, const struct route *r)
 {
-    if (req->bearer_ok || (r && r->auth == AUTH_NONE))
+    if (req->bearer_ok)
+        return true;
+    if (changes_state(req))
+        return false;
+    if (r && r->auth == AUTH_NONE)
         return true;
     return r && r->auth == AUTH_HEADER_OR_QUERY && http_query(req, "token") &&
            http_token_matches(req, http_query(req, "token"));
@@ -121,6 +144,24 @@ static bool refuse_if_stopping(struct vmmd_daemon *d, struct http_request *req)
     return d->stopping;
 }
 
+static bool refuse_foreign_origin(struct vmmd_daemon *d, struct http_request *req)
+{
+    static const enum access_listener kinds[] = {
+        [HTTP_LISTENER_UNIX] = ACCESS_UNIX,
+        [HTTP_LISTENER_TCP] = ACCESS_TCP_PLAIN,
+        [HTTP_LISTENER_TLS] = ACCESS_TCP_TLS,
+    };
+    const char *origin = http_header(req, "Origin");
+
+    if (access_origin_allowed(origin, http_header(req, "Host"), kinds[http_listener_of(req)],
+                              &d->cfg->allowed_origins))
+        return false;
+    http_respond_error(req, API_ERR_FORBIDDEN,
+                       "Origin %.200s is not this daemon's own origin nor in --allowed-origin",
+                       origin);
+    return true;
+}
+
 /* With the headers, before the body: everything that is answered without it. */
 void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
 {
@@ -128,7 +169,7 @@ void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
     const struct route *found, *any;
     char allow[64];
 
-    if (refuse_if_stopping(d, req))
+    if (refuse_if_stopping(d, req) || refuse_foreign_origin(d, req))
         return;
     found = lookup(req, &m, &any, allow);
     if (found) {
@@ -138,7 +179,10 @@ void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
     /* Unknown paths need the token too: without it nothing says which routes exist. */
     if (!authorized(req, found ? found : any)) {
         http_respond_error(req, API_ERR_UNAUTHORIZED, "%s",
-                           found && found->auth == AUTH_HEADER_OR_QUERY
+                           changes_state(req)
+                               ? "a request that changes state needs Authorization: Bearer "
+                                 "<token> (never ?token=)"
+                           : found && found->auth == AUTH_HEADER_OR_QUERY
                                ? "this endpoint needs Authorization: Bearer <token> or ?token="
                                : "this endpoint needs Authorization: Bearer <token>");
         http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");

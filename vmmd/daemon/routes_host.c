@@ -54,6 +54,17 @@ static json_t *lifecycle_json(void)
     return table;
 }
 
+/* What a TCP client should expect: TLS or not, and how to recognise the certificate. */
+static json_t *tls_json(const struct vmmd_daemon *d)
+{
+    if (!d->tls_enabled)
+        return json_pack("{s:b, s:b}", "enabled", 0, "listening", d->cfg->listen != NULL);
+    return json_pack("{s:b, s:b, s:s, s:s, s:s, s:b}", "enabled", 1, "listening", 1,
+                     "certificate", d->tls.cert_path, "fingerprint_sha256", d->tls.fingerprint,
+                     "public_key_pin", d->tls.pin, "client_certificates",
+                     d->tls.client_ca_pem != NULL);
+}
+
 void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct kvm_flavour kvm = kvm_flavour();
@@ -67,7 +78,7 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
     http_respond_json(
         req, 200,
         json_pack("{s:s, s:{s:s, s:s}, s:{s:i, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
-                  "s:o, s:o, s:o}",
+                  "s:o, s:o, s:o, s:o}",
                   "version", VMMD_VERSION, "kvm", "flavour", kvm.name, "meaning", kvm.meaning,
                   "capacity", "cpus", (int)d->host_cpus, "memory_mib",
                   (json_int_t)(d->host_memory_bytes >> 20), "max_vcpus",
@@ -77,5 +88,6 @@ void route_host_get(struct vmmd_daemon *d, struct http_request *req, const struc
                   "allocation", "vms_defined", (json_int_t)a.defined, "vms_running",
                   (json_int_t)a.running, "vcpus", (json_int_t)a.vcpus, "memory_mib",
                   (json_int_t)a.memory_mib, "image_dirs", dirs, "lifecycle", lifecycle_json(),
-                  "sandbox", sandbox_host_json(supervisor_sandbox(d->sup))));
+                  "sandbox", sandbox_host_json(supervisor_sandbox(d->sup)), "tls",
+                  tls_json(d)));
 }

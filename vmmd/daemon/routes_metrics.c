@@ -234,6 +234,11 @@ static void daemon_metrics(struct strbuf *t, struct vmmd_daemon *d, unsigned una
                    "Event stream clients disconnected for falling too far behind.");
     strbuf_printf(t, "vmmd_event_stream_clients_dropped_total %llu\n",
                    (unsigned long long)d->metrics.event_clients_dropped);
+    metrics_family(t, "vmmd_http_header_timeouts_total", "counter",
+                   "TCP connections closed for not sending complete request headers within "
+                   "--header-timeout.");
+    strbuf_printf(t, "vmmd_http_header_timeouts_total %u\n",
+                   d->http_tcp ? http_server_deadline_closes(d->http_tcp) : 0);
 }
 
 static void on_deadline_closed(uv_handle_t *h)

@@ -14,6 +14,14 @@
  */
 #define VMMD_DEFAULT_MAX_VMS 4096
 
+/*
+ * Event retention: a week of history is what a dashboard or a reconnecting
+ * client needs; 100,000 events (about 15 MB with their index) bound a host
+ * whose VMs change state all the time.
+ */
+#define VMMD_DEFAULT_EVENTS_MAX_AGE_S (7 * 86400)
+#define VMMD_DEFAULT_EVENTS_MAX_COUNT 100000
+
 struct vmmd_config {
     const char *config_file;
     const char *state_dir;
@@ -28,6 +36,8 @@ struct vmmd_config {
     uint64_t max_vms;               /* VM definitions the store may hold */
     const char *dashboard_dir;      /* the web dashboard's files; NULL: none found */
     uint64_t events_max_lag;        /* an event stream this many events behind is dropped */
+    uint64_t events_max_age_s;      /* retention: events older than this are pruned */
+    uint64_t events_max_count;      /* retention: at most this many events are kept */
     bool help;
 
     /* Derived at load time, owned. */

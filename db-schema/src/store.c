@@ -1022,6 +1022,16 @@ static int set_wal(struct db_store *db, const char *path, char *err, size_t errl
         ret = sqlite_errno(db->sql, rc);
     }
     sqlite3_finalize(st);
+    if (!ret) {
+        /*
+         * Keep the -wal and -shm files when the daemon closes the database:
+         * a restart then needs no new file and no new block, so a daemon
+         * restarted on a full filesystem still opens the store and serves
+         * reads (writes get 507 until there is room).
+         */
+        int one = 1;
+        sqlite3_file_control(db->sql, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    }
     return ret;
 }
 

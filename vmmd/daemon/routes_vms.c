@@ -77,7 +77,7 @@ static bool room_for_one_more(struct vmmd_daemon *d, struct http_request *req)
     int rc = db_vm_count(d->db, NULL, &defined);
 
     if (rc) {
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", db_last_error(d->db));
+        routes_respond_store_error(d, req, rc, "create");
         return false;
     }
     if (defined >= d->cfg->max_vms) {
@@ -117,7 +117,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     if (rc == -EEXIST) {
         http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
     } else if (rc) {
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "create");
     } else {
         vmmd_event_committed(d, ev);
         log_info("vm %s (%s) created", vm.name, vm.id);
@@ -161,7 +161,7 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
     if (rc == -EEXIST)
         http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
     else if (rc)
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "update");
     else {
         vmmd_event_committed(d, ev);
         respond_vm(d, req, 200, vm.id);
@@ -196,8 +196,7 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
     int rc = db_vm_delete(d->db, id, &ev);
 
     if (rc) {
-        http_respond_error(req, rc == -ENOENT ? API_ERR_NOT_FOUND : API_ERR_INTERNAL,
-                           "delete: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "delete");
         return;
     }
     vmmd_event_committed(d, ev);

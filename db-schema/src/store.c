@@ -474,7 +474,7 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
                     size_t *deleted)
 {
     sqlite3_stmt *head = db->stmt[STMT_EV_HEAD], *del = db->stmt[STMT_EV_DELETE_THROUGH];
-    int64_t last, through = 0;
+    int64_t last, through = 0, gone = 0;
     size_t n = 0;
     int rc = SQLITE_OK, ret;
 
@@ -515,13 +515,9 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
         ret = run_bound(db, del, rc);
     }
 out:
-    if (ret) {
-        tx_rollback(db);
-        return ret;
-    }
-    ret = tx_commit(db);
+    ret = end_write(db, ret, (int64_t)n, &gone);
     if (!ret && deleted)
-        *deleted = n;
+        *deleted = (size_t)gone;
     return ret;
 }
 

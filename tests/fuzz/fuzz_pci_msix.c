@@ -23,30 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "devices/legacy/pci_host.h"
 #include "devices/legacy/piix_ide.h"
-#include "devices/pci/pci_bus.h"
 #include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_rng.h"
-#include "fake_platform.h"
+#include "fuzz_machine.h"
+#include "fuzz_reader.h"
 
 #define MAX_OPS 1024
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct reader {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint64_t take(struct reader *r, unsigned bytes)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < bytes && r->left; i++, r->p++, r->left--)
-        v |= (uint64_t)*r->p << (8 * i);
-    return v;
-}
 
 static void console_out(void *opaque, const uint8_t *buf, size_t len)
 {
@@ -58,10 +43,7 @@ static const unsigned devfns[] = {PIIX_IDE_DEVFN, 0x10, 0x18, 0x20};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fake_platform fp;
-    struct hv_bus bus;
-    struct pci_bus pb;
-    struct pci_host host;
+    struct fuzz_machine m;
     struct piix_ide *ide;
     struct block_image *disks[4] = {0};
     struct virtio_rng *rng;
@@ -69,22 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct virtio_pci *vps[2];
     struct reader r = {data, size};
 
-    fake_platform_init(&fp);
-    fake_platform_enable_pci(&fp);
-    fake_platform_add_ram(&fp, 4096);
-    if (!fp.ram.host || hv_bus_init(&bus) != 0)
-        abort();
-    pci_bus_init(&pb, &fp.platform);
-    if (pci_host_init(&host, &fp.platform, &pb) != 0 ||
-        hv_bus_register(&bus, HV_BUS_PIO, PCI_HOST_BASE, PCI_HOST_LEN, &host.dev) != 0 ||
-        pci_bus_register_windows(&pb, &bus) != 0 ||
-        piix_ide_create(&ide, &fp.platform, disks, &bus, &pb) != 0 ||
-        virtio_rng_create(&rng, &fp.platform) != 0 ||
-        virtio_console_create(&con, &fp.platform, console_out, NULL) != 0)
+    fuzz_machine_init(&m, 4096, true);
+    if (piix_ide_create(&ide, &m.fp.platform, disks, &m.bus, &m.pb) != 0 ||
+        virtio_rng_create(&rng, &m.fp.platform) != 0 ||
+        virtio_console_create(&con, &m.fp.platform, console_out, NULL) != 0)
         abort();
     vps[0] = virtio_rng_transport(rng);
     vps[1] = virtio_console_transport(con);
-    if (pci_bus_add(&pb, &vps[0]->pdev, 0x10) != 0 || pci_bus_add(&pb, &vps[1]->pdev, 0x18) != 0)
+    if (pci_bus_add(&m.pb, &vps[0]->pdev, 0x10) != 0 || pci_bus_add(&m.pb, &vps[1]->pdev, 0x18) != 0)
         abort();
 
     for (unsigned n = 0; n < MAX_OPS && r.left; n++) {
@@ -98,35 +72,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             v = 0x80000000u | devfns[sel & 3] << 8 | (sel & 0xfc) | (take(&r, 1) & 0x3) << 8;
             if (op & 0x80)
                 v = take(&r, 4); /* anything at all, bus numbers and the enable bit included */
-            hv_bus_access(&bus, HV_BUS_PIO, 0xcf8, &v, 4, true);
+            hv_bus_access(&m.bus, HV_BUS_PIO, 0xcf8, &v, 4, true);
             break;
         case 1: /* 0xCFC-0xCFF, any width */
             if (write)
                 v = take(&r, len);
-            hv_bus_access(&bus, HV_BUS_PIO, 0xcfc + (sel & 3), &v, len, write);
+            hv_bus_access(&m.bus, HV_BUS_PIO, 0xcfc + (sel & 3), &v, len, write);
             break;
         case 2: { /* BAR sizing and moving, as firmware does it: all ones, read, write */
             unsigned devfn = devfns[sel & 3], reg = 0x10 + 4 * (sel >> 2 & 7);
-            pci_bus_config_write(&pb, devfn, reg, 4, 0xffffffffu);
-            pci_bus_config_read(&pb, devfn, reg, 4);
-            pci_bus_config_write(&pb, devfn, reg, 4, (uint32_t)take(&r, 4));
+            pci_bus_config_write(&m.pb, devfn, reg, 4, 0xffffffffu);
+            pci_bus_config_read(&m.pb, devfn, reg, 4);
+            pci_bus_config_write(&m.pb, devfn, reg, 4, (uint32_t)take(&r, 4));
             break;
         }
         case 3: /* the command register: decoding and bus mastering on or off */
-            pci_bus_config_write(&pb, devfns[sel & 3], 0x04, 2, (uint32_t)take(&r, 2));
+            pci_bus_config_write(&m.pb, devfns[sel & 3], 0x04, 2, (uint32_t)take(&r, 2));
             break;
         case 4: { /* the memory window, where BARs (MSI-X table, PBA, virtio regs) decode */
             uint64_t off = take(&r, 3) | (uint64_t)(sel & 0x3f) << 24;
             if (write)
                 v = take(&r, len);
-            hv_bus_access(&bus, HV_BUS_MMIO, PCI_MMIO_WINDOW_BASE + off, &v, len, write);
+            hv_bus_access(&m.bus, HV_BUS_MMIO, PCI_MMIO_WINDOW_BASE + off, &v, len, write);
             break;
         }
         case 5: { /* the I/O window (the IDE bus-master BAR, wherever it is) */
             uint64_t off = take(&r, 2) & 0x3fff;
             if (write)
                 v = take(&r, len);
-            hv_bus_access(&bus, HV_BUS_PIO, PCI_PIO_WINDOW_BASE + off, &v, len, write);
+            hv_bus_access(&m.bus, HV_BUS_PIO, PCI_PIO_WINDOW_BASE + off, &v, len, write);
             break;
         }
         case 6: { /* a device interrupts on one of its vectors (any number) */
@@ -138,9 +112,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         default: /* a reset of everything, as on a reboot */
             if (sel & 1)
-                hv_bus_reset(&bus);
+                hv_bus_reset(&m.bus);
             else
-                pci_bus_config_read(&pb, devfns[sel >> 1 & 3], take(&r, 1), len > 4 ? 4 : len);
+                pci_bus_config_read(&m.pb, devfns[sel >> 1 & 3], take(&r, 1), len > 4 ? 4 : len);
             break;
         }
     }
@@ -148,7 +122,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtio_console_destroy(con);
     virtio_rng_destroy(rng);
     piix_ide_destroy(ide);
-    hv_bus_destroy(&bus);
-    fake_platform_free_ram(&fp);
+    fuzz_machine_free(&m);
     return 0;
 }

@@ -36,13 +36,13 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
 
-#include "devices/legacy/pci_host.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_net.h"
 #include "devices/virtio/virtio_rng.h"
-#include "fake_platform.h"
+#include "fuzz_machine.h"
+#include "fuzz_reader.h"
 
 #define VIRTIO_BLK_DEVICE     1
 #define VIRTIO_NET_DEVICE     2
@@ -87,20 +87,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     close(fd);
 #endif
     return 0;
-}
-
-struct reader {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint64_t take(struct reader *r, unsigned bytes)
-{
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < bytes && r->left; i++, r->p++, r->left--)
-        v |= (uint64_t)*r->p << (8 * i);
-    return v;
 }
 
 static void console_out(void *opaque, const uint8_t *buf, size_t len)
@@ -277,24 +263,12 @@ static const uint32_t areas[] = {0, ISR_OFF, DEVICE_OFF, NOTIFY_OFF};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fake_platform fp;
-    struct hv_bus bus;
-    struct pci_bus pb;
-    struct pci_host host;
+    struct fuzz_machine m;
     struct dev d;
     struct reader r = {data, size};
 
-    fake_platform_init(&fp);
-    fake_platform_enable_pci(&fp);
-    fake_platform_add_ram(&fp, RAM_SIZE);
-    if (!fp.ram.host || hv_bus_init(&bus) != 0)
-        abort();
-    pci_bus_init(&pb, &fp.platform);
-    if (pci_host_init(&host, &fp.platform, &pb) != 0 ||
-        hv_bus_register(&bus, HV_BUS_PIO, PCI_HOST_BASE, PCI_HOST_LEN, &host.dev) != 0 ||
-        pci_bus_register_windows(&pb, &bus) != 0 || dev_create(&d, &fp) != 0)
-        abort();
-    if (pci_bus_add(&pb, &d.vp->pdev, DEVFN) != 0)
+    fuzz_machine_init(&m, RAM_SIZE, true);
+    if (dev_create(&d, &m.fp) != 0 || pci_bus_add(&m.pb, &d.vp->pdev, DEVFN) != 0)
         abort();
 
     for (unsigned n = 0; n < MAX_OPS && r.left; n++) {
@@ -305,35 +279,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op & 15) {
         case 0: /* BAR0 write: common config, ISR, device config, notify */
         case 1:
-            addr = bar_base(&pb, 0) + areas[sel >> 6] + (sel & 63);
+            addr = bar_base(&m.pb, 0) + areas[sel >> 6] + (sel & 63);
             v = take(&r, len);
-            hv_bus_access(&bus, HV_BUS_MMIO, addr, &v, len, true);
+            hv_bus_access(&m.bus, HV_BUS_MMIO, addr, &v, len, true);
             break;
         case 2: /* BAR0 read */
-            addr = bar_base(&pb, 0) + areas[sel >> 6] + (sel & 63);
-            hv_bus_access(&bus, HV_BUS_MMIO, addr, &v, len, false);
+            addr = bar_base(&m.pb, 0) + areas[sel >> 6] + (sel & 63);
+            hv_bus_access(&m.bus, HV_BUS_MMIO, addr, &v, len, false);
             break;
         case 3: /* MSI-X table and PBA in BAR1 */
-            addr = bar_base(&pb, 1) + (sel & 0x80 ? 0x800 : 0) + (sel & 0x7f);
+            addr = bar_base(&m.pb, 1) + (sel & 0x80 ? 0x800 : 0) + (sel & 0x7f);
             v = take(&r, len);
-            hv_bus_access(&bus, HV_BUS_MMIO, addr, &v, len, op & 0x40);
+            hv_bus_access(&m.bus, HV_BUS_MMIO, addr, &v, len, op & 0x40);
             break;
         case 4: /* configuration space through 0xCF8/0xCFC (BARs, command, MSI-X control) */
             v = 0x80000000u | DEVFN << 8 | (sel & 0xfc);
-            hv_bus_access(&bus, HV_BUS_PIO, 0xcf8, &v, 4, true);
+            hv_bus_access(&m.bus, HV_BUS_PIO, 0xcf8, &v, 4, true);
             v = take(&r, 4);
-            hv_bus_access(&bus, HV_BUS_PIO, 0xcfc + (sel & 3), &v, len > 4 ? 4 : len,
+            hv_bus_access(&m.bus, HV_BUS_PIO, 0xcfc + (sel & 3), &v, len > 4 ? 4 : len,
                           op & 0x40);
             break;
         case 5: { /* guest RAM: up to 255 bytes at an offset (rings, buffers, headers) */
             unsigned at = (unsigned)take(&r, 2), count = sel;
             for (unsigned i = 0; i < count && r.left; i++)
-                fp.ram.host[(at + i) % RAM_SIZE] = (uint8_t)take(&r, 1);
+                m.fp.ram.host[(at + i) % RAM_SIZE] = (uint8_t)take(&r, 1);
             break;
         }
         case 6: { /* a descriptor: addr (2 bytes, in RAM), len, flags, next */
             unsigned q = sel >> 5 & 7, i = sel & 31;
-            uint8_t *desc = fp.ram.host + RING_BASE + q * 0x1000 + i * 16;
+            uint8_t *desc = m.fp.ram.host + RING_BASE + q * 0x1000 + i * 16;
             uint64_t a = take(&r, 2);
             uint32_t l = (uint32_t)take(&r, 2);
             uint16_t flags = (uint16_t)take(&r, 1), next = (uint16_t)take(&r, 1);
@@ -345,7 +319,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 7: { /* the driver makes descriptor head available on queue q and kicks */
             unsigned q = sel >> 5 & 7;
-            uint8_t *avail = fp.ram.host + RING_BASE + q * 0x1000 + 0x800;
+            uint8_t *avail = m.fp.ram.host + RING_BASE + q * 0x1000 + 0x800;
             uint16_t idx, head = (uint16_t)take(&r, 1), qsize;
             memcpy(&idx, avail + 2, 2);
             qsize = (uint16_t)(sel & 31) + 1;
@@ -353,12 +327,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             idx++;
             memcpy(avail + 2, &idx, 2);
             v = 0;
-            hv_bus_access(&bus, HV_BUS_MMIO, bar_base(&pb, 0) + NOTIFY_OFF + q * NOTIFY_MULTIPLIER,
+            hv_bus_access(&m.bus, HV_BUS_MMIO, bar_base(&m.pb, 0) + NOTIFY_OFF + q * NOTIFY_MULTIPLIER,
                           &v, 2, true);
             break;
         }
         case 8: /* bring a queue up the way a driver does */
-            bring_up(&bus, &pb, sel & 7, 1u << (sel >> 3 & 7), take(&r, 4));
+            bring_up(&m.bus, &m.pb, sel & 7, 1u << (sel >> 3 & 7), take(&r, 4));
             break;
         case 9: { /* host input: a frame for net, keystrokes for the console */
             uint8_t buf[256];
@@ -369,20 +343,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 10: /* direct configuration write (BAR moves, MSI-X enable and mask) */
-            pci_bus_config_write(&pb, DEVFN, sel & 0xfc, 4, (uint32_t)take(&r, 4));
+            pci_bus_config_write(&m.pb, DEVFN, sel & 0xfc, 4, (uint32_t)take(&r, 4));
             break;
         case 11: /* a device reset, as on a guest reboot */
-            hv_bus_reset(&bus);
+            hv_bus_reset(&m.bus);
             break;
         default: /* configuration read of any width */
-            pci_bus_config_read(&pb, DEVFN, sel, len > 4 ? 4 : len);
+            pci_bus_config_read(&m.pb, DEVFN, sel, len > 4 ? 4 : len);
             break;
         }
         io_thread_round(&d);
     }
 
     dev_destroy(&d);
-    hv_bus_destroy(&bus);
-    fake_platform_free_ram(&fp);
+    fuzz_machine_free(&m);
     return 0;
 }

@@ -5,9 +5,9 @@
 # corpus, then prints what libFuzzer's final stats say: executions per
 # second, coverage (cov: edges, ft: features) and the corpus it grew.
 # Any crash, leak, sanitizer report or hang fails the run (exit 1) and names
-# the input that did it. The `fuzz` ctest runs this briefly (10 s each).
+# the input that did it. The `fuzz` ctest runs this briefly (5 s each).
 #
-# Usage: bench/fuzz.sh [SECONDS] [TARGET...]   (targets: the fuzz_<target>.c in tests/fuzz)
+# Usage: bench/fuzz.sh [SECONDS] [TARGET...]   (targets: VMMD_FUZZ_TARGETS in tests/fuzz/CMakeLists.txt)
 # The tree is $VMMD_FUZZ_BUILD (default build-fuzz/); grown corpora, logs and
 # crashing inputs go under it, never into the committed tests/fuzz/corpus.
 set -uo pipefail
@@ -21,12 +21,6 @@ if [[ ! $SECONDS_EACH =~ ^[0-9]+$ ]] || ((SECONDS_EACH < 1)); then
     exit 2
 fi
 TARGETS=("$@")
-if ((${#TARGETS[@]} == 0)); then
-    for f in "$ROOT"/tests/fuzz/fuzz_*.c; do
-        t=${f##*/fuzz_}
-        TARGETS+=("${t%.c}")
-    done
-fi
 if ! command -v clang >/dev/null; then
     echo "SKIPPED: clang is not installed (scripts/setup.sh installs it and libFuzzer)" >&2
     exit 77
@@ -45,8 +39,17 @@ if ! cmake --build "$BUILD" --target fuzz -j"$(nproc)" >"$BUILD/build.log" 2>&1;
     exit 1
 fi
 
+# Every target tests/fuzz/CMakeLists.txt builds (one source may make several, as
+# fuzz_virtio_pci.c makes one per virtio device).
+if ((${#TARGETS[@]} == 0)); then
+    for f in "$BUILD"/tests/fuzz/fuzz_*; do
+        [[ -f $f && -x $f ]] || continue
+        TARGETS+=("${f##*/fuzz_}")
+    done
+fi
+
 status=0
-printf '%-10s %8s %10s %8s %8s %8s  %s\n' target seconds runs exec/s cov ft corpus
+printf '%-15s %8s %10s %8s %8s %8s  %s\n' target seconds runs exec/s cov ft corpus
 for t in "${TARGETS[@]}"; do
     bin=$BUILD/tests/fuzz/fuzz_$t
     seeds=$ROOT/tests/fuzz/corpus/$t
@@ -70,7 +73,7 @@ for t in "${TARGETS[@]}"; do
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$done_line")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$done_line")
     corp=$(sed -nE 's/.* corp: ([^ ]+).*/\1/p' <<<"$done_line")
-    printf '%-10s %8s %10s %8s %8s %8s  %s\n' "$t" "$SECONDS_EACH" "${runs:--}" "${eps:--}" \
+    printf '%-15s %8s %10s %8s %8s %8s  %s\n' "$t" "$SECONDS_EACH" "${runs:--}" "${eps:--}" \
         "${cov:--}" "${ft:--}" "${corp:--}"
     if ((rc != 0)); then
         grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" | head -n 10

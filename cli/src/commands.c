@@ -1156,6 +1156,14 @@ static void print_event(const struct cli_ctx *ctx, const char *id, const char *t
     const char *name;
 
     ev = json_loads(data, 0, NULL);
+    /* Retention pruned events this stream would have shown: say where the gap is. */
+    if (strcmp(type, "events.reset") == 0) {
+        printf("%-6s %-17s %s\n", id, type,
+               ev && jstr(ev, "detail") ? jstr(ev, "detail") : "events are missing here");
+        fflush(stdout);
+        json_decref(ev);
+        return;
+    }
     name = ev ? jstr(ev, "name") : NULL;
     printf("%-6s %-17s %-20s", id, type, name ? name : "-");
     if (ev && jstr(ev, "state")) {
@@ -1309,7 +1317,7 @@ const struct cli_command cli_commands[] = {
      "      --tail N             the last N bytes (default 65536)\n"
      "      --follow             keep printing new output until interrupted\n"},
     {"events", cmd_events, "[--follow]",
-     "Print the daemon's events from the first one (json: one Event object a line).",
+     "Print the daemon's events from the oldest one kept (json: one Event object a line).",
      "      --follow             keep printing new events until interrupted\n"},
     {"stats", cmd_stats, "NAME",
      "Show a running VM's uptime, memory, exit counters and each disk's and NIC's traffic.", NULL},

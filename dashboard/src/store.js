@@ -87,6 +87,11 @@ const handlers = {
   'daemon.started'() {
     emit('daemon');
   },
+  // Retention pruned events this page had not seen: what it holds may be
+  // stale, so list again and follow from there.
+  'events.reset'() {
+    connect().catch(() => {});
+  },
 };
 
 function openStream(since) {

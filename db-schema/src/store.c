@@ -104,6 +104,12 @@ enum vm_column {
     X(EV_SINCE, "SELECT id, ts, type, vm_id, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2") \
     /* The last id handed out, not max(id): that stays right once old events are pruned. */        \
     X(EV_LAST_ID, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")   \
+    /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */   \
+    X(EV_OLDEST_ID, "SELECT coalesce((SELECT min(id) FROM events), "                               \
+                    "(SELECT seq FROM sqlite_sequence WHERE name = 'events') + 1, 1)")             \
+    /* The oldest events, for the retention check in db_events_prune (?1: how many). */           \
+    X(EV_HEAD, "SELECT id, ts FROM events ORDER BY id LIMIT ?1")                                   \
+    X(EV_DELETE_THROUGH, "DELETE FROM events WHERE id <= ?1")                                      \
     X(SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
 
 /* clang-format cannot tell that DB_STATEMENTS(X) expands to enumerators. */
@@ -467,6 +473,59 @@ int db_event_insert(struct db_store *db, const char *type, const char *vm_id, co
     return end_write(db, ret, ret ? 0 : sqlite3_last_insert_rowid(db->sql), event_id);
 }
 
+static int64_t query_int(struct db_store *db, enum db_stmt_id which);
+
+int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count, size_t batch,
+                    size_t *deleted)
+{
+    sqlite3_stmt *head = db->stmt[STMT_EV_HEAD], *del = db->stmt[STMT_EV_DELETE_THROUGH];
+    int64_t last, through = 0, gone = 0;
+    size_t n = 0;
+    int rc = SQLITE_OK, ret;
+
+    if (deleted)
+        *deleted = 0;
+    if (batch == 0 || batch > INT32_MAX)
+        return db_fail(db, -EINVAL, "prune batch must be 1 to %d events", INT32_MAX);
+    ret = tx_begin(db);
+    if (ret)
+        return ret;
+    last = query_int(db, STMT_EV_LAST_ID);
+    if (last < 0) {
+        ret = (int)last;
+        goto out;
+    }
+    /*
+     * Only a prefix of the table goes, so what is kept is always one run of
+     * ids from db_events_oldest_id() on: an event newer than the cut-off
+     * stops the walk even if an older timestamp (the clock stepped back)
+     * follows it.
+     */
+    bind_int(head, 1, (int64_t)batch, &rc);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(head)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(head, 0), ts = sqlite3_column_int64(head, 1);
+        bool over_count = keep_count < (uint64_t)INT64_MAX && id <= last - (int64_t)keep_count;
+
+        if (!over_count && ts >= before_ts)
+            break;
+        through = id;
+        n++;
+        rc = SQLITE_OK;
+    }
+    ret = rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(db, rc);
+    stmt_done(head);
+    if (!ret && n) {
+        rc = SQLITE_OK;
+        bind_int(del, 1, through, &rc);
+        ret = run_bound(db, del, rc);
+    }
+out:
+    ret = end_write(db, ret, (int64_t)n, &gone);
+    if (!ret && deleted)
+        *deleted = (size_t)gone;
+    return ret;
+}
+
 /*
  * Column readers. The table's CHECKs bound what lands in the fixed-size
  * fields, so text that does not fit means the file was edited behind our
@@ -774,6 +833,11 @@ int64_t db_last_event_id(struct db_store *db)
     return query_int(db, STMT_EV_LAST_ID);
 }
 
+int64_t db_events_oldest_id(struct db_store *db)
+{
+    return query_int(db, STMT_EV_OLDEST_ID);
+}
+
 int64_t db_size_bytes(struct db_store *db)
 {
     return query_int(db, STMT_SIZE);
@@ -961,6 +1025,16 @@ static int set_wal(struct db_store *db, const char *path, char *err, size_t errl
         ret = sqlite_errno(db->sql, rc);
     }
     sqlite3_finalize(st);
+    if (!ret) {
+        /*
+         * Keep the -wal and -shm files when the daemon closes the database:
+         * a restart then needs no new file and no new block, so a daemon
+         * restarted on a full filesystem still opens the store and serves
+         * reads (writes get 507 until there is room).
+         */
+        int one = 1;
+        sqlite3_file_control(db->sql, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    }
     return ret;
 }
 

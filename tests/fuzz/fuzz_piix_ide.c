@@ -19,9 +19,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "devices/legacy/pci_host.h"
 #include "devices/legacy/piix_ide.h"
-#include "fake_platform.h"
+#include "fuzz_machine.h"
+#include "fuzz_reader.h"
 
 #define RAM_SIZE (64u << 10)
 #define DISK_SECTORS 64
@@ -56,26 +56,9 @@ static const uint16_t ports[] = {0x1f0, 0x1f1, 0x1f2, 0x1f3, 0x1f4, 0x1f5, 0x1f6
                                  0xcf8, 0xcfc, 0xcfd, 0xcfe, 0xcff};
 #define NR_PORTS (sizeof(ports) / sizeof(ports[0]))
 
-struct reader {
-    const uint8_t *p;
-    size_t left;
-};
-
-static unsigned take(struct reader *r, unsigned bytes)
-{
-    unsigned v = 0;
-
-    for (unsigned i = 0; i < bytes && r->left; i++, r->p++, r->left--)
-        v |= (unsigned)*r->p << (8 * i);
-    return v;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fake_platform fp;
-    struct hv_bus bus;
-    struct pci_bus pb;
-    struct pci_host host;
+    struct fuzz_machine m;
     struct piix_ide *ide;
     struct block_image *disks[4] = {0};
     struct reader r = {data, size};
@@ -88,16 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         img[i].stats = (struct block_image_stats){0};
         disks[i] = &img[i];
     }
-    fake_platform_init(&fp);
-    fake_platform_add_ram(&fp, RAM_SIZE);
-    if (!fp.ram.host || hv_bus_init(&bus) != 0)
-        abort();
-    pci_bus_init(&pb, &fp.platform);
-    /* As the machine has them (vm.c): the 0xCF8/0xCFC host bridge, then the PCI windows. */
-    if (pci_host_init(&host, &fp.platform, &pb) != 0 ||
-        hv_bus_register(&bus, HV_BUS_PIO, PCI_HOST_BASE, PCI_HOST_LEN, &host.dev) != 0 ||
-        pci_bus_register_windows(&pb, &bus) != 0 ||
-        piix_ide_create(&ide, &fp.platform, disks, &bus, &pb) != 0)
+    fuzz_machine_init(&m, RAM_SIZE, false);
+    if (piix_ide_create(&ide, &m.fp.platform, disks, &m.bus, &m.pb) != 0)
         abort();
 
     for (unsigned n = 0; n < MAX_OPS && r.left; n++) {
@@ -110,43 +85,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sel < 0x80)
             port = ports[sel % NR_PORTS];
         else
-            port = (uint16_t)((pci_bus_config_read(&pb, PIIX_IDE_DEVFN, 0x20, 4) & ~3u) + (sel & 15));
+            port = (uint16_t)((pci_bus_config_read(&m.pb, PIIX_IDE_DEVFN, 0x20, 4) & ~3u) + (sel & 15));
         switch (op & 7) {
         case 0: /* out */
         case 1:
             v = take(&r, len > 4 ? 4 : len);
-            hv_bus_access(&bus, HV_BUS_PIO, port, &v, len > 4 ? 4 : len, true);
+            hv_bus_access(&m.bus, HV_BUS_PIO, port, &v, len > 4 ? 4 : len, true);
             break;
         case 2: /* in */
-            hv_bus_access(&bus, HV_BUS_PIO, port, &v, len > 4 ? 4 : len, false);
+            hv_bus_access(&m.bus, HV_BUS_PIO, port, &v, len > 4 ? 4 : len, false);
             break;
         case 3: { /* a run of word ins, as rep insw does for a PIO sector (0: 256) */
             unsigned count = take(&r, 1);
             for (unsigned i = 0; i < (count ? count : 256); i++)
-                hv_bus_access(&bus, HV_BUS_PIO, port, &v, 2, false);
+                hv_bus_access(&m.bus, HV_BUS_PIO, port, &v, 2, false);
             break;
         }
         case 4: { /* guest RAM: up to 255 bytes at an offset, e.g. a PRD table */
             unsigned at = take(&r, 2), count = take(&r, 1);
             for (unsigned i = 0; i < count && r.left; i++)
-                fp.ram.host[(at + i) % RAM_SIZE] = (uint8_t)take(&r, 1);
+                m.fp.ram.host[(at + i) % RAM_SIZE] = (uint8_t)take(&r, 1);
             break;
         }
         case 5: /* PCI configuration space directly (BAR4, command register) */
             v = take(&r, 4);
-            pci_bus_config_write(&pb, PIIX_IDE_DEVFN, sel & 0xfc, 4, v);
+            pci_bus_config_write(&m.pb, PIIX_IDE_DEVFN, sel & 0xfc, 4, v);
             break;
         case 6:
-            pci_bus_config_read(&pb, PIIX_IDE_DEVFN, sel, len > 4 ? 4 : len);
+            pci_bus_config_read(&m.pb, PIIX_IDE_DEVFN, sel, len > 4 ? 4 : len);
             break;
         default: /* a device reset, as on a guest reboot */
-            hv_bus_reset(&bus);
+            hv_bus_reset(&m.bus);
             break;
         }
     }
 
     piix_ide_destroy(ide);
-    hv_bus_destroy(&bus);
-    fake_platform_free_ram(&fp);
+    fuzz_machine_free(&m);
     return 0;
 }

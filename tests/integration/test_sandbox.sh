@@ -114,6 +114,16 @@ check "a CPU weight out of range: 422 naming the field" \
 api PATCH /v1/vms/one '{"memory_mib":64}'
 check "other fields still need a stopped VM: 409" $([[ $status == 409 ]]; echo $?)
 
+# --- the control protocol inside the sandbox (what the fuzzer found odd) ---------
+reply=$(printf '{"cmd":"status"}\0junk\n' | socat -t 1 - "UNIX-CONNECT:$STATE/run/$two/control.sock" 2>/dev/null)
+check "a control line with a NUL byte: refused at once, not left pending" \
+    $(grep -q "must not contain NUL" <<<"$reply"; echo $?)
+# (stdin stays open a while: the worker takes a client's EOF as its leaving)
+reply=$( (printf '{"cmd":"attach"}\nsame-packet\n'; sleep 1) |
+    socat -t 1 - "UNIX-CONNECT:$STATE/run/$two/control.sock" 2>/dev/null)
+check "input in the same packet as attach reaches the guest" \
+    $(grep -q "same-packet" <<<"$reply"; echo $?)
+
 # --- a forbidden call ends the worker, and only that worker ---------------------
 reply=$(control "$one" '{"cmd":"selftest-forbidden-syscall"}')
 wait_state one crashed 5

@@ -99,6 +99,14 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "sandbox-uid-count", .type = VMMD_OPT_UINT, .offset = OFF(sandbox_uid_count),
      .metavar = "N", .help = "size of that range: VMs that may run at once; default 65536",
      .min = 1, .max = 16777216},
+    {.name = "events-max-age", .type = VMMD_OPT_UINT, .offset = OFF(events_max_age_s),
+     .metavar = "SECONDS",
+     .help = "events older than this are deleted (a stream resuming from before them gets an "
+             "events.reset event); default 604800 (7 days)",
+     .min = 1, .max = 10ull * 365 * 86400},
+    {.name = "events-max-count", .type = VMMD_OPT_UINT, .offset = OFF(events_max_count),
+     .metavar = "N", .help = "keep at most the newest N events; default 100000",
+     .min = 10, .max = 100000000},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -197,6 +205,10 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->dashboard_dir = cfg->derived[3] = default_dashboard_dir();
     if (cfg->events_max_lag == 0)
         cfg->events_max_lag = 1000;
+    if (cfg->events_max_age_s == 0)
+        cfg->events_max_age_s = VMMD_DEFAULT_EVENTS_MAX_AGE_S;
+    if (cfg->events_max_count == 0)
+        cfg->events_max_count = VMMD_DEFAULT_EVENTS_MAX_COUNT;
     if (cfg->max_vms == 0)
         cfg->max_vms = VMMD_DEFAULT_MAX_VMS;
     if (cfg->sandbox_uid_base == 0)

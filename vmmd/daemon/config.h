@@ -17,6 +17,13 @@
 /* Far above the uids of people and services, below nobody's 32-bit range's end. */
 #define VMMD_DEFAULT_SANDBOX_UID_BASE  900000000u
 #define VMMD_DEFAULT_SANDBOX_UID_COUNT 65536u
+/*
+ * Event retention: a week of history is what a dashboard or a reconnecting
+ * client needs; 100,000 events (about 15 MB with their index) bound a host
+ * whose VMs change state all the time.
+ */
+#define VMMD_DEFAULT_EVENTS_MAX_AGE_S (7 * 86400)
+#define VMMD_DEFAULT_EVENTS_MAX_COUNT 100000
 
 struct vmmd_config {
     const char *config_file;
@@ -41,6 +48,8 @@ struct vmmd_config {
     struct vmmd_opt_list allowed_origins; /* browser Origins allowed besides the daemon's own */
     uint64_t max_connections_per_ip;
     uint64_t header_timeout_s;      /* to send complete headers, from connect or last answer */
+    uint64_t events_max_age_s;      /* retention: events older than this are pruned */
+    uint64_t events_max_count;      /* retention: at most this many events are kept */
     bool help;
 
     /* Derived at load time, owned. */

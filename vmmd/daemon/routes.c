@@ -215,6 +215,32 @@ void vmmd_print_routes(void)
         printf("%s %s\n", routes[i].method, routes[i].path);
 }
 
+void routes_respond_store_error(struct vmmd_daemon *d, struct http_request *req, int rc,
+                                const char *what)
+{
+    enum api_error_kind kind;
+
+    switch (rc) {
+    case -ENOSPC:
+        kind = API_ERR_INSUFFICIENT_STORAGE;
+        break;
+    case -EIO:
+    case -EROFS:
+    case -EBUSY:
+        kind = API_ERR_UNAVAILABLE;
+        break;
+    case -ENOENT:
+        kind = API_ERR_NOT_FOUND;
+        break;
+    default:
+        kind = API_ERR_INTERNAL;
+        break;
+    }
+    /* The transaction was rolled back: nothing of the change, nor its event, was kept. */
+    http_respond_error(req, kind, "%s: the state store failed (%s: %s); nothing was changed",
+                       what, strerror(-rc), db_last_error(d->db));
+}
+
 int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
                    struct db_vm *vm)
 {
@@ -223,7 +249,7 @@ int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *
     if (rc == -ENOENT)
         http_respond_error(req, API_ERR_NOT_FOUND, "no VM with id or name '%s'", id);
     else if (rc)
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "read");
     return rc;
 }
 

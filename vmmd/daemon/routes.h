@@ -44,6 +44,13 @@ struct vm_allocation {
 int routes_allocation(struct vmmd_daemon *d, struct vm_allocation *out);
 
 /* Looks a VM up by id or name; answers 404 itself and returns -ENOENT. */
+/*
+ * Answers a store call that failed with rc: a full disk is 507, a store that
+ * cannot write now (I/O error, read-only, locked) 503, -ENOENT 404, the
+ * rest 500; the detail says what failed and SQLite's reason.
+ */
+void routes_respond_store_error(struct vmmd_daemon *d, struct http_request *req, int rc,
+                                const char *what);
 int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
                    struct db_vm *vm);
 

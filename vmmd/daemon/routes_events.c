@@ -6,6 +6,14 @@
  * the daemon and never blocks the loop. A reader that falls too far behind
  * (event_policy.h) is disconnected: its EventSource reconnects with
  * Last-Event-ID and replays the rest from the store, losing nothing.
+ *
+ * Retention (--events-max-age, --events-max-count) prunes the oldest events
+ * from a timer, a bounded batch per loop iteration. A client whose position
+ * is older than the oldest event kept, at connect or because it fell behind
+ * while the history it was replaying got pruned, gets an `events.reset`
+ * event saying so, then the events that are kept: never a silent gap.
+ * A reset rather than a 410: an EventSource can read neither the status nor
+ * the body of a refused stream, and stops reconnecting after one.
  */
 #include "routes.h"
 #include "event_policy.h"
@@ -35,6 +43,12 @@
  * client has gone is noticed (MHD does not watch suspended sockets).
  */
 #define SSE_KEEPALIVE_MS 15000
+/* Events deleted per transaction: a few milliseconds of the loop at most. */
+#define PRUNE_BATCH 1000
+/* The age check runs this often (or at a quarter of --events-max-age, if shorter). */
+#define PRUNE_INTERVAL_MS 60000
+#define PRUNE_MIN_INTERVAL_MS 250
+#define PRUNE_SOON_MS 100
 
 struct sse_client {
     struct event_stream *es;
@@ -55,7 +69,11 @@ struct event_stream {
     struct vmmd_daemon *d;
     struct sse_client *clients;
     int64_t newest_id; /* the last event committed while the daemon runs */
+    int64_t oldest_id; /* the oldest event kept (db_events_oldest_id), after each prune */
     uv_timer_t timer;  /* keepalives and the stall check */
+    uv_timer_t prune_timer;
+    uint64_t prune_interval_ms;
+    bool prune_failing; /* logged once per run of failures */
 };
 
 static uint64_t mono_ms(void)
@@ -77,6 +95,22 @@ static int append_event(void *opaque, const struct db_event *ev)
     return c->out.len > SSE_BUF_LIMIT;
 }
 
+/*
+ * Events after the client's position were pruned: say so once, and go on
+ * from the oldest kept. The reset carries the id just before that one, so an
+ * EventSource that reconnects later resumes after it.
+ */
+static void append_reset(struct sse_client *c, int64_t oldest)
+{
+    strbuf_printf(&c->out,
+                  "id: %lld\nevent: events.reset\ndata: {\"since\":%lld,\"oldest\":%lld,"
+                  "\"detail\":\"events after %lld and before %lld are no longer kept; list the "
+                  "current state again\"}\n\n",
+                  (long long)(oldest - 1), (long long)c->last_id, (long long)oldest,
+                  (long long)c->last_id, (long long)oldest);
+    c->last_id = oldest - 1;
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     struct sse_client *c = cls;
@@ -87,6 +121,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (c->off == c->out.len) {
         c->off = c->out.len = 0;
+        if (c->last_id < c->es->oldest_id - 1)
+            append_reset(c, c->es->oldest_id);
         db_events_since(c->es->d->db, c->last_id, BATCH, append_event, c);
         if (c->out.len == 0 && c->keepalive)
             strbuf_printf(&c->out, ": keepalive\n\n");
@@ -220,9 +256,60 @@ static void visit_clients(struct event_stream *es, bool keepalive)
     }
 }
 
+/*
+ * One batch of retention. A full batch means there may be more: the next
+ * batch runs on the next loop iteration, after whatever requests wait.
+ */
+static void on_prune(uv_timer_t *t)
+{
+    struct event_stream *es = t->data;
+    const struct vmmd_config *cfg = es->d->cfg;
+    struct timespec now;
+    size_t deleted = 0;
+    int64_t before, oldest;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    before = ((int64_t)now.tv_sec - (int64_t)cfg->events_max_age_s) * 1000 +
+             now.tv_nsec / 1000000;
+    rc = db_events_prune(es->d->db, before, cfg->events_max_count, PRUNE_BATCH, &deleted);
+    if (rc) {
+        /* A full disk can refuse even a delete (the WAL grows): try again next time. */
+        if (!es->prune_failing)
+            log_warn("events: cannot prune old events: %s", db_last_error(es->d->db));
+        es->prune_failing = true;
+    } else {
+        if (es->prune_failing)
+            log_info("events: pruning works again");
+        es->prune_failing = false;
+    }
+    oldest = db_events_oldest_id(es->d->db);
+    if (oldest > 0)
+        es->oldest_id = oldest;
+    if (deleted)
+        log_debug("events: pruned %zu; the oldest kept is now %lld", deleted,
+                  (long long)es->oldest_id);
+    uv_timer_start(&es->prune_timer, on_prune, deleted == PRUNE_BATCH ? 0 : es->prune_interval_ms,
+                   0);
+}
+
+/*
+ * Past the count cap: prune within PRUNE_SOON_MS rather than at the next
+ * tick. Not at once: under a burst of writes that would be one more
+ * transaction per event; this way it is one per PRUNE_SOON_MS, and the table
+ * is back at the cap as soon as the burst ends.
+ */
+static void prune_soon(struct event_stream *es, int64_t event_id)
+{
+    if (event_id - es->oldest_id + 1 > (int64_t)es->d->cfg->events_max_count &&
+        uv_timer_get_due_in(&es->prune_timer) > PRUNE_SOON_MS)
+        uv_timer_start(&es->prune_timer, on_prune, PRUNE_SOON_MS, 0);
+}
+
 void event_stream_notify(struct event_stream *es, int64_t event_id)
 {
     es->newest_id = event_id;
+    prune_soon(es, event_id);
     visit_clients(es, false);
 }
 
@@ -262,6 +349,17 @@ struct event_stream *event_stream_create(struct vmmd_daemon *d)
     es->timer.data = es;
     uv_timer_start(&es->timer, on_timer, SSE_KEEPALIVE_MS, SSE_KEEPALIVE_MS);
     uv_unref((uv_handle_t *)&es->timer); /* housekeeping: it keeps no loop alive */
+    /* The store opens later: the first prune, before the loop serves anyone, reads it. */
+    es->oldest_id = 1;
+    es->prune_interval_ms = d->cfg->events_max_age_s * 1000 / 4;
+    if (es->prune_interval_ms > PRUNE_INTERVAL_MS)
+        es->prune_interval_ms = PRUNE_INTERVAL_MS;
+    if (es->prune_interval_ms < PRUNE_MIN_INTERVAL_MS)
+        es->prune_interval_ms = PRUNE_MIN_INTERVAL_MS;
+    uv_timer_init(d->loop, &es->prune_timer);
+    es->prune_timer.data = es;
+    uv_timer_start(&es->prune_timer, on_prune, 0, 0); /* what a previous run left */
+    uv_unref((uv_handle_t *)&es->prune_timer);
     return es;
 }
 
@@ -272,6 +370,9 @@ static void free_after_close(uv_handle_t *h)
 
 void event_stream_destroy(struct event_stream *es)
 {
-    if (es)
-        uv_close((uv_handle_t *)&es->timer, free_after_close);
+    if (!es)
+        return;
+    /* Handles close in order: the prune timer's callback runs before the one that frees. */
+    uv_close((uv_handle_t *)&es->prune_timer, NULL);
+    uv_close((uv_handle_t *)&es->timer, free_after_close);
 }

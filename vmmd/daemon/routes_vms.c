@@ -45,13 +45,16 @@ static bool action_allowed(struct http_request *req, const struct db_vm *vm,
     return false;
 }
 
-static void record_state(struct vmmd_daemon *d, const char *id, const char *state,
-                         const char *reason, int64_t pid)
+/* 0, or -errno when the store cannot record it (routes_respond_store_error() says why). */
+static int record_state(struct vmmd_daemon *d, const char *id, const char *state,
+                        const char *reason, int64_t pid)
 {
     int64_t ev = 0;
+    int rc = db_vm_set_state(d->db, id, state, reason, pid, &ev);
 
-    if (db_vm_set_state(d->db, id, state, reason, pid, &ev) == 0)
+    if (rc == 0)
         vmmd_event_committed(d, ev);
+    return rc;
 }
 
 static void new_uuid(char out[DB_ID_LEN + 1])
@@ -77,7 +80,7 @@ static bool room_for_one_more(struct vmmd_daemon *d, struct http_request *req)
     int rc = db_vm_count(d->db, NULL, &defined);
 
     if (rc) {
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", db_last_error(d->db));
+        routes_respond_store_error(d, req, rc, "create");
         return false;
     }
     if (defined >= d->cfg->max_vms) {
@@ -117,7 +120,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     if (rc == -EEXIST) {
         http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
     } else if (rc) {
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "create");
     } else {
         vmmd_event_committed(d, ev);
         log_info("vm %s (%s) created", vm.name, vm.id);
@@ -166,7 +169,7 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
     if (rc == -EEXIST)
         http_respond_error(req, API_ERR_CONFLICT, "name: a VM named '%s' exists already", vm.name);
     else if (rc)
-        http_respond_error(req, API_ERR_INTERNAL, "store: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "update");
     else {
         vmmd_event_committed(d, ev);
         respond_vm(d, req, 200, vm.id);
@@ -201,8 +204,7 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
     int rc = db_vm_delete(d->db, id, &ev);
 
     if (rc) {
-        http_respond_error(req, rc == -ENOENT ? API_ERR_NOT_FOUND : API_ERR_INTERNAL,
-                           "delete: %s", strerror(-rc));
+        routes_respond_store_error(d, req, rc, "delete");
         return;
     }
     vmmd_event_committed(d, ev);
@@ -372,6 +374,7 @@ void route_vm_stop(struct vmmd_daemon *d, struct http_request *req, const struct
 {
     struct db_vm vm = {0};
     struct pending *p;
+    int rc;
 
     if (routes_load_vm(d, req, m->id, &vm))
         return;
@@ -379,11 +382,17 @@ void route_vm_stop(struct vmmd_daemon *d, struct http_request *req, const struct
         goto out;
     if (!supervisor_has_worker(d->sup, vm.id)) {
         /* The store says a worker runs but there is none: it is already stopped. */
-        record_state(d, vm.id, "stopped", "stopped (no worker was running)", 0);
-        respond_vm(d, req, 200, vm.id);
+        if ((rc = record_state(d, vm.id, "stopped", "stopped (no worker was running)", 0)))
+            routes_respond_store_error(d, req, rc, "stop");
+        else
+            respond_vm(d, req, 200, vm.id);
         goto out;
     }
-    record_state(d, vm.id, "stopping", "stop requested", vm.worker_pid);
+    /* A stop the store cannot record is not done: the VM keeps running, as recorded. */
+    if ((rc = record_state(d, vm.id, "stopping", "stop requested", vm.worker_pid))) {
+        routes_respond_store_error(d, req, rc, "stop");
+        goto out;
+    }
     p = pending_new(req, vm.id);
     if (p && supervisor_stop(d->sup, vm.id, STOP_GRACE_MS, on_stopped, p) == 0) {
         http_suspend(req);
@@ -407,15 +416,19 @@ void route_vm_shutdown(struct vmmd_daemon *d, struct http_request *req,
     if (api_parse_shutdown(req->body, req->body_len, &timeout_s, &err)) {
         http_respond_problem(req, &err);
     } else if (action_allowed(req, &vm, VMMD_ACT_SHUTDOWN)) {
-        if (supervisor_shutdown(d->sup, vm.id, timeout_s)) {
+        char reason[80];
+        int rc;
+
+        snprintf(reason, sizeof(reason), "shutdown requested, hard stop after %u s", timeout_s);
+        if (!supervisor_has_worker(d->sup, vm.id))
             http_respond_error(req, API_ERR_CONFLICT, "VM '%s' has no running worker", vm.name);
-        } else {
-            char reason[80];
-            snprintf(reason, sizeof(reason), "shutdown requested, hard stop after %u s",
-                     timeout_s);
-            record_state(d, vm.id, "stopping", reason, vm.worker_pid);
+        /* Recorded first: a shutdown the store cannot record is not sent. */
+        else if ((rc = record_state(d, vm.id, "stopping", reason, vm.worker_pid)))
+            routes_respond_store_error(d, req, rc, "shutdown");
+        else if (supervisor_shutdown(d->sup, vm.id, timeout_s))
+            http_respond_error(req, API_ERR_INTERNAL, "cannot reach VM '%s''s worker", vm.name);
+        else
             respond_vm(d, req, 202, vm.id);
-        }
     }
     db_vm_clear(&vm);
 }

@@ -259,12 +259,22 @@ static void read_client(struct control_client *c, struct worker_ctx *ctx)
     memcpy(c->buf + c->len, buf, (size_t)n);
     c->len += (size_t)n;
     c->buf[c->len] = 0;
-    while (!c->attached && (nl = strchr(c->buf, '\n'))) {
+    while (!c->attached && (nl = memchr(c->buf, '\n', c->len))) {
         size_t used = (size_t)(nl - c->buf) + 1;
         *nl = 0;
-        handle_command(c, c->buf, ctx);
+        /* A NUL would cut the line short of what the client sent: refused, not guessed at. */
+        if (memchr(c->buf, 0, used - 1))
+            reply_error(c->fd, "a request line must not contain NUL bytes");
+        else
+            handle_command(c, c->buf, ctx);
         memmove(c->buf, c->buf + used, c->len - used + 1);
         c->len -= used;
+    }
+    /* What followed "attach" in the same read is already console input. */
+    if (c->attached && c->len) {
+        if (ctx->vm)
+            hv_vm_console_input(ctx->vm, (const uint8_t *)c->buf, c->len);
+        c->len = 0;
     }
 }
 

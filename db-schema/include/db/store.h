@@ -101,6 +101,21 @@ void db_vm_list_free(struct db_vm *vms, size_t count);
 int db_events_since(struct db_store *db, int64_t since, size_t limit,
                     int (*fn)(void *opaque, const struct db_event *ev), void *opaque);
 int64_t db_last_event_id(struct db_store *db);
+/*
+ * Retention. The events kept are always one run of ids, from
+ * db_events_oldest_id() (the next id to come when none is kept) to
+ * db_last_event_id(): a reader that last saw an id below oldest - 1 has
+ * missed events that are gone. Negative errno on failure.
+ */
+int64_t db_events_oldest_id(struct db_store *db);
+/*
+ * Deletes, in one transaction, the oldest events that are older than
+ * before_ts (unix ms) or beyond the newest keep_count, at most batch of them,
+ * oldest first, stopping at the first event that is neither. *deleted (may
+ * be NULL) says how many went: batch means there may be more.
+ */
+int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count, size_t batch,
+                    size_t *deleted);
 int64_t db_size_bytes(struct db_store *db);
 
 /*

@@ -952,6 +952,55 @@ static void test_events_since(void **state)
     log_free(&log);
 }
 
+/* Retention: by count and by age, a prefix at a time, in bounded batches. */
+static void test_events_prune(void **state)
+{
+    struct fixture *f = *state;
+    struct event_log log;
+    int64_t ids[20];
+    size_t deleted = 99;
+
+    /* Nothing yet: the next id to come is the oldest kept. */
+    assert_int_equal(db_events_oldest_id(f->db), 1);
+    assert_int_equal(db_events_prune(f->db, INT64_MAX, 0, 10, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(db_event_insert(f->db, "test.event", ID1, NULL, &ids[i]), 0);
+    assert_int_equal(db_events_oldest_id(f->db), ids[0]);
+
+    /* Keep 15 by count: 5 go, but at most a batch of 3 at a time. */
+    assert_int_equal(db_events_prune(f->db, 0, 15, 3, &deleted), 0);
+    assert_int_equal(deleted, 3);
+    assert_int_equal(db_events_oldest_id(f->db), ids[3]);
+    assert_int_equal(db_events_prune(f->db, 0, 15, 3, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(db_events_prune(f->db, 0, 15, 3, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(db_events_oldest_id(f->db), ids[5]);
+    read_events(f->db, 0, &log);
+    assert_int_equal(log.n, 15);
+    assert_int_equal(log.ev[0].id, ids[5]);
+    log_free(&log);
+
+    /* By age: the first five kept get an old timestamp, and only they go. */
+    raw_exec(f->path, "UPDATE events SET ts = 1000 WHERE id < 11");
+    assert_int_equal(db_events_prune(f->db, 2000, UINT64_MAX, 100, &deleted), 0);
+    assert_int_equal(deleted, 5);
+    assert_int_equal(db_events_oldest_id(f->db), ids[10]);
+
+    /* A prefix only: an old event behind a new one stays, so what is kept has no hole. */
+    raw_exec(f->path, "UPDATE events SET ts = 1000 WHERE id = 12");
+    assert_int_equal(db_events_prune(f->db, 2000, UINT64_MAX, 100, &deleted), 0);
+    assert_int_equal(deleted, 0);
+
+    /* Count 0 empties the table; ids go on from where they were. */
+    assert_int_equal(db_events_prune(f->db, 0, 0, 100, &deleted), 0);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(db_events_oldest_id(f->db), ids[19] + 1);
+    assert_int_equal(db_last_event_id(f->db), ids[19]);
+    assert_int_equal(db_events_prune(f->db, 0, 0, 0, NULL), -EINVAL);
+}
+
 static void test_event_insert_validation(void **state)
 {
     struct fixture *f = *state;
@@ -1122,6 +1171,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_id, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_get_prefers_id, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_events_since, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_events_prune, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_event_insert_validation, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_strings_round_trip, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_size_bytes, setup_db, teardown),

@@ -36,8 +36,9 @@ struct fake_ioeventfd {
 
 struct fake_platform {
     struct hv_platform platform;
-    int irq_level[16];
-    unsigned irq_edges[16]; /* low-to-high transitions */
+    /* Every IOAPIC input: PCI INTx lands on 16..23 (pci_intx_gsi), past the ISA IRQs. */
+    int irq_level[24];
+    unsigned irq_edges[24]; /* low-to-high transitions */
     enum hv_stop_reason stop;
     int stop_code;
     unsigned stops;

@@ -241,34 +241,45 @@ static int tap_adopt(int given_fd, char *name, char *err, size_t errlen)
     return fd;
 }
 
-int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
-                      const struct hv_nic_config *cfg, char *err, size_t errlen)
+int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *platform, int fd,
+                         const uint8_t mac[6])
 {
     struct virtio_net *net = calloc(1, sizeof(*net));
-    char tap_name[IFNAMSIZ];
     int rc;
 
-    if (!net)
+    if (!net) {
+        close(fd);
         return -ENOMEM;
-    net->tap_fd = cfg->has_fd ? tap_adopt(cfg->fd, tap_name, err, errlen)
-                              : hv_tap_open(cfg, tap_name, err, errlen);
-    if (net->tap_fd < 0) {
-        rc = net->tap_fd;
-        free(net);
-        return rc;
     }
-    if (cfg->mac_set)
-        memcpy(net->mac, cfg->mac, 6);
-    else
-        derive_mac(tap_name, net->mac);
+    net->tap_fd = fd;
+    memcpy(net->mac, mac, 6);
     if ((rc = virtio_pci_init(&net->vp, &net_ops, net, platform)) ||
         (rc = virtio_pci_watch_fd(&net->vp, net->tap_fd))) {
-        snprintf(err, errlen, "virtio-net: %s", strerror(-rc));
         virtio_net_destroy(net);
         return rc;
     }
     *out = net;
     return 0;
+}
+
+int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
+                      const struct hv_nic_config *cfg, char *err, size_t errlen)
+{
+    char tap_name[IFNAMSIZ];
+    uint8_t mac[6];
+    int fd, rc;
+
+    fd = cfg->has_fd ? tap_adopt(cfg->fd, tap_name, err, errlen)
+                     : hv_tap_open(cfg, tap_name, err, errlen);
+    if (fd < 0)
+        return fd;
+    if (cfg->mac_set)
+        memcpy(mac, cfg->mac, 6);
+    else
+        derive_mac(tap_name, mac);
+    if ((rc = virtio_net_create_fd(out, platform, fd, mac)))
+        snprintf(err, errlen, "virtio-net: %s", strerror(-rc)); /* it closed fd */
+    return rc;
 }
 
 struct virtio_pci *virtio_net_transport(struct virtio_net *net)

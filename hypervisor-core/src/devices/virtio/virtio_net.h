@@ -10,6 +10,13 @@ struct virtio_net;
 /* Opens (or creates) the tap named in cfg; one line in err on failure. */
 int virtio_net_create(struct virtio_net **out, const struct hv_platform *platform,
                       const struct hv_nic_config *cfg, char *err, size_t errlen);
+/*
+ * Over an fd the caller opened that behaves like such a tap: one packet per
+ * read and write, each with the 12-byte header, non-blocking (the fuzz
+ * harness uses a datagram socketpair). Takes fd, also on failure.
+ */
+int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *platform, int fd,
+                         const uint8_t mac[6]);
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
 void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out);
 void virtio_net_destroy(struct virtio_net *net);

@@ -1,0 +1,176 @@
+/*
+ * libFuzzer harness for the worker's control protocol (vmmd/worker/
+ * worker_control.c): what a client of a worker's control socket sends, JSON
+ * command lines, split into reads at places the input chooses, parsed and
+ * answered through control_server_handle() exactly as the worker's poll loop
+ * calls it. The client is one end of a socketpair; the worker's end is
+ * non-blocking so an answer the harness has not read yet never blocks it.
+ *
+ * The VM behind it is a fake (the hv_vm_* calls worker_control.c makes,
+ * defined below): the protocol is under test here, not the hypervisor, and
+ * a real VM needs /dev/kvm. Its console is a real console_buffer with output
+ * the input writes, so "console" and "attach" send real tails. Each input
+ * starts from a fresh connection; between inputs the VM may be "rebooting"
+ * (ctx.vm NULL) as the input's first byte says.
+ *
+ * Input: byte 0 flags (bit 0: the guest is rebooting, bit 1: paused), then
+ * records of [len][len bytes]: bytes sent on the socket as one write, each
+ * followed by one round of the control loop; a record of length 0 writes
+ * the next byte's worth of console output instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "console_buffer.h"
+#include "sandbox.h"
+#include "worker_control.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* --- the fake VM ------------------------------------------------------------------------- */
+
+struct hv_vm {
+    unsigned pauses, resumes, stops, reboots, ctrl_alt_dels;
+    size_t console_input;
+};
+
+int hv_vm_pause(struct hv_vm *vm)
+{
+    vm->pauses++;
+    return 0;
+}
+
+int hv_vm_resume(struct hv_vm *vm)
+{
+    vm->resumes++;
+    return 0;
+}
+
+void hv_vm_request_stop(struct hv_vm *vm)
+{
+    vm->stops++;
+}
+
+void hv_vm_request_reboot(struct hv_vm *vm)
+{
+    vm->reboots++;
+}
+
+int hv_vm_send_ctrl_alt_del(struct hv_vm *vm)
+{
+    vm->ctrl_alt_dels++;
+    return 0;
+}
+
+size_t hv_vm_console_input(struct hv_vm *vm, const uint8_t *buf, size_t len)
+{
+    (void)buf;
+    vm->console_input += len;
+    return len;
+}
+
+void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->exits[0] = vm->pauses;
+    out->uptime_ns = 1000000;
+    out->memory_bytes = 32u << 20;
+    out->nr_disks = 1;
+    out->nr_nics = 1;
+    out->disks[0].read_bytes = 4096;
+}
+
+/* The sandbox as the status reply reports it: this harness runs unsandboxed. */
+bool sandbox_active(void)
+{
+    return false;
+}
+
+pid_t sandbox_host_pid(void)
+{
+    return getpid();
+}
+
+/* --- the harness --------------------------------------------------------------------------- */
+
+static struct console_buffer console;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    if (console_buffer_init(&console, NULL, 0, -1) != 0)
+        abort();
+    return 0;
+}
+
+static void drain(int fd)
+{
+    char buf[16384];
+
+    while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+    }
+}
+
+static void loop_once(struct control_server *s, struct worker_ctx *ctx)
+{
+    struct pollfd fds[1 + CONTROL_MAX_CLIENTS];
+    int n = control_server_pollfds(s, fds);
+
+    /* What poll() would say: a connected client with bytes (or EOF) to read. */
+    if (poll(fds, (nfds_t)n, 0) > 0)
+        control_server_handle(s, fds, n, ctx);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct control_server s = {.listen_fd = -1};
+    struct hv_vm vm = {0};
+    struct worker_ctx ctx = {.console = &console};
+    int sv[2];
+
+    if (size < 1)
+        return 0;
+    ctx.vm = data[0] & 1 ? NULL : &vm;
+    ctx.paused = data[0] & 2;
+    data++, size--;
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        s.clients[i].fd = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        abort();
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    s.clients[0] = (struct control_client){.fd = sv[0]};
+
+    while (size) {
+        size_t len = data[0];
+        data++, size--;
+        if (len == 0) { /* console output from the guest */
+            size_t n = size ? data[0] : 0;
+            if (size)
+                data++, size--;
+            n = n < size ? n : size;
+            console_buffer_write(&console, data, n);
+            data += n, size -= n;
+            continue;
+        }
+        len = len < size ? len : size;
+        if (send(sv[1], data, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+            break;
+        data += len, size -= len;
+        loop_once(&s, &ctx);
+        drain(sv[1]);
+    }
+    /* The client hangs up: the server drops it (and detaches it from the console). */
+    close(sv[1]);
+    loop_once(&s, &ctx);
+    control_server_close(&s);
+    return 0;
+}

@@ -65,6 +65,11 @@ check "full: a patch is 507" $([[ $status == 507 ]]; echo $?)
 api DELETE /v1/vms/gone
 check "full: a delete is 507" $([[ $status == 507 ]]; echo $?)
 if ((have_kvm)); then
+    api POST /v1/vms/run/pause
+    check "full: a pause is 507, and the worker is running again, as recorded" \
+        $([[ $status == 507 ]] && sleep 0.3 && api GET /v1/vms/run && [[ $(jbody .state) == running ]] &&
+          printf '{"cmd":"status"}\n' | socat -t 1 - "UNIX-CONNECT:$STATE/run/$(jbody .id)/control.sock" |
+          grep -q '"state":"running"'; echo $?)
     api POST /v1/vms/run/stop
     check "full: a stop is 507, and the VM keeps running as recorded" \
         $([[ $status == 507 ]] && sleep 0.3 && api GET /v1/vms/run &&

@@ -216,6 +216,7 @@ struct pending {
     struct http_request *req;
     char id[DB_ID_LEN + 1];
     const char *new_state; /* for pause/resume */
+    const char *undo;      /* the worker command that takes the action back */
     int64_t pid;           /* the worker, kept across state changes */
 };
 
@@ -445,16 +446,24 @@ static void on_action_reply(struct vmmd_daemon *d, void *ctx, json_t *reply, con
         http_respond_error(p->req, API_ERR_CONFLICT, "the worker refused: %s",
                            why ? why : "no answer");
     } else {
-        if (p->new_state)
-            record_state(d, p->id, p->new_state, NULL, p->pid);
-        respond_vm(d, p->req, 200, p->id);
+        int rc = p->new_state ? record_state(d, p->id, p->new_state, NULL, p->pid) : 0;
+
+        /* The worker acted, the store cannot say so: take it back, so the VM stays as
+         * recorded, and say why. */
+        if (rc && p->undo)
+            supervisor_command(d->sup, p->id, json_pack("{s:s}", "cmd", p->undo), NULL, NULL);
+        if (rc)
+            routes_respond_store_error(d, p->req, rc, p->new_state);
+        else
+            respond_vm(d, p->req, 200, p->id);
     }
     free(p);
 }
 
 /* Sends a worker command for an action and answers when the worker has. */
 static void worker_action(struct vmmd_daemon *d, struct http_request *req, const char *id,
-                          enum vmmd_action action, const char *cmd, const char *new_state)
+                          enum vmmd_action action, const char *cmd, const char *new_state,
+                          const char *undo)
 {
     struct db_vm vm = {0};
     struct pending *p;
@@ -467,6 +476,7 @@ static void worker_action(struct vmmd_daemon *d, struct http_request *req, const
     if (!p)
         goto out;
     p->new_state = new_state;
+    p->undo = undo;
     p->pid = vm.worker_pid;
     if (supervisor_command(d->sup, vm.id, json_pack("{s:s}", "cmd", cmd), on_action_reply, p)) {
         free(p);
@@ -480,17 +490,17 @@ out:
 
 void route_vm_reboot(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    worker_action(d, req, m->id, VMMD_ACT_REBOOT, "reboot", "running");
+    worker_action(d, req, m->id, VMMD_ACT_REBOOT, "reboot", "running", NULL);
 }
 
 void route_vm_pause(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    worker_action(d, req, m->id, VMMD_ACT_PAUSE, "pause", "paused");
+    worker_action(d, req, m->id, VMMD_ACT_PAUSE, "pause", "paused", "resume");
 }
 
 void route_vm_resume(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    worker_action(d, req, m->id, VMMD_ACT_RESUME, "resume", "running");
+    worker_action(d, req, m->id, VMMD_ACT_RESUME, "resume", "running", "pause");
 }
 
 static void on_stats(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,

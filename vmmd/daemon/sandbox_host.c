@@ -2,6 +2,7 @@
 #include "sandbox_host.h"
 #include "config.h"
 #include "log.h"
+#include "vmmd/worker_proto.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -12,8 +13,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define WORKER_NAMESPACES (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET)
 
 /* Creates the namespaces a worker will, in a child that ends at once. */
 static bool can_create_namespaces(void)

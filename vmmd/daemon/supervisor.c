@@ -33,7 +33,7 @@
 #define CONNECT_RETRY_MS   5
 #define CONNECT_TIMEOUT_MS 10000
 /* From spawn to the worker's first status: building even a large VM takes well under this. */
-#define START_TIMEOUT_MS   30000
+#define START_TIMEOUT_MS 30000
 
 struct cmd {
     struct cmd *next;
@@ -61,22 +61,22 @@ struct worker {
     uv_timer_t timer; /* connect retries, then the kill deadline */
     unsigned waited_ms;
     uv_timer_t shutdown_timer;
-    uv_timer_t kill_timer; /* after a stop: the grace period */
+    uv_timer_t kill_timer;  /* after a stop: the grace period */
     uv_timer_t start_timer; /* spawn to "running": the start's deadline */
     bool stop_requested;    /* a user's stop: it ends as "stopped", whatever the phase */
     bool status_seen;       /* it has answered the first status query */
     unsigned stop_grace_ms;
-    char forced_reason[160];   /* the daemon ended it: "stopped" with this reason */
+    char forced_reason[160]; /* the daemon ended it: "stopped" with this reason */
     uv_process_t *proc;
     struct cmd *head, *tail;
     char *rbuf;
     size_t rlen, rcap;
-    json_t *header;     /* a console reply waiting for its raw bytes */
+    json_t *header; /* a console reply waiting for its raw bytes */
     size_t expect_raw;
     sup_done_fn start_done;
     void *start_ctx;
     struct waiter *waiters;
-    /* Its sandbox, as it reported it: uid 0 and no sandbox when it runs unconfined. */
+    /* Its sandbox, as the kernel shows it (read_sandbox()): uid 0 when unconfined. */
     uint32_t uid;
     int64_t sandbox_pid; /* the sandboxed process; pid is its monitor */
     bool sandboxed;
@@ -173,7 +173,8 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
         snprintf(reason, rlen, "the worker process ended without saying why (killed?)");
     } else if (strcmp(why, "poweroff") == 0 || strcmp(why, "stopped") == 0) {
         snprintf(state, slen, "stopped");
-        snprintf(reason, rlen, "%s", strcmp(why, "poweroff") == 0 ? "guest powered off" : "stopped");
+        snprintf(reason, rlen, "%s",
+                 strcmp(why, "poweroff") == 0 ? "guest powered off" : "stopped");
     } else if (strcmp(why, "reboot") == 0) {
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "guest rebooted");
@@ -465,6 +466,39 @@ static void on_start_deadline(uv_timer_t *t)
         worker_gone(w); /* no kill, so no EOF will tell */
 }
 
+/*
+ * What the kernel says of the worker's sandbox, not what the worker says (its
+ * guest may have taken it over): the monitor's child runs the VM, and its
+ * uid and seccomp mode are in its status. Unsandboxed, the worker is alone.
+ */
+static void read_sandbox(struct worker *w)
+{
+    char path[96], line[128];
+    long long child = 0;
+    unsigned uid = 0;
+    int seccomp = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%lld/task/%lld/children", (long long)w->pid,
+             (long long)w->pid);
+    if ((f = fopen(path, "re"))) {
+        if (fscanf(f, "%lld", &child) != 1)
+            child = 0;
+        fclose(f);
+    }
+    w->sandbox_pid = child > 0 ? child : w->pid;
+    snprintf(path, sizeof(path), "/proc/%lld/status", (long long)w->sandbox_pid);
+    if ((f = fopen(path, "re"))) {
+        while (fgets(line, sizeof(line), f)) {
+            sscanf(line, "Uid: %u", &uid);
+            sscanf(line, "Seccomp: %d", &seccomp);
+        }
+        fclose(f);
+    }
+    w->uid = uid;
+    w->sandboxed = child > 0 && uid != 0 && seccomp == 2;
+}
+
 static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
                       size_t extra_len, const char *error)
 {
@@ -479,9 +513,7 @@ static void on_status(struct vmmd_daemon *d, void *ctx, json_t *reply, const uin
         return; /* it ended meanwhile, or the daemon gave up on it: worker_gone() records it */
     w->status_seen = true;
     w->reached_running = true;
-    w->sandboxed = json_is_true(json_object_get(reply, "sandboxed"));
-    w->uid = (uint32_t)json_integer_value(json_object_get(reply, "uid"));
-    w->sandbox_pid = json_integer_value(json_object_get(reply, "pid"));
+    read_sandbox(w);
     rc = set_state(d, w->vm_id, state, NULL, w->pid);
     if (rc && w->start_done) {
         char why[128];
@@ -684,14 +716,21 @@ static void add_arg(char **argv, int *argc, const char *a)
     argv[(*argc)++] = (char *)a;
 }
 
-/* A VM's NICs keep their addresses across restarts: locally administered, from its id. */
-static void derive_mac(const char *vm_id, size_t nic, char out[18])
+/* FNV-1a of a VM id: what a VM gets the same of each time (its MACs, its first uid). */
+static uint32_t id_hash(const char *vm_id)
 {
     uint32_t h = 2166136261u;
 
     for (const char *p = vm_id; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
-    h = (h ^ (uint32_t)nic) * 16777619u;
+    return h;
+}
+
+/* A VM's NICs keep their addresses across restarts: locally administered, from its id. */
+static void derive_mac(const char *vm_id, size_t nic, char out[18])
+{
+    uint32_t h = (id_hash(vm_id) ^ (uint32_t)nic) * 16777619u;
+
     snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
 }
 
@@ -711,7 +750,8 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
     json_t *item;
     size_t i;
 
-    json_array_foreach(disks, i, item) {
+    json_array_foreach(disks, i, item)
+    {
         if (da->n == sizeof(da->text) / sizeof(da->text[0]))
             break;
         if (i >= files->nr_disks)
@@ -723,7 +763,8 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
         add_arg(argv, argc, "--disk");
         add_arg(argv, argc, da->text[da->n++]);
     }
-    json_array_foreach(nics, i, item) {
+    json_array_foreach(nics, i, item)
+    {
         json_t *tap = json_object_get(item, "tap"), *mac = json_object_get(item, "mac");
         char derived[18];
         if (da->n == sizeof(da->text) / sizeof(da->text[0]))
@@ -779,10 +820,8 @@ static void adopt(struct supervisor *sup, const char *vm_id, int64_t pid, bool r
  */
 static uint32_t pick_uid(struct supervisor *sup, const char *vm_id)
 {
-    uint32_t h = 2166136261u, n = sup->sandbox.uid_count;
+    uint32_t h = id_hash(vm_id), n = sup->sandbox.uid_count;
 
-    for (const char *p = vm_id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t uid = sup->sandbox.uid_base + (h + i) % n;
         bool used = false;
@@ -882,18 +921,19 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     }
     /* Never two workers on one VM's disks: one the store lost track of is adopted instead. */
     if (socket_answers(paths[0])) {
-        log_warn("vm %s: a worker the store did not list is running; reattaching to it",
-                 vm->name);
+        log_warn("vm %s: a worker the store did not list is running; reattaching to it", vm->name);
         adopt(sup, vm->id, 0, true);
         rc = api_fail(err, API_ERR_CONFLICT,
                       "VM '%s' still has a live worker (its control socket answers); the daemon "
-                      "has reattached to it", vm->name);
+                      "has reattached to it",
+                      vm->name);
         goto out_paths;
     }
     if (sup->sandbox.required && !sup->sandbox.enabled) {
         rc = api_fail(err, API_ERR_CONFLICT,
                       "this daemon requires a sandbox for every worker (--require-sandbox) and "
-                      "this host cannot give one: %s", sup->sandbox.detail);
+                      "this host cannot give one: %s",
+                      sup->sandbox.detail);
         goto out_paths;
     }
     if ((rc = vm_files_open(&d->limits, vm, &files, err)))
@@ -1166,8 +1206,8 @@ void supervisor_reattach_all(struct supervisor *sup)
         sock = vm_dir ? path_in(vm_dir, WORKER_CONTROL_SOCKET) : NULL;
         if (sock && socket_answers(sock)) {
             if (vm) {
-                log_warn("vm %s: found a live worker the store lists as %s; reattaching",
-                         vm->name, vm->state);
+                log_warn("vm %s: found a live worker the store lists as %s; reattaching", vm->name,
+                         vm->state);
                 adopt(sup, vm->id, 0, true);
             } else {
                 log_warn("run directory %s: a live worker of a VM the store does not know",

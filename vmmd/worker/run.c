@@ -446,15 +446,30 @@ static int open_file(const char *what, const char *path, int flags, char *err, s
     return fd;
 }
 
-/* Opens /dev/kvm and the taps always (a tap made for a bridge then lives across
- * reboots), and with a sandbox also every path not already given as a descriptor. */
+/* A file named by path unless the caller already handed its descriptor over. */
+static int open_unless_given(const char *what, const char *path, int flags, bool *has_fd, int *fd,
+                             int *owned, char *err, size_t errlen)
+{
+    if (*has_fd)
+        return 0;
+    if ((*owned = *fd = open_file(what, path, flags, err, errlen)) < 0)
+        return -1;
+    *has_fd = true;
+    return 0;
+}
+
+/*
+ * Everything the VM needs, open before the sandbox closes: /dev/kvm, the taps
+ * (a tap made for a bridge then also lives across reboots), and every path
+ * not already given as a descriptor. libhvcore then opens nothing itself.
+ */
 static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
-                         struct hv_nic_config *nics, bool sandbox, struct vm_files *f, char *err,
-                         size_t errlen)
+                         struct hv_nic_config *nics, struct vm_files *f, char *err, size_t errlen)
 {
     char name[16];
+    bool kvm_given = false;
 
-    if ((f->kvm = cfg->kvm_fd = open_file(NULL, "/dev/kvm", O_RDWR, err, errlen)) < 0)
+    if (open_unless_given(NULL, "/dev/kvm", O_RDWR, &kvm_given, &cfg->kvm_fd, &f->kvm, err, errlen))
         return -1;
     cfg->kvm_has_fd = true;
     for (unsigned i = 0; i < cfg->nr_nics; i++) {
@@ -462,29 +477,15 @@ static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
             return -1;
         nics[i].has_fd = true;
     }
-    if (!sandbox)
-        return 0;
-    if (!cfg->kernel_has_fd) {
-        if ((f->kernel = cfg->kernel_fd = open_file("kernel", cfg->kernel, O_RDONLY, err, errlen)) <
-            0)
+    if (open_unless_given("kernel", cfg->kernel, O_RDONLY, &cfg->kernel_has_fd, &cfg->kernel_fd,
+                          &f->kernel, err, errlen) ||
+        (cfg->initrd && open_unless_given("initrd", cfg->initrd, O_RDONLY, &cfg->initrd_has_fd,
+                                          &cfg->initrd_fd, &f->initrd, err, errlen)))
+        return -1;
+    for (unsigned i = 0; i < cfg->nr_disks; i++)
+        if (open_unless_given("disk image", disks[i].path, disks[i].readonly ? O_RDONLY : O_RDWR,
+                              &disks[i].has_fd, &disks[i].fd, &f->disks[i], err, errlen))
             return -1;
-        cfg->kernel_has_fd = true;
-    }
-    if (cfg->initrd && !cfg->initrd_has_fd) {
-        if ((f->initrd = cfg->initrd_fd = open_file("initrd", cfg->initrd, O_RDONLY, err, errlen)) <
-            0)
-            return -1;
-        cfg->initrd_has_fd = true;
-    }
-    for (unsigned i = 0; i < cfg->nr_disks; i++) {
-        if (disks[i].has_fd)
-            continue;
-        if ((f->disks[i] = disks[i].fd =
-                 open_file("disk image", disks[i].path, disks[i].readonly ? O_RDONLY : O_RDWR, err,
-                           errlen)) < 0)
-            return -1;
-        disks[i].has_fd = true;
-    }
     return 0;
 }
 
@@ -610,7 +611,7 @@ int vmmd_run_main(int argc, char **argv)
         .nr_nics = a.nics.count,
         .thread_start = a.sandbox_uid ? syscall_filter_thread_start : NULL,
     };
-    if (open_vm_files(&cfg, disks, nics, a.sandbox_uid != 0, &files, err, sizeof(err)) ||
+    if (open_vm_files(&cfg, disks, nics, &files, err, sizeof(err)) ||
         join_cgroups(&a.cgroups, err, sizeof(err)) ||
         (a.sandbox_uid && enter_sandbox(&a, exit_fd, err, sizeof(err)))) {
         fprintf(stderr, "vmmd: %s\n", err);

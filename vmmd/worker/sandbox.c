@@ -2,6 +2,7 @@
 #include "sandbox.h"
 #include "common/errbuf.h"
 #include "syscall_filter.h"
+#include "vmmd/worker_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 
-#define SANDBOX_NAMESPACES (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET)
-#define WORKER_NOFILE_MAX  1024 /* a VM's devices and eventfds take a few dozen at most */
+#define WORKER_NOFILE_MAX 1024 /* a VM's devices and eventfds take a few dozen at most */
 
 static bool entered;
 static int monitor_pipe = -1; /* reads EOF once the monitor is gone */
@@ -82,7 +82,7 @@ int sandbox_fork(char *err, size_t errlen)
         return vmmd_errf(err, errlen, -errno, "pipe: %s", strerror(errno));
     /* A raw clone: glibc's fork() cannot ask for namespaces. The process is
      * single-threaded here, so the child may run on a copy of this stack. */
-    pid = (pid_t)syscall(SYS_clone, SANDBOX_NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
+    pid = (pid_t)syscall(SYS_clone, WORKER_NAMESPACES | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) {
         int e = errno;
         close(death[0]);
@@ -201,11 +201,6 @@ int sandbox_enter(const struct sandbox_config *c, char *err, size_t errlen)
     monitor_pipe = -1;
     entered = true;
     return 0;
-}
-
-bool sandbox_active(void)
-{
-    return entered;
 }
 
 pid_t sandbox_host_pid(void)

@@ -37,9 +37,6 @@ int sandbox_fork(char *err, size_t errlen);
 /* In the child of sandbox_fork(): the empty root, the ids, the limits. */
 int sandbox_enter(const struct sandbox_config *c, char *err, size_t errlen);
 
-/* Whether sandbox_enter() succeeded in this process. */
-bool sandbox_active(void);
-
 /* This process's pid as the host sees it (getpid() is 1 inside the sandbox). */
 pid_t sandbox_host_pid(void);
 

@@ -32,8 +32,8 @@ int control_server_open(struct control_server *s, const char *path)
     if (s->listen_fd < 0)
         return -errno;
     unlink(path);
-    if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        chmod(path, 0600) < 0 || listen(s->listen_fd, 8) < 0) {
+    if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || chmod(path, 0600) < 0 ||
+        listen(s->listen_fd, 8) < 0) {
         int e = errno;
         close(s->listen_fd);
         s->listen_fd = -1;
@@ -133,11 +133,11 @@ static json_t *stats_json(struct worker_ctx *ctx)
     hv_vm_get_stats(ctx->vm, &st);
     for (int k = 0; k < HV_EXIT_KIND_COUNT; k++)
         json_object_set_new(exits, hv_exit_kind_name(k), json_integer((json_int_t)st.exits[k]));
-    out = json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:i}", "ok", 1, "uptime_ns",
-                    (json_int_t)st.uptime_ns, "memory_bytes", (json_int_t)st.memory_bytes,
-                    "console_bytes", (json_int_t)console_buffer_total(ctx->console),
-                    "writes_ignored", (json_int_t)st.io_writes_ignored, "exits", exits, "boots",
-                    (int)ctx->boots);
+    out =
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:i}", "ok", 1, "uptime_ns",
+                  (json_int_t)st.uptime_ns, "memory_bytes", (json_int_t)st.memory_bytes,
+                  "console_bytes", (json_int_t)console_buffer_total(ctx->console), "writes_ignored",
+                  (json_int_t)st.io_writes_ignored, "exits", exits, "boots", (int)ctx->boots);
     json_object_update_new(out, device_stats_json(&st));
     return out;
 }
@@ -168,10 +168,9 @@ static void handle_command(struct control_client *c, const char *line, struct wo
     if (!ctx->vm) {
         reply_error(c->fd, "the guest is rebooting, try again");
     } else if (strcmp(cmd, "status") == 0) {
-        reply(c->fd, json_pack("{s:b, s:s, s:i, s:i, s:b, s:i}", "ok", 1, "state",
+        reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",
                                ctx->paused ? "paused" : "running", "pid", (int)sandbox_host_pid(),
-                               "boots", (int)ctx->boots, "sandboxed", sandbox_active(), "uid",
-                               (int)getuid()));
+                               "boots", (int)ctx->boots));
     } else if (strcmp(cmd, "stats") == 0) {
         reply(c->fd, stats_json(ctx));
     } else if (strcmp(cmd, "pause") == 0) {

@@ -3,8 +3,8 @@
  * --control: it serves a Unix stream socket where each request is one line
  * of JSON and each reply is one line of JSON:
  *
- *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N,
- *                                "sandboxed":B,"uid":N}   (pid: as the host sees it)
+ *   {"cmd":"status"}            {"ok":true,"state":"running"|"paused","pid":N,"boots":N}
+ *                               (pid: as the host sees it, also inside the sandbox)
  *   {"cmd":"stats"}             {"ok":true,"uptime_ns":N,"memory_bytes":N,"console_bytes":N,
  *                                "exits":{"io":N,...},"writes_ignored":N,"boots":N,
  *                                "disks":[{"read_bytes":N,...}],"nics":[{"rx_bytes":N,...}]}
@@ -23,6 +23,11 @@
  */
 #ifndef VMMD_WORKER_PROTO_H
 #define VMMD_WORKER_PROTO_H
+
+#include <sched.h>
+
+/* The namespaces a sandboxed worker runs in (the daemon probes that it can make them). */
+#define WORKER_NAMESPACES (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET)
 
 #define WORKER_CONTROL_SOCKET "control.sock"
 #define WORKER_CONSOLE_LOG    "console.log"

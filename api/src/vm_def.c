@@ -585,19 +585,15 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
 int api_check_vm_devices(const struct db_vm *vm, struct api_error *err)
 {
     json_t *disks, *nics;
-    size_t nr_disks, nr_nics;
+    size_t nr_disks;
 
     if (strcmp(vm->mode, "full") != 0)
         return 0;
     disks = json_loads(vm->disks_json ? vm->disks_json : "[]", 0, NULL);
     nics = json_loads(vm->nics_json ? vm->nics_json : "[]", 0, NULL);
     nr_disks = json_array_size(disks);
-    nr_nics = json_array_size(nics);
     json_decref(disks);
     json_decref(nics);
-    if (nr_nics)
-        return api_fail(err, API_ERR_UNPROCESSABLE,
-                        "nics: mode full emulates no network card; use mode pv (virtio-net)");
     if (nr_disks > API_MAX_IDE_DISKS)
         return api_fail(err, API_ERR_UNPROCESSABLE,
                         "disks: mode full has at most %d disks (two IDE channels), not %zu",

@@ -176,7 +176,7 @@ static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *er
     return 0;
 }
 
-/* PCI slots of the pv machine's virtio devices. */
+/* PCI slots of the pv machine's virtio devices (and of the full machine's NICs). */
 #define SLOT_CONSOLE 1
 #define SLOT_RNG 2
 #define SLOT_FIRST_DISK 3
@@ -204,6 +204,16 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             return fail(err, errlen, rc, "virtio console/rng: %s", strerror(-rc));
     }
     for (unsigned i = 0; i < cfg->nr_nics; i++) {
+        if (vm->mode == HV_MODE_FULL) {
+            /* An emulated 82540EM per NIC, on the slot virtio-net has in pv mode. */
+            if ((rc = e1000_create(&vm->e1000[i], &vm->platform, &cfg->nics[i], err, errlen)))
+                return rc;
+            if ((rc = pci_bus_add(&vm->pci_bus, e1000_pci(vm->e1000[i]),
+                                  (SLOT_FIRST_NIC + i) << 3)) ||
+                (rc = e1000_start(vm->e1000[i])))
+                return fail(err, errlen, rc, "e1000 %u: %s", i + 1, strerror(-rc));
+            continue;
+        }
         if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
             return rc;
         if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
@@ -284,9 +294,6 @@ static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen
                     hv_mode_name(cfg->mode), cfg->nr_disks);
     if (cfg->nr_nics > HV_MAX_NICS)
         return fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
-    if (cfg->nr_nics && cfg->mode == HV_MODE_FULL)
-        return fail(err, errlen, -EINVAL,
-                    "full mode emulates no network card: NICs need mode pv (virtio-net)");
     if (!cfg->kernel)
         return fail(err, errlen, -EINVAL, "no kernel given");
     return 0;
@@ -509,8 +516,11 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
             .write_ops = d.write_ops, .flush_ops = d.flush_ops, .errors = d.errors};
     }
     out->nr_disks = vm->nr_disks;
-    for (unsigned i = 0; i < HV_MAX_NICS && vm->vnet[i]; i++) {
-        virtio_net_get_stats(vm->vnet[i], &out->nics[i]);
+    for (unsigned i = 0; i < HV_MAX_NICS && (vm->vnet[i] || vm->e1000[i]); i++) {
+        if (vm->vnet[i])
+            virtio_net_get_stats(vm->vnet[i], &out->nics[i]);
+        else
+            e1000_get_stats(vm->e1000[i], &out->nics[i]);
         out->nr_nics = i + 1;
     }
     out->memory_bytes = vm->mem.size;
@@ -530,8 +540,10 @@ void hv_vm_destroy(struct hv_vm *vm)
     piix_ide_destroy(vm->ide);
     for (unsigned i = 0; i < HV_MAX_DISKS; i++)
         virtio_blk_destroy(vm->vblk[i]);
-    for (unsigned i = 0; i < HV_MAX_NICS; i++)
+    for (unsigned i = 0; i < HV_MAX_NICS; i++) {
         virtio_net_destroy(vm->vnet[i]);
+        e1000_destroy(vm->e1000[i]);
+    }
     virtio_console_destroy(vm->vcon);
     virtio_rng_destroy(vm->vrng);
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {

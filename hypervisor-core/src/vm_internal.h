@@ -19,6 +19,7 @@
 #include "devices/legacy/uart8250.h"
 #include "devices/block/block_image.h"
 #include "devices/legacy/piix_ide.h"
+#include "devices/net/e1000.h"
 #include "devices/pci/pci_bus.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
@@ -59,6 +60,7 @@ struct hv_vm {
     struct block_image disks[HV_MAX_DISKS];
     unsigned nr_disks;
     struct piix_ide *ide; /* full mode, when there are disks */
+    struct e1000 *e1000[HV_MAX_NICS]; /* full mode's NICs */
     /* pv mode */
     struct virtio_blk *vblk[HV_MAX_DISKS];
     struct virtio_net *vnet[HV_MAX_NICS];

@@ -150,9 +150,16 @@ check "a tap that cannot be attached (lo is no tap): status 1, one line, no gues
 run_guest hello --nic tap=t0,mac=01:00:5e:00:00:01
 check "a multicast MAC: usage error (status 2), one line" \
     $([[ $rc -eq 2 ]] && grep -q "not a unicast MAC" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
-run_guest hello --mode full --nic tap=t0
-check "a NIC in full mode: status 1, one line saying it needs pv" \
-    $([[ $rc -eq 1 ]] && grep -q "NICs need mode pv" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+run_guest hello --mode full --nic tap=lo
+check "a NIC in full mode (an e1000) on lo: status 1, one line, no guest output" \
+    $([[ $rc -eq 1 ]] && grep -q "cannot attach to tap lo" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]] \
+      && [[ ! -s "$tmp/out" ]]; echo $?)
+if [[ -c /dev/net/tun ]] && ip tuntap add vmmde1000t0 mode tap 2>/dev/null; then
+    run_guest hello --mode full --nic tap=vmmde1000t0
+    check "hello/full with an e1000 on a tap runs and powers off" \
+        $([[ $rc -eq 0 ]] && has "Hello from a vmmd test guest"; echo $?)
+    ip tuntap del vmmde1000t0 mode tap
+fi
 
 # virtio-blk in pv mode (the guest's own virtio-pci driver, lib/virtio.c). The image's first
 # 4 KiB hold a pattern the guest checks; a read-write run writes sectors 16-23 and nothing else.

@@ -114,8 +114,8 @@ static const struct vmmd_opt run_options[] = {
      .type = VMMD_OPT_LIST,
      .offset = OFF(nics),
      .metavar = "tap=NAME|bridge=NAME[,mac=MAC]",
-     .help = "network interface (repeatable; pv mode: virtio-net) over a tap device, or over a "
-             "new tap added to a bridge"},
+     .help = "network interface (repeatable; virtio-net in pv mode, an e1000 in full mode) over a "
+             "tap device, or over a new tap added to a bridge"},
     {.name = "on-reboot",
      .type = VMMD_OPT_CHOICE,
      .offset = OFF(on_reboot),

@@ -116,7 +116,7 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm);
 void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm);
 void api_vm_def_free(struct api_vm_def *def);
 /* Rules across fields, on the whole (merged) definition: in mode full the disks are IDE
- * (at most API_MAX_IDE_DISKS) and there is no network card. 422 naming the field. */
+ * (at most API_MAX_IDE_DISKS); NICs are e1000s there. 422 naming the field. */
 int api_check_vm_devices(const struct db_vm *vm, struct api_error *err);
 
 /* POST /v1/vms/{id}/shutdown body (optional): {"timeout_s": 1..3600}, default 30. */

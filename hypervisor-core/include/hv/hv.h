@@ -67,7 +67,8 @@ struct hv_disk_config {
     int fd;
 };
 
-/* A network interface over a host tap device (virtio-net; pv mode only). */
+/* A network interface over a host tap device: virtio-net in pv mode, an emulated Intel
+ * 82540EM (e1000) in full mode. */
 struct hv_nic_config {
     const char *tap;    /* name of an existing tap interface, or one to create */
     const char *bridge; /* instead of tap: create a tap ("vmmdN") and add it to this bridge */

@@ -1,0 +1,47 @@
+/*
+ * Intel 82540EM Gigabit Ethernet controller (PCI 8086:100E, "e1000"), the
+ * full mode's NIC: what unmodified guests (Linux's e1000 driver, Windows)
+ * drive, over a host tap. INTx only, as on the chip (it has no MSI).
+ */
+#ifndef HV_E1000_H
+#define HV_E1000_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/hv.h"
+#include "bus.h"
+#include "devices/pci/pci_device.h"
+
+#define E1000_VENDOR_ID 0x8086
+#define E1000_DEVICE_ID 0x100e
+#define E1000_MMIO_BAR  0
+#define E1000_MMIO_SIZE 0x20000 /* 128 KiB of registers */
+#define E1000_IO_BAR    1
+#define E1000_IO_SIZE   8 /* IOADDR, IODATA */
+
+struct e1000;
+
+/* Opens (or adopts) the tap of cfg; one line in err on failure. */
+int e1000_create(struct e1000 **out, const struct hv_platform *platform,
+                 const struct hv_nic_config *cfg, char *err, size_t errlen);
+/*
+ * Over an fd the caller opened that behaves like such a tap: one frame per
+ * read and write, each after a 12-byte virtio-net header, non-blocking (the
+ * tests use a datagram socketpair). Takes fd, also on failure.
+ */
+int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int fd,
+                    const uint8_t mac[6]);
+struct pci_device *e1000_pci(struct e1000 *e);
+/* After pci_bus_add: starts the I/O thread (transmit, receive, interrupts). */
+int e1000_start(struct e1000 *e);
+/*
+ * What the I/O thread does when woken, done now on the caller's thread:
+ * sends what the transmit ring holds and receives what the tap has. For
+ * tests and the fuzz harness, which do not start the thread.
+ */
+void e1000_service(struct e1000 *e);
+void e1000_get_stats(const struct e1000 *e, struct hv_nic_stats *out);
+void e1000_destroy(struct e1000 *e);
+
+#endif

@@ -123,12 +123,18 @@ net_up() { # eth0 as 10.0.2.2/24, once
     ip link set lo up
     ip addr add 10.0.2.2/24 dev eth0
     ip link set eth0 up
+    # The carrier: virtio-net has it at once, e1000 once its watchdog saw the PHY's link.
+    i=0
+    while [ "$(cat /sys/class/net/eth0/operstate)" != up ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
     NET_UP=1
 }
 if has_test net; then
     if net_up; then
         got=$(ping -c 3 -W 5 10.0.2.1 | grep -o '[0-9]* packets received' | cut -d' ' -f1)
         echo "LAB: net_ping_received=${got:-0}"
+        drv=$(busybox readlink /sys/class/net/eth0/device/driver)
+        echo "LAB: net_driver=${drv##*/}"
+        echo "LAB: net_link=$(cat /sys/class/net/eth0/operstate)"
     else
         echo "LAB: net_ping_received=no_device"
     fi

@@ -143,9 +143,12 @@ prepare_kernel() {
     done
     cp "$HERE/l2-init.sh" "$L2/base/init"
     chmod 755 "$L2/base/init"
+    # The cloud kernel has ext4 built in, the generic one as a module: the disk checks mount it.
+    local fs=''
+    [[ $flavour == cloud ]] || fs=ext4
     lab_install_modules "$KD" "$L2/mods/lib/modules/virtio" \
-        virtio_pci virtio_blk virtio_console virtio-rng virtio_net || die "L2 virtio modules"
-    lab_install_modules "$KD" "$L2/mods/lib/modules/ide" ata_piix sd_mod || die "L2 IDE modules"
+        virtio_pci virtio_blk virtio_console virtio-rng virtio_net $fs || die "L2 virtio modules"
+    lab_install_modules "$KD" "$L2/mods/lib/modules/ide" ata_piix sd_mod $fs || die "L2 IDE modules"
     # The emulated NIC of full mode (not in the cloud kernel).
     [[ $flavour == cloud ]] || lab_install_modules "$KD" "$L2/mods/lib/modules/e1000" e1000 \
         || die "L2 e1000 module"

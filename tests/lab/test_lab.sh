@@ -14,7 +14,10 @@
 #   pv with pci=nomsi (1 vCPU): the disk and rng checks again, with the virtio
 #         devices interrupting through INTx (the DSDT's _PRT, IOAPIC) not MSI-X.
 #   full: L2 mounts the same image as /dev/sda through ata_piix (IDE), finds
-#         the pv run's file, writes /lab-full.txt that debugfs finds.
+#         the pv run's file, writes /lab-full.txt that debugfs finds. The
+#         1-vCPU full run boots Debian's *generic* kernel as L2 (the cloud one
+#         has no e1000 driver) and also pings L1 over tap0 through the stock
+#         e1000 driver on vmmd's emulated 82540EM (INTx through the _PRT).
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
 #   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
 #   validate the lab itself (QEMU pv: -M pc with virtio-pci devices, no hvc
@@ -89,9 +92,9 @@ in_image() { debugfs -R "cat $1" "$IMG" 2>/dev/null | tr -d '\r' || true; }
 # value KEY LOG: first "LAB: KEY=value" reported by the guest (empty if none).
 value() { grep -a -o "LAB: $1=[^ ]*" "$2" | head -n1 | cut -d= -f2- | tr -d '\r' || true; }
 
-run_case() { # run_case MODE VCPUS [L2-TESTS [L2-CMDLINE-EXTRA]]
+run_case() { # run_case MODE VCPUS [L2-TESTS [L2-CMDLINE-EXTRA]]; L2K=generic: that L2 kernel
     local mode=$1 vcpus=$2 tests=${3:-} append=${4:-} log rc=0 name vmm args
-    name="$mode vcpus=$vcpus${append:+ $append}"
+    name="$mode vcpus=$vcpus${append:+ $append}${L2K:+ $L2K}"
     log=$LOGDIR/$mode-$vcpus${append:+-${append//[^a-z]/}}.log
     if [[ $WHICH == vmmd ]]; then
         vmm=vmmd; args=(--vmmd "$VMMD" --mode "$mode")
@@ -103,6 +106,7 @@ run_case() { # run_case MODE VCPUS [L2-TESTS [L2-CMDLINE-EXTRA]]
         [[ ,$tests, == *,net,* ]] && args+=(--net)
     fi
     [[ -n $append ]] && args+=(--l2-append "$append")
+    [[ -n ${L2K:-} ]] && args+=(--l2-kernel "$L2K")
     echo "=== $vmm mode=$mode vcpus=$vcpus${tests:+ checks=$tests} (log: $log, kept on failure)"
     "$HERE/run.sh" --vmm "$vmm" "${args[@]}" --vcpus "$vcpus" --timeout "$TIMEOUT" \
         --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
@@ -187,6 +191,12 @@ device_checks() {
     if [[ $tests == *,net,* ]]; then
         v=$(value net_ping_received "$log")
         check "$name: L2 pings L1 over the tap" "$(is "$v" 3)" "received ${v:-none} of 3"
+        if [[ $mode == full ]]; then
+            v=$(value net_driver "$log")
+            check "$name: the NIC is driven by Linux's e1000 driver" "$(is "$v" e1000)" "got ${v:-none}"
+            v=$(value net_link "$log")
+            check "$name: e1000 reports link up" "$(is "$v" up)" "got ${v:-none}"
+        fi
     fi
 }
 
@@ -197,7 +207,8 @@ if [[ $WHICH == vmmd ]]; then
 else
     run_case pv 2 disk,rng,net
 fi
-run_case full 1 disk
+# The emulated e1000 needs the generic kernel's driver; the 2-vCPU run keeps the cloud kernel.
+L2K=generic run_case full 1 disk,net
 [[ $QUICK == 1 ]] || run_case full 2
 
 echo "$PASSED passed, $FAILED failed"

@@ -1018,6 +1018,50 @@ static void test_rx_hostile(void **state)
     assert_int_equal(stats(f).rx_packets, 1);
 }
 
+/* 802.1Q with CTRL.VME: the tag is inserted on transmit (VLE) and taken out on receive,
+ * also for a frame that had to wait for descriptors. */
+static void test_vlan(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *fr = ram(f, TX_BUF), out[2048], tagged[200];
+    size_t len = make_frame(fr, 17, 50);
+    uint16_t rlen, special;
+    uint8_t st, er;
+
+    wr(f, CTRL, rd(f, CTRL) | 0x40000000u); /* VME */
+    tx_ring(f, TX_RING, RING_LEN * 16);
+    put_desc(f, TX_RING, 0, TX_BUF, (EOP | RS | 0x40u) << 24 | (uint32_t)len, 0x0123u << 16);
+    wr(f, TDT, 1);
+    e1000_service(f->e);
+    assert_int_equal(take(f, out, sizeof(out)), (ssize_t)len + 4);
+    assert_memory_equal(out, fr, 12);
+    assert_int_equal(be16(out + 12), 0x8100);
+    assert_int_equal(be16(out + 14), 0x0123);
+    assert_memory_equal(out + 16, fr + 12, len - 12);
+
+    memcpy(tagged, mac, 6);
+    memcpy(tagged + 6, fr + 6, 6);
+    put16(tagged + 12, 0x8100);
+    put16(tagged + 14, 0x0456);
+    memcpy(tagged + 16, fr + 12, len - 12);
+    rx_ring(f, RING_LEN, RCTL_EN);
+    wr(f, RDT, 0); /* no buffers yet */
+    inject(f, tagged, len + 4);
+    e1000_service(f->e);
+    e1000_service(f->e);
+    assert_int_equal(rd(f, RDH), 0);
+    wr(f, RDT, 7);
+    e1000_service(f->e);
+    rx_desc(f, 0, &rlen, &st, &er);
+    memcpy(&special, ram(f, RX_RING + 14), 2);
+    assert_int_equal(st & 0x0b, 0x0b); /* DD, EOP, VP */
+    assert_int_equal(special, 0x0456);
+    assert_int_equal(rlen, len + 4); /* untagged frame + FCS */
+    assert_memory_equal(ram(f, RX_BUFS), mac, 6);
+    assert_memory_equal(ram(f, RX_BUFS + 6), fr + 6, 6);
+    assert_memory_equal(ram(f, RX_BUFS + 12), fr + 12, len - 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rx_spanning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vlan, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

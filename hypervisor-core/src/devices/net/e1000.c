@@ -249,10 +249,14 @@ struct e1000 {
     struct tx_packet *tx;
     uint8_t *seg; /* one TSO segment */
 
-    uint8_t *rx;     /* tap header + one frame */
-    size_t rx_len;   /* of the frame waiting for descriptors, 0 if none */
-    bool rx_blocked; /* no descriptors for it: the tap is not watched */
-    bool rx_kick;    /* the guest posted descriptors or changed RCTL */
+    uint8_t *rx;         /* tap header + one frame */
+    size_t rx_len;       /* of the frame waiting for descriptors, 0 if none */
+    size_t rx_off;       /* where in rx it starts (after the header, and a VLAN tag taken out) */
+    size_t rx_fcs;       /* FCS bytes added to it */
+    uint8_t rx_status;   /* its descriptors' status bits, DD and EOP aside */
+    uint16_t rx_special; /* its VLAN tag */
+    bool rx_blocked;     /* no descriptors for it: the tap is not watched */
+    bool rx_kick;        /* the guest posted descriptors or changed RCTL */
     bool tap_watched;
     bool tap_dead;
 
@@ -833,43 +837,61 @@ static bool rx_accept(struct e1000 *e, const uint8_t *f)
 }
 
 /*
- * Puts the waiting frame into receive descriptors. Returns false if there
+ * Makes the frame just read (len bytes after the tap header) what the MAC
+ * would put in memory: the VLAN tag moved to the descriptor (CTRL.VME), short
+ * frames padded to 60 bytes, 4 bytes of FCS unless RCTL.SECRC strips it (the
+ * tap's frames have none; zeros stand in). Done once per frame, so a frame
+ * that waits for descriptors is not changed again. False: dropped (too long).
+ */
+static bool rx_prepare(struct e1000 *e, size_t len)
+{
+    uint32_t rctl = *reg(e, REG_RCTL);
+    uint8_t *f = e->rx + NET_TAP_HDR_LEN;
+
+    e->rx_off = NET_TAP_HDR_LEN;
+    e->rx_status = RXD_STAT_IXSM; /* no receive checksum offload: the stack checks */
+    e->rx_special = 0;
+    if ((*reg(e, REG_CTRL) & CTRL_VME) && len >= ETH_HLEN + VLAN_TAG_LEN &&
+        get_be16(f + 12) == (uint16_t)*reg(e, REG_VET)) {
+        e->rx_special = get_be16(f + 14);
+        memmove(f + VLAN_TAG_LEN, f, 12);
+        f += VLAN_TAG_LEN;
+        len -= VLAN_TAG_LEN;
+        e->rx_off += VLAN_TAG_LEN;
+        e->rx_status |= RXD_STAT_VP;
+    }
+    if (len < ETH_MIN_FRAME) {
+        memset(f + len, 0, ETH_MIN_FRAME - len);
+        len = ETH_MIN_FRAME;
+    }
+    e->rx_fcs = (rctl & RCTL_SECRC) ? 0 : FCS_LEN;
+    memset(f + len, 0, e->rx_fcs);
+    len += e->rx_fcs;
+    if (len > ((rctl & RCTL_LPE) ? MAX_FRAME : MAX_STD_FRAME)) {
+        stat_inc(e, ST_ROC, 1);
+        STAT_ADD(e->stats.drops, 1);
+        return false;
+    }
+    e->rx_len = len;
+    return true;
+}
+
+/*
+ * Puts the prepared frame into receive descriptors. Returns false if there
  * are not enough of them yet (the frame keeps waiting); true if it is
  * delivered or dropped.
  */
 static bool rx_deliver(struct e1000 *e)
 {
     uint32_t rctl = *reg(e, REG_RCTL), bufsize = rx_buffer_size(rctl);
-    uint8_t *f = e->rx + NET_TAP_HDR_LEN;
+    const uint8_t *f = e->rx + e->rx_off;
     size_t len = e->rx_len, done = 0;
-    uint16_t special = 0;
-    uint8_t status = RXD_STAT_IXSM; /* no receive checksum offload: the stack checks */
+    uint16_t special = e->rx_special;
+    uint8_t status = e->rx_status;
     uint32_t need, avail, threshold;
     bool ok = true;
     struct ring r;
 
-    if ((*reg(e, REG_CTRL) & CTRL_VME) && len >= ETH_HLEN + VLAN_TAG_LEN &&
-        get_be16(f + 12) == (uint16_t)*reg(e, REG_VET)) {
-        special = get_be16(f + 14); /* the tag goes to the descriptor */
-        memmove(f + VLAN_TAG_LEN, f, 12);
-        f += VLAN_TAG_LEN;
-        len -= VLAN_TAG_LEN;
-        status |= RXD_STAT_VP;
-    }
-    if (len < ETH_MIN_FRAME) { /* the wire's minimum: short frames arrive padded */
-        memset(f + len, 0, ETH_MIN_FRAME - len);
-        len = ETH_MIN_FRAME;
-    }
-    /* The tap's frames have no FCS; without RCTL.SECRC the driver expects 4 bytes of it. */
-    if (!(rctl & RCTL_SECRC)) {
-        memset(f + len, 0, FCS_LEN);
-        len += FCS_LEN;
-    }
-    if (len > ((rctl & RCTL_LPE) ? MAX_FRAME : MAX_STD_FRAME)) {
-        stat_inc(e, ST_ROC, 1);
-        STAT_ADD(e->stats.drops, 1);
-        return true;
-    }
     if (!ring_get(e, REG_RDBAL, &r))
         return false; /* no usable ring: wait for the driver to set one up */
     need = (uint32_t)((len + bufsize - 1) / bufsize);
@@ -915,7 +937,7 @@ static bool rx_deliver(struct e1000 *e)
     }
     *reg(e, REG_RDH) = r.head;
     if (ok && done == len) {
-        count_frame(e, false, f, len - ((rctl & RCTL_SECRC) ? 0 : FCS_LEN));
+        count_frame(e, false, f, len - e->rx_fcs);
     }
     /* Few descriptors left: RXDMT0 at 1/2, 1/4 or 1/8 of the ring (RCTL.RDMTS). */
     threshold = r.size >> (((rctl & RCTL_RDMTS) >> 8) + 1);
@@ -933,24 +955,24 @@ static void rx_poll(struct e1000 *e)
 {
     e->rx_kick = false;
     for (unsigned i = 0; i < RX_BUDGET && !e->tap_dead; i++) {
+        bool receiving = (*reg(e, REG_RCTL) & RCTL_EN) && (*reg(e, REG_CTRL) & CTRL_SLU);
+
         if (!e->rx_len) {
             ssize_t n = read(e->tap_fd, e->rx, NET_TAP_HDR_LEN + RX_BUF_SIZE);
             if (n < 0)
                 break; /* EAGAIN: nothing more */
-            if (n < NET_TAP_HDR_LEN + ETH_HLEN) {
+            /* Runts, receive off or link down: dropped as the chip drops them. */
+            if (n < NET_TAP_HDR_LEN + ETH_HLEN || !receiving) {
                 STAT_ADD(e->stats.drops, 1);
                 continue;
             }
-            e->rx_len = (size_t)n - NET_TAP_HDR_LEN;
-        }
-        /* Receive off, link down or not for us: dropped as the chip drops it. */
-        if (!(*reg(e, REG_RCTL) & RCTL_EN) || !(*reg(e, REG_CTRL) & CTRL_SLU)) {
-            STAT_ADD(e->stats.drops, 1);
+            if (!rx_accept(e, e->rx + NET_TAP_HDR_LEN) ||
+                !rx_prepare(e, (size_t)n - NET_TAP_HDR_LEN))
+                continue; /* not for us, or too long */
+        } else if (!receiving) {
+            STAT_ADD(e->stats.drops, 1); /* the frame that waited, receive now off */
             e->rx_len = 0;
-            continue;
-        }
-        if (!rx_accept(e, e->rx + NET_TAP_HDR_LEN)) {
-            e->rx_len = 0;
+            e->rx_blocked = false;
             continue;
         }
         if (!rx_deliver(e)) {

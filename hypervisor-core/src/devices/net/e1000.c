@@ -14,14 +14,17 @@
  * TADV) is stored but not applied: every cause is raised at once, and NAPI
  * in the guest masks the device while it polls.
  *
- * Threads: register accesses come from vCPU threads; transmit and receive
- * run on the device's own I/O thread (as the virtio devices do), woken by an
- * eventfd when the guest writes TDT, RDT, TCTL or RCTL, and by the tap when
- * a frame arrives. The tap is watched only while a frame could be taken:
- * with no receive descriptors the frame read last waits here, the tap is no
- * longer watched (a level-triggered tap would spin the thread), and RXO is
- * raised once; writing RDT resumes. With RCTL.EN clear frames are read and
- * dropped, as the chip drops them. One mutex guards all of the device.
+ * Threads: register accesses come from vCPU threads, and transmit runs there,
+ * in the exit of the guest's TDT write, as QEMU does: the guest exits for
+ * that write anyway, and handing the ring to another thread adds a wake-up
+ * and a context switch per packet. Receive runs on the device's own I/O
+ * thread (as the virtio devices' queues do), woken by the tap when a frame
+ * arrives and by an eventfd when the guest changes RCTL or posts buffers a
+ * frame was waiting for. The tap is watched only while a frame could be
+ * taken: with no receive descriptors the frame read last waits here, the tap
+ * is no longer watched (a level-triggered tap would spin the thread), and
+ * RXO is raised once; writing RDT resumes. With RCTL.EN clear frames are
+ * read and dropped, as the chip drops them. One mutex guards all of the device.
  *
  * The guest is hostile: every ring base, length, head, tail, descriptor
  * address and length, and every offload header is checked. Nothing is read
@@ -1108,21 +1111,24 @@ static void reg_write(struct e1000 *e, unsigned off, uint32_t v)
         return;
     case REG_RDH:
     case REG_RDT:
-    case REG_TDH:
-    case REG_TDT:
         *reg(e, off) = v & 0xffff;
-        if (off == REG_RDT || off == REG_RDH)
+        /* While the tap is watched the I/O thread needs no wake-up for new buffers. */
+        if (e->rx_blocked) {
             e->rx_kick = true;
-        if (off != REG_TDH)
             kick(e);
+        }
+        return;
+    case REG_TDH:
+        *reg(e, off) = v & 0xffff;
+        return;
+    case REG_TDT:
+    case REG_TCTL:
+        *reg(e, off) = off == REG_TDT ? v & 0xffff : v;
+        tx_poll(e);
         return;
     case REG_RCTL:
         *reg(e, off) = v;
         e->rx_kick = true;
-        kick(e);
-        return;
-    case REG_TCTL:
-        *reg(e, off) = v;
         kick(e);
         return;
     default:

@@ -506,7 +506,7 @@ static int enter_sandbox(const struct run_args *a, int exit_fd, char *err, size_
         .uid = (uid_t)a->sandbox_uid,
         .gid = (gid_t)a->sandbox_uid,
         .root_dir = root,
-        /* vCPUs, one I/O thread per virtio device (console, rng, disks, NICs), spare. */
+        /* vCPUs, one I/O thread per virtio device (console, rng, disks) and NIC, spare. */
         .max_threads = (unsigned)a->vcpus + 2 + a->disks.count + a->nics.count + 8,
     };
     const char *slash = a->control ? strrchr(a->control, '/') : NULL;

@@ -87,7 +87,7 @@ int hv_tap_open(const struct hv_nic_config *cfg, char name[16], char *err, size_
 /* The threads libhvcore starts, for hv_vm_config.thread_start. */
 enum hv_thread_kind {
     HV_THREAD_VCPU, /* runs KVM_RUN and the device models behind port and MMIO exits */
-    HV_THREAD_IO,   /* one per virtio device: queues, disk and tap I/O, interrupts */
+    HV_THREAD_IO,   /* one per virtio device and e1000: queues, disk and tap I/O, interrupts */
 };
 
 #define HV_MAX_DISKS 16 /* full mode: 4 (two IDE channels, master and slave) */

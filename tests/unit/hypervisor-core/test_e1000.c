@@ -1062,6 +1062,32 @@ static void test_vlan(void **state)
     assert_memory_equal(ram(f, RX_BUFS + 12), fr + 12, len - 12);
 }
 
+/* Headers from a tap that still has offloads on: a partial checksum is finished, GSO dropped. */
+static void test_rx_tap_offloads(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[HDR + 400] = {0}, *fr = buf + HDR;
+    size_t n = make_frame(fr, 6, 300);
+    uint16_t start = 34, off = 16;
+
+    memcpy(fr, mac, 6);
+    put16(fr + 50, fold(pseudo(fr, 6, (unsigned)(n - 34)))); /* what the host leaves */
+    rx_ring(f, RING_LEN, RCTL_EN | RCTL_SECRC);
+    buf[0] = 1; /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+    memcpy(buf + 6, &start, 2);
+    memcpy(buf + 8, &off, 2);
+    assert_int_equal(send(f->peer, buf, HDR + n, 0), (ssize_t)(HDR + n));
+    e1000_service(f->e);
+    assert_int_equal(rd(f, RDH), 1);
+    assert_l4_csum_ok(ram(f, RX_BUFS), n, 6);
+    buf[0] = 0;
+    buf[1] = 1; /* VIRTIO_NET_HDR_GSO_TCPV4 */
+    assert_int_equal(send(f->peer, buf, HDR + n, 0), (ssize_t)(HDR + n));
+    e1000_service(f->e);
+    assert_int_equal(rd(f, RDH), 1);
+    assert_int_equal(stats(f).drops, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1081,6 +1107,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rx_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vlan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rx_tap_offloads, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,6 +87,9 @@ static const unsigned long vm_runtime_ioctls[] = {
     KVM_SET_GSI_ROUTING,
 };
 static const unsigned long vcpu_ioctls[] = {KVM_RUN, KVM_GET_SREGS, KVM_GET_LAPIC};
+/* virtio-net's I/O thread tells its tap which offloads the guest negotiated. The process's
+ * (control) filter stays in force under a thread's own, so it allows these too. */
+static const unsigned long io_ioctls[] = {TUNSETOFFLOAD};
 static const unsigned long control_ioctls[] = {
     KVM_GET_API_VERSION,
     KVM_CHECK_EXTENSION,
@@ -171,12 +174,14 @@ static int emit(enum filter_class cls, const char *name)
         if (!rc && cls == CLASS_CONTROL)
             rc = allow_calls(ctx, control_calls, COUNT(control_calls)) ?:
                  allow_ioctls(ctx, control_ioctls, COUNT(control_ioctls)) ?:
-                 allow_ioctls(ctx, vcpu_ioctls, COUNT(vcpu_ioctls));
+                 allow_ioctls(ctx, vcpu_ioctls, COUNT(vcpu_ioctls)) ?:
+                 allow_ioctls(ctx, io_ioctls, COUNT(io_ioctls));
         if (!rc && cls == CLASS_VCPU)
             rc = allow_calls(ctx, vcpu_calls, COUNT(vcpu_calls))
                      ?: allow_ioctls(ctx, vcpu_ioctls, COUNT(vcpu_ioctls));
         if (!rc && cls == CLASS_IO)
-            rc = allow_calls(ctx, io_calls, COUNT(io_calls));
+            rc = allow_calls(ctx, io_calls, COUNT(io_calls))
+                     ?: allow_ioctls(ctx, io_ioctls, COUNT(io_ioctls));
     }
     /* libseccomp 2.5 exports to a descriptor only: a memfd, read back. */
     if (!rc && (mem = memfd_create("seccomp", MFD_CLOEXEC)) < 0)

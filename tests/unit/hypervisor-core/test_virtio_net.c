@@ -263,6 +263,8 @@ static void test_tx_header_checks(void **state)
     h = (struct virtio_net_hdr_v1){0};
     assert_false(virtio_net__tx_header_ok(&h, 13, all));
     assert_false(virtio_net__tx_header_ok(&h, 65535 + 14 + 5, all));
+    /* A chain of buffers adding up to more than 4 GiB is not a short frame in disguise. */
+    assert_false(virtio_net__tx_header_ok(&h, (1ull << 32) + 100, all));
 
     /* Checksum offload: only with CSUM, and the checksum field inside the frame. */
     h = (struct virtio_net_hdr_v1){

@@ -147,7 +147,7 @@ static bool gso_allowed(uint8_t gso_type, uint64_t features, unsigned tso4, unsi
  * true if the tap may have it. Fixes what only needs fixing (unknown flags, num_buffers,
  * a GSO header's fields on a plain frame) and refuses what is inconsistent.
  */
-bool virtio_net__tx_header_ok(struct virtio_net_hdr_v1 *h, uint32_t frame_len, uint64_t features)
+bool virtio_net__tx_header_ok(struct virtio_net_hdr_v1 *h, uint64_t frame_len, uint64_t features)
 {
     if (frame_len < ETH_HDR_LEN || frame_len > MAX_FRAME)
         return false;
@@ -222,7 +222,7 @@ static bool transmit_one(struct virtio_pci *vp, unsigned q)
         return false;
     /* One copy of the header, checked; the tap reads the copy, never the guest's. */
     if (e->out_len > HDR_LEN && virtq_copy_from_out(e, 0, &hdr, HDR_LEN) == HDR_LEN &&
-        virtio_net__tx_header_ok(&hdr, (uint32_t)(e->out_len - HDR_LEN), net->features))
+        virtio_net__tx_header_ok(&hdr, e->out_len - HDR_LEN, net->features))
         n = writev(net->tap_fd, net->iov, iov_after_header(net->iov, &hdr, e, true));
     if (n > (ssize_t)HDR_LEN) {
         STAT_ADD(net->stats.tx_packets, 1);

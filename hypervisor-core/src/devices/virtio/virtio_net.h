@@ -27,7 +27,7 @@ void virtio_net_destroy(struct virtio_net *net);
 /* TUN_F_* offloads the tap may use towards a guest with these features. */
 unsigned virtio_net__tap_offloads(uint64_t features);
 /* A guest's header for a frame_len-byte frame: true if the tap may have it (fixed up). */
-bool virtio_net__tx_header_ok(struct virtio_net_hdr_v1 *h, uint32_t frame_len, uint64_t features);
+bool virtio_net__tx_header_ok(struct virtio_net_hdr_v1 *h, uint64_t frame_len, uint64_t features);
 /* A tap's header for the guest: true if the guest negotiated what it uses (fixed up). */
 bool virtio_net__rx_header_ok(struct virtio_net_hdr_v1 *h, uint64_t features);
 

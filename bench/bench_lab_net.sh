@@ -14,9 +14,14 @@
 # receiving (-R), --runs times (default 3); the figure is the receiver's
 # Mbit/s, and the table shows each launch's median per direction. Ratios:
 # vmmd/QEMU-vhost (the target is >= 1 each way) and pv/full for each VMM.
-# Usage: bench_lab_net.sh [--vmmd PATH] [--runs N] [--time S] [--vcpus N]
+# Usage: bench_lab_net.sh [--vmmd PATH] [--runs N] [--rounds N] [--time S] [--vcpus N]
 #                         [--timeout S] [--cache DIR] [--launches LIST]
 #                         [--keep-log FILE] [--from-log FILE]
+#   --rounds N: the launch list N times over in the same L1 boot (default 2);
+#     the medians are over rounds x runs. Other work on these shared machines
+#     comes in bursts that can halve one launch's figures (the same binary gave
+#     L2 sending 15 and 3.4 Mbit/s in two runs an hour apart), so each VMM gets
+#     its turns interleaved with the others'.
 #   --launches LIST: run.sh's --vmm list (default
 #     vmmd:pv,vmmd:full,qemu-vhost,qemu-pv,qemu-full; vmmd:full is dropped
 #     when vmmd has no e1000).
@@ -28,7 +33,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
-RUNS=3 TIME=4 VCPUS=1 TIMEOUT=1800 KEEP_LOG='' FROM_LOG=''
+RUNS=3 ROUNDS=2 TIME=4 VCPUS=1 TIMEOUT=1800 KEEP_LOG='' FROM_LOG=''
 LAUNCHES=vmmd:pv,vmmd:full,qemu-vhost,qemu-pv,qemu-full
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 
@@ -36,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --vmmd) VMMD=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
+        --rounds) ROUNDS=${2:?}; shift 2 ;;
         --time) TIME=${2:?}; shift 2 ;;
         --vcpus) VCPUS=${2:?}; shift 2 ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
@@ -48,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench_lab_net.sh: --runs must be a positive integer" >&2; exit 2; }
+[[ $ROUNDS =~ ^[1-9]$ ]] || { echo "bench_lab_net.sh: --rounds is 1 to 9" >&2; exit 2; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-lab-net.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -76,6 +83,8 @@ else
         L+=${L:+,}$l
     done
     [[ -n $L ]] || { echo "bench_lab_net.sh: nothing to launch" >&2; exit 1; }
+    ONE=$L
+    for ((i = 1; i < ROUNDS; i++)); do L+=,$ONE; done
     echo "bench: run.sh --vmm $L --l2-kernel generic --l2-tests iperf --runs $RUNS --iperf-time $TIME --vcpus $VCPUS" >&2
     "$REPO/tests/lab/run.sh" --vmm "$L" --vmmd "$VMMD" --vcpus "$VCPUS" --timeout "$TIMEOUT" \
         --cache "$CACHE" --l2-kernel generic --l2-tests iperf --runs "$RUNS" --iperf-time "$TIME" \
@@ -96,7 +105,7 @@ figures() {
 }
 declare -A MED
 ANY_FAIL=$RC
-echo "BENCH net Mbit/s, medians of $RUNS x ${TIME}s iperf3 runs (receiver's figure), L2 on Debian's generic kernel, vcpus=$VCPUS"
+echo "BENCH net Mbit/s, medians of all rounds x $RUNS runs of ${TIME}s iperf3 (receiver's figure), L2 on Debian's generic kernel, vcpus=$VCPUS"
 printf 'BENCH %-12s %-6s %10s %10s  %s\n' launch mode l2_send l2_recv "all (send / recv)"
 for row in "vmmd pv" "vmmd full" "qemu-vhost pv" "qemu-pv pv" "qemu-full full"; do
     read -r vmm mode <<< "$row"
@@ -105,7 +114,8 @@ for row in "vmmd pv" "vmmd full" "qemu-vhost pv" "qemu-pv pv" "qemu-full full"; 
         figures "$vmm" "$mode" "$dir" > "$TMP/f"
         MED[$vmm/$mode/$dir]=$(median < "$TMP/f")
         all+="${all:+ / }$(paste -sd, "$TMP/f")"
-        if grep -aq "^LAB-RESULT vmm=$vmm mode=$mode " "$LOG" && [[ ! -s $TMP/f || $(wc -l < "$TMP/f") -lt $RUNS ]]; then
+        launched=$(grep -ac "^LAB-RESULT vmm=$vmm mode=$mode " "$LOG" || true)
+        if [[ $launched -gt 0 && $(wc -l < "$TMP/f") -lt $((launched * RUNS)) ]]; then
             ANY_FAIL=1
         fi
     done

@@ -331,9 +331,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           &v, 2, true);
             break;
         }
-        case 8: /* bring a queue up the way a driver does */
-            bring_up(&m.bus, &m.pb, sel & 7, 1u << (sel >> 3 & 7), take(&r, 4));
+        case 8: { /* bring a queue up the way a driver does */
+            uint64_t features = take(&r, 4);
+            /* With 0x40: only what the device offers, so that FEATURES_OK sticks and
+             * feature-dependent paths (net's checksum and segmentation offloads) run. */
+            if (op & 0x40)
+                features &= d.vp->offered;
+            bring_up(&m.bus, &m.pb, sel & 7, 1u << (sel >> 3 & 7), features);
             break;
+        }
         case 9: { /* host input: a frame for net, keystrokes for the console */
             uint8_t buf[256];
             unsigned count = sel;

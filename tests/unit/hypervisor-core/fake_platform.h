@@ -15,6 +15,15 @@
 #include "bus.h"
 #include "guest_mem.h"
 
+/* Polls cond for up to 5 s: a device's I/O thread works asynchronously. */
+#define WAIT_FOR(cond)                                                                             \
+    ({                                                                                             \
+        bool ok_ = false;                                                                          \
+        for (int i_ = 0; i_ < 5000 && !(ok_ = (cond)); i_++)                                       \
+            usleep(1000);                                                                          \
+        ok_;                                                                                       \
+    })
+
 #define FAKE_MSI_GSI_BASE 24 /* the first GSI msi_route_alloc hands out */
 #define FAKE_MAX_MSI 16
 #define FAKE_MAX_IOEVENTFDS 16

@@ -49,15 +49,6 @@
 #define F_VERSION_1 (1ull << VIRTIO_F_VERSION_1)
 #define S_DRIVER_UP (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER)
 
-/* Polls cond for up to 5 s: the I/O thread works asynchronously. */
-#define WAIT_FOR(cond)                                                                             \
-    ({                                                                                             \
-        bool ok_ = false;                                                                          \
-        for (int i_ = 0; i_ < 5000 && !(ok_ = (cond)); i_++)                                       \
-            usleep(1000);                                                                          \
-        ok_;                                                                                       \
-    })
-
 struct fixture {
     struct fake_platform fp;
     char path[64];

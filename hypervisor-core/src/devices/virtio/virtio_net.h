@@ -5,6 +5,8 @@
 #include "hv/hv.h"
 #include "devices/virtio/virtio_pci.h"
 
+#include <linux/virtio_net.h>
+
 struct virtio_net;
 
 /* Opens (or creates) the tap named in cfg; one line in err on failure. */
@@ -20,5 +22,13 @@ int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *plat
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
 void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out);
 void virtio_net_destroy(struct virtio_net *net);
+
+/* The datapath's checks, apart for the unit tests. features: the negotiated ones. */
+/* TUN_F_* offloads the tap may use towards a guest with these features. */
+unsigned virtio_net__tap_offloads(uint64_t features);
+/* A guest's header for a frame_len-byte frame: true if the tap may have it (fixed up). */
+bool virtio_net__tx_header_ok(struct virtio_net_hdr_v1 *h, uint64_t frame_len, uint64_t features);
+/* A tap's header for the guest: true if the guest negotiated what it uses (fixed up). */
+bool virtio_net__rx_header_ok(struct virtio_net_hdr_v1 *h, uint64_t features);
 
 #endif

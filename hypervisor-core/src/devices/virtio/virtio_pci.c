@@ -553,6 +553,17 @@ bool virtio_pci_driver_ok(struct virtio_pci *vp)
     return ok;
 }
 
+uint64_t virtio_pci_active_features(struct virtio_pci *vp)
+{
+    uint64_t f = 0;
+
+    pthread_mutex_lock(&vp->lock);
+    if ((vp->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(vp->status & VIRTIO_CONFIG_S_NEEDS_RESET))
+        f = vp->driver_features;
+    pthread_mutex_unlock(&vp->lock);
+    return f;
+}
+
 int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *elem, unsigned *gen)
 {
     int rc = 0;

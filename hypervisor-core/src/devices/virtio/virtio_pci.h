@@ -119,6 +119,9 @@ void virtio_pci_notify(struct virtio_pci *vp, unsigned q);
 /* After draining q: re-arms notifications; true if more work arrived meanwhile. */
 bool virtio_pci_rearm(struct virtio_pci *vp, unsigned q);
 bool virtio_pci_driver_ok(struct virtio_pci *vp);
+/* The features the driver negotiated once it is running (DRIVER_OK, no reset needed), else 0:
+ * what a device's datapath follows. */
+uint64_t virtio_pci_active_features(struct virtio_pci *vp);
 /* Whether queue q is enabled and usable now. */
 bool virtio_pci_queue_ready(struct virtio_pci *vp, unsigned q);
 

@@ -79,7 +79,7 @@ NOTIFY_SOCKET=$tmp/notify JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/journal") \
     "$DEST/usr/bin/vmmd" serve --config-file "$tmp/all.conf" --state-dir "$tmp/state" \
     --socket "$tmp/state/vmmd.sock" --token-file "$tmp/state/token" --image-dir "$tmp/state" \
     --log-level info --dashboard-dir "$DEST/usr/share/vmmd/dashboard" \
-    2>>"$tmp/journal" &
+    --default-network none 2>>"$tmp/journal" &
 pid=$!
 wait "$listener"
 ready=$?

@@ -228,6 +228,9 @@ static void on_drain(uv_timer_t *t)
         routes_console_close_all();
         supervisor_destroy(d->sup);
         d->sup = NULL;
+        /* Its dnsmasq watches would keep the loop alive; dnsmasq itself keeps serving. */
+        networks_destroy(d->nets);
+        d->nets = NULL;
         log_info("stopped; %u VMs keep running in their workers", vms);
         if (active_requests(d)) {
             waited = DRAIN_TIMEOUT_MS - 1000;

@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,10 +22,14 @@ struct nl_req {
     char buf[1024];
 };
 
+/* The requests here are a few short attributes, far below the buffer; checked anyway. */
 static struct rtattr *add_attr(struct nl_req *r, unsigned short type, const void *data, size_t len)
 {
-    struct rtattr *a = (struct rtattr *)((char *)&r->hdr + NLMSG_ALIGN(r->hdr.nlmsg_len));
+    size_t at = NLMSG_ALIGN(r->hdr.nlmsg_len);
+    struct rtattr *a = (struct rtattr *)((char *)r + at);
 
+    if (len > 256 || at + RTA_SPACE(len) > sizeof(*r))
+        abort();
     a->rta_type = type;
     a->rta_len = (unsigned short)RTA_LENGTH(len);
     if (len)
@@ -35,7 +40,7 @@ static struct rtattr *add_attr(struct nl_req *r, unsigned short type, const void
 
 static void end_nest(struct nl_req *r, struct rtattr *nest)
 {
-    nest->rta_len = (unsigned short)((char *)&r->hdr + r->hdr.nlmsg_len - (char *)nest);
+    nest->rta_len = (unsigned short)((char *)r + r->hdr.nlmsg_len - (char *)nest);
 }
 
 /* Sends the request and returns the kernel's answer: 0 or -errno. */

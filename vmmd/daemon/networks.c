@@ -411,7 +411,7 @@ static int write_conf(struct networks *n, const struct db_network *net, const ch
         if (!rc && rename(tmp, path) < 0)
             rc = -errno;
         if (rc)
-            snprintf(err, errlen, "writing %s: %s", path, strerror(-rc));
+            snprintf(err, errlen, "writing %.200s: %s", path, strerror(-rc));
     }
     free(text.buf);
     return rc;
@@ -420,7 +420,7 @@ static int write_conf(struct networks *n, const struct db_network *net, const ch
 static void set_error(struct net_rt *r, const char *why)
 {
     r->up = false;
-    snprintf(r->error, sizeof(r->error), "%s", why);
+    snprintf(r->error, sizeof(r->error), "%.255s", why);
 }
 
 /*
@@ -446,7 +446,7 @@ static int bring_up(struct networks *n, const struct db_network *net, char *err,
     net_dir(n, net->name, dir, sizeof(dir));
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         rc = -errno;
-        snprintf(err, errlen, "creating %s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "creating %.200s: %s", dir, strerror(errno));
         goto fail;
     }
     rc = net_link_bridge_up(net->bridge, net->mtu, addr + 1, prefix, err, errlen);
@@ -617,7 +617,8 @@ static void bridge_name(struct networks *n, const char *name, char out[DB_BRIDGE
     const char *prefix = n->d->cfg->network_prefix;
 
     if (strlen(prefix) + 1 + strlen(name) <= DB_BRIDGE_MAX)
-        snprintf(out, DB_BRIDGE_MAX + 1, "%s-%s", prefix, name);
+        snprintf(out, DB_BRIDGE_MAX + 1, "%.5s-%.*s", prefix,
+                 (int)(DB_BRIDGE_MAX - 1 - strlen(prefix)), name); /* fits: checked above */
     else
         snprintf(out, DB_BRIDGE_MAX + 1, "%s-%08x", prefix, vmmd_id_hash(name));
 }

@@ -1394,6 +1394,15 @@ static void test_openapi_document(void **state)
         {"/v1/vms/{id}/resume", "post"},
         {"/v1/vms/{id}/console", "get"},
         {"/v1/vms/{id}/stats", "get"},
+        {"/v1/networks", "get"},
+        {"/v1/networks", "post"},
+        {"/v1/networks/{name}", "get"},
+        {"/v1/networks/{name}", "patch"},
+        {"/v1/networks/{name}", "delete"},
+        {"/v1/networks/{name}/leases", "get"},
+        {"/v1/networks/{name}/forwards", "get"},
+        {"/v1/networks/{name}/forwards", "post"},
+        {"/v1/networks/{name}/forwards/{id}", "delete"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1469,8 +1478,10 @@ static void test_openapi_document(void **state)
             "content"),
         "text/event-stream"));
     schemas = json_object_get(json_object_get(doc, "components"), "schemas");
-    static const char *const names[] = {"VM",   "VMCreate", "VMPatch", "Disk",   "Nic",
-                                        "Host", "Stats",    "Event",   "Problem"};
+    static const char *const names[] = {"VM",      "VMCreate", "VMPatch",       "Disk",
+                                        "Nic",     "Host",     "Stats",         "Event",
+                                        "Problem", "Network",  "NetworkCreate", "NetworkPatch",
+                                        "Lease",   "Forward",  "ForwardCreate"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
     check_refs(doc, doc);

@@ -8,6 +8,64 @@ _vmctl_vms()
     NO_COLOR=1 vmctl "$@" list 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
+_vmctl_networks()
+{
+    NO_COLOR=1 vmctl "$@" network list 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+# `vmctl network ...`: the subcommand, then its network, its options and values.
+# $1 is the index of the word after "network"; conn holds the connection flags.
+_vmctl_network()
+{
+    local at=$1 sub="" sub2="" i npos=0
+    local subs="list show create set delete leases forward"
+    for ((i = at; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --cidr | \
+        --dns-domain | --mtu | --protocol | --host-address) ((i++)) ;;
+        -*) ;;
+        *)
+            if [[ -z $sub ]]; then
+                sub=${words[i]}
+            elif [[ $sub == forward && -z $sub2 ]]; then
+                sub2=${words[i]}
+            else
+                ((npos++))
+            fi
+            ;;
+        esac
+    done
+    case $prev in
+    --protocol) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
+    --cidr | --dns-domain | --mtu | --host-address) return ;;
+    esac
+    if [[ -z $sub ]]; then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        return
+    fi
+    if [[ $sub == forward && -z $sub2 ]]; then
+        COMPREPLY=($(compgen -W "add list delete" -- "$cur"))
+        return
+    fi
+    local opts=$common
+    case $sub$sub2 in
+    create) opts+=" --cidr --no-nat --no-dhcp --dns-domain --mtu" ;;
+    forwardadd) opts+=" --protocol --host-address" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    if ((npos == 0)) && [[ $sub != list && $sub != create ]]; then
+        COMPREPLY=($(compgen -W "$(_vmctl_networks "${conn[@]}")" -- "$cur"))
+    elif [[ $sub == set ]]; then
+        compopt -o nospace 2>/dev/null
+        COMPREPLY=($(compgen -W "nat= dhcp= dns_domain= mtu=" -- "$cur"))
+    elif [[ $sub$sub2 == forwardadd ]] && ((npos == 2)); then
+        COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+    fi
+}
+
 _vmctl()
 {
     local cur prev words cword
@@ -18,10 +76,10 @@ _vmctl()
         cword=$COMP_CWORD
     }
     local commands="host list create show set start stop shutdown reboot pause resume delete
-                    console logs events stats wait version"
+                    console logs events stats wait network version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
-    local cmd="" i conn=()
+    local cmd="" cmd_at=0 i conn=()
 
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
@@ -32,7 +90,7 @@ _vmctl()
         --output | -o) ((i++)) ;;
         -*) ;;
         *)
-            [[ -z $cmd ]] && cmd=${words[i]}
+            [[ -z $cmd ]] && cmd=${words[i]} && cmd_at=$i
             ;;
         esac
     done
@@ -42,6 +100,12 @@ _vmctl()
         COMPREPLY=($(compgen -W "table json" -- "$cur"))
         return
         ;;
+    esac
+    if [[ $cmd == network ]]; then
+        _vmctl_network $((cmd_at + 1))
+        return
+    fi
+    case $prev in
     --socket | --token-file | --cacert | --kernel | --initrd | --disk | --from-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return

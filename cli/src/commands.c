@@ -188,7 +188,7 @@ static json_t *network_leases(const struct cli_ctx *ctx, const char *network)
 }
 
 /* One line per NIC: "net0  network default ip 10.71.0.10 mac ...", tap or bridge. */
-static void print_nics(const struct cli_ctx *ctx, json_t *nics)
+static void print_nics(const struct cli_ctx *ctx, json_t *nics, const char *vm_id)
 {
     json_t *nic;
     size_t i;
@@ -202,7 +202,8 @@ static void print_nics(const struct cli_ctx *ctx, json_t *nics)
 
         if (cli_jstr(nic, "network") && !cli_jstr(nic, "ip"))
             leases = network_leases(ctx, cli_jstr(nic, "network"));
-        cli_nic_describe(nic, cli_lease_ip(leases, cli_jstr(nic, "mac")), line, sizeof(line));
+        cli_nic_describe(nic, cli_lease_ip(leases, cli_jstr(nic, "mac"), vm_id), line,
+                         sizeof(line));
         printf("%-16s net%zu %s\n", i == 0 ? "nics:" : "", i, line);
         json_decref(leases);
     }
@@ -236,7 +237,7 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
         printf("%-16s %s%s\n", buf, cli_jstr(item, "path") ? cli_jstr(item, "path") : "?",
                json_is_true(json_object_get(item, "readonly")) ? " (read-only)" : "");
     }
-    print_nics(ctx, json_object_get(vm, "nics"));
+    print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
     cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
     vm_uptime(vm, buf);
     cli_kv("uptime:", buf);
@@ -1207,7 +1208,8 @@ static void print_event(const struct cli_ctx *ctx, const char *id, const char *t
         json_decref(ev);
         return;
     }
-    name = ev ? cli_jstr(ev, "name") : NULL;
+    /* A port forward's events name their network instead. */
+    name = ev ? (cli_jstr(ev, "name") ? cli_jstr(ev, "name") : cli_jstr(ev, "network")) : NULL;
     printf("%-6s %-17s %-20s", id, type, name ? name : "-");
     if (ev && cli_jstr(ev, "state")) {
         const char *state = cli_jstr(ev, "state");

@@ -97,17 +97,15 @@ void cli_nic_describe(json_t *nic, const char *lease_ip, char *out, size_t size)
     }
 }
 
-const char *cli_lease_ip(json_t *leases, const char *mac)
+const char *cli_lease_ip(json_t *leases, const char *mac, const char *vm_id)
 {
     json_t *lease;
     size_t i;
 
-    if (!mac)
-        return NULL;
     json_array_foreach(leases, i, lease)
     {
-        const char *m = str(lease, "mac");
-        if (m && strcasecmp(m, mac) == 0)
+        const char *m = str(lease, "mac"), *id = str(lease, "vm_id");
+        if (mac ? m && strcasecmp(m, mac) == 0 : vm_id && id && strcmp(id, vm_id) == 0)
             return str(lease, "ip");
     }
     return NULL;

@@ -25,8 +25,11 @@ json_t *cli_nic_parse(const char *spec, const char **why);
  */
 void cli_nic_describe(json_t *nic, const char *lease_ip, char *out, size_t size);
 
-/* The IP of the lease with this MAC (case-insensitive) in a leases array, or NULL. */
-const char *cli_lease_ip(json_t *leases, const char *mac);
+/*
+ * The IP of the lease with this MAC (case-insensitive) in a leases array; without a MAC (the
+ * definition did not give one), of the lease the daemon matched to vm_id; or NULL.
+ */
+const char *cli_lease_ip(json_t *leases, const char *mac, const char *vm_id);
 
 /*
  * "VM" or "VM:PORT", the target of `network forward add`: the VM (id or

@@ -104,16 +104,20 @@ static void test_nic_describe(void **state)
 
 static void test_lease_ip(void **state)
 {
-    json_t *leases = json_loads("[{\"mac\":\"52:54:00:aa:bb:cc\",\"ip\":\"10.71.0.57\"},"
-                                "{\"mac\":\"52:54:00:00:00:01\",\"ip\":\"10.71.0.58\"}]",
+    json_t *leases = json_loads("[{\"mac\":\"52:54:00:aa:bb:cc\",\"ip\":\"10.71.0.57\","
+                                "\"vm_id\":null},"
+                                "{\"mac\":\"52:54:00:00:00:01\",\"ip\":\"10.71.0.58\","
+                                "\"vm_id\":\"u1\"}]",
                                 0, NULL);
 
     (void)state;
-    assert_string_equal(cli_lease_ip(leases, "52:54:00:AA:BB:CC"), "10.71.0.57");
-    assert_string_equal(cli_lease_ip(leases, "52:54:00:00:00:01"), "10.71.0.58");
-    assert_null(cli_lease_ip(leases, "52:54:00:00:00:02"));
-    assert_null(cli_lease_ip(leases, NULL));
-    assert_null(cli_lease_ip(NULL, "52:54:00:00:00:01"));
+    assert_string_equal(cli_lease_ip(leases, "52:54:00:AA:BB:CC", "u1"), "10.71.0.57");
+    assert_string_equal(cli_lease_ip(leases, "52:54:00:00:00:01", NULL), "10.71.0.58");
+    assert_null(cli_lease_ip(leases, "52:54:00:00:00:02", "u1")); /* the MAC decides */
+    assert_string_equal(cli_lease_ip(leases, NULL, "u1"), "10.71.0.58");
+    assert_null(cli_lease_ip(leases, NULL, "u2"));
+    assert_null(cli_lease_ip(leases, NULL, NULL));
+    assert_null(cli_lease_ip(NULL, "52:54:00:00:00:01", "u1"));
     json_decref(leases);
 }
 

@@ -3,7 +3,8 @@
 // problem names.
 
 import { renderActions } from './actions.js';
-import { ApiError, api } from './api.js';
+import { api } from './api.js';
+import { clearErrors, field, formBody, showError } from './form.js';
 import { duration, el, mib, uptime } from './format.js';
 import { sortedVms, store, subscribe } from './store.js';
 
@@ -19,50 +20,6 @@ const FIELDS = [
   { name: 'autostart', label: 'Start with the daemon', type: 'checkbox' },
 ];
 
-function field(spec) {
-  const id = `create-${spec.name}`;
-  let input;
-  if (spec.type === 'select') {
-    input = el('select', { id, name: spec.name }, ...spec.options.map((o) => el('option', { value: o, text: o })));
-  } else {
-    input = el('input', {
-      id,
-      name: spec.name,
-      type: spec.type,
-      placeholder: spec.placeholder,
-      value: spec.value,
-      min: spec.min,
-      max: spec.max,
-      autocomplete: 'off',
-      spellcheck: 'false',
-    });
-  }
-  return el(
-    'div',
-    { class: `field field-${spec.type}`, 'data-field': spec.name },
-    el('label', { for: id, text: spec.label }),
-    input,
-    spec.hint ? el('small', { class: 'hint', text: spec.hint }) : null,
-    el('div', { class: 'field-error', id: `${id}-error`, role: 'alert' }),
-  );
-}
-
-// The request body from the form: empty optional fields are left out.
-function formBody(form) {
-  const body = {};
-  for (const spec of FIELDS) {
-    const input = form.elements[spec.name];
-    if (spec.type === 'checkbox') {
-      if (input.checked) body[spec.name] = true;
-    } else if (spec.type === 'number') {
-      if (input.value !== '') body[spec.name] = Number(input.value);
-    } else if (input.value.trim() !== '' || spec.required) {
-      body[spec.name] = input.value.trim();
-    }
-  }
-  return body;
-}
-
 function createForm(host) {
   const formError = el('div', { class: 'form-error', role: 'alert' });
   const submit = el('button', { type: 'submit', class: 'primary', text: 'Create VM' });
@@ -71,37 +28,19 @@ function createForm(host) {
         ...host.image_dirs.flatMap((d, i) => [i ? ', ' : '', el('code', { text: d })]), '.')
     : null;
   const form = el('form', { class: 'card create', id: 'create-form', novalidate: true },
-    el('h2', { text: 'New VM' }), dirs, ...FIELDS.map(field), formError, submit);
-
-  const clearErrors = () => {
-    formError.textContent = '';
-    for (const node of form.querySelectorAll('.field')) {
-      node.classList.remove('invalid');
-      node.querySelector('.field-error').textContent = '';
-      node.querySelector('input, select').removeAttribute('aria-invalid');
-    }
-  };
+    el('h2', { text: 'New VM' }), dirs, ...FIELDS.map((spec) => field(spec, 'create')), formError, submit);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    clearErrors();
+    clearErrors(form);
     submit.disabled = true;
     try {
-      const vm = await api('POST', '/v1/vms', formBody(form));
+      const vm = await api('POST', '/v1/vms', formBody(form, FIELDS));
       form.elements.name.value = '';
       formError.textContent = '';
       form.dispatchEvent(new CustomEvent('created', { detail: vm }));
     } catch (err) {
-      const box = err instanceof ApiError && err.field ? form.querySelector(`[data-field="${err.field}"]`) : null;
-      if (box) {
-        box.classList.add('invalid');
-        box.querySelector('.field-error').textContent = err.message;
-        const input = box.querySelector('input, select');
-        input.setAttribute('aria-invalid', 'true');
-        input.focus();
-      } else {
-        formError.textContent = err.message;
-      }
+      showError(form, formError, err);
     } finally {
       submit.disabled = false;
     }

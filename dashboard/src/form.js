@@ -2,7 +2,7 @@
 // validation errors shown next to the field the problem names (or under
 // the form when it names none).
 
-import { ApiError } from './api.js';
+import { ApiError, api } from './api.js';
 import { el } from './format.js';
 
 // spec: {name, label, type (text, number, select, checkbox), placeholder, value, min, max,
@@ -76,4 +76,26 @@ export function showError(form, formError, err) {
   } else {
     formError.textContent = err.message;
   }
+}
+
+// A form that POSTs its fields to path (a string, or a function giving one) and calls
+// done(answer, form); the API's errors go next to their field.
+export function apiForm({ id, title, intro = null, fields, prefix, path, submitText, done }) {
+  const formError = el('div', { class: 'form-error', role: 'alert' });
+  const submit = el('button', { type: 'submit', class: 'primary', text: submitText });
+  const form = el('form', { class: 'card create', id, novalidate: true },
+    el('h2', { text: title }), intro, ...fields.map((spec) => field(spec, prefix)), formError, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    submit.disabled = true;
+    try {
+      done(await api('POST', typeof path === 'function' ? path() : path, formBody(form, fields)), form);
+    } catch (err) {
+      showError(form, formError, err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
 }

@@ -3,8 +3,7 @@
 // problem names.
 
 import { renderActions } from './actions.js';
-import { api } from './api.js';
-import { clearErrors, field, formBody, showError } from './form.js';
+import { apiForm } from './form.js';
 import { duration, el, mib, uptime } from './format.js';
 import { sortedVms, store, subscribe } from './store.js';
 
@@ -21,31 +20,18 @@ const FIELDS = [
 ];
 
 function createForm(host) {
-  const formError = el('div', { class: 'form-error', role: 'alert' });
-  const submit = el('button', { type: 'submit', class: 'primary', text: 'Create VM' });
   const dirs = host?.image_dirs?.length
     ? el('p', { class: 'hint' }, 'Kernels, initrds and disks must lie under ',
         ...host.image_dirs.flatMap((d, i) => [i ? ', ' : '', el('code', { text: d })]), '.')
     : null;
-  const form = el('form', { class: 'card create', id: 'create-form', novalidate: true },
-    el('h2', { text: 'New VM' }), dirs, ...FIELDS.map((spec) => field(spec, 'create')), formError, submit);
-
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    submit.disabled = true;
-    try {
-      const vm = await api('POST', '/v1/vms', formBody(form, FIELDS));
+  return apiForm({
+    id: 'create-form', title: 'New VM', intro: dirs, fields: FIELDS, prefix: 'create',
+    path: '/v1/vms', submitText: 'Create VM',
+    done: (vm, form) => {
       form.elements.name.value = '';
-      formError.textContent = '';
       form.dispatchEvent(new CustomEvent('created', { detail: vm }));
-    } catch (err) {
-      showError(form, formError, err);
-    } finally {
-      submit.disabled = false;
-    }
+    },
   });
-  return form;
 }
 
 function row(vm) {

@@ -9,7 +9,7 @@
 // LEASES_MS while it is open.
 
 import { api } from './api.js';
-import { clearErrors, field, formBody, showError } from './form.js';
+import { apiForm } from './form.js';
 import { el } from './format.js';
 import { sortedNetworks, store, subscribe } from './store.js';
 
@@ -37,27 +37,6 @@ const FORWARD_FIELDS = [
 
 const networkPath = (name, rest = '') => `/v1/networks/${encodeURIComponent(name)}${rest}`;
 const yesNo = (v) => (v ? 'yes' : 'no');
-
-// A form that POSTs its fields to path and calls done(answer); errors go next to their field.
-function apiForm({ id, title, fields, prefix, path, submitText, done }) {
-  const formError = el('div', { class: 'form-error', role: 'alert' });
-  const submit = el('button', { type: 'submit', class: 'primary', text: submitText });
-  const form = el('form', { class: 'card create', id, novalidate: true },
-    el('h2', { text: title }), ...fields.map((spec) => field(spec, prefix)), formError, submit);
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    submit.disabled = true;
-    try {
-      done(await api('POST', typeof path === 'function' ? path() : path, formBody(form, fields)), form);
-    } catch (err) {
-      showError(form, formError, err);
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return form;
-}
 
 function stateBadge(net) {
   return el('span', { class: `state net-state-${net.state}`, text: net.state, title: net.error || null });

@@ -8,7 +8,8 @@
 #             ("LAB: native_dd"), and the L2 VMM gets the copy.
 # With L2 checks, the VMM's console goes through a reader here that types a
 # line on the console when L2 asks for it (hvc check) and prints KVM's exit
-# counters (debugfs) each time L2 prints "LAB: mark NAME".
+# counters (debugfs) each time L2 prints "LAB: mark NAME". With the iperf
+# check (network bench) an iperf3 server listens on tap0's address for L2.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib
@@ -65,6 +66,9 @@ fi
 if [ "$NET" = 1 ]; then
     tunctl -t tap0 > /dev/null && ip addr add 10.0.2.1/24 dev tap0 && ip link set tap0 up \
         || fail "tap0 setup"
+    case ",$L2_TESTS," in
+        *,iperf,*) iperf3 -s -B 10.0.2.1 -D > /dev/null || fail "iperf3 server" ;;
+    esac
 fi
 
 CR=$(printf '\r')
@@ -122,14 +126,17 @@ run_vmm() {
             --mode "$2" --vcpus "$VCPUS" --memory "$L2_MEM" --stats --sandbox-uid 4242 \
             ${DISK_PATH:+--disk $DISK_PATH} $([ "$NET" = 1 ] && echo --nic tap=tap0)
         ;;
-    qemu-pv)
+    qemu-pv|qemu-vhost)
         # With devices, the fair peer is the PC machine with virtio-pci devices
-        # (what vmmd offers), not microvm's virtio-mmio.
+        # (what vmmd offers), not microvm's virtio-mmio. qemu-vhost moves
+        # virtio-net's datapath into the kernel (vhost-net).
         if [ -n "$DISK_PATH$L2_TESTS" ] || [ "$NET" = 1 ]; then
             set -- -M pc -cpu host -vga none -device virtio-rng-pci \
                 ${DISK_PATH:+-drive file=$DISK_PATH,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0}
-            [ "$NET" = 1 ] && set -- "$@" -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
-                -device virtio-net-pci,netdev=n0
+            vhost=off
+            [ "$1" = qemu-vhost ] && vhost=on
+            [ "$NET" = 1 ] && set -- "$@" -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=$vhost \
+                -device virtio-net-pci,netdev=n0,romfile=
         else
             set -- -M "microvm$MICROVM_OPTS" -cpu host
         fi
@@ -141,6 +148,7 @@ run_vmm() {
         qemu-system-x86_64 -accel kvm -M pc -cpu host,-hypervisor,kvm=off -smp "$VCPUS" -m "$L2_MEM" \
             -nodefaults -no-user-config -display none -vga none -serial stdio -no-reboot \
             ${DISK_PATH:+-drive file=$DISK_PATH,format=raw,if=ide} \
+            $([ "$NET" = 1 ] && echo -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device e1000,netdev=n0,romfile=) \
             -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"
         ;;
     esac
@@ -150,9 +158,10 @@ for launch in $LAUNCHES; do
     vmm=${launch%%:*} mode=${launch#*:}
     cmdline=$L2_CMDLINE
     if [ -n "$L2_TESTS" ]; then
-        if [ "$mode" = pv ]; then set -- virtio vda; else set -- ide sda; fi
+        # Full mode's NIC driver (e1000) is only in the generic kernel's modules.
+        if [ "$mode" = pv ]; then set -- virtio vda; else set -- ide,e1000 sda; fi
         cmdline="$cmdline lab.tests=$L2_TESTS lab.mods=$1 lab.disk=$2 lab.tag=$mode"
-        cmdline="$cmdline lab.token=$TOKEN lab.runs=$RUNS"
+        cmdline="$cmdline lab.token=$TOKEN lab.runs=$RUNS lab.iperf_s=$IPERF_TIME"
     fi
     echo "LAB: L1 launching L2 t=$(up) vmm=$vmm mode=$mode vcpus=$VCPUS"
     if [ -n "$L2_TESTS" ]; then

@@ -3,15 +3,20 @@
 # initramfs as /init). Reports how the guest sees its machine as "LAB: key=value"
 # lines on the console, runs the device checks the kernel command line asks for,
 # and powers off.
-#   lab.mods=virtio|ide      module group to load (from /lib/modules/<group>/order)
+#   lab.mods=virtio|ide[,e1000]  module groups to load (from /lib/modules/<group>/order;
+#                            a group missing from the initramfs is skipped)
 #   lab.tests=a,b,...        disk (mount the disk, read the seeded file, write
 #                            /lab-<lab.tag>.txt containing lab.token), hvc (write to
 #                            and read a line from /dev/hvc0), rng (read /dev/hwrng),
 #                            net (ping 10.0.2.1 from 10.0.2.2 on eth0),
-#                            diskbench (read the whole disk lab.runs times)
+#                            diskbench (read the whole disk lab.runs times),
+#                            iperf (iperf3 to L1's server at 10.0.2.1 for lab.iperf_s
+#                            seconds, L2 sending then receiving, lab.runs times each;
+#                            "LAB: iperf dir=send|recv run=R mbps=M" with the
+#                            receiver's figure)
 #   lab.disk=vda|sda  lab.token=WORD  lab.tag=WORD  lab.runs=N
 # Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
-export PATH=/bin:/sbin
+export PATH=/bin:/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -45,11 +50,14 @@ now_us() {
     done
 }
 TESTS=$(arg tests) MODS=$(arg mods) DISK=$(arg disk) TOKEN=$(arg token) TAG=$(arg tag) RUNS=$(arg runs)
+IPERF_S=$(arg iperf_s)
 
 if [ -n "$MODS" ]; then
     loaded=0
-    for m in $(cat /lib/modules/$MODS/order 2>/dev/null); do
-        if insmod /lib/modules/$MODS/$m.ko; then loaded=$((loaded + 1)); else echo "LAB: insmod $m failed"; fi
+    for g in $(echo "$MODS" | tr , ' '); do
+        for m in $(cat /lib/modules/$g/order 2>/dev/null); do
+            if insmod /lib/modules/$g/$m.ko; then loaded=$((loaded + 1)); else echo "LAB: insmod $m failed"; fi
+        done
     done
     echo "LAB: modules=$MODS loaded=$loaded"
 fi
@@ -108,15 +116,45 @@ if has_test irq; then
     echo "LAB: virtio_irq=${irq:-none}"
 fi
 
+NET_UP=''
+net_up() { # eth0 as 10.0.2.2/24, once
+    [ -n "$NET_UP" ] && return 0
+    wait_for /sys/class/net/eth0 10 || return 1
+    ip link set lo up
+    ip addr add 10.0.2.2/24 dev eth0
+    ip link set eth0 up
+    NET_UP=1
+}
 if has_test net; then
-    if wait_for /sys/class/net/eth0 10; then
-        ip link set lo up
-        ip addr add 10.0.2.2/24 dev eth0
-        ip link set eth0 up
+    if net_up; then
         got=$(ping -c 3 -W 5 10.0.2.1 | grep -o '[0-9]* packets received' | cut -d' ' -f1)
         echo "LAB: net_ping_received=${got:-0}"
     else
         echo "LAB: net_ping_received=no_device"
+    fi
+fi
+
+# iperf3 (its libraries in the initramfs' standard paths) against L1's server;
+# the figure is the receiver's summary line, in Mbit/s.
+if has_test iperf; then
+    export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+    if net_up; then
+        # The link may take a moment: wait for L1 to answer before timing.
+        ping -c 1 -W 10 10.0.2.1 > /dev/null 2>&1
+        r=1
+        while [ $r -le ${RUNS:-3} ]; do
+            for dir in send recv; do
+                flag=''
+                [ $dir = recv ] && flag=-R
+                mbps=$(iperf3 -c 10.0.2.1 $flag -t ${IPERF_S:-4} -f m 2>&1 | tee /tmp/iperf.out \
+                       | awk '/receiver/ {for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") print $(i - 1)}' | tail -n 1)
+                [ -n "$mbps" ] || tail -n 3 /tmp/iperf.out
+                echo "LAB: iperf dir=$dir run=$r mbps=${mbps:-fail}"
+            done
+            r=$((r + 1))
+        done
+    else
+        echo "LAB: iperf dir=send run=1 mbps=no_device"
     fi
 fi
 

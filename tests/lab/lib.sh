@@ -1,9 +1,21 @@
 # Helpers shared by the TCG lab scripts (sourced by prepare.sh and run.sh).
 # Modules come from the unpacked kernel package in the cache; their load order
 # is what kmod's modprobe computes from the modules.dep that prepare.sh makes.
+# A kernel directory (KDIR below) is the cache itself for Debian's cloud
+# kernel and CACHE/generic for the generic one (linux-image-amd64, which has
+# the emulated NIC drivers such as e1000 that the cloud kernel lacks).
 PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe, for users whose PATH lacks them
 
-# lab_module_paths CACHE MODULE...: the .ko files MODULE... need, dependencies
+# lab_kernel_dir CACHE cloud|generic: where that kernel's files are.
+lab_kernel_dir() {
+    case $2 in
+        cloud) echo "$1" ;;
+        generic) echo "$1/generic" ;;
+        *) echo "lab: kernel must be cloud or generic, not '$2'" >&2; return 1 ;;
+    esac
+}
+
+# lab_module_paths KDIR MODULE...: the .ko files MODULE... need, dependencies
 # first, each once (modules built into the kernel print nothing).
 lab_module_paths() {
     local cache=$1 m
@@ -14,7 +26,7 @@ lab_module_paths() {
     done | awk '$1 == "insmod" && !seen[$2]++ {print $2}'
 }
 
-# lab_install_modules CACHE DESTDIR MODULE...: uncompressed copies of the
+# lab_install_modules KDIR DESTDIR MODULE...: uncompressed copies of the
 # modules (busybox insmod reads plain .ko only) in DESTDIR, and DESTDIR/order
 # with their names in load order (appended, so calls add up).
 lab_install_modules() {
@@ -34,4 +46,24 @@ lab_install_modules() {
         esac
         echo "$name" >> "$dest/order"
     done
+}
+
+# lab_copy_with_libs ROOT BIN DEST [UNPACKED]: copy executable BIN to ROOT/DEST
+# with the shared libraries ldd finds for it (and the dynamic loader). A
+# library under UNPACKED (a directory where .deb packages were unpacked with
+# dpkg-deb -x, searched first) lands at its path inside the package; the
+# others at their host path.
+lab_copy_with_libs() {
+    local root=$1 bin=$2 dest=$3 unpacked=${4:-} lib to libpath=''
+    mkdir -p "$root/$(dirname "$dest")"
+    cp -L "$bin" "$root/$dest"
+    [[ -n $unpacked ]] && libpath=$unpacked/lib/x86_64-linux-gnu:$unpacked/usr/lib/x86_64-linux-gnu
+    while read -r lib; do
+        to=$lib
+        [[ -n $unpacked && $lib == "$unpacked"/* ]] && to=${lib#"$unpacked"}
+        [[ -e $root/$to ]] && continue
+        mkdir -p "$root/$(dirname "$to")"
+        cp -L "$lib" "$root/$to"
+    done < <(LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$bin" 2>/dev/null \
+             | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
 }

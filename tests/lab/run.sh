@@ -14,9 +14,13 @@
 #               [--vmmd PATH] [--timeout S] [--memory MIB] [--cache DIR]
 #               [--l2-append "ARGS"] [--l2-verbose] [--keep] [--log FILE]
 #               [--disk IMG] [--disk-in-ram] [--net] [--l2-tests LIST]
-#               [--token WORD] [--runs N]
-#   LAUNCH is vmmd, qemu-pv or qemu-full, optionally :MODE (vmmd:full); a
-#   launch without a mode takes --mode (vmmd: default pv).
+#               [--token WORD] [--runs N] [--l2-kernel cloud|generic]
+#               [--l1-kernel cloud|generic] [--iperf-time S]
+#   LAUNCH is vmmd, qemu-pv, qemu-vhost or qemu-full, optionally :MODE
+#   (vmmd:full); a launch without a mode takes --mode (vmmd: default pv).
+#   qemu-vhost is qemu-pv with its virtio-net on the kernel's vhost-net
+#   (vhost=on); qemu-pv's is QEMU's own userspace virtio-net; qemu-full's
+#   NIC is an e1000. QEMU's NICs have romfile= (the lab has no option ROMs).
 #   --disk IMG: QEMU gives L1 the raw image IMG as a virtio disk (/dev/vda),
 #     which L1 hands to the L2 VMM (vmmd --disk, QEMU virtio-blk-pci in pv,
 #     IDE in full), so what L2 writes lands in IMG.
@@ -26,7 +30,16 @@
 #   --l2-tests LIST: checks L2 runs (l2-init.sh: disk,hvc,rng,net,diskbench);
 #     L2 loads the virtio modules in pv mode, the IDE ones in full mode.
 #   --token WORD: what L2 writes to the disk and hvc0 (default: random).
-#   --runs N: repetitions of the timed disk reads (default 3).
+#   --runs N: repetitions of the timed disk reads and of the iperf3 runs (default 3).
+#   --l2-kernel, --l1-kernel: Debian's cloud kernel (default) or its generic
+#     one (prepare.sh --kernel generic), which has emulated NIC drivers (e1000;
+#     L2's full-mode module group "e1000") that the cloud kernel lacks.
+#   --l2-tests iperf: the network bench (implies --net): L1 runs an iperf3
+#     server on tap0, L2 runs iperf3 --iperf-time seconds (default 4) sending
+#     then receiving, --runs times each; run.sh prints one line per measurement:
+#     LAB-IPERF launch=N vmm=.. mode=.. dir=send|recv run=R mbps=..
+#     (dir is L2's view; mbps is the receiver's figure, "fail" if none). L2's
+#     initramfs gets iperf3 and its libraries only for this test.
 # Env: LAB_CACHE, LAB_L1_MEM (2048), LAB_L1_APPEND (L1 cmdline),
 #   LAB_L1_QEMU_OPTS (extra L1 QEMU args, e.g. "-d int -D FILE"),
 #   LAB_L1_TRACE=1 (with --l2-tests diskbench: L1 traces KVM's exits during L2's
@@ -51,7 +64,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 LOG='' VMM='' MODE='' VCPUS=2 TIMEOUT=240 L2_MEM=256 L2_APPEND='' L2_QUIET=quiet KEEP=0
-DISK_IMG='' DISK_MODE='' NET=0 L2_TESTS='' TOKEN='' RUNS=3
+DISK_IMG='' DISK_MODE='' NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 L1_MEM=${LAB_L1_MEM:-2048}
@@ -79,6 +92,9 @@ while [[ $# -gt 0 ]]; do
         --l2-tests) L2_TESTS=${2:?}; shift 2 ;;
         --token) TOKEN=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
+        --l2-kernel) L2_KERNEL=${2:?}; shift 2 ;;
+        --l1-kernel) L1_KERNEL=${2:?}; shift 2 ;;
+        --iperf-time) IPERF_TIME=${2:?}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage ;;
     esac
@@ -92,9 +108,9 @@ for l in ${VMM//,/ }; do
     [[ $l == *:* ]] && m=${l#*:}
     case $v in
         vmmd) m=${m:-pv}; NEED_VMMD=1 ;;
-        qemu-pv) [[ -z $m || $m == pv ]] || die "qemu-pv is pv only"; m=pv; NEED_QEMU=1 ;;
+        qemu-pv|qemu-vhost) [[ -z $m || $m == pv ]] || die "$v is pv only"; m=pv; NEED_QEMU=1 ;;
         qemu-full) [[ -z $m || $m == full ]] || die "qemu-full is full only"; m=full; NEED_QEMU=1 ;;
-        *) echo "run.sh: a launch must be vmmd, qemu-pv or qemu-full, not '$v'" >&2; usage ;;
+        *) echo "run.sh: a launch must be vmmd, qemu-pv, qemu-vhost or qemu-full, not '$v'" >&2; usage ;;
     esac
     [[ $m == pv || $m == full ]] || die "mode must be pv or full, not '$m'"
     LAUNCHES+="${LAUNCHES:+ }$v:$m"
@@ -102,6 +118,12 @@ done
 [[ $VCPUS =~ ^[1-9][0-9]*$ ]] || die "--vcpus must be a positive integer"
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive integer"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $IPERF_TIME =~ ^[1-9][0-9]*$ ]] || die "--iperf-time must be a positive integer"
+for k in "$L1_KERNEL" "$L2_KERNEL"; do
+    [[ $k == cloud || $k == generic ]] || die "a kernel is cloud or generic, not '$k'"
+done
+IPERF=0
+[[ ,$L2_TESTS, == *,iperf,* ]] && IPERF=1 NET=1
 [[ $L2_TESTS =~ ^[a-z,]*$ ]] || die "--l2-tests is a comma-separated list of names"
 [[ -z $DISK_MODE || -n $DISK_IMG ]] || die "--disk-in-ram needs --disk IMG"
 [[ -z $DISK_IMG || -f $DISK_IMG ]] || die "--disk $DISK_IMG: no such file"
@@ -115,9 +137,12 @@ if [[ -z $QEMU ]]; then
 fi
 for t in cpio ldd timeout; do command -v "$t" >/dev/null || die "missing tool: $t"; done
 
-"$HERE/prepare.sh" "$CACHE" >&2
+KERNELS=$L1_KERNEL
+[[ $L2_KERNEL == "$L1_KERNEL" ]] || KERNELS+=,$L2_KERNEL
+"$HERE/prepare.sh" --kernel "$KERNELS" $([[ $IPERF == 1 ]] && echo --iperf3) "$CACHE" >&2
 CACHE=$(cd "$CACHE" && pwd)
-KVER=$(cat "$CACHE/kver")
+K1=$(lab_kernel_dir "$CACHE" "$L1_KERNEL") K2=$(lab_kernel_dir "$CACHE" "$L2_KERNEL")
+KVER=$(cat "$K1/kver") KVER2=$(cat "$K2/kver")
 
 if [[ $NEED_VMMD == 1 ]]; then
     [[ -x $VMMD ]] || die "vmmd binary not found or not executable: $VMMD (use --vmmd PATH)"
@@ -135,28 +160,22 @@ trap cleanup EXIT
 R=$WORK/root
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,var/tmp,etc,l2,lib64}
 cp "$CACHE/busybox" "$R/bin/busybox"
-cp "$CACHE/vmlinuz" "$R/l2/vmlinuz"
-# The driver modules only when L2 runs checks (plain boots stay comparable).
-cat "$CACHE/l2-initrd.cpio.gz" ${L2_TESTS:+"$CACHE/l2-modules.cpio.gz"} > "$R/l2/initrd"
+cp "$K2/vmlinuz" "$R/l2/vmlinuz"
+# The driver modules only when L2 runs checks (plain boots stay comparable),
+# iperf3 only for the network bench.
+cat "$K2/l2-initrd.cpio.gz" ${L2_TESTS:+"$K2/l2-modules.cpio.gz"} \
+    $([[ $IPERF == 1 ]] && echo "$CACHE/l2-iperf3.cpio.gz") > "$R/l2/initrd"
 
 # L1's modules, in load order (l1-init.sh loads /lib/modules/l1/order).
 L1_MODS=(kvm-amd)
 [[ -n $DISK_IMG ]] && L1_MODS+=(virtio_pci virtio_blk)
 [[ $NET == 1 ]] && L1_MODS+=(tun)
-lab_install_modules "$CACHE" "$R/lib/modules/l1" "${L1_MODS[@]}" || die "cannot install L1 modules"
+[[ $NET == 1 && " $LAUNCHES" == *" qemu-vhost:"* ]] && L1_MODS+=(vhost_net)
+lab_install_modules "$K1" "$R/lib/modules/l1" "${L1_MODS[@]}" || die "cannot install L1 modules"
 
-# Copy an executable plus its shared libraries (and the dynamic loader) to the
+# Executables with their shared libraries (and the dynamic loader) at the
 # same absolute paths inside the initramfs.
-copy_with_libs() {
-    local bin=$1 dest=$2 lib
-    mkdir -p "$R/$(dirname "$dest")"
-    cp -L "$bin" "$R/$dest"
-    while read -r lib; do
-        [[ -e $R/$lib ]] && continue
-        mkdir -p "$R/$(dirname "$lib")"
-        cp -L "$lib" "$R/$lib"
-    done < <(ldd "$bin" 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
-}
+copy_with_libs() { lab_copy_with_libs "$R" "$1" "$2"; }
 
 VMM_DESC=''
 if [[ $NEED_VMMD == 1 ]]; then
@@ -177,6 +196,7 @@ if [[ $NEED_QEMU == 1 ]]; then
     done
     VMM_DESC+="${VMM_DESC:+, }$QEMU ($("$QEMU" --version | head -n1))"
 fi
+[[ $IPERF == 1 ]] && lab_copy_with_libs "$R" "$CACHE/iperf3/root/usr/bin/iperf3" /usr/bin/iperf3 "$CACHE/iperf3/root"
 
 L2_CMDLINE="console=ttyS0 panic=-1 reboot=t${L2_QUIET:+ $L2_QUIET}${L2_APPEND:+ $L2_APPEND}"
 cat > "$R/lab.conf" <<EOF
@@ -190,13 +210,14 @@ NET='$NET'
 L2_TESTS='$L2_TESTS'
 TOKEN='$TOKEN'
 RUNS='$RUNS'
+IPERF_TIME='$IPERF_TIME'
 TRACE='${LAB_L1_TRACE:-0}'
 EOF
 cp "$HERE/l1-init.sh" "$R/init"
 chmod 755 "$R/init"
 
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/l1-initrd.cpio"
-echo "run.sh: launches=$LAUNCHES ($VMM_DESC) vcpus=$VCPUS; L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB; kernel $KVER" >&2
+echo "run.sh: launches=$LAUNCHES ($VMM_DESC) vcpus=$VCPUS; L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB; kernel $KVER, L2 $KVER2" >&2
 
 # ---------------------------------------------------------------------------
 # Boot L1 under TCG; timestamp interesting lines on arrival.
@@ -220,7 +241,7 @@ set +e
 n=0   # the launch a console line belongs to: stamps are "KEY.N TIME"
 timeout -k 5 "$TIMEOUT" "$QEMU" -accel "tcg,thread=$TCG_THREAD" -cpu max -smp "$L1_SMP" -m "$L1_MEM" \
     -M pc -nodefaults -no-user-config -display none -vga none -serial stdio -serial "file:$L1_KLOG" -no-reboot \
-    -kernel "$CACHE/vmlinuz" -initrd "$WORK/l1-initrd.cpio" -append "$L1_CMDLINE" \
+    -kernel "$K1/vmlinuz" -initrd "$WORK/l1-initrd.cpio" -append "$L1_CMDLINE" \
     ${DISK_IMG:+-drive "file=$DISK_IMG,format=raw,if=virtio"} \
     -d cpu_reset,guest_errors -D "$QDBG" ${LAB_L1_QEMU_OPTS:-} < /dev/null 2>&1 |
 while IFS= read -r line || [[ -n $line ]]; do
@@ -237,6 +258,7 @@ while IFS= read -r line || [[ -n $line ]]; do
         *"LAB: mark "*) m=${line##*LAB: mark }; echo "mark.$n.${m// /_} $t" >> "$STAMPS" ;;
         *"LAB: vmm exit status="*) echo "status.$n ${line##*status=}" >> "$STAMPS" ;;
         *"LAB: L2 done"*) echo "l2_done.$n $t" >> "$STAMPS" ;;
+        *"LAB: iperf dir="*) echo "iperf.$n ${line##*LAB: iperf }" >> "$STAMPS" ;;
     esac
 done
 pst=("${PIPESTATUS[@]}")
@@ -281,6 +303,7 @@ for l in $LAUNCHES; do
         RESULT=vmm_failed
     fi
     # Host arrival times of L2's marks, for timing that trusts no guest clock.
+    awk -v k="iperf.$i" -v n="$i" -v l="$l" '$1 == k {sub(/:/, " mode=", l); $1 = ""; printf "LAB-IPERF launch=%s vmm=%s%s\n", n, l, $0}' "$STAMPS"
     awk -v p="mark.$i." -v n="$i" 'index($1, p) == 1 {printf "LAB-MARK launch=%s name=%s host_t=%s\n", n, substr($1, length(p) + 1), $2}' "$STAMPS"
     echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
          "result=$RESULT l1_init_s=$(diff_s "$T0" "$(get l1_init)") l2_uptime_s=${L2_UPTIME:-NA}" \

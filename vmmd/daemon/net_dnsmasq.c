@@ -125,8 +125,8 @@ int dnsmasq_start(const char *dir, pid_t *pid, char *err, size_t errlen)
     }
     *pid = dnsmasq_running(dir);
     if (!*pid) {
-        snprintf(err, errlen, "dnsmasq started but its pid file %s/" DNSMASQ_PID " names no dnsmasq",
-                 dir);
+        snprintf(err, errlen,
+                 "dnsmasq started but its pid file %s/" DNSMASQ_PID " names no dnsmasq", dir);
         return -ESRCH;
     }
     return 0;
@@ -153,8 +153,7 @@ size_t dnsmasq_parse_leases(const char *text, struct dnsmasq_lease *out, size_t 
                 l->expires = expires;
                 memcpy(l->mac, mac, sizeof(l->mac)); /* 17 characters and the NUL */
                 snprintf(l->ip, sizeof(l->ip), "%.15s", api_ipv4_parse(ip, &a) ? "" : ip);
-                snprintf(l->hostname, sizeof(l->hostname), "%.63s",
-                         strcmp(host, "*") ? host : "");
+                snprintf(l->hostname, sizeof(l->hostname), "%.63s", strcmp(host, "*") ? host : "");
                 if (!l->ip[0])
                     n--; /* an IPv6 lease or garbage */
             }

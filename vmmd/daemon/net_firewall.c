@@ -60,15 +60,16 @@ int net_firewall_render(struct strbuf *b, const char *table, const struct fw_net
         return b->oom ? -ENOMEM : 0;
     strbuf_printf(b, "table inet %s {\n", table);
 
-    strbuf_printf(b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n");
+    strbuf_printf(b,
+                  "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n");
     strbuf_printf(b, "\t\tiifname ");
     bridge_set(b, nets, n_nets, NULL);
     strbuf_printf(b, " meta l4proto { tcp, udp } th dport 53 accept\n\t\tiifname ");
     bridge_set(b, nets, n_nets, NULL);
     strbuf_printf(b, " udp dport 67 accept\n\t}\n");
 
-    strbuf_printf(b,
-                  "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n");
+    strbuf_printf(
+        b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n");
     for (size_t i = 0; i < n_nets; i++) {
         const struct fw_network *n = &nets[i];
 

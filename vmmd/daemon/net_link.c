@@ -21,8 +21,7 @@ struct nl_req {
     char buf[1024];
 };
 
-static struct rtattr *add_attr(struct nl_req *r, unsigned short type, const void *data,
-                               size_t len)
+static struct rtattr *add_attr(struct nl_req *r, unsigned short type, const void *data, size_t len)
 {
     struct rtattr *a = (struct rtattr *)((char *)&r->hdr + NLMSG_ALIGN(r->hdr.nlmsg_len));
 

@@ -231,7 +231,8 @@ static int apply_firewall(struct networks *n, char *err, size_t errlen)
     bool any_nat = false;
     int rc;
 
-    if ((rc = db_network_list(n->d->db, &nets, &nn)) || (rc = db_forward_list(n->d->db, NULL, &fwds, &nf)) ||
+    if ((rc = db_network_list(n->d->db, &nets, &nn)) ||
+        (rc = db_forward_list(n->d->db, NULL, &fwds, &nf)) ||
         (rc = collect_nics(n, NULL, &nics, &nnics))) {
         snprintf(err, errlen, "reading the store: %s", db_last_error(n->d->db));
         goto out;
@@ -244,8 +245,8 @@ static int apply_firewall(struct networks *n, char *err, size_t errlen)
         goto out;
     }
     for (size_t i = 0; i < nn; i++) {
-        fn[i] = (struct fw_network){.bridge = nets[i].bridge, .cidr = nets[i].cidr,
-                                    .nat = nets[i].nat};
+        fn[i] =
+            (struct fw_network){.bridge = nets[i].bridge, .cidr = nets[i].cidr, .nat = nets[i].nat};
         any_nat |= nets[i].nat;
     }
     /* A forward goes to the static ip of its VM's NIC on that network, as defined now. */
@@ -357,8 +358,12 @@ static int write_conf(struct networks *n, const struct db_network *net, const ch
 {
     struct nic_ref *nics;
     struct dnsmasq_host *hosts;
-    struct dnsmasq_conf c = {.name = net->name, .dir = dir, .bridge = net->bridge,
-                             .domain = net->dns_domain, .dhcp = net->dhcp, .nat = net->nat,
+    struct dnsmasq_conf c = {.name = net->name,
+                             .dir = dir,
+                             .bridge = net->bridge,
+                             .domain = net->dns_domain,
+                             .dhcp = net->dhcp,
+                             .nat = net->nat,
                              .mtu = net->mtu};
     struct strbuf text = {0};
     char path[4200], old[65536];
@@ -620,11 +625,11 @@ static void bridge_name(struct networks *n, const char *name, char out[DB_BRIDGE
 static int store_fail(struct networks *n, struct api_error *err, int rc, const char *what)
 {
     return api_fail(err,
-                    rc == -ENOSPC                                        ? API_ERR_INSUFFICIENT_STORAGE
-                    : rc == -EIO || rc == -EROFS || rc == -EBUSY         ? API_ERR_UNAVAILABLE
-                                                                         : API_ERR_INTERNAL,
-                    "%s: the state store failed (%s: %s); nothing was changed", what,
-                    strerror(-rc), db_last_error(n->d->db));
+                    rc == -ENOSPC                                ? API_ERR_INSUFFICIENT_STORAGE
+                    : rc == -EIO || rc == -EROFS || rc == -EBUSY ? API_ERR_UNAVAILABLE
+                                                                 : API_ERR_INTERNAL,
+                    "%s: the state store failed (%s: %s); nothing was changed", what, strerror(-rc),
+                    db_last_error(n->d->db));
 }
 
 int networks_create_network(struct networks *n, const struct api_network_def *def,
@@ -649,8 +654,9 @@ int networks_create_network(struct networks *n, const struct api_network_def *de
         if (check_free(n, addr, prefix, why, sizeof(why)))
             return api_fail(err, API_ERR_CONFLICT, "cidr: %s %s", net.cidr, why);
     } else if (pick_cidr(n, net.cidr)) {
-        return api_fail(err, API_ERR_CONFLICT, "cidr: no free /24 in 10.71.0.0-10.90.255.0; "
-                                               "give one");
+        return api_fail(err, API_ERR_CONFLICT,
+                        "cidr: no free /24 in 10.71.0.0-10.90.255.0; "
+                        "give one");
     }
     bridge_name(n, net.name, net.bridge);
     net.nat = def->nat;
@@ -669,8 +675,7 @@ int networks_create_network(struct networks *n, const struct api_network_def *de
         log_error("network %s: %s", net.name, why);
         networks_delete(n, net.name, &(struct api_error){0});
         (void)cleanup;
-        return api_fail(err, API_ERR_INTERNAL, "network %s could not be set up: %s", net.name,
-                        why);
+        return api_fail(err, API_ERR_INTERNAL, "network %s could not be set up: %s", net.name, why);
     }
     log_info("network %s (%s on %s) created", net.name, net.cidr, net.bridge);
     if (out)
@@ -699,8 +704,8 @@ int networks_update(struct networks *n, const char *name, const struct api_netwo
     vmmd_event_committed(n->d, ev);
     if (bring_up(n, &net, why, sizeof(why)) || apply_firewall(n, why, sizeof(why))) {
         commit_event(n, "network.error", json_pack("{s:s,s:s}", "name", name, "error", why));
-        return api_fail(err, API_ERR_INTERNAL, "network %s was changed but not applied: %s",
-                        name, why);
+        return api_fail(err, API_ERR_INTERNAL, "network %s was changed but not applied: %s", name,
+                        why);
     }
     return 0;
 }
@@ -790,14 +795,14 @@ static void ensure_default(struct networks *n)
     uint32_t a;
     unsigned p;
 
-    if (strcmp(want, "none") == 0 || db_setting_get(n->d->db, SETTING_DEFAULT, done,
-                                                    sizeof(done)) == 0)
+    if (strcmp(want, "none") == 0 ||
+        db_setting_get(n->d->db, SETTING_DEFAULT, done, sizeof(done)) == 0)
         return;
     strcpy(def.name, "default");
     strcpy(def.dns_domain, API_NET_DEFAULT_DOMAIN);
     if (strcmp(want, "auto") != 0) {
-        if (api_ipv4_parse_cidr(want, &a, &p) || p < API_NET_MIN_PREFIX ||
-            p > API_NET_MAX_PREFIX || (a & ~api_ipv4_mask(p))) {
+        if (api_ipv4_parse_cidr(want, &a, &p) || p < API_NET_MIN_PREFIX || p > API_NET_MAX_PREFIX ||
+            (a & ~api_ipv4_mask(p))) {
             log_error("--default-network %s: not auto, none or a network like 10.71.0.0/24 "
                       "(/16 to /29); no default network made",
                       want);
@@ -911,8 +916,8 @@ int networks_check_vm(struct networks *n, const struct db_vm *vm, struct api_err
             if (strcmp(others[k].network, name) == 0 && strcmp(others[k].ip, ip) == 0 &&
                 (strcmp(others[k].vm_id, vm->id) != 0 || others[k].index < i))
                 ret = api_fail(err, API_ERR_CONFLICT,
-                               "nics[%zu].ip: %s on network '%s' is taken by VM '%s'", i, ip,
-                               name, others[k].vm);
+                               "nics[%zu].ip: %s on network '%s' is taken by VM '%s'", i, ip, name,
+                               others[k].vm);
         if (ret)
             break;
     }
@@ -933,8 +938,7 @@ int networks_check_start(struct networks *n, const struct db_vm *vm, struct api_
         struct net_rt *r = name ? rt_find(n, name) : NULL;
 
         if (name && (!r || !r->up)) {
-            ret = api_fail(err, API_ERR_CONFLICT, "nics[%zu]: network '%s' is not up: %s", i,
-                           name,
+            ret = api_fail(err, API_ERR_CONFLICT, "nics[%zu]: network '%s' is not up: %s", i, name,
                            n->unavailable[0] ? n->unavailable
                            : r               ? r->error
                                              : "it does not exist");
@@ -998,8 +1002,7 @@ static json_t *network_json(struct networks *n, const struct db_network *net)
     free(nics);
     json_object_set_new(o, "state", json_string(r && r->up ? "active" : "error"));
     json_object_set_new(o, "error", error ? json_string(error) : json_null());
-    json_object_set_new(o, "dnsmasq_pid",
-                        r && r->pid ? json_integer(r->pid) : json_null());
+    json_object_set_new(o, "dnsmasq_pid", r && r->pid ? json_integer(r->pid) : json_null());
     json_object_set_new(o, "dnsmasq_restarts", json_integer(r ? (json_int_t)r->restarts : 0));
     json_object_set_new(o, "nics", list);
     json_object_set_new(o, "forwards", json_integer(forward_count(n, net->name)));
@@ -1223,8 +1226,7 @@ int networks_forward_add(struct networks *n, const char *name, const struct api_
     return 0;
 }
 
-int networks_forward_delete(struct networks *n, const char *name, int64_t id,
-                            struct api_error *err)
+int networks_forward_delete(struct networks *n, const char *name, int64_t id, struct api_error *err)
 {
     struct db_network net;
     char why[512];
@@ -1258,9 +1260,9 @@ void networks_metrics(struct networks *n, struct strbuf *b)
                      "run (1) or it is in error (0).\n# TYPE vmmd_network_up gauge\n");
     for (size_t i = 0; i < count; i++) {
         struct net_rt *r = rt_find(n, nets[i].name);
-        strbuf_printf(b, "vmmd_network_up{network=\"%s\",bridge=\"%s\",cidr=\"%s\",nat=\"%s\"} %d\n",
-                      nets[i].name, nets[i].bridge, nets[i].cidr, nets[i].nat ? "true" : "false",
-                      r && r->up);
+        strbuf_printf(
+            b, "vmmd_network_up{network=\"%s\",bridge=\"%s\",cidr=\"%s\",nat=\"%s\"} %d\n",
+            nets[i].name, nets[i].bridge, nets[i].cidr, nets[i].nat ? "true" : "false", r && r->up);
     }
     strbuf_printf(b, "# HELP vmmd_network_leases DHCP leases in a network's lease file.\n"
                      "# TYPE vmmd_network_leases gauge\n");
@@ -1281,8 +1283,8 @@ void networks_metrics(struct networks *n, struct strbuf *b)
                      "counter\n");
     for (size_t i = 0; i < count; i++) {
         struct net_rt *r = rt_find(n, nets[i].name);
-        strbuf_printf(b, "vmmd_network_dnsmasq_restarts_total{network=\"%s\"} %llu\n",
-                      nets[i].name, (unsigned long long)(r ? r->restarts : 0));
+        strbuf_printf(b, "vmmd_network_dnsmasq_restarts_total{network=\"%s\"} %llu\n", nets[i].name,
+                      (unsigned long long)(r ? r->restarts : 0));
     }
     strbuf_printf(b, "# HELP vmmd_network_rx_bytes_total Bytes the network's bridge received "
                      "(from guests).\n# TYPE vmmd_network_rx_bytes_total counter\n");

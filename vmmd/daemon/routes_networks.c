@@ -23,8 +23,7 @@ void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
     respond(req, 200, networks_list_json(d->nets, NULL, &err), &err);
 }
 
-void route_network_get(struct vmmd_daemon *d, struct http_request *req,
-                       const struct route_match *m)
+void route_network_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_error err;
 
@@ -105,8 +104,7 @@ void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *r
         return;
     }
     respond(req, 201, networks_forwards_json(d->nets, m->name, id, &err), &err);
-    snprintf(location, sizeof(location), "/v1/networks/%s/forwards/%lld", m->name,
-             (long long)id);
+    snprintf(location, sizeof(location), "/v1/networks/%s/forwards/%lld", m->name, (long long)id);
     http_add_header(req, "Location", location);
 }
 

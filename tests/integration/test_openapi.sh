@@ -25,9 +25,7 @@ if [[ ! -c /dev/kvm || ! -w /dev/kvm ]]; then
     exit
 fi
 
-# Managed networks (issue 13): a bridge prefix of this test's own, so it never
-# touches another daemon's bridges or nftables table, and no default network.
-start_daemon --default-network none --network-prefix "o$((RANDOM % 10000))" || exit 1
+start_daemon || exit 1
 id=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
     --data-binary "{\"name\":\"doc\",\"kernel\":\"$GUESTS/guest-idle.elf\",\"memory_mib\":32}" \
     http://x/v1/vms | jq -r .id)

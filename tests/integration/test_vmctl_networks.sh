@@ -7,9 +7,7 @@
 # port forward's life, a delete refused while a VM uses the network, the
 # network events in vmctl events, and bash completion of network names. On
 # the host: the bridge, its address and the dnsmasq exist while the network
-# does and are gone after its delete. The daemon runs with no default
-# network and a prefix of its own, so its bridges and nftables table are
-# this test's alone. Needs root, nft and dnsmasq (a loud skip otherwise);
+# does and are gone after its delete. Needs root, nft and dnsmasq (a loud skip otherwise);
 # no /dev/kvm (no VM is started).
 # Usage: test_vmctl_networks.sh VMCTL VMMD GUEST_DIR
 set -uo pipefail
@@ -21,7 +19,6 @@ GUESTS=$(cd "$3" && pwd)
 export VMMD_SOCKET=$SOCK
 unset VMMD_URL VMMD_TOKEN_FILE
 export NO_COLOR=1
-PREFIX=n$((RANDOM % 10000))
 fail_detail() {
     echo "(rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
 }
@@ -34,15 +31,6 @@ if [[ -n $missing ]]; then
     echo "SKIPPED: managed networks need$missing; the vmctl network tests did not run" >&2
     exit 77
 fi
-
-# What the daemon made on the host goes with the test, whatever failed.
-net_cleanup() {
-    pkill -9 -f -- "$STATE/networks/" 2>/dev/null
-    for b in lab iso; do ip link del "$PREFIX-$b" 2>/dev/null; done
-    nft delete table inet "$PREFIX" 2>/dev/null
-    cleanup
-}
-trap net_cleanup EXIT
 
 # v ARGS... -> $rc, stdout in $tmp/out, stderr in $tmp/err
 v() {
@@ -84,7 +72,9 @@ check "create --nic ip= without network= -> exit 2" $([[ $rc == 2 ]]; echo $?)
 v network list
 check "daemon down -> exit 3" $([[ $rc == 3 ]]; echo $?)
 
-start_daemon --default-network none --network-prefix "$PREFIX" || exit 1
+# The fixture's daemon has no default network and a prefix of its own ($NETPFX), whose
+# bridges, table and dnsmasqs its cleanup removes whatever fails.
+start_daemon || exit 1
 
 # --- create, list, show ------------------------------------------------------------
 v network list -o json
@@ -98,9 +88,9 @@ for i in $(seq 200 250); do
 done
 base=${cidr%.0/24}
 v network create lab --cidr "$cidr"
-check "network create (table)" $([[ $rc == 0 ]] && grep -q "^name: *lab" "$tmp/out" && grep -q "^cidr: *$cidr" "$tmp/out" && grep -q "^bridge: *$PREFIX-lab" "$tmp/out" && grep -q "^gateway: *$base.1" "$tmp/out"; echo $?)
+check "network create (table)" $([[ $rc == 0 ]] && grep -q "^name: *lab" "$tmp/out" && grep -q "^cidr: *$cidr" "$tmp/out" && grep -q "^bridge: *$NETPFX-lab" "$tmp/out" && grep -q "^gateway: *$base.1" "$tmp/out"; echo $?)
 check "the bridge exists, up, with the gateway's address" \
-    $(ip -o addr show dev "$PREFIX-lab" 2>/dev/null | grep -q "inet $base.1/24"; echo $?)
+    $(ip -o addr show dev "$NETPFX-lab" 2>/dev/null | grep -q "inet $base.1/24"; echo $?)
 v network create iso --no-nat --no-dhcp --mtu 1400 --dns-domain test -o json
 check "network create --no-nat --no-dhcp --mtu --dns-domain (json), the daemon picks the CIDR" \
     $([[ $rc == 0 && $(jout .nat) == false && $(jout .dhcp) == false && $(jout .mtu) == 1400 && $(jout .dns_domain) == test && $(jout .dhcp_range) == null && $(jout .cidr) =~ /24$ ]]; echo $?)
@@ -111,7 +101,7 @@ check "an overlapping CIDR -> exit 1 naming the network" $([[ $rc == 1 ]] && gre
 v network create bad --cidr "$base.1/24"
 check "host bits in the CIDR -> exit 1 naming cidr" $([[ $rc == 1 ]] && grep -q cidr "$tmp/err"; echo $?)
 v network list
-check "network list (table, header, both rows)" $([[ $rc == 0 ]] && head -1 "$tmp/out" | grep -q "^NAME *STATE *CIDR *BRIDGE *NAT *DHCP *LEASES" && grep -Eq "^iso +active .* no +no " "$tmp/out" && grep -Eq "^lab +active +$cidr +$PREFIX-lab +yes +yes +0 " "$tmp/out"; echo $?)
+check "network list (table, header, both rows)" $([[ $rc == 0 ]] && head -1 "$tmp/out" | grep -q "^NAME *STATE *CIDR *BRIDGE *NAT *DHCP *LEASES" && grep -Eq "^iso +active .* no +no " "$tmp/out" && grep -Eq "^lab +active +$cidr +$NETPFX-lab +yes +yes +0 " "$tmp/out"; echo $?)
 v network list -o json
 check "network list (json, sorted by name)" $([[ $rc == 0 && $(jq -r '[.[].name] | join(",")' "$tmp/out") == iso,lab ]]; echo $?)
 v network show lab -o json
@@ -169,7 +159,7 @@ v network forward add lab "$((port + 1))" web --protocol udp --host-address 127.
 check "forward add --protocol udp --host-address (json; vm_port defaults to the host port)" \
     $([[ $rc == 0 && $(jout .protocol) == udp && $(jout .host_address) == 127.0.0.1 && $(jout .vm_port) == $((port + 1)) ]]; echo $?)
 fid2=$(jout .id)
-check "the forward is in the daemon's nftables table" $(nft list table inet "$PREFIX" 2>/dev/null | grep -q "$port"; echo $?)
+check "the forward is in the daemon's nftables table" $(nft list table inet "$NETPFX" 2>/dev/null | grep -q "$port"; echo $?)
 v network forward add lab "$port" web:81
 check "the same host port again -> exit 1" $([[ $rc == 1 && -s $tmp/err ]]; echo $?)
 v network forward add lab "$((port + 2))" db:80
@@ -192,9 +182,9 @@ v delete web
 v delete db
 v network delete lab -o json
 check "delete (json: the API's empty body)" $([[ $rc == 0 && ! -s $tmp/out ]]; echo $?)
-check "its bridge is gone" $(! ip link show "$PREFIX-lab" >/dev/null 2>&1; echo $?)
+check "its bridge is gone" $(! ip link show "$NETPFX-lab" >/dev/null 2>&1; echo $?)
 check "its dnsmasq is gone" $(! kill -0 "$pid" 2>/dev/null; echo $?)
-check "its forwards are out of the table" $(! nft list table inet "$PREFIX" 2>/dev/null | grep -q "$port"; echo $?)
+check "its forwards are out of the table" $(! nft list table inet "$NETPFX" 2>/dev/null | grep -q "$port"; echo $?)
 v network delete iso
 check "delete (table)" $([[ $rc == 0 ]] && grep -q "deleted network iso" "$tmp/out"; echo $?)
 v network delete iso

@@ -8,6 +8,14 @@ _vmctl_vms()
     NO_COLOR=1 vmctl "$@" list 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
+# Readline replaces only the text after the last "=" or ":" of the word (COMP_WORDBREAKS),
+# while the replies are whole words: cut that part of cur off them.
+_vmctl_trim_breaks()
+{
+    local pre=${cur%"${cur##*[=:]}"}
+    [[ -n $pre && $COMP_WORDBREAKS == *[=:]* ]] && COMPREPLY=("${COMPREPLY[@]#"$pre"}")
+}
+
 _vmctl_networks()
 {
     NO_COLOR=1 vmctl "$@" network list 2>/dev/null | awk 'NR > 1 { print $1 }'
@@ -69,11 +77,21 @@ _vmctl_network()
 _vmctl()
 {
     local cur prev words cword
-    _init_completion 2>/dev/null || {
-        cur=${COMP_WORDS[COMP_CWORD]}
-        prev=${COMP_WORDS[COMP_CWORD - 1]}
-        words=("${COMP_WORDS[@]}")
-        cword=$COMP_CWORD
+    # "=" and ":" stay inside words (--nic network=lab,ip=...); see _vmctl_trim_breaks.
+    _init_completion -n =: 2>/dev/null || {
+        if [[ -n ${COMP_LINE-} ]]; then
+            # Without bash-completion: the words of the line up to the cursor, split at
+            # blanks only (COMP_WORDS is split at "=" and ":" too).
+            local line=${COMP_LINE:0:COMP_POINT}
+            read -ra words <<<"$line"
+            [[ $line == *[[:blank:]] || ${#words[@]} -eq 0 ]] && words+=("")
+        else
+            words=("${COMP_WORDS[@]}")
+        fi
+        cword=$((${#words[@]} - 1))
+        ((cword > COMP_CWORD)) && [[ -z ${COMP_LINE-} ]] && cword=$COMP_CWORD
+        cur=${words[cword]}
+        prev=${words[cword - 1]}
     }
     local commands="host list create show set start stop shutdown reboot pause resume delete
                     console logs events stats wait network version"
@@ -118,7 +136,20 @@ _vmctl()
         COMPREPLY=($(compgen -W "full pv" -- "$cur"))
         return
         ;;
-    --url | --tls-pin | --cmdline | --vcpus | --memory | --nic | --timeout | --tail)
+    --nic)
+        # network=NAME (names from the daemon), tap=NAME or bridge=NAME, then ,ip= and ,mac=.
+        compopt -o nospace 2>/dev/null
+        if [[ $cur == network=* && $cur != *,* ]]; then
+            COMPREPLY=($(compgen -P network= -W "$(_vmctl_networks "${conn[@]}")" -- "${cur#network=}"))
+        elif [[ $cur == *,* ]]; then
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac=" -- "${cur##*,}"))
+        else
+            COMPREPLY=($(compgen -W "network= tap= bridge=" -- "$cur"))
+        fi
+        _vmctl_trim_breaks
+        return
+        ;;
+    --url | --tls-pin | --cmdline | --vcpus | --memory | --timeout | --tail)
         return
         ;;
     esac

@@ -200,11 +200,15 @@ words=$(PATH="$tmp/bin:$PATH" bash -c '
     source "$1"
     COMP_WORDS=(vmctl network ""); COMP_CWORD=2; _vmctl; echo "${COMPREPLY[*]}"
     COMP_WORDS=(vmctl network show ""); COMP_CWORD=3; _vmctl; echo "${COMPREPLY[*]}"
-    COMP_WORDS=(vmctl network forward ""); COMP_CWORD=3; _vmctl; echo "${COMPREPLY[*]}"' _ "$completion" 2>&1)
+    COMP_WORDS=(vmctl network forward ""); COMP_CWORD=3; _vmctl; echo "${COMPREPLY[*]}"
+    # As readline gives it: the line, its word split at "=" (the reply is what follows it).
+    COMP_LINE="vmctl create x --nic network=co"; COMP_POINT=${#COMP_LINE}; _vmctl
+    echo "nic: ${COMPREPLY[*]}"' _ "$completion" 2>&1)
 rc=0
 echo "$words" >"$tmp/out"
 check "bash completion: network subcommands and names from the daemon" \
     $(grep -q "^list show create" "$tmp/out" && grep -qx "comp" "$tmp/out" && grep -qx "add list delete" "$tmp/out"; echo $?)
+check "bash completion: --nic network=NAME from the daemon" $(grep -qx "nic: comp" "$tmp/out"; echo $?)
 v network delete comp
 
 finish

@@ -805,7 +805,7 @@ static json_t *set_value(char key[64], const char *value)
 
 static int cmd_set(struct cli_ctx *ctx, int argc, char **argv)
 {
-    json_t *patch;
+    json_t *patch = NULL;
     char *body, *path;
     int first, rc;
 

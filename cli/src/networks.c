@@ -256,7 +256,7 @@ static json_t *set_value(char key[64], const char *value)
 static int net_set(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
     struct cli_response r;
-    json_t *patch, *net;
+    json_t *patch = NULL, *net;
     char *body;
     int first, rc;
 

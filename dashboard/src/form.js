@@ -6,7 +6,8 @@ import { ApiError, api } from './api.js';
 import { el } from './format.js';
 
 // spec: {name, label, type (text, number, select, checkbox), placeholder, value, min, max,
-// options, checked, hint}; the input's id is `${prefix}-${name}`.
+// options, checked, hint, errorField (the API field whose errors it shows, default name)};
+// the input's id is `${prefix}-${name}`.
 export function field(spec, prefix) {
   const id = `${prefix}-${spec.name}`;
   let input;
@@ -29,7 +30,7 @@ export function field(spec, prefix) {
   }
   return el(
     'div',
-    { class: `field field-${spec.type}`, 'data-field': spec.name },
+    { class: `field field-${spec.type}`, 'data-field': spec.errorField || spec.name },
     el('label', { for: id, text: spec.label }),
     input,
     spec.hint ? el('small', { class: 'hint', text: spec.hint }) : null,
@@ -64,9 +65,11 @@ export function clearErrors(form) {
   for (const node of form.querySelectorAll('.form-error')) node.textContent = '';
 }
 
-// Shows err next to the field it names, else in formError.
+// Shows err next to the field it names (the last of the fields that show that API field's
+// errors: for nics, the static IP under the network), else in formError.
 export function showError(form, formError, err) {
-  const box = err instanceof ApiError && err.field ? form.querySelector(`[data-field="${err.field}"]`) : null;
+  const boxes = err instanceof ApiError && err.field ? form.querySelectorAll(`[data-field="${err.field}"]`) : [];
+  const box = boxes.length ? boxes[boxes.length - 1] : null;
   if (box) {
     box.classList.add('invalid');
     box.querySelector('.field-error').textContent = err.message;
@@ -80,7 +83,9 @@ export function showError(form, formError, err) {
 
 // A form that POSTs its fields to path (a string, or a function giving one) and calls
 // done(answer, form); the API's errors go next to their field.
-export function apiForm({ id, title, intro = null, fields, prefix, path, submitText, done }) {
+export function apiForm({
+  id, title, intro = null, fields, prefix, path, submitText, done, transform = (body) => body,
+}) {
   const formError = el('div', { class: 'form-error', role: 'alert' });
   const submit = el('button', { type: 'submit', class: 'primary', text: submitText });
   const form = el('form', { class: 'card create', id, novalidate: true },
@@ -90,7 +95,8 @@ export function apiForm({ id, title, intro = null, fields, prefix, path, submitT
     clearErrors(form);
     submit.disabled = true;
     try {
-      done(await api('POST', typeof path === 'function' ? path() : path, formBody(form, fields)), form);
+      const body = transform(formBody(form, fields));
+      done(await api('POST', typeof path === 'function' ? path() : path, body), form);
     } catch (err) {
       showError(form, formError, err);
     } finally {

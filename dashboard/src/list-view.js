@@ -5,7 +5,9 @@
 import { renderActions } from './actions.js';
 import { apiForm } from './form.js';
 import { duration, el, mib, uptime } from './format.js';
-import { sortedVms, store, subscribe } from './store.js';
+import { sortedNetworks, sortedVms, store, subscribe } from './store.js';
+
+const NO_NETWORK = 'none';
 
 const FIELDS = [
   { name: 'name', label: 'Name', type: 'text', placeholder: 'web-1', required: true,
@@ -17,7 +19,26 @@ const FIELDS = [
   { name: 'vcpus', label: 'vCPUs', type: 'number', value: '1', min: '1', max: '64' },
   { name: 'memory_mib', label: 'Memory (MiB)', type: 'number', value: '256', min: '16' },
   { name: 'autostart', label: 'Start with the daemon', type: 'checkbox' },
+  // One NIC on a managed network (the select lists them), with an optional static address.
+  { name: 'network', label: 'Network', type: 'select', options: [NO_NETWORK], errorField: 'nics' },
+  { name: 'ip', label: 'Static IP', type: 'text', placeholder: 'empty: DHCP', errorField: 'nics',
+    hint: 'an address of the network, for port forwards' },
 ];
+
+// The form's network and ip become the definition's one NIC.
+function withNic(body) {
+  const { network, ip, ...rest } = body;
+  if (network && network !== NO_NETWORK) rest.nics = [ip ? { network, ip } : { network }];
+  return rest;
+}
+
+// Keeps the network select's choices those of the store, and the one chosen if it stays.
+function fillNetworks(select) {
+  const chosen = select.value;
+  select.replaceChildren(...[NO_NETWORK, ...sortedNetworks().map((n) => n.name)]
+    .map((name) => el('option', { value: name, text: name })));
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
 
 function createForm(host) {
   const dirs = host?.image_dirs?.length
@@ -26,9 +47,10 @@ function createForm(host) {
     : null;
   return apiForm({
     id: 'create-form', title: 'New VM', intro: dirs, fields: FIELDS, prefix: 'create',
-    path: '/v1/vms', submitText: 'Create VM',
+    path: '/v1/vms', submitText: 'Create VM', transform: withNic,
     done: (vm, form) => {
       form.elements.name.value = '';
+      form.elements.ip.value = '';
       form.dispatchEvent(new CustomEvent('created', { detail: vm }));
     },
   });
@@ -76,9 +98,13 @@ export function listView(main, host) {
     old.replaceWith(row(vm));
   };
   render();
+  fillNetworks(form.elements.network);
   const unsubscribe = subscribe((kind, id) => {
     if (kind === 'vm') updateRow(id);
     else if (kind === 'list' || kind === 'deleted') render();
+    else if (kind === 'networks' || kind === 'network' || kind === 'network-deleted') {
+      fillNetworks(form.elements.network);
+    }
   });
   // Uptimes tick without asking the daemon.
   const ticker = setInterval(() => {

@@ -160,18 +160,32 @@ async function networkSteps(page, token, dialogs) {
   await page.screenshot({ path: path.join(artifacts, 'networks.png'), fullPage: true });
   console.log(`screenshot: ${path.join(artifacts, 'networks.png')}`);
 
-  // A VM with a static address on the network, made through the API.
+  // A VM with a static address on the network, made with the VM form.
   const net = await (await apiGet('/v1/networks/e2e-net', token)).json();
   const ip = net.gateway ? net.gateway.replace(/\.\d+$/, '.10') : '10.0.0.10';
   let vmId = null;
-  await step('a VM with a NIC on the network and a static ip is accepted', async () => {
-    const res = await apiSend('POST', '/v1/vms', token, {
-      name: 'e2e-web', kernel, memory_mib: 32, nics: [{ network: 'e2e-net', ip }],
-    });
-    vmId = (await res.json()).id;
-    return res.status === 201;
+  await step('the VM form offers the network; an address outside it is refused under the IP', async () => {
+    await page.click('#nav a[data-nav="vms"]');
+    await page.locator('#create-network option[value="e2e-net"]').waitFor({ state: 'attached' });
+    await page.fill('#create-name', 'e2e-web');
+    await page.fill('#create-kernel', kernel);
+    await page.fill('#create-memory_mib', '32');
+    await page.selectOption('#create-network', 'e2e-net');
+    await page.fill('#create-ip', '192.0.2.10');
+    await page.click('#create-form button[type=submit]');
+    await page.locator('#create-ip-error', { hasText: 'ip' }).waitFor();
+    return (await page.locator('tr[data-vm-name="e2e-web"]').count()) === 0;
+  });
+  await step('with an address of the network the VM is created, its NIC on it', async () => {
+    await page.fill('#create-ip', ip);
+    await page.click('#create-form button[type=submit]');
+    await page.locator('tr[data-vm-name="e2e-web"]').waitFor();
+    const vm = await (await apiGet('/v1/vms/e2e-web', token)).json();
+    vmId = vm.id;
+    return vm.nics?.[0]?.network === 'e2e-net' && vm.nics[0].ip === ip;
   });
   await step('the network page lists the VM\'s NIC with its address (live)', async () => {
+    await page.click('#nav a[data-nav="networks"]');
     await netRow.locator('td.name a').click();
     await page.locator('.network-page').waitFor();
     await page.locator('#network-nics tr[data-vm="e2e-web"]', { hasText: ip }).waitFor();

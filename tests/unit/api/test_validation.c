@@ -1412,6 +1412,15 @@ static void test_openapi_document(void **state)
         {"/v1/vms/{id}/resume", "post"},
         {"/v1/vms/{id}/console", "get"},
         {"/v1/vms/{id}/stats", "get"},
+        {"/v1/networks", "get"},
+        {"/v1/networks", "post"},
+        {"/v1/networks/{name}", "get"},
+        {"/v1/networks/{name}", "patch"},
+        {"/v1/networks/{name}", "delete"},
+        {"/v1/networks/{name}/leases", "get"},
+        {"/v1/networks/{name}/forwards", "get"},
+        {"/v1/networks/{name}/forwards", "post"},
+        {"/v1/networks/{name}/forwards/{id}", "delete"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1487,8 +1496,10 @@ static void test_openapi_document(void **state)
             "content"),
         "text/event-stream"));
     schemas = json_object_get(json_object_get(doc, "components"), "schemas");
-    static const char *const names[] = {"VM",   "VMCreate", "VMPatch", "Disk",   "Nic",
-                                        "Host", "Stats",    "Event",   "Problem"};
+    static const char *const names[] = {"VM",      "VMCreate", "VMPatch",       "Disk",
+                                        "Nic",     "Host",     "Stats",         "Event",
+                                        "Problem", "Network",  "NetworkCreate", "NetworkPatch",
+                                        "Lease",   "Forward",  "ForwardCreate"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
     check_refs(doc, doc);
@@ -1684,6 +1695,95 @@ static void test_forwards(void **state)
     }
 }
 
+/* Every key of a schema's properties, each one present in the other object too. */
+static void assert_keys_in(json_t *obj, json_t *props, const char *what)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        if (!json_object_get(props, key))
+            fail_msg("%s lacks %s", what, key);
+    }
+}
+
+/* A body field of a network or forward with a value of the wrong type: 422 names it, never a
+ * 400 unknown field, so every documented field is one the parser knows. */
+static void assert_fields_known(json_t *props, const char *prefix,
+                                int (*parse_body)(const char *body, size_t len, void *out,
+                                                  struct api_error *err),
+                                void *out)
+{
+    for (void *it = json_object_iter(props); it; it = json_object_iter_next(props, it)) {
+        const char *key = json_object_iter_key(it);
+        struct api_error err;
+        char body[192];
+
+        /* The prefix supplies a required name: not when the field is the name itself. */
+        snprintf(body, sizeof(body), "{%s\"%s\":{\"not\":\"valid\"}}",
+                 strcmp(key, "name") ? prefix : "", key);
+        if (parse_body(body, strlen(body), out, &err) != -1 || api_error_status(err.kind) != 422)
+            fail_msg("%s: not refused with 422 (%s)", body, err.detail);
+    }
+}
+
+static int parse_network_create(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_network_create(body, len, out, err);
+}
+
+static int parse_network_patch(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_network_patch(body, len, out, err);
+}
+
+static int parse_forward_create(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_forward_create(body, len, out, err);
+}
+
+/* The networks' schemas and the code describe the same fields (issue 13). */
+static void test_openapi_networks_match_code(void **state)
+{
+    json_t *doc = openapi();
+    json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    struct db_network net = {.name = "default",
+                             .bridge = "vmmd-default",
+                             .cidr = "10.71.0.0/24",
+                             .nat = true,
+                             .dhcp = true,
+                             .dns_domain = "vmmd",
+                             .mtu = 1500};
+    struct db_forward fwd = {.id = 3,
+                             .network = "default",
+                             .protocol = "tcp",
+                             .host_port = 8080,
+                             .vm_id = "4334cc99-6dbb-404f-8098-7fc1ea3e1c1b",
+                             .vm_port = 80};
+    struct api_network_def ndef;
+    struct api_forward_def fdef;
+    json_t *j;
+
+    (void)state;
+    /* The stored part of a network (the daemon adds its state, dnsmasq, nics and forwards). */
+    j = api_network_to_json(&net);
+    assert_keys_in(j, json_object_get(json_object_get(schemas, "Network"), "properties"),
+                   "the Network schema");
+    json_decref(j);
+    j = api_forward_to_json(&fwd, "web", "10.71.0.10");
+    assert_keys_in(j, json_object_get(json_object_get(schemas, "Forward"), "properties"),
+                   "the Forward schema");
+    assert_keys_in(json_object_get(json_object_get(schemas, "Forward"), "properties"), j,
+                   "api_forward_to_json");
+    json_decref(j);
+
+    assert_fields_known(json_object_get(json_object_get(schemas, "NetworkCreate"), "properties"),
+                        "\"name\":\"x\",", parse_network_create, &ndef);
+    assert_fields_known(json_object_get(json_object_get(schemas, "NetworkPatch"), "properties"), "",
+                        parse_network_patch, &ndef);
+    assert_fields_known(json_object_get(json_object_get(schemas, "ForwardCreate"), "properties"),
+                        "", parse_forward_create, &fdef);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1728,6 +1828,7 @@ int main(void)
         cmocka_unit_test(test_vm_to_json),
         cmocka_unit_test(test_openapi_document),
         cmocka_unit_test(test_openapi_matches_code),
+        cmocka_unit_test(test_openapi_networks_match_code),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -637,7 +637,7 @@ int networks_create_network(struct networks *n, const struct api_network_def *de
                             struct db_network *out, struct api_error *err)
 {
     struct db_network net = {0}, existing;
-    char why[512], cleanup[256];
+    char why[512];
     uint32_t addr;
     unsigned prefix;
     int64_t ev = 0;
@@ -675,12 +675,23 @@ int networks_create_network(struct networks *n, const struct api_network_def *de
         /* Nothing half-made stays behind: the network goes again, with its event. */
         log_error("network %s: %s", net.name, why);
         networks_delete(n, net.name, &(struct api_error){0});
-        (void)cleanup;
         return api_fail(err, API_ERR_INTERNAL, "network %s could not be set up: %s", net.name, why);
     }
     log_info("network %s (%s on %s) created", net.name, net.cidr, net.bridge);
     if (out)
         *out = net;
+    return 0;
+}
+
+static int load_network(struct networks *n, const char *name, struct db_network *net,
+                        struct api_error *err)
+{
+    int rc = db_network_get(n->d->db, name, net);
+
+    if (rc == -ENOENT)
+        return api_fail(err, API_ERR_NOT_FOUND, "no network named '%s'", name);
+    if (rc)
+        return store_fail(n, err, rc, "read");
     return 0;
 }
 
@@ -690,12 +701,10 @@ int networks_update(struct networks *n, const char *name, const struct api_netwo
     struct db_network net;
     char why[512];
     int64_t ev = 0;
-    int rc = db_network_get(n->d->db, name, &net);
+    int rc;
 
-    if (rc == -ENOENT)
-        return api_fail(err, API_ERR_NOT_FOUND, "no network named '%s'", name);
-    if (rc)
-        return store_fail(n, err, rc, "read");
+    if (load_network(n, name, &net, err))
+        return -1;
     if (n->unavailable[0])
         return api_fail(err, API_ERR_UNAVAILABLE, "%s", n->unavailable);
     api_network_def_apply(def, &net);
@@ -749,12 +758,10 @@ int networks_delete(struct networks *n, const char *name, struct api_error *err)
     struct net_rt *r, **pp;
     char vms[1024], why[512];
     int64_t ev = 0;
-    int rc = db_network_get(n->d->db, name, &net);
+    int rc;
 
-    if (rc == -ENOENT)
-        return api_fail(err, API_ERR_NOT_FOUND, "no network named '%s'", name);
-    if (rc)
-        return store_fail(n, err, rc, "read");
+    if (load_network(n, name, &net, err))
+        return -1;
     rc = attached_vms(n, name, vms, sizeof(vms));
     if (rc)
         return store_fail(n, err, rc, "read");
@@ -1017,14 +1024,8 @@ json_t *networks_list_json(struct networks *n, const char *name, struct api_erro
     json_t *arr;
     int rc;
 
-    if (name) {
-        rc = db_network_get(n->d->db, name, &one);
-        if (rc == -ENOENT)
-            api_fail(err, API_ERR_NOT_FOUND, "no network named '%s'", name);
-        else if (rc)
-            store_fail(n, err, rc, "read");
-        return rc ? NULL : network_json(n, &one);
-    }
+    if (name)
+        return load_network(n, name, &one, err) ? NULL : network_json(n, &one);
     rc = db_network_list(n->d->db, &nets, &count);
     if (rc) {
         store_fail(n, err, rc, "read");
@@ -1037,18 +1038,6 @@ json_t *networks_list_json(struct networks *n, const char *name, struct api_erro
     if (!arr)
         api_fail(err, API_ERR_INTERNAL, "out of memory");
     return arr;
-}
-
-static int load_network(struct networks *n, const char *name, struct db_network *net,
-                        struct api_error *err)
-{
-    int rc = db_network_get(n->d->db, name, net);
-
-    if (rc == -ENOENT)
-        return api_fail(err, API_ERR_NOT_FOUND, "no network named '%s'", name);
-    if (rc)
-        return store_fail(n, err, rc, "read");
-    return 0;
 }
 
 json_t *networks_leases_json(struct networks *n, const char *name, struct api_error *err)

@@ -62,6 +62,7 @@ struct networks {
     char unavailable[256]; /* why this host cannot run networks; "" when it can */
     char dir[4096];        /* <state>/networks */
     struct net_rt *rts;
+    char *applied; /* the firewall script nft last took: the same one is not sent again */
 };
 
 /* A NIC of some VM on a managed network. */
@@ -269,8 +270,16 @@ static int apply_firewall(struct networks *n, char *err, size_t errlen)
                                          .vm_port = fwds[i].vm_port};
     }
     rc = net_firewall_render(&script, n->d->cfg->network_prefix, fn, nn, ff, used);
-    if (!rc)
+    /* Most VM changes move no forward: then there is nothing to tell nft. */
+    if (!rc && !(n->applied && strcmp(n->applied, script.buf) == 0)) {
+        free(n->applied);
+        n->applied = NULL;
         rc = net_firewall_apply(script.buf, err, errlen);
+        if (!rc) {
+            n->applied = script.buf;
+            script.buf = NULL;
+        }
+    }
     /* NAT needs the host to route; the kernel's default is not to. */
     if (!rc && any_nat) {
         int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
@@ -546,6 +555,7 @@ void networks_destroy(struct networks *n)
         watch_stop(r);
         free(r);
     }
+    free(n->applied);
     free(n);
 }
 

@@ -8,20 +8,96 @@ _vmctl_vms()
     NO_COLOR=1 vmctl "$@" list 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
+# Readline replaces only the text after the last "=" or ":" of the word (COMP_WORDBREAKS),
+# while the replies are whole words: cut that part of cur off them.
+_vmctl_trim_breaks()
+{
+    local pre=${cur%"${cur##*[=:]}"}
+    [[ -n $pre && $COMP_WORDBREAKS == *[=:]* ]] && COMPREPLY=("${COMPREPLY[@]#"$pre"}")
+}
+
+_vmctl_networks()
+{
+    NO_COLOR=1 vmctl "$@" network list 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+# `vmctl network ...`: the subcommand, then its network, its options and values.
+# $1 is the index of the word after "network"; conn holds the connection flags.
+_vmctl_network()
+{
+    local at=$1 sub="" sub2="" i npos=0
+    local subs="list show create set delete leases forward"
+    for ((i = at; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --cidr | \
+        --dns-domain | --mtu | --protocol | --host-address) ((i++)) ;;
+        -*) ;;
+        *)
+            if [[ -z $sub ]]; then
+                sub=${words[i]}
+            elif [[ $sub == forward && -z $sub2 ]]; then
+                sub2=${words[i]}
+            else
+                ((npos++))
+            fi
+            ;;
+        esac
+    done
+    case $prev in
+    --protocol) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
+    --cidr | --dns-domain | --mtu | --host-address) return ;;
+    esac
+    if [[ -z $sub ]]; then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        return
+    fi
+    if [[ $sub == forward && -z $sub2 ]]; then
+        COMPREPLY=($(compgen -W "add list delete" -- "$cur"))
+        return
+    fi
+    local opts=$common
+    case $sub$sub2 in
+    create) opts+=" --cidr --no-nat --no-dhcp --dns-domain --mtu" ;;
+    forwardadd) opts+=" --protocol --host-address" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    if ((npos == 0)) && [[ $sub != list && $sub != create ]]; then
+        COMPREPLY=($(compgen -W "$(_vmctl_networks "${conn[@]}")" -- "$cur"))
+    elif [[ $sub == set ]]; then
+        compopt -o nospace 2>/dev/null
+        COMPREPLY=($(compgen -W "nat= dhcp= dns_domain= mtu=" -- "$cur"))
+    elif [[ $sub$sub2 == forwardadd ]] && ((npos == 2)); then
+        COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+    fi
+}
+
 _vmctl()
 {
     local cur prev words cword
-    _init_completion 2>/dev/null || {
-        cur=${COMP_WORDS[COMP_CWORD]}
-        prev=${COMP_WORDS[COMP_CWORD - 1]}
-        words=("${COMP_WORDS[@]}")
-        cword=$COMP_CWORD
+    # "=" and ":" stay inside words (--nic network=lab,ip=...); see _vmctl_trim_breaks.
+    _init_completion -n =: 2>/dev/null || {
+        if [[ -n ${COMP_LINE-} ]]; then
+            # Without bash-completion: the words of the line up to the cursor, split at
+            # blanks only (COMP_WORDS is split at "=" and ":" too).
+            local line=${COMP_LINE:0:COMP_POINT}
+            read -ra words <<<"$line"
+            [[ $line == *[[:blank:]] || ${#words[@]} -eq 0 ]] && words+=("")
+        else
+            words=("${COMP_WORDS[@]}")
+        fi
+        cword=$((${#words[@]} - 1))
+        ((cword > COMP_CWORD)) && [[ -z ${COMP_LINE-} ]] && cword=$COMP_CWORD
+        cur=${words[cword]}
+        prev=${words[cword - 1]}
     }
     local commands="host list create show set start stop shutdown reboot pause resume delete
-                    console logs events stats wait version"
+                    console logs events stats wait network version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
-    local cmd="" i conn=()
+    local cmd="" cmd_at=0 i conn=()
 
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
@@ -32,7 +108,7 @@ _vmctl()
         --output | -o) ((i++)) ;;
         -*) ;;
         *)
-            [[ -z $cmd ]] && cmd=${words[i]}
+            [[ -z $cmd ]] && cmd=${words[i]} && cmd_at=$i
             ;;
         esac
     done
@@ -42,6 +118,12 @@ _vmctl()
         COMPREPLY=($(compgen -W "table json" -- "$cur"))
         return
         ;;
+    esac
+    if [[ $cmd == network ]]; then
+        _vmctl_network $((cmd_at + 1))
+        return
+    fi
+    case $prev in
     --socket | --token-file | --cacert | --kernel | --initrd | --disk | --from-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
@@ -54,7 +136,20 @@ _vmctl()
         COMPREPLY=($(compgen -W "full pv" -- "$cur"))
         return
         ;;
-    --url | --tls-pin | --cmdline | --vcpus | --memory | --nic | --timeout | --tail)
+    --nic)
+        # network=NAME (names from the daemon), tap=NAME or bridge=NAME, then ,ip= and ,mac=.
+        compopt -o nospace 2>/dev/null
+        if [[ $cur == network=* && $cur != *,* ]]; then
+            COMPREPLY=($(compgen -P network= -W "$(_vmctl_networks "${conn[@]}")" -- "${cur#network=}"))
+        elif [[ $cur == *,* ]]; then
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac=" -- "${cur##*,}"))
+        else
+            COMPREPLY=($(compgen -W "network= tap= bridge=" -- "$cur"))
+        fi
+        _vmctl_trim_breaks
+        return
+        ;;
+    --url | --tls-pin | --cmdline | --vcpus | --memory | --timeout | --tail)
         return
         ;;
     esac

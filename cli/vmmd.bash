@@ -22,6 +22,7 @@ _vmmd()
     --log-level) COMPREPLY=($(compgen -W "error warn info debug" -- "$cur")); return ;;
     --mode) COMPREPLY=($(compgen -W "full pv" -- "$cur")); return ;;
     --on-reboot) COMPREPLY=($(compgen -W "restart exit" -- "$cur")); return ;;
+    --default-network) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
     esac
 
     if [[ -z $cmd && $cur != -* ]]; then

@@ -25,4 +25,8 @@ const char *api__unknown_key(json_t *obj, const char *const *allowed);
 int api__check_path(const char *field, const char *path, const struct api_limits *limits,
                     bool allow_blockdev, char **canonical, struct api_error *err);
 
+/* An integer from lo to hi (not 2.0, "2" or true); 422 naming field. */
+int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, uint64_t *out,
+                  struct api_error *err);
+
 #endif

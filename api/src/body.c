@@ -56,3 +56,17 @@ const char *api__unknown_key(json_t *obj, const char *const *allowed)
     }
     return NULL;
 }
+
+int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, uint64_t *out,
+                  struct api_error *err)
+{
+    /* json_is_integer is false for 2.0, "2" and true: all refused. */
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be an integer from %lld to %lld", field,
+                 (long long)lo, (long long)hi);
+        return -1; /* a literal, so the optimizer sees *out is set whenever this returns 0 */
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+

@@ -19,7 +19,7 @@ static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "
                                       "nics",          "autostart", "cpu_quota_pct",
                                       "cpu_weight",    NULL};
 static const char *const disk_keys[] = {"path", "readonly", NULL};
-static const char *const nic_keys[] = {"tap", "network", "mac", NULL};
+static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", NULL};
 
 #define DEFAULT_MODE   "pv"
 #define DEFAULT_VCPUS  1
@@ -139,19 +139,6 @@ static int check_keys(json_t *root, struct api_error *err)
     return 0;
 }
 
-static int get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, uint64_t *out,
-                    struct api_error *err)
-{
-    /* json_is_integer is false for 2.0, "2" and true: all refused. */
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be an integer from %lld to %lld", field,
-                 (long long)lo, (long long)hi);
-        return -1; /* a literal, so the optimizer sees *out is set whenever this returns 0 */
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
 static int get_path_string(json_t *v, const char *field, const char **out, struct api_error *err)
 {
     const char *s = json_string_value(v);
@@ -224,7 +211,7 @@ static int build_nics(json_t *v, char **out, struct api_error *err)
         goto oom;
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *n = json_array_get(v, i);
-        json_t *tap, *net, *mac, *item;
+        json_t *tap, *bridge, *net, *ip, *mac, *item;
         const char *kind, *ifname;
         char field[48]; /* "nics[<size_t>].mac" */
 
@@ -233,15 +220,22 @@ static int build_nics(json_t *v, char **out, struct api_error *err)
             goto fail;
         }
         tap = json_object_get(n, "tap");
+        bridge = json_object_get(n, "bridge");
         net = json_object_get(n, "network");
-        if (!tap == !net) {
+        if (!!tap + !!bridge + !!net != 1) {
             api_fail(err, API_ERR_UNPROCESSABLE,
-                     "nics[%zu]: must have exactly one of \"tap\" and \"network\"", i);
+                     "nics[%zu]: must have exactly one of \"tap\", \"bridge\" and \"network\"",
+                     i);
             goto fail;
         }
-        kind = tap ? "tap" : "network";
-        ifname = json_string_value(tap ? tap : net);
-        if (!ifname || !ifname_valid(ifname)) {
+        kind = tap ? "tap" : bridge ? "bridge" : "network";
+        ifname = json_string_value(tap ? tap : bridge ? bridge : net);
+        if (net && !api_name_valid(ifname)) {
+            api_fail(err, API_ERR_UNPROCESSABLE,
+                     "nics[%zu].network: must be a network name ([a-z0-9][a-z0-9-]{0,62})", i);
+            goto fail;
+        }
+        if (!net && (!ifname || !ifname_valid(ifname))) {
             api_fail(err, API_ERR_UNPROCESSABLE,
                      "nics[%zu].%s: must be an interface name of 1 to %d characters from "
                      "[A-Za-z0-9_.-]",
@@ -251,6 +245,25 @@ static int build_nics(json_t *v, char **out, struct api_error *err)
         item = json_pack("{s:s}", kind, ifname);
         if (!item || json_array_append_new(norm, item))
             goto oom;
+        if ((ip = json_object_get(n, "ip"))) {
+            char addr[16];
+            uint32_t a;
+
+            /* A static address needs a network whose DHCP server can hand it out. */
+            if (!net) {
+                api_fail(err, API_ERR_UNPROCESSABLE,
+                         "nics[%zu].ip: only a NIC on a managed \"network\" has an ip", i);
+                goto fail;
+            }
+            if (!json_is_string(ip) || api_ipv4_parse(json_string_value(ip), &a)) {
+                api_fail(err, API_ERR_UNPROCESSABLE,
+                         "nics[%zu].ip: must be an IPv4 address like 10.71.0.10", i);
+                goto fail;
+            }
+            api_ipv4_format(a, addr);
+            if (json_object_set_new(item, "ip", json_string(addr)))
+                goto oom;
+        }
         mac = json_object_get(n, "mac");
         macs[i][0] = '\0';
         if (mac) {
@@ -393,26 +406,26 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
     }
     out->vcpus = DEFAULT_VCPUS;
     if ((v = json_object_get(root, "vcpus"))) {
-        if (get_uint(v, "vcpus", 1, API_MAX_VCPUS, &n, err))
+        if (api__get_uint(v, "vcpus", 1, API_MAX_VCPUS, &n, err))
             goto fail;
         out->vcpus = (uint32_t)n;
         out->present |= API_F_VCPUS;
     }
     out->memory_mib = DEFAULT_MEMORY;
     if ((v = json_object_get(root, "memory_mib"))) {
-        if (get_uint(v, "memory_mib", API_MIN_MEMORY, API_MAX_MEMORY, &out->memory_mib, err))
+        if (api__get_uint(v, "memory_mib", API_MIN_MEMORY, API_MAX_MEMORY, &out->memory_mib, err))
             goto fail;
         out->present |= API_F_MEMORY;
     }
     if ((v = json_object_get(root, "cpu_quota_pct"))) {
-        if (get_uint(v, "cpu_quota_pct", 0, API_MAX_CPU_QUOTA_PCT, &n, err))
+        if (api__get_uint(v, "cpu_quota_pct", 0, API_MAX_CPU_QUOTA_PCT, &n, err))
             goto fail;
         out->cpu_quota_pct = (uint32_t)n;
         out->present |= API_F_CPU_QUOTA;
     }
     out->cpu_weight = API_DEFAULT_CPU_WEIGHT;
     if ((v = json_object_get(root, "cpu_weight"))) {
-        if (get_uint(v, "cpu_weight", 1, API_MAX_CPU_WEIGHT, &n, err))
+        if (api__get_uint(v, "cpu_weight", 1, API_MAX_CPU_WEIGHT, &n, err))
             goto fail;
         out->cpu_weight = (uint32_t)n;
         out->present |= API_F_CPU_WEIGHT;
@@ -584,16 +597,14 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
 
 int api_check_vm_devices(const struct db_vm *vm, struct api_error *err)
 {
-    json_t *disks, *nics;
+    json_t *disks;
     size_t nr_disks;
 
     if (strcmp(vm->mode, "full") != 0)
         return 0;
     disks = json_loads(vm->disks_json ? vm->disks_json : "[]", 0, NULL);
-    nics = json_loads(vm->nics_json ? vm->nics_json : "[]", 0, NULL);
     nr_disks = json_array_size(disks);
     json_decref(disks);
-    json_decref(nics);
     if (nr_disks > API_MAX_IDE_DISKS)
         return api_fail(err, API_ERR_UNPROCESSABLE,
                         "disks: mode full has at most %d disks (two IDE channels), not %zu",

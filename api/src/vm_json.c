@@ -11,7 +11,7 @@
 #include <time.h>
 
 /* ms since the epoch → "2024-05-01T12:34:56.789Z"; 0 (never) → null. */
-static json_t *timestamp_json(int64_t ms)
+json_t *api_timestamp_json(int64_t ms)
 {
     struct tm tm;
     char date[32], buf[48];
@@ -71,9 +71,9 @@ json_t *api_vm_to_json(const struct db_vm *vm)
     rc |= json_object_set_new(o, "cpu_weight", json_integer(vm->cpu_weight));
     rc |= json_object_set_new(o, "state", json_string(vm->state));
     rc |= json_object_set_new(o, "state_reason", string_or_null(vm->state_reason));
-    rc |= json_object_set_new(o, "created_at", timestamp_json(vm->created_at));
-    rc |= json_object_set_new(o, "updated_at", timestamp_json(vm->updated_at));
-    rc |= json_object_set_new(o, "started_at", timestamp_json(vm->started_at));
+    rc |= json_object_set_new(o, "created_at", api_timestamp_json(vm->created_at));
+    rc |= json_object_set_new(o, "updated_at", api_timestamp_json(vm->updated_at));
+    rc |= json_object_set_new(o, "started_at", api_timestamp_json(vm->started_at));
     rc |= json_object_set_new(o, "worker_pid",
                               vm->worker_pid ? json_integer(vm->worker_pid) : json_null());
     if (rc) {

@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "console.h"
 #include "http.h"
+#include "netspec.h"
 #include "output.h"
 
 static const char *const vm_states[] = {"stopped",  "starting", "running", "paused",
@@ -29,7 +31,7 @@ static bool valid_state(const char *s)
     return false;
 }
 
-static int parse_long(const char *s, long min, long max, long *out)
+int cli_parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     long v;
@@ -57,7 +59,7 @@ static long long mono_ms(void)
 }
 
 /* Prints the body exactly as the API sent it (plus a final newline). */
-static void print_body(const struct cli_response *r)
+void cli_print_body(const struct cli_response *r)
 {
     fwrite(r->body, 1, r->len, stdout);
     if (r->len > 0 && r->body[r->len - 1] != '\n')
@@ -65,8 +67,8 @@ static void print_body(const struct cli_response *r)
 }
 
 /* Requests and checks; on success *root holds the parsed body (may be NULL). */
-static int call(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
-                struct cli_response *r, json_t **root)
+int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
+             struct cli_response *r, json_t **root)
 {
     int rc = cli_http_request(ctx, method, path, body, r);
 
@@ -90,39 +92,51 @@ static int call(struct cli_ctx *ctx, const char *method, const char *path, const
     return 0;
 }
 
-static char *vm_path(const char *name, const char *suffix)
+char *cli_object_path(const char *collection, const char *name, const char *suffix)
 {
     char *esc = cli_http_escape(name), *out = NULL;
 
-    if (esc && asprintf(&out, "/v1/vms/%s%s", esc, suffix ? suffix : "") < 0)
+    if (esc && asprintf(&out, "/v1/%s/%s%s", collection, esc, suffix ? suffix : "") < 0)
         out = NULL;
     free(esc);
     return out;
 }
 
-/* call() on /v1/vms/{name}{suffix}. */
-static int call_vm(struct cli_ctx *ctx, const char *method, const char *name, const char *suffix,
-                   const char *body, struct cli_response *r, json_t **root)
+int cli_call_object(struct cli_ctx *ctx, const char *method, const char *collection,
+                    const char *name, const char *suffix, const char *body, struct cli_response *r,
+                    json_t **root)
 {
-    char *path = vm_path(name, suffix);
+    char *path = cli_object_path(collection, name, suffix);
     int rc;
 
     if (!path) {
         fprintf(stderr, "vmctl: out of memory\n");
         return CLI_EXIT_REFUSED;
     }
-    rc = call(ctx, method, path, body, r, root);
+    rc = cli_call(ctx, method, path, body, r, root);
     free(path);
     return rc;
 }
 
-static const char *jstr(json_t *o, const char *key)
+static char *vm_path(const char *name, const char *suffix)
+{
+    return cli_object_path("vms", name, suffix);
+}
+
+/* cli_call() on /v1/vms/{name}{suffix}. */
+static int call_vm(struct cli_ctx *ctx, const char *method, const char *name, const char *suffix,
+                   const char *body, struct cli_response *r, json_t **root)
+{
+    return cli_call_object(ctx, method, "vms", name, suffix, body, r, root);
+}
+
+const char *cli_jstr(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static long long jint(json_t *o, const char *key)
+long long cli_jint(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
     return json_is_number(v) ? (long long)json_number_value(v) : 0;
@@ -130,18 +144,18 @@ static long long jint(json_t *o, const char *key)
 
 static void vm_uptime(json_t *vm, char out[32])
 {
-    const char *state = jstr(vm, "state");
+    const char *state = cli_jstr(vm, "state");
     time_t started;
 
     if (!state || (strcmp(state, "running") && strcmp(state, "paused")) ||
-        cli_parse_time(jstr(vm, "started_at"), &started)) {
+        cli_parse_time(cli_jstr(vm, "started_at"), &started)) {
         snprintf(out, 32, "-");
         return;
     }
     cli_format_duration(difftime(time(NULL), started), out);
 }
 
-static void kv(const char *key, const char *value)
+void cli_kv(const char *key, const char *value)
 {
     printf("%-16s %s\n", key, value ? value : "-");
 }
@@ -151,7 +165,48 @@ static void print_state_kv(const struct cli_ctx *ctx, const char *state)
     if (ctx->colour && state)
         printf("%-16s %s%s\033[0m\n", "state:", cli_state_colour(state), state);
     else
-        kv("state:", state);
+        cli_kv("state:", state);
+}
+
+/*
+ * The leases of a managed network, or NULL. A NIC on a network without a static ip has the
+ * address its network's DHCP gave its MAC; asking cannot fail the command that prints it.
+ */
+static json_t *network_leases(const struct cli_ctx *ctx, const char *network)
+{
+    char *path = cli_object_path("networks", network, "/leases");
+    struct cli_response r;
+    json_t *leases = NULL;
+
+    if (path && cli_http_request(ctx, "GET", path, NULL, &r) == 0) {
+        if (r.status == 200)
+            leases = json_loadb(r.body, r.len, 0, NULL);
+        cli_response_free(&r);
+    }
+    free(path);
+    return leases;
+}
+
+/* One line per NIC: "net0  network default ip 10.71.0.10 mac ...", tap or bridge. */
+static void print_nics(const struct cli_ctx *ctx, json_t *nics, const char *vm_id)
+{
+    json_t *nic;
+    size_t i;
+
+    if (json_array_size(nics) == 0)
+        cli_kv("nics:", "-");
+    json_array_foreach(nics, i, nic)
+    {
+        json_t *leases = NULL;
+        char line[256];
+
+        if (cli_jstr(nic, "network") && !cli_jstr(nic, "ip"))
+            leases = network_leases(ctx, cli_jstr(nic, "network"));
+        cli_nic_describe(nic, cli_lease_ip(leases, cli_jstr(nic, "mac"), vm_id), line,
+                         sizeof(line));
+        printf("%-16s net%zu %s\n", i == 0 ? "nics:" : "", i, line);
+        json_decref(leases);
+    }
 }
 
 static void print_vm(const struct cli_ctx *ctx, json_t *vm)
@@ -160,47 +215,38 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
     json_t *a, *item;
     size_t i;
 
-    kv("name:", jstr(vm, "name"));
-    kv("id:", jstr(vm, "id"));
-    print_state_kv(ctx, jstr(vm, "state"));
-    if (jstr(vm, "state_reason"))
-        kv("reason:", jstr(vm, "state_reason"));
-    kv("mode:", jstr(vm, "mode"));
-    snprintf(buf, sizeof(buf), "%lld", jint(vm, "vcpus"));
-    kv("vcpus:", buf);
-    cli_format_mib(jint(vm, "memory_mib"), buf);
-    kv("memory:", buf);
-    kv("kernel:", jstr(vm, "kernel"));
-    kv("initrd:", jstr(vm, "initrd"));
-    kv("cmdline:", jstr(vm, "cmdline"));
+    cli_kv("name:", cli_jstr(vm, "name"));
+    cli_kv("id:", cli_jstr(vm, "id"));
+    print_state_kv(ctx, cli_jstr(vm, "state"));
+    if (cli_jstr(vm, "state_reason"))
+        cli_kv("reason:", cli_jstr(vm, "state_reason"));
+    cli_kv("mode:", cli_jstr(vm, "mode"));
+    snprintf(buf, sizeof(buf), "%lld", cli_jint(vm, "vcpus"));
+    cli_kv("vcpus:", buf);
+    cli_format_mib(cli_jint(vm, "memory_mib"), buf);
+    cli_kv("memory:", buf);
+    cli_kv("kernel:", cli_jstr(vm, "kernel"));
+    cli_kv("initrd:", cli_jstr(vm, "initrd"));
+    cli_kv("cmdline:", cli_jstr(vm, "cmdline"));
     a = json_object_get(vm, "disks");
     if (json_array_size(a) == 0)
-        kv("disks:", "-");
+        cli_kv("disks:", "-");
     json_array_foreach(a, i, item)
     {
         snprintf(buf, sizeof(buf), "%s", i == 0 ? "disks:" : "");
-        printf("%-16s %s%s\n", buf, jstr(item, "path") ? jstr(item, "path") : "?",
+        printf("%-16s %s%s\n", buf, cli_jstr(item, "path") ? cli_jstr(item, "path") : "?",
                json_is_true(json_object_get(item, "readonly")) ? " (read-only)" : "");
     }
-    a = json_object_get(vm, "nics");
-    if (json_array_size(a) == 0)
-        kv("nics:", "-");
-    json_array_foreach(a, i, item)
-    {
-        snprintf(buf, sizeof(buf), "%s", i == 0 ? "nics:" : "");
-        printf("%-16s %s=%s mac=%s\n", buf, jstr(item, "tap") ? "tap" : "network",
-               jstr(item, "tap") ? jstr(item, "tap") : jstr(item, "network"),
-               jstr(item, "mac") ? jstr(item, "mac") : "-");
-    }
-    kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
+    print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
+    cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
     vm_uptime(vm, buf);
-    kv("uptime:", buf);
+    cli_kv("uptime:", buf);
     if (json_is_integer(json_object_get(vm, "worker_pid"))) {
-        snprintf(buf, sizeof(buf), "%lld", jint(vm, "worker_pid"));
-        kv("worker pid:", buf);
+        snprintf(buf, sizeof(buf), "%lld", cli_jint(vm, "worker_pid"));
+        cli_kv("worker pid:", buf);
     }
-    kv("created:", jstr(vm, "created_at"));
-    kv("started:", jstr(vm, "started_at"));
+    cli_kv("created:", cli_jstr(vm, "created_at"));
+    cli_kv("started:", cli_jstr(vm, "started_at"));
 }
 
 /* Shared by commands whose only options are the common ones. */
@@ -219,17 +265,17 @@ static void print_tls(json_t *tls)
     if (!tls)
         return;
     if (!json_is_true(json_object_get(tls, "enabled"))) {
-        kv("tls:", json_is_true(json_object_get(tls, "listening"))
-                       ? "off: TCP is plain HTTP (--insecure-http)"
-                       : "no TCP listener");
+        cli_kv("tls:", json_is_true(json_object_get(tls, "listening"))
+                           ? "off: TCP is plain HTTP (--insecure-http)"
+                           : "no TCP listener");
         return;
     }
-    kv("tls:", json_is_true(json_object_get(tls, "client_certificates"))
-                   ? "on, clients need a certificate from the client CA"
-                   : "on");
-    kv("certificate:", jstr(tls, "certificate"));
-    kv("sha256:", jstr(tls, "fingerprint_sha256"));
-    kv("tls pin:", jstr(tls, "public_key_pin"));
+    cli_kv("tls:", json_is_true(json_object_get(tls, "client_certificates"))
+                       ? "on, clients need a certificate from the client CA"
+                       : "on");
+    cli_kv("certificate:", cli_jstr(tls, "certificate"));
+    cli_kv("sha256:", cli_jstr(tls, "fingerprint_sha256"));
+    cli_kv("tls pin:", cli_jstr(tls, "public_key_pin"));
 }
 
 static int cmd_host(struct cli_ctx *ctx, int argc, char **argv)
@@ -242,31 +288,32 @@ static int cmd_host(struct cli_ctx *ctx, int argc, char **argv)
 
     if ((rc = simple_parse(ctx, "host", argc, argv, 0, 0, &first)))
         return rc;
-    if ((rc = call(ctx, "GET", "/v1/host", NULL, &r, &host)))
+    if ((rc = cli_call(ctx, "GET", "/v1/host", NULL, &r, &host)))
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
-        print_body(&r);
+        cli_print_body(&r);
     } else {
         json_t *kvm = json_object_get(host, "kvm");
         cap = json_object_get(host, "capacity");
         alloc = json_object_get(host, "allocation");
-        kv("version:", jstr(host, "version"));
-        kv("kvm:", jstr(kvm, "flavour"));
-        kv("", jstr(kvm, "meaning"));
-        cli_format_mib(jint(cap, "memory_mib"), m1);
-        snprintf(buf, sizeof(buf), "%lld CPUs, %s", jint(cap, "cpus"), m1);
-        kv("host:", buf);
-        cli_format_mib(jint(cap, "max_memory_mib"), m1);
-        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", jint(cap, "max_vcpus"), m1);
-        kv("admits:", buf);
-        snprintf(buf, sizeof(buf), "%lld defined, %lld running", jint(alloc, "vms_defined"),
-                 jint(alloc, "vms_running"));
-        kv("vms:", buf);
-        cli_format_mib(jint(alloc, "memory_mib"), m2);
-        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", jint(alloc, "vcpus"), m2);
-        kv("allocated:", buf);
+        cli_kv("version:", cli_jstr(host, "version"));
+        cli_kv("kvm:", cli_jstr(kvm, "flavour"));
+        cli_kv("", cli_jstr(kvm, "meaning"));
+        cli_format_mib(cli_jint(cap, "memory_mib"), m1);
+        snprintf(buf, sizeof(buf), "%lld CPUs, %s", cli_jint(cap, "cpus"), m1);
+        cli_kv("host:", buf);
+        cli_format_mib(cli_jint(cap, "max_memory_mib"), m1);
+        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", cli_jint(cap, "max_vcpus"), m1);
+        cli_kv("admits:", buf);
+        snprintf(buf, sizeof(buf), "%lld defined, %lld running", cli_jint(alloc, "vms_defined"),
+                 cli_jint(alloc, "vms_running"));
+        cli_kv("vms:", buf);
+        cli_format_mib(cli_jint(alloc, "memory_mib"), m2);
+        snprintf(buf, sizeof(buf), "%lld vCPUs, %s", cli_jint(alloc, "vcpus"), m2);
+        cli_kv("allocated:", buf);
         dirs = json_object_get(host, "image_dirs");
-        json_array_foreach(dirs, i, item) kv(i == 0 ? "image dirs:" : "", json_string_value(item));
+        json_array_foreach(dirs, i, item)
+            cli_kv(i == 0 ? "image dirs:" : "", json_string_value(item));
         print_tls(json_object_get(host, "tls"));
     }
     json_decref(host);
@@ -285,7 +332,7 @@ static int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
     if (ctx->output == CLI_OUTPUT_TABLE)
         printf("vmctl %s\n", VMMD_VERSION);
     fflush(stdout);
-    if ((rc = call(ctx, "GET", "/v1/host", NULL, &r, &host)))
+    if ((rc = cli_call(ctx, "GET", "/v1/host", NULL, &r, &host)))
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
         json_t *out = json_pack("{s:s, s:O}", "vmctl", VMMD_VERSION, "vmmd",
@@ -294,7 +341,7 @@ static int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
         putchar('\n');
         json_decref(out);
     } else {
-        printf("vmmd %s\n", jstr(host, "version") ? jstr(host, "version") : "?");
+        printf("vmmd %s\n", cli_jstr(host, "version") ? cli_jstr(host, "version") : "?");
     }
     json_decref(host);
     cli_response_free(&r);
@@ -317,7 +364,7 @@ static int list_opt(void *st, int id, const char *arg)
     struct list_opts *o = st;
 
     if (id == CLI_OPT_FIRST + 1) {
-        if (parse_long(arg, 1, LONG_MAX, &o->limit))
+        if (cli_parse_long(arg, 1, LONG_MAX, &o->limit))
             return cli_usage_error(cli_find_command("list"),
                                    "--limit wants a positive number, not '%s'", arg);
         return 0;
@@ -347,11 +394,11 @@ static int list_vms(struct cli_ctx *ctx, const struct list_opts *o, json_t **out
         if (o->limit && (size_t)o->limit - json_array_size(all) < want)
             want = (size_t)o->limit - json_array_size(all);
         const char *after = json_array_size(all)
-                                ? jstr(json_array_get(all, json_array_size(all) - 1), "name")
+                                ? cli_jstr(json_array_get(all, json_array_size(all) - 1), "name")
                                 : NULL;
         snprintf(path, sizeof(path), "/v1/vms?limit=%zu%s%s%s%s", want, o->state ? "&state=" : "",
                  o->state ? o->state : "", after ? "&after=" : "", after ? after : "");
-        if ((rc = call(ctx, "GET", path, NULL, &r, &page))) {
+        if ((rc = cli_call(ctx, "GET", path, NULL, &r, &page))) {
             json_decref(all);
             return rc;
         }
@@ -392,17 +439,17 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
         {
             char vcpus[32], mem[32], up[32];
             const char *cells[8];
-            snprintf(vcpus, sizeof(vcpus), "%lld", jint(vm, "vcpus"));
-            cli_format_mib(jint(vm, "memory_mib"), mem);
+            snprintf(vcpus, sizeof(vcpus), "%lld", cli_jint(vm, "vcpus"));
+            cli_format_mib(cli_jint(vm, "memory_mib"), mem);
             vm_uptime(vm, up);
-            cells[0] = jstr(vm, "name");
-            cells[1] = jstr(vm, "state");
-            cells[2] = jstr(vm, "mode");
+            cells[0] = cli_jstr(vm, "name");
+            cells[1] = cli_jstr(vm, "state");
+            cells[2] = cli_jstr(vm, "mode");
             cells[3] = vcpus;
             cells[4] = mem;
             cells[5] = up;
             cells[6] = json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no";
-            cells[7] = jstr(vm, "id");
+            cells[7] = cli_jstr(vm, "id");
             cli_table_add(&t, cells);
         }
         cli_table_print(&t, stdout, ctx->colour);
@@ -418,12 +465,12 @@ static int get_and_print_vm(struct cli_ctx *ctx, const char *method, const char 
 {
     struct cli_response r;
     json_t *vm;
-    int rc = call(ctx, method, path, body, &r, &vm);
+    int rc = cli_call(ctx, method, path, body, &r, &vm);
 
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON)
-        print_body(&r);
+        cli_print_body(&r);
     else if (vm)
         print_vm(ctx, vm);
     json_decref(vm);
@@ -474,9 +521,9 @@ static void print_device_table(json_t *devices, const char *name, const struct d
         snprintf(cell[0], sizeof(cell[0]), "%s%zu", name, i);
         for (int c = 1; c < ncols; c++) {
             if (cols[c].bytes)
-                cli_format_bytes(jint(d, cols[c].key), cell[c]);
+                cli_format_bytes(cli_jint(d, cols[c].key), cell[c]);
             else
-                snprintf(cell[c], sizeof(cell[c]), "%lld", jint(d, cols[c].key));
+                snprintf(cell[c], sizeof(cell[c]), "%lld", cli_jint(d, cols[c].key));
         }
         cli_table_add(&t, cells);
     }
@@ -524,21 +571,21 @@ static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
-        print_body(&r);
+        cli_print_body(&r);
     } else {
         struct cli_table t;
-        kv("name:", argv[first]);
-        print_state_kv(ctx, jstr(st, "state"));
+        cli_kv("name:", argv[first]);
+        print_state_kv(ctx, cli_jstr(st, "state"));
         cli_format_duration(json_number_value(json_object_get(st, "uptime_s")), buf);
-        kv("uptime:", buf);
-        snprintf(buf, sizeof(buf), "%lld", jint(st, "boots"));
-        kv("boots:", buf);
-        cli_format_bytes(jint(st, "memory_bytes"), buf);
-        kv("memory:", buf);
-        cli_format_bytes(jint(st, "console_bytes"), buf);
-        kv("console:", buf);
-        snprintf(buf, sizeof(buf), "%lld", jint(st, "writes_ignored"));
-        kv("writes ignored:", buf);
+        cli_kv("uptime:", buf);
+        snprintf(buf, sizeof(buf), "%lld", cli_jint(st, "boots"));
+        cli_kv("boots:", buf);
+        cli_format_bytes(cli_jint(st, "memory_bytes"), buf);
+        cli_kv("memory:", buf);
+        cli_format_bytes(cli_jint(st, "console_bytes"), buf);
+        cli_kv("console:", buf);
+        snprintf(buf, sizeof(buf), "%lld", cli_jint(st, "writes_ignored"));
+        cli_kv("writes ignored:", buf);
         putchar('\n');
         cli_table_init(&t, 2, headers);
         exits = json_object_get(st, "exits");
@@ -565,27 +612,6 @@ struct create_opts {
     int bad;
 };
 
-/* "tap=NAME|network=NAME[,mac=MAC]" as a Nic object, or NULL. */
-static json_t *parse_nic(const char *spec)
-{
-    json_t *nic = json_object();
-    char *copy = strdup(spec), *save = NULL, *tok;
-
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq ||
-            (strncmp(tok, "tap=", 4) && strncmp(tok, "network=", 8) && strncmp(tok, "mac=", 4))) {
-            json_decref(nic);
-            nic = NULL;
-            break;
-        }
-        *eq = '\0';
-        json_object_set_new(nic, tok, json_string(eq + 1));
-    }
-    free(copy);
-    return nic;
-}
-
 static int create_opt(void *st, int id, const char *arg)
 {
     const struct cli_command *cmd = cli_find_command("create");
@@ -608,12 +634,12 @@ static int create_opt(void *st, int id, const char *arg)
         json_object_set_new(o->def, "mode", json_string(arg));
         break;
     case 4:
-        if (parse_long(arg, 1, INT_MAX, &n))
+        if (cli_parse_long(arg, 1, INT_MAX, &n))
             return cli_usage_error(cmd, "--vcpus wants a positive number, not '%s'", arg);
         json_object_set_new(o->def, "vcpus", json_integer(n));
         break;
     case 5:
-        if (parse_long(arg, 1, LONG_MAX, &n))
+        if (cli_parse_long(arg, 1, LONG_MAX, &n))
             return cli_usage_error(cmd, "--memory wants MiB, not '%s'", arg);
         json_object_set_new(o->def, "memory_mib", json_integer(n));
         break;
@@ -630,9 +656,14 @@ static int create_opt(void *st, int id, const char *arg)
         break;
     }
     case 7: {
-        json_t *nic = parse_nic(arg), *nics = json_object_get(o->def, "nics");
+        const char *why;
+        json_t *nic = cli_nic_parse(arg, &why), *nics = json_object_get(o->def, "nics");
         if (!nic)
-            return cli_usage_error(cmd, "--nic wants tap=NAME or network=NAME[,mac=MAC]");
+            return cli_usage_error(
+                cmd,
+                "--nic '%s': %s; it wants network=NAME[,ip=IP], tap=NAME or bridge=NAME, "
+                "each with an optional ,mac=MAC",
+                arg, why);
         if (!nics) {
             nics = json_array();
             json_object_set_new(o->def, "nics", nics);
@@ -648,7 +679,7 @@ static int create_opt(void *st, int id, const char *arg)
         break;
     case 10:
     case 11:
-        if (parse_long(arg, 0, INT_MAX, &n))
+        if (cli_parse_long(arg, 0, INT_MAX, &n))
             return cli_usage_error(cmd, "--cpu-%s wants a number, not '%s'",
                                    id == CLI_OPT_FIRST + 10 ? "quota" : "weight", arg);
         json_object_set_new(o->def, id == CLI_OPT_FIRST + 10 ? "cpu_quota_pct" : "cpu_weight",
@@ -719,21 +750,51 @@ out:
     return rc;
 }
 
+json_t *cli_json_bool(const char *value)
+{
+    if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on"))
+        return json_true();
+    if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off"))
+        return json_false();
+    return NULL;
+}
+
+int cli_patch_args(const struct cli_command *cmd, int argc, char **argv, int from,
+                   json_t *(*value)(char key[64], const char *value), json_t **out)
+{
+    json_t *patch = json_object();
+
+    for (int i = from; i < argc; i++) {
+        char *eq = strchr(argv[i], '='), key[64];
+        json_t *v;
+        if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(key)) {
+            json_decref(patch);
+            return cli_usage_error(cmd, "'%s' is not KEY=VALUE", argv[i]);
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]), argv[i]);
+        v = value(key, eq + 1);
+        if (!v) {
+            json_decref(patch);
+            return cli_usage_error(cmd, "bad value for %s: '%s'", key, eq + 1);
+        }
+        json_object_set_new(patch, key, v);
+    }
+    *out = patch;
+    return 0;
+}
+
 /* A value of `set KEY=VALUE`: typed by key, JSON for lists, null for "" / null. */
-static json_t *set_value(const char *key, const char *value)
+static json_t *set_value(char key[64], const char *value)
 {
     long n;
 
+    if (strcmp(key, "memory") == 0)
+        snprintf(key, 64, "memory_mib");
     if (strcmp(key, "vcpus") == 0 || strcmp(key, "memory_mib") == 0 ||
         strcmp(key, "cpu_quota_pct") == 0 || strcmp(key, "cpu_weight") == 0)
-        return parse_long(value, LONG_MIN, LONG_MAX, &n) ? NULL : json_integer(n);
-    if (strcmp(key, "autostart") == 0) {
-        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on"))
-            return json_true();
-        if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off"))
-            return json_false();
-        return NULL;
-    }
+        return cli_parse_long(value, LONG_MIN, LONG_MAX, &n) ? NULL : json_integer(n);
+    if (strcmp(key, "autostart") == 0)
+        return cli_json_bool(value);
     if (strcmp(key, "disks") == 0 || strcmp(key, "nics") == 0)
         return json_loads(value, JSON_DECODE_ANY, NULL);
     if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0) &&
@@ -744,31 +805,14 @@ static json_t *set_value(const char *key, const char *value)
 
 static int cmd_set(struct cli_ctx *ctx, int argc, char **argv)
 {
-    const struct cli_command *cmd = cli_find_command("set");
-    json_t *patch;
+    json_t *patch = NULL;
     char *body, *path;
     int first, rc;
 
     if ((rc = simple_parse(ctx, "set", argc, argv, 2, -1, &first)))
         return rc;
-    patch = json_object();
-    for (int i = first + 1; i < argc; i++) {
-        char *eq = strchr(argv[i], '='), key[64];
-        json_t *v;
-        if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(key)) {
-            json_decref(patch);
-            return cli_usage_error(cmd, "'%s' is not KEY=VALUE", argv[i]);
-        }
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]), argv[i]);
-        if (strcmp(key, "memory") == 0)
-            snprintf(key, sizeof(key), "memory_mib");
-        v = set_value(key, eq + 1);
-        if (!v) {
-            json_decref(patch);
-            return cli_usage_error(cmd, "bad value for %s: '%s'", key, eq + 1);
-        }
-        json_object_set_new(patch, key, v);
-    }
+    if ((rc = cli_patch_args(cli_find_command("set"), argc, argv, first + 1, set_value, &patch)))
+        return rc;
     body = json_dumps(patch, JSON_COMPACT);
     path = vm_path(argv[first], NULL);
     rc = get_and_print_vm(ctx, "PATCH", path, body);
@@ -801,7 +845,7 @@ static int cmd_delete(struct cli_ctx *ctx, int argc, char **argv)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
         if (r.len)
-            print_body(&r); /* 204: the API's body is empty */
+            cli_print_body(&r); /* 204: the API's body is empty */
     } else {
         printf("deleted %s\n", argv[first]);
     }
@@ -825,9 +869,9 @@ static int lifecycle(struct cli_ctx *ctx, const char *action, int argc, char **a
     if (rc)
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
-        print_body(&r);
+        cli_print_body(&r);
     } else {
-        const char *state = vm ? jstr(vm, "state") : NULL;
+        const char *state = vm ? cli_jstr(vm, "state") : NULL;
         if (ctx->colour && state)
             printf("%s: %s%s\033[0m\n", argv[first], cli_state_colour(state), state);
         else
@@ -878,10 +922,10 @@ static int poll_state(struct cli_ctx *ctx, const char *name, const char *states,
         bool match = false;
 
         cli_response_free(last);
-        rc = call(ctx, "GET", path, NULL, last, &vm);
+        rc = cli_call(ctx, "GET", path, NULL, last, &vm);
         if (rc)
             break;
-        s = jstr(vm, "state");
+        s = cli_jstr(vm, "state");
         if (s) {
             char *copy = strdup(states), *save = NULL, *tok;
             for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
@@ -906,7 +950,7 @@ static int timeout_opt(void *st, int id, const char *arg)
     long n;
 
     (void)id;
-    if (parse_long(arg, 1, 86400, &n))
+    if (cli_parse_long(arg, 1, 86400, &n))
         return CLI_EXIT_USAGE;
     *(long *)st = n;
     return 0;
@@ -942,7 +986,7 @@ static int cmd_shutdown(struct cli_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "vmctl: %s did not stop within %lds\n", argv[first], timeout + 10);
     if (rc == 0) {
         if (ctx->output == CLI_OUTPUT_JSON)
-            print_body(&last);
+            cli_print_body(&last);
         else
             printf("%s: stopped\n", argv[first]);
     }
@@ -996,7 +1040,7 @@ static int cmd_wait(struct cli_ctx *ctx, int argc, char **argv)
                 o.timeout);
     if (rc == 0) {
         if (ctx->output == CLI_OUTPUT_JSON)
-            print_body(&last);
+            cli_print_body(&last);
         else
             printf("%s: %s\n", argv[first], o.state);
     }
@@ -1027,7 +1071,7 @@ static int logs_opt(void *st, int id, const char *arg)
         o->follow = true;
         return 0;
     }
-    if (parse_long(arg, 0, 1048576, &o->tail))
+    if (cli_parse_long(arg, 0, 1048576, &o->tail))
         return cli_usage_error(cli_find_command("logs"), "--tail wants 0 to 1048576 bytes");
     return 0;
 }
@@ -1159,24 +1203,25 @@ static void print_event(const struct cli_ctx *ctx, const char *id, const char *t
     /* Retention pruned events this stream would have shown: say where the gap is. */
     if (strcmp(type, "events.reset") == 0) {
         printf("%-6s %-17s %s\n", id, type,
-               ev && jstr(ev, "detail") ? jstr(ev, "detail") : "events are missing here");
+               ev && cli_jstr(ev, "detail") ? cli_jstr(ev, "detail") : "events are missing here");
         fflush(stdout);
         json_decref(ev);
         return;
     }
-    name = ev ? jstr(ev, "name") : NULL;
+    /* A port forward's events name their network instead. */
+    name = ev ? (cli_jstr(ev, "name") ? cli_jstr(ev, "name") : cli_jstr(ev, "network")) : NULL;
     printf("%-6s %-17s %-20s", id, type, name ? name : "-");
-    if (ev && jstr(ev, "state")) {
-        const char *state = jstr(ev, "state");
-        if (jstr(ev, "previous"))
-            printf(" %s ->", jstr(ev, "previous"));
+    if (ev && cli_jstr(ev, "state")) {
+        const char *state = cli_jstr(ev, "state");
+        if (cli_jstr(ev, "previous"))
+            printf(" %s ->", cli_jstr(ev, "previous"));
         if (ctx->colour)
             printf(" %s%s\033[0m", cli_state_colour(state), state);
         else
             printf(" %s", state);
     }
-    if (ev && jstr(ev, "reason"))
-        printf(" (%s)", jstr(ev, "reason"));
+    if (ev && cli_jstr(ev, "reason"))
+        printf(" (%s)", cli_jstr(ev, "reason"));
     putchar('\n');
     fflush(stdout);
     json_decref(ev);
@@ -1253,15 +1298,15 @@ static int cmd_console(struct cli_ctx *ctx, int argc, char **argv)
     rc = call_vm(ctx, "GET", argv[first], NULL, NULL, &r, &vm);
     if (rc)
         return rc;
-    if (!jstr(vm, "state") ||
-        (strcmp(jstr(vm, "state"), "running") && strcmp(jstr(vm, "state"), "paused"))) {
+    if (!cli_jstr(vm, "state") ||
+        (strcmp(cli_jstr(vm, "state"), "running") && strcmp(cli_jstr(vm, "state"), "paused"))) {
         fprintf(stderr, "vmctl: %s is %s; start it first\n", argv[first],
-                jstr(vm, "state") ? jstr(vm, "state") : "not running");
+                cli_jstr(vm, "state") ? cli_jstr(vm, "state") : "not running");
         json_decref(vm);
         cli_response_free(&r);
         return CLI_EXIT_REFUSED;
     }
-    path = vm_path(jstr(vm, "id"), "/console");
+    path = vm_path(cli_jstr(vm, "id"), "/console");
     rc = cli_console_attach(ctx, argv[first], path);
     free(path);
     json_decref(vm);
@@ -1277,7 +1322,8 @@ const struct cli_command cli_commands[] = {
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
-     "[--disk PATH[,ro]]... [--nic tap=NAME|network=NAME[,mac=MAC]]... [--autostart] "
+     "[--disk PATH[,ro]]... [--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
+     "[--autostart] "
      "[--cpu-quota PCT] [--cpu-weight N]\n"
      "       vmctl create [NAME] --from-file DEF.json",
      "Define a VM (it starts stopped).",
@@ -1288,7 +1334,9 @@ const struct cli_command cli_commands[] = {
      "      --vcpus N            vCPUs (default 1)\n"
      "      --memory MIB         memory in MiB (default 256)\n"
      "      --disk PATH[,ro]     a disk; repeatable\n"
-     "      --nic SPEC           tap=NAME or network=NAME, optionally ,mac=MAC; repeatable\n"
+     "      --nic SPEC           network=NAME[,ip=IP] (a managed network, optionally a\n"
+     "                           static address), tap=NAME or bridge=NAME (a bridge of\n"
+     "                           your own), each optionally ,mac=MAC; repeatable\n"
      "      --autostart          start with the daemon\n"
      "      --cpu-quota PCT      CPU time cap, percent of one host CPU (default 0: none)\n"
      "      --cpu-weight N       share of contended CPU, 1-10000 (default 100)\n"
@@ -1325,6 +1373,9 @@ const struct cli_command cli_commands[] = {
      "Wait until a VM is in one of the states (exit 4 on timeout).",
      "      --state S            the state(s) to wait for, comma-separated\n"
      "      --timeout S          give up after S seconds (default 60)\n"},
+    {"network", cli_cmd_network, "create|list|show|set|delete|leases|forward ...",
+     "Manage networks: bridges with NAT, DHCP and DNS, and port forwards to VMs.",
+     cli_network_help},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

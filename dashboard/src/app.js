@@ -1,11 +1,13 @@
 // The dashboard's entry point: login when the daemon wants a token (it is
-// served over TCP), then the VM list (#/) or one VM (#/vms/<id>), both kept
-// live by the event stream.
+// served over TCP), then the VM list (#/) or one VM (#/vms/<id>), the
+// networks (#/networks) or one network (#/networks/<name>), all kept live by
+// the event stream.
 
 import { setLifecycle } from './actions.js';
 import { ApiError, api, getToken, setToken } from './api.js';
 import { el } from './format.js';
 import { listView } from './list-view.js';
+import { networkView, networksView } from './network-view.js';
 import { connect, disconnect, store, subscribe } from './store.js';
 import { vmView } from './vm-view.js';
 
@@ -26,11 +28,19 @@ function toast(message) {
   toastTimer = setTimeout(() => { toastBox.hidden = true; }, 6000);
 }
 
+const nav = document.getElementById('nav');
+
 function route() {
   if (!host) return;
   closeView();
-  const match = /^#\/vms\/([^/]+)$/.exec(location.hash);
-  closeView = match ? vmView(main, decodeURIComponent(match[1])) : listView(main, host);
+  const vm = /^#\/vms\/([^/]+)$/.exec(location.hash);
+  const network = /^#\/networks\/([^/]+)$/.exec(location.hash);
+  const section = network || location.hash === '#/networks' ? 'networks' : 'vms';
+  for (const link of nav.querySelectorAll('a')) link.classList.toggle('current', link.dataset.nav === section);
+  if (vm) closeView = vmView(main, decodeURIComponent(vm[1]));
+  else if (network) closeView = networkView(main, decodeURIComponent(network[1]));
+  else if (section === 'networks') closeView = networksView(main);
+  else closeView = listView(main, host);
 }
 
 function showLogin(message) {

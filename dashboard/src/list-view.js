@@ -3,9 +3,11 @@
 // problem names.
 
 import { renderActions } from './actions.js';
-import { ApiError, api } from './api.js';
+import { apiForm } from './form.js';
 import { duration, el, mib, uptime } from './format.js';
-import { sortedVms, store, subscribe } from './store.js';
+import { sortedNetworks, sortedVms, store, subscribe } from './store.js';
+
+const NO_NETWORK = 'none';
 
 const FIELDS = [
   { name: 'name', label: 'Name', type: 'text', placeholder: 'web-1', required: true,
@@ -17,96 +19,41 @@ const FIELDS = [
   { name: 'vcpus', label: 'vCPUs', type: 'number', value: '1', min: '1', max: '64' },
   { name: 'memory_mib', label: 'Memory (MiB)', type: 'number', value: '256', min: '16' },
   { name: 'autostart', label: 'Start with the daemon', type: 'checkbox' },
+  // One NIC on a managed network (the select lists them), with an optional static address.
+  { name: 'network', label: 'Network', type: 'select', options: [NO_NETWORK], errorField: 'nics' },
+  { name: 'ip', label: 'Static IP', type: 'text', placeholder: 'empty: DHCP', errorField: 'nics',
+    hint: 'an address of the network, for port forwards' },
 ];
 
-function field(spec) {
-  const id = `create-${spec.name}`;
-  let input;
-  if (spec.type === 'select') {
-    input = el('select', { id, name: spec.name }, ...spec.options.map((o) => el('option', { value: o, text: o })));
-  } else {
-    input = el('input', {
-      id,
-      name: spec.name,
-      type: spec.type,
-      placeholder: spec.placeholder,
-      value: spec.value,
-      min: spec.min,
-      max: spec.max,
-      autocomplete: 'off',
-      spellcheck: 'false',
-    });
-  }
-  return el(
-    'div',
-    { class: `field field-${spec.type}`, 'data-field': spec.name },
-    el('label', { for: id, text: spec.label }),
-    input,
-    spec.hint ? el('small', { class: 'hint', text: spec.hint }) : null,
-    el('div', { class: 'field-error', id: `${id}-error`, role: 'alert' }),
-  );
+// The form's network and ip become the definition's one NIC.
+function withNic(body) {
+  const { network, ip, ...rest } = body;
+  if (network && network !== NO_NETWORK) rest.nics = [ip ? { network, ip } : { network }];
+  return rest;
 }
 
-// The request body from the form: empty optional fields are left out.
-function formBody(form) {
-  const body = {};
-  for (const spec of FIELDS) {
-    const input = form.elements[spec.name];
-    if (spec.type === 'checkbox') {
-      if (input.checked) body[spec.name] = true;
-    } else if (spec.type === 'number') {
-      if (input.value !== '') body[spec.name] = Number(input.value);
-    } else if (input.value.trim() !== '' || spec.required) {
-      body[spec.name] = input.value.trim();
-    }
-  }
-  return body;
+// Keeps the network select's choices those of the store, and the one chosen if it stays.
+function fillNetworks(select) {
+  const chosen = select.value;
+  select.replaceChildren(...[NO_NETWORK, ...sortedNetworks().map((n) => n.name)]
+    .map((name) => el('option', { value: name, text: name })));
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 
 function createForm(host) {
-  const formError = el('div', { class: 'form-error', role: 'alert' });
-  const submit = el('button', { type: 'submit', class: 'primary', text: 'Create VM' });
   const dirs = host?.image_dirs?.length
     ? el('p', { class: 'hint' }, 'Kernels, initrds and disks must lie under ',
         ...host.image_dirs.flatMap((d, i) => [i ? ', ' : '', el('code', { text: d })]), '.')
     : null;
-  const form = el('form', { class: 'card create', id: 'create-form', novalidate: true },
-    el('h2', { text: 'New VM' }), dirs, ...FIELDS.map(field), formError, submit);
-
-  const clearErrors = () => {
-    formError.textContent = '';
-    for (const node of form.querySelectorAll('.field')) {
-      node.classList.remove('invalid');
-      node.querySelector('.field-error').textContent = '';
-      node.querySelector('input, select').removeAttribute('aria-invalid');
-    }
-  };
-
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    clearErrors();
-    submit.disabled = true;
-    try {
-      const vm = await api('POST', '/v1/vms', formBody(form));
+  return apiForm({
+    id: 'create-form', title: 'New VM', intro: dirs, fields: FIELDS, prefix: 'create',
+    path: '/v1/vms', submitText: 'Create VM', transform: withNic,
+    done: (vm, form) => {
       form.elements.name.value = '';
-      formError.textContent = '';
+      form.elements.ip.value = '';
       form.dispatchEvent(new CustomEvent('created', { detail: vm }));
-    } catch (err) {
-      const box = err instanceof ApiError && err.field ? form.querySelector(`[data-field="${err.field}"]`) : null;
-      if (box) {
-        box.classList.add('invalid');
-        box.querySelector('.field-error').textContent = err.message;
-        const input = box.querySelector('input, select');
-        input.setAttribute('aria-invalid', 'true');
-        input.focus();
-      } else {
-        formError.textContent = err.message;
-      }
-    } finally {
-      submit.disabled = false;
-    }
+    },
   });
-  return form;
 }
 
 function row(vm) {
@@ -151,9 +98,13 @@ export function listView(main, host) {
     old.replaceWith(row(vm));
   };
   render();
+  fillNetworks(form.elements.network);
   const unsubscribe = subscribe((kind, id) => {
     if (kind === 'vm') updateRow(id);
     else if (kind === 'list' || kind === 'deleted') render();
+    else if (kind === 'networks' || kind === 'network' || kind === 'network-deleted') {
+      fillNetworks(form.elements.network);
+    }
   });
   // Uptimes tick without asking the daemon.
   const ticker = setInterval(() => {

@@ -5,6 +5,10 @@
 // from events (they arrive in commit order); GET /v1/vms/{id} only fills in
 // the definition (name, sizes, started_at), so a slow answer can never put
 // an older state back. A dropped stream reconnects with Last-Event-ID.
+//
+// The managed networks ride on the same stream: GET /v1/networks after the
+// VM list, then every network.* event fetches the network it names again
+// (GET /v1/networks/{name}), so a replayed event only fetches once more.
 
 import { ApiError, api, eventsUrl, request } from './api.js';
 
@@ -13,6 +17,8 @@ const RESYNC_MS = 2000;
 
 export const store = {
   vms: new Map(),
+  networks: new Map(), // by name
+  networksLoaded: false,
   status: 'connecting', // connecting | live | reconnecting | offline
   loaded: false,
 };
@@ -22,7 +28,9 @@ let source = null;
 let resyncTimer = null;
 let onUnauthorized = () => {};
 
-// fn(kind, id): kind is 'list', 'vm' (one VM changed), 'deleted' or 'status'.
+// fn(kind, id): kind is 'list', 'vm' (one VM changed), 'deleted' or 'status'; for
+// networks 'networks' (the list), 'network' (one changed, id is its name),
+// 'network-deleted' and 'forwards' (a network's forwards changed).
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -59,18 +67,68 @@ async function refresh(id) {
   }
 }
 
+export function sortedNetworks() {
+  return [...store.networks.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function refreshNetwork(name) {
+  try {
+    store.networks.set(name, await api('GET', `/v1/networks/${encodeURIComponent(name)}`));
+    emit('network', name);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      if (store.networks.delete(name)) emit('network-deleted', name);
+    } else {
+      console.warn('vmmd: refresh network', name, err);
+    }
+  }
+}
+
+// The networks a VM's NICs are on: their `nics` lists name the VM.
+function refreshNetworksOf(vm) {
+  for (const nic of vm?.nics || []) if (nic.network) refreshNetwork(nic.network);
+}
+
+const networkHandlers = {
+  'network.created'(data) {
+    refreshNetwork(data.name);
+  },
+  'network.updated'(data) {
+    refreshNetwork(data.name);
+  },
+  'network.deleted'(data) {
+    if (store.networks.delete(data.name)) emit('network-deleted', data.name);
+  },
+  'network.forward_added'(data) {
+    refreshNetwork(data.network);
+    emit('forwards', data.network);
+  },
+  'network.forward_removed'(data) {
+    refreshNetwork(data.network);
+    emit('forwards', data.network);
+  },
+  'network.dnsmasq_restarted'(data) {
+    refreshNetwork(data.name);
+  },
+  'network.error'(data) {
+    refreshNetwork(data.name);
+  },
+};
+
 const handlers = {
+  ...networkHandlers,
   'vm.created'(data) {
     if (!store.vms.has(data.id)) {
       store.vms.set(data.id, { ...data, state_reason: null, vcpus: null, memory_mib: null });
       emit('list');
     }
-    refresh(data.id);
+    refresh(data.id).then(() => refreshNetworksOf(store.vms.get(data.id)));
   },
   'vm.updated'(data) {
     const vm = store.vms.get(data.id);
     if (vm && data.name) vm.name = data.name;
-    refresh(data.id);
+    refreshNetworksOf(vm); // the networks it was on
+    refresh(data.id).then(() => refreshNetworksOf(store.vms.get(data.id))); // and is on now
   },
   'vm.state_changed'(data) {
     const vm = store.vms.get(data.id);
@@ -82,7 +140,9 @@ const handlers = {
     if (data.state === 'starting' || data.previous === 'starting') refresh(data.id);
   },
   'vm.deleted'(data) {
+    const vm = store.vms.get(data.id);
     if (store.vms.delete(data.id)) emit('deleted', data.id);
+    refreshNetworksOf(vm);
   },
   'daemon.started'() {
     emit('daemon');
@@ -149,6 +209,16 @@ export async function connect(unauthorized) {
   store.vms = new Map(res.body.map((vm) => [vm.id, vm]));
   store.loaded = true;
   emit('list');
+  // After the VM list: a network changed in between is in the events replayed from its id on.
+  try {
+    const networks = await api('GET', '/v1/networks');
+    store.networks = new Map(networks.map((n) => [n.name, n]));
+  } catch (err) {
+    console.warn('vmmd: networks', err); // a daemon without them: no networks
+    store.networks = new Map();
+  }
+  store.networksLoaded = true;
+  emit('networks');
   const since = res.headers.get('Vmmd-Last-Event-Id');
   openStream(since === null ? null : Number(since));
 }
@@ -157,5 +227,7 @@ export function disconnect() {
   closeStream();
   store.vms = new Map();
   store.loaded = false;
+  store.networks = new Map();
+  store.networksLoaded = false;
   setStatus('offline');
 }

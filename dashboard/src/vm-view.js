@@ -169,14 +169,51 @@ function statsPane(vm) {
   };
 }
 
+// A NIC on a managed network links to it; its address is the static ip, or
+// what the network's DHCP leased to its MAC (filled in by fillLeases).
+function nicFact(n, i) {
+  let where;
+  if (n.network) {
+    where = ['network ', el('a', { href: `#/networks/${encodeURIComponent(n.network)}`, text: n.network })];
+  } else if (n.bridge) {
+    where = [`bridge ${n.bridge}`];
+  } else {
+    where = [`tap ${n.tap}`];
+  }
+  const ip = n.network
+    ? el('span', { class: 'nic-ip', 'data-nic': i, text: n.ip ? `, ip ${n.ip}` : ', ip: dhcp' })
+    : null;
+  return [el('dt', { text: `net${i}` }),
+    el('dd', { 'data-nic': i }, ...where, ip, n.mac ? `, ${n.mac}` : '')];
+}
+
 // The definition's disks and NICs, a row each, named as the stats name them.
 function deviceFacts(vm) {
   return [
     ...(vm.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
       el('dd', {}, el('code', { text: d.path }), d.readonly ? ' (read-only)' : '')]),
-    ...(vm.nics || []).flatMap((n, i) => [el('dt', { text: `net${i}` }),
-      el('dd', { text: `${n.tap ? `tap ${n.tap}` : `network ${n.network}`}${n.mac ? `, ${n.mac}` : ''}` })]),
+    ...(vm.nics || []).flatMap((n, i) => nicFact(n, i)),
   ];
+}
+
+const sameMac = (a, b) => a && b && a.toLowerCase() === b.toLowerCase();
+
+// The IP each dynamic NIC on a managed network has leased, from its
+// network's leases, matched by MAC (the definition's, else the one the
+// network lists for this VM's NIC), else by the VM the lease names.
+async function fillLeases(vm, facts) {
+  const byNetwork = new Map();
+  for (const [i, n] of (vm.nics || []).entries()) {
+    if (!n.network || n.ip) continue;
+    if (!byNetwork.has(n.network)) {
+      byNetwork.set(n.network, api('GET', `/v1/networks/${encodeURIComponent(n.network)}/leases`).catch(() => []));
+    }
+    const leases = await byNetwork.get(n.network);
+    const mac = n.mac || store.networks.get(n.network)?.nics?.find((x) => x.vm_id === vm.id && x.nic === i)?.mac;
+    const lease = leases.find((l) => (mac ? sameMac(l.mac, mac) : l.vm_id === vm.id));
+    const span = facts.querySelector(`.nic-ip[data-nic="${i}"]`);
+    if (span) span.textContent = lease ? `, ip ${lease.ip} (lease)` : ', ip: dhcp, no lease yet';
+  }
 }
 
 function summary(vm) {
@@ -194,13 +231,19 @@ function summary(vm) {
       ...deviceFacts(current),
       el('dt', { text: 'Reason' }), el('dd', { text: current.state_reason || '–' }),
     );
+    fillLeases(current, facts);
     renderActions(actions, current, { onDeleted: () => { location.hash = '#/'; } });
   };
   render(vm);
+  // A guest asks for its lease when it boots: look again now and then.
+  const leaseTimer = setInterval(() => fillLeases(store.vms.get(vm.id) || vm, facts), 10000);
   return {
     node: el('section', { class: 'card summary' },
       el('p', {}, el('a', { href: '#/', text: '← All VMs' })), title, actions, facts),
     render,
+    close() {
+      clearInterval(leaseTimer);
+    },
   };
 }
 
@@ -228,6 +271,7 @@ export function vmView(main, id) {
   });
   return () => {
     unsubscribe();
+    head.close();
     term.close();
     stats.close();
   };

@@ -16,6 +16,7 @@
  */
 #include "db/store.h"
 #include "migrations.h"
+#include "store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,24 +123,14 @@ enum db_stmt_id {
 };
 /* clang-format on */
 
+_Static_assert(STMT_COUNT <= DB__STMT_MAX, "raise DB__STMT_MAX");
+
 static const char *const stmt_sql[STMT_COUNT] = {
 #define X(name, sql) [STMT_##name] = sql,
     DB_STATEMENTS(X)
 #undef X
 };
 
-struct db_store {
-    sqlite3 *sql;
-    sqlite3_stmt *stmt[STMT_COUNT];
-    int schema_version;
-    /*
-     * Set while db_events_since() calls back. Its statement is mid-scan, so a
-     * nested db_events_since() would reset it under the caller, and a write
-     * could append events the running scan then visits.
-     */
-    bool in_events_since;
-    char errmsg[256];
-};
 
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
                                                           ...)
@@ -153,7 +144,7 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errl
     va_end(ap);
 }
 
-static int64_t now_ms(void)
+int64_t db__now_ms(void)
 {
     struct timespec ts;
 
@@ -201,14 +192,13 @@ static int sqlite_errno(sqlite3 *sql, int rc)
 }
 
 /* Keeps SQLite's message for db_last_error() and returns the matching errno. */
-static int db_error(struct db_store *db, int rc)
+int db__error(struct db_store *db, int rc)
 {
     snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->sql));
     return sqlite_errno(db->sql, rc);
 }
 
-__attribute__((format(printf, 3, 4))) static int db_fail(struct db_store *db, int ret,
-                                                         const char *fmt, ...)
+int db__fail(struct db_store *db, int ret, const char *fmt, ...)
 {
     va_list ap;
 
@@ -219,40 +209,40 @@ __attribute__((format(printf, 3, 4))) static int db_fail(struct db_store *db, in
 }
 
 /* Resets a cached statement; bindings are cleared so none points at a caller's memory. */
-static void stmt_done(sqlite3_stmt *st)
+void db__stmt_done(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
 }
 
 /* Runs a statement that returns no rows. */
-static int stmt_run(struct db_store *db, sqlite3_stmt *st)
+int db__stmt_run(struct db_store *db, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? 0 : db_error(db, rc);
+    int ret = rc == SQLITE_DONE ? 0 : db__error(db, rc);
 
-    stmt_done(st);
+    db__stmt_done(st);
     return ret;
 }
 
 /* Binders that keep the first failure in *rc, so a run of binds is checked once. */
-static void bind_text(sqlite3_stmt *st, int i, const char *s, int *rc)
+void db__bind_text(sqlite3_stmt *st, int i, const char *s, int *rc)
 {
     if (*rc == SQLITE_OK)
         *rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-static void bind_int(sqlite3_stmt *st, int i, int64_t v, int *rc)
+void db__bind_int(sqlite3_stmt *st, int i, int64_t v, int *rc)
 {
     if (*rc == SQLITE_OK)
         *rc = sqlite3_bind_int64(st, i, v);
 }
 
-static int tx_begin(struct db_store *db)
+int db__tx_begin(struct db_store *db)
 {
     if (db->in_events_since)
-        return db_fail(db, -EBUSY, "write from a db_events_since() callback");
-    return stmt_run(db, db->stmt[STMT_BEGIN]);
+        return db__fail(db, -EBUSY, "write from a db_events_since() callback");
+    return db__stmt_run(db, db->stmt[STMT_BEGIN]);
 }
 
 static void tx_rollback(struct db_store *db)
@@ -266,7 +256,7 @@ static void tx_rollback(struct db_store *db)
 
 static int tx_commit(struct db_store *db)
 {
-    int ret = stmt_run(db, db->stmt[STMT_COMMIT]);
+    int ret = db__stmt_run(db, db->stmt[STMT_COMMIT]);
 
     if (ret)
         tx_rollback(db);
@@ -282,48 +272,48 @@ static bool terminated(const char *s, size_t size)
 static int vm_check(struct db_store *db, const struct db_vm *vm)
 {
     if (!vm)
-        return db_fail(db, -EINVAL, "no VM given");
+        return db__fail(db, -EINVAL, "no VM given");
     if (!terminated(vm->id, sizeof(vm->id)) || !terminated(vm->name, sizeof(vm->name)) ||
         !terminated(vm->mode, sizeof(vm->mode)))
-        return db_fail(db, -EINVAL, "VM id, name or mode is not NUL-terminated");
+        return db__fail(db, -EINVAL, "VM id, name or mode is not NUL-terminated");
     /* The rest (empty strings, ranges, JSON) is left to the table's CHECKs. */
     return 0;
 }
 
 /*
  * Binds ?1..?11, ?13 and ?14 of VM_INSERT and VM_UPDATE, which share their
- * numbering, and ?12 = now; returns the first bind error, for run_bound().
+ * numbering, and ?12 = now; returns the first bind error, for db__run_bound().
  */
 static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t now)
 {
     int rc = SQLITE_OK;
 
-    bind_text(st, 1, vm->id, &rc);
-    bind_text(st, 2, vm->name, &rc);
-    bind_text(st, 3, vm->mode, &rc);
-    bind_int(st, 4, vm->vcpus, &rc);
+    db__bind_text(st, 1, vm->id, &rc);
+    db__bind_text(st, 2, vm->name, &rc);
+    db__bind_text(st, 3, vm->mode, &rc);
+    db__bind_int(st, 4, vm->vcpus, &rc);
     /* Above INT64_MAX it turns negative, which the CHECK refuses: good. */
-    bind_int(st, 5, (int64_t)vm->memory_mib, &rc);
-    bind_text(st, 6, vm->kernel, &rc);
-    bind_text(st, 7, vm->initrd, &rc);
-    bind_text(st, 8, vm->cmdline, &rc);
-    bind_text(st, 9, vm->disks_json ? vm->disks_json : "[]", &rc);
-    bind_text(st, 10, vm->nics_json ? vm->nics_json : "[]", &rc);
-    bind_int(st, 11, vm->autostart, &rc);
-    bind_int(st, 12, now, &rc);
-    bind_int(st, 13, vm->cpu_quota_pct, &rc);
-    bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
+    db__bind_int(st, 5, (int64_t)vm->memory_mib, &rc);
+    db__bind_text(st, 6, vm->kernel, &rc);
+    db__bind_text(st, 7, vm->initrd, &rc);
+    db__bind_text(st, 8, vm->cmdline, &rc);
+    db__bind_text(st, 9, vm->disks_json ? vm->disks_json : "[]", &rc);
+    db__bind_text(st, 10, vm->nics_json ? vm->nics_json : "[]", &rc);
+    db__bind_int(st, 11, vm->autostart, &rc);
+    db__bind_int(st, 12, now, &rc);
+    db__bind_int(st, 13, vm->cpu_quota_pct, &rc);
+    db__bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
     return rc;
 }
 
 /* Runs a statement whose parameters are bound; bind_rc is the first bind error, if any. */
-static int run_bound(struct db_store *db, sqlite3_stmt *st, int bind_rc)
+int db__run_bound(struct db_store *db, sqlite3_stmt *st, int bind_rc)
 {
     if (bind_rc != SQLITE_OK) {
-        stmt_done(st);
-        return db_error(db, bind_rc);
+        db__stmt_done(st);
+        return db__error(db, bind_rc);
     }
-    return stmt_run(db, st);
+    return db__stmt_run(db, st);
 }
 
 /*
@@ -338,17 +328,17 @@ static int insert_vm_event(struct db_store *db, enum db_stmt_id which, const cha
     int rc = SQLITE_OK;
     int ret;
 
-    bind_text(st, 1, id, &rc);
-    bind_int(st, 2, ts, &rc);
+    db__bind_text(st, 1, id, &rc);
+    db__bind_int(st, 2, ts, &rc);
     if (which == STMT_EV_STATE_CHANGED) {
-        bind_text(st, 3, p3, &rc);
-        bind_text(st, 4, p4, &rc);
+        db__bind_text(st, 3, p3, &rc);
+        db__bind_text(st, 4, p4, &rc);
     }
-    ret = run_bound(db, st, rc);
+    ret = db__run_bound(db, st, rc);
     if (ret)
         return ret;
     if (sqlite3_changes(db->sql) == 0)
-        return db_fail(db, -ENOENT, "no VM with id %s", id);
+        return db__fail(db, -ENOENT, "no VM with id %s", id);
     *event_id = sqlite3_last_insert_rowid(db->sql);
     return 0;
 }
@@ -357,7 +347,7 @@ static int insert_vm_event(struct db_store *db, enum db_stmt_id which, const cha
  * Ends a write transaction: commits the change and its event when every step
  * succeeded (ret 0), rolls both back otherwise.
  */
-static int end_write(struct db_store *db, int ret, int64_t ev, int64_t *event_id)
+int db__end_write(struct db_store *db, int ret, int64_t ev, int64_t *event_id)
 {
     if (ret) {
         tx_rollback(db);
@@ -377,21 +367,21 @@ static int write_definition(struct db_store *db, enum db_stmt_id which, enum db_
                             const struct db_vm *vm, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[which];
-    int64_t now = now_ms(), ev = 0;
+    int64_t now = db__now_ms(), ev = 0;
     int ret;
 
     ret = vm_check(db, vm);
     if (ret)
         return ret;
-    ret = tx_begin(db);
+    ret = db__tx_begin(db);
     if (ret)
         return ret;
-    ret = run_bound(db, st, bind_vm_definition(st, vm, now));
+    ret = db__run_bound(db, st, bind_vm_definition(st, vm, now));
     if (!ret && which == STMT_VM_UPDATE && sqlite3_changes(db->sql) == 0)
-        ret = db_fail(db, -ENOENT, "no VM with id %s", vm->id);
+        ret = db__fail(db, -ENOENT, "no VM with id %s", vm->id);
     if (!ret)
         ret = insert_vm_event(db, event, vm->id, now, NULL, NULL, &ev);
-    return end_write(db, ret, ev, event_id);
+    return db__end_write(db, ret, ev, event_id);
 }
 
 int db_vm_insert(struct db_store *db, const struct db_vm *vm, int64_t *event_id)
@@ -408,27 +398,27 @@ int db_vm_set_state(struct db_store *db, const char *id, const char *state, cons
                     int64_t worker_pid, int64_t *event_id)
 {
     sqlite3_stmt *st = db->stmt[STMT_VM_SET_STATE];
-    int64_t now = now_ms(), ev = 0;
+    int64_t now = db__now_ms(), ev = 0;
     int rc = SQLITE_OK;
     int ret;
 
     if (!id || !state)
-        return db_fail(db, -EINVAL, "VM id and state are required");
-    ret = tx_begin(db);
+        return db__fail(db, -EINVAL, "VM id and state are required");
+    ret = db__tx_begin(db);
     if (ret)
         return ret;
     /* The event first, while the row still holds the previous state. */
     ret = insert_vm_event(db, STMT_EV_STATE_CHANGED, id, now, state, reason, &ev);
     if (!ret) {
-        bind_text(st, 1, id, &rc);
-        bind_text(st, 2, state, &rc);
-        bind_text(st, 3, reason, &rc);
-        bind_int(st, 4, worker_pid, &rc);
-        bind_int(st, 5, now, &rc);
+        db__bind_text(st, 1, id, &rc);
+        db__bind_text(st, 2, state, &rc);
+        db__bind_text(st, 3, reason, &rc);
+        db__bind_int(st, 4, worker_pid, &rc);
+        db__bind_int(st, 5, now, &rc);
         /* An unknown state fails the CHECK here and takes the event with it. */
-        ret = run_bound(db, st, rc);
+        ret = db__run_bound(db, st, rc);
     }
-    return end_write(db, ret, ev, event_id);
+    return db__end_write(db, ret, ev, event_id);
 }
 
 int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id)
@@ -439,17 +429,17 @@ int db_vm_delete(struct db_store *db, const char *id, int64_t *event_id)
     int ret;
 
     if (!id)
-        return db_fail(db, -EINVAL, "VM id is required");
-    ret = tx_begin(db);
+        return db__fail(db, -EINVAL, "VM id is required");
+    ret = db__tx_begin(db);
     if (ret)
         return ret;
     /* The event first, while the row can still give its name. */
-    ret = insert_vm_event(db, STMT_EV_DELETED, id, now_ms(), NULL, NULL, &ev);
+    ret = insert_vm_event(db, STMT_EV_DELETED, id, db__now_ms(), NULL, NULL, &ev);
     if (!ret) {
-        bind_text(st, 1, id, &rc);
-        ret = run_bound(db, st, rc);
+        db__bind_text(st, 1, id, &rc);
+        ret = db__run_bound(db, st, rc);
     }
-    return end_write(db, ret, ev, event_id);
+    return db__end_write(db, ret, ev, event_id);
 }
 
 int db_event_insert(struct db_store *db, const char *type, const char *vm_id, const char *data_json,
@@ -460,17 +450,17 @@ int db_event_insert(struct db_store *db, const char *type, const char *vm_id, co
     int ret;
 
     if (!type)
-        return db_fail(db, -EINVAL, "event type is required");
-    ret = tx_begin(db);
+        return db__fail(db, -EINVAL, "event type is required");
+    ret = db__tx_begin(db);
     if (ret)
         return ret;
-    bind_int(st, 1, now_ms(), &rc);
-    bind_text(st, 2, type, &rc);
-    bind_text(st, 3, vm_id && vm_id[0] ? vm_id : NULL, &rc);
-    bind_text(st, 4, data_json ? data_json : "{}", &rc);
+    db__bind_int(st, 1, db__now_ms(), &rc);
+    db__bind_text(st, 2, type, &rc);
+    db__bind_text(st, 3, vm_id && vm_id[0] ? vm_id : NULL, &rc);
+    db__bind_text(st, 4, data_json ? data_json : "{}", &rc);
     /* Malformed JSON, or JSON that is not an object, fails the CHECK: -EINVAL. */
-    ret = run_bound(db, st, rc);
-    return end_write(db, ret, ret ? 0 : sqlite3_last_insert_rowid(db->sql), event_id);
+    ret = db__run_bound(db, st, rc);
+    return db__end_write(db, ret, ret ? 0 : sqlite3_last_insert_rowid(db->sql), event_id);
 }
 
 static int64_t query_int(struct db_store *db, enum db_stmt_id which);
@@ -486,8 +476,8 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
     if (deleted)
         *deleted = 0;
     if (batch == 0 || batch > INT32_MAX)
-        return db_fail(db, -EINVAL, "prune batch must be 1 to %d events", INT32_MAX);
-    ret = tx_begin(db);
+        return db__fail(db, -EINVAL, "prune batch must be 1 to %d events", INT32_MAX);
+    ret = db__tx_begin(db);
     if (ret)
         return ret;
     last = query_int(db, STMT_EV_LAST_ID);
@@ -501,7 +491,7 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
      * stops the walk even if an older timestamp (the clock stepped back)
      * follows it.
      */
-    bind_int(head, 1, (int64_t)batch, &rc);
+    db__bind_int(head, 1, (int64_t)batch, &rc);
     while (rc == SQLITE_OK && (rc = sqlite3_step(head)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(head, 0), ts = sqlite3_column_int64(head, 1);
         bool over_count = keep_count < (uint64_t)INT64_MAX && id <= last - (int64_t)keep_count;
@@ -512,15 +502,15 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
         n++;
         rc = SQLITE_OK;
     }
-    ret = rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(db, rc);
-    stmt_done(head);
+    ret = rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db__error(db, rc);
+    db__stmt_done(head);
     if (!ret && n) {
         rc = SQLITE_OK;
-        bind_int(del, 1, through, &rc);
-        ret = run_bound(db, del, rc);
+        db__bind_int(del, 1, through, &rc);
+        ret = db__run_bound(db, del, rc);
     }
 out:
-    ret = end_write(db, ret, (int64_t)n, &gone);
+    ret = db__end_write(db, ret, (int64_t)n, &gone);
     if (!ret && deleted)
         *deleted = (size_t)gone;
     return ret;
@@ -531,25 +521,25 @@ out:
  * fields, so text that does not fit means the file was edited behind our
  * back: refuse it rather than truncate an id.
  */
-static int col_copy(struct db_store *db, sqlite3_stmt *st, int col, char *buf, size_t size)
+int db__col_copy(struct db_store *db, sqlite3_stmt *st, int col, char *buf, size_t size)
 {
     const unsigned char *s = sqlite3_column_text(st, col);
     size_t n = (size_t)sqlite3_column_bytes(st, col);
 
     if (!s) {
         if (sqlite3_errcode(db->sql) == SQLITE_NOMEM)
-            return db_fail(db, -ENOMEM, "out of memory");
-        return db_fail(db, -EBADMSG, "column %s is NULL", sqlite3_column_name(st, col));
+            return db__fail(db, -ENOMEM, "out of memory");
+        return db__fail(db, -EBADMSG, "column %s is NULL", sqlite3_column_name(st, col));
     }
     if (n >= size)
-        return db_fail(db, -EBADMSG, "column %s holds %zu bytes, at most %zu fit",
+        return db__fail(db, -EBADMSG, "column %s holds %zu bytes, at most %zu fit",
                        sqlite3_column_name(st, col), n, size - 1);
     memcpy(buf, s, n);
     buf[n] = '\0';
     return 0;
 }
 
-static int col_dup(struct db_store *db, sqlite3_stmt *st, int col, char **out)
+int db__col_dup(struct db_store *db, sqlite3_stmt *st, int col, char **out)
 {
     const unsigned char *s;
     size_t n;
@@ -560,7 +550,7 @@ static int col_dup(struct db_store *db, sqlite3_stmt *st, int col, char **out)
     s = sqlite3_column_text(st, col);
     n = (size_t)sqlite3_column_bytes(st, col);
     if (!s || !(*out = malloc(n + 1)))
-        return db_fail(db, -ENOMEM, "out of memory");
+        return db__fail(db, -ENOMEM, "out of memory");
     memcpy(*out, s, n);
     (*out)[n] = '\0';
     return 0;
@@ -571,25 +561,25 @@ static int vm_from_row(struct db_store *db, sqlite3_stmt *st, struct db_vm *vm)
     int ret;
 
     memset(vm, 0, sizeof(*vm));
-    ret = col_copy(db, st, COL_ID, vm->id, sizeof(vm->id));
+    ret = db__col_copy(db, st, COL_ID, vm->id, sizeof(vm->id));
     if (!ret)
-        ret = col_copy(db, st, COL_NAME, vm->name, sizeof(vm->name));
+        ret = db__col_copy(db, st, COL_NAME, vm->name, sizeof(vm->name));
     if (!ret)
-        ret = col_copy(db, st, COL_MODE, vm->mode, sizeof(vm->mode));
+        ret = db__col_copy(db, st, COL_MODE, vm->mode, sizeof(vm->mode));
     if (!ret)
-        ret = col_copy(db, st, COL_STATE, vm->state, sizeof(vm->state));
+        ret = db__col_copy(db, st, COL_STATE, vm->state, sizeof(vm->state));
     if (!ret)
-        ret = col_dup(db, st, COL_KERNEL, &vm->kernel);
+        ret = db__col_dup(db, st, COL_KERNEL, &vm->kernel);
     if (!ret)
-        ret = col_dup(db, st, COL_INITRD, &vm->initrd);
+        ret = db__col_dup(db, st, COL_INITRD, &vm->initrd);
     if (!ret)
-        ret = col_dup(db, st, COL_CMDLINE, &vm->cmdline);
+        ret = db__col_dup(db, st, COL_CMDLINE, &vm->cmdline);
     if (!ret)
-        ret = col_dup(db, st, COL_DISKS, &vm->disks_json);
+        ret = db__col_dup(db, st, COL_DISKS, &vm->disks_json);
     if (!ret)
-        ret = col_dup(db, st, COL_NICS, &vm->nics_json);
+        ret = db__col_dup(db, st, COL_NICS, &vm->nics_json);
     if (!ret)
-        ret = col_dup(db, st, COL_STATE_REASON, &vm->state_reason);
+        ret = db__col_dup(db, st, COL_STATE_REASON, &vm->state_reason);
     if (ret) {
         db_vm_clear(vm);
         return ret;
@@ -612,16 +602,16 @@ static int vm_lookup(struct db_store *db, enum db_stmt_id which, const char *key
     int rc = SQLITE_OK;
     int ret;
 
-    bind_text(st, 1, key, &rc);
+    db__bind_text(st, 1, key, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         ret = vm_from_row(db, st, out);
     else if (rc == SQLITE_DONE)
-        ret = db_fail(db, -ENOENT, "no VM with id or name %s", key);
+        ret = db__fail(db, -ENOENT, "no VM with id or name %s", key);
     else
-        ret = db_error(db, rc);
-    stmt_done(st);
+        ret = db__error(db, rc);
+    db__stmt_done(st);
     return ret;
 }
 
@@ -631,7 +621,7 @@ int db_vm_get(struct db_store *db, const char *id_or_name, struct db_vm *out)
 
     memset(out, 0, sizeof(*out));
     if (!id_or_name)
-        return db_fail(db, -EINVAL, "VM id or name is required");
+        return db__fail(db, -EINVAL, "VM id or name is required");
     ret = vm_lookup(db, STMT_VM_BY_ID, id_or_name, out);
     if (ret == -ENOENT)
         ret = vm_lookup(db, STMT_VM_BY_NAME, id_or_name, out);
@@ -650,9 +640,9 @@ int db_vm_list_page(struct db_store *db, const char *state_or_null, const char *
     *out = NULL;
     *count = 0;
     if (state_or_null)
-        bind_text(st, 1, state_or_null, &rc);
-    bind_text(st, 2, after ? after : "", &rc);
-    bind_int(st, 3, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &rc);
+        db__bind_text(st, 1, state_or_null, &rc);
+    db__bind_text(st, 2, after ? after : "", &rc);
+    db__bind_int(st, 3, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &rc);
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
@@ -661,7 +651,7 @@ int db_vm_list_page(struct db_store *db, const char *state_or_null, const char *
             cap = cap ? 2 * cap : 64;
             grown = realloc(vms, cap * sizeof(*vms));
             if (!grown) {
-                ret = db_fail(db, -ENOMEM, "out of memory");
+                ret = db__fail(db, -ENOMEM, "out of memory");
                 goto err_free;
             }
             vms = grown;
@@ -672,16 +662,16 @@ int db_vm_list_page(struct db_store *db, const char *state_or_null, const char *
         n++;
     }
     if (rc != SQLITE_DONE) {
-        ret = db_error(db, rc);
+        ret = db__error(db, rc);
         goto err_free;
     }
-    stmt_done(st);
+    db__stmt_done(st);
     *out = vms;
     *count = n;
     return 0;
 
 err_free:
-    stmt_done(st);
+    db__stmt_done(st);
     db_vm_list_free(vms, n);
     return ret;
 }
@@ -699,14 +689,14 @@ int db_vm_count(struct db_store *db, const char *state_or_null, uint64_t *out)
 
     *out = 0;
     if (state_or_null)
-        bind_text(st, 1, state_or_null, &rc);
+        db__bind_text(st, 1, state_or_null, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0);
     else
-        ret = db_error(db, rc);
-    stmt_done(st);
+        ret = db__error(db, rc);
+    db__stmt_done(st);
     return ret;
 }
 
@@ -717,7 +707,7 @@ int db_vm_totals(struct db_store *db, struct db_state_total *out, size_t max, si
     int rc, ret = 0;
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
-        ret = col_copy(db, st, 0, out[n].state, sizeof(out[n].state));
+        ret = db__col_copy(db, st, 0, out[n].state, sizeof(out[n].state));
         if (ret)
             break;
         out[n].vms = (uint64_t)sqlite3_column_int64(st, 1);
@@ -726,21 +716,21 @@ int db_vm_totals(struct db_store *db, struct db_state_total *out, size_t max, si
         n++;
     }
     if (!ret && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        ret = db_error(db, rc);
-    stmt_done(st);
+        ret = db__error(db, rc);
+    db__stmt_done(st);
     *count = n;
     return ret;
 }
 
 int db_read_begin(struct db_store *db)
 {
-    return stmt_run(db, db->stmt[STMT_BEGIN_READ]);
+    return db__stmt_run(db, db->stmt[STMT_BEGIN_READ]);
 }
 
 void db_read_end(struct db_store *db)
 {
     if (!sqlite3_get_autocommit(db->sql))
-        stmt_run(db, db->stmt[STMT_COMMIT]);
+        db__stmt_run(db, db->stmt[STMT_COMMIT]);
 }
 
 void db_vm_clear(struct db_vm *vm)
@@ -773,15 +763,15 @@ int db_events_since(struct db_store *db, int64_t since, size_t limit,
     int ret = 0;
 
     if (!fn)
-        return db_fail(db, -EINVAL, "no callback given");
+        return db__fail(db, -EINVAL, "no callback given");
     if (db->in_events_since)
-        return db_fail(db, -EBUSY, "db_events_since() from its own callback");
-    bind_int(st, 1, since, &rc);
+        return db__fail(db, -EBUSY, "db_events_since() from its own callback");
+    db__bind_int(st, 1, since, &rc);
     /* LIMIT -1 is SQLite's "no limit". */
-    bind_int(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &rc);
+    db__bind_int(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &rc);
     if (rc != SQLITE_OK) {
-        stmt_done(st);
-        return db_error(db, rc);
+        db__stmt_done(st);
+        return db__error(db, rc);
     }
     db->in_events_since = true;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -790,14 +780,14 @@ int db_events_since(struct db_store *db, int64_t since, size_t limit,
             .ts = sqlite3_column_int64(st, 1),
         };
 
-        ret = col_copy(db, st, 2, ev.type, sizeof(ev.type));
+        ret = db__col_copy(db, st, 2, ev.type, sizeof(ev.type));
         if (!ret && sqlite3_column_type(st, 3) != SQLITE_NULL)
-            ret = col_copy(db, st, 3, ev.vm_id, sizeof(ev.vm_id));
+            ret = db__col_copy(db, st, 3, ev.vm_id, sizeof(ev.vm_id));
         if (ret)
             break;
         ev.data_json = (const char *)sqlite3_column_text(st, 4);
         if (!ev.data_json) {
-            ret = db_fail(db, -ENOMEM, "out of memory");
+            ret = db__fail(db, -ENOMEM, "out of memory");
             break;
         }
         ret = fn(opaque, &ev);
@@ -808,8 +798,8 @@ int db_events_since(struct db_store *db, int64_t since, size_t limit,
     }
     db->in_events_since = false;
     if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_error(db, rc);
-    stmt_done(st);
+        ret = db__error(db, rc);
+    db__stmt_done(st);
     return ret;
 }
 
@@ -823,8 +813,8 @@ static int64_t query_int(struct db_store *db, enum db_stmt_id which)
     if (rc == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     else
-        v = rc == SQLITE_DONE ? 0 : db_error(db, rc);
-    stmt_done(st);
+        v = rc == SQLITE_DONE ? 0 : db__error(db, rc);
+    db__stmt_done(st);
     return v;
 }
 
@@ -1093,10 +1083,31 @@ err_rollback:
     return ret;
 }
 
+sqlite3_stmt *db__lazy_stmt(struct db_store *db, unsigned slot, const char *sql)
+{
+    int rc;
+
+    if (slot >= DB__LAZY_STMT_MAX) {
+        db__fail(db, -EINVAL, "statement slot %u out of range", slot);
+        return NULL;
+    }
+    if (!db->lazy_stmt[slot]) {
+        rc = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &db->lazy_stmt[slot],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            db__error(db, rc);
+            return NULL;
+        }
+    }
+    return db->lazy_stmt[slot];
+}
+
 static void db_free(struct db_store *db)
 {
     for (int i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(db->stmt[i]);
+    for (int i = 0; i < DB__LAZY_STMT_MAX; i++)
+        sqlite3_finalize(db->lazy_stmt[i]);
     sqlite3_close(db->sql);
     free(db);
 }

@@ -7,6 +7,14 @@
 // forced delete, stops and deletes it. Screenshots of the form's error, the
 // list and the VM page go to the artifact directory.
 //
+// Then the managed networks (issue 13): the Networks page from the
+// navigation, a create whose bad CIDR is shown next to its field, the new
+// network listed as active from the event stream, a VM with a static ip on
+// it shown on the network's page and its own, a port forward added and
+// removed, a delete refused with the API's 409 words while the VM uses the
+// network, and the delete that works once the VM is gone. The daemon runs
+// with no default network and a bridge prefix of its own.
+//
 // Usage: node dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR
 // Exit: 0 all passed, 1 a check failed, 77 skipped (no /dev/kvm).
 
@@ -83,14 +91,21 @@ process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const kernel = path.join(fs.realpathSync(guestDir), 'guest-echo.elf');
 fs.mkdirSync(artifacts, { recursive: true });
 
+// Bridges are <prefix>-<name> and the nftables table inet <prefix>: this test's own.
+const netPrefix = `e${Math.floor(Math.random() * 10000)}`;
 const daemon = spawn(vmmd, ['serve', '--state-dir', state, '--image-dir', guestDir,
-  '--listen', `127.0.0.1:${port}`, '--log-file', path.join(tmp, 'vmmd.log')], { stdio: 'inherit' });
+  '--listen', `127.0.0.1:${port}`, '--log-file', path.join(tmp, 'vmmd.log'),
+  '--default-network', 'none', '--network-prefix', netPrefix], { stdio: 'inherit' });
 let browser = null;
 
 function cleanup() {
   daemon.kill('SIGKILL');
   // Workers outlive the daemon by design: end the ones this test started.
   spawnSync('pkill', ['-9', '-f', '--', `--control ${state}/run/`]);
+  // So are the networks' dnsmasqs, bridge and table, when a step failed before the delete.
+  spawnSync('pkill', ['-9', '-f', '--', `${state}/networks/`]);
+  spawnSync('ip', ['link', 'del', `${netPrefix}-e2e-net`], { stdio: 'ignore' });
+  spawnSync('nft', ['delete', 'table', 'inet', netPrefix], { stdio: 'ignore' });
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -108,6 +123,122 @@ async function waitForDaemon() {
 
 async function apiGet(p, token) {
   return fetch(`${base}${p}`, { headers: { Authorization: `Bearer ${token}` } });
+}
+
+async function apiSend(method, p, token, body) {
+  return fetch(`${base}${p}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+// The managed networks' part of the test (see the top of this file).
+async function networkSteps(page, token, dialogs) {
+  const netRow = page.locator('tr[data-network-name="e2e-net"]');
+  await step('the Networks link of the navigation opens the networks page', async () => {
+    await page.click('#nav a[data-nav="networks"]');
+    await page.locator('#network-form').waitFor();
+    return (await page.locator('#nav a.current').textContent()) === 'Networks';
+  });
+  await step('create a network with host bits in its CIDR: the API\'s error shows next to the CIDR', async () => {
+    await page.fill('#network-name', 'e2e-net');
+    await page.fill('#network-cidr', '10.99.0.1/24');
+    await page.click('#network-form button[type=submit]');
+    await page.locator('[data-field="cidr"].invalid .field-error').filter({ hasText: 'cidr' }).waitFor();
+    return (await netRow.count()) === 0;
+  });
+  await step('create with no CIDR (the daemon picks one): listed as active from the event stream', async () => {
+    await page.fill('#network-cidr', '');
+    await page.click('#network-form button[type=submit]');
+    await netRow.and(page.locator('[data-state="active"]')).waitFor();
+    const cidr = await netRow.locator('.cidr').textContent();
+    const bridge = await netRow.locator('.bridge').textContent();
+    return /^\d+\.\d+\.\d+\.0\/24$/.test(cidr) && bridge === `${netPrefix}-e2e-net` &&
+      (await netRow.locator('.nat').textContent()) === 'yes';
+  });
+  await page.screenshot({ path: path.join(artifacts, 'networks.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'networks.png')}`);
+
+  // A VM with a static address on the network, made with the VM form.
+  const net = await (await apiGet('/v1/networks/e2e-net', token)).json();
+  const ip = net.gateway ? net.gateway.replace(/\.\d+$/, '.10') : '10.0.0.10';
+  let vmId = null;
+  await step('the VM form offers the network; an address outside it is refused under the IP', async () => {
+    await page.click('#nav a[data-nav="vms"]');
+    await page.locator('#create-network option[value="e2e-net"]').waitFor({ state: 'attached' });
+    await page.fill('#create-name', 'e2e-web');
+    await page.fill('#create-kernel', kernel);
+    await page.fill('#create-memory_mib', '32');
+    await page.selectOption('#create-network', 'e2e-net');
+    await page.fill('#create-ip', '192.0.2.10');
+    await page.click('#create-form button[type=submit]');
+    await page.locator('#create-ip-error', { hasText: 'ip' }).waitFor();
+    return (await page.locator('tr[data-vm-name="e2e-web"]').count()) === 0;
+  });
+  await step('with an address of the network the VM is created, its NIC on it', async () => {
+    await page.fill('#create-ip', ip);
+    await page.click('#create-form button[type=submit]');
+    await page.locator('tr[data-vm-name="e2e-web"]').waitFor();
+    const vm = await (await apiGet('/v1/vms/e2e-web', token)).json();
+    vmId = vm.id;
+    return vm.nics?.[0]?.network === 'e2e-net' && vm.nics[0].ip === ip;
+  });
+  await step('the network page lists the VM\'s NIC with its address (live)', async () => {
+    await page.click('#nav a[data-nav="networks"]');
+    await netRow.locator('td.name a').click();
+    await page.locator('.network-page').waitFor();
+    await page.locator('#network-nics tr[data-vm="e2e-web"]', { hasText: ip }).waitFor();
+    return (await page.locator('.network-page .facts').textContent()).includes(net.bridge);
+  });
+  const hostPort = 20000 + Math.floor(Math.random() * 20000);
+  const fwdRow = page.locator(`#forward-table tr[data-host-port="${hostPort}"]`);
+  await step('add a port forward: it is listed with the VM\'s address', async () => {
+    await page.fill('#forward-host_port', String(hostPort));
+    await page.fill('#forward-vm', 'e2e-web');
+    await page.fill('#forward-vm_port', '80');
+    await page.click('#forward-form button[type=submit]');
+    await fwdRow.waitFor();
+    return (await fwdRow.textContent()).includes(`${ip}:80`);
+  });
+  await step('the same host port again: refused, the API\'s words under the form', async () => {
+    await page.fill('#forward-host_port', String(hostPort));
+    await page.fill('#forward-vm', 'e2e-web');
+    await page.click('#forward-form button[type=submit]');
+    await page.locator('#forward-form .form-error:not(:empty), #forward-form .field-error:not(:empty)').first().waitFor();
+    return (await page.locator('#forward-table tbody tr').count()) === 1;
+  });
+  await page.screenshot({ path: path.join(artifacts, 'network-page.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'network-page.png')}`);
+  await step('delete while the VM uses it: refused, the 409 names the VM', async () => {
+    await page.click('#network-delete');
+    await page.locator('#network-error', { hasText: 'e2e-web' }).waitFor();
+    const res = await apiGet('/v1/networks/e2e-net', token);
+    return (dialogs.at(-1) || '').startsWith('Delete network e2e-net?') && res.status === 200;
+  });
+  await step('remove the forward: gone from the page and the API', async () => {
+    await fwdRow.locator('[data-action="remove"]').click();
+    await fwdRow.waitFor({ state: 'detached' });
+    const list = await (await apiGet('/v1/networks/e2e-net/forwards', token)).json();
+    return list.length === 0;
+  });
+  await step('the VM page shows the NIC\'s network and static ip', async () => {
+    await page.goto(`${base}/#/vms/${encodeURIComponent(vmId)}`);
+    const nic = page.locator('.facts dd[data-nic="0"]');
+    await nic.filter({ hasText: `ip ${ip}` }).waitFor();
+    return (await nic.textContent()).includes('network e2e-net');
+  });
+  await step('with the VM deleted, the network deletes and leaves the list', async () => {
+    const res = await apiSend('DELETE', `/v1/vms/${encodeURIComponent(vmId)}`, token);
+    if (res.status !== 204) return false;
+    await page.click('#nav a[data-nav="networks"]');
+    await netRow.locator('td.name a').click();
+    await page.locator('#network-nics', { hasText: 'No VM' }).waitFor();
+    await page.click('#network-delete');
+    await page.locator('#network-table, .networks + .empty, p.empty').first().waitFor();
+    await netRow.waitFor({ state: 'detached' });
+    return (await apiGet('/v1/networks/e2e-net', token)).status === 404;
+  });
 }
 
 async function main() {
@@ -265,6 +396,7 @@ async function main() {
     const res = await apiGet('/v1/vms/e2e-echo', token);
     return (dialogs.at(-1) || '').startsWith('Delete e2e-echo?') && res.status === 404;
   });
+  await networkSteps(page, token, dialogs);
   check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.join('; '));
   check('nothing was fetched from anywhere but vmmd', external.length === 0, external.join(' '));
   console.log(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);

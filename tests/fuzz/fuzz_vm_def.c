@@ -12,6 +12,10 @@
  * a symlink out, a dangling one) and outside/, so the corpus can name real
  * paths. A parsed definition's paths must be canonical and inside the image
  * directories, and its name valid: anything else aborts. With
+ * The same bodies go to the network and port forward parsers
+ * (POST/PATCH /v1/networks, POST .../forwards): what they accept must be a
+ * CIDR the daemon can use as it is (normalised, /16../29, no host bits), a
+ * valid DNS domain and name, and a forward with ports in range. With
  * VMMD_FUZZ_VERBOSE set, each verdict is printed (to check a seed does what
  * its name says: `VMMD_FUZZ_VERBOSE=1 fuzz_vm_def SEED...`).
  */
@@ -185,6 +189,51 @@ static void fail(const char *what, const struct api_error *err)
     free(problem);
 }
 
+/* A parsed network body and forward body, used as the daemon uses them. */
+static void networks(const char *body, size_t len)
+{
+    struct api_network_def net;
+    struct api_forward_def fwd;
+    struct db_network stored = {.name = "n", .bridge = "vmmd-n", .cidr = "10.71.0.0/24",
+                                .dns_domain = "vmmd", .mtu = 1500};
+    struct api_error err;
+    uint32_t addr;
+    unsigned prefix;
+    char again[32];
+
+    if (api_parse_network_create(body, len, &net, &err) == 0) {
+        if (!api_name_valid(net.name) || net.mtu < API_NET_MIN_MTU || net.mtu > API_NET_MAX_MTU)
+            abort();
+        if (net.cidr[0]) {
+            if (api_ipv4_parse_cidr(net.cidr, &addr, &prefix) || prefix < API_NET_MIN_PREFIX ||
+                prefix > API_NET_MAX_PREFIX || (addr & ~api_ipv4_mask(prefix)))
+                abort();
+            api_ipv4_format(addr, again);
+            snprintf(again + strlen(again), sizeof(again) - strlen(again), "/%u", prefix);
+            if (strcmp(again, net.cidr) != 0)
+                abort(); /* normalised: what nft and dnsmasq get is what was checked */
+        }
+        snprintf(stored.cidr, sizeof(stored.cidr), "%s", net.cidr[0] ? net.cidr : "10.71.0.0/24");
+        json_decref(api_network_to_json(&stored));
+    } else {
+        fail("network create", &err);
+    }
+    if (api_parse_network_patch(body, len, &net, &err) == 0) {
+        api_network_def_apply(&net, &stored);
+        if (strchr(stored.dns_domain, ' ') || strchr(stored.dns_domain, '\n'))
+            abort();
+    } else {
+        fail("network patch", &err);
+    }
+    if (api_parse_forward_create(body, len, &fwd, &err) == 0) {
+        if (fwd.host_port < 1 || fwd.host_port > 65535 || fwd.vm_port < 1 || fwd.vm_port > 65535 ||
+            (fwd.host_address[0] && api_ipv4_parse(fwd.host_address, &addr)))
+            abort();
+    } else {
+        fail("forward create", &err);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char base_body[] = "{\"name\":\"base\",\"kernel\":\"%s/vmlinuz\"}";
@@ -223,6 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         fail("patch", &err);
     }
+    networks(body, len);
     free(body);
     return 0;
 }

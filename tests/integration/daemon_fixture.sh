@@ -10,11 +10,25 @@ tmp=$(mktemp -d)
 STATE=$tmp/state
 SOCK=$STATE/vmmd.sock
 PORT=$((20000 + RANDOM % 20000))
+# Managed networks leave bridges, a firewall table and dnsmasq on the host by
+# design; each test's get names of their own (start_daemon) and go at cleanup.
+NETPFX=t$(printf '%04d' $((RANDOM % 10000)))
 pass=0 fail=0 daemon_pid=
+
+cleanup_networks() {
+    local b
+    pkill -9 -f -- "dnsmasq --conf-file=$STATE/networks/" 2>/dev/null
+    for b in /sys/class/net/"$NETPFX"-*; do
+        [[ -e $b ]] && ip link del "${b##*/}" 2>/dev/null
+    done
+    command -v nft >/dev/null && nft delete table inet "$NETPFX" 2>/dev/null
+    return 0
+}
 
 cleanup() {
     [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
     pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
+    cleanup_networks
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -89,9 +103,11 @@ count_workers() {
     echo "$n"
 }
 
+# start_daemon [serve flags]: no default network unless the flags ask for one.
 start_daemon() {
     "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/vmmd.log" \
-        --log-level debug "$@" 2>>"$tmp/vmmd.err" &
+        --log-level debug --network-prefix "$NETPFX" --default-network none "$@" \
+        2>>"$tmp/vmmd.err" &
     daemon_pid=$!
     for _ in $(seq 200); do
         curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && return 0

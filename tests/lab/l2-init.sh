@@ -14,7 +14,12 @@
 #                            seconds, L2 sending then receiving, lab.runs times each;
 #                            "LAB: iperf dir=send|recv run=R mbps=M" with the
 #                            receiver's figure)
-#   lab.disk=vda|sda  lab.token=WORD  lab.tag=WORD  lab.runs=N
+#                            dhcp (a lease from the vmmd daemon's dnsmasq on eth0 with
+#                            busybox udhcpc, then what lab.role says: web serves
+#                            "hello-from-<hostname>" with httpd and waits to be stopped;
+#                            client resolves web.<domain>, pings it by name and pings
+#                            lab.outside; iso pings lab.outside, which must fail)
+#   lab.disk=vda|sda  lab.token=WORD  lab.tag=WORD  lab.runs=N  lab.role=..  lab.outside=IP
 # Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
 export PATH=/bin:/sbin:/usr/bin
 mount -t proc proc /proc
@@ -162,6 +167,64 @@ if has_test iperf; then
     else
         echo "LAB: iperf dir=send run=1 mbps=no_device"
     fi
+fi
+
+# A lease from the network's DHCP server, and what the role does with it.
+if has_test dhcp; then
+    ROLE=$(arg role) OUTSIDE=$(arg outside)
+    cat > /tmp/udhcpc.sh <<'EOF'
+#!/bin/sh
+[ "$1" = bound ] || [ "$1" = renew ] || exit 0
+ip addr flush dev "$interface"
+ip addr add "$ip/$mask" dev "$interface"
+for r in $router; do ip route add default via "$r"; break; done
+: > /etc/resolv.conf
+for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+[ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+[ -n "$hostname" ] && busybox hostname "$hostname"
+echo "$ip ${hostname:--} ${domain:--} ${router:-none} ${serverid:-none}" > /tmp/lease
+EOF
+    chmod +x /tmp/udhcpc.sh
+    mkdir -p /etc
+    if wait_for /sys/class/net/eth0 20; then
+        ip link set lo up
+        ip link set eth0 up
+        if busybox udhcpc -i eth0 -n -q -t 15 -T 2 -s /tmp/udhcpc.sh > /dev/null 2>&1; then
+            read ip host domain router server < /tmp/lease
+            echo "LAB: dhcp ip=$ip hostname=$host domain=$domain router=$router"
+        else
+            echo "LAB: dhcp ip=none"
+        fi
+    else
+        echo "LAB: dhcp ip=no_device"
+    fi
+    # received COUNT TARGET: how many of COUNT pings were answered
+    received() {
+        n=$(ping -c "$1" -W 3 "$2" 2>/dev/null | grep -o '[0-9]* packets received' | cut -d' ' -f1)
+        echo "${n:-0}"
+    }
+    case $ROLE in
+    web)
+        mkdir -p /tmp/www
+        echo "hello-from-$(busybox hostname)" > /tmp/www/index.html
+        busybox httpd -p 80 -h /tmp/www && echo "LAB: web serving"
+        sleep 3600 ;;
+    client)
+        # The web VM may still be taking its lease: ask for a while.
+        i=0 addr=''
+        while [ -z "$addr" ] && [ $i -lt 30 ]; do
+            addr=$(busybox nslookup "web.$domain" 2>/dev/null | awk '/^Address/ && $NF !~ /:/ {a = $NF} END {print a}')
+            case $addr in *.*.*.*) ;; *) addr=''; sleep 2 ;; esac
+            i=$((i + 1))
+        done
+        echo "LAB: dns web.$domain=${addr:-none}"
+        echo "LAB: ping_web_by_name received=$(received 2 "web.$domain")"
+        echo "LAB: ping_outside received=$(received 2 "$OUTSIDE")" ;;
+    iso)
+        # No router was offered; route through the gateway anyway: the firewall must stop it.
+        ip route add default via "$server" 2>/dev/null
+        echo "LAB: ping_outside received=$(received 2 "$OUTSIDE")" ;;
+    esac
 fi
 
 # The whole disk with 1 MiB reads, caches dropped before each; a window of

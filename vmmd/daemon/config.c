@@ -107,6 +107,14 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "events-max-count", .type = VMMD_OPT_UINT, .offset = OFF(events_max_count),
      .metavar = "N", .help = "keep at most the newest N events; default 100000",
      .min = 10, .max = 100000000},
+    {.name = "default-network", .type = VMMD_OPT_STRING, .offset = OFF(default_network),
+     .metavar = "auto|none|CIDR",
+     .help = "on first start, create the NAT network \"default\" on CIDR (auto: a free /24 that "
+             "overlaps no host route) or not at all (none); default auto"},
+    {.name = "network-prefix", .type = VMMD_OPT_STRING, .offset = OFF(network_prefix),
+     .metavar = "WORD",
+     .help = "names what managed networks make on the host: the nftables table inet WORD and "
+             "bridges WORD-<network>; 1 to 5 of [a-z0-9]; default vmmd"},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -242,6 +250,17 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
     }
     if (cfg->max_vcpus == 0)
         cfg->max_vcpus = 4 * (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
+    if (!cfg->default_network)
+        cfg->default_network = "auto";
+    if (!cfg->network_prefix)
+        cfg->network_prefix = "vmmd";
+    if (strlen(cfg->network_prefix) < 1 || strlen(cfg->network_prefix) > 5 ||
+        strspn(cfg->network_prefix, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+            strlen(cfg->network_prefix)) {
+        snprintf(err, errlen, "--network-prefix must be 1 to 5 of [a-z0-9], not '%s'",
+                 cfg->network_prefix);
+        return -EINVAL;
+    }
     return 0;
 }
 

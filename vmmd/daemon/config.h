@@ -50,6 +50,8 @@ struct vmmd_config {
     uint64_t header_timeout_s;      /* to send complete headers, from connect or last answer */
     uint64_t events_max_age_s;      /* retention: events older than this are pruned */
     uint64_t events_max_count;      /* retention: at most this many events are kept */
+    const char *default_network;   /* auto | none | a CIDR: the "default" network on first start */
+    const char *network_prefix;    /* nftables table and bridge names */
     bool help;
 
     /* Derived at load time, owned. */

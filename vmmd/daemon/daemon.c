@@ -8,6 +8,7 @@
 #include "sd_notify.h"
 #include "routes.h"
 #include "supervisor.h"
+#include "networks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,6 +228,9 @@ static void on_drain(uv_timer_t *t)
         routes_console_close_all();
         supervisor_destroy(d->sup);
         d->sup = NULL;
+        /* Its dnsmasq watches would keep the loop alive; dnsmasq itself keeps serving. */
+        networks_destroy(d->nets);
+        d->nets = NULL;
         log_info("stopped; %u VMs keep running in their workers", vms);
         if (active_requests(d)) {
             waited = DRAIN_TIMEOUT_MS - 1000;
@@ -433,6 +437,7 @@ int vmmd_serve_main(int argc, char **argv)
     d->host_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     d->host_memory_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     d->sup = supervisor_create(d);
+    d->nets = networks_create(d);
     d->events = event_stream_create(d);
     routes_metrics_init();
     if ((rc = setup(d, err, sizeof(err)))) {
@@ -452,6 +457,8 @@ int vmmd_serve_main(int argc, char **argv)
 
     if (db_event_insert(d->db, "daemon.started", "", "{\"version\":\"" VMMD_VERSION "\"}", &ev) == 0)
         vmmd_event_committed(d, ev);
+    /* Networks first: autostarted VMs join their bridges. */
+    networks_start(d->nets);
     supervisor_reattach_all(d->sup);
     autostart(d);
     log_info("vmmd %s serving on %s%s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
@@ -475,6 +482,7 @@ out:
     uv_run(d->loop, UV_RUN_NOWAIT); /* let the closes finish */
     if (d->sup)
         supervisor_destroy(d->sup);
+    networks_destroy(d->nets);
     /* uv_run has returned, so no list render is using the reader any more. */
     if (d->db_reader)
         db_close(d->db_reader);

@@ -14,6 +14,7 @@
 #include "tls.h"
 
 struct supervisor;
+struct networks;
 struct event_stream;
 
 /* Counters for /metrics. */
@@ -39,6 +40,7 @@ struct vmmd_daemon {
     struct vmmd_tls tls; /* the TCP listener's, when it serves TLS */
     bool tls_enabled;
     struct supervisor *sup;
+    struct networks *nets;
     struct event_stream *events;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;

@@ -56,6 +56,15 @@ static const struct route {
     {"POST", "/v1/vms/{id}/resume", route_vm_resume, AUTH_HEADER},
     {"GET", "/v1/vms/{id}/console", route_vm_console, AUTH_HEADER_OR_QUERY},
     {"GET", "/v1/vms/{id}/stats", route_vm_stats, AUTH_HEADER},
+    {"GET", "/v1/networks", route_networks_list, AUTH_HEADER},
+    {"POST", "/v1/networks", route_networks_create, AUTH_HEADER},
+    {"GET", "/v1/networks/{name}", route_network_get, AUTH_HEADER},
+    {"PATCH", "/v1/networks/{name}", route_network_patch, AUTH_HEADER},
+    {"DELETE", "/v1/networks/{name}", route_network_delete, AUTH_HEADER},
+    {"GET", "/v1/networks/{name}/leases", route_network_leases, AUTH_HEADER},
+    {"GET", "/v1/networks/{name}/forwards", route_network_forwards_list, AUTH_HEADER},
+    {"POST", "/v1/networks/{name}/forwards", route_network_forwards_create, AUTH_HEADER},
+    {"DELETE", "/v1/networks/{name}/forwards/{id}", route_network_forward_delete, AUTH_HEADER},
     {"GET", "/v1/events", route_events, AUTH_HEADER_OR_QUERY},
     {"GET", "/metrics", route_metrics, AUTH_HEADER},
     {"GET", "/v1/openapi.json", route_openapi, AUTH_HEADER},
@@ -78,7 +87,7 @@ static bool capture(const char **path, char *out, size_t size)
     return true;
 }
 
-/* Matches one template against a path, capturing {id} or {file}. */
+/* Matches one template against a path, capturing {id}, {name} or {file}. */
 static bool match(const char *tmpl, const char *path, struct route_match *m)
 {
     while (*tmpl && *path) {
@@ -86,6 +95,12 @@ static bool match(const char *tmpl, const char *path, struct route_match *m)
             if (!capture(&path, m->id, sizeof(m->id)))
                 return false;
             tmpl += 4;
+            continue;
+        }
+        if (strncmp(tmpl, "{name}", 6) == 0) {
+            if (!capture(&path, m->name, sizeof(m->name)))
+                return false;
+            tmpl += 6;
             continue;
         }
         if (strncmp(tmpl, "{file}", 6) == 0) {

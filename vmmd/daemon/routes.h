@@ -6,7 +6,8 @@
 
 /* Path parameters of the matched route ("" where the template has none). */
 struct route_match {
-    char id[128];   /* {id}: a VM's id or name */
+    char id[128];   /* {id}: a VM's id or name, or a forward's id */
+    char name[128]; /* {name}: a network's name */
     char file[128]; /* {file}: a dashboard asset's name, not yet checked */
 };
 
@@ -32,6 +33,24 @@ void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struc
 void route_events(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
+void route_networks_create(struct vmmd_daemon *d, struct http_request *req,
+                           const struct route_match *m);
+void route_network_get(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m);
+void route_network_patch(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
+void route_network_delete(struct vmmd_daemon *d, struct http_request *req,
+                          const struct route_match *m);
+void route_network_leases(struct vmmd_daemon *d, struct http_request *req,
+                          const struct route_match *m);
+void route_network_forwards_list(struct vmmd_daemon *d, struct http_request *req,
+                                 const struct route_match *m);
+void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *req,
+                                   const struct route_match *m);
+void route_network_forward_delete(struct vmmd_daemon *d, struct http_request *req,
+                                  const struct route_match *m);
 void route_dashboard_index(struct vmmd_daemon *d, struct http_request *req,
                            const struct route_match *m);
 void route_dashboard_asset(struct vmmd_daemon *d, struct http_request *req,

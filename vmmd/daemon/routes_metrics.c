@@ -15,6 +15,7 @@
 #include "lifecycle.h"
 #include "metrics.h"
 #include "supervisor.h"
+#include "networks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +256,7 @@ static void answer(struct scrape *s)
     s->answered = true;
     vm_metrics(&t, s);
     daemon_metrics(&t, s->d, s->waiting);
+    networks_metrics(s->d->nets, &t);
     if (t.oom)
         http_respond_error(s->req, API_ERR_INTERNAL, "out of memory");
     else

@@ -7,6 +7,7 @@
 #include "routes.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "networks.h"
 #include "supervisor.h"
 #include "vmmd/worker_proto.h"
 
@@ -110,7 +111,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     api_vm_def_to_db(&def, &vm);
     api_vm_def_free(&def);
     new_uuid(vm.id);
-    if (api_check_vm_devices(&vm, &err)) {
+    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err)) {
         http_respond_problem(req, &err);
         goto out;
     }
@@ -123,6 +124,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
         routes_respond_store_error(d, req, rc, "create");
     } else {
         vmmd_event_committed(d, ev);
+        networks_vms_changed(d->nets);
         log_info("vm %s (%s) created", vm.name, vm.id);
         respond_vm(d, req, 201, vm.id);
         snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
@@ -155,7 +157,7 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
     if ((def.present & ~(unsigned)API_F_LIVE) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
         goto out_def;
     api_vm_def_apply(&def, &vm);
-    if (api_check_vm_devices(&vm, &err)) {
+    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err)) {
         http_respond_problem(req, &err);
         goto out_def;
     }
@@ -172,6 +174,8 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         routes_respond_store_error(d, req, rc, "update");
     else {
         vmmd_event_committed(d, ev);
+        /* A name or NIC change moves DHCP hosts and forward targets. */
+        networks_vms_changed(d->nets);
         respond_vm(d, req, 200, vm.id);
     }
 out_def:
@@ -208,6 +212,7 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
         return;
     }
     vmmd_event_committed(d, ev);
+    networks_vms_changed(d->nets); /* its forwards went with it */
     remove_run_dir(d, id);
     http_respond_empty(req, 204);
 }

@@ -6,6 +6,8 @@
  * transaction with its event, then to the event stream.
  */
 #include "supervisor.h"
+#include "networks.h"
+#include "vm_nics.h"
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -717,23 +719,6 @@ static void add_arg(char **argv, int *argc, const char *a)
 }
 
 /* FNV-1a of a VM id: what a VM gets the same of each time (its MACs, its first uid). */
-static uint32_t id_hash(const char *vm_id)
-{
-    uint32_t h = 2166136261u;
-
-    for (const char *p = vm_id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return h;
-}
-
-/* A VM's NICs keep their addresses across restarts: locally administered, from its id. */
-static void derive_mac(const char *vm_id, size_t nic, char out[18])
-{
-    uint32_t h = (id_hash(vm_id) ^ (uint32_t)nic) * 16777619u;
-
-    snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
-}
-
 /* The worker flags for the VM's disks and NICs (definitions the API already validated). */
 struct device_args {
     char text[API_MAX_DISKS + API_MAX_NICS][PATH_MAX + 16];
@@ -744,7 +729,7 @@ struct device_args {
 #define CHILD_FD(idx) (3 + (idx))
 
 static void add_device_args(char **argv, int *argc, struct device_args *da, const struct db_vm *vm,
-                            const struct vm_files *files)
+                            const struct vm_files *files, struct networks *nets)
 {
     json_t *disks = json_loads(vm->disks_json, 0, NULL), *nics = json_loads(vm->nics_json, 0, NULL);
     json_t *item;
@@ -765,15 +750,19 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
     }
     json_array_foreach(nics, i, item)
     {
-        json_t *tap = json_object_get(item, "tap"), *mac = json_object_get(item, "mac");
-        char derived[18];
+        json_t *tap = json_object_get(item, "tap"), *bridge = json_object_get(item, "bridge");
+        const char *net = json_string_value(json_object_get(item, "network"));
+        char mac[18];
+
         if (da->n == sizeof(da->text) / sizeof(da->text[0]))
             break;
-        if (!mac)
-            derive_mac(vm->id, i, derived);
+        vmmd_nic_mac(vm->id, i, json_string_value(json_object_get(item, "mac")), mac);
+        /* A managed network is its bridge: the worker makes a tap and joins it. */
         snprintf(da->text[da->n], sizeof(da->text[0]), "%s=%s,mac=%s", tap ? "tap" : "bridge",
-                 json_string_value(tap ? tap : json_object_get(item, "network")),
-                 mac ? json_string_value(mac) : derived);
+                 tap      ? json_string_value(tap)
+                 : bridge ? json_string_value(bridge)
+                          : networks_bridge_of(nets, net),
+                 mac);
         add_arg(argv, argc, "--nic");
         add_arg(argv, argc, da->text[da->n++]);
     }
@@ -820,7 +809,7 @@ static void adopt(struct supervisor *sup, const char *vm_id, int64_t pid, bool r
  */
 static uint32_t pick_uid(struct supervisor *sup, const char *vm_id)
 {
-    uint32_t h = id_hash(vm_id), n = sup->sandbox.uid_count;
+    uint32_t h = vmmd_id_hash(vm_id), n = sup->sandbox.uid_count;
 
     for (uint32_t i = 0; i < n; i++) {
         uint32_t uid = sup->sandbox.uid_base + (h + i) % n;
@@ -907,6 +896,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
 
     if (find(sup, vm->id))
         return api_fail(err, API_ERR_CONFLICT, "VM '%s' already has a worker", vm->name);
+    if (networks_check_start(d->nets, vm, err))
+        return -1;
     char *dir = supervisor_vm_dir(sup, vm->id);
     if (!dir)
         return api_fail(err, API_ERR_INTERNAL, "out of memory");
@@ -1016,7 +1007,7 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     }
     devices = calloc(1, sizeof(*devices));
     if (devices)
-        add_device_args(argv, &argc, devices, vm, &files);
+        add_device_args(argv, &argc, devices, vm, &files, sup->d->nets);
     argv[argc] = NULL;
 
     memset(&opts, 0, sizeof(opts));

@@ -149,6 +149,70 @@ int api_check_path(const char *field, const char *path, const struct api_limits 
 int api_open_beneath(const char *field, const char *path, const struct api_limits *limits,
                      bool writable, bool allow_blockdev, int *fd, struct api_error *err);
 
+/*
+ * IPv4 in plain dotted decimal (host byte order): 0, or -1 for anything else
+ * ("010.0.0.1", "1.2.3", trailing characters). A CIDR is "a.b.c.d/n", n 0..32.
+ */
+int api_ipv4_parse(const char *s, uint32_t *out);
+int api_ipv4_parse_cidr(const char *s, uint32_t *net, unsigned *prefix);
+uint32_t api_ipv4_mask(unsigned prefix);
+void api_ipv4_format(uint32_t addr, char out[16]);
+
+/* Managed networks (/v1/networks). */
+#define API_NET_MIN_PREFIX 16
+#define API_NET_MAX_PREFIX 29 /* 8 addresses: network, gateway, 5 guests, broadcast */
+#define API_NET_MIN_MTU    576
+#define API_NET_MAX_MTU    9000
+#define API_NET_DEFAULT_MTU 1500
+#define API_NET_DEFAULT_DOMAIN "vmmd"
+
+enum api_network_field {
+    API_NF_CIDR = 1u << 0,
+    API_NF_NAT = 1u << 1,
+    API_NF_DHCP = 1u << 2,
+    API_NF_DNS_DOMAIN = 1u << 3,
+    API_NF_MTU = 1u << 4,
+};
+
+struct api_network_def {
+    unsigned present; /* API_NF_* given in the request */
+    char name[DB_NAME_MAX + 1];
+    char cidr[DB_CIDR_MAX + 1]; /* normalised; "" when absent (the daemon picks one) */
+    bool nat, dhcp;
+    char dns_domain[DB_NAME_MAX + 1];
+    uint32_t mtu;
+};
+
+/*
+ * POST /v1/networks: name required; cidr a.b.c.d/16..29 with no host bits;
+ * defaults nat and dhcp true, dns_domain "vmmd", mtu 1500. 400 for unknown
+ * fields, 422 naming the field for the rest.
+ */
+int api_parse_network_create(const char *body, size_t len, struct api_network_def *out,
+                             struct api_error *err);
+/* PATCH /v1/networks/{name}: nat, dhcp, dns_domain, mtu (name and cidr → 422). */
+int api_parse_network_patch(const char *body, size_t len, struct api_network_def *out,
+                            struct api_error *err);
+/* The fields of def that are present, onto a stored network. */
+void api_network_def_apply(const struct api_network_def *def, struct db_network *net);
+
+/* POST /v1/networks/{name}/forwards. */
+struct api_forward_def {
+    char protocol[4];          /* "tcp" (default) | "udp" */
+    char host_address[16];     /* "" for every host address */
+    uint32_t host_port, vm_port; /* vm_port defaults to host_port */
+    char vm[128];              /* id or name, looked up by the daemon */
+};
+int api_parse_forward_create(const char *body, size_t len, struct api_forward_def *out,
+                             struct api_error *err);
+
+/* The stored network with its gateway and DHCP range; the daemon adds what runs. */
+json_t *api_network_to_json(const struct db_network *net);
+/* A forward; vm_name and vm_ip may be NULL (the VM lost its static address). */
+json_t *api_forward_to_json(const struct db_forward *fwd, const char *vm_name, const char *vm_ip);
+/* ms since the epoch as RFC 3339 UTC with milliseconds; 0 → null. */
+json_t *api_timestamp_json(int64_t ms);
+
 /* The JSON a client sees for a VM: the definition, state, reason, timestamps (RFC 3339). */
 json_t *api_vm_to_json(const struct db_vm *vm);
 

@@ -119,6 +119,51 @@ int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count,
 int64_t db_size_bytes(struct db_store *db);
 
 /*
+ * Managed networks (migration 003). Each write commits with its event:
+ * network.created / .updated / .deleted ({"name","cidr","bridge"}),
+ * network.forward_added / .forward_removed ({"network","id","protocol",
+ * "host_port","vm_id","vm","vm_port"}).
+ */
+#define DB_BRIDGE_MAX 15 /* IFNAMSIZ - 1 */
+#define DB_CIDR_MAX   18 /* "255.255.255.255/32" */
+#define DB_IPV4_MAX   15
+
+struct db_network {
+    char name[DB_NAME_MAX + 1];
+    char bridge[DB_BRIDGE_MAX + 1];
+    char cidr[DB_CIDR_MAX + 1];
+    bool nat, dhcp;
+    char dns_domain[DB_NAME_MAX + 1];
+    uint32_t mtu;
+    int64_t created_at, updated_at; /* unix time in ms; set by the store */
+};
+
+struct db_forward {
+    int64_t id; /* set by db_forward_insert */
+    char network[DB_NAME_MAX + 1];
+    char protocol[4]; /* "tcp" | "udp" */
+    char host_address[DB_IPV4_MAX + 1]; /* "" for every host address */
+    uint32_t host_port;
+    char vm_id[DB_ID_LEN + 1];
+    uint32_t vm_port;
+    int64_t created_at;
+};
+
+int db_network_insert(struct db_store *db, const struct db_network *net, int64_t *event_id); /* -EEXIST: name, bridge or cidr taken */
+int db_network_update(struct db_store *db, const struct db_network *net, int64_t *event_id); /* nat, dhcp, dns_domain, mtu; -ENOENT */
+int db_network_delete(struct db_store *db, const char *name, int64_t *event_id); /* and its forwards; -ENOENT */
+int db_network_get(struct db_store *db, const char *name, struct db_network *out); /* -ENOENT */
+int db_network_list(struct db_store *db, struct db_network **out, size_t *count); /* by name; free() */
+int db_forward_insert(struct db_store *db, struct db_forward *fwd, int64_t *event_id); /* -EEXIST, -ENOENT (network or VM) */
+int db_forward_delete(struct db_store *db, const char *network, int64_t id, int64_t *event_id); /* -ENOENT */
+/* Forwards of one network (NULL: all), by id; free(). */
+int db_forward_list(struct db_store *db, const char *network_or_null, struct db_forward **out,
+                    size_t *count);
+/* The daemon's own settings: small strings by key. */
+int db_setting_get(struct db_store *db, const char *key, char *buf, size_t size); /* -ENOENT */
+int db_setting_set(struct db_store *db, const char *key, const char *value);
+
+/*
  * Why the last call on db that failed did so (SQLite's message, or the
  * store's own for a rejected argument), for logs and problem details: a bare
  * -EINVAL or -EIO does not say which CHECK failed or which I/O error occurred.

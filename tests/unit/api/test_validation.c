@@ -464,7 +464,7 @@ static void test_create_everything(void **state)
         "\"kernel\":\"@/images/vmlinuz\",\"initrd\":\"@/images/initrd.img\","
         "\"cmdline\":\"console=ttyS0 root=/dev/vda\",\"disks\":[{\"path\":"
         "\"@/images/disk0.img\"},{\"path\":\"@/other/k2\",\"readonly\":true}],"
-        "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:AB:cd:Ef\"},{\"network\":\"br-lan\"}],"
+        "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:AB:cd:Ef\"},{\"bridge\":\"br-lan\"}],"
         "\"autostart\":true}",
         &def);
     assert_int_equal(def.present, API_F_NAME | API_F_MODE | API_F_VCPUS | API_F_MEMORY |
@@ -484,7 +484,7 @@ static void test_create_everything(void **state)
     assert_string_equal(def.disks_json, want);
     assert_string_equal(
         def.nics_json,
-        "[{\"tap\":\"tap0\",\"mac\":\"52:54:00:ab:cd:ef\"},{\"network\":\"br-lan\"}]");
+        "[{\"tap\":\"tap0\",\"mac\":\"52:54:00:ab:cd:ef\"},{\"bridge\":\"br-lan\"}]");
     assert_true(def.autostart);
     api_vm_def_free(&def);
 }
@@ -898,14 +898,37 @@ static void test_nics(void **state)
                 "nics[0]: must have exactly one");
     expect_with("\"nics\":[{\"tap\":\"t\"},{\"tap\":\"t1\",\"network\":\"n\"}]", 422,
                 "nics[1]: must have exactly one");
+    expect_with("\"nics\":[{\"bridge\":\"b\",\"network\":\"n\"}]", 422,
+                "nics[0]: must have exactly one");
     static const char *const bad_names[] = {
         "\"\"",   "\"1234567890123456\"", "\"a/b\"", "\"a b\"", "\"a:b\"", "\".\"",
         "\"..\"", "\"t\\u00e9\"",         "1",       "null",    "true"};
     for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
         snprintf(body, sizeof(body), "\"nics\":[{\"tap\":%s}]", bad_names[i]);
         expect_with(body, 422, "nics[0].tap: must be an interface name");
+        snprintf(body, sizeof(body), "\"nics\":[{\"bridge\":%s}]", bad_names[i]);
+        expect_with(body, 422, "nics[0].bridge: must be an interface name");
+        if (i == 1)
+            continue; /* too long for an interface, a fine network name */
         snprintf(body, sizeof(body), "\"nics\":[{\"network\":%s}]", bad_names[i]);
-        expect_with(body, 422, "nics[0].network: must be an interface name");
+        expect_with(body, 422, "nics[0].network: must be a network name");
+    }
+    expect_with("\"nics\":[{\"network\":\"Default\"}]", 422, "nics[0].network: must be a");
+
+    /* A static address: only on a managed network, only an IPv4 address, normalised. */
+    create_ok(BASE ",\"nics\":[{\"network\":\"default\",\"ip\":\"10.71.0.10\","
+                   "\"mac\":\"52:54:00:00:00:01\"}]}",
+              &def);
+    assert_string_equal(def.nics_json, "[{\"network\":\"default\",\"ip\":\"10.71.0.10\","
+                                       "\"mac\":\"52:54:00:00:00:01\"}]");
+    api_vm_def_free(&def);
+    expect_with("\"nics\":[{\"tap\":\"t\",\"ip\":\"10.0.0.2\"}]", 422,
+                "nics[0].ip: only a NIC on a managed");
+    static const char *const bad_ips[] = {"\"10.0.0\"", "\"10.0.0.256\"", "\"010.0.0.1\"",
+                                          "\"10.0.0.1 \"", "\"::1\"", "167772161", "null"};
+    for (size_t i = 0; i < sizeof(bad_ips) / sizeof(bad_ips[0]); i++) {
+        snprintf(body, sizeof(body), "\"nics\":[{\"network\":\"n\",\"ip\":%s}]", bad_ips[i]);
+        expect_with(body, 422, "nics[0].ip: must be an IPv4 address");
     }
 
     /* 8 nics are fine, 9 are not. */
@@ -1096,7 +1119,7 @@ static void stored_vm(struct db_vm *vm)
     vm->updated_at = 2000;
 }
 
-/* Rules across fields: mode full means IDE disks (at most four); its NICs are e1000s. */
+/* Rules across fields: mode full means IDE disks (at most four). */
 static void test_device_rules(void **state)
 {
     struct api_error err;
@@ -1105,8 +1128,8 @@ static void test_device_rules(void **state)
     (void)state;
     stored_vm(&vm);
     assert_int_equal(api_check_vm_devices(&vm, &err), 0); /* pv: a disk and a NIC are fine */
-    strcpy(vm.mode, "full");
-    assert_int_equal(api_check_vm_devices(&vm, &err), 0); /* full: the NIC is an e1000 */
+    strcpy(vm.mode, "full"); /* a NIC is an emulated e1000 there */
+    assert_int_equal(api_check_vm_devices(&vm, &err), 0);
     free(vm.disks_json);
     vm.disks_json = strdup("[{\"path\":\"/a\"},{\"path\":\"/b\"},{\"path\":\"/c\"},"
                            "{\"path\":\"/d\"},{\"path\":\"/e\"}]");
@@ -1389,6 +1412,15 @@ static void test_openapi_document(void **state)
         {"/v1/vms/{id}/resume", "post"},
         {"/v1/vms/{id}/console", "get"},
         {"/v1/vms/{id}/stats", "get"},
+        {"/v1/networks", "get"},
+        {"/v1/networks", "post"},
+        {"/v1/networks/{name}", "get"},
+        {"/v1/networks/{name}", "patch"},
+        {"/v1/networks/{name}", "delete"},
+        {"/v1/networks/{name}/leases", "get"},
+        {"/v1/networks/{name}/forwards", "get"},
+        {"/v1/networks/{name}/forwards", "post"},
+        {"/v1/networks/{name}/forwards/{id}", "delete"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1464,8 +1496,10 @@ static void test_openapi_document(void **state)
             "content"),
         "text/event-stream"));
     schemas = json_object_get(json_object_get(doc, "components"), "schemas");
-    static const char *const names[] = {"VM",   "VMCreate", "VMPatch", "Disk",   "Nic",
-                                        "Host", "Stats",    "Event",   "Problem"};
+    static const char *const names[] = {"VM",      "VMCreate", "VMPatch",       "Disk",
+                                        "Nic",     "Host",     "Stats",         "Event",
+                                        "Problem", "Network",  "NetworkCreate", "NetworkPatch",
+                                        "Lease",   "Forward",  "ForwardCreate"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
     check_refs(doc, doc);
@@ -1519,6 +1553,237 @@ static void test_openapi_matches_code(void **state)
     json_decref(doc);
 }
 
+static void expect_network(bool create, const char *body, int status, const char *prefix)
+{
+    struct api_network_def def;
+    struct api_error err;
+    int rc = create ? api_parse_network_create(body, strlen(body), &def, &err)
+                    : api_parse_network_patch(body, strlen(body), &def, &err);
+
+    if (status == 0) {
+        if (rc)
+            fail_msg("%s: unexpected %s", body, err.detail);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(api_error_status(err.kind), status);
+    if (strncmp(err.detail, prefix, strlen(prefix)) != 0)
+        fail_msg("%s: detail \"%s\" does not start with \"%s\"", body, err.detail, prefix);
+}
+
+static void test_networks(void **state)
+{
+    struct api_network_def def;
+    struct api_error err;
+    struct db_network net = {.mtu = 1500};
+    const char *b;
+
+    (void)state;
+    b = "{\"name\":\"lab\"}";
+    assert_int_equal(api_parse_network_create(b, strlen(b), &def, &err), 0);
+    assert_string_equal(def.cidr, "");
+    assert_true(def.nat && def.dhcp);
+    assert_string_equal(def.dns_domain, "vmmd");
+    assert_int_equal(def.mtu, 1500);
+    b = "{\"name\":\"iso\",\"cidr\":\"192.168.100.0/28\",\"nat\":false,\"dhcp\":false,"
+        "\"dns_domain\":\"lab.example\",\"mtu\":9000}";
+    assert_int_equal(api_parse_network_create(b, strlen(b), &def, &err), 0);
+    assert_string_equal(def.cidr, "192.168.100.0/28");
+    assert_false(def.nat || def.dhcp);
+    assert_string_equal(def.dns_domain, "lab.example");
+    assert_int_equal(def.mtu, 9000);
+    assert_int_equal(def.present, API_NF_CIDR | API_NF_NAT | API_NF_DHCP | API_NF_DNS_DOMAIN |
+                                      API_NF_MTU);
+
+    expect_network(true, "{\"name\":\"x\",\"vlan\":3}", 400, "vlan: unknown field");
+    expect_network(true, "{\"cidr\":\"10.0.0.0/24\"}", 422, "name: is required");
+    expect_network(true, "{\"name\":\"X\"}", 422, "name: must match");
+    expect_network(true, "{\"name\":\"x\",\"cidr\":\"10.0.0.0/8\"}", 422,
+                   "cidr: the prefix must be from /16 to /29");
+    expect_network(true, "{\"name\":\"x\",\"cidr\":\"10.0.0.0/30\"}", 422, "cidr: the prefix");
+    expect_network(true, "{\"name\":\"x\",\"cidr\":\"10.0.0.1/24\"}", 422,
+                   "cidr: 10.0.0.1/24 has host bits set; the network is 10.0.0.0/24");
+    static const char *const bad_cidrs[] = {"\"10.0.0.0\"", "\"10.0.0.0/\"", "\"10.0.0/24\"",
+                                            "\"10.0.0.0/024\"", "\"10.0.0.0/33\"", "\"fd00::/64\"",
+                                            "24", "null"};
+    char body[128];
+    for (size_t i = 0; i < sizeof(bad_cidrs) / sizeof(bad_cidrs[0]); i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"x\",\"cidr\":%s}", bad_cidrs[i]);
+        expect_network(true, body, 422, "cidr: must be an IPv4 network");
+    }
+    expect_network(true, "{\"name\":\"x\",\"nat\":1}", 422, "nat: must be true or false");
+    expect_network(true, "{\"name\":\"x\",\"mtu\":575}", 422, "mtu: must be an integer from 576");
+    expect_network(true, "{\"name\":\"x\",\"mtu\":9001}", 422, "mtu: must be an integer");
+    static const char *const bad_domains[] = {"\"\"", "\"-a\"", "\"a-\"", "\"a..b\"", "\".a\"",
+                                              "\"a.\"", "\"A\"", "\"a_b\"", "7"};
+    for (size_t i = 0; i < sizeof(bad_domains) / sizeof(bad_domains[0]); i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"x\",\"dns_domain\":%s}", bad_domains[i]);
+        expect_network(true, body, 422, "dns_domain: must be a DNS name");
+    }
+
+    expect_network(false, "{}", 400, "body: at least one field");
+    expect_network(false, "{\"cidr\":\"10.0.0.0/24\"}", 422, "cidr: cannot change");
+    expect_network(false, "{\"name\":\"y\"}", 422, "name: cannot change");
+    b = "{\"mtu\":1400,\"nat\":false}";
+    assert_int_equal(api_parse_network_patch(b, strlen(b), &def, &err), 0);
+    net.nat = net.dhcp = true;
+    api_network_def_apply(&def, &net);
+    assert_false(net.nat);
+    assert_true(net.dhcp);
+    assert_int_equal(net.mtu, 1400);
+}
+
+static void test_network_json(void **state)
+{
+    struct db_network net = {.name = "default", .bridge = "vmmd-default", .cidr = "10.71.0.0/24",
+                             .nat = true, .dhcp = true, .dns_domain = "vmmd", .mtu = 1500};
+    json_t *o;
+
+    (void)state;
+    o = api_network_to_json(&net);
+    assert_string_equal(json_string_value(json_object_get(o, "gateway")), "10.71.0.1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "dhcp_range"), "start")),
+                        "10.71.0.2");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "dhcp_range"), "end")),
+                        "10.71.0.254");
+    json_decref(o);
+    net.dhcp = false;
+    strcpy(net.cidr, "192.168.9.8/29");
+    o = api_network_to_json(&net);
+    assert_string_equal(json_string_value(json_object_get(o, "gateway")), "192.168.9.9");
+    assert_true(json_is_null(json_object_get(o, "dhcp_range")));
+    json_decref(o);
+}
+
+static void test_forwards(void **state)
+{
+    struct api_forward_def f;
+    struct api_error err;
+    const char *b;
+
+    (void)state;
+    b = "{\"host_port\":8080,\"vm\":\"web\"}";
+    assert_int_equal(api_parse_forward_create(b, strlen(b), &f, &err), 0);
+    assert_string_equal(f.protocol, "tcp");
+    assert_string_equal(f.host_address, "");
+    assert_int_equal(f.host_port, 8080);
+    assert_int_equal(f.vm_port, 8080);
+    assert_string_equal(f.vm, "web");
+    b = "{\"protocol\":\"udp\",\"host_address\":\"192.0.2.2\",\"host_port\":53,\"vm\":\"dns\","
+        "\"vm_port\":5353}";
+    assert_int_equal(api_parse_forward_create(b, strlen(b), &f, &err), 0);
+    assert_string_equal(f.protocol, "udp");
+    assert_string_equal(f.host_address, "192.0.2.2");
+    assert_int_equal(f.vm_port, 5353);
+    static const struct {
+        const char *body, *detail;
+    } bad[] = {
+        {"{\"host_port\":80,\"vm\":\"a\",\"to\":1}", "to: unknown field"},
+        {"{\"vm\":\"a\"}", "host_port: is required"},
+        {"{\"host_port\":0,\"vm\":\"a\"}", "host_port: must be an integer from 1 to 65535"},
+        {"{\"host_port\":65536,\"vm\":\"a\"}", "host_port: must be an integer"},
+        {"{\"host_port\":80}", "vm: is required"},
+        {"{\"host_port\":80,\"vm\":\"\"}", "vm: is required"},
+        {"{\"host_port\":80,\"vm\":\"a\",\"vm_port\":-1}", "vm_port: must be an integer"},
+        {"{\"host_port\":80,\"vm\":\"a\",\"protocol\":\"sctp\"}", "protocol: must be"},
+        {"{\"host_port\":80,\"vm\":\"a\",\"host_address\":\"0x7f.0.0.1\"}", "host_address: must"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(api_parse_forward_create(bad[i].body, strlen(bad[i].body), &f, &err), -1);
+        if (strncmp(err.detail, bad[i].detail, strlen(bad[i].detail)) != 0)
+            fail_msg("%s: \"%s\"", bad[i].body, err.detail);
+    }
+}
+
+/* Every key of a schema's properties, each one present in the other object too. */
+static void assert_keys_in(json_t *obj, json_t *props, const char *what)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        if (!json_object_get(props, key))
+            fail_msg("%s lacks %s", what, key);
+    }
+}
+
+/* A body field of a network or forward with a value of the wrong type: 422 names it, never a
+ * 400 unknown field, so every documented field is one the parser knows. */
+static void assert_fields_known(json_t *props, const char *prefix,
+                                int (*parse_body)(const char *body, size_t len, void *out,
+                                                  struct api_error *err),
+                                void *out)
+{
+    for (void *it = json_object_iter(props); it; it = json_object_iter_next(props, it)) {
+        const char *key = json_object_iter_key(it);
+        struct api_error err;
+        char body[192];
+
+        /* The prefix supplies a required name: not when the field is the name itself. */
+        snprintf(body, sizeof(body), "{%s\"%s\":{\"not\":\"valid\"}}",
+                 strcmp(key, "name") ? prefix : "", key);
+        if (parse_body(body, strlen(body), out, &err) != -1 || api_error_status(err.kind) != 422)
+            fail_msg("%s: not refused with 422 (%s)", body, err.detail);
+    }
+}
+
+static int parse_network_create(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_network_create(body, len, out, err);
+}
+
+static int parse_network_patch(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_network_patch(body, len, out, err);
+}
+
+static int parse_forward_create(const char *body, size_t len, void *out, struct api_error *err)
+{
+    return api_parse_forward_create(body, len, out, err);
+}
+
+/* The networks' schemas and the code describe the same fields (issue 13). */
+static void test_openapi_networks_match_code(void **state)
+{
+    json_t *doc = openapi();
+    json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    struct db_network net = {.name = "default",
+                             .bridge = "vmmd-default",
+                             .cidr = "10.71.0.0/24",
+                             .nat = true,
+                             .dhcp = true,
+                             .dns_domain = "vmmd",
+                             .mtu = 1500};
+    struct db_forward fwd = {.id = 3,
+                             .network = "default",
+                             .protocol = "tcp",
+                             .host_port = 8080,
+                             .vm_id = "4334cc99-6dbb-404f-8098-7fc1ea3e1c1b",
+                             .vm_port = 80};
+    struct api_network_def ndef;
+    struct api_forward_def fdef;
+    json_t *j;
+
+    (void)state;
+    /* The stored part of a network (the daemon adds its state, dnsmasq, nics and forwards). */
+    j = api_network_to_json(&net);
+    assert_keys_in(j, json_object_get(json_object_get(schemas, "Network"), "properties"),
+                   "the Network schema");
+    json_decref(j);
+    j = api_forward_to_json(&fwd, "web", "10.71.0.10");
+    assert_keys_in(j, json_object_get(json_object_get(schemas, "Forward"), "properties"),
+                   "the Forward schema");
+    assert_keys_in(json_object_get(json_object_get(schemas, "Forward"), "properties"), j,
+                   "api_forward_to_json");
+    json_decref(j);
+
+    assert_fields_known(json_object_get(json_object_get(schemas, "NetworkCreate"), "properties"),
+                        "\"name\":\"x\",", parse_network_create, &ndef);
+    assert_fields_known(json_object_get(json_object_get(schemas, "NetworkPatch"), "properties"), "",
+                        parse_network_patch, &ndef);
+    assert_fields_known(json_object_get(json_object_get(schemas, "ForwardCreate"), "properties"),
+                        "", parse_forward_create, &fdef);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1548,6 +1813,9 @@ int main(void)
         cmocka_unit_test(test_cmdline),
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_nics),
+        cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_network_json),
+        cmocka_unit_test(test_forwards),
         cmocka_unit_test(test_macs),
         cmocka_unit_test(test_autostart),
         cmocka_unit_test(test_cpu_limits),
@@ -1560,6 +1828,7 @@ int main(void)
         cmocka_unit_test(test_vm_to_json),
         cmocka_unit_test(test_openapi_document),
         cmocka_unit_test(test_openapi_matches_code),
+        cmocka_unit_test(test_openapi_networks_match_code),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

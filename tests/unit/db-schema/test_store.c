@@ -1149,6 +1149,176 @@ static void test_list_timing(void **state)
     assert_true(us_all < 20000);
 }
 
+static void make_network(struct db_network *n, const char *name, const char *bridge,
+                         const char *cidr)
+{
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    snprintf(n->bridge, sizeof(n->bridge), "%s", bridge);
+    snprintf(n->cidr, sizeof(n->cidr), "%s", cidr);
+    n->nat = true;
+    n->dhcp = true;
+    snprintf(n->dns_domain, sizeof(n->dns_domain), "vmmd");
+    n->mtu = 1500;
+}
+
+static void test_networks(void **state)
+{
+    struct fixture *f = *state;
+    struct db_network n, out, *list;
+    struct event_log log = {0};
+    int64_t ev = 0, first = db_last_event_id(f->db);
+    size_t count;
+
+    make_network(&n, "default", "vmmd-default", "10.71.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, &ev), 0);
+    assert_true(ev > first);
+    /* Name, bridge and CIDR are each unique, and a refused insert leaves no event. */
+    make_network(&n, "default", "vmmd-other", "10.72.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), -EEXIST);
+    make_network(&n, "other", "vmmd-default", "10.72.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), -EEXIST);
+    make_network(&n, "other", "vmmd-other", "10.71.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), -EEXIST);
+    assert_int_equal(db_last_event_id(f->db), ev);
+    /* The table's CHECKs: an MTU out of range, an empty bridge name. */
+    make_network(&n, "other", "vmmd-other", "10.72.0.0/24");
+    n.mtu = 100;
+    assert_int_equal(db_network_insert(f->db, &n, NULL), -EINVAL);
+    make_network(&n, "other", "", "10.72.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), -EINVAL);
+    make_network(&n, "iso", "vmmd-iso", "192.168.90.0/28");
+    n.nat = false;
+    assert_int_equal(db_network_insert(f->db, &n, NULL), 0);
+
+    assert_int_equal(db_network_get(f->db, "iso", &out), 0);
+    assert_string_equal(out.bridge, "vmmd-iso");
+    assert_string_equal(out.cidr, "192.168.90.0/28");
+    assert_false(out.nat);
+    assert_true(out.dhcp);
+    assert_int_equal(out.mtu, 1500);
+    assert_int_equal(db_network_get(f->db, "nope", &out), -ENOENT);
+    assert_int_equal(db_network_list(f->db, &list, &count), 0);
+    assert_int_equal(count, 2);
+    assert_string_equal(list[0].name, "default");
+    assert_string_equal(list[1].name, "iso");
+    free(list);
+
+    /* An update changes what may change; bridge and CIDR stay. */
+    make_network(&n, "iso", "ignored", "10.99.0.0/24");
+    n.dhcp = false;
+    n.mtu = 9000;
+    assert_int_equal(db_network_update(f->db, &n, NULL), 0);
+    assert_int_equal(db_network_get(f->db, "iso", &out), 0);
+    assert_false(out.dhcp);
+    assert_int_equal(out.mtu, 9000);
+    assert_string_equal(out.bridge, "vmmd-iso");
+    assert_string_equal(out.cidr, "192.168.90.0/28");
+    make_network(&n, "nope", "x", "10.1.0.0/24");
+    assert_int_equal(db_network_update(f->db, &n, NULL), -ENOENT);
+
+    assert_int_equal(db_network_delete(f->db, "iso", NULL), 0);
+    assert_int_equal(db_network_delete(f->db, "iso", NULL), -ENOENT);
+    assert_int_equal(db_events_since(f->db, first, 0, log_event, &log), 0);
+    assert_int_equal(log.n, 4);
+    assert_string_equal(log.ev[0].type, "network.created");
+    assert_string_equal(log.ev[1].type, "network.created");
+    assert_string_equal(log.ev[2].type, "network.updated");
+    assert_string_equal(log.ev[3].type, "network.deleted");
+    assert_string_equal(log.ev[3].vm_id, "");
+    assert_non_null(strstr(log.ev[3].data, "\"name\":\"iso\""));
+    assert_non_null(strstr(log.ev[3].data, "\"bridge\":\"vmmd-iso\""));
+    log_free(&log);
+}
+
+static void test_forwards(void **state)
+{
+    struct fixture *f = *state;
+    struct db_network n;
+    struct db_forward fwd = {0}, *list;
+    struct event_log log = {0};
+    int64_t first;
+    size_t count;
+
+    insert_vm(f->db, ID1, "web");
+    make_network(&n, "default", "vmmd-default", "10.71.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), 0);
+    make_network(&n, "second", "vmmd-second", "10.72.0.0/24");
+    assert_int_equal(db_network_insert(f->db, &n, NULL), 0);
+    first = db_last_event_id(f->db);
+
+    snprintf(fwd.network, sizeof(fwd.network), "default");
+    snprintf(fwd.protocol, sizeof(fwd.protocol), "tcp");
+    snprintf(fwd.vm_id, sizeof(fwd.vm_id), "%s", ID1);
+    fwd.host_port = 8080;
+    fwd.vm_port = 80;
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), 0);
+    assert_true(fwd.id > 0);
+    /* The same protocol, port and address again; another protocol is fine. */
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), -EEXIST);
+    snprintf(fwd.protocol, sizeof(fwd.protocol), "udp");
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), 0);
+    /* A VM or network that does not exist. */
+    snprintf(fwd.protocol, sizeof(fwd.protocol), "tcp");
+    fwd.host_port = 9090;
+    snprintf(fwd.vm_id, sizeof(fwd.vm_id), "%s", ID2);
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), -ENOENT);
+    snprintf(fwd.vm_id, sizeof(fwd.vm_id), "%s", ID1);
+    snprintf(fwd.network, sizeof(fwd.network), "nope");
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), -ENOENT);
+    snprintf(fwd.network, sizeof(fwd.network), "second");
+    snprintf(fwd.host_address, sizeof(fwd.host_address), "192.0.2.2");
+    fwd.host_port = 0;
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), -EINVAL);
+    fwd.host_port = 2222;
+    fwd.vm_port = 22;
+    assert_int_equal(db_forward_insert(f->db, &fwd, NULL), 0);
+
+    assert_int_equal(db_forward_list(f->db, "default", &list, &count), 0);
+    assert_int_equal(count, 2);
+    assert_string_equal(list[0].protocol, "tcp");
+    assert_string_equal(list[0].host_address, "");
+    assert_int_equal(list[0].host_port, 8080);
+    assert_int_equal(list[0].vm_port, 80);
+    assert_string_equal(list[0].vm_id, ID1);
+    free(list);
+    assert_int_equal(db_forward_list(f->db, NULL, &list, &count), 0);
+    assert_int_equal(count, 3);
+    assert_string_equal(list[2].host_address, "192.0.2.2");
+    /* An id of another network is not this network's to delete. */
+    assert_int_equal(db_forward_delete(f->db, "default", list[2].id, NULL), -ENOENT);
+    assert_int_equal(db_forward_delete(f->db, "second", list[2].id, NULL), 0);
+    free(list);
+
+    assert_int_equal(db_events_since(f->db, first, 0, log_event, &log), 0);
+    assert_int_equal(log.n, 4);
+    assert_string_equal(log.ev[0].type, "network.forward_added");
+    assert_string_equal(log.ev[0].vm_id, ID1);
+    assert_non_null(strstr(log.ev[0].data, "\"vm\":\"web\""));
+    assert_non_null(strstr(log.ev[0].data, "\"host_port\":8080"));
+    assert_string_equal(log.ev[3].type, "network.forward_removed");
+    log_free(&log);
+
+    /* Deleting the VM or the network takes its forwards along. */
+    assert_int_equal(db_network_delete(f->db, "default", NULL), 0);
+    assert_int_equal(db_forward_list(f->db, NULL, &list, &count), 0);
+    assert_int_equal(count, 0);
+    free(list);
+}
+
+static void test_settings(void **state)
+{
+    struct fixture *f = *state;
+    char buf[16];
+
+    assert_int_equal(db_setting_get(f->db, "default_network", buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(db_setting_set(f->db, "default_network", "created"), 0);
+    assert_int_equal(db_setting_set(f->db, "default_network", "done"), 0);
+    assert_int_equal(db_setting_get(f->db, "default_network", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "done");
+    assert_int_equal(db_setting_get(f->db, "default_network", buf, 3), -EBADMSG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1347,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_size_bytes, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_clear, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_list_timing, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_networks, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_forwards, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_settings, setup_db, teardown),
     };
 
     return cmocka_run_group_tests_name("db.store", tests, NULL, NULL);

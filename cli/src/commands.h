@@ -1,0 +1,59 @@
+/*
+ * What vmctl's command files share (commands.c defines it): API calls that
+ * print the problem on failure, reading fields of the answers, and the
+ * key/value lines of `show`-style output.
+ */
+#ifndef VMCTL_COMMANDS_H
+#define VMCTL_COMMANDS_H
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "http.h"
+
+/*
+ * Sends method path (with an optional JSON body) and checks the answer: an
+ * error status prints its problem's detail and returns CLI_EXIT_REFUSED. On
+ * success *root (when given) holds the parsed body, NULL for an empty one;
+ * the caller frees it and r.
+ */
+int cli_call(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
+             struct cli_response *r, json_t **root);
+
+/* "/v1/COLLECTION/NAME[SUFFIX]" with NAME escaped; NULL when out of memory. Caller frees. */
+char *cli_object_path(const char *collection, const char *name, const char *suffix);
+
+/* cli_call() on cli_object_path(collection, name, suffix). */
+int cli_call_object(struct cli_ctx *ctx, const char *method, const char *collection,
+                    const char *name, const char *suffix, const char *body, struct cli_response *r,
+                    json_t **root);
+
+/* Prints the body exactly as the API sent it (plus a final newline). */
+void cli_print_body(const struct cli_response *r);
+
+/* A string field, or NULL; an integer field, or 0. */
+const char *cli_jstr(json_t *o, const char *key);
+long long cli_jint(json_t *o, const char *key);
+
+/* "key:            value" ("-" for NULL). */
+void cli_kv(const char *key, const char *value);
+
+/* A decimal in [min, max] into *out; 0 or -EINVAL. */
+int cli_parse_long(const char *s, long min, long max, long *out);
+
+/* "true", "yes", "on" / "false", "no", "off" as a JSON boolean; NULL for anything else. */
+json_t *cli_json_bool(const char *value);
+
+/*
+ * The KEY=VALUE arguments argv[from..argc) of a `set` command as a PATCH body in *out; value
+ * types each one (and may rename its key), NULL when it does not parse. Returns 0 or the
+ * usage error's exit code.
+ */
+int cli_patch_args(const struct cli_command *cmd, int argc, char **argv, int from,
+                   json_t *(*value)(char key[64], const char *value), json_t **out);
+
+/* `vmctl network ...` (networks.c) and its help, the list of its subcommands. */
+int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);
+extern const char cli_network_help[];
+
+#endif

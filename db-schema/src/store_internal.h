@@ -1,0 +1,48 @@
+/*
+ * What the store's source files share: the connection with its prepared
+ * statements, and the helpers every write and read goes through (store.c).
+ * Not part of the store's contract (include/db/store.h).
+ */
+#ifndef DB_STORE_INTERNAL_H
+#define DB_STORE_INTERNAL_H
+
+#include "db/store.h"
+
+#include <sqlite3.h>
+
+#define DB__STMT_MAX      64 /* store.c's statements, prepared at open */
+#define DB__LAZY_STMT_MAX 32 /* the other files', prepared on first use */
+
+struct db_store {
+    sqlite3 *sql;
+    sqlite3_stmt *stmt[DB__STMT_MAX];
+    sqlite3_stmt *lazy_stmt[DB__LAZY_STMT_MAX];
+    int schema_version;
+    /*
+     * Set while db_events_since() calls back. Its statement is mid-scan, so a
+     * nested db_events_since() would reset it under the caller, and a write
+     * could append events the running scan then visits.
+     */
+    bool in_events_since;
+    char errmsg[256];
+};
+
+int64_t db__now_ms(void);
+/* Keeps SQLite's message for db_last_error() and returns the matching errno. */
+int db__error(struct db_store *db, int rc);
+/* Keeps a message of our own for db_last_error() and returns ret. */
+int db__fail(struct db_store *db, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void db__stmt_done(sqlite3_stmt *st);
+int db__stmt_run(struct db_store *db, sqlite3_stmt *st);
+void db__bind_text(sqlite3_stmt *st, int i, const char *s, int *rc);
+void db__bind_int(sqlite3_stmt *st, int i, int64_t v, int *rc);
+int db__run_bound(struct db_store *db, sqlite3_stmt *st, int bind_rc);
+int db__tx_begin(struct db_store *db);
+int db__end_write(struct db_store *db, int ret, int64_t ev, int64_t *event_id);
+int db__col_copy(struct db_store *db, sqlite3_stmt *st, int col, char *buf, size_t size);
+int db__col_dup(struct db_store *db, sqlite3_stmt *st, int col, char **out);
+/* lazy_stmt[slot], prepared from sql the first time; NULL (db_last_error() says why) on failure. */
+sqlite3_stmt *db__lazy_stmt(struct db_store *db, unsigned slot, const char *sql);
+
+#endif

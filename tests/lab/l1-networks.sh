@@ -1,0 +1,137 @@
+#!/bin/busybox sh
+# L1 init of the lab's managed-network test (test_lab_networks.sh puts it in
+# the L1 initramfs as /init): the vmmd daemon runs inside L1 as on a host,
+# with its default NAT network, and L2 guests on it get their addresses from
+# its dnsmasq. An "outside" network namespace behind a veth (203.0.113.2,
+# with no route back to the guests' networks) stands in for the internet.
+# Results are "LAB-CHECK ok|fail NAME [detail]" lines on ttyS0; each L2's
+# "LAB:" console lines are copied as "LAB-VM <name> <line>".
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib
+export HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec > /dev/ttyS0 2>&1 < /dev/null
+mkdir -p /dev/pts /root /run /var/run
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+. /lab.conf
+up() { cut -d' ' -f1 /proc/uptime; }
+finish() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
+fail() { echo "LAB: ERROR $*"; dmesg | tail -n 20; finish; }
+ok() { echo "LAB-CHECK ok $*"; }
+bad() { echo "LAB-CHECK fail $*"; }
+check() { # check NAME DETAIL COMMAND...: ok when COMMAND succeeds
+    name=$1 detail=$2
+    shift 2
+    if "$@"; then ok "$name $detail"; else bad "$name $detail"; fi
+}
+ip() { /usr/sbin/ip "$@"; } # iproute2's: busybox's has no network namespaces
+echo "LAB: L1 init reached t=$(up)"
+for m in $(cat /lib/modules/l1/order); do
+    insmod /lib/modules/l1/$m.ko || fail "insmod $m failed"
+done
+[ -c /dev/kvm ] || fail "no /dev/kvm"
+ip link set lo up
+
+# The outside world: 203.0.113.2 in its own namespace, reachable from L1 only.
+mkdir -p /run/netns
+ip netns add outside || fail "ip netns add"
+ip link add vout type veth peer name eth0 netns outside || fail "veth"
+ip addr add 203.0.113.1/24 dev vout
+ip link set vout up
+ip netns exec outside ip addr add 203.0.113.2/24 dev eth0
+ip netns exec outside ip link set eth0 up
+ip netns exec outside ip link set lo up
+
+# The daemon, as a host runs it: its default network on a CIDR L1 does not use.
+STATE=/run/vmmd SOCK=/run/vmmd/vmmd.sock
+mkdir -p $STATE
+/vmmd serve --state-dir $STATE --image-dir /l2 --default-network 10.71.0.0/24 \
+    --log-file /run/vmmd.log --log-level debug &
+i=0
+while [ ! -S $SOCK ] && [ $i -lt 300 ]; do usleep 100000; i=$((i + 1)); done
+[ -S $SOCK ] || { cat /run/vmmd.log; fail "the daemon did not come up"; }
+echo "LAB: L1 daemon up t=$(up)"
+# api METHOD PATH [BODY]: the answer's body on stdout, its status in /tmp/status
+api() {
+    curl -s -o /tmp/body -w '%{http_code}' --unix-socket $SOCK -X "$1" ${3:+-H 'Content-Type: application/json' -d "$3"} \
+        "http://vmmd$2" > /tmp/status
+    cat /tmp/body
+}
+status() { cat /tmp/status; }
+
+api GET /v1/networks/default > /dev/null
+check default_network "status=$(status) $(cat /tmp/body | head -c 200)" [ "$(status)" = 200 ]
+api POST /v1/networks '{"name":"iso","cidr":"10.72.0.0/28","nat":false}' > /dev/null
+check isolated_network "status=$(status)" [ "$(status)" = 201 ]
+
+# vm NAME MODE MODS ROLE NICS: a VM that boots the lab's L2 with the dhcp check.
+vm() {
+    cmd="$L2_CMDLINE lab.tests=dhcp lab.mods=$3 lab.role=$4 lab.outside=203.0.113.2"
+    api POST /v1/vms "{\"name\":\"$1\",\"mode\":\"$2\",\"vcpus\":1,\"memory_mib\":$L2_MEM,\"kernel\":\"/l2/vmlinuz\",\"initrd\":\"/l2/initrd\",\"cmdline\":\"$cmd\",\"nics\":$5}" > /dev/null
+    check "create_$1" "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 201 ]
+}
+vm web pv virtio web '[{"network":"default","ip":"10.71.0.10"}]'
+vm client pv virtio client '[{"network":"default"}]'
+vm fullvm full e1000 client '[{"network":"default"}]'
+vm cell pv virtio iso '[{"network":"iso"}]'
+
+console() { cat $STATE/run/$(cat /tmp/id-$1)/console.log 2>/dev/null; }
+for v in web client fullvm cell; do
+    api GET /v1/vms/$v | sed 's/.*"id":"\([^"]*\)".*/\1/' > /tmp/id-$v
+done
+# wait_console VM TEXT SECONDS
+wait_console() {
+    i=0
+    while ! console $1 | grep -q "$2" && [ $i -lt $(($3 * 2)) ]; do sleep 0.5; i=$((i + 1)); done
+    console $1 | grep -q "$2"
+}
+api POST /v1/vms/web/start > /dev/null
+check start_web "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 200 ]
+wait_console web "LAB: web serving" $L2_WAIT
+check web_serving "t=$(up)" wait_console web "LAB: web serving" 1
+STARTED=''
+for v in client fullvm cell; do
+    api POST /v1/vms/$v/start > /dev/null
+    check start_$v "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 200 ]
+    [ "$(status)" = 200 ] && STARTED="$STARTED $v"
+done
+for v in $STARTED; do
+    wait_console $v "LAB: L2 poweroff" $L2_WAIT
+done
+for v in web client fullvm cell; do
+    console $v | tr -d '\r' | grep "LAB: " | sed "s/^/LAB-VM $v /"
+done
+
+line() { console $1 | tr -d '\r' | grep "LAB: $2" | tail -n 1; }
+has() { console $1 | tr -d '\r' | grep -q "^LAB: $2"; } # has VM PATTERN: a console line matches
+check web_static_lease "$(line web dhcp)" has web "dhcp ip=10.71.0.10 hostname=web domain=vmmd router=10.71.0.1"
+check client_dynamic_lease "$(line client dhcp)" has client "dhcp ip=10.71.0.[0-9]* hostname=client domain=vmmd router=10.71.0.1"
+check client_resolves_web "$(line client dns)" has client "dns web.vmmd=10.71.0.10"
+check client_pings_web_by_name "$(line client ping_web)" has client "ping_web_by_name received=[12]"
+check client_reaches_outside_through_nat "$(line client ping_outside)" has client "ping_outside received=[12]"
+check full_e1000_lease "$(line fullvm dhcp)" has fullvm "dhcp ip=10.71.0.[0-9]* hostname=fullvm"
+check full_pings_web_by_name "$(line fullvm ping_web)" has fullvm "ping_web_by_name received=[12]"
+check isolated_lease "$(line cell dhcp)" has cell "dhcp ip=10.72.0.[0-9]* hostname=cell domain=vmmd router=none"
+check isolated_cannot_reach_outside "$(line cell ping_outside)" has cell "ping_outside received=0"
+
+api GET /v1/networks/default/leases > /tmp/leases
+leases() { grep -q '"ip":"10.71.0.10"' /tmp/leases && grep -q '"vm":"client"' /tmp/leases; }
+check leases_listed "$(head -c 300 /tmp/leases)" leases
+
+# A port forward to the web VM, from L1 itself and from the outside.
+api POST /v1/networks/default/forwards '{"host_port":8080,"vm":"web","vm_port":80}' > /dev/null
+check forward_created "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 201 ]
+from_l1=$(curl -s -m 10 http://203.0.113.1:8080/)
+check forward_from_l1 "$from_l1" [ "$from_l1" = hello-from-web ]
+from_outside=$(ip netns exec outside curl -s -m 10 http://203.0.113.1:8080/)
+check forward_from_outside "$from_outside" [ "$from_outside" = hello-from-web ]
+
+api POST /v1/vms/web/stop > /dev/null
+for v in client fullvm cell; do api POST /v1/vms/$v/stop > /dev/null; done
+grep -e error -e warn /run/vmmd.log | tail -n 20
+echo "LAB: L1 networks done t=$(up)"
+finish

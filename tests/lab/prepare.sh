@@ -128,7 +128,9 @@ prepare_kernel() {
     fi
 
     # --- L2 initramfs: busybox and /init (l2-init.sh); the driver modules apart ---
-    # Rebuilt every time (well under a second), so edits to the init take effect.
+    # Rebuilt every time (well under a second), so edits to the init take effect;
+    # written under a name of this process's own, then renamed: labs run from two
+    # worktrees may share the cache.
     # l2-modules.cpio.gz is a second archive that run.sh appends (the kernel
     # unpacks concatenated archives) only when L2 runs device checks, so plain
     # boots stay as small as before: /lib/modules/virtio holds virtio-pci with
@@ -154,8 +156,8 @@ prepare_kernel() {
         || die "L2 e1000 module"
     for a in base:l2-initrd mods:l2-modules; do
         (cd "$L2/${a%%:*}" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
-            | gzip -9 > "$KD/${a#*:}.cpio.gz.new"
-        mv "$KD/${a#*:}.cpio.gz.new" "$KD/${a#*:}.cpio.gz"
+            | gzip -9 > "$KD/${a#*:}.cpio.gz.new.$$"
+        mv "$KD/${a#*:}.cpio.gz.new.$$" "$KD/${a#*:}.cpio.gz"
     done
     rm -rf "$L2"
     log "$flavour kernel ready in $KD: vmlinuz ($KVER), modules/, l2-initrd.cpio.gz ($(stat -c %s "$KD/l2-initrd.cpio.gz") bytes)," \
@@ -180,8 +182,8 @@ if [[ $IPERF3 == 1 ]]; then
         lab_copy_with_libs "$IR" "$IP/root/usr/bin/iperf3" /usr/bin/iperf3 "$IP/root"
         [[ -e $IR/lib64/ld-linux-x86-64.so.2 ]] || die "iperf3: no dynamic loader found by ldd"
         (cd "$IR" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
-            | gzip -9 > "$CACHE/l2-iperf3.cpio.gz.new"
-        mv "$CACHE/l2-iperf3.cpio.gz.new" "$CACHE/l2-iperf3.cpio.gz"
+            | gzip -9 > "$CACHE/l2-iperf3.cpio.gz.new.$$"
+        mv "$CACHE/l2-iperf3.cpio.gz.new.$$" "$CACHE/l2-iperf3.cpio.gz"
         rm -rf "$IR"
     fi
     LD_LIBRARY_PATH=$IP/root/usr/lib/x86_64-linux-gnu:$IP/root/lib/x86_64-linux-gnu "$IP/root/usr/bin/iperf3" -v \

@@ -93,15 +93,20 @@ api POST /v1/vms/web/start > /dev/null
 check start_web "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 200 ]
 wait_console web "LAB: web serving" $L2_WAIT
 check web_serving "t=$(up)" wait_console web "LAB: web serving" 1
-STARTED=''
+# What a VM that did not finish was doing: its state, its console's end, its worker's log.
+stuck() {
+    echo "LAB: $1 did not finish: $(api GET /v1/vms/$1 | grep -o '"state":"[a-z]*","state_reason":[^,]*')"
+    console $1 | tr -d '\r' | tail -n 15 | sed "s/^/LAB: $1 console: /"
+    tail -n 10 $STATE/run/$(cat /tmp/id-$1)/worker.log 2>/dev/null | sed "s/^/LAB: $1 worker: /"
+}
+# One at a time beside web: nested SVM under TCG is where L2 boots can stall,
+# and two L2s at once are enough to show guests talking to each other.
 for v in client fullvm cell; do
     api POST /v1/vms/$v/start > /dev/null
     check start_$v "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 200 ]
-    [ "$(status)" = 200 ] && STARTED="$STARTED $v"
+    [ "$(status)" = 200 ] && { wait_console $v "LAB: L2 poweroff" $L2_WAIT || stuck $v; }
 done
-for v in $STARTED; do
-    wait_console $v "LAB: L2 poweroff" $L2_WAIT
-done
+wait_console web "LAB: web serving" 1 || stuck web
 for v in web client fullvm cell; do
     console $v | tr -d '\r' | grep "LAB: " | sed "s/^/LAB-VM $v /"
 done

@@ -21,9 +21,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
-TIMEOUT=${LAB_TIMEOUT:-600}
+TIMEOUT=${LAB_TIMEOUT:-750}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
-KEEP=0 L2_MEM=160 L2_WAIT=240
+KEEP=0 L2_MEM=160 L2_WAIT=150
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -92,7 +92,7 @@ timeout -k 5 "$TIMEOUT" "$QEMU" -accel tcg,thread=multi -cpu max -smp 1 -m "${LA
     -M pc -nodefaults -no-user-config -display none -vga none -serial stdio \
     -serial "file:$WORK/l1-kernel.log" -no-reboot \
     -kernel "$K1/vmlinuz" -initrd "$WORK/l1-initrd.cpio" \
-    -append "console=ttyS1 panic=-1 quiet mitigations=off" < /dev/null 2>&1 | tr -d '\r' | tee "$LOG"
+    -append "console=ttyS1 panic=-1 quiet mitigations=off" < /dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$LOG"
 QRC=${PIPESTATUS[0]}
 set -e
 

@@ -103,6 +103,11 @@ count_workers() {
     echo "$n"
 }
 
+# alive PID: a process that has not exited. An exited dnsmasq (it daemonizes:
+# PID 1 is its parent) stays a zombie where nothing reaps orphans, as in a
+# container whose init does not, and kill -0 still finds a zombie.
+alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
 # start_daemon [serve flags]: no default network unless the flags ask for one.
 start_daemon() {
     "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/vmmd.log" \

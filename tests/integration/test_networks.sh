@@ -48,9 +48,6 @@ guest() {
     ip netns exec "$ns" ip link set lo up
 }
 in_ns() { local n=$NETPFX$1; shift; ip netns exec "$n" "$@"; }
-# alive PID: a process that has not exited (an exited dnsmasq may stay a zombie
-# where nothing reaps orphans, as in a container whose init does not).
-alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
 # udhcpc calls this with the lease in its environment: the address, the route, the file.
 cat > "$tmp/udhcpc.sh" <<'EOF'

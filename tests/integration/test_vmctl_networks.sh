@@ -106,7 +106,7 @@ v network list -o json
 check "network list (json, sorted by name)" $([[ $rc == 0 && $(jq -r '[.[].name] | join(",")' "$tmp/out") == iso,lab ]]; echo $?)
 v network show lab -o json
 pid=$(jout .dnsmasq_pid)
-check "network show (json): active, with its dnsmasq" $([[ $rc == 0 && $(jout .state) == active && $pid =~ ^[0-9]+$ ]] && kill -0 "$pid"; echo $?)
+check "network show (json): active, with its dnsmasq" $([[ $rc == 0 && $(jout .state) == active && $pid =~ ^[0-9]+$ ]] && alive "$pid"; echo $?)
 v network show lab
 check "network show (table)" $([[ $rc == 0 ]] && grep -q "^dhcp: *$base.2 - $base.254" "$tmp/out" && grep -q "^dnsmasq: *pid $pid" "$tmp/out"; echo $?)
 v network show nope
@@ -183,7 +183,7 @@ v delete db
 v network delete lab -o json
 check "delete (json: the API's empty body)" $([[ $rc == 0 && ! -s $tmp/out ]]; echo $?)
 check "its bridge is gone" $(! ip link show "$NETPFX-lab" >/dev/null 2>&1; echo $?)
-check "its dnsmasq is gone" $(! kill -0 "$pid" 2>/dev/null; echo $?)
+check "its dnsmasq is gone" $(! alive "$pid"; echo $?)
 check "its forwards are out of the table" $(! nft list table inet "$NETPFX" 2>/dev/null | grep -q "$port"; echo $?)
 v network delete iso
 check "delete (table)" $([[ $rc == 0 ]] && grep -q "deleted network iso" "$tmp/out"; echo $?)

@@ -71,9 +71,11 @@ static void *daemon_thread(void *arg)
 {
     static char state[96], images[96], log[96], www[96], level[] = "error", max[] = "64";
     static char o_state[] = "--state-dir", o_images[] = "--image-dir", o_log[] = "--log-file",
-                o_level[] = "--log-level", o_max[] = "--max-vms", o_www[] = "--dashboard-dir";
-    char *args[] = {o_state, state, o_images, images, o_log, log, o_level, level,
-                    o_max,   max,   o_www,    www,    NULL};
+                o_level[] = "--log-level", o_max[] = "--max-vms", o_www[] = "--dashboard-dir",
+                o_nonet[] = "--no-networks"; /* no bridges, firewall or dnsmasq on the host */
+    char *args[] = {o_state, state, o_images, images, o_log,   log,
+                    o_level, level, o_max,    max,    o_www,   www,
+                    o_nonet, NULL};
 
     (void)arg;
     snprintf(state, sizeof(state), "%s/state", dir);

@@ -280,4 +280,15 @@ check "deleting an unused network: 204; bridge, dnsmasq, files and rules gone" \
     $([[ $status == 204 ]] && ! ip link show "$ISO_BR" >/dev/null 2>&1 && ! alive "$iso_pid" &&
       [[ ! -e $STATE/networks/iso ]] && ! nft list table inet "$NETPFX" | grep -q "$ISO_BR"; echo $?)
 check "the other network's guests are undisturbed" $(in_ns web busybox ping -c 1 -W 2 "$DB_IP" >/dev/null 2>&1; echo $?)
+
+# --- --no-networks: the operator runs the host's networking ------------------------
+kill -TERM "$daemon_pid"; wait "$daemon_pid"
+check "SIGTERM ends a daemon that has networks" $?
+start_daemon --no-networks || exit 1
+api POST /v1/networks '{"name":"other","cidr":"10.99.9.0/24"}'
+check "--no-networks: creating a network is 503 saying why" \
+    $([[ $status == 503 && $(jbody .detail) == *"--no-networks"* ]] && ! ip link show "$NETPFX-other" >/dev/null 2>&1; echo $?)
+api GET /v1/networks/default
+check "--no-networks: a stored network shows as not managed" \
+    $([[ $(jbody .state) == error && $(jbody .error) == *"--no-networks"* ]]; echo $?)
 finish

@@ -111,6 +111,9 @@ static const struct vmmd_opt serve_options[] = {
      .metavar = "auto|none|CIDR",
      .help = "on first start, create the NAT network \"default\" on CIDR (auto: a free /24 that "
              "overlaps no host route) or not at all (none); default auto"},
+    {.name = "no-networks", .type = VMMD_OPT_FLAG, .offset = OFF(no_networks),
+     .help = "manage no networks (the operator runs the host's bridges): no default network, "
+             "no firewall table, no dnsmasq; /v1/networks changes answer 503"},
     {.name = "network-prefix", .type = VMMD_OPT_STRING, .offset = OFF(network_prefix),
      .metavar = "WORD",
      .help = "names what managed networks make on the host: the nftables table inet WORD and "

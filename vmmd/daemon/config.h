@@ -52,6 +52,7 @@ struct vmmd_config {
     uint64_t events_max_count;      /* retention: at most this many events are kept */
     const char *default_network;   /* auto | none | a CIDR: the "default" network on first start */
     const char *network_prefix;    /* nftables table and bridge names */
+    bool no_networks;              /* the operator runs the host's networking */
     bool help;
 
     /* Derived at load time, owned. */

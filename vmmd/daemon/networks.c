@@ -150,7 +150,10 @@ static void probe_host(struct networks *n)
     /* nft and dnsmasq live in sbin, which a user's PATH may lack. */
     snprintf(wider, sizeof(wider), "%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
     setenv("PATH", wider, 1);
-    if (geteuid() != 0)
+    if (n->d->cfg->no_networks)
+        snprintf(n->unavailable, sizeof(n->unavailable),
+                 "managed networks are off on this daemon (--no-networks)");
+    else if (geteuid() != 0)
         snprintf(n->unavailable, sizeof(n->unavailable),
                  "managed networks need root (bridges, nftables and dnsmasq); run vmmd as root");
     else if (!in_path("nft"))

@@ -27,7 +27,7 @@ start_bench_daemon() {
     local state=$1 pidfile=$2
     shift 2
     "$VMMD" serve --state-dir "$state" --image-dir "$GUESTS" --max-vcpus 256 --log-level warn \
-        --log-file "$state.log" "$@" &
+        --log-file "$state.log" --no-networks "$@" &
     echo $! >"$pidfile"
     for _ in $(seq 100); do curl -s --unix-socket "$state/vmmd.sock" http://x/v1/host >/dev/null && break; sleep 0.05; done
     for i in $(seq -w 1 100); do

@@ -222,7 +222,8 @@ kill -TERM "$daemon_pid"; wait "$daemon_pid"; daemon_pid=
 
 # --- a config file sets what flags would, and --help comes from the same table -------
 printf '# test\nlog-level = warn\nimage-dir = %s\nimage-dir = %s\n' "$GUESTS" "$tmp" >"$tmp/vmmd.conf"
-"$VMMD" serve --config-file "$tmp/vmmd.conf" --state-dir "$STATE" --max-vcpus 64 2>>"$tmp/vmmd.err" &
+"$VMMD" serve --config-file "$tmp/vmmd.conf" --state-dir "$STATE" --max-vcpus 64 \
+    --network-prefix "$NETPFX" --default-network none 2>>"$tmp/vmmd.err" &
 daemon_pid=$!
 for _ in $(seq 100); do curl -s --unix-socket "$SOCK" http://x/v1/host >/dev/null 2>&1 && break; sleep 0.05; done
 api GET /v1/host

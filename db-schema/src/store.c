@@ -1250,3 +1250,48 @@ void db_close(struct db_store *db)
     if (db)
         db_free(db);
 }
+
+/*
+ * Steps st (its parameters bound, bind_rc their first error) and collects
+ * each row into a growing array of item_size elements with from_row.
+ */
+int db__collect(struct db_store *db, sqlite3_stmt *st, int bind_rc, size_t item_size,
+                   int (*from_row)(struct db_store *, sqlite3_stmt *, void *), void **out,
+                   size_t *count)
+{
+    char *items = NULL, *grown;
+    size_t n = 0, cap = 0;
+    int rc = bind_rc, ret = 0;
+
+    *out = NULL;
+    *count = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            grown = realloc(items, cap * item_size);
+            if (!grown) {
+                ret = db__fail(db, -ENOMEM, "out of memory");
+                goto out;
+            }
+            items = grown;
+        }
+        ret = from_row(db, st, items + n * item_size);
+        if (ret)
+            goto out;
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        ret = db__error(db, rc);
+out:
+    db__stmt_done(st);
+    if (ret) {
+        free(items);
+        return ret;
+    }
+    *out = items;
+    *count = n;
+    return 0;
+}

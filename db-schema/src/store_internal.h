@@ -11,7 +11,9 @@
 #include <sqlite3.h>
 
 #define DB__STMT_MAX      64 /* store.c's statements, prepared at open */
-#define DB__LAZY_STMT_MAX 32 /* the other files', prepared on first use */
+#define DB__LAZY_STMT_MAX 48 /* the other files', prepared on first use */
+#define DB__LAZY_NETWORKS 0  /* store_networks.c's slots start here */
+#define DB__LAZY_STORAGE  24 /* store_storage.c's */
 
 struct db_store {
     sqlite3 *sql;
@@ -42,6 +44,13 @@ int db__tx_begin(struct db_store *db);
 int db__end_write(struct db_store *db, int ret, int64_t ev, int64_t *event_id);
 int db__col_copy(struct db_store *db, sqlite3_stmt *st, int col, char *buf, size_t size);
 int db__col_dup(struct db_store *db, sqlite3_stmt *st, int col, char **out);
+/*
+ * Steps st (its parameters bound, bind_rc their first error) and collects
+ * each row into a growing array (free()) of item_size elements with from_row.
+ */
+int db__collect(struct db_store *db, sqlite3_stmt *st, int bind_rc, size_t item_size,
+                int (*from_row)(struct db_store *, sqlite3_stmt *, void *), void **out,
+                size_t *count);
 /* lazy_stmt[slot], prepared from sql the first time; NULL (db_last_error() says why) on failure. */
 sqlite3_stmt *db__lazy_stmt(struct db_store *db, unsigned slot, const char *sql);
 

@@ -66,7 +66,8 @@ static const char *const net_sql[NET_STMT_COUNT] = {
 
 static sqlite3_stmt *stmt(struct db_store *db, enum net_stmt which)
 {
-    return db__lazy_stmt(db, which, net_sql[which]);
+    _Static_assert(NET_STMT_COUNT <= DB__LAZY_STORAGE - DB__LAZY_NETWORKS, "slots overlap");
+    return db__lazy_stmt(db, DB__LAZY_NETWORKS + which, net_sql[which]);
 }
 
 /* Runs one of the *_EV_* inserts (?1 key, ?2 ts); -ENOENT when the row is not there. */
@@ -211,51 +212,6 @@ static int forward_from_row(struct db_store *db, sqlite3_stmt *st, struct db_for
     return ret;
 }
 
-/*
- * Steps st (its parameters bound, bind_rc their first error) and collects
- * each row into a growing array of item_size elements with from_row.
- */
-static int collect(struct db_store *db, sqlite3_stmt *st, int bind_rc, size_t item_size,
-                   int (*from_row)(struct db_store *, sqlite3_stmt *, void *), void **out,
-                   size_t *count)
-{
-    char *items = NULL, *grown;
-    size_t n = 0, cap = 0;
-    int rc = bind_rc, ret = 0;
-
-    *out = NULL;
-    *count = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            grown = realloc(items, cap * item_size);
-            if (!grown) {
-                ret = db__fail(db, -ENOMEM, "out of memory");
-                goto out;
-            }
-            items = grown;
-        }
-        ret = from_row(db, st, items + n * item_size);
-        if (ret)
-            goto out;
-        n++;
-    }
-    if (rc != SQLITE_DONE)
-        ret = db__error(db, rc);
-out:
-    db__stmt_done(st);
-    if (ret) {
-        free(items);
-        return ret;
-    }
-    *out = items;
-    *count = n;
-    return 0;
-}
-
 static int network_row(struct db_store *db, sqlite3_stmt *st, void *out)
 {
     return network_from_row(db, st, out);
@@ -279,7 +235,7 @@ int db_network_get(struct db_store *db, const char *name, struct db_network *out
     if (!st)
         return -EIO;
     db__bind_text(st, 1, name, &rc);
-    ret = collect(db, st, rc, sizeof(*found), network_row, (void **)&found, &n);
+    ret = db__collect(db, st, rc, sizeof(*found), network_row, (void **)&found, &n);
     if (ret)
         return ret;
     if (n == 0)
@@ -296,7 +252,7 @@ int db_network_list(struct db_store *db, struct db_network **out, size_t *count)
 
     if (!st)
         return -EIO;
-    return collect(db, st, SQLITE_OK, sizeof(**out), network_row, (void **)out, count);
+    return db__collect(db, st, SQLITE_OK, sizeof(**out), network_row, (void **)out, count);
 }
 
 int db_forward_insert(struct db_store *db, struct db_forward *f, int64_t *event_id)
@@ -363,7 +319,7 @@ int db_forward_list(struct db_store *db, const char *network_or_null, struct db_
         return -EIO;
     if (network_or_null)
         db__bind_text(st, 1, network_or_null, &rc);
-    return collect(db, st, rc, sizeof(**out), forward_row, (void **)out, count);
+    return db__collect(db, st, rc, sizeof(**out), forward_row, (void **)out, count);
 }
 
 int db_setting_get(struct db_store *db, const char *key, char *buf, size_t size)

@@ -171,4 +171,57 @@ int db_setting_set(struct db_store *db, const char *key, const char *value);
  */
 const char *db_last_error(struct db_store *db);
 
+/*
+ * Storage (migration 004): images imported into a pool and volumes made in
+ * one. Each write commits with its event: image.created / .ready / .failed /
+ * .deleted ({"name","pool","state","format","size_bytes","sha256"[,"error"]}),
+ * volume.created / .resized / .deleted ({"name","pool","size_mib","image"}).
+ */
+#define DB_SOURCE_MAX 1023
+#define DB_ERROR_MAX  255
+
+struct db_image {
+    char name[DB_NAME_MAX + 1];
+    char pool[DB_NAME_MAX + 1];
+    char state[16];  /* importing | ready | failed */
+    char format[8];  /* raw | qcow2: what it was imported from; stored raw */
+    uint64_t size_bytes, source_bytes;
+    char sha256[65]; /* hex, "" until known */
+    char source[DB_SOURCE_MAX + 1]; /* "upload" or the path imported */
+    char error[DB_ERROR_MAX + 1];   /* why it failed, "" otherwise */
+    int64_t created_at, updated_at;
+};
+
+struct db_volume {
+    char name[DB_NAME_MAX + 1];
+    char pool[DB_NAME_MAX + 1];
+    uint64_t size_mib;
+    char image[DB_NAME_MAX + 1]; /* cloned from, "" for an empty volume */
+    char clone[16];              /* empty | reflink | sparse-copy */
+    bool readonly;
+    int64_t created_at, updated_at;
+};
+
+/* A VM that names a volume in its disks. */
+struct db_vm_ref {
+    char id[DB_ID_LEN + 1];
+    char name[DB_NAME_MAX + 1];
+    bool readonly; /* the disk is read-only */
+};
+
+int db_image_insert(struct db_store *db, const struct db_image *img, int64_t *event_id); /* -EEXIST */
+/* State, format, sizes, sha256 and error; event_type ("image.ready", ...) or NULL for none. */
+int db_image_update(struct db_store *db, const struct db_image *img, const char *event_type,
+                    int64_t *event_id); /* -ENOENT */
+int db_image_delete(struct db_store *db, const char *name, int64_t *event_id); /* -ENOENT, -EBUSY: volumes */
+int db_image_get(struct db_store *db, const char *name, struct db_image *out); /* -ENOENT */
+int db_image_list(struct db_store *db, struct db_image **out, size_t *count); /* by name; free() */
+int db_volume_insert(struct db_store *db, const struct db_volume *vol, int64_t *event_id); /* -EEXIST, -ENOENT: image */
+int db_volume_resize(struct db_store *db, const char *name, uint64_t size_mib, int64_t *event_id); /* -ENOENT */
+int db_volume_delete(struct db_store *db, const char *name, int64_t *event_id); /* -ENOENT */
+int db_volume_get(struct db_store *db, const char *name, struct db_volume *out); /* -ENOENT */
+int db_volume_list(struct db_store *db, struct db_volume **out, size_t *count); /* by name; free() */
+/* The VMs whose disks name the volume ({"volume": name}), by VM name; free(). */
+int db_volume_users(struct db_store *db, const char *name, struct db_vm_ref **out, size_t *count);
+
 #endif

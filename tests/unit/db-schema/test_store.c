@@ -1231,6 +1231,131 @@ static void test_networks(void **state)
     log_free(&log);
 }
 
+static void make_image(struct db_image *img, const char *name, const char *state)
+{
+    memset(img, 0, sizeof(*img));
+    snprintf(img->name, sizeof(img->name), "%s", name);
+    snprintf(img->pool, sizeof(img->pool), "images");
+    snprintf(img->state, sizeof(img->state), "%s", state);
+    snprintf(img->format, sizeof(img->format), "qcow2");
+    snprintf(img->source, sizeof(img->source), "upload");
+}
+
+static void make_volume(struct db_volume *v, const char *name, const char *image)
+{
+    memset(v, 0, sizeof(*v));
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    snprintf(v->pool, sizeof(v->pool), "volumes");
+    snprintf(v->image, sizeof(v->image), "%s", image);
+    snprintf(v->clone, sizeof(v->clone), "%s", image[0] ? "sparse-copy" : "empty");
+    v->size_mib = 64;
+}
+
+static void test_images_and_volumes(void **state)
+{
+    struct fixture *f = *state;
+    struct db_image img, out, *images;
+    struct db_volume vol, vout, *vols;
+    struct db_vm_ref *users;
+    struct db_vm vm;
+    struct event_log log = {0};
+    int64_t first = db_last_event_id(f->db);
+    size_t count;
+
+    make_image(&img, "debian", "importing");
+    assert_int_equal(db_image_insert(f->db, &img, NULL), 0);
+    assert_int_equal(db_image_insert(f->db, &img, NULL), -EEXIST);
+    /* CHECKs: a sha256 that is not 64 characters, an unknown state. */
+    make_image(&img, "bad", "importing");
+    snprintf(img.sha256, sizeof(img.sha256), "abc");
+    assert_int_equal(db_image_insert(f->db, &img, NULL), -EINVAL);
+    make_image(&img, "bad", "done");
+    assert_int_equal(db_image_insert(f->db, &img, NULL), -EINVAL);
+
+    /* The import finishes: sizes, digest and state in one write with image.ready. */
+    make_image(&img, "debian", "ready");
+    img.size_bytes = 1 << 20;
+    img.source_bytes = 4096;
+    memset(img.sha256, 'a', 64);
+    assert_int_equal(db_image_update(f->db, &img, "image.ready", NULL), 0);
+    /* A progress-only write has no event. */
+    assert_int_equal(db_image_update(f->db, &img, NULL, NULL), 0);
+    assert_int_equal(db_image_get(f->db, "debian", &out), 0);
+    assert_string_equal(out.state, "ready");
+    assert_int_equal(out.size_bytes, 1 << 20);
+    assert_int_equal(out.source_bytes, 4096);
+    assert_int_equal(strlen(out.sha256), 64);
+    assert_string_equal(out.source, "upload");
+    assert_int_equal(db_image_get(f->db, "nope", &out), -ENOENT);
+    make_image(&img, "nope", "ready");
+    assert_int_equal(db_image_update(f->db, &img, "image.ready", NULL), -ENOENT);
+
+    /* A clone of it and an empty volume; a clone of an image that is not there is refused. */
+    make_volume(&vol, "web-root", "debian");
+    assert_int_equal(db_volume_insert(f->db, &vol, NULL), 0);
+    assert_int_equal(db_volume_insert(f->db, &vol, NULL), -EEXIST);
+    make_volume(&vol, "data", "");
+    assert_int_equal(db_volume_insert(f->db, &vol, NULL), 0);
+    make_volume(&vol, "orphan", "nope");
+    assert_int_equal(db_volume_insert(f->db, &vol, NULL), -ENOENT);
+    make_volume(&vol, "huge", "");
+    vol.size_mib = 0;
+    assert_int_equal(db_volume_insert(f->db, &vol, NULL), -EINVAL);
+    assert_int_equal(db_volume_get(f->db, "data", &vout), 0);
+    assert_string_equal(vout.image, "");
+    assert_string_equal(vout.clone, "empty");
+    assert_int_equal(db_volume_list(f->db, &vols, &count), 0);
+    assert_int_equal(count, 2);
+    assert_string_equal(vols[0].name, "data");
+    assert_string_equal(vols[1].image, "debian");
+    free(vols);
+    assert_int_equal(db_volume_resize(f->db, "data", 128, NULL), 0);
+    assert_int_equal(db_volume_get(f->db, "data", &vout), 0);
+    assert_int_equal(vout.size_mib, 128);
+    assert_int_equal(db_volume_resize(f->db, "nope", 128, NULL), -ENOENT);
+
+    /* The image cannot go while a volume was cloned from it. */
+    assert_int_equal(db_image_delete(f->db, "debian", NULL), -EBUSY);
+    assert_int_equal(db_image_get(f->db, "debian", &out), 0);
+
+    /* Which VMs name a volume in their disks. */
+    make_vm(&vm, ID1, "web");
+    free(vm.disks_json);
+    vm.disks_json = xstrdup("[{\"path\":\"/x.img\"},{\"volume\":\"web-root\",\"readonly\":true}]");
+    assert_int_equal(db_vm_insert(f->db, &vm, NULL), 0);
+    db_vm_clear(&vm);
+    insert_vm(f->db, ID2, "other");
+    assert_int_equal(db_volume_users(f->db, "web-root", &users, &count), 0);
+    assert_int_equal(count, 1);
+    assert_string_equal(users[0].name, "web");
+    assert_string_equal(users[0].id, ID1);
+    assert_true(users[0].readonly);
+    free(users);
+    assert_int_equal(db_volume_users(f->db, "data", &users, &count), 0);
+    assert_int_equal(count, 0);
+    free(users);
+
+    assert_int_equal(db_volume_delete(f->db, "web-root", NULL), 0);
+    assert_int_equal(db_volume_delete(f->db, "web-root", NULL), -ENOENT);
+    assert_int_equal(db_image_delete(f->db, "debian", NULL), 0);
+    assert_int_equal(db_image_list(f->db, &images, &count), 0);
+    assert_int_equal(count, 0);
+    free(images);
+
+    assert_int_equal(db_events_since(f->db, first, 0, log_event, &log), 0);
+    {
+        static const char *const want[] = {"image.created", "image.ready", "volume.created",
+                                           "volume.created", "volume.resized", "vm.created",
+                                           "vm.created", "volume.deleted", "image.deleted"};
+        assert_int_equal(log.n, sizeof(want) / sizeof(want[0]));
+        for (size_t i = 0; i < log.n; i++)
+            assert_string_equal(log.ev[i].type, want[i]);
+    }
+    assert_non_null(strstr(log.ev[1].data, "\"state\":\"ready\""));
+    assert_non_null(strstr(log.ev[2].data, "\"image\":\"debian\""));
+    log_free(&log);
+}
+
 static void test_forwards(void **state)
 {
     struct fixture *f = *state;
@@ -1349,6 +1474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_timing, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_networks, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_forwards, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_images_and_volumes, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup_db, teardown),
     };
 

@@ -70,3 +70,15 @@ int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, ui
     return 0;
 }
 
+
+int api__get_name(const char *field, const char *s, char out[DB_NAME_MAX + 1],
+                  struct api_error *err)
+{
+    if (!s)
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: is required", field);
+    if (!api_name_valid(s))
+        return api_fail(err, API_ERR_UNPROCESSABLE,
+                        "%s: must match [a-z0-9][a-z0-9-]{0,62} (1 to 63 characters)", field);
+    strcpy(out, s);
+    return 0;
+}

@@ -131,16 +131,9 @@ static int parse_network(const char *body, size_t len, bool create, struct api_n
         }
     } else {
         v = json_object_get(root, "name");
-        if (!v) {
-            api_fail(err, API_ERR_UNPROCESSABLE, "name: is required");
+        if (api__get_name("name", v ? (json_is_string(v) ? json_string_value(v) : "") : NULL,
+                          out->name, err))
             goto out;
-        }
-        if (!json_is_string(v) || !api_name_valid(json_string_value(v))) {
-            api_fail(err, API_ERR_UNPROCESSABLE,
-                     "name: must match [a-z0-9][a-z0-9-]{0,62} (1 to 63 characters)");
-            goto out;
-        }
-        strcpy(out->name, json_string_value(v));
         if ((v = json_object_get(root, "cidr")) && get_cidr(v, out, err))
             goto out;
     }

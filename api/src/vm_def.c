@@ -18,7 +18,7 @@ static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "
                                       "kernel",        "initrd",    "cmdline", "disks",
                                       "nics",          "autostart", "cpu_quota_pct",
                                       "cpu_weight",    NULL};
-static const char *const disk_keys[] = {"path", "readonly", NULL};
+static const char *const disk_keys[] = {"path", "volume", "readonly", NULL};
 static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", NULL};
 
 #define DEFAULT_MODE   "pv"
@@ -183,11 +183,25 @@ static int check_disks(json_t *v, struct api_error *err)
 
         if (!json_is_object(d))
             return api_fail(err, API_ERR_UNPROCESSABLE, "disks[%zu]: must be an object", i);
-        snprintf(field, sizeof(field), "disks[%zu].path", i);
-        if (!json_object_get(d, "path"))
-            return api_fail(err, API_ERR_UNPROCESSABLE, "%s: is required", field);
-        if (get_path_string(json_object_get(d, "path"), field, &path, err))
-            return -1;
+        if (json_object_get(d, "path") && json_object_get(d, "volume"))
+            return api_fail(err, API_ERR_UNPROCESSABLE,
+                            "disks[%zu]: give path or volume, not both", i);
+        if (json_object_get(d, "volume")) {
+            json_t *vol = json_object_get(d, "volume");
+            char name[DB_NAME_MAX + 1];
+
+            snprintf(field, sizeof(field), "disks[%zu].volume", i);
+            if (api__get_name(field, json_is_string(vol) ? json_string_value(vol) : "", name,
+                              err))
+                return -1;
+        } else {
+            snprintf(field, sizeof(field), "disks[%zu].path", i);
+            if (!json_object_get(d, "path"))
+                return api_fail(err, API_ERR_UNPROCESSABLE,
+                                "%s: is required (or disks[%zu].volume)", field, i);
+            if (get_path_string(json_object_get(d, "path"), field, &path, err))
+                return -1;
+        }
         ro = json_object_get(d, "readonly");
         if (ro && !json_is_boolean(ro))
             return api_fail(err, API_ERR_UNPROCESSABLE,
@@ -312,22 +326,28 @@ static int build_disks(json_t *v, const struct api_limits *limits, char **out,
         char *canon;
         json_t *item;
 
-        snprintf(field, sizeof(field), "disks[%zu].path", i);
-        if (api__check_path(field, json_string_value(json_object_get(d, "path")), limits, true,
-                            &canon, err))
+        const char *key = json_object_get(d, "volume") ? "volume" : "path";
+
+        snprintf(field, sizeof(field), "disks[%zu].%s", i, key);
+        if (key[0] == 'v')
+            canon = strdup(json_string_value(json_object_get(d, "volume")));
+        else if (api__check_path(field, json_string_value(json_object_get(d, "path")), limits,
+                                 true, &canon, err))
             goto fail;
         /* One image attached twice: two devices writing it, neither knowing of the other. */
-        for (size_t j = 0; j < json_array_size(norm); j++) {
-            json_t *other = json_array_get(norm, j);
+        for (size_t j = 0; canon && j < json_array_size(norm); j++) {
+            const char *other = json_string_value(json_object_get(json_array_get(norm, j), key));
 
-            if (strcmp(json_string_value(json_object_get(other, "path")), canon) == 0) {
-                api_fail(err, API_ERR_UNPROCESSABLE, "%s: same file as disks[%zu].path", field, j);
+            if (other && strcmp(other, canon) == 0) {
+                api_fail(err, API_ERR_UNPROCESSABLE, "%s: same %s as disks[%zu].%s", field,
+                         key[0] == 'v' ? "volume" : "file", j, key);
                 free(canon);
                 goto fail;
             }
         }
-        item = json_pack("{s:s, s:b}", "path", canon, "readonly",
-                         json_is_true(json_object_get(d, "readonly")));
+        item = canon ? json_pack("{s:s, s:b}", key, canon, "readonly",
+                                 json_is_true(json_object_get(d, "readonly")))
+                     : NULL;
         free(canon);
         if (!item || json_array_append_new(norm, item)) {
             api_fail(err, API_ERR_INTERNAL, "disks: out of memory");

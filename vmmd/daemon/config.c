@@ -63,6 +63,13 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "image-dir", .type = VMMD_OPT_LIST, .offset = OFF(image_dirs), .metavar = "DIR",
      .help = "a directory VM kernels, initrds and disks may lie under (repeatable); "
              "default <state-dir>/images"},
+    {.name = "storage-pool", .type = VMMD_OPT_LIST, .offset = OFF(storage_pools),
+     .metavar = "NAME=DIR",
+     .help = "one more storage pool for images and volumes (repeatable); the pools images "
+             "(<state-dir>/images) and volumes (<state-dir>/volumes) always exist"},
+    {.name = "import-dir", .type = VMMD_OPT_LIST, .offset = OFF(import_dirs), .metavar = "DIR",
+     .help = "a directory image imports by path may read from (repeatable), besides the "
+             "image directories"},
     {.name = "log-file", .type = VMMD_OPT_STRING, .offset = OFF(log_file), .metavar = "PATH",
      .help = "log here instead of stderr (reopened on SIGHUP)"},
     {.name = "log-level", .type = VMMD_OPT_CHOICE, .offset = OFF(log_level), .metavar = "LEVEL",

@@ -32,6 +32,8 @@ struct vmmd_config {
     const char *listen;            /* HOST:PORT for TCP with a bearer token; NULL: none */
     const char *token_file;        /* default <state>/token */
     struct vmmd_opt_list image_dirs; /* default <state>/images */
+    struct vmmd_opt_list storage_pools; /* NAME=DIR, besides images and volumes under <state> */
+    struct vmmd_opt_list import_dirs;   /* where POST /v1/images {"path"} may read */
     const char *log_file;          /* NULL: stderr */
     int log_level;
     uint64_t memory_overcommit_pct; /* admission: running VMs may hold RAM * pct / 100 */

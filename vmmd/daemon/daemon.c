@@ -9,6 +9,7 @@
 #include "routes.h"
 #include "supervisor.h"
 #include "networks.h"
+#include "storage.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -231,6 +232,7 @@ static void on_drain(uv_timer_t *t)
         /* Its dnsmasq watches would keep the loop alive; dnsmasq itself keeps serving. */
         networks_destroy(d->nets);
         d->nets = NULL;
+        storage_stop(d->storage);
         log_info("stopped; %u VMs keep running in their workers", vms);
         if (active_requests(d)) {
             waited = DRAIN_TIMEOUT_MS - 1000;
@@ -365,6 +367,8 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
         return rc;
     if ((rc = db_open_reader(db_path, &d->db_reader, err, errlen)))
         return rc;
+    if (!(d->storage = storage_create(d, err, errlen)))
+        return -EINVAL;
 
     fd = listen_unix(cfg->socket_path);
     if (fd < 0) {
@@ -459,6 +463,7 @@ int vmmd_serve_main(int argc, char **argv)
         vmmd_event_committed(d, ev);
     /* Networks first: autostarted VMs join their bridges. */
     networks_start(d->nets);
+    storage_start(d->storage);
     supervisor_reattach_all(d->sup);
     autostart(d);
     log_info("vmmd %s serving on %s%s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
@@ -483,6 +488,7 @@ out:
     if (d->sup)
         supervisor_destroy(d->sup);
     networks_destroy(d->nets);
+    storage_destroy(d->storage);
     /* uv_run has returned, so no list render is using the reader any more. */
     if (d->db_reader)
         db_close(d->db_reader);

@@ -15,6 +15,7 @@
 
 struct supervisor;
 struct networks;
+struct storage;
 struct event_stream;
 
 /* Counters for /metrics. */
@@ -41,6 +42,7 @@ struct vmmd_daemon {
     bool tls_enabled;
     struct supervisor *sup;
     struct networks *nets;
+    struct storage *storage;
     struct event_stream *events;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;

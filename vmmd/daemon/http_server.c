@@ -382,7 +382,7 @@ static void admit_request(struct http_server *srv, struct http_request *req)
         http_respond_error(req, API_ERR_BAD_REQUEST, "the URL holds an encoded NUL (%%00)");
     else
         srv->admit(srv->d, req);
-    if (!req->response && declared_too_large(req))
+    if (!req->response && !req->body_sink && declared_too_large(req))
         http_respond_error(req, API_ERR_PAYLOAD_TOO_LARGE,
                            "request body over %d bytes (Content-Length: %s)", API_BODY_MAX,
                            http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH));
@@ -417,6 +417,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         admit_request(srv, req);
         return req->response && has_body(req) ? queue_response(req) : MHD_YES;
+    }
+    if (*upload_size && req->body_sink) {
+        if (!req->response)
+            req->body_sink(req, upload_data, *upload_size);
+        *upload_size = 0;
+        if (!req->response)
+            return MHD_YES;
+        req->routed = true; /* answered mid-body: the route is done with it */
+        return queue_response(req);
     }
     if (*upload_size) {
         if (!req->too_large && req->body_len + *upload_size <= API_BODY_MAX) {

@@ -45,6 +45,11 @@ struct http_request {
     const void *route_entry; /* the application's route, from admit to dispatch */
     bool closed;       /* the client went away: do not respond */
     void *stream;      /* SSE/WebSocket state owned by the route */
+    /* Set by admit for a body the route takes piece by piece as it arrives (an
+     * image upload) instead of one collected in memory: no API_BODY_MAX. A sink
+     * that answers ends the request with the rest of the body unread (the client
+     * may see a reset); one that must be heard keeps reading until dispatch. */
+    void (*body_sink)(struct http_request *req, const char *data, size_t len);
     void (*stream_done)(void *stream); /* called when the request ends, if set */
 };
 

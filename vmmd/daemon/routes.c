@@ -66,6 +66,16 @@ static const struct route {
     {"POST", "/v1/networks/{name}/forwards", route_network_forwards_create, AUTH_HEADER},
     {"DELETE", "/v1/networks/{name}/forwards/{id}", route_network_forward_delete, AUTH_HEADER},
     {"GET", "/v1/events", route_events, AUTH_HEADER_OR_QUERY},
+    {"GET", "/v1/storage", route_storage_get, AUTH_HEADER},
+    {"GET", "/v1/images", route_images_list, AUTH_HEADER},
+    {"POST", "/v1/images", route_images_create, AUTH_HEADER},
+    {"GET", "/v1/images/{name}", route_image_get, AUTH_HEADER},
+    {"DELETE", "/v1/images/{name}", route_image_delete, AUTH_HEADER},
+    {"GET", "/v1/volumes", route_volumes_list, AUTH_HEADER},
+    {"POST", "/v1/volumes", route_volumes_create, AUTH_HEADER},
+    {"GET", "/v1/volumes/{name}", route_volume_get, AUTH_HEADER},
+    {"PATCH", "/v1/volumes/{name}", route_volume_patch, AUTH_HEADER},
+    {"DELETE", "/v1/volumes/{name}", route_volume_delete, AUTH_HEADER},
     {"GET", "/metrics", route_metrics, AUTH_HEADER},
     {"GET", "/v1/openapi.json", route_openapi, AUTH_HEADER},
     {"GET", "/", route_dashboard_index, AUTH_NONE},
@@ -73,6 +83,11 @@ static const struct route {
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The routes that see the headers before the body arrives (an upload sets up its sink). */
+static const struct {
+    route_fn fn, admit;
+} admit_hooks[] = {{route_images_create, route_images_admit}};
 
 /* Captures one path segment into out; false if it is empty or too long. */
 static bool capture(const char **path, char *out, size_t size)
@@ -203,8 +218,12 @@ void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
         http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vmmd\"");
         return;
     }
-    if (found)
+    if (found) {
+        for (size_t i = 0; i < sizeof(admit_hooks) / sizeof(admit_hooks[0]); i++)
+            if (admit_hooks[i].fn == found->fn)
+                admit_hooks[i].admit(d, req, &m);
         return;
+    }
     if (any) {
         http_respond_error(req, API_ERR_METHOD_NOT_ALLOWED, "%s %s: allowed methods are %s",
                            req->method, req->url, allow);
@@ -273,4 +292,13 @@ void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct
     (void)d;
     (void)m;
     http_respond_bytes(req, 200, "application/json", api_openapi_json, strlen(api_openapi_json));
+}
+
+void routes_respond(struct http_request *req, unsigned status, json_t *body,
+                    const struct api_error *err)
+{
+    if (body)
+        http_respond_json(req, status, body);
+    else
+        http_respond_problem(req, err);
 }

@@ -51,6 +51,28 @@ void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *r
                                    const struct route_match *m);
 void route_network_forward_delete(struct vmmd_daemon *d, struct http_request *req,
                                   const struct route_match *m);
+void route_storage_get(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m);
+void route_images_list(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m);
+/* With the headers: an application/octet-stream body is an upload, taken as it arrives. */
+void route_images_admit(struct vmmd_daemon *d, struct http_request *req,
+                        const struct route_match *m);
+void route_images_create(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
+void route_image_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_image_delete(struct vmmd_daemon *d, struct http_request *req,
+                        const struct route_match *m);
+void route_volumes_list(struct vmmd_daemon *d, struct http_request *req,
+                        const struct route_match *m);
+void route_volumes_create(struct vmmd_daemon *d, struct http_request *req,
+                          const struct route_match *m);
+void route_volume_get(struct vmmd_daemon *d, struct http_request *req,
+                      const struct route_match *m);
+void route_volume_patch(struct vmmd_daemon *d, struct http_request *req,
+                        const struct route_match *m);
+void route_volume_delete(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
 void route_dashboard_index(struct vmmd_daemon *d, struct http_request *req,
                            const struct route_match *m);
 void route_dashboard_asset(struct vmmd_daemon *d, struct http_request *req,
@@ -72,6 +94,9 @@ void routes_respond_store_error(struct vmmd_daemon *d, struct http_request *req,
                                 const char *what);
 int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *id,
                    struct db_vm *vm);
+/* body with status, or (body NULL) the problem in err. */
+void routes_respond(struct http_request *req, unsigned status, json_t *body,
+                    const struct api_error *err);
 
 /* Ends every interactive console session (shutdown, before MHD stops). */
 void routes_console_close_all(void);

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "supervisor.h"
 #include "networks.h"
+#include "storage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,8 @@ static void answer(struct scrape *s)
     vm_metrics(&t, s);
     daemon_metrics(&t, s->d, s->waiting);
     networks_metrics(s->d->nets, &t);
+    if (s->d->storage)
+        storage_metrics(s->d->storage, &t);
     if (t.oom)
         http_respond_error(s->req, API_ERR_INTERNAL, "out of memory");
     else

@@ -5,29 +5,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void respond(struct http_request *req, unsigned status, json_t *body,
-                    const struct api_error *err)
-{
-    if (body)
-        http_respond_json(req, status, body);
-    else
-        http_respond_problem(req, err);
-}
-
 void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
                          const struct route_match *m)
 {
     struct api_error err;
 
     (void)m;
-    respond(req, 200, networks_list_json(d->nets, NULL, &err), &err);
+    routes_respond(req, 200, networks_list_json(d->nets, NULL, &err), &err);
 }
 
 void route_network_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_error err;
 
-    respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
+    routes_respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
 }
 
 void route_networks_create(struct vmmd_daemon *d, struct http_request *req,
@@ -44,7 +35,7 @@ void route_networks_create(struct vmmd_daemon *d, struct http_request *req,
         http_respond_problem(req, &err);
         return;
     }
-    respond(req, 201, networks_list_json(d->nets, net.name, &err), &err);
+    routes_respond(req, 201, networks_list_json(d->nets, net.name, &err), &err);
     snprintf(location, sizeof(location), "/v1/networks/%s", net.name);
     http_add_header(req, "Location", location);
 }
@@ -60,7 +51,7 @@ void route_network_patch(struct vmmd_daemon *d, struct http_request *req,
         http_respond_problem(req, &err);
         return;
     }
-    respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
+    routes_respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
 }
 
 void route_network_delete(struct vmmd_daemon *d, struct http_request *req,
@@ -79,7 +70,7 @@ void route_network_leases(struct vmmd_daemon *d, struct http_request *req,
 {
     struct api_error err;
 
-    respond(req, 200, networks_leases_json(d->nets, m->name, &err), &err);
+    routes_respond(req, 200, networks_leases_json(d->nets, m->name, &err), &err);
 }
 
 void route_network_forwards_list(struct vmmd_daemon *d, struct http_request *req,
@@ -87,7 +78,7 @@ void route_network_forwards_list(struct vmmd_daemon *d, struct http_request *req
 {
     struct api_error err;
 
-    respond(req, 200, networks_forwards_json(d->nets, m->name, 0, &err), &err);
+    routes_respond(req, 200, networks_forwards_json(d->nets, m->name, 0, &err), &err);
 }
 
 void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *req,
@@ -103,7 +94,7 @@ void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *r
         http_respond_problem(req, &err);
         return;
     }
-    respond(req, 201, networks_forwards_json(d->nets, m->name, id, &err), &err);
+    routes_respond(req, 201, networks_forwards_json(d->nets, m->name, id, &err), &err);
     snprintf(location, sizeof(location), "/v1/networks/%s/forwards/%lld", m->name, (long long)id);
     http_add_header(req, "Location", location);
 }

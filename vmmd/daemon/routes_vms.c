@@ -8,6 +8,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "networks.h"
+#include "storage.h"
 #include "supervisor.h"
 #include "vmmd/worker_proto.h"
 
@@ -111,7 +112,8 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     api_vm_def_to_db(&def, &vm);
     api_vm_def_free(&def);
     new_uuid(vm.id);
-    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err)) {
+    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err) ||
+        storage_check_vm(d->storage, &vm, &err)) {
         http_respond_problem(req, &err);
         goto out;
     }
@@ -157,7 +159,8 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
     if ((def.present & ~(unsigned)API_F_LIVE) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
         goto out_def;
     api_vm_def_apply(&def, &vm);
-    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err)) {
+    if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err) ||
+        storage_check_vm(d->storage, &vm, &err)) {
         http_respond_problem(req, &err);
         goto out_def;
     }

@@ -7,6 +7,7 @@
  */
 #include "supervisor.h"
 #include "networks.h"
+#include "storage.h"
 #include "vm_nics.h"
 #include "daemon.h"
 #include "lifecycle.h"
@@ -891,9 +892,11 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     struct device_args *devices;
     struct spawned *spawned;
     struct vm_files files;
+    struct db_vm resolved = *vm; /* shares vm's strings but disks_json, which is its own */
     char sandbox_uid[16], cgroup_dirs[CG_COUNT][PATH_MAX];
     int argc = 0, log_fd, rc;
 
+    resolved.disks_json = NULL;
     if (find(sup, vm->id))
         return api_fail(err, API_ERR_CONFLICT, "VM '%s' already has a worker", vm->name);
     if (networks_check_start(d->nets, vm, err))
@@ -927,7 +930,11 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
                       sup->sandbox.detail);
         goto out_paths;
     }
-    if ((rc = vm_files_open(&d->limits, vm, &files, err)))
+    /* Volumes become their files here, at each start: the store names them, not paths. */
+    if ((rc = storage_resolve_disks(d->storage, vm->disks_json, &resolved.disks_json, err)))
+        goto out_paths;
+    vm = &resolved;
+    if ((rc = vm_files_open(&d->limits, storage_pool_limits(d->storage), vm, &files, err)))
         goto out_paths;
     /* Recorded before the worker exists: a start the store cannot record does not run. */
     if ((rc = set_state(d, vm->id, "starting", NULL, 0))) {
@@ -1062,6 +1069,7 @@ out_files:
 out_paths:
     for (int i = 0; i < 4; i++)
         free(paths[i]);
+    free(resolved.disks_json);
     return rc;
 }
 

@@ -17,8 +17,8 @@ static int add(struct vm_files *f, const char *field, const char *path,
     return (int)f->count++;
 }
 
-int vm_files_open(const struct api_limits *limits, const struct db_vm *vm, struct vm_files *out,
-                  struct api_error *err)
+int vm_files_open(const struct api_limits *limits, const struct api_limits *pool_limits,
+                  const struct db_vm *vm, struct vm_files *out, struct api_error *err)
 {
     json_t *disks = json_loads(vm->disks_json ? vm->disks_json : "[]", 0, NULL), *item;
     size_t i;
@@ -38,9 +38,12 @@ int vm_files_open(const struct api_limits *limits, const struct db_vm *vm, struc
 
         if (out->nr_disks == API_MAX_DISKS)
             break;
-        snprintf(field, sizeof(field), "disks[%zu].path", i);
-        idx = add(out, field, json_string_value(json_object_get(item, "path")), limits,
-                  !json_is_true(json_object_get(item, "readonly")), true, err);
+        bool volume = json_is_true(json_object_get(item, "pool"));
+
+        snprintf(field, sizeof(field), "disks[%zu].%s", i, volume ? "volume" : "path");
+        idx = add(out, field, json_string_value(json_object_get(item, "path")),
+                  volume ? pool_limits : limits, !json_is_true(json_object_get(item, "readonly")),
+                  !volume, err);
         if (idx < 0)
             goto fail;
         out->disks[out->nr_disks++] = idx;

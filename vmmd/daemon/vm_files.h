@@ -20,9 +20,13 @@ struct vm_files {
     unsigned nr_disks;
 };
 
-/* Opens them all or none; err names the field (403 symlink or outside, 422 otherwise). */
-int vm_files_open(const struct api_limits *limits, const struct db_vm *vm, struct vm_files *out,
-                  struct api_error *err);
+/*
+ * Opens them all or none; err names the field (403 symlink or outside, 422
+ * otherwise). A disk marked "pool" (a volume storage_resolve_disks() turned
+ * into its file) is opened beneath the pools' directories instead.
+ */
+int vm_files_open(const struct api_limits *limits, const struct api_limits *pool_limits,
+                  const struct db_vm *vm, struct vm_files *out, struct api_error *err);
 void vm_files_close(struct vm_files *f);
 
 #endif

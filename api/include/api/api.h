@@ -219,4 +219,44 @@ json_t *api_vm_to_json(const struct db_vm *vm);
 /* The OpenAPI 3 document (api/openapi.json, embedded at build time). */
 extern const char api_openapi_json[];
 
+/* Storage (/v1/images, /v1/volumes). */
+#define API_VOLUME_MAX_MIB (16u * 1024 * 1024) /* 16 TiB */
+
+enum api_image_format { API_IMAGE_AUTO, API_IMAGE_RAW, API_IMAGE_QCOW2 };
+
+/* POST /v1/images: a JSON body importing a file, or an upload's query. */
+struct api_image_def {
+    char name[DB_NAME_MAX + 1];
+    char pool[DB_NAME_MAX + 1]; /* "" for the default */
+    enum api_image_format format;
+    char *path; /* canonical, under an import directory; NULL for an upload */
+};
+
+/*
+ * {"name", "path", "format"?, "pool"?}: path must resolve (no matter through
+ * which symlinks) to a regular file under one of limits' directories (the
+ * import directories) → 403 otherwise; format auto|raw|qcow2.
+ */
+int api_parse_image_import(const char *body, size_t len, const struct api_limits *limits,
+                           struct api_image_def *out, struct api_error *err);
+/* The query of an upload: name required, format and pool optional (NULL when absent). */
+int api_parse_image_upload(const char *name, const char *format, const char *pool,
+                           struct api_image_def *out, struct api_error *err);
+void api_image_def_free(struct api_image_def *def);
+const char *api_image_format_name(enum api_image_format f);
+
+/* POST /v1/volumes: name, and image or size_mib (or both), pool, readonly. */
+struct api_volume_def {
+    char name[DB_NAME_MAX + 1];
+    char image[DB_NAME_MAX + 1]; /* "" for an empty volume */
+    char pool[DB_NAME_MAX + 1];  /* "" for the default */
+    uint64_t size_mib;           /* 0: the image's size */
+    bool readonly;
+};
+int api_parse_volume_create(const char *body, size_t len, struct api_volume_def *out,
+                            struct api_error *err);
+/* PATCH /v1/volumes/{name}: {"size_mib": N}. */
+int api_parse_volume_patch(const char *body, size_t len, uint64_t *size_mib,
+                           struct api_error *err);
+
 #endif

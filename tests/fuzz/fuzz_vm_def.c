@@ -234,6 +234,37 @@ static void networks(const char *body, size_t len)
     }
 }
 
+/* Image import and volume bodies, and the same bytes as an upload's query values. */
+static void storage(const char *body, size_t len)
+{
+    struct api_image_def img;
+    struct api_volume_def vol;
+    struct api_error err;
+    uint64_t size;
+
+    if (api_parse_image_import(body, len, &limits, &img, &err) == 0) {
+        if (!api_name_valid(img.name) || !img.path || img.path[0] != '/' ||
+            (img.pool[0] && !api_name_valid(img.pool)))
+            abort();
+        api_image_def_free(&img);
+    } else {
+        fail("image import", &err);
+    }
+    if (memchr(body, 0, len) == NULL &&
+        api_parse_image_upload(body, body, body, &img, &err) == 0 && !api_name_valid(img.name))
+        abort();
+    if (api_parse_volume_create(body, len, &vol, &err) == 0) {
+        if (!api_name_valid(vol.name) || vol.size_mib > API_VOLUME_MAX_MIB ||
+            (!vol.image[0] && vol.size_mib == 0) || (vol.image[0] && !api_name_valid(vol.image)))
+            abort();
+    } else {
+        fail("volume create", &err);
+    }
+    if (api_parse_volume_patch(body, len, &size, &err) == 0 &&
+        (size < 1 || size > API_VOLUME_MAX_MIB))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char base_body[] = "{\"name\":\"base\",\"kernel\":\"%s/vmlinuz\"}";
@@ -273,6 +304,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("patch", &err);
     }
     networks(body, len);
+    storage(body, len);
     free(body);
     return 0;
 }

@@ -261,7 +261,8 @@ static void test_error_table(void **state)
     }
     /* A kind out of the table is answered as an internal error. */
     assert_int_equal(api_error_status((enum api_error_kind)99), 500);
-    assert_int_equal(api_error_status((enum api_error_kind)(API_ERR_INSUFFICIENT_STORAGE + 1)), 500);
+    assert_int_equal(api_error_status((enum api_error_kind)(API_ERR_INSUFFICIENT_STORAGE + 1)),
+                     500);
 }
 
 static void test_api_fail(void **state)
@@ -459,14 +460,13 @@ static void test_create_everything(void **state)
     char want[2 * PATH_MAX];
 
     (void)state;
-    create_ok(
-        "{\"name\":\"web-01\",\"mode\":\"full\",\"vcpus\":4,\"memory_mib\":2048,"
-        "\"kernel\":\"@/images/vmlinuz\",\"initrd\":\"@/images/initrd.img\","
-        "\"cmdline\":\"console=ttyS0 root=/dev/vda\",\"disks\":[{\"path\":"
-        "\"@/images/disk0.img\"},{\"path\":\"@/other/k2\",\"readonly\":true}],"
-        "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:AB:cd:Ef\"},{\"bridge\":\"br-lan\"}],"
-        "\"autostart\":true}",
-        &def);
+    create_ok("{\"name\":\"web-01\",\"mode\":\"full\",\"vcpus\":4,\"memory_mib\":2048,"
+              "\"kernel\":\"@/images/vmlinuz\",\"initrd\":\"@/images/initrd.img\","
+              "\"cmdline\":\"console=ttyS0 root=/dev/vda\",\"disks\":[{\"path\":"
+              "\"@/images/disk0.img\"},{\"path\":\"@/other/k2\",\"readonly\":true}],"
+              "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:AB:cd:Ef\"},{\"bridge\":\"br-lan\"}],"
+              "\"autostart\":true}",
+              &def);
     assert_int_equal(def.present, API_F_NAME | API_F_MODE | API_F_VCPUS | API_F_MEMORY |
                                       API_F_KERNEL | API_F_INITRD | API_F_CMDLINE | API_F_DISKS |
                                       API_F_NICS | API_F_AUTOSTART);
@@ -527,7 +527,7 @@ static void test_name(void **state)
     assert_false(api_name_valid("a/b"));
     assert_false(api_name_valid("caf\xc3\xa9"));
     assert_true(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1b"));
-    assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1"));  /* one short */
+    assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1"));   /* one short */
     assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1bb")); /* one long */
     assert_false(api_name_is_uuid("4334cc99-6dbb-404f-8098-7fc1ea3e1c1g"));  /* not hex */
     assert_false(api_name_is_uuid("4334cc99x6dbb-404f-8098-7fc1ea3e1c1b"));
@@ -924,8 +924,9 @@ static void test_nics(void **state)
     api_vm_def_free(&def);
     expect_with("\"nics\":[{\"tap\":\"t\",\"ip\":\"10.0.0.2\"}]", 422,
                 "nics[0].ip: only a NIC on a managed");
-    static const char *const bad_ips[] = {"\"10.0.0\"", "\"10.0.0.256\"", "\"010.0.0.1\"",
-                                          "\"10.0.0.1 \"", "\"::1\"", "167772161", "null"};
+    static const char *const bad_ips[] = {"\"10.0.0\"",    "\"10.0.0.256\"", "\"010.0.0.1\"",
+                                          "\"10.0.0.1 \"", "\"::1\"",        "167772161",
+                                          "null"};
     for (size_t i = 0; i < sizeof(bad_ips) / sizeof(bad_ips[0]); i++) {
         snprintf(body, sizeof(body), "\"nics\":[{\"network\":\"n\",\"ip\":%s}]", bad_ips[i]);
         expect_with(body, 422, "nics[0].ip: must be an IPv4 address");
@@ -1128,7 +1129,7 @@ static void test_device_rules(void **state)
     (void)state;
     stored_vm(&vm);
     assert_int_equal(api_check_vm_devices(&vm, &err), 0); /* pv: a disk and a NIC are fine */
-    strcpy(vm.mode, "full"); /* a NIC is an emulated e1000 there */
+    strcpy(vm.mode, "full");                              /* a NIC is an emulated e1000 there */
     assert_int_equal(api_check_vm_devices(&vm, &err), 0);
     free(vm.disks_json);
     vm.disks_json = strdup("[{\"path\":\"/a\"},{\"path\":\"/b\"},{\"path\":\"/c\"},"
@@ -1264,11 +1265,11 @@ static void test_shutdown(void **state)
 
 static void test_vm_to_json(void **state)
 {
-    static const char *const keys[] = {
-        "id",           "name",       "mode",       "vcpus",      "memory_mib", "kernel",
-        "initrd",       "cmdline",    "disks",      "nics",       "autostart",  "state",
-        "state_reason", "created_at", "updated_at", "started_at", "worker_pid",
-        "cpu_quota_pct", "cpu_weight"};
+    static const char *const keys[] = {"id",           "name",          "mode",       "vcpus",
+                                       "memory_mib",   "kernel",        "initrd",     "cmdline",
+                                       "disks",        "nics",          "autostart",  "state",
+                                       "state_reason", "created_at",    "updated_at", "started_at",
+                                       "worker_pid",   "cpu_quota_pct", "cpu_weight"};
     struct db_vm vm;
     json_t *j;
 
@@ -1446,8 +1447,8 @@ static void test_openapi_document(void **state)
          * files), which say so with an empty security requirement. */
         assert_non_null(json_object_get(json_object_get(op, "responses"), "500"));
         json_t *security = json_object_get(op, "security");
-        bool public_op = json_array_size(security) == 1 &&
-                         json_object_size(json_array_get(security, 0)) == 0;
+        bool public_op =
+            json_array_size(security) == 1 && json_object_size(json_array_get(security, 0)) == 0;
         if (public_op)
             assert_null(json_object_get(json_object_get(op, "responses"), "401"));
         else
@@ -1474,8 +1475,7 @@ static void test_openapi_document(void **state)
     {
         json_t *create = json_object_get(json_object_get(json_object_get(paths, "/v1/vms"), "post"),
                                          "responses");
-        static const char *const codes[] = {"201", "400", "401", "403", "409",
-                                            "413", "422", "500"};
+        static const char *const codes[] = {"201", "400", "401", "403", "409", "413", "422", "500"};
         for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
             assert_non_null(json_object_get(create, codes[i]));
         assert_non_null(json_object_get(json_object_get(json_object_get(create, "201"), "headers"),
@@ -1553,6 +1553,148 @@ static void test_openapi_matches_code(void **state)
     json_decref(doc);
 }
 
+/* An image import, upload query or volume body: 0, or the status and the detail's start. */
+static void expect_storage(int (*parser)(const char *, void *, struct api_error *),
+                           const char *body, void *out, int status, const char *prefix)
+{
+    struct api_error err;
+    int rc = parser(body, out, &err);
+
+    if (status == 0) {
+        if (rc)
+            fail_msg("%s: unexpected %s", body, err.detail);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(api_error_status(err.kind), status);
+    if (strncmp(err.detail, prefix, strlen(prefix)) != 0)
+        fail_msg("%s: detail \"%s\" does not start with \"%s\"", body, err.detail, prefix);
+}
+
+static int parse_import(const char *body, void *out, struct api_error *err)
+{
+    struct api_image_def *def = out;
+    int rc = api_parse_image_import(body, strlen(body), &limits, def, err);
+
+    if (rc == 0)
+        assert_non_null(def->path);
+    return rc;
+}
+
+static int parse_volume(const char *body, void *out, struct api_error *err)
+{
+    return api_parse_volume_create(body, strlen(body), out, err);
+}
+
+static void test_storage_requests(void **state)
+{
+    struct api_image_def img;
+    struct api_volume_def vol;
+    struct api_error err;
+    uint64_t size = 0;
+    char body[PATH_MAX + 200];
+
+    (void)state;
+    snprintf(body, sizeof(body), "{\"name\":\"deb\",\"path\":\"%s/sub/deep.img\"}", images);
+    expect_storage(parse_import, body, &img, 0, NULL);
+    assert_string_equal(img.name, "deb");
+    assert_int_equal(img.format, API_IMAGE_AUTO);
+    assert_string_equal(img.pool, "");
+    api_image_def_free(&img);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"deb\",\"path\":\"%s/vmlinuz\",\"format\":\"qcow2\",\"pool\":\"fast\"}",
+             images);
+    expect_storage(parse_import, body, &img, 0, NULL);
+    assert_int_equal(img.format, API_IMAGE_QCOW2);
+    assert_string_equal(img.pool, "fast");
+    api_image_def_free(&img);
+    snprintf(body, sizeof(body), "{\"name\":\"x\",\"path\":\"%s/outside/secret\"}", root);
+    expect_storage(parse_import, body, &img, 403, "path:");
+    snprintf(body, sizeof(body), "{\"name\":\"x\",\"path\":\"%s/nope.img\"}", images);
+    expect_storage(parse_import, body, &img, 422, "path:");
+    snprintf(body, sizeof(body), "{\"name\":\"x\",\"path\":\"%s/vmlinuz\",\"format\":\"vmdk\"}",
+             images);
+    expect_storage(parse_import, body, &img, 422, "format:");
+    expect_storage(parse_import, "{\"name\":\"x\"}", &img, 422, "path: is required");
+    expect_storage(parse_import, "{\"name\":\"X y\",\"path\":\"/a\"}", &img, 422, "name:");
+    expect_storage(parse_import, "{\"name\":\"x\",\"url\":\"http://a\"}", &img, 400,
+                   "url: unknown field");
+    expect_storage(parse_import, "[1]", &img, 400, "");
+
+    assert_int_equal(api_parse_image_upload("deb", "raw", NULL, &img, &err), 0);
+    assert_int_equal(img.format, API_IMAGE_RAW);
+    assert_null(img.path);
+    assert_int_equal(api_parse_image_upload(NULL, NULL, NULL, &img, &err), -1);
+    assert_non_null(strstr(err.detail, "name: is required"));
+    assert_int_equal(api_parse_image_upload("deb", "iso", NULL, &img, &err), -1);
+    assert_int_equal(api_parse_image_upload("deb", NULL, "Bad", &img, &err), -1);
+    assert_non_null(strstr(err.detail, "pool:"));
+    assert_string_equal(api_image_format_name(API_IMAGE_QCOW2), "qcow2");
+
+    expect_storage(parse_volume, "{\"name\":\"web\",\"image\":\"deb\"}", &vol, 0, NULL);
+    assert_string_equal(vol.image, "deb");
+    assert_int_equal(vol.size_mib, 0);
+    expect_storage(parse_volume,
+                   "{\"name\":\"d\",\"size_mib\":10,\"readonly\":true,\"pool\":\"p\"}", &vol, 0,
+                   NULL);
+    assert_true(vol.readonly);
+    assert_int_equal(vol.size_mib, 10);
+    expect_storage(parse_volume, "{\"name\":\"d\"}", &vol, 422, "size_mib: is required");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"size_mib\":0}", &vol, 422, "size_mib:");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"size_mib\":16777217}", &vol, 422, "size_mib:");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"size_mib\":1.5}", &vol, 422, "size_mib:");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"image\":7}", &vol, 422, "image:");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"size_mib\":1,\"readonly\":1}", &vol, 422,
+                   "readonly:");
+    expect_storage(parse_volume, "{\"name\":\"d\",\"size\":1}", &vol, 400, "size: unknown");
+
+    const char *grow = "{\"size_mib\":2048}", *rename = "{\"name\":\"x\"}";
+
+    assert_int_equal(api_parse_volume_patch(grow, strlen(grow), &size, &err), 0);
+    assert_int_equal(size, 2048);
+    assert_int_equal(api_parse_volume_patch(rename, strlen(rename), &size, &err), -1);
+    assert_int_equal(api_error_status(err.kind), 400);
+    assert_int_equal(api_parse_volume_patch("{}", 2, &size, &err), -1);
+    assert_int_equal(api_error_status(err.kind), 422);
+}
+
+static void test_volume_disks(void **state)
+{
+    struct api_vm_def def;
+    struct api_error err;
+    char body[2 * PATH_MAX + 200];
+
+    (void)state;
+    snprintf(body, sizeof(body),
+             "{\"name\":\"v\",\"kernel\":\"%s/vmlinuz\",\"disks\":[{\"volume\":\"root\"},"
+             "{\"path\":\"%s/sub/deep.img\",\"readonly\":true}]}",
+             images, images);
+    assert_int_equal(parse(CREATE, body, &def, &err), 0);
+    assert_non_null(strstr(def.disks_json, "{\"volume\":\"root\",\"readonly\":false}"));
+    api_vm_def_free(&def);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"v\",\"kernel\":\"%s/vmlinuz\",\"disks\":[{\"volume\":\"root\"},"
+             "{\"volume\":\"root\",\"readonly\":true}]}",
+             images);
+    assert_int_equal(parse(CREATE, body, &def, &err), 422);
+    assert_non_null(strstr(err.detail, "disks[1].volume: same volume as disks[0].volume"));
+    snprintf(body, sizeof(body),
+             "{\"name\":\"v\",\"kernel\":\"%s/vmlinuz\",\"disks\":[{\"volume\":\"Root\"}]}",
+             images);
+    assert_int_equal(parse(CREATE, body, &def, &err), 422);
+    assert_non_null(strstr(err.detail, "disks[0].volume: must match"));
+    snprintf(body, sizeof(body),
+             "{\"name\":\"v\",\"kernel\":\"%s/vmlinuz\",\"disks\":[{\"volume\":\"a\","
+             "\"path\":\"%s/vmlinuz\"}]}",
+             images, images);
+    assert_int_equal(parse(CREATE, body, &def, &err), 422);
+    assert_non_null(strstr(err.detail, "disks[0]: give path or volume, not both"));
+    snprintf(body, sizeof(body), "{\"name\":\"v\",\"kernel\":\"%s/vmlinuz\",\"disks\":[{}]}",
+             images);
+    assert_int_equal(parse(CREATE, body, &def, &err), 422);
+    assert_non_null(strstr(err.detail, "disks[0].path: is required (or disks[0].volume)"));
+}
+
 static void expect_network(bool create, const char *body, int status, const char *prefix)
 {
     struct api_network_def def;
@@ -1592,8 +1734,8 @@ static void test_networks(void **state)
     assert_false(def.nat || def.dhcp);
     assert_string_equal(def.dns_domain, "lab.example");
     assert_int_equal(def.mtu, 9000);
-    assert_int_equal(def.present, API_NF_CIDR | API_NF_NAT | API_NF_DHCP | API_NF_DNS_DOMAIN |
-                                      API_NF_MTU);
+    assert_int_equal(def.present,
+                     API_NF_CIDR | API_NF_NAT | API_NF_DHCP | API_NF_DNS_DOMAIN | API_NF_MTU);
 
     expect_network(true, "{\"name\":\"x\",\"vlan\":3}", 400, "vlan: unknown field");
     expect_network(true, "{\"cidr\":\"10.0.0.0/24\"}", 422, "name: is required");
@@ -1603,9 +1745,14 @@ static void test_networks(void **state)
     expect_network(true, "{\"name\":\"x\",\"cidr\":\"10.0.0.0/30\"}", 422, "cidr: the prefix");
     expect_network(true, "{\"name\":\"x\",\"cidr\":\"10.0.0.1/24\"}", 422,
                    "cidr: 10.0.0.1/24 has host bits set; the network is 10.0.0.0/24");
-    static const char *const bad_cidrs[] = {"\"10.0.0.0\"", "\"10.0.0.0/\"", "\"10.0.0/24\"",
-                                            "\"10.0.0.0/024\"", "\"10.0.0.0/33\"", "\"fd00::/64\"",
-                                            "24", "null"};
+    static const char *const bad_cidrs[] = {"\"10.0.0.0\"",
+                                            "\"10.0.0.0/\"",
+                                            "\"10.0.0/24\"",
+                                            "\"10.0.0.0/024\"",
+                                            "\"10.0.0.0/33\"",
+                                            "\"fd00::/64\"",
+                                            "24",
+                                            "null"};
     char body[128];
     for (size_t i = 0; i < sizeof(bad_cidrs) / sizeof(bad_cidrs[0]); i++) {
         snprintf(body, sizeof(body), "{\"name\":\"x\",\"cidr\":%s}", bad_cidrs[i]);
@@ -1614,8 +1761,8 @@ static void test_networks(void **state)
     expect_network(true, "{\"name\":\"x\",\"nat\":1}", 422, "nat: must be true or false");
     expect_network(true, "{\"name\":\"x\",\"mtu\":575}", 422, "mtu: must be an integer from 576");
     expect_network(true, "{\"name\":\"x\",\"mtu\":9001}", 422, "mtu: must be an integer");
-    static const char *const bad_domains[] = {"\"\"", "\"-a\"", "\"a-\"", "\"a..b\"", "\".a\"",
-                                              "\"a.\"", "\"A\"", "\"a_b\"", "7"};
+    static const char *const bad_domains[] = {"\"\"",   "\"-a\"", "\"a-\"",  "\"a..b\"", "\".a\"",
+                                              "\"a.\"", "\"A\"",  "\"a_b\"", "7"};
     for (size_t i = 0; i < sizeof(bad_domains) / sizeof(bad_domains[0]); i++) {
         snprintf(body, sizeof(body), "{\"name\":\"x\",\"dns_domain\":%s}", bad_domains[i]);
         expect_network(true, body, 422, "dns_domain: must be a DNS name");
@@ -1635,15 +1782,20 @@ static void test_networks(void **state)
 
 static void test_network_json(void **state)
 {
-    struct db_network net = {.name = "default", .bridge = "vmmd-default", .cidr = "10.71.0.0/24",
-                             .nat = true, .dhcp = true, .dns_domain = "vmmd", .mtu = 1500};
+    struct db_network net = {.name = "default",
+                             .bridge = "vmmd-default",
+                             .cidr = "10.71.0.0/24",
+                             .nat = true,
+                             .dhcp = true,
+                             .dns_domain = "vmmd",
+                             .mtu = 1500};
     json_t *o;
 
     (void)state;
     o = api_network_to_json(&net);
     assert_string_equal(json_string_value(json_object_get(o, "gateway")), "10.71.0.1");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "dhcp_range"), "start")),
-                        "10.71.0.2");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "dhcp_range"), "start")), "10.71.0.2");
     assert_string_equal(json_string_value(json_object_get(json_object_get(o, "dhcp_range"), "end")),
                         "10.71.0.254");
     json_decref(o);
@@ -1814,6 +1966,8 @@ int main(void)
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_nics),
         cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_storage_requests),
+        cmocka_unit_test(test_volume_disks),
         cmocka_unit_test(test_network_json),
         cmocka_unit_test(test_forwards),
         cmocka_unit_test(test_macs),

@@ -48,9 +48,9 @@ http_observe_fn http_observer;
 struct http_conn {
     struct http_conn *prev, *next;
     int fd;
-    uint64_t deadline_ns;  /* complete headers due by then; 0 while a request is served */
-    bool upgraded;         /* a WebSocket now: no more requests, no deadline */
-    int client_cert;       /* -1 not checked yet, 0 refused, 1 verified */
+    uint64_t deadline_ns; /* complete headers due by then; 0 while a request is served */
+    bool upgraded;        /* a WebSocket now: no more requests, no deadline */
+    int client_cert;      /* -1 not checked yet, 0 refused, 1 verified */
 };
 
 struct http_server {
@@ -58,17 +58,19 @@ struct http_server {
     struct MHD_Daemon *mhd;
     uv_poll_t poll;
     uv_timer_t timer;
+    uv_idle_t idle;  /* runs MHD again next loop pass while a body streams in */
+    bool body_moved; /* the last MHD_run handed a route some of a body */
     uv_timer_t sweep;
     char *token;
     http_dispatch_fn admit, dispatch;
     unsigned active;
     bool want_suspend_pending;
     enum http_listener listener;
-    bool client_certs;        /* TLS with --tls-client-ca */
+    bool client_certs;          /* TLS with --tls-client-ca */
     uint64_t header_timeout_ns; /* 0: no deadline (the Unix socket) */
-    struct http_conn conns;   /* list head of open TCP connections */
-    unsigned deadline_closes; /* connections shut down at their header deadline */
-    unsigned zero_timeouts;   /* MHD asked to run again at once this many times in a row */
+    struct http_conn conns;     /* list head of open TCP connections */
+    unsigned deadline_closes;   /* connections shut down at their header deadline */
+    unsigned zero_timeouts;     /* MHD asked to run again at once this many times in a row */
 };
 
 static uint64_t mono_ns(void)
@@ -91,8 +93,8 @@ enum http_listener http_listener_of(const struct http_request *req)
 
 static bool bearer_ok(struct http_request *req)
 {
-    const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
     if (!req->srv->token)
         return true;
@@ -138,11 +140,31 @@ static uint64_t retry_delay_ms(struct http_server *srv, MHD_UNSIGNED_LONG_LONG t
     return 1u << (srv->zero_timeouts - 2 < 4 ? srv->zero_timeouts - 2 : 4);
 }
 
+static void on_idle(uv_idle_t *idle)
+{
+    uv_idle_stop(idle);
+    run_mhd(idle->data);
+}
+
+/*
+ * A large body (an image upload) arrives 32 KiB (the connection's memory)
+ * per MHD_run, the rest still in the socket, where MHD's edge-triggered epoll
+ * will not report it again: while a run moved body bytes, MHD runs again on
+ * the next loop pass (an idle handle, which lets the loop's other events in
+ * between) instead of after the stalled-client backoff.
+ */
 static void run_mhd(struct http_server *srv)
 {
     MHD_UNSIGNED_LONG_LONG timeout;
 
+    srv->body_moved = false;
     MHD_run(srv->mhd);
+    if (srv->body_moved && MHD_get_timeout(srv->mhd, &timeout) == MHD_YES && timeout == 0) {
+        srv->zero_timeouts = 0;
+        uv_timer_stop(&srv->timer);
+        uv_idle_start(&srv->idle, on_idle);
+        return;
+    }
     if (MHD_get_timeout(srv->mhd, &timeout) == MHD_YES)
         uv_timer_start(&srv->timer, on_timer, retry_delay_ms(srv, timeout), 0);
     else
@@ -399,8 +421,8 @@ static enum MHD_Result queue_response(struct http_request *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct http_server *srv = cls;
     struct http_request *req = *con_cls;
@@ -418,6 +440,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         admit_request(srv, req);
         return req->response && has_body(req) ? queue_response(req) : MHD_YES;
     }
+    if (*upload_size)
+        srv->body_moved = true;
     if (*upload_size && req->body_sink) {
         if (!req->response)
             req->body_sink(req, upload_data, *upload_size);
@@ -529,15 +553,14 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd,
         flags |= MHD_USE_TLS;
         srv->client_certs = tls->client_ca_pem != NULL;
     }
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
-                                listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                                /* Its default, said here: headers beyond it get MHD's 431. */
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_ARRAY,
-                                opts->listener == HTTP_LISTENER_UNIX ? &tcp_opts[5] : tcp_opts,
-                                MHD_OPTION_END);
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        /* Its default, said here: headers beyond it get MHD's 431. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+        srv, MHD_OPTION_ARRAY, opts->listener == HTTP_LISTENER_UNIX ? &tcp_opts[5] : tcp_opts,
+        MHD_OPTION_END);
     if (!srv->mhd)
         goto err_srv;
     info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -547,6 +570,8 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd,
     srv->poll.data = srv;
     uv_timer_init(loop, &srv->timer);
     srv->timer.data = srv;
+    uv_idle_init(loop, &srv->idle);
+    srv->idle.data = srv;
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
     if (srv->header_timeout_ns)
@@ -597,8 +622,10 @@ void http_server_destroy(struct http_server *srv)
     uv_poll_stop(&srv->poll);
     uv_timer_stop(&srv->timer);
     uv_timer_stop(&srv->sweep);
+    uv_idle_stop(&srv->idle);
     MHD_stop_daemon(srv->mhd);
     uv_close((uv_handle_t *)&srv->poll, NULL);
+    uv_close((uv_handle_t *)&srv->idle, NULL);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
     uv_close((uv_handle_t *)&srv->timer, free_after_close);
 }

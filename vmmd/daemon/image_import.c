@@ -219,11 +219,16 @@ static void parse_progress(struct image_job *job, const char *text, uint64_t bas
         atomic_store(&job->done, base + (uint64_t)(pct / 100.0 * (double)job->virtual_size));
 }
 
-static int convert_qcow2(struct image_job *job)
+/*
+ * Runs qemu-img convert and, meanwhile, hashes the source (src_fd, h) when
+ * asked: both read the same file from the page cache, so the digest costs
+ * next to nothing on top of the conversion.
+ */
+static int convert_qcow2(struct image_job *job, int src_fd, struct image_hash *h)
 {
     const char *argv[] = {QEMU_IMG, "convert", "-p",     "-f",     "qcow2",
                           "-O",     "raw",     job->src, job->dst, NULL};
-    uint64_t base = atomic_load(&job->done);
+    uint64_t base = atomic_load(&job->total) - job->virtual_size; /* the hash's share */
     char out[512] = "", line[512];
     size_t used = 0;
     int pipefd[2], status = 0;
@@ -240,6 +245,9 @@ static int convert_qcow2(struct image_job *job)
     if (pid == 0)
         qemu_img_child(argv, pipefd[1]);
     close(pipefd[1]);
+    /* Its progress lines are a few bytes each: the pipe holds them while we hash. */
+    if (h && read_source(job, src_fd, -1, h))
+        atomic_store(&job->cancel, true);
     for (;;) {
         struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
         ssize_t n;
@@ -261,6 +269,8 @@ static int convert_qcow2(struct image_job *job)
     }
     close(pipefd[0]);
     waitpid(pid, &status, 0);
+    if (job->rc)
+        return job->rc; /* the hash failed: its reason is kept */
     if (atomic_load(&job->cancel))
         return fail(job, -ECANCELED, "the import");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -301,8 +311,8 @@ void image_job_run(struct image_job *job)
         }
         if (read_source(job, src, dst, h) == 0 && fsync(dst) < 0)
             fail(job, -errno, "writing the image");
-    } else if (!h || read_source(job, src, -1, h) == 0) {
-        convert_qcow2(job);
+    } else {
+        convert_qcow2(job, src, h);
     }
 out:
     if (h && job->rc == 0)

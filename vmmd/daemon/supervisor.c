@@ -1035,7 +1035,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     spawned = devices ? calloc(1, sizeof(*spawned)) : NULL;
     if (spawned) {
         spawned->sup = sup;
-        snprintf(spawned->vm_id, sizeof(spawned->vm_id), "%s", vm->id);
+        _Static_assert(sizeof(spawned->vm_id) == sizeof(vm->id), "an id fits");
+        memcpy(spawned->vm_id, vm->id, sizeof(spawned->vm_id));
     }
     w->proc = spawned ? &spawned->proc : NULL;
     rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;

@@ -114,6 +114,10 @@ check "import: a qcow2 with a backing file → 422 (it would read another host f
     $([[ $status == 422 && $(jbody .detail) == *backing* ]] && nothing_left overlay "$IMAGES_POOL"; echo $?)
 api POST /v1/images "{\"name\":\"etc\",\"path\":\"/etc/passwd\"}"
 check "import: a path outside the import directories → 403" $([[ $status == 403 ]]; echo $?)
+ln -s /etc/shadow "$IMPORT/shadow.raw"
+api POST /v1/images "{\"name\":\"shadow\",\"path\":\"$IMPORT/shadow.raw\"}"
+check "import: a symlink in an import directory to a file outside → 403" \
+    $([[ $status == 403 ]] && nothing_left shadow "$IMAGES_POOL"; echo $?)
 api POST /v1/images "{\"name\":\"gone\",\"path\":\"$IMPORT/nope.raw\"}"
 check "import: a missing file → 422 naming path" $([[ $status == 422 && $(jbody .detail) == path:* ]]; echo $?)
 api POST /v1/images "{\"name\":\"x\",\"path\":\"$IMPORT/disk.raw\",\"format\":\"vmdk\",\"extra\":1}"

@@ -1,6 +1,5 @@
 /* Image import: hashing, sparse copies and qemu-img conversions (see image_import.h). */
 #include "image_import.h"
-#include "command.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,11 +13,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK            (1u << 20)
 #define ZERO_BLOCK       4096u /* the granularity of holes */
 #define QEMU_IMG         "qemu-img"
+#define SOURCE_FD        3 /* where qemu-img finds the source */
+#define SOURCE_FD_PATH   "/dev/fd/3"
 #define PROBE_TIMEOUT_MS 15000
 /* qemu-img reads hostile files: bounded in memory, and in time far beyond any real image. */
 #define QEMU_IMG_AS_LIMIT  (4ull << 30)
@@ -70,43 +72,6 @@ enum api_image_format image_detect_format(int fd)
                    memcmp(magic, IMAGE_QCOW2_MAGIC, sizeof(magic)) == 0
                ? API_IMAGE_QCOW2
                : API_IMAGE_RAW;
-}
-
-int image_qcow2_probe(const char *path, uint64_t *virtual_size, char *err, size_t errlen)
-{
-    const char *argv[] = {QEMU_IMG, "info", "--output=json", "-f", "qcow2", path, NULL};
-    char out[8192];
-    json_t *info, *fs;
-    int rc = vmmd_run_command(argv, NULL, out, sizeof(out), PROBE_TIMEOUT_MS);
-
-    if (rc == -ENOENT || rc == 127) {
-        snprintf(err, errlen, "qemu-img is not installed (Debian package qemu-utils)");
-        return -ENOENT;
-    }
-    if (rc) {
-        /* qemu-img's own words say what is wrong with the file; the first line is enough. */
-        out[strcspn(out, "\n")] = 0;
-        snprintf(err, errlen, "not a readable qcow2 image: %.200s", out);
-        return -EINVAL;
-    }
-    info = json_loads(out, 0, NULL);
-    fs = json_object_get(json_object_get(info, "format-specific"), "data");
-    rc = -EINVAL;
-    if (!json_is_integer(json_object_get(info, "virtual-size")))
-        snprintf(err, errlen, "qemu-img info gave no virtual size");
-    else if (json_object_get(info, "backing-filename") ||
-             json_object_get(info, "full-backing-filename"))
-        snprintf(err, errlen,
-                 "a qcow2 image with a backing file is refused: import a flattened image "
-                 "(qemu-img convert -O qcow2 in.qcow2 out.qcow2)");
-    else if (json_object_get(fs, "data-file"))
-        snprintf(err, errlen, "a qcow2 image with an external data file is refused");
-    else {
-        *virtual_size = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
-        rc = 0;
-    }
-    json_decref(info);
-    return rc;
 }
 
 bool image_all_zero(const void *data, size_t n)
@@ -190,7 +155,7 @@ static int read_source(struct image_job *job, int src_fd, int dst_fd, struct ima
     return 0;
 }
 
-static void qemu_img_child(const char *const argv[], int out_fd)
+static void qemu_img_child(const char *const argv[], int src_fd, int out_fd)
 {
     struct rlimit as = {QEMU_IMG_AS_LIMIT, QEMU_IMG_AS_LIMIT};
     struct rlimit cpu = {QEMU_IMG_CPU_LIMIT, QEMU_IMG_CPU_LIMIT};
@@ -204,6 +169,9 @@ static void qemu_img_child(const char *const argv[], int out_fd)
     setrlimit(RLIMIT_AS, &as);
     setrlimit(RLIMIT_CPU, &cpu);
     if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+        _exit(127);
+    /* The source is the file the daemon opened and checked, never its path again. */
+    if (src_fd == SOURCE_FD ? fcntl(src_fd, F_SETFD, 0) < 0 : dup2(src_fd, SOURCE_FD) < 0)
         _exit(127);
     execvp(argv[0], (char *const *)argv);
     _exit(127);
@@ -220,39 +188,47 @@ static void parse_progress(struct image_job *job, const char *text, uint64_t bas
 }
 
 /*
- * Runs qemu-img convert and, meanwhile, hashes the source (src_fd, h) when
- * asked: both read the same file from the page cache, so the digest costs
- * next to nothing on top of the conversion.
+ * Runs qemu-img on src_fd (SOURCE_FD_PATH in argv) with its output in out
+ * (the tail when it is longer). With a job: its progress is read as it
+ * comes, it is killed when the job is cancelled, and h (if any) hashes
+ * src_fd meanwhile: both read the same file from the page cache, so the
+ * digest costs next to nothing on top of the conversion. Returns the exit
+ * status, 128 + signal, -ETIMEDOUT (after timeout_ms, 0: none) or -errno.
  */
-static int convert_qcow2(struct image_job *job, int src_fd, struct image_hash *h)
+static int run_qemu_img(const char *const argv[], int src_fd, char *out, size_t outlen,
+                        int timeout_ms, struct image_job *job, uint64_t base)
 {
-    const char *argv[] = {QEMU_IMG, "convert", "-p",     "-f",     "qcow2",
-                          "-O",     "raw",     job->src, job->dst, NULL};
-    uint64_t base = atomic_load(&job->total) - job->virtual_size; /* the hash's share */
-    char out[512] = "", line[512];
+    struct timespec t0, t;
+    char line[512];
     size_t used = 0;
     int pipefd[2], status = 0;
+    bool timed_out = false;
     pid_t pid;
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return fail(job, -errno, "qemu-img");
+        return -errno;
     pid = fork();
     if (pid < 0) {
         close(pipefd[0]);
         close(pipefd[1]);
-        return fail(job, -errno, "qemu-img");
+        return -errno;
     }
     if (pid == 0)
-        qemu_img_child(argv, pipefd[1]);
+        qemu_img_child(argv, src_fd, pipefd[1]);
     close(pipefd[1]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /* Its progress lines are a few bytes each: the pipe holds them while we hash. */
-    if (h && read_source(job, src_fd, -1, h))
+    if (job && job->hash && read_source(job, src_fd, -1, job->hash))
         atomic_store(&job->cancel, true);
     for (;;) {
         struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
         ssize_t n;
 
-        if (atomic_load(&job->cancel))
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (timeout_ms &&
+            (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+            timed_out = true;
+        if (timed_out || (job && atomic_load(&job->cancel)))
             kill(pid, SIGKILL);
         if (poll(&p, 1, 200) == 0)
             continue;
@@ -260,24 +236,78 @@ static int convert_qcow2(struct image_job *job, int src_fd, struct image_hash *h
         if (n <= 0)
             break;
         line[n] = 0;
-        parse_progress(job, line, base);
+        if (job)
+            parse_progress(job, line, base);
         /* Keep the tail: on failure its last line says why. */
-        if (used + (size_t)n >= sizeof(out))
+        if (used + (size_t)n >= outlen)
             used = 0;
-        memcpy(out + used, line, (size_t)n + 1);
-        used += (size_t)n;
+        if ((size_t)n < outlen) {
+            memcpy(out + used, line, (size_t)n + 1);
+            used += (size_t)n;
+        }
     }
     close(pipefd[0]);
     waitpid(pid, &status, 0);
+    while (used && (out[used - 1] == '\n' || out[used - 1] == '\r'))
+        out[--used] = 0;
+    if (timed_out)
+        return -ETIMEDOUT;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int image_qcow2_probe(int fd, uint64_t *virtual_size, char *err, size_t errlen)
+{
+    const char *argv[] = {QEMU_IMG, "info", "--output=json", "-f", "qcow2", SOURCE_FD_PATH, NULL};
+    char out[8192] = "";
+    json_t *info, *fs;
+    int rc = run_qemu_img(argv, fd, out, sizeof(out), PROBE_TIMEOUT_MS, NULL, 0);
+
+    if (rc == -ENOENT || rc == 127) {
+        snprintf(err, errlen, "qemu-img is not installed (Debian package qemu-utils)");
+        return -ENOENT;
+    }
+    if (rc) {
+        /* qemu-img's own words say what is wrong with the file; the first line is enough. */
+        out[strcspn(out, "\n")] = 0;
+        snprintf(err, errlen, "not a readable qcow2 image: %.200s",
+                 rc == -ETIMEDOUT ? "qemu-img info took too long" : out);
+        return -EINVAL;
+    }
+    info = json_loads(out, 0, NULL);
+    fs = json_object_get(json_object_get(info, "format-specific"), "data");
+    rc = -EINVAL;
+    if (!json_is_integer(json_object_get(info, "virtual-size")))
+        snprintf(err, errlen, "qemu-img info gave no virtual size");
+    else if (json_object_get(info, "backing-filename") ||
+             json_object_get(info, "full-backing-filename"))
+        snprintf(err, errlen,
+                 "a qcow2 image with a backing file is refused: import a flattened image "
+                 "(qemu-img convert -O qcow2 in.qcow2 out.qcow2)");
+    else if (json_object_get(fs, "data-file"))
+        snprintf(err, errlen, "a qcow2 image with an external data file is refused");
+    else {
+        *virtual_size = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
+        rc = 0;
+    }
+    json_decref(info);
+    return rc;
+}
+
+static int convert_qcow2(struct image_job *job, int src_fd)
+{
+    const char *argv[] = {QEMU_IMG, "convert", "-p",           "-f",     "qcow2",
+                          "-O",     "raw",     SOURCE_FD_PATH, job->dst, NULL};
+    uint64_t base = atomic_load(&job->total) - job->virtual_size; /* the hash's share */
+    char out[512] = "", *last;
+    int rc = run_qemu_img(argv, src_fd, out, sizeof(out), 0, job, base);
+
     if (job->rc)
         return job->rc; /* the hash failed: its reason is kept */
     if (atomic_load(&job->cancel))
         return fail(job, -ECANCELED, "the import");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char *last;
-
-        while (used && (out[used - 1] == '\n' || out[used - 1] == '\r'))
-            out[--used] = 0;
+    if (rc < 0)
+        return fail(job, rc, "qemu-img");
+    if (rc) {
         last = strrchr(out, '\n');
         job->rc = strstr(out, "No space left") ? -ENOSPC : -EINVAL;
         snprintf(job->error, sizeof(job->error), "qemu-img convert failed: %.200s",
@@ -291,15 +321,12 @@ static int convert_qcow2(struct image_job *job, int src_fd, struct image_hash *h
 
 void image_job_run(struct image_job *job)
 {
-    struct image_hash *h = job->hash_source ? image_hash_new() : NULL;
-    int src = open(job->src, O_RDONLY | O_CLOEXEC), dst = -1;
+    int src = job->src_fd, dst = -1;
 
+    job->src_fd = -1;
     job->rc = 0;
-    if (src < 0) {
-        fail(job, -errno, "opening the source");
-        goto out;
-    }
-    if (job->hash_source && !h) {
+    job->hash = job->hash_source ? image_hash_new() : NULL;
+    if (job->hash_source && !job->hash) {
         fail(job, -ENOMEM, "sha256");
         goto out;
     }
@@ -309,20 +336,22 @@ void image_job_run(struct image_job *job)
             fail(job, -errno, "creating the image");
             goto out;
         }
-        if (read_source(job, src, dst, h) == 0 && fsync(dst) < 0)
+        if (read_source(job, src, dst, job->hash) == 0 && fsync(dst) < 0)
             fail(job, -errno, "writing the image");
     } else {
-        convert_qcow2(job, src, h);
+        convert_qcow2(job, src);
     }
 out:
-    if (h && job->rc == 0)
-        image_hash_finish(h, job->sha256);
+    if (job->hash && job->rc == 0)
+        image_hash_finish(job->hash, job->sha256);
     else
-        image_hash_free(h);
+        image_hash_free(job->hash);
+    job->hash = NULL;
     if (src >= 0)
         close(src);
     if (dst >= 0)
         close(dst);
-    if (job->rc)
+    /* Ours to remove: a raw copy we created, or what qemu-img left of a conversion. */
+    if (job->rc && (dst >= 0 || job->format == API_IMAGE_QCOW2))
         unlink(job->dst);
 }

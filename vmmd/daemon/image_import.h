@@ -31,15 +31,20 @@ int image_write_sparse(int fd, const void *data, size_t n, off_t off);
 enum api_image_format image_detect_format(int fd);
 
 /*
- * Reads a qcow2's header with `qemu-img info` (quick: no data is read): its
- * virtual size. Refused with a reason in err: a file qemu-img cannot read
- * (corrupt, not qcow2), one with a backing file or an external data file
- * (either would make the conversion read another file of the host's).
+ * Reads a qcow2's header with `qemu-img info` (quick: no data is read) from
+ * fd, the file the daemon opened (qemu-img gets the descriptor, never the
+ * path, which could have been swapped since): its virtual size. Refused with
+ * a reason in err: a file qemu-img cannot read (corrupt, not qcow2), one
+ * with a backing file or an external data file (either would make the
+ * conversion read another file of the host's).
  */
-int image_qcow2_probe(const char *path, uint64_t *virtual_size, char *err, size_t errlen);
+int image_qcow2_probe(int fd, uint64_t *virtual_size, char *err, size_t errlen);
+
+struct image_hash;
 
 struct image_job {
-    char src[PATH_MAX];
+    int src_fd;                   /* the source, opened by the caller; the job closes it */
+    char src[PATH_MAX];           /* its name, for messages */
     char dst[PATH_MAX];           /* created here; the caller renames it into place */
     enum api_image_format format; /* raw or qcow2, decided before */
     bool hash_source;             /* false when the upload hashed the bytes already */
@@ -52,12 +57,12 @@ struct image_job {
     char error[256];
     char sha256[65];
     uint64_t size_bytes, source_bytes;
+    struct image_hash *hash; /* the job's own, while it runs */
 };
 
 void image_job_run(struct image_job *job);
 
 /* Streaming sha256 (GnuTLS) for the upload path, which hashes on the loop as bytes arrive. */
-struct image_hash;
 struct image_hash *image_hash_new(void);
 void image_hash_update(struct image_hash *h, const void *data, size_t len);
 /* Writes 64 hex digits and a NUL into out and frees h. */

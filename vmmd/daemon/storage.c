@@ -450,14 +450,17 @@ static struct job *job_new(struct storage *s, enum job_kind kind, const char *na
 }
 
 /* Starts the conversion or copy of src into the pool's image file for img (already recorded). */
-static int start_import(struct storage *s, const struct pool *p, const char *name, const char *src,
-                        enum api_image_format format, uint64_t virtual_size, bool hashed,
-                        uint64_t src_size, struct api_error *err)
+static int start_import(struct storage *s, const struct pool *p, const char *name, int src_fd,
+                        const char *src, enum api_image_format format, uint64_t virtual_size,
+                        bool hashed, uint64_t src_size, struct api_error *err)
 {
     struct job *job = job_new(s, JOB_IMPORT, name, p);
 
-    if (!job)
+    if (!job) {
+        close(src_fd);
         return api_fail(err, API_ERR_INTERNAL, "out of memory");
+    }
+    job->ij.src_fd = src_fd;
     snprintf(job->ij.src, sizeof(job->ij.src), "%s", src);
     part_path(job->ij.dst, p, name, format == API_IMAGE_QCOW2 ? "raw" : "img");
     file_path(job->final, p, name, "img");
@@ -468,6 +471,7 @@ static int start_import(struct storage *s, const struct pool *p, const char *nam
     atomic_store(&job->ij.total,
                  (hashed ? 0 : src_size) + (format == API_IMAGE_QCOW2 ? virtual_size : 0));
     if (uv_queue_work(s->d->loop, &job->work, import_work, import_done)) {
+        close(src_fd);
         free(job);
         return api_fail(err, API_ERR_INTERNAL, "cannot start the import");
     }
@@ -519,10 +523,10 @@ static void forget_image(struct storage *s, const char *name)
         committed(s, ev);
 }
 
-static int probe_qcow2(const char *path, uint64_t *virtual_size, struct api_error *err)
+static int probe_qcow2(int fd, uint64_t *virtual_size, struct api_error *err)
 {
     char why[300];
-    int rc = image_qcow2_probe(path, virtual_size, why, sizeof(why));
+    int rc = image_qcow2_probe(fd, virtual_size, why, sizeof(why));
 
     if (rc)
         return api_fail(err, rc == -ENOENT ? API_ERR_UNAVAILABLE : API_ERR_UNPROCESSABLE, "%s",
@@ -542,25 +546,31 @@ int storage_image_import(struct storage *s, const struct api_image_def *def, jso
 
     if (!p || image_name_free(s, def->name, err))
         return -1;
-    fd = open(def->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        return api_fail(err, API_ERR_UNPROCESSABLE, "path: %s is not a readable regular file",
-                        def->path);
+    /* Opened beneath an import directory with no symlink on the way: the file checked is
+     * the file read, by the daemon and by qemu-img, which gets the descriptor. */
+    if (api_open_beneath("path", def->path, &s->import_limits, false, false, &fd, err))
+        return -1;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return api_fail(err, API_ERR_UNPROCESSABLE, "path: %s: %s", def->path, strerror(errno));
     }
     if (format == API_IMAGE_AUTO)
         format = image_detect_format(fd);
-    close(fd);
-    if (format == API_IMAGE_QCOW2 && probe_qcow2(def->path, &virtual_size, err))
+    if (format == API_IMAGE_QCOW2 && probe_qcow2(fd, &virtual_size, err)) {
+        close(fd);
         return -1;
+    }
     /* Data takes at most what it takes in the source; holes stay holes. */
-    if ((uint64_t)st.st_blocks * 512 > pool_free_bytes(p))
+    if ((uint64_t)st.st_blocks * 512 > pool_free_bytes(p)) {
+        close(fd);
         return no_room(err, p, (uint64_t)st.st_blocks * 512);
-    if (record_image(s, p, def->name, format, def->path, err))
+    }
+    if (record_image(s, p, def->name, format, def->path, err)) {
+        close(fd);
         return -1;
-    if (start_import(s, p, def->name, def->path, format, virtual_size, false, (uint64_t)st.st_size,
-                     err)) {
+    }
+    if (start_import(s, p, def->name, fd, def->path, format, virtual_size, false,
+                     (uint64_t)st.st_size, err)) {
         forget_image(s, def->name);
         return -1;
     }
@@ -727,6 +737,7 @@ int storage_upload_finish(struct storage_upload *u, unsigned *status, json_t **o
     struct db_image img;
     uint64_t virtual_size = 0;
     char final[PATH_MAX];
+    int rfd;
 
     if (u->got != u->expected) {
         api_fail(err, API_ERR_BAD_REQUEST, "the body ended after %llu of %llu bytes",
@@ -738,16 +749,22 @@ int storage_upload_finish(struct storage_upload *u, unsigned *status, json_t **o
                  "writing the image: %s", strerror(errno));
         goto fail;
     }
-    if (format == API_IMAGE_AUTO) {
-        int rfd = open(u->part, O_RDONLY | O_CLOEXEC);
-
-        format = rfd >= 0 ? image_detect_format(rfd) : API_IMAGE_RAW;
-        if (rfd >= 0)
-            close(rfd);
-    }
-    if (format == API_IMAGE_QCOW2 && probe_qcow2(u->part, &virtual_size, err))
+    rfd = open(u->part, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0) {
+        api_fail(err, API_ERR_INTERNAL, "reading the upload back: %s", strerror(errno));
         goto fail;
+    }
+    if (format == API_IMAGE_AUTO)
+        format = image_detect_format(rfd);
+    if (format != API_IMAGE_QCOW2)
+        close(rfd);
+    else if (probe_qcow2(rfd, &virtual_size, err)) {
+        close(rfd);
+        goto fail;
+    }
     if (db_image_get(s->d->db, u->name, &img)) {
+        if (format == API_IMAGE_QCOW2)
+            close(rfd);
         api_fail(err, API_ERR_INTERNAL, "the image's row is gone");
         goto fail;
     }
@@ -760,7 +777,8 @@ int storage_upload_finish(struct storage_upload *u, unsigned *status, json_t **o
     if (format == API_IMAGE_QCOW2) {
         /* Recorded with the digest, then converted on the pool. */
         image_finish(s, &img, NULL);
-        if (start_import(s, u->pool, u->name, u->part, format, virtual_size, true, u->got, err)) {
+        if (start_import(s, u->pool, u->name, rfd, u->part, format, virtual_size, true, u->got,
+                         err)) {
             unlink(u->part);
             forget_image(s, u->name);
             free(u);

@@ -162,6 +162,17 @@ static void test_sha256(void **state)
     image_hash_free(image_hash_new()); /* abandoned midway: no leak */
 }
 
+/* image_qcow2_probe on the file at path, opened here (the daemon hands qemu-img its fd). */
+static int probe(const char *path, uint64_t *size, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    assert_true(fd >= 0);
+    rc = image_qcow2_probe(fd, size, err, errlen);
+    close(fd);
+    return rc;
+}
+
 static void test_qcow2_probe(void **state)
 {
     char raw[128], qcow[128], overlay[128], cmd[1024], err[300];
@@ -181,16 +192,16 @@ static void test_qcow2_probe(void **state)
              "qemu-img create -q -f qcow2 -b %s -F qcow2 %s",
              raw, raw, qcow, qcow, overlay);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(image_qcow2_probe(qcow, &size, err, sizeof(err)), 0);
+    assert_int_equal(probe(qcow, &size, err, sizeof(err)), 0);
     assert_int_equal(size, 3 * MIB);
-    assert_int_equal(image_qcow2_probe(overlay, &size, err, sizeof(err)), -EINVAL);
+    assert_int_equal(probe(overlay, &size, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "backing file"));
-    assert_int_equal(image_qcow2_probe(raw, &size, err, sizeof(err)), -EINVAL);
+    assert_int_equal(probe(raw, &size, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "not a readable qcow2"));
     fd = open(qcow, O_WRONLY);
     assert_int_equal(pwrite(fd, "\xff\xff\xff\xff", 4, 4), 4); /* the version field */
     close(fd);
-    assert_int_equal(image_qcow2_probe(qcow, &size, err, sizeof(err)), -EINVAL);
+    assert_int_equal(probe(qcow, &size, err, sizeof(err)), -EINVAL);
 }
 
 static void test_import_job_raw(void **state)
@@ -201,6 +212,7 @@ static void test_import_job_raw(void **state)
     (void)state;
     close(src);
     snprintf(job.src, sizeof(job.src), "%s/src", dir);
+    job.src_fd = open(job.src, O_RDONLY | O_CLOEXEC);
     snprintf(job.dst, sizeof(job.dst), "%s/imported", dir);
     job.format = API_IMAGE_RAW;
     job.hash_source = true;
@@ -215,9 +227,12 @@ static void test_import_job_raw(void **state)
     assert_true(dst >= 0);
     assert_true(file_allocated_bytes(dst) <= 512 * 1024); /* the zeros became holes */
     close(dst);
-    /* A destination that exists already is never overwritten. */
+    /* A destination that exists already is never overwritten, nor removed. */
+    job.src_fd = open(job.src, O_RDONLY | O_CLOEXEC);
     image_job_run(&job);
     assert_int_equal(job.rc, -EEXIST);
+    assert_int_equal(access(job.dst, F_OK), 0);
+    assert_int_equal(job.src_fd, -1); /* the job closed the source */
 }
 
 int main(void)

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +156,82 @@ int cli_http_request(const struct cli_ctx *ctx, const char *method, const char *
     return rc == 0 ? 0 : CLI_EXIT_UNREACHABLE;
 }
 
+struct upload {
+    FILE *f;
+    int64_t sent, size;
+    void (*on_sent)(void *opaque, int64_t sent);
+    void *opaque;
+    int error; /* errno of a failed read */
+};
+
+static size_t on_upload_read(char *ptr, size_t size, size_t nitems, void *opaque)
+{
+    struct upload *u = opaque;
+    size_t want = size * nitems, n;
+
+    /* Never more than Content-Length said, whatever the file has grown to since. */
+    if ((int64_t)want > u->size - u->sent)
+        want = (size_t)(u->size - u->sent);
+    n = want ? fread(ptr, 1, want, u->f) : 0;
+    if (n == 0 && want && ferror(u->f)) {
+        u->error = errno;
+        return CURL_READFUNC_ABORT;
+    }
+    u->sent += (int64_t)n;
+    if (u->on_sent)
+        u->on_sent(u->opaque, u->sent);
+    return n;
+}
+
+int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int64_t size,
+                    void (*on_sent)(void *opaque, int64_t sent), void *opaque,
+                    struct cli_response *resp)
+{
+    struct upload u = {.f = body, .size = size, .on_sent = on_sent, .opaque = opaque};
+    struct curl_slist *headers;
+    struct buffer b = {0};
+    CURL *curl = make_handle(ctx, "POST", path, &headers);
+    CURLcode rc;
+    int ret = 0;
+
+    memset(resp, 0, sizeof(*resp));
+    if (!curl) {
+        fprintf(stderr, "vmctl: cannot initialise libcurl\n");
+        return CLI_EXIT_UNREACHABLE;
+    }
+    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload_read);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    /* No overall timeout (an image takes as long as it takes), but not a stalled one. */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 300L);
+    rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (u.error) {
+        fprintf(stderr, "vmctl: cannot read the file to upload: %s\n", strerror(u.error));
+        ret = CLI_EXIT_REFUSED;
+    } else if (rc != CURLE_OK && resp->status < 400) {
+        cli_http_unreachable(ctx, curl_easy_strerror(rc));
+        ret = CLI_EXIT_UNREACHABLE;
+    }
+    if (ret == 0) {
+        resp->body = b.data ? b.data : calloc(1, 1);
+        resp->len = b.len;
+    } else {
+        free(b.data);
+        resp->status = 0;
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return ret;
+}
+
 struct stream {
     int (*on_data)(void *opaque, const char *data, size_t len);
     void *opaque;
@@ -251,6 +328,46 @@ int cli_http_stream(const struct cli_ctx *ctx, const char *path,
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return ret;
+}
+
+int cli_sse_feed(void *sse, const char *data, size_t len)
+{
+    struct cli_sse *s = sse;
+    char *end;
+
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *grown = realloc(s->buf, cap);
+        if (!grown)
+            return 1;
+        s->buf = grown;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    while ((end = strstr(s->buf, "\n\n"))) {
+        char *line, *save = NULL, id[32] = "-", type[64] = "-";
+        const char *payload = NULL;
+        int stop = 0;
+
+        *end = '\0';
+        for (line = strtok_r(s->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(line, "id: ", 4) == 0)
+                snprintf(id, sizeof(id), "%s", line + 4);
+            else if (strncmp(line, "event: ", 7) == 0)
+                snprintf(type, sizeof(type), "%s", line + 7);
+            else if (strncmp(line, "data: ", 6) == 0)
+                payload = line + 6;
+        }
+        if (payload)
+            stop = s->on_event(s->opaque, id, type, payload);
+        s->len -= (size_t)(end + 2 - s->buf);
+        memmove(s->buf, end + 2, s->len + 1);
+        if (stop)
+            return stop;
+    }
+    return 0;
 }
 
 int cli_http_check(const struct cli_response *resp)

@@ -7,6 +7,8 @@
 #define VMCTL_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "cli.h"
 
@@ -25,6 +27,18 @@ int cli_http_request(const struct cli_ctx *ctx, const char *method, const char *
                      const char *json_body, struct cli_response *resp);
 
 /*
+ * POSTs size bytes read from body (from its current position) to path as
+ * application/octet-stream with that Content-Length: read and sent a chunk
+ * at a time, never held whole. on_sent (may be NULL) hears the bytes read so
+ * far after each chunk. A daemon that refuses early (a status before the
+ * whole body went) still counts as an answer. Returns 0 when the daemon
+ * answered, CLI_EXIT_UNREACHABLE (after printing why) otherwise.
+ */
+int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int64_t size,
+                    void (*on_sent)(void *opaque, int64_t sent), void *opaque,
+                    struct cli_response *resp);
+
+/*
  * Streams GET path, handing each received chunk to on_data until it returns
  * nonzero, the server closes, timeout_ms (0 = none) passes, or no data came
  * for idle_ms (0 = wait forever; the replay of an endless stream is over).
@@ -34,6 +48,20 @@ int cli_http_request(const struct cli_ctx *ctx, const char *method, const char *
 int cli_http_stream(const struct cli_ctx *ctx, const char *path,
                     int (*on_data)(void *opaque, const char *data, size_t len), void *opaque,
                     long timeout_ms, long idle_ms);
+
+/*
+ * A server-sent event stream cut into events: cli_sse_feed is the on_data
+ * of cli_http_stream (opaque: a struct cli_sse), and calls on_event with
+ * each event's id, type and data ("-" for a missing id or type) until
+ * on_event returns nonzero. The caller frees buf.
+ */
+struct cli_sse {
+    int (*on_event)(void *opaque, const char *id, const char *type, const char *data);
+    void *opaque;
+    char *buf;
+    size_t len, cap;
+};
+int cli_sse_feed(void *sse, const char *data, size_t len);
 
 /*
  * For a status >= 400: prints the problem+json detail on stderr and returns

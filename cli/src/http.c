@@ -205,7 +205,8 @@ int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload_read);
     curl_easy_setopt(curl, CURLOPT_READDATA, &u);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-    curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+    /* Reads of 256 KiB: few syscalls, and a progress bar that moves even for small files. */
+    curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
     /* No overall timeout (an image takes as long as it takes), but not a stalled one. */

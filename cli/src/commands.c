@@ -149,6 +149,24 @@ int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
     return 0;
 }
 
+int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json_t *body,
+                   void (*print)(json_t *obj))
+{
+    struct cli_response r;
+    json_t *obj;
+    char *text;
+    int rc;
+
+    json_object_set_new(body, "name", json_string(name));
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    rc = cli_call(ctx, "POST", path, text, &r, &obj);
+    free(text);
+    if (rc)
+        return rc;
+    return cli_print_answer(ctx, &r, obj, print);
+}
+
 static void print_group_usage(FILE *out, const char *group, const char *summary, const char *help)
 {
     fprintf(out, "Usage: vmctl %s SUBCOMMAND [ARGS] [OPTIONS]\n\n%s\n\n", group, summary);

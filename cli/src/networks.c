@@ -165,14 +165,9 @@ static int net_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
 
 enum { OPT_CIDR = CLI_OPT_FIRST, OPT_NO_NAT, OPT_NO_DHCP, OPT_DNS_DOMAIN, OPT_MTU };
 
-struct create_net {
-    const struct cli_command *cmd;
-    json_t *body;
-};
-
 static int create_opt(void *st, int id, const char *arg)
 {
-    struct create_net *o = st;
+    struct cli_body_opts *o = st;
     long n;
 
     switch (id) {
@@ -207,10 +202,7 @@ static int net_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         {"mtu", required_argument, NULL, OPT_MTU},
         {0},
     };
-    struct create_net o = {.cmd = cmd, .body = json_object()};
-    struct cli_response r;
-    json_t *net;
-    char *body;
+    struct cli_body_opts o = {.cmd = cmd, .body = json_object()};
     int first, rc;
 
     rc = cli_parse_options(ctx, cmd, argc, argv, opts, create_opt, &o, 1, 1, &first);
@@ -218,14 +210,7 @@ static int net_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         json_decref(o.body);
         return rc;
     }
-    json_object_set_new(o.body, "name", json_string(argv[first]));
-    body = json_dumps(o.body, JSON_COMPACT);
-    json_decref(o.body);
-    rc = cli_call(ctx, "POST", "/v1/networks", body, &r, &net);
-    free(body);
-    if (rc)
-        return rc;
-    return cli_print_answer(ctx, &r, net, print_network);
+    return cli_post_named(ctx, "/v1/networks", argv[first], o.body, print_network);
 }
 
 /* A value of `network set KEY=VALUE`, typed by key; NULL when it does not parse. */
@@ -333,14 +318,9 @@ static int net_leases(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
 
 enum { OPT_PROTOCOL = CLI_OPT_FIRST, OPT_HOST_ADDRESS };
 
-struct forward_opts {
-    const struct cli_command *cmd;
-    json_t *body;
-};
-
 static int forward_opt(void *st, int id, const char *arg)
 {
-    struct forward_opts *o = st;
+    struct cli_body_opts *o = st;
 
     if (id == OPT_PROTOCOL) {
         if (strcmp(arg, "tcp") && strcmp(arg, "udp"))
@@ -359,7 +339,7 @@ static int fwd_add(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
         {"host-address", required_argument, NULL, OPT_HOST_ADDRESS},
         {0},
     };
-    struct forward_opts o = {.cmd = cmd, .body = json_object()};
+    struct cli_body_opts o = {.cmd = cmd, .body = json_object()};
     struct cli_response r;
     json_t *fwd;
     char vm[256], line[384], *body;

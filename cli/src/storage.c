@@ -26,6 +26,9 @@
 #include "progress.h"
 #include "storagespec.h"
 
+/* Both lists have eight columns. */
+#define LIST_COLUMNS 8
+
 const char cli_image_help[] =
     "  Subcommands (vmctl image SUBCOMMAND --help for each):\n"
     "    list                      the images: state, format, size, sha256, volumes\n"
@@ -69,22 +72,25 @@ static void join_names(json_t *names, char *out, size_t size)
     }
 }
 
-/* Prints a list answer: the body with --output json, else a row per element. */
-static int print_list(struct cli_ctx *ctx, const char *path, size_t ncols,
-                      const char *const *headers, void (*row)(json_t *o, struct cli_table *t))
+/* `image list`, `volume list`: the body with --output json, else a row per element. */
+static int list_command(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+                        const char *path, const char *const *headers,
+                        void (*row)(json_t *o, struct cli_table *t))
 {
     struct cli_response r;
     struct cli_table t;
     json_t *list, *o;
     size_t i;
-    int rc;
+    int first, rc;
 
+    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first)))
+        return rc;
     if ((rc = cli_call(ctx, "GET", path, NULL, &r, &list)))
         return rc;
     if (ctx->output == CLI_OUTPUT_JSON) {
         cli_print_body(&r);
     } else {
-        cli_table_init(&t, ncols, headers);
+        cli_table_init(&t, LIST_COLUMNS, headers);
         json_array_foreach(list, i, o) row(o, &t);
         cli_table_print(&t, stdout, false);
         cli_table_free(&t);
@@ -209,27 +215,20 @@ static void print_image(json_t *img)
 
 static int img_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    static const char *const headers[] = {"NAME",      "STATE", "FORMAT", "SIZE",
-                                          "ALLOCATED", "POOL",  "SHA256", "VOLUMES"};
-    int first, rc;
+    static const char *const headers[LIST_COLUMNS] = {"NAME",      "STATE", "FORMAT", "SIZE",
+                                                      "ALLOCATED", "POOL",  "SHA256", "VOLUMES"};
 
-    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first)))
-        return rc;
-    return print_list(ctx, "/v1/images", 8, headers, image_row);
+    return list_command(ctx, cmd, argc, argv, "/v1/images", headers, image_row);
 }
 
-/* GET, PATCH or POST that answers with one object, printed by print. */
+/* GET or PATCH of /v1/COLLECTION/NAME, its answer printed by print. */
 static int call_and_print(struct cli_ctx *ctx, const char *method, const char *collection,
                           const char *name, const char *body, void (*print)(json_t *obj))
 {
     struct cli_response r;
     json_t *obj;
-    int rc;
+    int rc = cli_call_object(ctx, method, collection, name, NULL, body, &r, &obj);
 
-    if (name)
-        rc = cli_call_object(ctx, method, collection, name, NULL, body, &r, &obj);
-    else
-        rc = cli_call(ctx, method, collection, body, &r, &obj);
     if (rc)
         return rc;
     return cli_print_answer(ctx, &r, obj, print);
@@ -567,13 +566,10 @@ static void print_volume(json_t *vol)
 
 static int vol_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    static const char *const headers[] = {"NAME",  "POOL",  "SIZE",     "ALLOCATED",
-                                          "IMAGE", "CLONE", "READONLY", "VMS"};
-    int first, rc;
+    static const char *const headers[LIST_COLUMNS] = {"NAME",  "POOL",  "SIZE",     "ALLOCATED",
+                                                      "IMAGE", "CLONE", "READONLY", "VMS"};
 
-    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first)))
-        return rc;
-    return print_list(ctx, "/v1/volumes", 8, headers, volume_row);
+    return list_command(ctx, cmd, argc, argv, "/v1/volumes", headers, volume_row);
 }
 
 static int vol_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
@@ -585,11 +581,6 @@ static int vol_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
     return call_and_print(ctx, "GET", "volumes", argv[first], NULL, print_volume);
 }
 
-struct volume_opts {
-    const struct cli_command *cmd;
-    json_t *body;
-};
-
 static int size_arg(const struct cli_command *cmd, const char *what, const char *arg, long *out)
 {
     if (cli_parse_long(arg, 1, CLI_VOLUME_MIB_MAX, out))
@@ -600,7 +591,7 @@ static int size_arg(const struct cli_command *cmd, const char *what, const char 
 
 static int volume_opt(void *st, int id, const char *arg)
 {
-    struct volume_opts *o = st;
+    struct cli_body_opts *o = st;
     long n;
 
     switch (id) {
@@ -631,8 +622,7 @@ static int vol_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         {"readonly", no_argument, NULL, OPT_READONLY},
         {0},
     };
-    struct volume_opts o = {.cmd = cmd, .body = json_object()};
-    char *body;
+    struct cli_body_opts o = {.cmd = cmd, .body = json_object()};
     int first, rc;
 
     rc = cli_parse_options(ctx, cmd, argc, argv, opts, volume_opt, &o, 1, 1, &first);
@@ -642,12 +632,7 @@ static int vol_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         json_decref(o.body);
         return rc;
     }
-    json_object_set_new(o.body, "name", json_string(argv[first]));
-    body = json_dumps(o.body, JSON_COMPACT);
-    json_decref(o.body);
-    rc = call_and_print(ctx, "POST", "/v1/volumes", NULL, body, print_volume);
-    free(body);
-    return rc;
+    return cli_post_named(ctx, "/v1/volumes", argv[first], o.body, print_volume);
 }
 
 static int vol_resize(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)

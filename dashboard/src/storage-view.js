@@ -52,7 +52,7 @@ function poolRow(pool) {
   const used = pool.size_bytes - pool.free_bytes;
   return el('tr', { 'data-pool-name': pool.name },
     el('td', { class: 'name', text: pool.name }),
-    el('td', {}, el('code', { text: pool.path })),
+    el('td', { class: 'path' }, el('code', { text: pool.path })),
     el('td', { class: 'num size', text: bytes(pool.size_bytes) }),
     el('td', { class: 'num free', text: bytes(pool.free_bytes) }),
     el('td', { class: 'num used', text: bytes(pool.used_bytes), title: 'allocated by vmmd\'s files in this pool' }),
@@ -85,7 +85,8 @@ function imageRow(image, onDelete) {
     el('td', { class: 'num size', text: bytes(image.size_bytes) }),
     el('td', { class: 'num allocated', text: bytes(image.allocated_bytes) }),
     el('td', { class: 'sha256' }, image.sha256 ? el('code', { text: image.sha256.slice(0, 12), title: image.sha256 }) : '–'),
-    el('td', { class: 'source' }, image.source === 'upload' || !image.source ? (image.source || '–') : el('code', { text: image.source })),
+    el('td', { class: 'source' }, image.source === 'upload' || !image.source ? (image.source || '–')
+      : el('code', { text: image.source.split('/').pop(), title: image.source })),
     el('td', { class: 'volumes', text: (image.volumes || []).join(', ') || '–' }),
     el('td', { class: 'actions' }, remove));
 }
@@ -203,18 +204,24 @@ export function storageView(main) {
   const noImages = el('p', { class: 'muted empty', text: 'No images yet: import one with the form.' });
   const noVolumes = el('p', { class: 'muted empty', text: 'No volumes yet: create one with the form.' });
 
-  async function deleteImage(image, button) {
-    imageError.textContent = '';
-    if (!window.confirm(`Delete image ${image.name}?`)) return;
+  // A delete refused (409: volumes cloned from the image, VMs using the volume) shows the
+  // API's words, which name them, in errorBox.
+  async function deleteStored(collection, question, name, button, errorBox) {
+    errorBox.textContent = '';
+    if (!window.confirm(question)) return;
     button.disabled = true;
     try {
-      await api('DELETE', storagePath('images', image.name));
+      await api('DELETE', storagePath(collection, name));
     } catch (err) {
-      // 409 while volumes are cloned from it: the API names them.
-      imageError.textContent = err.message;
+      errorBox.textContent = err.message;
       button.disabled = false;
     }
   }
+  const deleteImage = (image, button) =>
+    deleteStored('images', `Delete image ${image.name}?`, image.name, button, imageError);
+  const deleteVolume = (volume, button) =>
+    deleteStored('volumes', `Delete volume ${volume.name}? Its data goes with it.`, volume.name, button, volumeError);
+
   async function resizeVolume(volume, size, button) {
     volumeError.textContent = '';
     button.disabled = true;
@@ -226,19 +233,6 @@ export function storageView(main) {
       button.disabled = false;
     }
   }
-  async function deleteVolume(volume, button) {
-    volumeError.textContent = '';
-    if (!window.confirm(`Delete volume ${volume.name}? Its data goes with it.`)) return;
-    button.disabled = true;
-    try {
-      await api('DELETE', storagePath('volumes', volume.name));
-    } catch (err) {
-      // 409 while VM definitions use it: the API names them.
-      volumeError.textContent = err.message;
-      button.disabled = false;
-    }
-  }
-
   const volumeForm = apiForm({
     id: 'volume-form', title: 'New volume', fields: VOLUME_FIELDS, prefix: 'volume',
     path: '/v1/volumes', submitText: 'Create volume',

@@ -50,6 +50,8 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 const STEP_MS = 15000;
+// An upload through the browser may take longer than a step.
+const UPLOAD_MS = 60000;
 
 let passed = 0;
 let failed = 0;
@@ -267,9 +269,9 @@ async function storageSteps(page, token, dialogs) {
     return (await page.locator('#nav a.current').textContent()) === 'Storage' && size !== '–';
   });
 
-  // 24 MiB of random data: enough for the upload to report progress on its way.
+  // 4 MiB of random data: enough for the upload to report progress on its way.
   const raw = path.join(tmp, 'e2e-img.raw');
-  const data = crypto.randomBytes(24 * 1024 * 1024);
+  const data = crypto.randomBytes(4 * 1024 * 1024);
   fs.writeFileSync(raw, data);
   const sha = crypto.createHash('sha256').update(data).digest('hex');
   // By path: a refused upload may be cut off before the browser has sent its body.
@@ -293,13 +295,13 @@ async function storageSteps(page, token, dialogs) {
     await page.setInputFiles('#import-file', raw);
     await page.selectOption('#import-format', 'raw');
     await page.click('#import-form button[type=submit]');
-    await imageRow('e2e-img').and(page.locator('[data-state="ready"]')).waitFor();
+    await imageRow('e2e-img').and(page.locator('[data-state="ready"]')).waitFor({ timeout: UPLOAD_MS });
     await page.locator('#import-status', { hasText: 'imported' }).waitFor();
     const seen = await page.evaluate(() => window.e2eImportStatus);
     const row = imageRow('e2e-img');
     return seen.some((t) => /uploading \d+%/.test(t)) &&
       (await row.locator('.sha256 code').getAttribute('title')) === sha &&
-      (await row.locator('.size').textContent()) === '24.0 MiB' &&
+      (await row.locator('.size').textContent()) === '4.0 MiB' &&
       (await row.locator('.format').textContent()) === 'raw';
   });
   await step('a path outside the import directories: refused, the API\'s words under the form', async () => {
@@ -315,7 +317,7 @@ async function storageSteps(page, token, dialogs) {
     await page.selectOption('#import-format', 'raw');
     await page.click('#import-form button[type=submit]');
     await imageRow('e2e-path').and(page.locator('[data-state="ready"]')).waitFor();
-    return (await imageRow('e2e-path').locator('.source').textContent()).includes('guest-hello.elf');
+    return (await imageRow('e2e-path').locator('.source code').getAttribute('title')).endsWith('/guest-hello.elf');
   });
   const qemuImg = spawnSync('qemu-img', ['--version']).status === 0;
   if (qemuImg) {
@@ -326,9 +328,9 @@ async function storageSteps(page, token, dialogs) {
       await page.setInputFiles('#import-file', qcow2);
       await page.selectOption('#import-format', 'auto');
       await page.click('#import-form button[type=submit]');
-      await imageRow('e2e-qcow').and(page.locator('[data-state="ready"]')).waitFor();
+      await imageRow('e2e-qcow').and(page.locator('[data-state="ready"]')).waitFor({ timeout: UPLOAD_MS });
       return (await imageRow('e2e-qcow').locator('.format').textContent()) === 'qcow2' &&
-        (await imageRow('e2e-qcow').locator('.size').textContent()) === '24.0 MiB';
+        (await imageRow('e2e-qcow').locator('.size').textContent()) === '4.0 MiB';
     });
   } else {
     console.log('NOTE: no qemu-img here (package qemu-utils): the qcow2 upload was not tried');
@@ -339,7 +341,7 @@ async function storageSteps(page, token, dialogs) {
   await step('a clone smaller than its image: refused next to the size', async () => {
     await page.fill('#volume-name', 'e2e-vol');
     await page.selectOption('#volume-image', 'e2e-img');
-    await page.fill('#volume-size_mib', '8');
+    await page.fill('#volume-size_mib', '2');
     await page.click('#volume-form button[type=submit]');
     await page.locator('[data-field="size_mib"].invalid .field-error').filter({ hasText: 'size_mib' }).waitFor();
     return (await volumeRow('e2e-vol').count()) === 0;

@@ -98,8 +98,11 @@ void cli_progress_update(struct cli_progress *p, int64_t done, int64_t total)
 
 void cli_progress_end(struct cli_progress *p)
 {
-    /* Nothing was ever reported (an import done before the first event): no empty bar. */
-    if (!p->drawn && p->done == 0 && p->total == 0)
+    /*
+     * Nothing done and nothing on screen (an upload refused from its headers, an import done
+     * before its first event): no empty bar.
+     */
+    if (!p->drawn && p->done == 0)
         return;
     if (p->tty) {
         draw(p, now_ms());

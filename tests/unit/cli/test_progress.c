@@ -91,7 +91,8 @@ static void test_redraw_on_a_tty(void **state)
     free(buf);
 }
 
-/* An import that finished before any figure came draws nothing. */
+/* An import that finished before any figure came, or an upload refused before any byte
+ * went, draws nothing. */
 static void test_nothing_to_draw(void **state)
 {
     struct cli_progress p;
@@ -101,6 +102,9 @@ static void test_nothing_to_draw(void **state)
 
     (void)state;
     cli_progress_start(&p, out, true, "importing x");
+    cli_progress_end(&p);
+    cli_progress_start(&p, out, false, "uploading x");
+    p.total = 1000;
     cli_progress_end(&p);
     fclose(out);
     assert_int_equal(len, 0);

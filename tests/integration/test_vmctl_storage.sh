@@ -21,19 +21,7 @@ VMCTL=$1
 VMMD=$2
 GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
-export VMMD_SOCKET=$SOCK
-unset VMMD_URL VMMD_TOKEN_FILE
-export NO_COLOR=1
-fail_detail() {
-    echo "(rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
-}
-
-# v ARGS... -> $rc, stdout in $tmp/out, stderr in $tmp/err
-v() {
-    "$VMCTL" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-jout() { jq -r "$1" "$tmp/out" 2>/dev/null; }
+. "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 # same_file A B: the daemon may print paths canonical (symlinks resolved)
 same_file() { [[ -n $1 && $(readlink -f "$1") == "$(readlink -f "$2")" ]]; }
 

@@ -167,25 +167,30 @@ int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json
     return cli_print_answer(ctx, &r, obj, print);
 }
 
-static void print_group_usage(FILE *out, const char *group, const char *summary, const char *help)
+/* The group's summary and subcommand list are those of its entry in cli_commands. */
+static void print_group_usage(FILE *out, const char *group)
 {
-    fprintf(out, "Usage: vmctl %s SUBCOMMAND [ARGS] [OPTIONS]\n\n%s\n\n", group, summary);
-    fputs(help, out);
+    const struct cli_command *cmd = cli_find_command(group);
+
+    fprintf(out, "Usage: vmctl %s SUBCOMMAND [ARGS] [OPTIONS]\n\n%s\n\n", group,
+            cmd ? cmd->summary : "");
+    if (cmd && cmd->help)
+        fputs(cmd->help, out);
 }
 
-int cli_dispatch(struct cli_ctx *ctx, const char *group, const char *summary, const char *help,
-                 const struct cli_subcommand *subs, size_t nsubs, int argc, char **argv)
+int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
+                 size_t nsubs, int argc, char **argv)
 {
     char word[128];
 
     if (argc >= 2 &&
         (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
-        print_group_usage(stdout, group, summary, help);
+        print_group_usage(stdout, group);
         return 0;
     }
     if (argc < 2) {
         fprintf(stderr, "vmctl %s: missing subcommand\n", group);
-        print_group_usage(stderr, group, summary, help);
+        print_group_usage(stderr, group);
         return CLI_EXIT_USAGE;
     }
     /* Two words first ("forward add"), then one. */
@@ -199,7 +204,7 @@ int cli_dispatch(struct cli_ctx *ctx, const char *group, const char *summary, co
         if (!strcmp(subs[i].word, argv[1]))
             return subs[i].run(ctx, &subs[i].cmd, argc - 1, argv + 1);
     fprintf(stderr, "vmctl %s: unknown subcommand '%s'\n", group, argv[1]);
-    print_group_usage(stderr, group, summary, help);
+    print_group_usage(stderr, group);
     return CLI_EXIT_USAGE;
 }
 
@@ -1366,7 +1371,8 @@ const struct cli_command cli_commands[] = {
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
-     "[--disk PATH[,ro]|volume=NAME[,ro]]... [--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
+     "[--disk PATH[,ro]|volume=NAME[,ro]]... "
+     "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
      "[--autostart] "
      "[--cpu-quota PCT] [--cpu-weight N]\n"
      "       vmctl create [NAME] --from-file DEF.json",
@@ -1424,8 +1430,7 @@ const struct cli_command cli_commands[] = {
     {"storage", cli_cmd_storage, "",
      "Show the storage pools: size, free and used space, images and volumes.", NULL},
     {"image", cli_cmd_image, "list|show|delete|import ...",
-     "Manage images: import (upload or from an import directory), list, delete.",
-     cli_image_help},
+     "Manage images: import (upload or from an import directory), list, delete.", cli_image_help},
     {"volume", cli_cmd_volume, "list|show|create|resize|delete ...",
      "Manage volumes: empty or cloned from an image, attached to VMs by name.", cli_volume_help},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},

@@ -89,10 +89,11 @@ struct cli_subcommand {
 
 /*
  * Runs the subcommand of group that argv[1] (or argv[1] and argv[2], for two-word ones) names;
- * --help, a missing or an unknown subcommand print the group's usage: summary and help.
+ * --help, a missing or an unknown subcommand print the group's usage: the summary and help of
+ * its entry in cli_commands.
  */
-int cli_dispatch(struct cli_ctx *ctx, const char *group, const char *summary, const char *help,
-                 const struct cli_subcommand *subs, size_t nsubs, int argc, char **argv);
+int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
+                 size_t nsubs, int argc, char **argv);
 
 /* `vmctl network ...` (networks.c) and its help, the list of its subcommands. */
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);

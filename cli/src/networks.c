@@ -488,7 +488,5 @@ static const struct cli_subcommand subcommands[] = {
 
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 {
-    return cli_dispatch(ctx, "network",
-                        "Manage networks: bridges with NAT, DHCP and DNS, and port forwards to VMs.",
-                        cli_network_help, subcommands, N_SUBCOMMANDS, argc, argv);
+    return cli_dispatch(ctx, "network", subcommands, N_SUBCOMMANDS, argc, argv);
 }

@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,12 +414,6 @@ static int follow_import(struct cli_ctx *ctx, const char *name, const char *labe
     return 0;
 }
 
-/* The image after its import: printed, and its state turned into the exit code. */
-static int print_imported(struct cli_ctx *ctx, const char *name)
-{
-    return call_and_print(ctx, "GET", "images", name, NULL, print_image);
-}
-
 static void on_uploaded(void *opaque, int64_t sent)
 {
     struct cli_progress *bar = opaque;
@@ -515,7 +508,8 @@ static int img_import(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
     /* 202: the daemon goes on in the background (a conversion, a copy from --path). */
     if (status == 202 && (rc = follow_import(ctx, name, label)))
         return rc;
-    return print_imported(ctx, name);
+    /* The image as it is now, whichever way it came. */
+    return call_and_print(ctx, "GET", "images", name, NULL, print_image);
 }
 
 /* ---- volumes ------------------------------------------------------------------ */
@@ -709,16 +703,12 @@ static const struct cli_subcommand volume_subcommands[] = {
 
 int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 {
-    return cli_dispatch(ctx, "image",
-                        "Manage images: import (upload or from an import directory), list, delete.",
-                        cli_image_help, image_subcommands,
+    return cli_dispatch(ctx, "image", image_subcommands,
                         sizeof(image_subcommands) / sizeof(image_subcommands[0]), argc, argv);
 }
 
 int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv)
 {
-    return cli_dispatch(ctx, "volume",
-                        "Manage volumes: empty or cloned from an image, attached to VMs by name.",
-                        cli_volume_help, volume_subcommands,
+    return cli_dispatch(ctx, "volume", volume_subcommands,
                         sizeof(volume_subcommands) / sizeof(volume_subcommands[0]), argc, argv);
 }

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "console.h"
 #include "http.h"
+#include "sse.h"
 #include "netspec.h"
 #include "output.h"
 #include "storagespec.h"

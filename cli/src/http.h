@@ -50,20 +50,6 @@ int cli_http_stream(const struct cli_ctx *ctx, const char *path,
                     long timeout_ms, long idle_ms);
 
 /*
- * A server-sent event stream cut into events: cli_sse_feed is the on_data
- * of cli_http_stream (opaque: a struct cli_sse), and calls on_event with
- * each event's id, type and data ("-" for a missing id or type) until
- * on_event returns nonzero. The caller frees buf.
- */
-struct cli_sse {
-    int (*on_event)(void *opaque, const char *id, const char *type, const char *data);
-    void *opaque;
-    char *buf;
-    size_t len, cap;
-};
-int cli_sse_feed(void *sse, const char *data, size_t len);
-
-/*
  * For a status >= 400: prints the problem+json detail on stderr and returns
  * CLI_EXIT_REFUSED. Returns 0 for a success status.
  */

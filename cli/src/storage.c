@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "output.h"
 #include "progress.h"
+#include "sse.h"
 #include "storagespec.h"
 
 /* Both lists have eight columns. */

@@ -1,5 +1,5 @@
-# bash completion for vmctl(1). VM names come from the daemon itself
-# (`vmctl list`), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
+# bash completion for vmctl(1). VM, network, image and volume names come from the daemon
+# itself (`vmctl list`, `vmctl image list` ...), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
 # line being completed.
 
 _vmctl_vms()
@@ -19,6 +19,61 @@ _vmctl_trim_breaks()
 _vmctl_networks()
 {
     NO_COLOR=1 vmctl "$@" network list 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+# $1: image or volume; then the connection flags.
+_vmctl_stored()
+{
+    local kind=$1
+    shift
+    NO_COLOR=1 vmctl "$@" "$kind" list 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+# `vmctl image ...` and `vmctl volume ...`: the subcommand, then the name it works on, its
+# options and their values. $1 is image or volume, $2 the index of the word after it.
+_vmctl_storage()
+{
+    local kind=$1 at=$2 sub="" i npos=0 subs opts=$common
+    for ((i = at; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --format | \
+        --pool | --path | --size | --image) ((i++)) ;;
+        -*) ;;
+        *) if [[ -z $sub ]]; then sub=${words[i]}; else ((npos++)); fi ;;
+        esac
+    done
+    case $prev in
+    --format) COMPREPLY=($(compgen -W "auto raw qcow2" -- "$cur")); return ;;
+    --path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --image) COMPREPLY=($(compgen -W "$(_vmctl_stored image "${conn[@]}")" -- "$cur")); return ;;
+    --pool | --size) return ;;
+    esac
+    if [[ $kind == image ]]; then
+        subs="list show import delete"
+    else
+        subs="list show create resize delete"
+    fi
+    if [[ -z $sub ]]; then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        return
+    fi
+    case $kind$sub in
+    imageimport) opts+=" --format --pool --path" ;;
+    volumecreate) opts+=" --size --image --pool --readonly" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    case $sub in
+    show | delete | resize)
+        ((npos == 0)) && COMPREPLY=($(compgen -W "$(_vmctl_stored "$kind" "${conn[@]}")" -- "$cur"))
+        ;;
+    import)
+        # NAME is new; then the file to upload.
+        ((npos == 1)) && COMPREPLY=($(compgen -f -- "$cur"))
+        ;;
+    esac
 }
 
 # `vmctl network ...`: the subcommand, then its network, its options and values.
@@ -94,7 +149,7 @@ _vmctl()
         prev=${words[cword - 1]}
     }
     local commands="host list create show set start stop shutdown reboot pause resume delete
-                    console logs events stats wait network version"
+                    console logs events stats wait network storage image volume version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
     local cmd="" cmd_at=0 i conn=()
@@ -123,8 +178,28 @@ _vmctl()
         _vmctl_network $((cmd_at + 1))
         return
     fi
+    if [[ $cmd == image || $cmd == volume ]]; then
+        _vmctl_storage "$cmd" $((cmd_at + 1))
+        return
+    fi
     case $prev in
-    --socket | --token-file | --cacert | --kernel | --initrd | --disk | --from-file)
+    --disk)
+        # A file, or volume=NAME (names from the daemon), then ,ro.
+        if [[ $cur == volume=* ]]; then
+            if [[ $cur == *,* ]]; then
+                COMPREPLY=($(compgen -P "${cur%,*}," -W "ro" -- "${cur##*,}"))
+            else
+                compopt -o nospace 2>/dev/null
+                COMPREPLY=($(compgen -P volume= -W "$(_vmctl_stored volume "${conn[@]}")" -- "${cur#volume=}"))
+            fi
+            _vmctl_trim_breaks
+        else
+            COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "volume=" -- "$cur"))
+            [[ ${#COMPREPLY[@]} == 1 && ${COMPREPLY[0]} == volume= ]] && compopt -o nospace 2>/dev/null
+        fi
+        return
+        ;;
+    --socket | --token-file | --cacert | --kernel | --initrd | --from-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;

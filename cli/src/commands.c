@@ -17,8 +17,10 @@
 #include "commands.h"
 #include "console.h"
 #include "http.h"
+#include "sse.h"
 #include "netspec.h"
 #include "output.h"
+#include "storagespec.h"
 
 static const char *const vm_states[] = {"stopped",  "starting", "running", "paused",
                                         "stopping", "crashed",  NULL};
@@ -116,6 +118,95 @@ int cli_call_object(struct cli_ctx *ctx, const char *method, const char *collect
     rc = cli_call(ctx, method, path, body, r, root);
     free(path);
     return rc;
+}
+
+int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *name,
+                       const char *suffix, const char *said)
+{
+    struct cli_response r;
+    int rc = cli_call_object(ctx, "DELETE", collection, name, suffix, NULL, &r, NULL);
+
+    if (rc)
+        return rc;
+    if (ctx->output == CLI_OUTPUT_JSON) {
+        if (r.len)
+            cli_print_body(&r);
+    } else {
+        printf("%s\n", said);
+    }
+    cli_response_free(&r);
+    return 0;
+}
+
+int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
+                     void (*print)(json_t *obj))
+{
+    if (ctx->output == CLI_OUTPUT_JSON)
+        cli_print_body(r);
+    else if (obj)
+        print(obj);
+    json_decref(obj);
+    cli_response_free(r);
+    return 0;
+}
+
+int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json_t *body,
+                   void (*print)(json_t *obj))
+{
+    struct cli_response r;
+    json_t *obj;
+    char *text;
+    int rc;
+
+    json_object_set_new(body, "name", json_string(name));
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    rc = cli_call(ctx, "POST", path, text, &r, &obj);
+    free(text);
+    if (rc)
+        return rc;
+    return cli_print_answer(ctx, &r, obj, print);
+}
+
+/* The group's summary and subcommand list are those of its entry in cli_commands. */
+static void print_group_usage(FILE *out, const char *group)
+{
+    const struct cli_command *cmd = cli_find_command(group);
+
+    fprintf(out, "Usage: vmctl %s SUBCOMMAND [ARGS] [OPTIONS]\n\n%s\n\n", group,
+            cmd ? cmd->summary : "");
+    if (cmd && cmd->help)
+        fputs(cmd->help, out);
+}
+
+int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
+                 size_t nsubs, int argc, char **argv)
+{
+    char word[128];
+
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+        print_group_usage(stdout, group);
+        return 0;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "vmctl %s: missing subcommand\n", group);
+        print_group_usage(stderr, group);
+        return CLI_EXIT_USAGE;
+    }
+    /* Two words first ("forward add"), then one. */
+    if (argc >= 3) {
+        snprintf(word, sizeof(word), "%s %s", argv[1], argv[2]);
+        for (size_t i = 0; i < nsubs; i++)
+            if (!strcmp(subs[i].word, word))
+                return subs[i].run(ctx, &subs[i].cmd, argc - 2, argv + 2);
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (!strcmp(subs[i].word, argv[1]))
+            return subs[i].run(ctx, &subs[i].cmd, argc - 1, argv + 1);
+    fprintf(stderr, "vmctl %s: unknown subcommand '%s'\n", group, argv[1]);
+    print_group_usage(stderr, group);
+    return CLI_EXIT_USAGE;
 }
 
 static char *vm_path(const char *name, const char *suffix)
@@ -233,9 +324,9 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
         cli_kv("disks:", "-");
     json_array_foreach(a, i, item)
     {
-        snprintf(buf, sizeof(buf), "%s", i == 0 ? "disks:" : "");
-        printf("%-16s %s%s\n", buf, cli_jstr(item, "path") ? cli_jstr(item, "path") : "?",
-               json_is_true(json_object_get(item, "readonly")) ? " (read-only)" : "");
+        char line[512];
+        cli_disk_describe(item, line, sizeof(line));
+        cli_kv(i == 0 ? "disks:" : "", line);
     }
     print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
     cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
@@ -644,15 +735,16 @@ static int create_opt(void *st, int id, const char *arg)
         json_object_set_new(o->def, "memory_mib", json_integer(n));
         break;
     case 6: {
-        size_t len = strlen(arg);
-        bool ro = len > 3 && strcmp(arg + len - 3, ",ro") == 0;
-        json_t *disks = json_object_get(o->def, "disks");
+        const char *why;
+        json_t *disk = cli_disk_parse(arg, &why), *disks = json_object_get(o->def, "disks");
+        if (!disk)
+            return cli_usage_error(cmd, "--disk '%s': %s; it wants PATH[,ro] or volume=NAME[,ro]",
+                                   arg, why);
         if (!disks) {
             disks = json_array();
             json_object_set_new(o->def, "disks", disks);
         }
-        json_array_append_new(
-            disks, json_pack("{s:s%, s:b}", "path", arg, ro ? len - 3 : len, "readonly", ro));
+        json_array_append_new(disks, disk);
         break;
     }
     case 7: {
@@ -1181,36 +1273,30 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
     return interrupted ? 0 : rc;
 }
 
-struct sse {
-    const struct cli_ctx *ctx;
-    char *buf;
-    size_t len, cap;
-};
-
-static void print_event(const struct cli_ctx *ctx, const char *id, const char *type,
-                        const char *data)
+static int print_event(void *opaque, const char *id, const char *type, const char *data)
 {
+    const struct cli_ctx *ctx = opaque;
     json_t *ev;
 
     if (ctx->output == CLI_OUTPUT_JSON) {
         printf("%s\n", data);
         fflush(stdout);
-        return;
+        return interrupted;
     }
     const char *name;
 
     ev = json_loads(data, 0, NULL);
     /* Retention pruned events this stream would have shown: say where the gap is. */
     if (strcmp(type, "events.reset") == 0) {
-        printf("%-6s %-17s %s\n", id, type,
+        printf("%-6s %-21s %s\n", id, type,
                ev && cli_jstr(ev, "detail") ? cli_jstr(ev, "detail") : "events are missing here");
         fflush(stdout);
         json_decref(ev);
-        return;
+        return interrupted;
     }
     /* A port forward's events name their network instead. */
     name = ev ? (cli_jstr(ev, "name") ? cli_jstr(ev, "name") : cli_jstr(ev, "network")) : NULL;
-    printf("%-6s %-17s %-20s", id, type, name ? name : "-");
+    printf("%-6s %-21s %-20s", id, type, name ? name : "-");
     if (ev && cli_jstr(ev, "state")) {
         const char *state = cli_jstr(ev, "state");
         if (cli_jstr(ev, "previous"))
@@ -1225,49 +1311,13 @@ static void print_event(const struct cli_ctx *ctx, const char *id, const char *t
     putchar('\n');
     fflush(stdout);
     json_decref(ev);
-}
-
-/* Splits the stream into events (blank-line separated) and prints each. */
-static int on_sse(void *opaque, const char *data, size_t len)
-{
-    struct sse *s = opaque;
-    char *end;
-
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = (s->len + len + 1) * 2;
-        char *grown = realloc(s->buf, cap);
-        if (!grown)
-            return 1;
-        s->buf = grown;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, len);
-    s->len += len;
-    s->buf[s->len] = '\0';
-    while ((end = strstr(s->buf, "\n\n"))) {
-        char *line, *save = NULL, id[32] = "-", type[64] = "-";
-        const char *payload = NULL;
-        *end = '\0';
-        for (line = strtok_r(s->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            if (strncmp(line, "id: ", 4) == 0)
-                snprintf(id, sizeof(id), "%s", line + 4);
-            else if (strncmp(line, "event: ", 7) == 0)
-                snprintf(type, sizeof(type), "%s", line + 7);
-            else if (strncmp(line, "data: ", 6) == 0)
-                payload = line + 6;
-        }
-        if (payload)
-            print_event(s->ctx, id, type, payload);
-        s->len -= (size_t)(end + 2 - s->buf);
-        memmove(s->buf, end + 2, s->len + 1);
-    }
     return interrupted;
 }
 
 static int cmd_events(struct cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {{"follow", no_argument, NULL, CLI_OPT_FIRST}, {0}};
-    struct sse s = {.ctx = ctx};
+    struct cli_sse s = {.on_event = print_event, .opaque = ctx};
     bool follow = false;
     int first, rc;
 
@@ -1276,9 +1326,9 @@ static int cmd_events(struct cli_ctx *ctx, int argc, char **argv)
         return rc;
     /* SIGINT/SIGTERM keep their default action: every event is flushed as printed. */
     if (ctx->output == CLI_OUTPUT_TABLE)
-        printf("%-6s %-17s %-20s %s\n", "ID", "EVENT", "NAME", "STATE");
+        printf("%-6s %-21s %-20s %s\n", "ID", "EVENT", "NAME", "STATE");
     /* Without --follow: the replay from the first event, ended once the stream goes quiet. */
-    rc = cli_http_stream(ctx, "/v1/events?since=0", on_sse, &s, 0, follow ? 0 : 300);
+    rc = cli_http_stream(ctx, "/v1/events?since=0", cli_sse_feed, &s, 0, follow ? 0 : 300);
     free(s.buf);
     return rc;
 }
@@ -1322,7 +1372,8 @@ const struct cli_command cli_commands[] = {
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
-     "[--disk PATH[,ro]]... [--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
+     "[--disk PATH[,ro]|volume=NAME[,ro]]... "
+     "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
      "[--autostart] "
      "[--cpu-quota PCT] [--cpu-weight N]\n"
      "       vmctl create [NAME] --from-file DEF.json",
@@ -1333,7 +1384,8 @@ const struct cli_command cli_commands[] = {
      "      --mode full|pv       machine mode (default pv)\n"
      "      --vcpus N            vCPUs (default 1)\n"
      "      --memory MIB         memory in MiB (default 256)\n"
-     "      --disk PATH[,ro]     a disk; repeatable\n"
+     "      --disk PATH[,ro]     a disk file under an image directory, or\n"
+     "      --disk volume=NAME[,ro]  a volume (vmctl volume); repeatable\n"
      "      --nic SPEC           network=NAME[,ip=IP] (a managed network, optionally a\n"
      "                           static address), tap=NAME or bridge=NAME (a bridge of\n"
      "                           your own), each optionally ,mac=MAC; repeatable\n"
@@ -1376,6 +1428,12 @@ const struct cli_command cli_commands[] = {
     {"network", cli_cmd_network, "create|list|show|set|delete|leases|forward ...",
      "Manage networks: bridges with NAT, DHCP and DNS, and port forwards to VMs.",
      cli_network_help},
+    {"storage", cli_cmd_storage, "",
+     "Show the storage pools: size, free and used space, images and volumes.", NULL},
+    {"image", cli_cmd_image, "list|show|delete|import ...",
+     "Manage images: import (upload or from an import directory), list, delete.", cli_image_help},
+    {"volume", cli_cmd_volume, "list|show|create|resize|delete ...",
+     "Manage volumes: empty or cloned from an image, attached to VMs by name.", cli_volume_help},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

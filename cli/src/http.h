@@ -7,6 +7,8 @@
 #define VMCTL_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "cli.h"
 
@@ -23,6 +25,18 @@ struct cli_response {
  */
 int cli_http_request(const struct cli_ctx *ctx, const char *method, const char *path,
                      const char *json_body, struct cli_response *resp);
+
+/*
+ * POSTs size bytes read from body (from its current position) to path as
+ * application/octet-stream with that Content-Length: read and sent a chunk
+ * at a time, never held whole. on_sent (may be NULL) hears the bytes read so
+ * far after each chunk. A daemon that refuses early (a status before the
+ * whole body went) still counts as an answer. Returns 0 when the daemon
+ * answered, CLI_EXIT_UNREACHABLE (after printing why) otherwise.
+ */
+int cli_http_upload(const struct cli_ctx *ctx, const char *path, FILE *body, int64_t size,
+                    void (*on_sent)(void *opaque, int64_t sent), void *opaque,
+                    struct cli_response *resp);
 
 /*
  * Streams GET path, handing each received chunk to on_data until it returns

@@ -91,18 +91,6 @@ static void print_network(json_t *net)
     cli_kv("created:", cli_jstr(net, "created_at"));
 }
 
-/* Prints a network answer: the body with --output json, else the key/value block. */
-static int print_network_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *net)
-{
-    if (ctx->output == CLI_OUTPUT_JSON)
-        cli_print_body(r);
-    else if (net)
-        print_network(net);
-    json_decref(net);
-    cli_response_free(r);
-    return 0;
-}
-
 /* ---- list, show ---------------------------------------------------------- */
 
 static int net_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
@@ -170,21 +158,16 @@ static int net_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
         return rc;
     if ((rc = call_network(ctx, "GET", argv[first], NULL, NULL, &r, &net)))
         return rc;
-    return print_network_answer(ctx, &r, net);
+    return cli_print_answer(ctx, &r, net, print_network);
 }
 
 /* ---- create, set, delete -------------------------------------------------- */
 
 enum { OPT_CIDR = CLI_OPT_FIRST, OPT_NO_NAT, OPT_NO_DHCP, OPT_DNS_DOMAIN, OPT_MTU };
 
-struct create_net {
-    const struct cli_command *cmd;
-    json_t *body;
-};
-
 static int create_opt(void *st, int id, const char *arg)
 {
-    struct create_net *o = st;
+    struct cli_body_opts *o = st;
     long n;
 
     switch (id) {
@@ -219,10 +202,7 @@ static int net_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         {"mtu", required_argument, NULL, OPT_MTU},
         {0},
     };
-    struct create_net o = {.cmd = cmd, .body = json_object()};
-    struct cli_response r;
-    json_t *net;
-    char *body;
+    struct cli_body_opts o = {.cmd = cmd, .body = json_object()};
     int first, rc;
 
     rc = cli_parse_options(ctx, cmd, argc, argv, opts, create_opt, &o, 1, 1, &first);
@@ -230,14 +210,7 @@ static int net_create(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
         json_decref(o.body);
         return rc;
     }
-    json_object_set_new(o.body, "name", json_string(argv[first]));
-    body = json_dumps(o.body, JSON_COMPACT);
-    json_decref(o.body);
-    rc = cli_call(ctx, "POST", "/v1/networks", body, &r, &net);
-    free(body);
-    if (rc)
-        return rc;
-    return print_network_answer(ctx, &r, net);
+    return cli_post_named(ctx, "/v1/networks", argv[first], o.body, print_network);
 }
 
 /* A value of `network set KEY=VALUE`, typed by key; NULL when it does not parse. */
@@ -270,26 +243,7 @@ static int net_set(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
     free(body);
     if (rc)
         return rc;
-    return print_network_answer(ctx, &r, net);
-}
-
-/* A DELETE whose 204 has no body: json prints nothing, a table says what went. */
-static int delete_and_say(struct cli_ctx *ctx, const char *name, const char *suffix,
-                          const char *said)
-{
-    struct cli_response r;
-    int rc = call_network(ctx, "DELETE", name, suffix, NULL, &r, NULL);
-
-    if (rc)
-        return rc;
-    if (ctx->output == CLI_OUTPUT_JSON) {
-        if (r.len)
-            cli_print_body(&r);
-    } else {
-        printf("%s\n", said);
-    }
-    cli_response_free(&r);
-    return 0;
+    return cli_print_answer(ctx, &r, net, print_network);
 }
 
 static int net_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
@@ -300,7 +254,7 @@ static int net_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
     if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first)))
         return rc;
     snprintf(said, sizeof(said), "deleted network %s", argv[first]);
-    return delete_and_say(ctx, argv[first], NULL, said);
+    return cli_delete_and_say(ctx, "networks", argv[first], NULL, said);
 }
 
 /* ---- leases ----------------------------------------------------------------- */
@@ -364,14 +318,9 @@ static int net_leases(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
 
 enum { OPT_PROTOCOL = CLI_OPT_FIRST, OPT_HOST_ADDRESS };
 
-struct forward_opts {
-    const struct cli_command *cmd;
-    json_t *body;
-};
-
 static int forward_opt(void *st, int id, const char *arg)
 {
-    struct forward_opts *o = st;
+    struct cli_body_opts *o = st;
 
     if (id == OPT_PROTOCOL) {
         if (strcmp(arg, "tcp") && strcmp(arg, "udp"))
@@ -390,7 +339,7 @@ static int fwd_add(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
         {"host-address", required_argument, NULL, OPT_HOST_ADDRESS},
         {0},
     };
-    struct forward_opts o = {.cmd = cmd, .body = json_object()};
+    struct cli_body_opts o = {.cmd = cmd, .body = json_object()};
     struct cli_response r;
     json_t *fwd;
     char vm[256], line[384], *body;
@@ -484,18 +433,12 @@ static int fwd_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
                                argv[first + 1]);
     snprintf(suffix, sizeof(suffix), "/forwards/%ld", id);
     snprintf(said, sizeof(said), "deleted forward %ld of %s", id, argv[first]);
-    return delete_and_say(ctx, argv[first], suffix, said);
+    return cli_delete_and_say(ctx, "networks", argv[first], suffix, said);
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
-struct subcommand {
-    struct cli_command cmd; /* cmd.name is "network create" and so on */
-    const char *word;       /* what follows "network" ("forward add") */
-    int (*run)(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv);
-};
-
-static const struct subcommand subcommands[] = {
+static const struct cli_subcommand subcommands[] = {
     {{"network list", NULL, "", "List the managed networks.", NULL}, "list", net_list},
     {{"network show", NULL, "NAME",
       "Show a network: addresses, bridge, NAT, dnsmasq, the VM NICs on it.", NULL},
@@ -543,39 +486,7 @@ static const struct subcommand subcommands[] = {
 
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 
-static void print_network_usage(FILE *out)
-{
-    fprintf(out, "Usage: vmctl network SUBCOMMAND [ARGS] [OPTIONS]\n\n"
-                 "Manage networks: bridges with NAT, DHCP and DNS, and port forwards to VMs.\n\n");
-    fputs(cli_network_help, out);
-}
-
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 {
-    char word[64];
-    int skip = 1;
-
-    if (argc >= 2 &&
-        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
-        print_network_usage(stdout);
-        return 0;
-    }
-    if (argc < 2) {
-        fprintf(stderr, "vmctl network: missing subcommand\n");
-        print_network_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    /* "forward" takes a second word. */
-    if (!strcmp(argv[1], "forward") && argc >= 3) {
-        snprintf(word, sizeof(word), "forward %s", argv[2]);
-        skip = 2;
-    } else {
-        snprintf(word, sizeof(word), "%s", argv[1]);
-    }
-    for (size_t i = 0; i < N_SUBCOMMANDS; i++)
-        if (!strcmp(subcommands[i].word, word))
-            return subcommands[i].run(ctx, &subcommands[i].cmd, argc - skip, argv + skip);
-    fprintf(stderr, "vmctl network: unknown subcommand '%s'\n", word);
-    print_network_usage(stderr);
-    return CLI_EXIT_USAGE;
+    return cli_dispatch(ctx, "network", subcommands, N_SUBCOMMANDS, argc, argv);
 }

@@ -64,6 +64,33 @@ export async function api(method, path, body) {
   return (await request(method, path, body)).body;
 }
 
+// POSTs a File as the raw body (application/octet-stream) with XMLHttpRequest, the one
+// browser API that reports upload progress: onProgress(loaded, total) as it goes. Resolves
+// to {status, body}; an error status rejects with ApiError, as request() does.
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    const token = getToken();
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.setRequestHeader('Accept', 'application/json, application/problem+json');
+    xhr.upload.onprogress = (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        /* not JSON: keep the status */
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve({ status: xhr.status, body });
+      else reject(new ApiError(xhr.status, body || { title: xhr.statusText, detail: '' }));
+    };
+    xhr.onerror = () => reject(new ApiError(0, { title: 'network error', detail: 'the upload was cut off' }));
+    xhr.send(file);
+  });
+}
+
 function withToken(path) {
   const token = getToken();
   if (!token) return path;

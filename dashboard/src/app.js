@@ -1,13 +1,14 @@
 // The dashboard's entry point: login when the daemon wants a token (it is
 // served over TCP), then the VM list (#/) or one VM (#/vms/<id>), the
-// networks (#/networks) or one network (#/networks/<name>), all kept live by
-// the event stream.
+// networks (#/networks) or one network (#/networks/<name>), the storage
+// (#/storage), all kept live by the event stream.
 
 import { setLifecycle } from './actions.js';
 import { ApiError, api, getToken, setToken } from './api.js';
 import { el } from './format.js';
 import { listView } from './list-view.js';
 import { networkView, networksView } from './network-view.js';
+import { storageView } from './storage-view.js';
 import { connect, disconnect, store, subscribe } from './store.js';
 import { vmView } from './vm-view.js';
 
@@ -35,11 +36,14 @@ function route() {
   closeView();
   const vm = /^#\/vms\/([^/]+)$/.exec(location.hash);
   const network = /^#\/networks\/([^/]+)$/.exec(location.hash);
-  const section = network || location.hash === '#/networks' ? 'networks' : 'vms';
+  let section = 'vms';
+  if (network || location.hash === '#/networks') section = 'networks';
+  else if (location.hash === '#/storage') section = 'storage';
   for (const link of nav.querySelectorAll('a')) link.classList.toggle('current', link.dataset.nav === section);
   if (vm) closeView = vmView(main, decodeURIComponent(vm[1]));
   else if (network) closeView = networkView(main, decodeURIComponent(network[1]));
   else if (section === 'networks') closeView = networksView(main);
+  else if (section === 'storage') closeView = storageView(main);
   else closeView = listView(main, host);
 }
 

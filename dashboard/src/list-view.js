@@ -5,9 +5,10 @@
 import { renderActions } from './actions.js';
 import { apiForm } from './form.js';
 import { duration, el, mib, uptime } from './format.js';
-import { sortedNetworks, sortedVms, store, subscribe } from './store.js';
+import { sortedNetworks, sortedVms, sortedVolumes, store, subscribe } from './store.js';
 
 const NO_NETWORK = 'none';
+const NO_VOLUME = 'none';
 
 const FIELDS = [
   { name: 'name', label: 'Name', type: 'text', placeholder: 'web-1', required: true,
@@ -23,13 +24,25 @@ const FIELDS = [
   { name: 'network', label: 'Network', type: 'select', options: [NO_NETWORK], errorField: 'nics' },
   { name: 'ip', label: 'Static IP', type: 'text', placeholder: 'empty: DHCP', errorField: 'nics',
     hint: 'an address of the network, for port forwards' },
+  // One disk by volume name (the storage page makes them).
+  { name: 'volume', label: 'Disk (volume)', type: 'select', options: [NO_VOLUME], errorField: 'disks' },
 ];
 
-// The form's network and ip become the definition's one NIC.
+// The form's network and ip become the definition's one NIC, its volume its one disk.
 function withNic(body) {
-  const { network, ip, ...rest } = body;
+  const { network, ip, volume, ...rest } = body;
   if (network && network !== NO_NETWORK) rest.nics = [ip ? { network, ip } : { network }];
+  if (volume && volume !== NO_VOLUME) rest.disks = [{ volume }];
   return rest;
+}
+
+// The volume select: read-only volumes, and read-write ones no VM uses yet.
+function fillVolumes(select) {
+  const chosen = select.value;
+  const free = sortedVolumes().filter((v) => v.readonly || !(v.vms || []).length);
+  select.replaceChildren(el('option', { value: NO_VOLUME, text: NO_VOLUME }),
+    ...free.map((v) => el('option', { value: v.name, text: v.readonly ? `${v.name} (read-only)` : v.name })));
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 
 // Keeps the network select's choices those of the store, and the one chosen if it stays.
@@ -99,11 +112,14 @@ export function listView(main, host) {
   };
   render();
   fillNetworks(form.elements.network);
+  fillVolumes(form.elements.volume);
   const unsubscribe = subscribe((kind, id) => {
     if (kind === 'vm') updateRow(id);
     else if (kind === 'list' || kind === 'deleted') render();
     else if (kind === 'networks' || kind === 'network' || kind === 'network-deleted') {
       fillNetworks(form.elements.network);
+    } else if (kind === 'storage' || kind === 'volume' || kind === 'volume-deleted') {
+      fillVolumes(form.elements.volume);
     }
   });
   // Uptimes tick without asking the daemon.

@@ -9,6 +9,12 @@
 // The managed networks ride on the same stream: GET /v1/networks after the
 // VM list, then every network.* event fetches the network it names again
 // (GET /v1/networks/{name}), so a replayed event only fetches once more.
+//
+// Storage too: GET /v1/storage, /v1/images and /v1/volumes after the
+// networks; image.* and volume.* events fetch the object they name again,
+// except image.import_progress, whose figures go straight into the image
+// (several a second while an import runs). A VM's create, change or delete
+// fetches the volumes its disks name, whose `vms` lists it.
 
 import { ApiError, api, eventsUrl, request } from './api.js';
 
@@ -19,6 +25,10 @@ export const store = {
   vms: new Map(),
   networks: new Map(), // by name
   networksLoaded: false,
+  storage: { pools: [], import_dirs: [] }, // GET /v1/storage
+  images: new Map(), // by name
+  volumes: new Map(), // by name
+  storageLoaded: false,
   status: 'connecting', // connecting | live | reconnecting | offline
   loaded: false,
 };
@@ -30,7 +40,9 @@ let onUnauthorized = () => {};
 
 // fn(kind, id): kind is 'list', 'vm' (one VM changed), 'deleted' or 'status'; for
 // networks 'networks' (the list), 'network' (one changed, id is its name),
-// 'network-deleted' and 'forwards' (a network's forwards changed).
+// 'network-deleted' and 'forwards' (a network's forwards changed); for storage
+// 'storage' (all of it loaded), 'pools', 'image' and 'volume' (one changed, id is its
+// name), 'image-deleted' and 'volume-deleted'.
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -115,20 +127,108 @@ const networkHandlers = {
   },
 };
 
+export const sortedImages = () => [...store.images.values()].sort((a, b) => a.name.localeCompare(b.name));
+export const sortedVolumes = () => [...store.volumes.values()].sort((a, b) => a.name.localeCompare(b.name));
+
+// GET /v1/images/{name} or /v1/volumes/{name} into its map; a 404 removes it.
+async function refreshStored(map, collection, kind, name) {
+  if (!name) return;
+  try {
+    map.set(name, await api('GET', `/v1/${collection}/${encodeURIComponent(name)}`));
+    emit(kind, name);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      if (map.delete(name)) emit(`${kind}-deleted`, name);
+    } else {
+      console.warn(`vmmd: refresh ${kind}`, name, err);
+    }
+  }
+}
+
+const refreshImage = (name) => refreshStored(store.images, 'images', 'image', name);
+const refreshVolume = (name) => refreshStored(store.volumes, 'volumes', 'volume', name);
+
+// The pools' figures move with every import, clone and delete: one GET for a burst of events.
+let poolsTimer = null;
+function refreshPools() {
+  clearTimeout(poolsTimer);
+  poolsTimer = setTimeout(async () => {
+    try {
+      store.storage = await api('GET', '/v1/storage');
+      emit('pools');
+    } catch (err) {
+      console.warn('vmmd: storage', err);
+    }
+  }, 250);
+}
+
+// The volumes a VM's disks name: their `vms` lists it.
+function refreshVolumesOf(vm) {
+  for (const disk of vm?.disks || []) if (disk.volume) refreshVolume(disk.volume);
+}
+
+const storageHandlers = {
+  'image.created'(data) {
+    refreshImage(data.name);
+    refreshPools();
+  },
+  'image.import_progress'(data) {
+    const image = store.images.get(data.name);
+    if (!image) return;
+    image.progress = { done_bytes: data.done_bytes, total_bytes: data.total_bytes };
+    emit('image', data.name);
+  },
+  'image.ready'(data) {
+    refreshImage(data.name);
+    refreshPools();
+  },
+  'image.failed'(data) {
+    refreshImage(data.name);
+    refreshPools();
+  },
+  'image.deleted'(data) {
+    if (store.images.delete(data.name)) emit('image-deleted', data.name);
+    refreshPools();
+  },
+  'volume.created'(data) {
+    refreshVolume(data.name);
+    refreshImage(data.image); // its `volumes` lists the clone
+    refreshPools();
+  },
+  'volume.resized'(data) {
+    refreshVolume(data.name);
+    refreshPools();
+  },
+  'volume.deleted'(data) {
+    const volume = store.volumes.get(data.name);
+    if (store.volumes.delete(data.name)) emit('volume-deleted', data.name);
+    refreshImage(volume?.image ?? data.image);
+    refreshPools();
+  },
+};
+
 const handlers = {
   ...networkHandlers,
+  ...storageHandlers,
   'vm.created'(data) {
     if (!store.vms.has(data.id)) {
       store.vms.set(data.id, { ...data, state_reason: null, vcpus: null, memory_mib: null });
       emit('list');
     }
-    refresh(data.id).then(() => refreshNetworksOf(store.vms.get(data.id)));
+    refresh(data.id).then(() => {
+      refreshNetworksOf(store.vms.get(data.id));
+      refreshVolumesOf(store.vms.get(data.id));
+    });
   },
   'vm.updated'(data) {
     const vm = store.vms.get(data.id);
     if (vm && data.name) vm.name = data.name;
     refreshNetworksOf(vm); // the networks it was on
-    refresh(data.id).then(() => refreshNetworksOf(store.vms.get(data.id))); // and is on now
+    refreshVolumesOf(vm); // and volumes
+    refresh(data.id).then(() => { // and those it is on now
+      refreshNetworksOf(store.vms.get(data.id));
+      refreshVolumesOf(store.vms.get(data.id));
+    });
   },
   'vm.state_changed'(data) {
     const vm = store.vms.get(data.id);
@@ -143,6 +243,7 @@ const handlers = {
     const vm = store.vms.get(data.id);
     if (store.vms.delete(data.id)) emit('deleted', data.id);
     refreshNetworksOf(vm);
+    refreshVolumesOf(vm);
   },
   'daemon.started'() {
     emit('daemon');
@@ -188,6 +289,22 @@ function scheduleResync() {
   resyncTimer = setTimeout(() => connect().catch(() => {}), RESYNC_MS);
 }
 
+// Pools, images and volumes (after the VM list, as the networks: a change in between is in
+// the events replayed). A daemon without storage routes has none of them.
+async function loadStorage() {
+  const [storage, images, volumes] = await Promise.all([
+    api('GET', '/v1/storage'), api('GET', '/v1/images'), api('GET', '/v1/volumes'),
+  ].map((p) => p.catch((err) => {
+    console.warn('vmmd: storage', err);
+    return null;
+  })));
+  store.storage = storage || { pools: [], import_dirs: [] };
+  store.images = new Map((images || []).map((i) => [i.name, i]));
+  store.volumes = new Map((volumes || []).map((v) => [v.name, v]));
+  store.storageLoaded = true;
+  emit('storage');
+}
+
 // Loads the list and follows the event stream from there.
 export async function connect(unauthorized) {
   if (unauthorized) onUnauthorized = unauthorized;
@@ -219,6 +336,7 @@ export async function connect(unauthorized) {
   }
   store.networksLoaded = true;
   emit('networks');
+  await loadStorage();
   const since = res.headers.get('Vmmd-Last-Event-Id');
   openStream(since === null ? null : Number(since));
 }
@@ -229,5 +347,9 @@ export function disconnect() {
   store.loaded = false;
   store.networks = new Map();
   store.networksLoaded = false;
+  store.storage = { pools: [], import_dirs: [] };
+  store.images = new Map();
+  store.volumes = new Map();
+  store.storageLoaded = false;
   setStatus('offline');
 }

@@ -191,7 +191,8 @@ function nicFact(n, i) {
 function deviceFacts(vm) {
   return [
     ...(vm.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
-      el('dd', {}, el('code', { text: d.path }), d.readonly ? ' (read-only)' : '')]),
+      el('dd', {}, d.volume ? el('a', { href: '#/storage', text: `volume ${d.volume}` }) : el('code', { text: d.path }),
+        d.readonly ? ' (read-only)' : '')]),
     ...(vm.nics || []).flatMap((n, i) => nicFact(n, i)),
   ];
 }

@@ -39,6 +39,10 @@ body_for() {
     "POST /v1/networks") echo '{"name":"docnet"}' ;;
     "PATCH /v1/networks/{name}") echo '{"mtu":1400}' ;;
     "POST /v1/networks/{name}/forwards") echo '{"host_port":18080,"vm":"doc","vm_port":80}' ;;
+    # A raw import from an image directory (one of the import directories), an empty volume.
+    "POST /v1/images") echo "{\"name\":\"docimg\",\"path\":\"$GUESTS/guest-idle.elf\",\"format\":\"raw\"}" ;;
+    "POST /v1/volumes") echo '{"name":"docvol","size_mib":16}' ;;
+    "PATCH /v1/volumes/{name}") echo '{"size_mib":32}' ;;
     *) echo "" ;;
     esac
 }
@@ -67,6 +71,16 @@ POST /v1/networks/{name}/forwards
 DELETE /v1/networks/{name}/forwards/{id}
 DELETE /v1/networks/{name}
 DELETE /v1/vms/{id}
+GET /v1/storage
+GET /v1/images
+POST /v1/images
+GET /v1/images/{name}
+GET /v1/volumes
+POST /v1/volumes
+GET /v1/volumes/{name}
+PATCH /v1/volumes/{name}
+DELETE /v1/volumes/{name}
+DELETE /v1/images/{name}
 GET /v1/events
 GET /metrics
 GET /v1/openapi.json
@@ -77,7 +91,11 @@ check "the call order covers every documented operation" \
 
 fwd=1 # a forward's id, from its create (which may be refused: doc has no NIC on docnet)
 while read -r method path; do
-    url=${path//\{name\}/docnet}
+    case $path in
+    /v1/images/*) url=${path//\{name\}/docimg} ;;
+    /v1/volumes/*) url=${path//\{name\}/docvol} ;;
+    *) url=${path//\{name\}/docnet} ;;
+    esac
     [[ $path == */forwards/\{id\} ]] && url=${url//\{id\}/$fwd}
     url=${url//\{id\}/$id}
     url=${url//\{file\}/app.js}

@@ -12,20 +12,8 @@ VMMD=$2
 GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 require_kvm "the vmctl integration tests"
-export VMMD_SOCKET=$SOCK
-unset VMMD_URL VMMD_TOKEN_FILE
-export NO_COLOR=1
-fail_detail() {
-    echo "(rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
-}
-
-# v ARGS... -> $rc, stdout in $tmp/out, stderr in $tmp/err
-v() {
-    "$VMCTL" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
+. "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 out() { cat "$tmp/out"; }
-jout() { jq -r "$1" "$tmp/out" 2>/dev/null; }
 
 
 # --- before the daemon: usage errors and "cannot reach" ----------------------

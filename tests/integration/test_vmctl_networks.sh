@@ -16,12 +16,7 @@ VMCTL=$1
 VMMD=$2
 GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
-export VMMD_SOCKET=$SOCK
-unset VMMD_URL VMMD_TOKEN_FILE
-export NO_COLOR=1
-fail_detail() {
-    echo "(rc $rc; stdout: $(head -c 400 "$tmp/out" 2>/dev/null); stderr: $(head -c 400 "$tmp/err" 2>/dev/null))"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 
 missing=
 [[ $(id -u) == 0 ]] || missing+=" root"
@@ -31,13 +26,6 @@ if [[ -n $missing ]]; then
     echo "SKIPPED: managed networks need$missing; the vmctl network tests did not run" >&2
     exit 77
 fi
-
-# v ARGS... -> $rc, stdout in $tmp/out, stderr in $tmp/err
-v() {
-    "$VMCTL" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-jout() { jq -r "$1" "$tmp/out" 2>/dev/null; }
 
 # --- usage errors, before the daemon --------------------------------------------
 v network

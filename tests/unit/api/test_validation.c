@@ -1422,6 +1422,16 @@ static void test_openapi_document(void **state)
         {"/v1/networks/{name}/forwards", "get"},
         {"/v1/networks/{name}/forwards", "post"},
         {"/v1/networks/{name}/forwards/{id}", "delete"},
+        {"/v1/storage", "get"},
+        {"/v1/images", "get"},
+        {"/v1/images", "post"},
+        {"/v1/images/{name}", "get"},
+        {"/v1/images/{name}", "delete"},
+        {"/v1/volumes", "get"},
+        {"/v1/volumes", "post"},
+        {"/v1/volumes/{name}", "get"},
+        {"/v1/volumes/{name}", "patch"},
+        {"/v1/volumes/{name}", "delete"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1481,6 +1491,30 @@ static void test_openapi_document(void **state)
         assert_non_null(json_object_get(json_object_get(json_object_get(create, "201"), "headers"),
                                         "Location"));
     }
+    /* The storage statuses of issue 14: an upload's and a path import's, and every 409. */
+    {
+        json_t *import = json_object_get(json_object_get(paths, "/v1/images"), "post");
+        json_t *responses = json_object_get(import, "responses");
+        static const char *const codes[] = {"201", "202", "400", "403", "409", "422", "507"};
+        static const struct {
+            const char *path, *method;
+        } conflicts[] = {{"/v1/images", "post"},
+                         {"/v1/images/{name}", "delete"},
+                         {"/v1/volumes", "post"},
+                         {"/v1/volumes/{name}", "patch"},
+                         {"/v1/volumes/{name}", "delete"}};
+        for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+            assert_non_null(json_object_get(responses, codes[i]));
+        assert_non_null(
+            json_object_get(json_object_get(json_object_get(import, "requestBody"), "content"),
+                            "application/octet-stream"));
+        for (size_t i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++)
+            assert_non_null(json_object_get(
+                json_object_get(
+                    json_object_get(json_object_get(paths, conflicts[i].path), conflicts[i].method),
+                    "responses"),
+                "409"));
+    }
     assert_string_equal(
         json_string_value(json_object_get(
             json_object_get(json_object_get(json_object_get(doc, "components"), "securitySchemes"),
@@ -1496,10 +1530,11 @@ static void test_openapi_document(void **state)
             "content"),
         "text/event-stream"));
     schemas = json_object_get(json_object_get(doc, "components"), "schemas");
-    static const char *const names[] = {"VM",      "VMCreate", "VMPatch",       "Disk",
-                                        "Nic",     "Host",     "Stats",         "Event",
-                                        "Problem", "Network",  "NetworkCreate", "NetworkPatch",
-                                        "Lease",   "Forward",  "ForwardCreate"};
+    static const char *const names[] = {
+        "VM",          "VMCreate", "VMPatch",       "Disk",       "Nic",           "Host",
+        "Stats",       "Event",    "Problem",       "Network",    "NetworkCreate", "NetworkPatch",
+        "Lease",       "Forward",  "ForwardCreate", "Pool",       "Storage",       "Image",
+        "ImageImport", "Volume",   "VolumeCreate",  "VolumePatch"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
     check_refs(doc, doc);

@@ -1082,7 +1082,7 @@ static bool is_pool_file(struct storage *s, const char *path)
 }
 
 static int check_volume_disk(struct storage *s, const struct db_vm *vm, size_t i, const char *name,
-                             bool readonly, struct api_error *err)
+                             struct api_error *err)
 {
     struct db_volume v;
     struct db_vm_ref *users = NULL;
@@ -1094,11 +1094,7 @@ static int check_volume_disk(struct storage *s, const struct db_vm *vm, size_t i
                         name);
     if (rc)
         return store_failed(s, err, rc, "reading the volume");
-    if (v.readonly && !readonly)
-        return api_fail(err, API_ERR_UNPROCESSABLE,
-                        "disks[%zu].readonly: volume '%s' is read-only: attach it with "
-                        "\"readonly\": true",
-                        i, name);
+    /* A read-only volume is attached read-only wherever it is (storage_resolve_disks). */
     if (v.readonly)
         return 0;
     if ((rc = db_volume_users(s->d->db, name, &users, &n)))
@@ -1126,8 +1122,7 @@ int storage_check_vm(struct storage *s, const struct db_vm *vm, struct api_error
         const char *path = json_string_value(json_object_get(item, "path"));
 
         if (vol)
-            rc = check_volume_disk(s, vm, i, vol, json_is_true(json_object_get(item, "readonly")),
-                                   err);
+            rc = check_volume_disk(s, vm, i, vol, err);
         else if (path && is_pool_file(s, path))
             rc = api_fail(err, API_ERR_UNPROCESSABLE,
                           "disks[%zu].path: %s is a storage pool's file: name the volume "

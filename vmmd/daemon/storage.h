@@ -67,9 +67,9 @@ int storage_volume_delete(struct storage *s, const char *name, struct api_error 
 
 /*
  * A VM definition's disks against the storage: each volume exists (422), a
- * read-write one is no other VM's (409 naming it), a read-only volume is
- * attached read-only (422); a path may not name a pool's file (422: it
- * would bypass those rules).
+ * read-write one is no other VM's (409 naming it; a read-only volume is
+ * attached read-only wherever it is); a path may not name a pool's file
+ * (422: it would bypass those rules).
  */
 int storage_check_vm(struct storage *s, const struct db_vm *vm, struct api_error *err);
 /*

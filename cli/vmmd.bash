@@ -12,6 +12,11 @@ _vmmd()
         esac
     done
 
+    # --storage-pool NAME=DIR: bash splits the word at "=" (COMP_WORDBREAKS); DIR follows it.
+    if [[ $prev == "=" && ${COMP_WORDS[COMP_CWORD - 3]-} == --storage-pool ]]; then
+        COMPREPLY=($(compgen -d -- "$cur"))
+        return
+    fi
     case $prev in
     --config-file | --state-dir | --socket | --token-file | --image-dir | --log-file | \
     --dashboard-dir | --tls-cert | --tls-key | --tls-client-ca | --kernel | --initrd | --disk | \
@@ -23,6 +28,8 @@ _vmmd()
     --mode) COMPREPLY=($(compgen -W "full pv" -- "$cur")); return ;;
     --on-reboot) COMPREPLY=($(compgen -W "restart exit" -- "$cur")); return ;;
     --default-network) COMPREPLY=($(compgen -W "auto none" -- "$cur")); return ;;
+    --import-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --storage-pool) return ;; # NAME=DIR: a name of the operator's
     esac
 
     if [[ -z $cmd && $cur != -* ]]; then

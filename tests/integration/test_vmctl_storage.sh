@@ -2,11 +2,12 @@
 # Integration: `vmctl storage`, `vmctl image ...` and `vmctl volume ...`
 # against a real vmmd (issue 14). The usage errors (exit 2) before anything
 # is sent; the pools; a raw image uploaded (streamed, its progress a line per
-# 10 % when stderr is not a terminal) with the sha256 of the file, a path
-# import from an image directory, the refusals of both (403 outside the
-# import directories, 422 missing, 409 name taken: exit 1 with the API's
-# detail); a qcow2 upload converted in the background and followed to ready,
-# and a corrupt one that fails (when qemu-img is here); volumes empty and
+# 10 % when stderr is not a terminal, redrawn in place on one) with the
+# sha256 of the file, a path import from an image directory, the refusals
+# of both (403 outside the import directories, 422 missing, 409 name taken:
+# exit 1 with the API's detail); a qcow2 upload and a qcow2 --path import
+# (from --import-dir) converted in the background and followed to ready, and
+# a corrupt one that fails (when qemu-img is here); volumes empty and
 # cloned, grown, a shrink refused; a VM made with --disk volume=NAME, shown
 # by vmctl show and on the volume; the 409s of an image with volumes, of a
 # volume a VM uses and of a read-write volume asked for by a second VM; a
@@ -24,6 +25,14 @@ GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 # same_file A B: the daemon may print paths canonical (symlinks resolved)
 same_file() { [[ -n $1 && $(readlink -f "$1") == "$(readlink -f "$2")" ]]; }
+# import_dir_listed DIR: DIR is among the import_dirs of the `storage -o json` in $tmp/out
+import_dir_listed() {
+    local d
+    while read -r d; do
+        same_file "$d" "$1" && return 0
+    done < <(jout '.import_dirs[]')
+    return 1
+}
 
 # --- usage errors, before the daemon --------------------------------------------
 v image
@@ -71,7 +80,9 @@ if mount -t tmpfs -o size=2m vmmd-test-tiny "$tiny" 2>/dev/null; then
 fi
 pool_flags=()
 ((have_tiny)) && pool_flags=(--storage-pool "tiny=$tiny")
-start_daemon "${pool_flags[@]}" || exit 1
+# An import directory of its own, for a qcow2 converted from --path.
+mkdir -p "$tmp/imports"
+start_daemon --import-dir "$tmp/imports" "${pool_flags[@]}" || exit 1
 
 # --- pools -------------------------------------------------------------------------
 v storage -o json
@@ -80,7 +91,9 @@ check "storage -o json: the pools images and volumes under the state directory" 
       same_file "$(jout '.pools[] | select(.name == "volumes") | .path')" "$STATE/volumes"; echo $?)
 check "storage -o json: sizes, and the image directory among the import directories" \
     $([[ $(jout '.pools[] | select(.name == "images") | .size_bytes > 0 and .free_bytes >= 0') == true ]] &&
-      jout '.import_dirs[]' | while read -r d; do same_file "$d" "$GUESTS" && echo yes; done | grep -q yes; echo $?)
+      import_dir_listed "$GUESTS"; echo $?)
+check "storage -o json: --import-dir among the import directories" \
+    $(import_dir_listed "$tmp/imports"; echo $?)
 v storage
 check "storage: a table of the pools, then the import directories" \
     $([[ $rc == 0 ]] && grep -q "^POOL  *PATH  *SIZE  *FREE  *USED  *IMAGES  *VOLUMES  *REFLINK" "$tmp/out" &&
@@ -98,6 +111,13 @@ check "image show -o json: raw, 3 MiB, the file's sha256, from an upload" \
     $([[ $rc == 0 && $(jout .state) == ready && $(jout .format) == raw && $(jout .size_bytes) == 3145728 &&
         $(jout .source_bytes) == 3145728 && $(jout .sha256) == "$sha" && $(jout .source) == upload &&
         $(jout .pool) == images ]]; echo $?)
+# On a terminal (script(1) gives it one): the bar is redrawn in place, and -o json prints the image.
+script -qec "$VMCTL image import deb-tty $tmp/disk.raw -o json" /dev/null >"$tmp/tty" 2>&1
+rc=$?
+check "image import on a terminal: one bar redrawn in place, then the image as JSON" \
+    $([[ $rc == 0 ]] && grep -q $'\r''uploading deb-tty \[' "$tmp/tty" && grep -q '100%' "$tmp/tty" &&
+      grep -q '"name": *"deb-tty"' "$tmp/tty"; echo $?)
+"$VMCTL" image delete deb-tty >/dev/null 2>&1
 v image list
 check "image list: a row with state, format and the start of the sha256" \
     $([[ $rc == 0 ]] && grep -q "^NAME  *STATE  *FORMAT" "$tmp/out" && grep -q "^deb  *ready  *raw .*${sha:0:12}" "$tmp/out"; echo $?)
@@ -130,6 +150,11 @@ if command -v qemu-img >/dev/null; then
     check "the converted image: qcow2, the raw size, the sha256 of the qcow2 file" \
         $([[ $(jout .format) == qcow2 && $(jout .size_bytes) == 3145728 &&
             $(jout .sha256) == "$(sha256sum "$tmp/disk.qcow2" | cut -d' ' -f1)" ]]; echo $?)
+    cp "$tmp/disk.qcow2" "$tmp/imports/"
+    v image import deb-p --path "$tmp/imports/disk.qcow2" -o json
+    check "image import --path of a qcow2: converted by the daemon, followed to ready" \
+        $([[ $rc == 0 && $(jout .state) == ready && $(jout .format) == qcow2 && $(jout .size_bytes) == 3145728 ]]; echo $?)
+    "$VMCTL" image delete deb-p >/dev/null 2>&1
     # A qcow2 header over garbage: qemu-img cannot read it.
     { printf 'QFI\xfb\0\0\0\3'; head -c 65536 /dev/urandom; } >"$tmp/bad.qcow2"
     v image import bad "$tmp/bad.qcow2" --format qcow2

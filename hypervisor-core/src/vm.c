@@ -221,7 +221,8 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
     }
 
     for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
-        if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i])) ||
+        if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i],
+                                    &vm->disk_limits[i])) ||
             (rc = add_virtio(vm, virtio_blk_transport(vm->vblk[i]), SLOT_FIRST_DISK + i)))
             return fail(err, errlen, rc, "virtio-blk for disk %u: %s", i + 1,
                         strerror(-rc));
@@ -294,6 +295,12 @@ static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen
                     hv_mode_name(cfg->mode), cfg->nr_disks);
     if (cfg->nr_nics > HV_MAX_NICS)
         return fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
+    for (unsigned i = 0; i < cfg->nr_disks; i++)
+        if (!hv_io_limits_valid(&cfg->disks[i].limits))
+            return fail(err, errlen, -EINVAL, "disk %u: I/O limits out of bounds", i + 1);
+    for (unsigned i = 0; i < cfg->nr_nics; i++)
+        if (!hv_io_limits_valid(&cfg->nics[i].limits))
+            return fail(err, errlen, -EINVAL, "NIC %u: I/O limits out of bounds", i + 1);
     if (!cfg->kernel)
         return fail(err, errlen, -EINVAL, "no kernel given");
     return 0;
@@ -318,8 +325,17 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     vm->kvm_fd = vm->vm_fd = vm->stopped_fd = -1;
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
-    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++) {
         vm->disks[i].fd = -1;
+        rate_limiter_init(&vm->disk_limits[i], i < cfg->nr_disks ? &cfg->disks[i].limits : NULL,
+                          rate_limiter_now_ns());
+    }
+    for (unsigned i = 0; i < HV_MAX_NICS; i++)
+        for (unsigned dir = 0; dir < 2; dir++)
+            rate_limiter_init(&vm->nic_limits[i][dir],
+                              i < cfg->nr_nics ? &cfg->nics[i].limits : NULL,
+                              rate_limiter_now_ns());
+    vm->nr_nics = cfg->nr_nics;
     hv__platform_init(vm);
     pthread_mutex_init(&vm->ctl_lock, NULL);
     pthread_cond_init(&vm->ctl_cond, NULL);
@@ -501,6 +517,8 @@ int hv_vm_send_ctrl_alt_del(struct hv_vm *vm)
 
 void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
 {
+    uint64_t now = rate_limiter_now_ns();
+
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         const struct hv_exit_counters *c = &vm->vcpus[i].counters;
@@ -514,6 +532,8 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
         out->disks[i] = (struct hv_disk_stats){
             .read_bytes = d.read_bytes, .write_bytes = d.write_bytes, .read_ops = d.read_ops,
             .write_ops = d.write_ops, .flush_ops = d.flush_ops, .errors = d.errors};
+        rate_limiter_stats(&vm->disk_limits[i], now, &out->disks[i].throttled_ns,
+                           &out->disks[i].throttled_events);
     }
     out->nr_disks = vm->nr_disks;
     for (unsigned i = 0; i < HV_MAX_NICS && (vm->vnet[i] || vm->e1000[i]); i++) {
@@ -521,6 +541,12 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
             virtio_net_get_stats(vm->vnet[i], &out->nics[i]);
         else
             e1000_get_stats(vm->e1000[i], &out->nics[i]);
+        for (unsigned dir = 0; dir < 2; dir++) {
+            uint64_t ns, events;
+            rate_limiter_stats(&vm->nic_limits[i][dir], now, &ns, &events);
+            out->nics[i].throttled_ns += ns;
+            out->nics[i].throttled_events += events;
+        }
         out->nr_nics = i + 1;
     }
     out->memory_bytes = vm->mem.size;
@@ -558,12 +584,49 @@ void hv_vm_destroy(struct hv_vm *vm)
         close(vm->kvm_fd);
     if (vm->stopped_fd >= 0)
         close(vm->stopped_fd);
-    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++) {
         block_image_close(&vm->disks[i]);
+        rate_limiter_destroy(&vm->disk_limits[i]);
+    }
+    for (unsigned i = 0; i < HV_MAX_NICS; i++) {
+        rate_limiter_destroy(&vm->nic_limits[i][0]);
+        rate_limiter_destroy(&vm->nic_limits[i][1]);
+    }
     hv_guest_mem_destroy(&vm->mem);
     hv_bus_destroy(&vm->bus);
     hv__platform_destroy(vm);
     pthread_cond_destroy(&vm->ctl_cond);
     pthread_mutex_destroy(&vm->ctl_lock);
     free(vm);
+}
+
+bool hv_io_limits_valid(const struct hv_io_limits *l)
+{
+    return l->bytes_per_s <= HV_IO_LIMIT_MAX_BYTES_PER_S &&
+           l->ops_per_s <= HV_IO_LIMIT_MAX_OPS_PER_S &&
+           l->burst_bytes <= HV_IO_LIMIT_MAX_BURST_BYTES &&
+           l->burst_ops <= HV_IO_LIMIT_MAX_BURST_OPS;
+}
+
+int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= vm->nr_disks)
+        return -ENODEV;
+    if (!hv_io_limits_valid(limits))
+        return -EINVAL;
+    rate_limiter_set(&vm->disk_limits[index], limits, rate_limiter_now_ns());
+    if (vm->vblk[index])
+        virtio_blk_limits_changed(vm->vblk[index]);
+    return 0;
+}
+
+int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= vm->nr_nics)
+        return -ENODEV;
+    if (!hv_io_limits_valid(limits))
+        return -EINVAL;
+    for (unsigned dir = 0; dir < 2; dir++)
+        rate_limiter_set(&vm->nic_limits[index][dir], limits, rate_limiter_now_ns());
+    return 0;
 }

@@ -37,6 +37,8 @@ static const int common_calls[] = {
     SCMP_SYS(exit_group),  SCMP_SYS(clock_gettime),   SCMP_SYS(clock_nanosleep),
     SCMP_SYS(nanosleep),   SCMP_SYS(gettid),          SCMP_SYS(getpid),
     SCMP_SYS(sched_yield), SCMP_SYS(getrandom),       SCMP_SYS(epoll_ctl),
+    /* I/O limits: a throttled device arms its timer (the control thread too, on a change). */
+    SCMP_SYS(timerfd_settime),
 };
 
 /* The main thread: the control socket, building the VM, starting its threads. */
@@ -54,6 +56,7 @@ static const int control_calls[] = {
     SCMP_SYS(epoll_wait),
     SCMP_SYS(epoll_pwait),
     SCMP_SYS(eventfd2),
+    SCMP_SYS(timerfd_create),
     SCMP_SYS(signalfd4),
     SCMP_SYS(accept4),
     SCMP_SYS(recvfrom),

@@ -535,7 +535,7 @@ int vmmd_run_main(int argc, char **argv)
     struct hv_vm_config cfg;
     struct hv_disk_config disks[VMMD_OPT_LIST_MAX];
     struct hv_nic_config nics[VMMD_OPT_LIST_MAX];
-    char disk_args[VMMD_OPT_LIST_MAX][PATH_MAX], nic_args[VMMD_OPT_LIST_MAX][128];
+    char disk_args[VMMD_OPT_LIST_MAX][PATH_MAX + 160], nic_args[VMMD_OPT_LIST_MAX][256];
     struct console_buffer console;
     struct control_server ctl = {.listen_fd = -1};
     struct worker_ctx ctx = {0};
@@ -592,6 +592,11 @@ int vmmd_run_main(int argc, char **argv)
         return VMMD_RUN_EXIT_FAILURE;
     }
     ctx.console = &console;
+    /* Live limit changes land in the configuration too, so a guest reboot keeps them. */
+    ctx.disks = disks;
+    ctx.nr_disks = a.disks.count;
+    ctx.nics = nics;
+    ctx.nr_nics = a.nics.count;
     cfg = (struct hv_vm_config){
         .mode = (enum hv_mode)a.mode,
         .vcpus = (unsigned)a.vcpus,

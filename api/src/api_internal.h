@@ -29,4 +29,11 @@ int api__check_path(const char *field, const char *path, const struct api_limits
 int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, uint64_t *out,
                   struct api_error *err);
 
+/* The first unknown key in a device's "limits" object, or NULL (pass 1, 400). */
+const char *api__io_limits_unknown_key(json_t *device);
+/* Checks device's "limits" (422 naming "<array>[index].limits.<key>") and puts its normalised
+ * form into norm (nothing when no limit is set). */
+int api__io_limits_build(json_t *device, const char *array, size_t index, json_t *norm,
+                         struct api_error *err);
+
 #endif

@@ -139,12 +139,60 @@ void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct 
     respond_vm(d, req, 200, m->id);
 }
 
+/* API_F_DISKS / API_F_NICS for those of the patch that change nothing but devices' limits. */
+static unsigned io_limits_only(const struct api_vm_def *def, const struct db_vm *vm)
+{
+    unsigned live = 0;
+
+    if ((def->present & API_F_DISKS) &&
+        api_devices_differ_only_in_limits(vm->disks_json, def->disks_json))
+        live |= API_F_DISKS;
+    if ((def->present & API_F_NICS) &&
+        api_devices_differ_only_in_limits(vm->nics_json, def->nics_json))
+        live |= API_F_NICS;
+    return live;
+}
+
+static void on_io_limits_reply(struct vmmd_daemon *d, void *ctx, json_t *reply,
+                               const uint8_t *extra, size_t extra_len, const char *error)
+{
+    (void)d;
+    (void)extra;
+    (void)extra_len;
+    if (!reply || !json_is_true(json_object_get(reply, "ok")))
+        log_warn("vm %s: the worker did not take the new I/O limits: %s", (char *)ctx,
+                 reply ? json_string_value(json_object_get(reply, "error")) : error);
+    free(ctx);
+}
+
+/* The stored limits to the running worker. They are recorded already: a worker that is gone
+ * meanwhile gets them at its next start. */
+static void send_io_limits(struct vmmd_daemon *d, const struct db_vm *vm)
+{
+    char *id = strdup(vm->id);
+    json_t *cmd = json_pack("{s:s, s:o, s:o}", "cmd", "set_io_limits", "disks",
+                            api_io_limits_array(vm->disks_json), "nics",
+                            api_io_limits_array(vm->nics_json));
+
+    if (!id || !cmd) {
+        json_decref(cmd);
+        free(id);
+        log_warn("vm %s: out of memory for the new I/O limits", vm->id);
+        return;
+    }
+    if (supervisor_command(d->sup, vm->id, cmd, on_io_limits_reply, id)) { /* cmd consumed */
+        free(id);
+        log_warn("vm %s: cannot send the new I/O limits to its worker", vm->id);
+    }
+}
+
 void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_vm_def def;
     struct api_error err;
     struct db_vm vm = {0};
     int64_t ev = 0;
+    unsigned live;
     int rc;
 
     if (routes_load_vm(d, req, m->id, &vm))
@@ -153,8 +201,10 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         http_respond_problem(req, &err);
         goto out;
     }
-    /* The name, autostart and CPU limits may change at any time; the rest only while stopped. */
-    if ((def.present & ~(unsigned)API_F_LIVE) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
+    /* The name, autostart, CPU limits and devices' I/O limits may change at any time; the rest
+     * only while stopped. */
+    live = io_limits_only(&def, &vm);
+    if ((def.present & ~(API_F_LIVE | live)) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
         goto out_def;
     api_vm_def_apply(&def, &vm);
     if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err)) {
@@ -176,6 +226,8 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         vmmd_event_committed(d, ev);
         /* A name or NIC change moves DHCP hosts and forward targets. */
         networks_vms_changed(d->nets);
+        if (live && supervisor_has_worker(d->sup, vm.id))
+            send_io_limits(d, &vm);
         respond_vm(d, req, 200, vm.id);
     }
 out_def:

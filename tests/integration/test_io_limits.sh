@@ -1,0 +1,107 @@
+#!/bin/bash
+# Integration: per-disk I/O limits through a real daemon (issue 14). The virtio-blk guest in
+# bench mode reads its disk over and over in 1 MiB requests; the host samples the disk's
+# read_bytes in the stats over a window after the burst is spent, so the measured rate is the
+# device's, not the guest's. Then a live PATCH of the limit on the running VM (the rate follows,
+# throttled time grows), a PATCH changing more than limits (409), the limits in the VM JSON and
+# /metrics, and bad limits refused (400, 422 naming the field).
+# Usage: test_io_limits.sh VMMD GUEST_DIR
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$(cd "$2" && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
+require_kvm "the I/O limits test"
+fail_detail() { echo "(last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; }
+
+IMAGES=$tmp/images
+mkdir -p "$IMAGES"
+yes vmmd-virtio-blk-pattern | head -c 4096 >"$IMAGES/lim.img"
+truncate -s 16M "$IMAGES/lim.img"
+truncate -s 1M "$IMAGES/other.img"
+start_daemon --image-dir "$IMAGES" || exit 1
+
+MIB=1048576
+RATE1=$((16 * MIB))
+RATE2=$((32 * MIB))
+disk() { echo "{\"path\":\"$IMAGES/lim.img\",\"limits\":{\"bytes_per_s\":$1}}"; }
+read_bytes() { api GET /v1/vms/lim/stats && jbody '.disks[0].read_bytes'; }
+# measure SECONDS: bytes per second read over that window (host clock)
+measure() {
+    local b0 b1 t0 t1
+    t0=$(date +%s%N); b0=$(read_bytes)
+    sleep "$1"
+    t1=$(date +%s%N); b1=$(read_bytes)
+    echo $(((b1 - b0) * 1000000000 / (t1 - t0)))
+}
+within10() { # measured configured
+    local d=$(($1 - $2))
+    ((d < 0)) && d=$((-d))
+    ((d * 10 <= $2))
+}
+
+# --- definition: normalised, shown, bad values refused ------------------------------------
+api POST /v1/vms "$(vm_json lim virtio-blk "\"cmdline\":\"bench passes=100000\",\"disks\":[$(disk $RATE1)]")"
+check "a VM with disk limits: created" $([[ $status == 201 ]]; echo $?)
+check "the VM JSON shows the disk's limits" \
+    $([[ $(jbody '.disks[0].limits.bytes_per_s') == "$RATE1" ]]; echo $?)
+api POST /v1/vms "$(vm_json bad1 idle "\"disks\":[{\"path\":\"$IMAGES/other.img\",\"limits\":{\"bps\":1}}]")"
+check "an unknown key in limits: 400 naming it" \
+    $([[ $status == 400 ]] && jbody .detail | grep -q '^disks\[0\].limits.bps: unknown field'; echo $?)
+api POST /v1/vms "$(vm_json bad2 idle "\"nics\":[{\"tap\":\"vmmdlim0\",\"limits\":{\"ops_per_s\":-5}}]")"
+check "a negative limit: 422 naming the field" \
+    $([[ $status == 422 ]] && jbody .detail | grep -q '^nics\[0\].limits.ops_per_s: '; echo $?)
+api POST /v1/vms "$(vm_json bad3 idle "\"disks\":[{\"path\":\"$IMAGES/other.img\",\"limits\":{\"bytes_per_s\":1099511627777}}]")"
+check "bytes_per_s above 2^40: 422" $([[ $status == 422 ]]; echo $?)
+
+# --- the limit holds -----------------------------------------------------------------------
+api POST /v1/vms/lim/start
+check "the limited VM starts" $([[ $status == 200 ]] && wait_state lim running; echo $?)
+wait_console lim "found at" 10 >/dev/null
+sleep 1.5 # the first second's burst
+rate=$(measure 2)
+echo "measured $rate B/s with bytes_per_s=$RATE1"
+check "read rate within 10 % of bytes_per_s ($rate vs $RATE1)" $(within10 "$rate" $RATE1; echo $?)
+api GET /v1/vms/lim/stats
+t1=$(jbody '.disks[0].throttled_ns')
+check "stats: the disk was throttled (throttled_ns $t1, events $(jbody '.disks[0].throttled_events'))" \
+    $([[ $t1 -gt 0 && $(jbody '.disks[0].throttled_events') -gt 0 ]]; echo $?)
+
+# --- a live change ---------------------------------------------------------------------------
+api PATCH /v1/vms/lim "{\"disks\":[$(disk $RATE2)]}"
+check "PATCH of the running VM's disk limits: 200, stored" \
+    $([[ $status == 200 && $(jbody '.disks[0].limits.bytes_per_s') == "$RATE2" && $(jbody .state) == running ]]; echo $?)
+sleep 1.2 # the new burst
+rate=$(measure 2)
+echo "measured $rate B/s with bytes_per_s=$RATE2 (after PATCH)"
+check "after the PATCH the rate follows ($rate vs $RATE2)" $(within10 "$rate" $RATE2; echo $?)
+api GET /v1/vms/lim/stats
+check "throttled time keeps growing" $([[ $(jbody '.disks[0].throttled_ns') -gt $t1 ]]; echo $?)
+curl -s --unix-socket "$SOCK" http://vmmd/metrics >"$tmp/metrics"
+check "metrics: disk0's throttled seconds above 0" \
+    $(awk '/^vmmd_vm_disk_throttled_seconds_total\{.*name="lim".*device="disk0"/ { found = $NF > 0 } END { exit !found }' "$tmp/metrics"; echo $?)
+
+api PATCH /v1/vms/lim "{\"disks\":[{\"path\":\"$IMAGES/lim.img\",\"readonly\":true,\"limits\":{\"bytes_per_s\":$RATE1}}]}"
+check "PATCH changing more than limits on a running VM: 409" $([[ $status == 409 ]]; echo $?)
+api PATCH /v1/vms/lim "{\"disks\":[$(disk $RATE1),{\"path\":\"$IMAGES/other.img\"}]}"
+check "PATCH adding a disk to a running VM: 409" $([[ $status == 409 ]]; echo $?)
+api GET /v1/vms/lim
+check "the refused PATCHes changed nothing" \
+    $([[ $(jbody '.disks | length') == 1 && $(jbody '.disks[0].limits.bytes_per_s') == "$RATE2" ]]; echo $?)
+
+# Unlimited again: no more waits are added.
+api PATCH /v1/vms/lim "{\"disks\":[{\"path\":\"$IMAGES/lim.img\"}]}"
+check "PATCH removing the limits: 200, none stored" \
+    $([[ $status == 200 && $(jbody '.disks[0].limits') == null ]]; echo $?)
+sleep 0.3
+api GET /v1/vms/lim/stats
+e1=$(jbody '.disks[0].throttled_events')
+rate=$(measure 1)
+api GET /v1/vms/lim/stats
+echo "measured $rate B/s unlimited"
+check "unlimited: faster than the last limit, no new waits" \
+    $([[ $rate -gt $((RATE2 * 2)) && $(jbody '.disks[0].throttled_events') == "$e1" ]]; echo $?)
+
+api POST /v1/vms/lim/stop
+wait_state lim stopped
+finish

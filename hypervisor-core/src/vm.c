@@ -216,6 +216,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
         }
         if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
             return rc;
+        virtio_net_set_limits(vm->vnet[i], &vm->nic_limits[i][0], &vm->nic_limits[i][1]);
         if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
             return fail(err, errlen, rc, "virtio-net %u: %s", i + 1, strerror(-rc));
     }
@@ -628,5 +629,7 @@ int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_li
         return -EINVAL;
     for (unsigned dir = 0; dir < 2; dir++)
         rate_limiter_set(&vm->nic_limits[index][dir], limits, rate_limiter_now_ns());
+    if (vm->vnet[index])
+        virtio_net_limits_changed(vm->vnet[index]);
     return 0;
 }

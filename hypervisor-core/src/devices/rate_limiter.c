@@ -130,6 +130,14 @@ uint64_t rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes, uint64_t 
     return wait;
 }
 
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes, uint64_t ops)
+{
+    pthread_mutex_lock(&rl->lock);
+    token_bucket_take(&rl->bytes, bytes);
+    token_bucket_take(&rl->ops, ops);
+    pthread_mutex_unlock(&rl->lock);
+}
+
 static void give_back(struct token_bucket *b, uint64_t n)
 {
     if (b->rate == 0)

@@ -53,6 +53,9 @@ void rate_limiter_get(struct rate_limiter *rl, struct hv_io_limits *out);
  */
 uint64_t rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes, uint64_t ops,
                               uint64_t now_ns);
+/* Takes tokens without asking (may leave the buckets in debt): for a cost only known after the
+ * fact, e.g. a received packet's length once a consume() for its first byte granted it. */
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes, uint64_t ops);
 /* Gives back tokens taken for a request that then moved less (a short packet read). */
 void rate_limiter_refund(struct rate_limiter *rl, uint64_t bytes, uint64_t ops);
 /* Total throttled time (the current wait included) and the number of waits. */

@@ -208,6 +208,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             /* An emulated 82540EM per NIC, on the slot virtio-net has in pv mode. */
             if ((rc = e1000_create(&vm->e1000[i], &vm->platform, &cfg->nics[i], err, errlen)))
                 return rc;
+            e1000_set_limits(vm->e1000[i], &vm->nic_limits[i][0], &vm->nic_limits[i][1]);
             if ((rc = pci_bus_add(&vm->pci_bus, e1000_pci(vm->e1000[i]),
                                   (SLOT_FIRST_NIC + i) << 3)) ||
                 (rc = e1000_start(vm->e1000[i])))
@@ -631,5 +632,7 @@ int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_li
         rate_limiter_set(&vm->nic_limits[index][dir], limits, rate_limiter_now_ns());
     if (vm->vnet[index])
         virtio_net_limits_changed(vm->vnet[index]);
+    if (vm->e1000[index])
+        e1000_limits_changed(vm->e1000[index]);
     return 0;
 }

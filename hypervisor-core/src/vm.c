@@ -232,9 +232,13 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
 
     if (vm->mode == HV_MODE_FULL && vm->nr_disks) {
         struct block_image *ide_disks[HV_MAX_IDE_DISKS] = {0};
-        for (unsigned i = 0; i < vm->nr_disks; i++)
+        struct rate_limiter *ide_limits[HV_MAX_IDE_DISKS] = {0};
+        for (unsigned i = 0; i < vm->nr_disks; i++) {
             ide_disks[i] = &vm->disks[i];
-        rc = piix_ide_create(&vm->ide, &vm->platform, ide_disks, &vm->bus, &vm->pci_bus);
+            ide_limits[i] = &vm->disk_limits[i];
+        }
+        rc = piix_ide_create(&vm->ide, &vm->platform, ide_disks, ide_limits, &vm->bus,
+                             &vm->pci_bus);
         if (rc)
             return fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
     }
@@ -619,6 +623,8 @@ int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_l
     rate_limiter_set(&vm->disk_limits[index], limits, rate_limiter_now_ns());
     if (vm->vblk[index])
         virtio_blk_limits_changed(vm->vblk[index]);
+    if (vm->ide)
+        piix_ide_limits_changed(vm->ide, index);
     return 0;
 }
 

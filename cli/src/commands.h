@@ -52,6 +52,9 @@ json_t *cli_json_bool(const char *value);
 int cli_patch_args(const struct cli_command *cmd, int argc, char **argv, int from,
                    json_t *(*value)(char key[64], const char *value), json_t **out);
 
+/* `vmctl limits VM DEVICE [KEY=N]...` (limits.c). */
+int cli_cmd_limits(struct cli_ctx *ctx, int argc, char **argv);
+
 /* `vmctl network ...` (networks.c) and its help, the list of its subcommands. */
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 extern const char cli_network_help[];

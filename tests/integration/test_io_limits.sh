@@ -5,11 +5,14 @@
 # device's, not the guest's. Then a live PATCH of the limit on the running VM (the rate follows,
 # throttled time grows), a PATCH changing more than limits (409), the limits in the VM JSON and
 # /metrics, and bad limits refused (400, 422 naming the field).
-# Usage: test_io_limits.sh VMMD GUEST_DIR
+# vmctl: --disk with limits, `vmctl limits` on the running VM, limits in `show` and `stats`.
+# Usage: test_io_limits.sh VMMD GUEST_DIR VMCTL
 set -uo pipefail
 
 VMMD=$1
 GUESTS=$(cd "$2" && pwd)
+VMCTL=$3
+vmctl() { "$VMCTL" --socket "$SOCK" "$@"; }
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 require_kvm "the I/O limits test"
 fail_detail() { echo "(last: HTTP $status $(head -c 400 "$tmp/body" 2>/dev/null))"; }
@@ -104,4 +107,24 @@ check "unlimited: faster than the last limit, no new waits" \
 
 api POST /v1/vms/lim/stop
 wait_state lim stopped
+
+# --- vmctl --------------------------------------------------------------------------------
+vmctl create vlim --kernel "$GUESTS/guest-virtio-blk.elf" --memory 32 --cmdline "bench passes=100000" \
+    --disk "$IMAGES/lim.img,bytes_per_s=$RATE1,burst_ops=64" >/dev/null
+check "vmctl create --disk with limits: stored" \
+    $(vmctl show vlim | grep -q "limits bytes_per_s=$RATE1 burst_ops=64"; echo $?)
+vmctl create vbad --kernel "$GUESTS/guest-idle.elf" --disk "$IMAGES/other.img,bps=1" 2>/dev/null
+check "vmctl create --disk with an unknown option: usage error (2)" $([[ $? == 2 ]]; echo $?)
+vmctl start vlim >/dev/null
+vmctl wait vlim --state running >/dev/null
+out=$(vmctl limits vlim disk0 bytes_per_s=$RATE2 burst_ops=0)
+check "vmctl limits on the running VM: applied ($out)" \
+    $([[ $out == "vlim disk0: bytes_per_s=$RATE2" ]]; echo $?)
+check "vmctl limits -o json: the Limits object" \
+    $([[ $(vmctl limits vlim disk0 -o json | jq -r .bytes_per_s) == "$RATE2" ]]; echo $?)
+sleep 1
+check "vmctl stats: a THROTTLED column" $(vmctl stats vlim | grep -q "THROTTLED"; echo $?)
+vmctl limits vlim net0 ops_per_s=1 >/dev/null 2>&1
+check "vmctl limits on a device the VM lacks: refused (1)" $([[ $? == 1 ]]; echo $?)
+vmctl stop vlim >/dev/null
 finish

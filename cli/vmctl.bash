@@ -93,10 +93,11 @@ _vmctl()
         cur=${words[cword]}
         prev=${words[cword - 1]}
     }
-    local commands="host list create show set start stop shutdown reboot pause resume delete
+    local commands="host list create show set limits start stop shutdown reboot pause resume delete
                     console logs events stats wait network version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
+    local limit_keys="bytes_per_s= ops_per_s= burst_bytes= burst_ops="
     local cmd="" cmd_at=0 i conn=()
 
     for ((i = 1; i < cword; i++)); do
@@ -124,7 +125,18 @@ _vmctl()
         return
     fi
     case $prev in
-    --socket | --token-file | --cacert | --kernel | --initrd | --disk | --from-file)
+    --disk)
+        # PATH, then ,ro and the I/O limits.
+        if [[ $cur == *,* ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ro $limit_keys" -- "${cur##*,}"))
+            _vmctl_trim_breaks
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi
+        return
+        ;;
+    --socket | --token-file | --cacert | --kernel | --initrd | --from-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -142,7 +154,7 @@ _vmctl()
         if [[ $cur == network=* && $cur != *,* ]]; then
             COMPREPLY=($(compgen -P network= -W "$(_vmctl_networks "${conn[@]}")" -- "${cur#network=}"))
         elif [[ $cur == *,* ]]; then
-            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac=" -- "${cur##*,}"))
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac= $limit_keys" -- "${cur##*,}"))
         else
             COMPREPLY=($(compgen -W "network= tap= bridge=" -- "$cur"))
         fi
@@ -175,7 +187,7 @@ _vmctl()
         return
     fi
     case $cmd in
-    show | set | start | stop | shutdown | reboot | pause | resume | delete | console | logs | stats | wait)
+    show | set | limits | start | stop | shutdown | reboot | pause | resume | delete | console | logs | stats | wait)
         # The first positional argument is the VM name.
         local npos=0
         for ((i = 1; i < cword; i++)); do
@@ -187,6 +199,11 @@ _vmctl()
         done
         if ((npos == 1)); then
             COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        elif [[ $cmd == limits && $npos == 2 ]]; then
+            COMPREPLY=($(compgen -W "disk0 disk1 disk2 disk3 net0 net1 net2 net3" -- "$cur"))
+        elif [[ $cmd == limits ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -W "$limit_keys" -- "$cur"))
         elif [[ $cmd == set ]]; then
             compopt -o nospace 2>/dev/null
             COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" -- "$cur"))

@@ -134,6 +134,15 @@ run_guest ide --mode full --disk "$tmp/ide.img,ro" --cmdline readonly
 check "ide/full with ,ro: writes fail with ABRT, the image is unchanged" \
     $([[ $rc -eq 0 ]] && has "writes refused, data unchanged" && has "ide: all ok" && cmp -s "$tmp/ide.img" "$tmp/ide.orig"; echo $?)
 
+# I/O limits on the IDE disk: PIO and DMA transfers past the limit are deferred (BSY, or the
+# DMA engine busy), never failed; the guest passes every check, only later.
+ide_image
+t0=$(date +%s%N)
+run_guest ide --mode full --disk "$tmp/ide.img,ops_per_s=20,burst_ops=1,bytes_per_s=262144" --stats
+t1=$(date +%s%N)
+check "ide/full with I/O limits: all checks pass, throttled ($(((t1 - t0) / 1000000)) ms, $(grep -o 'throttled_events=[0-9]*' "$tmp/err"))" \
+    $([[ $rc -eq 0 ]] && has "ide: all ok" && grep -q "throttled_events=[1-9]" "$tmp/err"; echo $?)
+
 run_guest ide --mode full --disk "$tmp/ide.img,ro"
 check "ide/full: a guest expecting to write a read-only disk fails with status 1" \
     $([[ $rc -eq 1 ]] && has "FAIL PIO write"; echo $?)

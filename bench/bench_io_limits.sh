@@ -26,37 +26,14 @@ SECS=${3:-2}
 shift 3 2>/dev/null || shift $#
 RATES=("$@")
 ((${#RATES[@]})) || RATES=(16 64 256)
-VMMD=$BUILD/vmmd/vmmd
-GUEST=$BUILD/tests/guests/guest-virtio-blk.elf
-for f in "$VMMD" "$GUEST"; do
-    [[ -x $f || -f $f ]] || { echo "bench_io_limits: $f missing (build vmmd and test-guests)" >&2; exit 1; }
-done
-[[ -w /dev/kvm ]] || { echo "bench_io_limits: /dev/kvm is not usable here" >&2; exit 1; }
-
-tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-limits.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+NAME=bench_io_limits
+. "$(dirname "${BASH_SOURCE[0]}")/vblk_bench_lib.sh"
 img=$tmp/disk.img
 tiny=$tmp/tiny.img
 IMG_MIB=16
 head -c $((IMG_MIB << 20)) /dev/urandom >"$img"
 truncate -s 1M "$tiny"
 cat "$img" "$tiny" >/dev/null # warm the page cache
-
-now_ns() { date +%s%N; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-# run_ns DISK_ARG CMDLINE: wall ns of one `vmmd run`.
-run_ns() {
-    local t0 t1
-    t0=$(now_ns)
-    if ! timeout 300 "$VMMD" run --kernel "$GUEST" --disk "$1" --cmdline "$2" </dev/null >"$tmp/out" 2>"$tmp/err"; then
-        echo "bench_io_limits: the guest failed:" >&2
-        cat "$tmp/out" "$tmp/err" >&2
-        exit 1
-    fi
-    t1=$(now_ns)
-    echo $((t1 - t0))
-}
 
 # read_bytes of disk0 from a worker's control socket.
 read_bytes() {

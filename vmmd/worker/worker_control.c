@@ -192,11 +192,13 @@ static void set_io_limits(int fd, json_t *req, struct worker_ctx *ctx)
         }
     for (size_t i = 0; i < nd; i++) {
         ctx->disks[i].limits = dl[i];
-        hv_vm_set_disk_limits(ctx->vm, (unsigned)i, &dl[i]);
+        if (ctx->vm)
+            hv_vm_set_disk_limits(ctx->vm, (unsigned)i, &dl[i]);
     }
     for (size_t i = 0; i < nn; i++) {
         ctx->nics[i].limits = nl[i];
-        hv_vm_set_nic_limits(ctx->vm, (unsigned)i, &nl[i]);
+        if (ctx->vm)
+            hv_vm_set_nic_limits(ctx->vm, (unsigned)i, &nl[i]);
     }
     reply(fd, json_pack("{s:b}", "ok", 1));
 }
@@ -224,7 +226,9 @@ static void handle_command(struct control_client *c, const char *line, struct wo
         json_decref(req);
         return;
     }
-    if (!ctx->vm) {
+    if (strcmp(cmd, "set_io_limits") == 0) {
+        set_io_limits(c->fd, req, ctx); /* also between two boots: the next one has them */
+    } else if (!ctx->vm) {
         reply_error(c->fd, "the guest is rebooting, try again");
     } else if (strcmp(cmd, "status") == 0) {
         reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",
@@ -258,8 +262,6 @@ static void handle_command(struct control_client *c, const char *line, struct wo
         }
         hv_vm_send_ctrl_alt_del(ctx->vm);
         reply(c->fd, json_pack("{s:b}", "ok", 1));
-    } else if (strcmp(cmd, "set_io_limits") == 0) {
-        set_io_limits(c->fd, req, ctx);
     } else if (strcmp(cmd, "console") == 0) {
         send_console_tail(c->fd, ctx, json_integer_value(json_object_get(req, "tail")));
     } else if (strcmp(cmd, "selftest-forbidden-syscall") == 0) {

@@ -173,6 +173,10 @@ if [[ -c /dev/net/tun ]] && ip tuntap add vmmde1000t0 mode tap 2>/dev/null; then
         $([[ $rc -eq 0 ]] && has "e1000: all ok" && ! grep -qE "Sanitizer|runtime error" "$tmp/err"; echo $?)
     check "e1000/full: the host received the guest's frame on the tap" \
         $([[ $(cat /sys/class/net/vmmde1000t0/statistics/rx_packets) -ge 1 ]]; echo $?)
+    # The same through I/O limits of 4 packets a second each way: delayed, nothing lost.
+    run_guest e1000 --mode full --nic tap=vmmde1000t0,ops_per_s=4,burst_ops=1,bytes_per_s=2000 --stats
+    check "e1000/full with I/O limits: the ARP exchange still completes ($(grep -o 'throttled_events=[0-9]*' "$tmp/err"))" \
+        $([[ $rc -eq 0 ]] && has "e1000: all ok"; echo $?)
     ip tuntap del vmmde1000t0 mode tap
 else
     echo "SKIP e1000/full over a tap: cannot create taps here (needs root and /dev/net/tun)"

@@ -47,15 +47,15 @@ int hv_mode_parse(const char *s, enum hv_mode *out)
 
 #define DISK_FIELD(f) {#f, offsetof(struct hv_disk_stats, f)}
 const struct hv_stat_field hv_disk_stat_fields[] = {
-    DISK_FIELD(read_bytes), DISK_FIELD(write_bytes), DISK_FIELD(read_ops),
-    DISK_FIELD(write_ops),  DISK_FIELD(flush_ops),   DISK_FIELD(errors),
+    DISK_FIELD(read_bytes),   DISK_FIELD(write_bytes),      DISK_FIELD(read_ops),
+    DISK_FIELD(write_ops),    DISK_FIELD(flush_ops),        DISK_FIELD(errors),
     DISK_FIELD(throttled_ns), DISK_FIELD(throttled_events), {NULL, 0},
 };
 
 #define NIC_FIELD(f) {#f, offsetof(struct hv_nic_stats, f)}
 const struct hv_stat_field hv_nic_stat_fields[] = {
-    NIC_FIELD(rx_bytes),   NIC_FIELD(tx_bytes), NIC_FIELD(rx_packets),
-    NIC_FIELD(tx_packets), NIC_FIELD(drops),    NIC_FIELD(throttled_ns),
+    NIC_FIELD(rx_bytes),         NIC_FIELD(tx_bytes), NIC_FIELD(rx_packets),
+    NIC_FIELD(tx_packets),       NIC_FIELD(drops),    NIC_FIELD(throttled_ns),
     NIC_FIELD(throttled_events), {NULL, 0},
 };
 

@@ -237,8 +237,8 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             ide_disks[i] = &vm->disks[i];
             ide_limits[i] = &vm->disk_limits[i];
         }
-        rc = piix_ide_create(&vm->ide, &vm->platform, ide_disks, ide_limits, &vm->bus,
-                             &vm->pci_bus);
+        rc =
+            piix_ide_create(&vm->ide, &vm->platform, ide_disks, ide_limits, &vm->bus, &vm->pci_bus);
         if (rc)
             return fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
     }

@@ -100,12 +100,10 @@ struct device_counter {
 };
 
 static const struct device_counter disk_counters[] = {
-    {"vmmd_vm_disk_read_bytes_total", "counter", "Bytes the guest read from a disk.",
-     "read_bytes"},
+    {"vmmd_vm_disk_read_bytes_total", "counter", "Bytes the guest read from a disk.", "read_bytes"},
     {"vmmd_vm_disk_written_bytes_total", "counter", "Bytes the guest wrote to a disk.",
      "write_bytes"},
-    {"vmmd_vm_disk_reads_total", "counter", "Read requests the guest made to a disk.",
-     "read_ops"},
+    {"vmmd_vm_disk_reads_total", "counter", "Read requests the guest made to a disk.", "read_ops"},
     {"vmmd_vm_disk_writes_total", "counter", "Write requests the guest made to a disk.",
      "write_ops"},
     {"vmmd_vm_disk_flushes_total", "counter", "Flush requests the guest made to a disk.",
@@ -122,17 +120,15 @@ static const struct device_counter nic_counters[] = {
      "rx_bytes"},
     {"vmmd_vm_network_transmit_bytes_total", "counter", "Bytes the guest sent through a NIC.",
      "tx_bytes"},
-    {"vmmd_vm_network_receive_packets_total", "counter",
-     "Packets a NIC delivered to the guest.", "rx_packets"},
+    {"vmmd_vm_network_receive_packets_total", "counter", "Packets a NIC delivered to the guest.",
+     "rx_packets"},
     {"vmmd_vm_network_transmit_packets_total", "counter", "Packets the guest sent through a NIC.",
      "tx_packets"},
     {"vmmd_vm_network_drops_total", "counter", "Packets a NIC dropped.", "drops"},
     {"vmmd_vm_network_throttled_seconds_total", "counter",
-     "Time a NIC's packets waited for its I/O limits (both directions added).",
-     "throttled_ns"},
+     "Time a NIC's packets waited for its I/O limits (both directions added).", "throttled_ns"},
     {"vmmd_vm_network_throttled_total", "counter",
-     "Times a NIC's packets had to wait for its I/O limits (both directions).",
-     "throttled_events"},
+     "Times a NIC's packets had to wait for its I/O limits (both directions).", "throttled_events"},
 };
 
 static void device_metrics(struct strbuf *t, const struct scrape *s, bool disks,
@@ -152,11 +148,11 @@ static void device_metrics(struct strbuf *t, const struct scrape *s, bool disks,
             for (size_t dev = 0; dev < json_array_size(defined); dev++) {
                 unsigned long long v = stat_u64(json_array_get(counted, dev), counters[c].key);
                 if (in_ns)
-                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %.9f\n", counters[c].metric,
-                                   labels, disks ? "disk" : "net", dev, (double)v / 1e9);
+                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %.9f\n", counters[c].metric, labels,
+                                  disks ? "disk" : "net", dev, (double)v / 1e9);
                 else
-                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %llu\n", counters[c].metric,
-                                   labels, disks ? "disk" : "net", dev, v);
+                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %llu\n", counters[c].metric, labels,
+                                  disks ? "disk" : "net", dev, v);
             }
             json_decref(defined);
         }

@@ -170,9 +170,9 @@ static void on_io_limits_reply(struct vmmd_daemon *d, void *ctx, json_t *reply,
 static void send_io_limits(struct vmmd_daemon *d, const struct db_vm *vm)
 {
     char *id = strdup(vm->id);
-    json_t *cmd = json_pack("{s:s, s:o, s:o}", "cmd", "set_io_limits", "disks",
-                            api_io_limits_array(vm->disks_json), "nics",
-                            api_io_limits_array(vm->nics_json));
+    json_t *cmd =
+        json_pack("{s:s, s:o, s:o}", "cmd", "set_io_limits", "disks",
+                  api_io_limits_array(vm->disks_json), "nics", api_io_limits_array(vm->nics_json));
 
     if (!id || !cmd) {
         json_decref(cmd);

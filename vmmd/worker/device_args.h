@@ -16,5 +16,4 @@ int vmmd_parse_nic_arg(char *buf, struct hv_nic_config *out, char *err, size_t e
 /* One I/O limit key=value into l: 1 done, 0 not a limit key, -EINVAL bad or out of bounds. */
 int vmmd_parse_limit_opt(const char *key, const char *val, struct hv_io_limits *l);
 
-
 #endif

@@ -910,8 +910,8 @@ static void test_io_limits(void **state)
     expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"bytes_per_s\":"
                 "1099511627777}}]",
                 422, "disks[0].limits.bytes_per_s: must be an integer from 0 to 1099511627776");
-    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"ops_per_s\":-1}}]",
-                422, "disks[0].limits.ops_per_s: must be an integer");
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"ops_per_s\":-1}}]", 422,
+                "disks[0].limits.ops_per_s: must be an integer");
     expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"burst_bytes\":"
                 "1.5}}]",
                 422, "disks[0].limits.burst_bytes: must be an integer");

@@ -172,7 +172,6 @@ static int teardown_limited(void **state)
     return 0;
 }
 
-
 /* --- port and config access through the machine's bus ---------------------- */
 
 static uint32_t in(struct fixture *f, uint16_t port, unsigned size)

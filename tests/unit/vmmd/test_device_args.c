@@ -102,7 +102,8 @@ static void test_limits(void **state)
     struct hv_nic_config n;
 
     (void)state;
-    strcpy(buf, "/images/a.img,fd=5,bytes_per_s=1048576,ops_per_s=100,burst_bytes=2097152,burst_ops=7");
+    strcpy(buf,
+           "/images/a.img,fd=5,bytes_per_s=1048576,ops_per_s=100,burst_bytes=2097152,burst_ops=7");
     assert_int_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
     assert_int_equal(d.limits.bytes_per_s, 1048576);
     assert_int_equal(d.limits.ops_per_s, 100);

@@ -1432,8 +1432,8 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
     e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     e->tx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     e->rx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (e->kick_fd < 0 || e->stop_fd < 0 || e->epoll_fd < 0 || e->tx_timer < 0 ||
-        e->rx_timer < 0 || epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tx_timer, &tx_timer_ev) < 0 ||
+    if (e->kick_fd < 0 || e->stop_fd < 0 || e->epoll_fd < 0 || e->tx_timer < 0 || e->rx_timer < 0 ||
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tx_timer, &tx_timer_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->rx_timer, &rx_timer_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->kick_fd, &kick_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tap_fd, &tap_ev) < 0 ||

@@ -22,7 +22,8 @@ int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *plat
                          const uint8_t mac[6]);
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
 /* Before the device starts: the limiters of each direction (the caller keeps them). */
-void virtio_net_set_limits(struct virtio_net *net, struct rate_limiter *tx, struct rate_limiter *rx);
+void virtio_net_set_limits(struct virtio_net *net, struct rate_limiter *tx,
+                           struct rate_limiter *rx);
 /* Any thread, after the limiters' limits changed: throttled directions look again now. */
 void virtio_net_limits_changed(struct virtio_net *net);
 void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out);

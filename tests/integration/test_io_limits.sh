@@ -108,6 +108,15 @@ check "unlimited: faster than the last limit, no new waits" \
 api POST /v1/vms/lim/stop
 wait_state lim stopped
 
+# --- the IDE disk of a full-mode VM, in the worker's sandbox: deferred, never failed ------
+# Sector s: "VMMDSECT", s as a 64-bit little-endian number, then bytes (s + i) & 0xff.
+perl -e 'for $s (0..8191) { print "VMMDSECT", pack("Q<", $s), pack("C*", map { ($s + $_) & 255 } 16..511) }' \
+    >"$IMAGES/ide.img"
+api POST /v1/vms "$(vm_json idelim ide "\"mode\":\"full\",\"disks\":[{\"path\":\"$IMAGES/ide.img\",\"limits\":{\"ops_per_s\":20,\"burst_ops\":1}}]")"
+api POST /v1/vms/idelim/start
+check "full mode: the ide guest passes its checks through disk limits" \
+    $(wait_console idelim "ide: all ok" 20; echo $?)
+
 # --- vmctl --------------------------------------------------------------------------------
 vmctl create vlim --kernel "$GUESTS/guest-virtio-blk.elf" --memory 32 --cmdline "bench passes=100000" \
     --disk "$IMAGES/lim.img,bytes_per_s=$RATE1,burst_ops=64" >/dev/null

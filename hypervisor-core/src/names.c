@@ -81,3 +81,11 @@ int hv_mac_parse(const char *s, uint8_t mac[6])
     }
     return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be an interface's */
 }
+
+bool hv_io_limits_valid(const struct hv_io_limits *l)
+{
+    return l->bytes_per_s <= HV_IO_LIMIT_MAX_BYTES_PER_S &&
+           l->ops_per_s <= HV_IO_LIMIT_MAX_OPS_PER_S &&
+           l->burst_bytes <= HV_IO_LIMIT_MAX_BURST_BYTES &&
+           l->burst_ops <= HV_IO_LIMIT_MAX_BURST_OPS;
+}

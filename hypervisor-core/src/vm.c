@@ -606,14 +606,6 @@ void hv_vm_destroy(struct hv_vm *vm)
     free(vm);
 }
 
-bool hv_io_limits_valid(const struct hv_io_limits *l)
-{
-    return l->bytes_per_s <= HV_IO_LIMIT_MAX_BYTES_PER_S &&
-           l->ops_per_s <= HV_IO_LIMIT_MAX_OPS_PER_S &&
-           l->burst_bytes <= HV_IO_LIMIT_MAX_BURST_BYTES &&
-           l->burst_ops <= HV_IO_LIMIT_MAX_BURST_OPS;
-}
-
 int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
 {
     if (index >= vm->nr_disks)

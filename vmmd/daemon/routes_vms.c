@@ -156,12 +156,14 @@ static unsigned io_limits_only(const struct api_vm_def *def, const struct db_vm 
 static void on_io_limits_reply(struct vmmd_daemon *d, void *ctx, json_t *reply,
                                const uint8_t *extra, size_t extra_len, const char *error)
 {
+    const char *why = reply ? json_string_value(json_object_get(reply, "error")) : error;
+
     (void)d;
     (void)extra;
     (void)extra_len;
     if (!reply || !json_is_true(json_object_get(reply, "ok")))
         log_warn("vm %s: the worker did not take the new I/O limits: %s", (char *)ctx,
-                 reply ? json_string_value(json_object_get(reply, "error")) : error);
+                 why ? why : "no answer");
     free(ctx);
 }
 

@@ -19,23 +19,13 @@ BUILD=$(cd "${1:-build}" && pwd)
 RUNS=${2:-5}
 SIZE_MIB=${3:-256}
 PASSES=${4:-8}
-VMMD=$BUILD/vmmd/vmmd
-GUEST=$BUILD/tests/guests/guest-virtio-blk.elf
-for f in "$VMMD" "$GUEST"; do
-    [[ -x $f || -f $f ]] || { echo "bench_virtio_blk: $f missing (build vmmd and test-guests)" >&2; exit 1; }
-done
-[[ -w /dev/kvm ]] || { echo "bench_virtio_blk: /dev/kvm is not usable here" >&2; exit 1; }
-
-tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/bench-vblk.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+NAME=bench_virtio_blk
+. "$(dirname "${BASH_SOURCE[0]}")/vblk_bench_lib.sh"
 img=$tmp/disk.img
 tiny=$tmp/tiny.img
 head -c $((SIZE_MIB << 20)) /dev/urandom >"$img"
 truncate -s 1M "$tiny"
 cat "$img" "$tiny" >/dev/null # warm the page cache
-
-now_ns() { date +%s%N; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # The host: dd over the file PASSES times, as much data as one guest run reads.
 host_ns() {
@@ -48,16 +38,10 @@ host_ns() {
 
 # guest_ns DISK CMDLINE: wall ns of one `vmmd run`; the guest's cycles go to $tmp/cycles.
 guest_ns() {
-    local t0 t1
-    t0=$(now_ns)
-    if ! timeout 120 "$VMMD" run --kernel "$GUEST" --disk "$1" --cmdline "$2" </dev/null >"$tmp/out" 2>"$tmp/err"; then
-        echo "bench_virtio_blk: the guest failed:" >&2
-        cat "$tmp/out" "$tmp/err" >&2
-        exit 1
-    fi
-    t1=$(now_ns)
+    local ns
+    ns=$(run_ns "$1" "$2")
     sed -n 's/.*cycles=\([0-9]*\).*/\1/p' "$tmp/out" >"$tmp/cycles"
-    echo $((t1 - t0))
+    echo "$ns"
 }
 
 # Interleaved, so that other load on the machine hits host and guest alike. The

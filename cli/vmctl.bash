@@ -148,10 +148,11 @@ _vmctl()
         cur=${words[cword]}
         prev=${words[cword - 1]}
     }
-    local commands="host list create show set start stop shutdown reboot pause resume delete
+    local commands="host list create show set limits start stop shutdown reboot pause resume delete
                     console logs events stats wait network storage image volume version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
+    local limit_keys="bytes_per_s= ops_per_s= burst_bytes= burst_ops="
     local cmd="" cmd_at=0 i conn=()
 
     for ((i = 1; i < cword; i++)); do
@@ -184,14 +185,14 @@ _vmctl()
     fi
     case $prev in
     --disk)
-        # A file, or volume=NAME (names from the daemon), then ,ro.
-        if [[ $cur == volume=* ]]; then
-            if [[ $cur == *,* ]]; then
-                COMPREPLY=($(compgen -P "${cur%,*}," -W "ro" -- "${cur##*,}"))
-            else
-                compopt -o nospace 2>/dev/null
-                COMPREPLY=($(compgen -P volume= -W "$(_vmctl_stored volume "${conn[@]}")" -- "${cur#volume=}"))
-            fi
+        # A file, or volume=NAME (names from the daemon), then ,ro and the I/O limits.
+        if [[ $cur == *,* ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ro $limit_keys" -- "${cur##*,}"))
+            _vmctl_trim_breaks
+        elif [[ $cur == volume=* ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -P volume= -W "$(_vmctl_stored volume "${conn[@]}")" -- "${cur#volume=}"))
             _vmctl_trim_breaks
         else
             COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "volume=" -- "$cur"))
@@ -217,7 +218,7 @@ _vmctl()
         if [[ $cur == network=* && $cur != *,* ]]; then
             COMPREPLY=($(compgen -P network= -W "$(_vmctl_networks "${conn[@]}")" -- "${cur#network=}"))
         elif [[ $cur == *,* ]]; then
-            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac=" -- "${cur##*,}"))
+            COMPREPLY=($(compgen -P "${cur%,*}," -W "ip= mac= $limit_keys" -- "${cur##*,}"))
         else
             COMPREPLY=($(compgen -W "network= tap= bridge=" -- "$cur"))
         fi
@@ -250,7 +251,7 @@ _vmctl()
         return
     fi
     case $cmd in
-    show | set | start | stop | shutdown | reboot | pause | resume | delete | console | logs | stats | wait)
+    show | set | limits | start | stop | shutdown | reboot | pause | resume | delete | console | logs | stats | wait)
         # The first positional argument is the VM name.
         local npos=0
         for ((i = 1; i < cword; i++)); do
@@ -262,6 +263,11 @@ _vmctl()
         done
         if ((npos == 1)); then
             COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        elif [[ $cmd == limits && $npos == 2 ]]; then
+            COMPREPLY=($(compgen -W "disk0 disk1 disk2 disk3 net0 net1 net2 net3" -- "$cur"))
+        elif [[ $cmd == limits ]]; then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -W "$limit_keys" -- "$cur"))
         elif [[ $cmd == set ]]; then
             compopt -o nospace 2>/dev/null
             COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" -- "$cur"))

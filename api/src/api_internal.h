@@ -32,5 +32,11 @@ int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, ui
 /* A name ([a-z0-9][a-z0-9-]{0,62}) into out; s NULL → 422 "is required", naming field. */
 int api__get_name(const char *field, const char *s, char out[DB_NAME_MAX + 1],
                   struct api_error *err);
+/* The first unknown key in a device's "limits" object, or NULL (pass 1, 400). */
+const char *api__io_limits_unknown_key(json_t *device);
+/* Checks device's "limits" (422 naming "<array>[index].limits.<key>") and puts its normalised
+ * form into norm (nothing when no limit is set). */
+int api__io_limits_build(json_t *device, const char *array, size_t index, json_t *norm,
+                         struct api_error *err);
 
 #endif

@@ -18,8 +18,8 @@ static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "
                                       "kernel",        "initrd",    "cmdline", "disks",
                                       "nics",          "autostart", "cpu_quota_pct",
                                       "cpu_weight",    NULL};
-static const char *const disk_keys[] = {"path", "volume", "readonly", NULL};
-static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", NULL};
+static const char *const disk_keys[] = {"path", "volume", "readonly", "limits", NULL};
+static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", "limits", NULL};
 
 #define DEFAULT_MODE   "pv"
 #define DEFAULT_VCPUS  1
@@ -134,6 +134,9 @@ static int check_keys(json_t *root, struct api_error *err)
             if (json_is_object(item) && (bad = api__unknown_key(item, nested[n].keys)))
                 return api_fail(err, API_ERR_BAD_REQUEST, "%s[%zu].%.64s: unknown field",
                                 nested[n].field, i, bad);
+            if ((bad = api__io_limits_unknown_key(item)))
+                return api_fail(err, API_ERR_BAD_REQUEST, "%s[%zu].limits.%.64s: unknown field",
+                                nested[n].field, i, bad);
         }
     }
     return 0;
@@ -206,6 +209,14 @@ static int check_disks(json_t *v, struct api_error *err)
         if (ro && !json_is_boolean(ro))
             return api_fail(err, API_ERR_UNPROCESSABLE,
                             "disks[%zu].readonly: must be true or false", i);
+        if (json_object_get(d, "limits")) {
+            json_t *scratch = json_object();
+            int rc = scratch ? api__io_limits_build(d, "disks", i, scratch, err)
+                             : api_fail(err, API_ERR_INTERNAL, "disks: out of memory");
+            json_decref(scratch);
+            if (rc)
+                return -1;
+        }
     }
     return 0;
 }
@@ -259,6 +270,8 @@ static int build_nics(json_t *v, char **out, struct api_error *err)
         item = json_pack("{s:s}", kind, ifname);
         if (!item || json_array_append_new(norm, item))
             goto oom;
+        if (api__io_limits_build(n, "nics", i, item, err))
+            goto fail;
         if ((ip = json_object_get(n, "ip"))) {
             char addr[16];
             uint32_t a;
@@ -323,10 +336,9 @@ static int build_disks(json_t *v, const struct api_limits *limits, char **out,
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *d = json_array_get(v, i);
         char field[48]; /* "disks[<size_t>].path" */
+        const char *key = json_object_get(d, "volume") ? "volume" : "path";
         char *canon;
         json_t *item;
-
-        const char *key = json_object_get(d, "volume") ? "volume" : "path";
 
         snprintf(field, sizeof(field), "disks[%zu].%s", i, key);
         if (key[0] == 'v')
@@ -353,6 +365,8 @@ static int build_disks(json_t *v, const struct api_limits *limits, char **out,
             api_fail(err, API_ERR_INTERNAL, "disks: out of memory");
             goto fail;
         }
+        if (api__io_limits_build(d, "disks", i, item, err))
+            goto fail;
     }
     *out = json_dumps(norm, JSON_COMPACT);
     json_decref(norm);

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "console.h"
 #include "http.h"
+#include "limitspec.h"
 #include "sse.h"
 #include "netspec.h"
 #include "output.h"
@@ -279,6 +280,17 @@ static json_t *network_leases(const struct cli_ctx *ctx, const char *network)
 }
 
 /* One line per NIC: "net0  network default ip 10.71.0.10 mac ...", tap or bridge. */
+/* A device's I/O limits on a line of their own, when it has any. */
+static void print_limits(json_t *device)
+{
+    char line[160];
+
+    if (!json_object_get(device, "limits"))
+        return;
+    cli_limits_describe(device, line, sizeof(line));
+    printf("%-16s   limits %s\n", "", line);
+}
+
 static void print_nics(const struct cli_ctx *ctx, json_t *nics, const char *vm_id)
 {
     json_t *nic;
@@ -296,6 +308,7 @@ static void print_nics(const struct cli_ctx *ctx, json_t *nics, const char *vm_i
         cli_nic_describe(nic, cli_lease_ip(leases, cli_jstr(nic, "mac"), vm_id), line,
                          sizeof(line));
         printf("%-16s net%zu %s\n", i == 0 ? "nics:" : "", i, line);
+        print_limits(nic);
         json_decref(leases);
     }
 }
@@ -327,6 +340,7 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
         char line[512];
         cli_disk_describe(item, line, sizeof(line));
         cli_kv(i == 0 ? "disks:" : "", line);
+        print_limits(item);
     }
     print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
     cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
@@ -588,7 +602,7 @@ struct device_column {
     bool bytes;
 };
 
-#define DEVICE_COLUMNS_MAX 7
+#define DEVICE_COLUMNS_MAX 8
 
 static void print_device_table(json_t *devices, const char *name, const struct device_column *cols,
                                int ncols)
@@ -611,8 +625,11 @@ static void print_device_table(json_t *devices, const char *name, const struct d
     {
         snprintf(cell[0], sizeof(cell[0]), "%s%zu", name, i);
         for (int c = 1; c < ncols; c++) {
+            size_t klen = strlen(cols[c].key);
             if (cols[c].bytes)
                 cli_format_bytes(cli_jint(d, cols[c].key), cell[c]);
+            else if (klen > 3 && strcmp(cols[c].key + klen - 3, "_ns") == 0)
+                snprintf(cell[c], sizeof(cell[c]), "%.1fs", (double)cli_jint(d, cols[c].key) / 1e9);
             else
                 snprintf(cell[c], sizeof(cell[c]), "%lld", cli_jint(d, cols[c].key));
         }
@@ -633,6 +650,7 @@ static void print_device_stats(json_t *st)
         {"WRITES", "write_ops", false},
         {"FLUSHES", "flush_ops", false},
         {"ERRORS", "errors", false},
+        {"THROTTLED", "throttled_ns", false},
     };
     static const struct device_column nic_cols[] = {
         {"NIC", NULL, false},
@@ -641,10 +659,11 @@ static void print_device_stats(json_t *st)
         {"RX PACKETS", "rx_packets", false},
         {"TX PACKETS", "tx_packets", false},
         {"DROPS", "drops", false},
+        {"THROTTLED", "throttled_ns", false},
     };
 
-    print_device_table(json_object_get(st, "disks"), "disk", disk_cols, 7);
-    print_device_table(json_object_get(st, "nics"), "net", nic_cols, 6);
+    print_device_table(json_object_get(st, "disks"), "disk", disk_cols, 8);
+    print_device_table(json_object_get(st, "nics"), "net", nic_cols, 7);
 }
 
 static int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
@@ -738,8 +757,9 @@ static int create_opt(void *st, int id, const char *arg)
         const char *why;
         json_t *disk = cli_disk_parse(arg, &why), *disks = json_object_get(o->def, "disks");
         if (!disk)
-            return cli_usage_error(cmd, "--disk '%s': %s; it wants PATH[,ro] or volume=NAME[,ro]",
-                                   arg, why);
+            return cli_usage_error(
+                cmd, "--disk '%s': %s; it wants PATH or volume=NAME, then ,ro and ,LIMIT=N", arg,
+                why);
         if (!disks) {
             disks = json_array();
             json_object_set_new(o->def, "disks", disks);
@@ -1372,8 +1392,8 @@ const struct cli_command cli_commands[] = {
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
-     "[--disk PATH[,ro]|volume=NAME[,ro]]... "
-     "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC]]... "
+     "[--disk PATH[,ro][,LIMIT=N]...|volume=NAME[,ro][,LIMIT=N]...]... "
+     "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]...]... "
      "[--autostart] "
      "[--cpu-quota PCT] [--cpu-weight N]\n"
      "       vmctl create [NAME] --from-file DEF.json",
@@ -1389,6 +1409,8 @@ const struct cli_command cli_commands[] = {
      "      --nic SPEC           network=NAME[,ip=IP] (a managed network, optionally a\n"
      "                           static address), tap=NAME or bridge=NAME (a bridge of\n"
      "                           your own), each optionally ,mac=MAC; repeatable\n"
+     "      LIMIT=N              I/O limits of a disk or NIC (each direction): bytes_per_s,\n"
+     "                           ops_per_s (packets for a NIC), burst_bytes, burst_ops\n"
      "      --autostart          start with the daemon\n"
      "      --cpu-quota PCT      CPU time cap, percent of one host CPU (default 0: none)\n"
      "      --cpu-weight N       share of contended CPU, 1-10000 (default 100)\n"
@@ -1399,6 +1421,11 @@ const struct cli_command cli_commands[] = {
      "  keys: name, mode, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
      "        cpu_quota_pct, cpu_weight, disks and nics (as JSON arrays); initrd= or\n"
      "        cmdline= clears them\n"},
+    {"limits", cli_cmd_limits, "NAME DEVICE [KEY=N]...",
+     "Show or change a disk's or NIC's I/O limits (DEVICE: disk0.., net0..), also while it "
+     "runs.",
+     "  keys: bytes_per_s, ops_per_s (packets for a NIC, each direction), burst_bytes,\n"
+     "        burst_ops; 0 removes a limit, a burst defaults to one second's worth\n"},
     {"start", cmd_start, "NAME", "Start a VM.", NULL},
     {"stop", cmd_stop, "NAME", "Stop a VM hard (power off).", NULL},
     {"shutdown", cmd_shutdown, "NAME [--timeout S]",

@@ -95,6 +95,9 @@ struct cli_subcommand {
 int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
                  size_t nsubs, int argc, char **argv);
 
+/* `vmctl limits VM DEVICE [KEY=N]...` (limits.c). */
+int cli_cmd_limits(struct cli_ctx *ctx, int argc, char **argv);
+
 /* `vmctl network ...` (networks.c) and its help, the list of its subcommands. */
 int cli_cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 extern const char cli_network_help[];

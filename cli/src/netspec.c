@@ -5,6 +5,7 @@
  * error (exit 2) before anything is sent.
  */
 #include "netspec.h"
+#include "limitspec.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -42,8 +43,15 @@ json_t *cli_nic_parse(const char *spec, const char **why)
             goto fail;
         }
         *eq = '\0';
+        switch (cli_limit_option(nic, tok, eq + 1, why)) {
+        case 1:
+            continue;
+        case -1:
+            goto fail;
+        }
         if (!known_nic_key(tok)) {
-            *why = "keys are network, ip, tap, bridge and mac";
+            *why = "keys are network, ip, tap, bridge, mac and the limits (bytes_per_s, "
+                   "ops_per_s, burst_bytes, burst_ops)";
             goto fail;
         }
         if (json_object_get(nic, tok)) {

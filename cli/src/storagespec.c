@@ -4,8 +4,10 @@
  * a usage error (exit 2); the daemon checks the values and names the field.
  */
 #include "storagespec.h"
+#include "limitspec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *str(json_t *o, const char *key)
@@ -14,30 +16,69 @@ static const char *str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/*
+ * An option at the end of a spec: ",ro" or ",KEY=N". A path keeps commas that
+ * are not followed by one ("/images/a,b.img"); anything shaped like a KEY=N
+ * option must be a limit key, so a typo is never taken for part of a path.
+ */
+static bool option_shaped(const char *tok)
+{
+    size_t key = strspn(tok, "abcdefghijklmnopqrstuvwxyz_");
+
+    return strcmp(tok, "ro") == 0 || (key > 0 && tok[key] == '=');
+}
+
 json_t *cli_disk_parse(const char *spec, const char **why)
 {
-    size_t len = strlen(spec);
-    bool ro = len >= 3 && strcmp(spec + len - 3, ",ro") == 0;
+    char *copy = strdup(spec), *target, *comma;
     const char *key = "path";
+    json_t *disk = NULL;
+    bool ro = false;
 
-    *why = NULL;
-    if (ro)
-        len -= 3;
+    *why = "out of memory";
+    if (!copy)
+        return NULL;
+    target = copy;
     /* "volume=" picks a volume; anything else is a path, as before volumes existed. */
-    if (len >= 7 && strncmp(spec, "volume=", 7) == 0) {
+    if (strncmp(target, "volume=", 7) == 0) {
         key = "volume";
-        spec += 7;
-        len -= 7;
-        if (memchr(spec, ',', len)) {
-            *why = "a volume name has no comma; the only option is ,ro";
-            return NULL;
+        target += 7;
+    }
+    disk = json_object();
+    *why = NULL;
+    /* Options from the end, as long as the last piece looks like one. */
+    while ((comma = strrchr(target, ',')) && option_shaped(comma + 1)) {
+        char *tok = comma + 1, *eq = strchr(tok, '=');
+
+        *comma = '\0';
+        if (!eq) {
+            ro = true;
+            continue;
+        }
+        *eq = '\0';
+        if (cli_limit_option(disk, tok, eq + 1, why) != 1) {
+            if (!*why)
+                *why = "options are ro, bytes_per_s=N, ops_per_s=N, burst_bytes=N and burst_ops=N";
+            goto fail;
         }
     }
-    if (len == 0) {
+    if (!*target) {
         *why = strcmp(key, "volume") ? "the path is empty" : "the volume name is empty";
-        return NULL;
+        goto fail;
     }
-    return json_pack("{s:s%, s:b}", key, spec, len, "readonly", ro);
+    if (strcmp(key, "volume") == 0 && strchr(target, ',')) {
+        *why = "a volume name has no comma; the options are ro and the limit keys";
+        goto fail;
+    }
+    json_object_set_new(disk, key, json_string(target));
+    json_object_set_new(disk, "readonly", json_boolean(ro));
+    free(copy);
+    *why = NULL;
+    return disk;
+fail:
+    free(copy);
+    json_decref(disk);
+    return NULL;
 }
 
 void cli_disk_describe(json_t *disk, char *out, size_t size)

@@ -16,9 +16,9 @@
 #define CLI_VOLUME_MIB_MAX 16777216L
 
 /*
- * "PATH[,ro]" or "volume=NAME[,ro]" as the API's Disk object
- * ({"path"|"volume", "readonly"}). NULL when the spec is malformed, with
- * *why saying how (a static string).
+ * "PATH[,ro][,LIMIT=N]..." or "volume=NAME[,ro][,LIMIT=N]..." as the API's
+ * Disk object ({"path"|"volume", "readonly", "limits"}). NULL when the spec
+ * is malformed, with *why saying how (a static string).
  */
 json_t *cli_disk_parse(const char *spec, const char **why);
 

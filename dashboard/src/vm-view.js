@@ -133,10 +133,10 @@ function statsPane(vm) {
       devices.replaceChildren(
         ...(stats.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
           el('dd', { text: `read ${bytes(d.read_bytes)} · written ${bytes(d.write_bytes)}` +
-            (d.errors ? ` · ${count(d.errors)} errors` : '') })]),
+            (d.errors ? ` · ${count(d.errors)} errors` : '') + throttled(d) })]),
         ...(stats.nics || []).flatMap((n, i) => [el('dt', { text: `net${i}` }),
           el('dd', { text: `received ${bytes(n.rx_bytes)} · sent ${bytes(n.tx_bytes)}` +
-            (n.drops ? ` · ${count(n.drops)} dropped` : '') })]),
+            (n.drops ? ` · ${count(n.drops)} dropped` : '') + throttled(n) })]),
       );
       devicesHead.hidden = !devices.childElementCount;
       draw();
@@ -169,6 +169,20 @@ function statsPane(vm) {
   };
 }
 
+// The time a device waited for its I/O limits, when it did.
+const throttled = (d) => (d.throttled_ns ? ` · throttled ${(d.throttled_ns / 1e9).toFixed(1)} s` : '');
+
+// A device's I/O limits (read-only here; PATCH or `vmctl limits` change them).
+function limitsText(l) {
+  if (!l) return '';
+  const parts = [];
+  if (l.bytes_per_s) parts.push(`${bytes(l.bytes_per_s)}/s`);
+  if (l.ops_per_s) parts.push(`${count(l.ops_per_s)} ops/s`);
+  if (l.burst_bytes) parts.push(`burst ${bytes(l.burst_bytes)}`);
+  if (l.burst_ops) parts.push(`burst ${count(l.burst_ops)} ops`);
+  return parts.length ? `, limits ${parts.join(' · ')}` : '';
+}
+
 // A NIC on a managed network links to it; its address is the static ip, or
 // what the network's DHCP leased to its MAC (filled in by fillLeases).
 function nicFact(n, i) {
@@ -184,7 +198,7 @@ function nicFact(n, i) {
     ? el('span', { class: 'nic-ip', 'data-nic': i, text: n.ip ? `, ip ${n.ip}` : ', ip: dhcp' })
     : null;
   return [el('dt', { text: `net${i}` }),
-    el('dd', { 'data-nic': i }, ...where, ip, n.mac ? `, ${n.mac}` : '')];
+    el('dd', { 'data-nic': i }, ...where, ip, n.mac ? `, ${n.mac}` : '', limitsText(n.limits))];
 }
 
 // The definition's disks and NICs, a row each, named as the stats name them.
@@ -192,7 +206,7 @@ function deviceFacts(vm) {
   return [
     ...(vm.disks || []).flatMap((d, i) => [el('dt', { text: `disk${i}` }),
       el('dd', {}, d.volume ? el('a', { href: '#/storage', text: `volume ${d.volume}` }) : el('code', { text: d.path }),
-        d.readonly ? ' (read-only)' : '')]),
+        d.readonly ? ' (read-only)' : '', limitsText(d.limits))]),
     ...(vm.nics || []).flatMap((n, i) => nicFact(n, i)),
   ];
 }

@@ -47,15 +47,16 @@ int hv_mode_parse(const char *s, enum hv_mode *out)
 
 #define DISK_FIELD(f) {#f, offsetof(struct hv_disk_stats, f)}
 const struct hv_stat_field hv_disk_stat_fields[] = {
-    DISK_FIELD(read_bytes), DISK_FIELD(write_bytes), DISK_FIELD(read_ops),
-    DISK_FIELD(write_ops),  DISK_FIELD(flush_ops),   DISK_FIELD(errors),
-    {NULL, 0},
+    DISK_FIELD(read_bytes),   DISK_FIELD(write_bytes),      DISK_FIELD(read_ops),
+    DISK_FIELD(write_ops),    DISK_FIELD(flush_ops),        DISK_FIELD(errors),
+    DISK_FIELD(throttled_ns), DISK_FIELD(throttled_events), {NULL, 0},
 };
 
 #define NIC_FIELD(f) {#f, offsetof(struct hv_nic_stats, f)}
 const struct hv_stat_field hv_nic_stat_fields[] = {
-    NIC_FIELD(rx_bytes),   NIC_FIELD(tx_bytes), NIC_FIELD(rx_packets),
-    NIC_FIELD(tx_packets), NIC_FIELD(drops),    {NULL, 0},
+    NIC_FIELD(rx_bytes),         NIC_FIELD(tx_bytes), NIC_FIELD(rx_packets),
+    NIC_FIELD(tx_packets),       NIC_FIELD(drops),    NIC_FIELD(throttled_ns),
+    NIC_FIELD(throttled_events), {NULL, 0},
 };
 
 int hv_mac_parse(const char *s, uint8_t mac[6])
@@ -79,4 +80,12 @@ int hv_mac_parse(const char *s, uint8_t mac[6])
         mac[i] = (uint8_t)v;
     }
     return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be an interface's */
+}
+
+bool hv_io_limits_valid(const struct hv_io_limits *l)
+{
+    return l->bytes_per_s <= HV_IO_LIMIT_MAX_BYTES_PER_S &&
+           l->ops_per_s <= HV_IO_LIMIT_MAX_OPS_PER_S &&
+           l->burst_bytes <= HV_IO_LIMIT_MAX_BURST_BYTES &&
+           l->burst_ops <= HV_IO_LIMIT_MAX_BURST_OPS;
 }

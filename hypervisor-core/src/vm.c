@@ -208,6 +208,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             /* An emulated 82540EM per NIC, on the slot virtio-net has in pv mode. */
             if ((rc = e1000_create(&vm->e1000[i], &vm->platform, &cfg->nics[i], err, errlen)))
                 return rc;
+            e1000_set_limits(vm->e1000[i], &vm->nic_limits[i][0], &vm->nic_limits[i][1]);
             if ((rc = pci_bus_add(&vm->pci_bus, e1000_pci(vm->e1000[i]),
                                   (SLOT_FIRST_NIC + i) << 3)) ||
                 (rc = e1000_start(vm->e1000[i])))
@@ -216,12 +217,14 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
         }
         if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
             return rc;
+        virtio_net_set_limits(vm->vnet[i], &vm->nic_limits[i][0], &vm->nic_limits[i][1]);
         if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
             return fail(err, errlen, rc, "virtio-net %u: %s", i + 1, strerror(-rc));
     }
 
     for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
-        if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i])) ||
+        if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i],
+                                    &vm->disk_limits[i])) ||
             (rc = add_virtio(vm, virtio_blk_transport(vm->vblk[i]), SLOT_FIRST_DISK + i)))
             return fail(err, errlen, rc, "virtio-blk for disk %u: %s", i + 1,
                         strerror(-rc));
@@ -229,9 +232,13 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
 
     if (vm->mode == HV_MODE_FULL && vm->nr_disks) {
         struct block_image *ide_disks[HV_MAX_IDE_DISKS] = {0};
-        for (unsigned i = 0; i < vm->nr_disks; i++)
+        struct rate_limiter *ide_limits[HV_MAX_IDE_DISKS] = {0};
+        for (unsigned i = 0; i < vm->nr_disks; i++) {
             ide_disks[i] = &vm->disks[i];
-        rc = piix_ide_create(&vm->ide, &vm->platform, ide_disks, &vm->bus, &vm->pci_bus);
+            ide_limits[i] = &vm->disk_limits[i];
+        }
+        rc =
+            piix_ide_create(&vm->ide, &vm->platform, ide_disks, ide_limits, &vm->bus, &vm->pci_bus);
         if (rc)
             return fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
     }
@@ -294,6 +301,12 @@ static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen
                     hv_mode_name(cfg->mode), cfg->nr_disks);
     if (cfg->nr_nics > HV_MAX_NICS)
         return fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
+    for (unsigned i = 0; i < cfg->nr_disks; i++)
+        if (!hv_io_limits_valid(&cfg->disks[i].limits))
+            return fail(err, errlen, -EINVAL, "disk %u: I/O limits out of bounds", i + 1);
+    for (unsigned i = 0; i < cfg->nr_nics; i++)
+        if (!hv_io_limits_valid(&cfg->nics[i].limits))
+            return fail(err, errlen, -EINVAL, "NIC %u: I/O limits out of bounds", i + 1);
     if (!cfg->kernel)
         return fail(err, errlen, -EINVAL, "no kernel given");
     return 0;
@@ -318,8 +331,17 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     vm->kvm_fd = vm->vm_fd = vm->stopped_fd = -1;
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
-    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++) {
         vm->disks[i].fd = -1;
+        rate_limiter_init(&vm->disk_limits[i], i < cfg->nr_disks ? &cfg->disks[i].limits : NULL,
+                          rate_limiter_now_ns());
+    }
+    for (unsigned i = 0; i < HV_MAX_NICS; i++)
+        for (unsigned dir = 0; dir < 2; dir++)
+            rate_limiter_init(&vm->nic_limits[i][dir],
+                              i < cfg->nr_nics ? &cfg->nics[i].limits : NULL,
+                              rate_limiter_now_ns());
+    vm->nr_nics = cfg->nr_nics;
     hv__platform_init(vm);
     pthread_mutex_init(&vm->ctl_lock, NULL);
     pthread_cond_init(&vm->ctl_cond, NULL);
@@ -501,6 +523,8 @@ int hv_vm_send_ctrl_alt_del(struct hv_vm *vm)
 
 void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
 {
+    uint64_t now = rate_limiter_now_ns();
+
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         const struct hv_exit_counters *c = &vm->vcpus[i].counters;
@@ -514,6 +538,8 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
         out->disks[i] = (struct hv_disk_stats){
             .read_bytes = d.read_bytes, .write_bytes = d.write_bytes, .read_ops = d.read_ops,
             .write_ops = d.write_ops, .flush_ops = d.flush_ops, .errors = d.errors};
+        rate_limiter_stats(&vm->disk_limits[i], now, &out->disks[i].throttled_ns,
+                           &out->disks[i].throttled_events);
     }
     out->nr_disks = vm->nr_disks;
     for (unsigned i = 0; i < HV_MAX_NICS && (vm->vnet[i] || vm->e1000[i]); i++) {
@@ -521,6 +547,12 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out)
             virtio_net_get_stats(vm->vnet[i], &out->nics[i]);
         else
             e1000_get_stats(vm->e1000[i], &out->nics[i]);
+        for (unsigned dir = 0; dir < 2; dir++) {
+            uint64_t ns, events;
+            rate_limiter_stats(&vm->nic_limits[i][dir], now, &ns, &events);
+            out->nics[i].throttled_ns += ns;
+            out->nics[i].throttled_events += events;
+        }
         out->nr_nics = i + 1;
     }
     out->memory_bytes = vm->mem.size;
@@ -558,12 +590,47 @@ void hv_vm_destroy(struct hv_vm *vm)
         close(vm->kvm_fd);
     if (vm->stopped_fd >= 0)
         close(vm->stopped_fd);
-    for (unsigned i = 0; i < HV_MAX_DISKS; i++)
+    for (unsigned i = 0; i < HV_MAX_DISKS; i++) {
         block_image_close(&vm->disks[i]);
+        rate_limiter_destroy(&vm->disk_limits[i]);
+    }
+    for (unsigned i = 0; i < HV_MAX_NICS; i++) {
+        rate_limiter_destroy(&vm->nic_limits[i][0]);
+        rate_limiter_destroy(&vm->nic_limits[i][1]);
+    }
     hv_guest_mem_destroy(&vm->mem);
     hv_bus_destroy(&vm->bus);
     hv__platform_destroy(vm);
     pthread_cond_destroy(&vm->ctl_cond);
     pthread_mutex_destroy(&vm->ctl_lock);
     free(vm);
+}
+
+int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= vm->nr_disks)
+        return -ENODEV;
+    if (!hv_io_limits_valid(limits))
+        return -EINVAL;
+    rate_limiter_set(&vm->disk_limits[index], limits, rate_limiter_now_ns());
+    if (vm->vblk[index])
+        virtio_blk_limits_changed(vm->vblk[index]);
+    if (vm->ide)
+        piix_ide_limits_changed(vm->ide, index);
+    return 0;
+}
+
+int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= vm->nr_nics)
+        return -ENODEV;
+    if (!hv_io_limits_valid(limits))
+        return -EINVAL;
+    for (unsigned dir = 0; dir < 2; dir++)
+        rate_limiter_set(&vm->nic_limits[index][dir], limits, rate_limiter_now_ns());
+    if (vm->vnet[index])
+        virtio_net_limits_changed(vm->vnet[index]);
+    if (vm->e1000[index])
+        e1000_limits_changed(vm->e1000[index]);
+    return 0;
 }

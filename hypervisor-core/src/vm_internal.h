@@ -21,6 +21,7 @@
 #include "devices/legacy/piix_ide.h"
 #include "devices/net/e1000.h"
 #include "devices/pci/pci_bus.h"
+#include "devices/rate_limiter.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_net.h"
@@ -59,6 +60,10 @@ struct hv_vm {
 
     struct block_image disks[HV_MAX_DISKS];
     unsigned nr_disks;
+    /* I/O limits, for the life of the VM; a NIC's are tx then rx. */
+    struct rate_limiter disk_limits[HV_MAX_DISKS];
+    struct rate_limiter nic_limits[HV_MAX_NICS][2];
+    unsigned nr_nics;
     struct piix_ide *ide; /* full mode, when there are disks */
     struct e1000 *e1000[HV_MAX_NICS]; /* full mode's NICs */
     /* pv mode */

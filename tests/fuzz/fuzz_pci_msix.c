@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reader r = {data, size};
 
     fuzz_machine_init(&m, 4096, true);
-    if (piix_ide_create(&ide, &m.fp.platform, disks, &m.bus, &m.pb) != 0 ||
+    if (piix_ide_create(&ide, &m.fp.platform, disks, NULL, &m.bus, &m.pb) != 0 ||
         virtio_rng_create(&rng, &m.fp.platform) != 0 ||
         virtio_console_create(&con, &m.fp.platform, console_out, NULL) != 0)
         abort();

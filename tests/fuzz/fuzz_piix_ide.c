@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         disks[i] = &img[i];
     }
     fuzz_machine_init(&m, RAM_SIZE, false);
-    if (piix_ide_create(&ide, &m.fp.platform, disks, &m.bus, &m.pb) != 0)
+    if (piix_ide_create(&ide, &m.fp.platform, disks, NULL, &m.bus, &m.pb) != 0)
         abort();
 
     for (unsigned n = 0; n < MAX_OPS && r.left; n++) {

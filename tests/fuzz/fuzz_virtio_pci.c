@@ -109,7 +109,7 @@ static int dev_create(struct dev *d, struct fake_platform *fp)
         (ftruncate(img.fd, 0) != 0 || ftruncate(img.fd, DISK_SECTORS * 512) != 0))
         abort();
     img.stats = (struct block_image_stats){0};
-    if (virtio_blk_create(&blk, &fp->platform, &img))
+    if (virtio_blk_create(&blk, &fp->platform, &img, NULL))
         return -1;
     d->dev = blk;
     d->vp = virtio_blk_transport(blk);

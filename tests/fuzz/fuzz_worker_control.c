@@ -39,9 +39,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* --- the fake VM ------------------------------------------------------------------------- */
 
 struct hv_vm {
-    unsigned pauses, resumes, stops, reboots, ctrl_alt_dels;
+    unsigned pauses, resumes, stops, reboots, ctrl_alt_dels, limit_changes;
     size_t console_input;
 };
+
+/* Two disks and a NIC, as the worker's configuration (set_io_limits checks the index). */
+static struct hv_disk_config disks[2];
+static struct hv_nic_config nics[1];
+
+int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= 2 || !hv_io_limits_valid(limits))
+        abort(); /* the worker checks both before it asks */
+    vm->limit_changes++;
+    return 0;
+}
+
+int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits)
+{
+    if (index >= 1 || !hv_io_limits_valid(limits))
+        abort();
+    vm->limit_changes++;
+    return 0;
+}
 
 int hv_vm_pause(struct hv_vm *vm)
 {
@@ -129,7 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct control_server s = {.listen_fd = -1};
     struct hv_vm vm = {0};
-    struct worker_ctx ctx = {.console = &console};
+    struct worker_ctx ctx = {
+        .console = &console, .disks = disks, .nr_disks = 2, .nics = nics, .nr_nics = 1};
     int sv[2];
 
     if (size < 1)

@@ -134,6 +134,16 @@ run_guest ide --mode full --disk "$tmp/ide.img,ro" --cmdline readonly
 check "ide/full with ,ro: writes fail with ABRT, the image is unchanged" \
     $([[ $rc -eq 0 ]] && has "writes refused, data unchanged" && has "ide: all ok" && cmp -s "$tmp/ide.img" "$tmp/ide.orig"; echo $?)
 
+# I/O limits on the IDE disk: PIO and DMA transfers past the limit are deferred (BSY, or the
+# DMA engine busy), never failed; the guest passes every check, only later. It polls a few
+# thousand times for each command (tens of ms here), so each wait must stay shorter: 5 ms.
+ide_image
+t0=$(date +%s%N)
+run_guest ide --mode full --disk "$tmp/ide.img,ops_per_s=200,burst_ops=1" --stats
+t1=$(date +%s%N)
+check "ide/full with I/O limits: all checks pass, throttled ($(((t1 - t0) / 1000000)) ms, $(grep -o 'throttled_events=[0-9]*' "$tmp/err"))" \
+    $([[ $rc -eq 0 ]] && has "ide: all ok" && grep -q "throttled_events=[1-9]" "$tmp/err"; echo $?)
+
 run_guest ide --mode full --disk "$tmp/ide.img,ro"
 check "ide/full: a guest expecting to write a read-only disk fails with status 1" \
     $([[ $rc -eq 1 ]] && has "FAIL PIO write"; echo $?)
@@ -164,6 +174,11 @@ if [[ -c /dev/net/tun ]] && ip tuntap add vmmde1000t0 mode tap 2>/dev/null; then
         $([[ $rc -eq 0 ]] && has "e1000: all ok" && ! grep -qE "Sanitizer|runtime error" "$tmp/err"; echo $?)
     check "e1000/full: the host received the guest's frame on the tap" \
         $([[ $(cat /sys/class/net/vmmde1000t0/statistics/rx_packets) -ge 1 ]]; echo $?)
+    # The same through I/O limits of 10 packets a second each way: delayed, nothing lost (the
+    # guest polls for its frames for seconds).
+    run_guest e1000 --mode full --nic tap=vmmde1000t0,ops_per_s=10,burst_ops=1,bytes_per_s=2000 --stats
+    check "e1000/full with I/O limits: the ARP exchange still completes ($(grep -o 'throttled_events=[0-9]*' "$tmp/err"))" \
+        $([[ $rc -eq 0 ]] && has "e1000: all ok"; echo $?)
     ip tuntap del vmmde1000t0 mode tap
 else
     echo "SKIP e1000/full over a tap: cannot create taps here (needs root and /dev/net/tun)"

@@ -97,21 +97,23 @@ static unsigned long long stat_u64(json_t *obj, const char *key)
  * definition order); a VM without a worker shows 0.
  */
 struct device_counter {
-    const char *metric, *type, *help, *key;
+    const char *metric, *type, *help, *key; /* a key in _ns becomes seconds */
 };
 
 static const struct device_counter disk_counters[] = {
-    {"vmmd_vm_disk_read_bytes_total", "counter", "Bytes the guest read from a disk.",
-     "read_bytes"},
+    {"vmmd_vm_disk_read_bytes_total", "counter", "Bytes the guest read from a disk.", "read_bytes"},
     {"vmmd_vm_disk_written_bytes_total", "counter", "Bytes the guest wrote to a disk.",
      "write_bytes"},
-    {"vmmd_vm_disk_reads_total", "counter", "Read requests the guest made to a disk.",
-     "read_ops"},
+    {"vmmd_vm_disk_reads_total", "counter", "Read requests the guest made to a disk.", "read_ops"},
     {"vmmd_vm_disk_writes_total", "counter", "Write requests the guest made to a disk.",
      "write_ops"},
     {"vmmd_vm_disk_flushes_total", "counter", "Flush requests the guest made to a disk.",
      "flush_ops"},
     {"vmmd_vm_disk_errors_total", "counter", "Disk requests that failed on the host.", "errors"},
+    {"vmmd_vm_disk_throttled_seconds_total", "counter",
+     "Time requests to a disk waited for its I/O limits.", "throttled_ns"},
+    {"vmmd_vm_disk_throttled_total", "counter",
+     "Times requests to a disk had to wait for its I/O limits.", "throttled_events"},
 };
 
 static const struct device_counter nic_counters[] = {
@@ -119,11 +121,15 @@ static const struct device_counter nic_counters[] = {
      "rx_bytes"},
     {"vmmd_vm_network_transmit_bytes_total", "counter", "Bytes the guest sent through a NIC.",
      "tx_bytes"},
-    {"vmmd_vm_network_receive_packets_total", "counter",
-     "Packets a NIC delivered to the guest.", "rx_packets"},
+    {"vmmd_vm_network_receive_packets_total", "counter", "Packets a NIC delivered to the guest.",
+     "rx_packets"},
     {"vmmd_vm_network_transmit_packets_total", "counter", "Packets the guest sent through a NIC.",
      "tx_packets"},
     {"vmmd_vm_network_drops_total", "counter", "Packets a NIC dropped.", "drops"},
+    {"vmmd_vm_network_throttled_seconds_total", "counter",
+     "Time a NIC's packets waited for its I/O limits (both directions added).", "throttled_ns"},
+    {"vmmd_vm_network_throttled_total", "counter",
+     "Times a NIC's packets had to wait for its I/O limits (both directions).", "throttled_events"},
 };
 
 static void device_metrics(struct strbuf *t, const struct scrape *s, bool disks,
@@ -136,12 +142,19 @@ static void device_metrics(struct strbuf *t, const struct scrape *s, bool disks,
             json_t *defined = json_loads(disks ? vm->disks_json : vm->nics_json, 0, NULL);
             json_t *counted = json_object_get(s->stats[i], disks ? "disks" : "nics");
             char labels[256];
+            size_t key_len = strlen(counters[c].key);
+            bool in_ns = key_len > 3 && strcmp(counters[c].key + key_len - 3, "_ns") == 0;
 
             vm_labels(vm, labels, sizeof(labels));
-            for (size_t dev = 0; dev < json_array_size(defined); dev++)
-                strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %llu\n", counters[c].metric, labels,
-                               disks ? "disk" : "net", dev,
-                               stat_u64(json_array_get(counted, dev), counters[c].key));
+            for (size_t dev = 0; dev < json_array_size(defined); dev++) {
+                unsigned long long v = stat_u64(json_array_get(counted, dev), counters[c].key);
+                if (in_ns)
+                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %.9f\n", counters[c].metric, labels,
+                                  disks ? "disk" : "net", dev, (double)v / 1e9);
+                else
+                    strbuf_printf(t, "%s{%s,device=\"%s%zu\"} %llu\n", counters[c].metric, labels,
+                                  disks ? "disk" : "net", dev, v);
+            }
             json_decref(defined);
         }
     }

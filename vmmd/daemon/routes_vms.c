@@ -141,12 +141,90 @@ void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct 
     respond_vm(d, req, 200, m->id);
 }
 
+/* API_F_DISKS / API_F_NICS for those of the patch that change nothing but devices' limits. */
+static unsigned io_limits_only(const struct api_vm_def *def, const struct db_vm *vm)
+{
+    unsigned live = 0;
+
+    if ((def->present & API_F_DISKS) &&
+        api_devices_differ_only_in_limits(vm->disks_json, def->disks_json))
+        live |= API_F_DISKS;
+    if ((def->present & API_F_NICS) &&
+        api_devices_differ_only_in_limits(vm->nics_json, def->nics_json))
+        live |= API_F_NICS;
+    return live;
+}
+
+struct pending {
+    struct http_request *req;
+    char id[DB_ID_LEN + 1];
+    const char *new_state; /* for pause/resume */
+    const char *undo;      /* the worker command that takes the action back */
+    int64_t pid;           /* the worker, kept across state changes */
+};
+
+static struct pending *pending_new(struct http_request *req, const char *id)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+
+    if (p) {
+        p->req = req;
+        snprintf(p->id, sizeof(p->id), "%s", id);
+    }
+    return p;
+}
+
+/* The worker took the new limits (or could not): the PATCH, recorded already, is answered. */
+static void on_io_limits_reply(struct vmmd_daemon *d, void *ctx, json_t *reply,
+                               const uint8_t *extra, size_t extra_len, const char *error)
+{
+    struct pending *p = ctx;
+    const char *why = reply ? json_string_value(json_object_get(reply, "error")) : error;
+
+    (void)extra;
+    (void)extra_len;
+    if (!reply || !json_is_true(json_object_get(reply, "ok")))
+        log_warn("vm %s: the worker did not take the new I/O limits: %s", p->id,
+                 why ? why : "no answer");
+    respond_vm(d, p->req, 200, p->id);
+    free(p);
+}
+
+/*
+ * The stored limits to the running worker; true when the request now waits for its answer,
+ * so that a 200 means the limits are in force. They are recorded already: a worker gone
+ * meanwhile gets them at its next start.
+ */
+static bool send_io_limits(struct vmmd_daemon *d, struct http_request *req,
+                           const struct db_vm *vm)
+{
+    struct pending *p = pending_new(req, vm->id);
+    json_t *cmd =
+        json_pack("{s:s, s:o, s:o}", "cmd", "set_io_limits", "disks",
+                  api_io_limits_array(vm->disks_json), "nics", api_io_limits_array(vm->nics_json));
+
+    if (!p || !cmd) {
+        json_decref(cmd);
+        free(p);
+        log_warn("vm %s: out of memory for the new I/O limits", vm->id);
+        return false;
+    }
+    if (supervisor_command(d->sup, vm->id, cmd, on_io_limits_reply, p)) { /* cmd consumed */
+        free(p);
+        log_warn("vm %s: cannot send the new I/O limits to its worker", vm->id);
+        return false;
+    }
+    http_suspend(req);
+    return true;
+}
+
 void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_vm_def def;
     struct api_error err;
     struct db_vm vm = {0};
     int64_t ev = 0;
+    unsigned live;
     int rc;
 
     if (routes_load_vm(d, req, m->id, &vm))
@@ -155,8 +233,10 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         http_respond_problem(req, &err);
         goto out;
     }
-    /* The name, autostart and CPU limits may change at any time; the rest only while stopped. */
-    if ((def.present & ~(unsigned)API_F_LIVE) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
+    /* The name, autostart, CPU limits and devices' I/O limits may change at any time; the rest
+     * only while stopped. */
+    live = io_limits_only(&def, &vm);
+    if ((def.present & ~(API_F_LIVE | live)) && !action_allowed(req, &vm, VMMD_ACT_EDIT))
         goto out_def;
     api_vm_def_apply(&def, &vm);
     if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err) ||
@@ -179,7 +259,8 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         vmmd_event_committed(d, ev);
         /* A name or NIC change moves DHCP hosts and forward targets. */
         networks_vms_changed(d->nets);
-        respond_vm(d, req, 200, vm.id);
+        if (!(live && supervisor_has_worker(d->sup, vm.id) && send_io_limits(d, req, &vm)))
+            respond_vm(d, req, 200, vm.id);
     }
 out_def:
     api_vm_def_free(&def);
@@ -218,25 +299,6 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
     networks_vms_changed(d->nets); /* its forwards went with it */
     remove_run_dir(d, id);
     http_respond_empty(req, 204);
-}
-
-struct pending {
-    struct http_request *req;
-    char id[DB_ID_LEN + 1];
-    const char *new_state; /* for pause/resume */
-    const char *undo;      /* the worker command that takes the action back */
-    int64_t pid;           /* the worker, kept across state changes */
-};
-
-static struct pending *pending_new(struct http_request *req, const char *id)
-{
-    struct pending *p = calloc(1, sizeof(*p));
-
-    if (p) {
-        p->req = req;
-        snprintf(p->id, sizeof(p->id), "%s", id);
-    }
-    return p;
 }
 
 static void on_stopped_for_delete(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)

@@ -722,12 +722,26 @@ static void add_arg(char **argv, int *argc, const char *a)
 /* FNV-1a of a VM id: what a VM gets the same of each time (its MACs, its first uid). */
 /* The worker flags for the VM's disks and NICs (definitions the API already validated). */
 struct device_args {
-    char text[API_MAX_DISKS + API_MAX_NICS][PATH_MAX + 16];
+    char text[API_MAX_DISKS + API_MAX_NICS][PATH_MAX + 160];
     unsigned n;
 };
 
 /* A file's descriptor number in the worker: stdio first, then the VM's files in order. */
 #define CHILD_FD(idx) (3 + (idx))
+
+/* A device's "limits" object as the worker's ",bytes_per_s=N,..." (the API checked it). */
+static void append_limits(char *buf, size_t size, json_t *device)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(json_object_get(device, "limits"), key, v)
+    {
+        size_t used = strlen(buf);
+        if (json_integer_value(v) > 0)
+            snprintf(buf + used, size - used, ",%s=%lld", key, (long long)json_integer_value(v));
+    }
+}
 
 static void add_device_args(char **argv, int *argc, struct device_args *da, const struct db_vm *vm,
                             const struct vm_files *files, struct networks *nets)
@@ -746,6 +760,7 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
                  json_string_value(json_object_get(item, "path")),
                  json_is_true(json_object_get(item, "readonly")) ? ",ro" : "",
                  CHILD_FD(files->disks[i]));
+        append_limits(da->text[da->n], sizeof(da->text[0]), item);
         add_arg(argv, argc, "--disk");
         add_arg(argv, argc, da->text[da->n++]);
     }
@@ -764,6 +779,7 @@ static void add_device_args(char **argv, int *argc, struct device_args *da, cons
                  : bridge ? json_string_value(bridge)
                           : networks_bridge_of(nets, net),
                  mac);
+        append_limits(da->text[da->n], sizeof(da->text[0]), item);
         add_arg(argv, argc, "--nic");
         add_arg(argv, argc, da->text[da->n++]);
     }

@@ -107,15 +107,17 @@ static const struct vmmd_opt run_options[] = {
     {.name = "disk",
      .type = VMMD_OPT_LIST,
      .offset = OFF(disks),
-     .metavar = "PATH[,ro][,fd=FD]",
+     .metavar = "PATH[,ro][,fd=FD][,LIMIT=N]",
      .help = "raw disk image (repeatable): virtio-blk in pv mode, IDE in full mode; fd= uses "
-             "that inherited descriptor of PATH"},
+             "that inherited descriptor of PATH; LIMIT: I/O limits bytes_per_s, ops_per_s, "
+             "burst_bytes, burst_ops"},
     {.name = "nic",
      .type = VMMD_OPT_LIST,
      .offset = OFF(nics),
-     .metavar = "tap=NAME|bridge=NAME[,mac=MAC]",
+     .metavar = "tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]",
      .help = "network interface (repeatable; virtio-net in pv mode, an e1000 in full mode) over a "
-             "tap device, or over a new tap added to a bridge"},
+             "tap device, or over a new tap added to a bridge; LIMIT as for --disk, each "
+             "direction"},
     {.name = "on-reboot",
      .type = VMMD_OPT_CHOICE,
      .offset = OFF(on_reboot),
@@ -167,8 +169,8 @@ static const struct vmmd_opt run_options[] = {
 
 static const char run_usage[] =
     "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
-    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro]]... [--nic "
-    "tap=NAME|bridge=NAME[,mac=MAC]]...\n"
+    "                [--vcpus N] [--memory MIB] [--disk PATH[,ro][,LIMIT=N]]...\n"
+    "                [--nic tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]]...\n"
     "                [--on-reboot restart|exit]\n"
     "\n"
     "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
@@ -535,7 +537,7 @@ int vmmd_run_main(int argc, char **argv)
     struct hv_vm_config cfg;
     struct hv_disk_config disks[VMMD_OPT_LIST_MAX];
     struct hv_nic_config nics[VMMD_OPT_LIST_MAX];
-    char disk_args[VMMD_OPT_LIST_MAX][PATH_MAX], nic_args[VMMD_OPT_LIST_MAX][128];
+    char disk_args[VMMD_OPT_LIST_MAX][PATH_MAX + 160], nic_args[VMMD_OPT_LIST_MAX][256];
     struct console_buffer console;
     struct control_server ctl = {.listen_fd = -1};
     struct worker_ctx ctx = {0};
@@ -592,6 +594,11 @@ int vmmd_run_main(int argc, char **argv)
         return VMMD_RUN_EXIT_FAILURE;
     }
     ctx.console = &console;
+    /* Live limit changes land in the configuration too, so a guest reboot keeps them. */
+    ctx.disks = disks;
+    ctx.nr_disks = a.disks.count;
+    ctx.nics = nics;
+    ctx.nr_nics = a.nics.count;
     cfg = (struct hv_vm_config){
         .mode = (enum hv_mode)a.mode,
         .vcpus = (unsigned)a.vcpus,

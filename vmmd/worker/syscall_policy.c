@@ -22,7 +22,8 @@
 /* Above every x86-64 system call number the kernel has today. */
 #define SYSCALL_NAMES 512
 
-/* What every thread does: memory, locks, signals, time, I/O on descriptors it holds. */
+/* What every thread does: memory, locks, signals, time, I/O on descriptors it holds
+ * (timerfd_settime: a device waiting for its I/O limits, or a limit changing, arms a timer). */
 static const int common_calls[] = {
     SCMP_SYS(read),        SCMP_SYS(write),           SCMP_SYS(readv),
     SCMP_SYS(writev),      SCMP_SYS(pread64),         SCMP_SYS(pwrite64),
@@ -37,6 +38,7 @@ static const int common_calls[] = {
     SCMP_SYS(exit_group),  SCMP_SYS(clock_gettime),   SCMP_SYS(clock_nanosleep),
     SCMP_SYS(nanosleep),   SCMP_SYS(gettid),          SCMP_SYS(getpid),
     SCMP_SYS(sched_yield), SCMP_SYS(getrandom),       SCMP_SYS(epoll_ctl),
+    SCMP_SYS(timerfd_settime),
 };
 
 /* The main thread: the control socket, building the VM, starting its threads. */
@@ -54,6 +56,7 @@ static const int control_calls[] = {
     SCMP_SYS(epoll_wait),
     SCMP_SYS(epoll_pwait),
     SCMP_SYS(eventfd2),
+    SCMP_SYS(timerfd_create),
     SCMP_SYS(signalfd4),
     SCMP_SYS(accept4),
     SCMP_SYS(recvfrom),

@@ -5,6 +5,7 @@
  * client; a client that sends garbage gets an error line, never a crash.
  */
 #include "worker_control.h"
+#include "device_args.h"
 #include "sandbox.h"
 
 #include <errno.h>
@@ -142,6 +143,66 @@ static json_t *stats_json(struct worker_ctx *ctx)
     return out;
 }
 
+/* {"bytes_per_s": N, ...} into l; false on anything but such an object (or null: none). */
+static bool limits_from_json(json_t *o, struct hv_io_limits *l)
+{
+    const char *key;
+    json_t *v;
+    char num[24];
+
+    *l = (struct hv_io_limits){0};
+    if (json_is_null(o))
+        return true;
+    if (!json_is_object(o))
+        return false;
+    json_object_foreach(o, key, v)
+    {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return false;
+        snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+        if (vmmd_parse_limit_opt(key, num, l) != 1)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * "set_io_limits": {"disks": [limits|null, ...], "nics": [...]}, by index; a device left out
+ * keeps its limits. Everything is checked before anything changes.
+ */
+static void set_io_limits(int fd, json_t *req, struct worker_ctx *ctx)
+{
+    json_t *disks = json_object_get(req, "disks"), *nics = json_object_get(req, "nics");
+    struct hv_io_limits dl[HV_MAX_DISKS], nl[HV_MAX_NICS];
+    size_t nd = json_array_size(disks), nn = json_array_size(nics);
+
+    if (nd > ctx->nr_disks || nn > ctx->nr_nics) {
+        reply_error(fd, "more devices than the VM has");
+        return;
+    }
+    for (size_t i = 0; i < nd; i++)
+        if (!limits_from_json(json_array_get(disks, i), &dl[i])) {
+            reply_error(fd, "bad disk limits");
+            return;
+        }
+    for (size_t i = 0; i < nn; i++)
+        if (!limits_from_json(json_array_get(nics, i), &nl[i])) {
+            reply_error(fd, "bad nic limits");
+            return;
+        }
+    for (size_t i = 0; i < nd; i++) {
+        ctx->disks[i].limits = dl[i];
+        if (ctx->vm)
+            hv_vm_set_disk_limits(ctx->vm, (unsigned)i, &dl[i]);
+    }
+    for (size_t i = 0; i < nn; i++) {
+        ctx->nics[i].limits = nl[i];
+        if (ctx->vm)
+            hv_vm_set_nic_limits(ctx->vm, (unsigned)i, &nl[i]);
+    }
+    reply(fd, json_pack("{s:b}", "ok", 1));
+}
+
 static void send_console_tail(int fd, struct worker_ctx *ctx, json_int_t want)
 {
     static uint8_t buf[CONSOLE_RING_SIZE];
@@ -165,7 +226,9 @@ static void handle_command(struct control_client *c, const char *line, struct wo
         json_decref(req);
         return;
     }
-    if (!ctx->vm) {
+    if (strcmp(cmd, "set_io_limits") == 0) {
+        set_io_limits(c->fd, req, ctx); /* also between two boots: the next one has them */
+    } else if (!ctx->vm) {
         reply_error(c->fd, "the guest is rebooting, try again");
     } else if (strcmp(cmd, "status") == 0) {
         reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",

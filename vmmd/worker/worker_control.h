@@ -20,6 +20,10 @@ struct worker_ctx {
     bool exit_on_reboot; /* set by "shutdown" */
     bool stop_requested; /* set by "stop" */
     unsigned boots;
+    /* The devices' configuration, which "set_io_limits" updates for the next boot. */
+    struct hv_disk_config *disks;
+    struct hv_nic_config *nics;
+    unsigned nr_disks, nr_nics;
 };
 
 struct control_client {

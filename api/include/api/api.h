@@ -86,6 +86,18 @@ enum api_field {
 #define API_MAX_CPU_WEIGHT     10000
 #define API_DEFAULT_CPU_WEIGHT 100
 
+/* Per-device I/O limits ("limits" of a disk or NIC): libhvcore's HV_IO_LIMIT_MAX_*. */
+#define API_MAX_BYTES_PER_S (1ll << 40)
+#define API_MAX_OPS_PER_S   10000000ll
+#define API_MAX_BURST_BYTES (1ll << 46)
+#define API_MAX_BURST_OPS   1000000000ll
+
+/* PATCH of a running VM: whether a new disks/nics array is the stored one but for the
+ * devices' "limits" (those apply live; anything else needs the VM stopped). */
+bool api_devices_differ_only_in_limits(const char *stored_json, const char *new_json);
+/* [limits, ...]: each device's stored limits ({} for none), for the worker's set_io_limits. */
+json_t *api_io_limits_array(const char *devices_json);
+
 /* A validated VM definition (create) or set of changes (patch: see present). */
 struct api_vm_def {
     unsigned present; /* API_F_* given in the request */

@@ -57,6 +57,20 @@ int hv_mode_parse(const char *s, enum hv_mode *out);
 /* Receives everything the guest writes to its serial console. Called from vCPU threads. */
 typedef void (*hv_console_write_fn)(void *opaque, const uint8_t *buf, size_t len);
 
+/*
+ * I/O limits of a disk, or of each direction of a NIC (tx and rx get a bucket each): token
+ * buckets of bytes and of operations (requests, packets). A rate of 0 is unlimited; a burst
+ * of 0 is one second's worth of the rate. A guest past its limit is delayed, never refused.
+ */
+struct hv_io_limits {
+    uint64_t bytes_per_s, ops_per_s, burst_bytes, burst_ops;
+};
+
+#define HV_IO_LIMIT_MAX_BYTES_PER_S (1ull << 40)
+#define HV_IO_LIMIT_MAX_OPS_PER_S   10000000ull
+#define HV_IO_LIMIT_MAX_BURST_BYTES (1ull << 46) /* a minute at the highest rate */
+#define HV_IO_LIMIT_MAX_BURST_OPS   1000000000ull
+
 /* A raw disk image: virtio-blk in pv mode, an ATA disk on the PIIX IDE controller in full mode. */
 struct hv_disk_config {
     const char *path;
@@ -65,6 +79,7 @@ struct hv_disk_config {
      * opening path, which then only names the disk. libhvcore dups it; the caller keeps fd. */
     bool has_fd;
     int fd;
+    struct hv_io_limits limits;
 };
 
 /* A network interface over a host tap device: virtio-net in pv mode, an emulated Intel
@@ -78,6 +93,7 @@ struct hv_nic_config {
      * worker opens its taps first: it cannot once it is in its own network namespace. */
     bool has_fd;
     int fd;
+    struct hv_io_limits limits;
 };
 
 /* Opens (creating it if needed) the NIC's tap with a virtio-net header, adds it to the
@@ -128,12 +144,16 @@ struct hv_vm_config {
 
 struct hv_vm;
 
+/* throttled_ns: time requests waited for their I/O limit; throttled_events: how many waits
+ * (for a NIC, both directions together). */
 struct hv_disk_stats {
     uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops, errors;
+    uint64_t throttled_ns, throttled_events;
 };
 
 struct hv_nic_stats {
     uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, drops;
+    uint64_t throttled_ns, throttled_events;
 };
 
 /* The counters of hv_disk_stats / hv_nic_stats by name, for printing them
@@ -190,5 +210,12 @@ size_t hv_vm_console_input(struct hv_vm *vm, const uint8_t *buf, size_t len);
 int hv_vm_send_ctrl_alt_del(struct hv_vm *vm);
 
 void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out);
+
+/* Changes a running disk's or NIC's I/O limits at once (any thread). index in configuration
+ * order; -ENODEV if there is no such device, -EINVAL for limits out of bounds. */
+int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits);
+int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits);
+/* Whether limits are within HV_IO_LIMIT_MAX_*. */
+bool hv_io_limits_valid(const struct hv_io_limits *limits);
 
 #endif

@@ -872,6 +872,83 @@ static void test_disks(void **state)
                 "disks[1].path: same file as disks[0].path");
 }
 
+/* "limits" of disks and NICs: normalised, bounded, unknown keys 400, bad values 422. */
+static void test_io_limits(void **state)
+{
+    struct api_vm_def def;
+    char want[PATH_MAX * 2];
+
+    (void)state;
+    create_ok(BASE ",\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"bytes_per_s\":"
+                   "1048576,\"ops_per_s\":0,\"burst_ops\":10}}],\"nics\":[{\"tap\":\"t0\","
+                   "\"limits\":{\"ops_per_s\":10000000,\"bytes_per_s\":1099511627776}}]}",
+              &def);
+    /* Zeros are left out; the keys keep the canonical order. */
+    FMT(want,
+        "[{\"path\":\"%s/images/disk0.img\",\"readonly\":false,\"limits\":{\"bytes_per_s\":"
+        "1048576,\"burst_ops\":10}}]",
+        root);
+    assert_string_equal(def.disks_json, want);
+    assert_string_equal(def.nics_json, "[{\"tap\":\"t0\",\"limits\":{\"bytes_per_s\":"
+                                       "1099511627776,\"ops_per_s\":10000000}}]");
+    api_vm_def_free(&def);
+    /* Nothing limited, or null: no limits stored at all. */
+    create_ok(BASE ",\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{}}],"
+                   "\"nics\":[{\"tap\":\"t0\",\"limits\":null}]}",
+              &def);
+    FMT(want, "[{\"path\":\"%s/images/disk0.img\",\"readonly\":false}]", root);
+    assert_string_equal(def.disks_json, want);
+    assert_string_equal(def.nics_json, "[{\"tap\":\"t0\"}]");
+    api_vm_def_free(&def);
+
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"bps\":1}}]", 400,
+                "disks[0].limits.bps: unknown field");
+    expect_with("\"nics\":[{\"tap\":\"t0\"},{\"tap\":\"t1\",\"limits\":{\"iops\":1}}]", 400,
+                "nics[1].limits.iops: unknown field");
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":[]}]", 422,
+                "disks[0].limits: must be an object");
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"bytes_per_s\":"
+                "1099511627777}}]",
+                422, "disks[0].limits.bytes_per_s: must be an integer from 0 to 1099511627776");
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"ops_per_s\":-1}}]", 422,
+                "disks[0].limits.ops_per_s: must be an integer");
+    expect_with("\"disks\":[{\"path\":\"@/images/disk0.img\",\"limits\":{\"burst_bytes\":"
+                "1.5}}]",
+                422, "disks[0].limits.burst_bytes: must be an integer");
+    expect_with("\"nics\":[{\"tap\":\"t0\",\"limits\":{\"burst_ops\":\"10\"}}]", 422,
+                "nics[0].limits.burst_ops: must be an integer");
+    expect_with("\"nics\":[{\"tap\":\"t0\",\"limits\":{\"ops_per_s\":10000001}}]", 422,
+                "nics[0].limits.ops_per_s: must be an integer from 0 to 10000000");
+    /* A bad limit is found before the filesystem is asked about the path. */
+    expect_with("\"disks\":[{\"path\":\"@/images/missing.img\",\"limits\":{\"ops_per_s\":"
+                "true}}]",
+                422, "disks[0].limits.ops_per_s: must be an integer");
+}
+
+/* What a PATCH of a running VM may change: the devices' limits, nothing else about them. */
+static void test_limits_only_change(void **state)
+{
+    const char *a = "[{\"path\":\"/i/a\",\"readonly\":false}]";
+    const char *a_lim = "[{\"path\":\"/i/a\",\"readonly\":false,\"limits\":{\"ops_per_s\":5}}]";
+    const char *b = "[{\"path\":\"/i/b\",\"readonly\":false,\"limits\":{\"ops_per_s\":5}}]";
+    json_t *arr;
+
+    (void)state;
+    assert_true(api_devices_differ_only_in_limits(a, a_lim));
+    assert_true(api_devices_differ_only_in_limits(a_lim, a));
+    assert_true(api_devices_differ_only_in_limits(a, a));
+    assert_false(api_devices_differ_only_in_limits(a_lim, b));
+    assert_false(api_devices_differ_only_in_limits(a, "[]"));
+    assert_false(api_devices_differ_only_in_limits(a, "[{\"path\":\"/i/a\",\"readonly\":true}]"));
+    arr = api_io_limits_array(a_lim);
+    assert_int_equal(json_array_size(arr), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "ops_per_s")), 5);
+    json_decref(arr);
+    arr = api_io_limits_array(a);
+    assert_int_equal(json_object_size(json_array_get(arr, 0)), 0);
+    json_decref(arr);
+}
+
 static void test_nics(void **state)
 {
     struct api_vm_def def;
@@ -2000,6 +2077,8 @@ int main(void)
         cmocka_unit_test(test_cmdline),
         cmocka_unit_test(test_disks),
         cmocka_unit_test(test_nics),
+        cmocka_unit_test(test_io_limits),
+        cmocka_unit_test(test_limits_only_change),
         cmocka_unit_test(test_networks),
         cmocka_unit_test(test_storage_requests),
         cmocka_unit_test(test_volume_disks),

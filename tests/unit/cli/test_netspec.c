@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "limitspec.h"
 #include "netspec.h"
 
 /* The Nic a spec parses to, compact, or NULL. Caller frees. */
@@ -159,12 +160,48 @@ static void test_forward_describe(void **state)
     json_decref(fwd);
 }
 
+/* The limit keys of --disk and --nic, and how show prints them. */
+static void test_limits(void **state)
+{
+    const char *why = NULL;
+    json_t *d, *n;
+    char line[160], *text;
+
+    (void)state;
+    d = cli_disk_parse("/img/a.img,ro,bytes_per_s=1048576,ops_per_s=0,burst_ops=8", &why);
+    assert_non_null(d);
+    text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"limits\":{\"burst_ops\":8,\"bytes_per_s\":1048576},"
+                              "\"path\":\"/img/a.img\",\"readonly\":true}");
+    free(text);
+    cli_limits_describe(d, line, sizeof(line));
+    assert_string_equal(line, "bytes_per_s=1048576 burst_ops=8");
+    json_decref(d);
+    d = cli_disk_parse("/img/b.img", &why);
+    cli_limits_describe(d, line, sizeof(line));
+    assert_string_equal(line, "unlimited");
+    assert_null(json_object_get(d, "limits"));
+    json_decref(d);
+    assert_null(cli_disk_parse("/img/a.img,bps=1", &why));
+    assert_non_null(why);
+    assert_null(cli_disk_parse("/img/a.img,ops_per_s=-1", &why));
+    assert_null(cli_disk_parse("/img/a.img,ops_per_s=1k", &why));
+    assert_null(cli_disk_parse(",ro", &why));
+    n = cli_nic_parse("tap=t0,ops_per_s=1000,mac=52:54:00:00:00:01", &why);
+    assert_non_null(n);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(n, "limits"), "ops_per_s")),
+                     1000);
+    json_decref(n);
+    assert_null(cli_nic_parse("tap=t0,bytes_per_s=x", &why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nic_parse),      cmocka_unit_test(test_nic_refused),
         cmocka_unit_test(test_nic_describe),   cmocka_unit_test(test_lease_ip),
         cmocka_unit_test(test_forward_target), cmocka_unit_test(test_forward_describe),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

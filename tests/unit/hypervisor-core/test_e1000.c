@@ -620,6 +620,39 @@ static void test_tx_legacy_checksum(void **state)
     assert_int_equal(take(f, out, sizeof(out)), -1);
 }
 
+/* I/O limits: a packet past its limiter waits in the ring (TDH stays, no error) until the
+ * limiter refills; the vCPU's TDT write never waits. 10 packets/s, a burst of 1. */
+static void test_tx_limits_delay(void **state)
+{
+    struct fixture *f = *state;
+    struct hv_io_limits ten = {.ops_per_s = 10, .burst_ops = 1};
+    struct rate_limiter tx;
+    uint8_t *fr = ram(f, TX_BUF), out[2048];
+    size_t len = make_frame(fr, 17, 100);
+    uint64_t ns, events;
+
+    rate_limiter_init(&tx, &ten, rate_limiter_now_ns());
+    e1000_set_limits(f->e, &tx, NULL);
+    tx_ring(f, TX_RING, RING_LEN * 16);
+    legacy(f, 0, TX_BUF, (uint16_t)len, EOP | RS, 0, 0);
+    legacy(f, 1, TX_BUF, (uint16_t)len, EOP | RS, 0, 0);
+    wr(f, TDT, 2);
+    e1000_service(f->e);
+    assert_int_equal(take(f, out, sizeof(out)), (ssize_t)len);
+    assert_int_equal(take(f, out, sizeof(out)), -1);
+    assert_int_equal(rd(f, TDH), 1);
+    usleep(120000);
+    e1000_service(f->e);
+    assert_int_equal(take(f, out, sizeof(out)), (ssize_t)len);
+    assert_int_equal(rd(f, TDH), 2);
+    assert_int_equal(stats(f).tx_packets, 2);
+    rate_limiter_stats(&tx, rate_limiter_now_ns(), &ns, &events);
+    assert_int_equal(events, 1);
+    assert_true(ns >= 90000000ull);
+    e1000_set_limits(f->e, NULL, NULL);
+    rate_limiter_destroy(&tx);
+}
+
 static void test_tx_context_data_checksums(void **state)
 {
     struct fixture *f = *state;
@@ -1099,6 +1132,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mmio_widths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_legacy_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_context_data_checksums, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_limits_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_tso, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_tso_lies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_hostile, setup, teardown),

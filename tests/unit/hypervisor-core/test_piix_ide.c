@@ -87,7 +87,8 @@ static void make_image(char *path, uint64_t sectors)
 }
 
 /* disks[i] sectors for position i (0: none); all read-only if readonly. */
-static struct fixture *fixture_new(const uint64_t disks[4], bool readonly)
+static struct fixture *fixture_new(const uint64_t disks[4], bool readonly,
+                                   struct rate_limiter *const limits[4])
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct block_image *imgs[4] = {0};
@@ -107,7 +108,7 @@ static struct fixture *fixture_new(const uint64_t disks[4], bool readonly)
         assert_int_equal(block_image_open(&f->img[i], f->path[i], -1, readonly, err, sizeof(err)), 0);
         imgs[i] = &f->img[i];
     }
-    assert_int_equal(piix_ide_create(&f->ide, &f->fp.platform, imgs, &f->bus, &f->pb), 0);
+    assert_int_equal(piix_ide_create(&f->ide, &f->fp.platform, imgs, limits, &f->bus, &f->pb), 0);
     f->bm = (uint16_t)(pci_bus_config_read(&f->pb, PIIX_IDE_DEVFN, 0x20, 4) & ~3u);
     return f;
 }
@@ -115,21 +116,21 @@ static struct fixture *fixture_new(const uint64_t disks[4], bool readonly)
 static int setup_big(void **state)
 {
     static const uint64_t disks[4] = {LBA48_DISK, 0, 0, 0};
-    *state = fixture_new(disks, false);
+    *state = fixture_new(disks, false, NULL);
     return 0;
 }
 
 static int setup_small(void **state)
 {
     static const uint64_t disks[4] = {SMALL_DISK, 0, SMALL_DISK, 0};
-    *state = fixture_new(disks, false);
+    *state = fixture_new(disks, false, NULL);
     return 0;
 }
 
 static int setup_readonly(void **state)
 {
     static const uint64_t disks[4] = {SMALL_DISK, 0, 0, 0};
-    *state = fixture_new(disks, true);
+    *state = fixture_new(disks, true, NULL);
     return 0;
 }
 
@@ -147,6 +148,27 @@ static int teardown(void **state)
     hv_bus_destroy(&f->bus);
     fake_platform_free_ram(&f->fp);
     free(f);
+    return 0;
+}
+
+/* The primary master behind a limiter of 10 sectors a second, a burst of one. */
+static struct rate_limiter slow_disk;
+
+static int setup_limited(void **state)
+{
+    static const uint64_t disks[4] = {LBA48_DISK, 0, 0, 0};
+    struct hv_io_limits l = {.bytes_per_s = 10 * 512, .burst_bytes = 512};
+    struct rate_limiter *const limits[4] = {&slow_disk, NULL, NULL, NULL};
+
+    rate_limiter_init(&slow_disk, &l, rate_limiter_now_ns());
+    *state = fixture_new(disks, false, limits);
+    return 0;
+}
+
+static int teardown_limited(void **state)
+{
+    teardown(state);
+    rate_limiter_destroy(&slow_disk);
     return 0;
 }
 
@@ -473,6 +495,41 @@ static void test_lba48(void **state)
     assert_int_equal(in8(f, PRI + 7), ST_OK | ST_DRQ);
     pio_in(f, PRI, buf, 512);
     assert_pattern(buf, LBA48_DISK - 1);
+}
+
+/* A throttled disk is a slow disk: BSY (PIO) or an engine still active (DMA) until the
+ * limiter allows, then the data and the interrupt; the vCPU's accesses never wait. */
+static void test_limits_defer_transfers(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[512];
+    uint64_t ns, events;
+
+    ata_lba28(f, PRI, 5, 2, 0x20);
+    assert_int_equal(in8(f, PRI + 7), ST_OK | ST_DRQ); /* the burst: at once */
+    pio_in(f, PRI, buf, 512);
+    assert_pattern(buf, 5);
+    assert_int_equal(in8(f, PRI_CTL), ST_BSY); /* the second block waits ~100 ms */
+    assert_true(WAIT_FOR(in8(f, PRI_CTL) == (ST_OK | ST_DRQ)));
+    assert_int_equal(f->fp.irq_edges[14], 2);
+    pio_in(f, PRI, buf, 512);
+    assert_pattern(buf, 6);
+
+    /* DMA of 4 sectors, more than the burst: passes once the bucket is full again. */
+    out8(f, f->bm + 2, BM_INTR); /* the PIO command's interrupts showed there too */
+    prd_put(f, 0x1000, 0x10000, 2048 | PRD_EOT);
+    bm_setup(f, 0x1000, true);
+    ata_lba28(f, PRI, 8, 4, 0xc8);
+    bm_start(f, true);
+    assert_int_equal(in8(f, f->bm + 2) & 7, BM_ACTIVE);
+    assert_int_equal(f->fp.irq_edges[14], 2);
+    assert_true(WAIT_FOR(f->fp.irq_edges[14] == 3));
+    assert_int_equal(in8(f, f->bm + 2) & 7, BM_INTR);
+    assert_pattern(ram(f, 0x10000), 8);
+    assert_pattern(ram(f, 0x10600), 11);
+    rate_limiter_stats(&slow_disk, rate_limiter_now_ns(), &ns, &events);
+    assert_int_equal(events, 2);
+    assert_true(ns >= 150000000ull);
 }
 
 static void test_dma_read_and_write(void **state)
@@ -805,6 +862,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_multiple, setup_big, teardown),
         cmocka_unit_test_setup_teardown(test_lba48, setup_big, teardown),
         cmocka_unit_test_setup_teardown(test_dma_read_and_write, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_defer_transfers, setup_limited,
+                                        teardown_limited),
         cmocka_unit_test_setup_teardown(test_dma_guest_mistakes, setup_big, teardown),
         cmocka_unit_test_setup_teardown(test_absent_drives, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_empty_channel, setup_big, teardown),

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_config.h>
@@ -74,7 +75,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    virtio_net_destroy(f->net);
+    virtio_net_destroy(f->net); /* NULL if the test destroyed it */
     close(f->host);
     fake_platform_free_ram(&f->fp);
     free(f);
@@ -462,11 +463,61 @@ static void test_rx_tso_frame_delivered(void **state)
     assert_memory_equal(gpa(f, BUF_GPA(RX) + HDR_LEN), pkt + HDR_LEN, 20000);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* I/O limits, each direction on its own: 10 packets/s with a burst of 1 spaces packets
+ * 100 ms apart; none is lost, the waits are counted. */
+static void test_limits_delay_both_directions(void **state)
+{
+    struct fixture *f = *state;
+    struct hv_io_limits ten = {.ops_per_s = 10, .burst_ops = 1};
+    struct rate_limiter tx, rx;
+    struct virtio_net_hdr_v1 h = {0};
+    uint8_t got[2048], pkt[HDR_LEN + 100] = {0};
+    uint64_t t0, ns, events;
+
+    rate_limiter_init(&tx, &ten, rate_limiter_now_ns());
+    rate_limiter_init(&rx, &ten, rate_limiter_now_ns());
+    virtio_net_set_limits(f->net, &tx, &rx); /* the I/O thread is idle: no queue is set up */
+    assert_true(driver_init(f, 0));
+    t0 = now_ms();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(transmit(f, &h, 100, HDR_LEN, got, sizeof(got)), HDR_LEN + 100);
+    assert_true(now_ms() - t0 >= 190);
+    rate_limiter_stats(&tx, rate_limiter_now_ns(), &ns, &events);
+    assert_int_equal(events, 2);
+    assert_true(ns >= 190000000ull);
+
+    for (unsigned i = 0; i < 3; i++)
+        set_desc(f, RX, (uint16_t)i, BUF_GPA(RX) + i * 0x1000, 0x1000, VRING_DESC_F_WRITE);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send(f->host, pkt, sizeof(pkt), 0), sizeof(pkt));
+    t0 = now_ms();
+    for (uint16_t i = 0; i < 3; i++)
+        post_chain(f, RX, i);
+    assert_true(WAIT_FOR(used_idx(f, RX) == 3));
+    assert_true(now_ms() - t0 >= 190);
+    rate_limiter_stats(&rx, rate_limiter_now_ns(), &ns, &events);
+    assert_true(events >= 1);
+    /* The device goes before its limiters. */
+    virtio_net_destroy(f->net);
+    f->net = NULL;
+    rate_limiter_destroy(&tx);
+    rate_limiter_destroy(&rx);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_offloads_offered),
+        T(test_limits_delay_both_directions),
         cmocka_unit_test(test_tap_offloads_follow_guest_features),
         cmocka_unit_test(test_tx_header_checks),
         cmocka_unit_test(test_rx_header_checks),

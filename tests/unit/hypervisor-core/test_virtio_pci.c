@@ -86,7 +86,7 @@ static struct fixture *new_fixture(bool readonly)
     close(fd);
     if (block_image_open(&f->img, f->path, -1, readonly, err, sizeof(err)))
         fail_msg("%s", err);
-    assert_int_equal(virtio_blk_create(&f->blk, &f->fp.platform, &f->img), 0);
+    assert_int_equal(virtio_blk_create(&f->blk, &f->fp.platform, &f->img, NULL), 0);
     f->vp = virtio_blk_transport(f->blk);
     f->vp->pdev.intx_gsi = INTX_GSI; /* the bus would wire it */
     /* As Linux's probe does: without bus mastering the device must not touch RAM. */

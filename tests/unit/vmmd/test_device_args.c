@@ -95,12 +95,44 @@ static void test_nic_errors(void **state)
     }
 }
 
+static void test_limits(void **state)
+{
+    char buf[256], err[160];
+    struct hv_disk_config d;
+    struct hv_nic_config n;
+
+    (void)state;
+    strcpy(buf,
+           "/images/a.img,fd=5,bytes_per_s=1048576,ops_per_s=100,burst_bytes=2097152,burst_ops=7");
+    assert_int_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+    assert_int_equal(d.limits.bytes_per_s, 1048576);
+    assert_int_equal(d.limits.ops_per_s, 100);
+    assert_int_equal(d.limits.burst_bytes, 2097152);
+    assert_int_equal(d.limits.burst_ops, 7);
+    strcpy(buf, "tap=t0,bytes_per_s=1000");
+    assert_int_equal(vmmd_parse_nic_arg(buf, &n, err, sizeof(err)), 0);
+    assert_string_equal(n.tap, "t0");
+    assert_int_equal(n.limits.bytes_per_s, 1000);
+    assert_int_equal(n.limits.ops_per_s, 0);
+    /* Out of bounds, negative, not a number. */
+    static const char *const bad[] = {"bytes_per_s=1099511627777", "ops_per_s=10000001",
+                                      "bytes_per_s=-1", "burst_ops=1x", "ops_per_s="};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(buf, sizeof(buf), "/images/a.img,%s", bad[i]);
+        assert_int_not_equal(vmmd_parse_disk_arg(buf, &d, err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "within bounds"));
+        snprintf(buf, sizeof(buf), "tap=t0,%s", bad[i]);
+        assert_int_not_equal(vmmd_parse_nic_arg(buf, &n, err, sizeof(err)), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_disk),
         cmocka_unit_test(test_nic),
         cmocka_unit_test(test_nic_errors),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

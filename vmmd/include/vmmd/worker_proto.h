@@ -13,6 +13,10 @@
  *   {"cmd":"console","tail":N}  {"ok":true,"bytes":M} followed by M raw bytes
  *   {"cmd":"attach","tail":N}   {"ok":true}, then the connection is the raw console both ways,
  *                               starting with the last N bytes of output (tail optional)
+ *   {"cmd":"set_io_limits","disks":[L|null,...],"nics":[...]}  {"ok":true}: each device's
+ *                               I/O limits (L: {"bytes_per_s":N,"ops_per_s":N,"burst_bytes":N,
+ *                               "burst_ops":N}, keys optional), by index, at once; the disks
+ *                               and nics of "stats" carry "throttled_ns", "throttled_events"
  *   {"cmd":"selftest-forbidden-syscall"}  opens "/": a sandboxed worker dies of its system
  *                               call filter (exit reason "seccomp"); others reply {"ok":true}
  *

@@ -19,12 +19,24 @@
  * implements (82371SB datasheet, bus master IDE): a PRD table of 8-byte
  * entries in guest memory, the transfer runs once the drive has a DMA
  * command and the engine's start bit is set, in either order.
+ *
+ * I/O limits: a data transfer (a PIO block, a whole DMA command) that its
+ * disk's limiter does not grant yet is deferred, not slept on: the drive
+ * shows BSY (PIO) or keeps the DMA engine active with no interrupt, exactly
+ * what a slow disk looks like, and the vCPU returns to the guest at once.
+ * A small thread per controller waits on one timerfd per drive and, under
+ * the bus lock like any register access, carries the transfer on when the
+ * limiter allows. Stop, pause and reset never wait for a throttled disk.
  */
 #include "devices/legacy/piix_ide.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "guest_mem.h"
 
@@ -164,6 +176,11 @@ struct ide_drive {
     unsigned block;     /* sectors per DRQ block */
     unsigned pos, len;  /* PIO: bytes of buf done and in this block */
     uint8_t buf[MAX_MULTIPLE * SECTOR];
+    /* I/O limits. */
+    struct rate_limiter *limits; /* NULL: unlimited */
+    int timer_fd;                /* expires when a deferred transfer may go */
+    bool throttled;              /* a transfer waits for timer_fd */
+    bool op_charged;             /* the command in progress counted as an op */
 };
 
 struct ide_channel {
@@ -186,7 +203,13 @@ struct piix_ide {
     const struct hv_platform *platform;
     struct ide_channel ch[2];
     struct iovec iov[PRD_MAX]; /* one PRD table walk; all work is under the bus lock */
+    struct hv_bus *bus;        /* its lock, for the limits thread */
+    int epoll_fd, stop_fd;
+    pthread_t thread;
+    bool thread_started;
 };
+
+#define TAG_STOP 4 /* epoll tags: 0-3 a drive's timer (channel * 2 + drive) */
 
 static const struct {
     uint16_t cmd_base, ctl_base;
@@ -331,12 +354,35 @@ static void identify(struct ide_drive *d, bool slave)
 
 /* --- PIO and DMA data transfer ------------------------------------------- */
 
+/* Whether d's limiter lets bytes through now (the first transfer of a command also takes its
+ * op); if not, the transfer is deferred until the drive's timer. */
+static bool limits_allow(struct ide_drive *d, uint64_t bytes)
+{
+    uint64_t wait;
+
+    if (!d->limits)
+        return true;
+    wait = rate_limiter_consume(d->limits, bytes, d->op_charged ? 0 : 1, rate_limiter_now_ns());
+    if (wait == 0) {
+        d->op_charged = true;
+        return true;
+    }
+    d->throttled = rate_limiter_arm_timer(d->timer_fd, wait) == 0;
+    return false;
+}
+
 static void pio_in_block(struct ide_channel *ch, struct ide_drive *d)
 {
     unsigned n = d->remaining < d->block ? d->remaining : d->block;
     struct iovec iov = {.iov_base = d->buf, .iov_len = (size_t)n * SECTOR};
-    int rc = block_image_read(d->img, &iov, 1, d->lba * SECTOR);
+    int rc;
 
+    if (!limits_allow(d, (uint64_t)n * SECTOR)) {
+        d->pos = d->len = 0; /* nothing to read until the block is there */
+        d->status = ST_BSY;
+        return;
+    }
+    rc = block_image_read(d->img, &iov, 1, d->lba * SECTOR);
     if (rc) {
         io_error(ch, d, rc);
         return;
@@ -368,7 +414,13 @@ static void pio_block_done(struct ide_channel *ch, struct ide_drive *d)
 
     if (d->xfer == XFER_PIO_OUT) {
         struct iovec iov = {.iov_base = d->buf, .iov_len = d->len};
-        int rc = block_image_write(d->img, &iov, 1, d->lba * SECTOR);
+        int rc;
+
+        if (!limits_allow(d, d->len)) {
+            d->status = ST_BSY; /* the block is taken, the disk is busy with it */
+            return;
+        }
+        rc = block_image_write(d->img, &iov, 1, d->lba * SECTOR);
         if (!rc)
             rc = flush_if_write_through(d);
         if (rc) {
@@ -479,6 +531,8 @@ static void dma_run(struct ide_channel *ch)
         command_error(ch, d, ERR_ABRT);
         return;
     }
+    if (!limits_allow(d, (uint64_t)d->remaining * SECTOR))
+        return; /* the engine stays active, the interrupt comes with the data */
     rc = d->write ? block_image_write(d->img, ch->ide->iov, n, d->lba * SECTOR)
                   : block_image_read(d->img, ch->ide->iov, n, d->lba * SECTOR);
     if (!rc && d->write)
@@ -544,6 +598,8 @@ static void start_rw(struct ide_channel *ch, struct ide_drive *d, unsigned flags
     d->lba = lba;
     d->remaining = count;
     d->write = flags & RW_WRITE;
+    d->op_charged = false;
+    d->throttled = false;
     if (flags & RW_DMA) {
         d->xfer = XFER_DMA;
         d->status = ST_READY | ST_DRQ;
@@ -904,6 +960,7 @@ static void channel_reset(struct ide_channel *ch)
         struct ide_drive *d = &ch->drive[i];
         d->xfer = XFER_NONE;
         d->intrq = false;
+        d->throttled = false;
         d->multiple = 0;
         d->mwdma = 2;
         d->heads = CHS_HEADS;
@@ -943,9 +1000,100 @@ static void config_init(struct pci_device *pdev)
     config_reset(pdev);
 }
 
-int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
-                    struct block_image *const disks[4], struct hv_bus *bus, struct pci_bus *pb)
+/* The limits thread: a drive's timer expired, its deferred transfer goes on (or waits more). */
+static void resume_transfer(struct ide_channel *ch, struct ide_drive *d)
 {
+    if (!d->throttled)
+        return; /* reset, or a new command, meanwhile */
+    d->throttled = false;
+    switch (d->xfer) {
+    case XFER_DMA:
+        if (d == selected(ch) && (ch->bm_cmd & BM_CMD_START) && (ch->bm_status & BM_ST_ACTIVE))
+            dma_run(ch);
+        break;
+    case XFER_PIO_IN:
+        pio_in_block(ch, d);
+        break;
+    case XFER_PIO_OUT:
+        pio_block_done(ch, d);
+        break;
+    default:
+        break;
+    }
+}
+
+static void *limits_thread(void *arg)
+{
+    struct piix_ide *ide = arg;
+    const struct hv_platform *p = ide->platform;
+    struct epoll_event ev[5];
+
+    if (p->thread_start)
+        p->thread_start(p->opaque, HV_THREAD_IO);
+    for (;;) {
+        int n = epoll_wait(ide->epoll_fd, ev, 5, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return NULL;
+        for (int i = 0; i < n; i++) {
+            unsigned tag = ev[i].data.u32;
+            struct ide_channel *ch;
+            uint64_t expirations;
+
+            if (tag == TAG_STOP)
+                return NULL;
+            ch = &ide->ch[tag / 2];
+            if (read(ch->drive[tag % 2].timer_fd, &expirations, sizeof(expirations)) < 0)
+                continue; /* re-armed meanwhile */
+            pthread_mutex_lock(&ide->bus->lock);
+            resume_transfer(ch, &ch->drive[tag % 2]);
+            pthread_mutex_unlock(&ide->bus->lock);
+        }
+    }
+}
+
+/* The timers and their thread, for a controller with limiters. */
+static int start_limits(struct piix_ide *ide)
+{
+    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u32 = TAG_STOP};
+
+    ide->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    ide->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ide->epoll_fd < 0 || ide->stop_fd < 0 ||
+        epoll_ctl(ide->epoll_fd, EPOLL_CTL_ADD, ide->stop_fd, &stop_ev) < 0)
+        return -errno;
+    for (unsigned i = 0; i < 4; i++) {
+        struct ide_drive *d = &ide->ch[i / 2].drive[i % 2];
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+
+        if (!d->limits)
+            continue;
+        d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (d->timer_fd < 0 || epoll_ctl(ide->epoll_fd, EPOLL_CTL_ADD, d->timer_fd, &ev) < 0)
+            return -errno;
+    }
+    ide->thread_started = pthread_create(&ide->thread, NULL, limits_thread, ide) == 0;
+    return ide->thread_started ? 0 : -EAGAIN;
+}
+
+void piix_ide_limits_changed(struct piix_ide *ide, unsigned index)
+{
+    struct ide_drive *d;
+
+    if (index >= 4)
+        return;
+    d = &ide->ch[index / 2].drive[index % 2];
+    /* A wait computed under the old limits may be far too long now: look again at once. */
+    if (d->timer_fd >= 0)
+        rate_limiter_arm_timer(d->timer_fd, 1);
+}
+
+int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
+                    struct block_image *const disks[4], struct rate_limiter *const limits[4],
+                    struct hv_bus *bus, struct pci_bus *pb)
+{
+    bool limited = false;
     static const struct hv_device_ops cmd_ops = {
         .read = cmd_read, .write = cmd_write, .reset = channel_dev_reset};
     static const struct hv_device_ops ctl_ops = {.read = ctl_read, .write = ctl_write};
@@ -957,6 +1105,8 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
     if (!ide)
         return -ENOMEM;
     ide->platform = platform;
+    ide->bus = bus;
+    ide->epoll_fd = ide->stop_fd = -1;
     pci_device_init(&ide->pdev, "piix-ide", &pci_ops, platform, PIIX_IDE_VENDOR, PIIX_IDE_DEVICE,
                     PIIX_IDE_CLASS, 0);
     if ((rc = pci_device_add_bar(&ide->pdev, PIIX_IDE_BM_BAR, PIIX_IDE_BM_SIZE, true)))
@@ -972,6 +1122,9 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
             struct block_image *img = disks[2 * c + i];
             ch->drive[i].img = img;
             ch->drive[i].sectors = img ? img->size / SECTOR : 0;
+            ch->drive[i].limits = img && limits ? limits[2 * c + i] : NULL;
+            ch->drive[i].timer_fd = -1;
+            limited |= ch->drive[i].limits != NULL;
         }
         channel_reset(ch);
     }
@@ -989,6 +1142,11 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
     if ((rc = pci_bus_add(pb, &ide->pdev, PIIX_IDE_DEVFN)))
         goto err_free;
     *out = ide;
+    if (limited && (rc = start_limits(ide))) {
+        /* Registered already: the machine fails and its buses go with it; the caller
+         * destroys the controller it was handed. */
+        return rc;
+    }
     return 0;
 
 err_free:
@@ -998,5 +1156,22 @@ err_free:
 
 void piix_ide_destroy(struct piix_ide *ide)
 {
+    uint64_t one = 1;
+
+    if (!ide)
+        return;
+    if (ide->thread_started) {
+        if (write(ide->stop_fd, &one, sizeof(one)) < 0) {
+            /* cannot fail for a fresh eventfd */
+        }
+        pthread_join(ide->thread, NULL);
+    }
+    for (unsigned i = 0; i < 4; i++)
+        if (ide->ch[i / 2].drive[i % 2].timer_fd >= 0)
+            close(ide->ch[i / 2].drive[i % 2].timer_fd);
+    if (ide->epoll_fd >= 0)
+        close(ide->epoll_fd);
+    if (ide->stop_fd >= 0)
+        close(ide->stop_fd);
     free(ide);
 }

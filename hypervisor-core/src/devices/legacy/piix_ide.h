@@ -11,6 +11,7 @@
 
 #include "bus.h"
 #include "devices/block/block_image.h"
+#include "devices/rate_limiter.h"
 #include "devices/pci/pci_bus.h"
 
 #define PIIX_IDE_DEVFN 0x08 /* 00:01.0 */
@@ -21,7 +22,10 @@ struct piix_ide; /* defined in piix_ide.c */
  * 3 secondary slave. The images stay owned by the caller and must outlive the controller.
  * Registers the legacy ports on bus and the PCI function on pb. */
 int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
-                    struct block_image *const disks[4], struct hv_bus *bus, struct pci_bus *pb);
+                    struct block_image *const disks[4], struct rate_limiter *const limits[4],
+                    struct hv_bus *bus, struct pci_bus *pb);
+/* Any thread, after disk index's limiter changed: a deferred transfer looks again now. */
+void piix_ide_limits_changed(struct piix_ide *ide, unsigned index);
 void piix_ide_destroy(struct piix_ide *ide);
 
 #endif

@@ -26,6 +26,14 @@
  * RXO is raised once; writing RDT resumes. With RCTL.EN clear frames are
  * read and dropped, as the chip drops them. One mutex guards all of the device.
  *
+ * I/O limits, a limiter per direction: before a frame starts (the first
+ * transmit descriptor of a packet, the next read from the tap) its limiter
+ * must grant one byte and one packet, and the rest of its length is charged
+ * once known. A transmit that is not granted leaves TDH where it is (the
+ * guest sees a slow wire, never an error) and a receive stops watching the
+ * tap; a timerfd on the I/O thread resumes either. The vCPU thread's TDT
+ * write never waits: it just finds the limiter closed and returns.
+ *
  * The guest is hostile: every ring base, length, head, tail, descriptor
  * address and length, and every offload header is checked. Nothing is read
  * or written outside guest RAM (hv_gpa_to_hva on every access), every loop
@@ -43,6 +51,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
@@ -231,7 +240,7 @@ struct tx_packet {
     uint8_t buf[TX_BUF_SIZE];
 };
 
-enum { TAG_KICK, TAG_TAP, TAG_STOP };
+enum { TAG_KICK, TAG_TAP, TAG_STOP, TAG_TX_TIMER, TAG_RX_TIMER };
 
 struct e1000 {
     struct pci_device pdev;
@@ -267,6 +276,9 @@ struct e1000 {
     bool tap_dead;
 
     struct hv_nic_stats stats;
+    struct rate_limiter *tx_limits, *rx_limits; /* NULL: unlimited */
+    int tx_timer, rx_timer;
+    bool tx_paid; /* the packet being gathered got its limiter's grant */
     int tap_fd, kick_fd, stop_fd, epoll_fd;
     pthread_t thread;
     bool thread_started;
@@ -675,10 +687,14 @@ static void tx_packet_done(struct e1000 *e)
     if (p->bad) {
         tx_drop(e);
     } else if (p->tse) {
+        if (e->tx_limits && p->len > 1)
+            rate_limiter_charge(e->tx_limits, p->len - 1, 0);
         tso_send(e, p);
     } else if (p->len > MAX_FRAME) {
         tx_drop(e);
     } else {
+        if (e->tx_limits && p->len > 1)
+            rate_limiter_charge(e->tx_limits, p->len - 1, 0);
         if (p->legacy && (p->cmd & TXD_IC))
             insert_csum(p->buf, p->len, p->css, p->cso, 0, 0);
         if (!p->legacy && (p->popts & POPTS_IXSM))
@@ -688,6 +704,7 @@ static void tx_packet_done(struct e1000 *e)
         tap_send(e, p->buf, p->len, p->vlan != 0xffff, p->vlan);
     }
     tx_packet_reset(p);
+    e->tx_paid = false;
 }
 
 static void tx_append(struct e1000 *e, uint64_t addr, uint32_t len)
@@ -762,6 +779,20 @@ static bool tx_descriptor(struct e1000 *e, const uint8_t *d)
     return cmd & TXD_RS;
 }
 
+/* Whether limits grant a frame's first byte now; if not, timer is armed for when they will. */
+static bool limits_allow(struct rate_limiter *limits, int timer)
+{
+    uint64_t wait;
+
+    if (!limits)
+        return true;
+    wait = rate_limiter_consume(limits, 1, 1, rate_limiter_now_ns());
+    if (wait == 0)
+        return true;
+    rate_limiter_arm_timer(timer, wait);
+    return false;
+}
+
 /* Sends what the ring holds from TDH to TDT: at most one ring's worth per call. */
 static void tx_poll(struct e1000 *e)
 {
@@ -771,7 +802,14 @@ static void tx_poll(struct e1000 *e)
     if (!(*reg(e, REG_TCTL) & TCTL_EN) || !ring_get(e, REG_TDBAL, &r))
         return;
     for (uint32_t done = 0; r.head != r.tail && done < r.size; done++) {
-        uint8_t *d = ring_desc(e, &r, r.head);
+        uint8_t *d;
+
+        if (!e->tx->active && !e->tx_paid) {
+            if (!limits_allow(e->tx_limits, e->tx_timer))
+                break; /* TDH stays: the timer comes back for the rest */
+            e->tx_paid = true;
+        }
+        d = ring_desc(e, &r, r.head);
         if (!d) {
             /* A ring outside RAM: the packet in progress is lost, TDH stays. */
             if (e->tx->active)
@@ -989,9 +1027,20 @@ static void rx_poll(struct e1000 *e)
         bool receiving = (*reg(e, REG_RCTL) & RCTL_EN) && (*reg(e, REG_CTRL) & CTRL_SLU);
 
         if (!e->rx_len) {
-            ssize_t n = read(e->tap_fd, e->rx, NET_TAP_HDR_LEN + RX_BUF_SIZE);
-            if (n < 0)
+            ssize_t n;
+
+            if (!limits_allow(e->rx_limits, e->rx_timer)) {
+                watch_tap(e, false); /* until the timer */
+                return;
+            }
+            n = read(e->tap_fd, e->rx, NET_TAP_HDR_LEN + RX_BUF_SIZE);
+            if (n < 0) {
+                if (e->rx_limits)
+                    rate_limiter_refund(e->rx_limits, 1, 1);
                 break; /* EAGAIN: nothing more */
+            }
+            if (e->rx_limits && n > NET_TAP_HDR_LEN + 1)
+                rate_limiter_charge(e->rx_limits, (uint64_t)n - NET_TAP_HDR_LEN - 1, 0);
             /* Runts, receive off or link down: dropped as the chip drops them. */
             if (n < NET_TAP_HDR_LEN + ETH_HLEN || !receiving) {
                 STAT_ADD(e->stats.drops, 1);
@@ -1053,6 +1102,7 @@ static void device_reset(struct e1000 *e)
     memset(&e->ctx_csum, 0, sizeof(e->ctx_csum));
     memset(&e->ctx_tso, 0, sizeof(e->ctx_tso));
     tx_packet_reset(e->tx);
+    e->tx_paid = false;
     e->rx_len = 0;
     e->rx_blocked = false;
     e->rx_kick = true; /* the tap is drained while receive is off */
@@ -1276,6 +1326,19 @@ static void service_tap(struct e1000 *e)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* A limiter's timer: that direction may go on. */
+static void service_timer(struct e1000 *e, int fd, bool rx)
+{
+    drain(fd);
+    pthread_mutex_lock(&e->lock);
+    if (rx) {
+        rx_poll(e);
+    } else {
+        tx_poll(e);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
 void e1000_service(struct e1000 *e)
 {
     service_kick(e);
@@ -1286,12 +1349,12 @@ static void *io_thread(void *arg)
 {
     struct e1000 *e = arg;
     const struct hv_platform *p = e->platform;
-    struct epoll_event ev[3];
+    struct epoll_event ev[5];
 
     if (p->thread_start)
         p->thread_start(p->opaque, HV_THREAD_IO);
     for (;;) {
-        int n = epoll_wait(e->epoll_fd, ev, 3, -1);
+        int n = epoll_wait(e->epoll_fd, ev, 5, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -1302,6 +1365,11 @@ static void *io_thread(void *arg)
                 return NULL;
             case TAG_KICK:
                 service_kick(e);
+                break;
+            case TAG_TX_TIMER:
+            case TAG_RX_TIMER:
+                service_timer(e, ev[i].data.u32 == TAG_RX_TIMER ? e->rx_timer : e->tx_timer,
+                              ev[i].data.u32 == TAG_RX_TIMER);
                 break;
             case TAG_TAP:
                 if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
@@ -1332,6 +1400,8 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
     struct epoll_event kick_ev = {.events = EPOLLIN, .data.u32 = TAG_KICK};
     struct epoll_event tap_ev = {.events = EPOLLIN, .data.u32 = TAG_TAP};
     struct epoll_event stop_ev = {.events = EPOLLIN, .data.u32 = TAG_STOP};
+    struct epoll_event tx_timer_ev = {.events = EPOLLIN, .data.u32 = TAG_TX_TIMER};
+    struct epoll_event rx_timer_ev = {.events = EPOLLIN, .data.u32 = TAG_RX_TIMER};
     int rc;
 
     if (!e) {
@@ -1339,7 +1409,7 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
         return -ENOMEM;
     }
     e->tap_fd = fd;
-    e->kick_fd = e->stop_fd = e->epoll_fd = -1;
+    e->kick_fd = e->stop_fd = e->epoll_fd = e->tx_timer = e->rx_timer = -1;
     e->platform = platform;
     pthread_mutex_init(&e->lock, NULL);
     memcpy(e->mac, mac, 6);
@@ -1360,7 +1430,11 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
     e->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (e->kick_fd < 0 || e->stop_fd < 0 || e->epoll_fd < 0 ||
+    e->tx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    e->rx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (e->kick_fd < 0 || e->stop_fd < 0 || e->epoll_fd < 0 || e->tx_timer < 0 || e->rx_timer < 0 ||
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tx_timer, &tx_timer_ev) < 0 ||
+        epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->rx_timer, &rx_timer_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->kick_fd, &kick_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tap_fd, &tap_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->stop_fd, &stop_ev) < 0) {
@@ -1408,6 +1482,21 @@ int e1000_start(struct e1000 *e)
     return rc;
 }
 
+void e1000_set_limits(struct e1000 *e, struct rate_limiter *tx, struct rate_limiter *rx)
+{
+    pthread_mutex_lock(&e->lock);
+    e->tx_limits = tx;
+    e->rx_limits = rx;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void e1000_limits_changed(struct e1000 *e)
+{
+    /* Waits computed under the old limits may be far too long now: look again at once. */
+    rate_limiter_arm_timer(e->tx_timer, 1);
+    rate_limiter_arm_timer(e->rx_timer, 1);
+}
+
 void e1000_get_stats(const struct e1000 *e, struct hv_nic_stats *out)
 {
     out->rx_bytes = __atomic_load_n(&e->stats.rx_bytes, __ATOMIC_RELAXED);
@@ -1437,6 +1526,10 @@ void e1000_destroy(struct e1000 *e)
         close(e->stop_fd);
     if (e->tap_fd >= 0)
         close(e->tap_fd);
+    if (e->tx_timer >= 0)
+        close(e->tx_timer);
+    if (e->rx_timer >= 0)
+        close(e->rx_timer);
     pthread_mutex_destroy(&e->pdev.intx_lock);
     pthread_mutex_destroy(&e->lock);
     free(e->tx);

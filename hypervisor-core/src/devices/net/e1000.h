@@ -12,6 +12,7 @@
 #include "hv/hv.h"
 #include "bus.h"
 #include "devices/pci/pci_device.h"
+#include "devices/rate_limiter.h"
 
 #define E1000_VENDOR_ID 0x8086
 #define E1000_DEVICE_ID 0x100e
@@ -41,6 +42,10 @@ int e1000_start(struct e1000 *e);
  * tests and the fuzz harness, which do not start the thread.
  */
 void e1000_service(struct e1000 *e);
+/* Before e1000_start: the limiters of each direction (the caller keeps them). */
+void e1000_set_limits(struct e1000 *e, struct rate_limiter *tx, struct rate_limiter *rx);
+/* Any thread, after the limiters' limits changed: throttled directions look again now. */
+void e1000_limits_changed(struct e1000 *e);
 void e1000_get_stats(const struct e1000 *e, struct hv_nic_stats *out);
 void e1000_destroy(struct e1000 *e);
 

@@ -4,12 +4,19 @@
  * data, and a status byte at the very end of the device-writable part. Data
  * moves between the image and guest RAM with one preadv/pwritev straight
  * into the request's buffers, no bounce copy.
+ *
+ * I/O limits: a request the disk's rate limiter does not grant yet goes
+ * back on the ring (unpop), the queue is left alone and a timerfd watched by
+ * the same I/O thread resumes it when the tokens are there. Nothing sleeps,
+ * so stop, pause and reset are never held up by a throttled guest.
  */
 #include "devices/virtio/virtio_blk.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 
@@ -20,6 +27,9 @@ struct virtio_blk {
     struct virtio_pci vp;
     struct block_image *image;
     struct virtq_elem elem; /* the request being served (one at a time, on the I/O thread) */
+    struct rate_limiter *limits;
+    int timer_fd;   /* expires when a throttled request may go */
+    bool throttled; /* I/O thread only: waiting for timer_fd */
 };
 
 static void blk_config_read(struct virtio_pci *vp, unsigned offset, void *data, unsigned size)
@@ -113,6 +123,34 @@ static uint8_t serve(struct virtio_blk *blk, struct virtq_elem *e, uint32_t *wri
     }
 }
 
+/* What a request costs against the limits: data bytes for reads and writes, one op for all. */
+static uint64_t request_bytes(const struct virtq_elem *e)
+{
+    struct virtio_blk_outhdr hdr;
+
+    if (virtq_copy_from_out(e, 0, &hdr, sizeof(hdr)) != sizeof(hdr))
+        return 0;
+    if (hdr.type == VIRTIO_BLK_T_IN)
+        return e->in_len ? e->in_len - 1 : 0;
+    if (hdr.type == VIRTIO_BLK_T_OUT)
+        return e->out_len > HEADER_LEN ? e->out_len - HEADER_LEN : 0;
+    return 0;
+}
+
+/* Whether the request may go now; if not, the timer is armed for when it may. */
+static bool limits_allow(struct virtio_blk *blk, const struct virtq_elem *e)
+{
+    uint64_t wait;
+
+    if (!blk->limits)
+        return true;
+    wait = rate_limiter_consume(blk->limits, request_bytes(e), 1, rate_limiter_now_ns());
+    if (wait == 0)
+        return true;
+    blk->throttled = rate_limiter_arm_timer(blk->timer_fd, wait) == 0;
+    return false;
+}
+
 static bool blk_serve_one(struct virtio_pci *vp, unsigned q)
 {
     struct virtio_blk *blk = vp->dev;
@@ -121,8 +159,12 @@ static bool blk_serve_one(struct virtio_pci *vp, unsigned q)
     uint8_t status;
     unsigned gen;
 
-    if (virtio_pci_pop(vp, q, e, &gen) != 1)
+    if (blk->throttled || virtio_pci_pop(vp, q, e, &gen) != 1)
         return false;
+    if (!limits_allow(blk, e)) {
+        virtio_pci_unpop(vp, q, gen);
+        return false;
+    }
     /* With nowhere to put the status byte, complete it with nothing written. */
     if (e->in_len) {
         status = serve(blk, e, &written);
@@ -133,9 +175,26 @@ static bool blk_serve_one(struct virtio_pci *vp, unsigned q)
     return true;
 }
 
+/* While throttled, kicks wait for the timer (serve_queue may kick once more itself). */
 static void blk_queue_notify(struct virtio_pci *vp, unsigned q)
 {
-    virtio_pci_serve_queue(vp, q, blk_serve_one);
+    struct virtio_blk *blk = vp->dev;
+
+    if (!blk->throttled)
+        virtio_pci_serve_queue(vp, q, blk_serve_one);
+}
+
+static void blk_fd_ready(struct virtio_pci *vp, int fd)
+{
+    struct virtio_blk *blk = vp->dev;
+    uint64_t expirations;
+
+    if (read(fd, &expirations, sizeof(expirations)) < 0) {
+        /* nothing expired after all (a re-arm raced it): the timer comes again */
+    }
+    blk->throttled = false;
+    if (virtio_pci_queue_ready(vp, REQUEST_QUEUE))
+        virtio_pci_serve_queue(vp, REQUEST_QUEUE, blk_serve_one);
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -149,10 +208,11 @@ static const struct virtio_device_ops blk_ops = {
                 1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH,
     .config_read = blk_config_read,
     .queue_notify = blk_queue_notify,
+    .fd_ready = blk_fd_ready,
 };
 
 int virtio_blk_create(struct virtio_blk **out, const struct hv_platform *platform,
-                      struct block_image *image)
+                      struct block_image *image, struct rate_limiter *limits)
 {
     struct virtio_blk *blk = calloc(1, sizeof(*blk));
     int rc;
@@ -160,7 +220,13 @@ int virtio_blk_create(struct virtio_blk **out, const struct hv_platform *platfor
     if (!blk)
         return -ENOMEM;
     blk->image = image;
+    blk->limits = limits;
+    blk->timer_fd = -1;
     rc = virtio_pci_init(&blk->vp, &blk_ops, blk, platform);
+    if (rc == 0) {
+        blk->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        rc = blk->timer_fd < 0 ? -errno : virtio_pci_watch_fd(&blk->vp, blk->timer_fd);
+    }
     if (rc == 0 && image->readonly) {
         /* Same device, plus the RO feature: the offer is the transport's copy. */
         blk->vp.offered |= 1ull << VIRTIO_BLK_F_RO;
@@ -178,10 +244,18 @@ struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk)
     return &blk->vp;
 }
 
+void virtio_blk_limits_changed(struct virtio_blk *blk)
+{
+    /* A wait computed under the old limits may be far too long now: look again at once. */
+    rate_limiter_arm_timer(blk->timer_fd, 1);
+}
+
 void virtio_blk_destroy(struct virtio_blk *blk)
 {
     if (!blk)
         return;
     virtio_pci_destroy(&blk->vp);
+    if (blk->timer_fd >= 0)
+        close(blk->timer_fd);
     free(blk);
 }

@@ -26,6 +26,14 @@
  * RX stops watching the tap while the guest has no receive buffers
  * (a level-triggered tap would otherwise spin the I/O thread) and resumes
  * when the guest posts more.
+ *
+ * I/O limits, each direction its own limiter: a frame to send that its
+ * limiter does not grant yet goes back on the ring and the TX queue waits
+ * for a timerfd; on receive the limiter is asked for the first byte and one
+ * packet before a frame is read (its length is only known after) and the
+ * rest is charged once read, so a throttled RX stops watching the tap and
+ * frames wait in the tap's queue (the host's, as for a slow guest) until its
+ * timer fires. Nothing sleeps on the I/O thread.
  */
 #include "devices/virtio/virtio_net.h"
 #include "devices/net/tap.h"
@@ -38,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
@@ -71,6 +80,9 @@ struct virtio_net {
     bool offload_warned;
     struct virtq_elem rx_elem, tx_elem;
     struct iovec iov[VIRTQ_MAX_SEGS + 1]; /* our header copy, then the guest's buffers */
+    struct rate_limiter *tx_limits, *rx_limits; /* NULL: unlimited */
+    int tx_timer, rx_timer;
+    bool tx_throttled, rx_throttled; /* I/O thread only: waiting for the timer */
 };
 
 static void net_config_read(struct virtio_pci *vp, unsigned offset, void *data, unsigned size)
@@ -211,6 +223,20 @@ static int iov_after_header(struct iovec *iov, void *hdr, const struct virtq_ele
     return (int)n;
 }
 
+/* Whether limits grant bytes and one packet now; if not, timer is armed and *throttled set. */
+static bool limits_allow(struct rate_limiter *limits, uint64_t bytes, int timer, bool *throttled)
+{
+    uint64_t wait;
+
+    if (!limits)
+        return true;
+    wait = rate_limiter_consume(limits, bytes, 1, rate_limiter_now_ns());
+    if (wait == 0)
+        return true;
+    *throttled = rate_limiter_arm_timer(timer, wait) == 0;
+    return false;
+}
+
 static bool transmit_one(struct virtio_pci *vp, unsigned q)
 {
     struct virtio_net *net = vp->dev;
@@ -219,8 +245,13 @@ static bool transmit_one(struct virtio_pci *vp, unsigned q)
     unsigned gen;
     ssize_t n = -1;
 
-    if (virtio_pci_pop(vp, q, e, &gen) != 1)
+    if (net->tx_throttled || virtio_pci_pop(vp, q, e, &gen) != 1)
         return false;
+    if (!limits_allow(net->tx_limits, e->out_len > HDR_LEN ? e->out_len - HDR_LEN : 0,
+                      net->tx_timer, &net->tx_throttled)) {
+        virtio_pci_unpop(vp, q, gen);
+        return false;
+    }
     /* One copy of the header, checked; the tap reads the copy, never the guest's. */
     if (e->out_len > HDR_LEN && virtq_copy_from_out(e, 0, &hdr, HDR_LEN) == HDR_LEN &&
         virtio_net__tx_header_ok(&hdr, e->out_len - HDR_LEN, net->features))
@@ -245,7 +276,15 @@ static void receive(struct virtio_net *net)
     unsigned gen;
 
     for (unsigned served = 0; served < VIRTQ_MAX_SIZE; served++) {
-        int got = virtio_pci_pop(vp, RX_QUEUE, e, &gen);
+        int got;
+
+        if (!limits_allow(net->rx_limits, 1, net->rx_timer, &net->rx_throttled)) {
+            virtio_pci_watch_fd_enable(vp, net->tap_fd, false); /* the timer resumes */
+            break;
+        }
+        got = virtio_pci_pop(vp, RX_QUEUE, e, &gen);
+        if (got != 1 && net->rx_limits)
+            rate_limiter_refund(net->rx_limits, 1, 1);
         if (got != 1) {
             /* No buffers: stop listening to the tap until the guest posts some. */
             virtio_pci_watch_fd_enable(vp, net->tap_fd, false);
@@ -266,8 +305,12 @@ static void receive(struct virtio_net *net)
             STAT_ADD(net->stats.drops, 1); /* the same buffer takes the next frame */
         if (n < (ssize_t)HDR_LEN) {
             virtio_pci_unpop(vp, RX_QUEUE, gen); /* nothing to read (EAGAIN) */
+            if (net->rx_limits)
+                rate_limiter_refund(net->rx_limits, 1, 1);
             break;
         }
+        if (net->rx_limits && n > (ssize_t)HDR_LEN + 1)
+            rate_limiter_charge(net->rx_limits, (uint64_t)n - HDR_LEN - 1, 0);
         virtq_copy_to_in(e, 0, &hdr, HDR_LEN);
         virtio_pci_push(vp, RX_QUEUE, e, (uint32_t)n, gen);
         STAT_ADD(net->stats.rx_packets, 1);
@@ -283,9 +326,11 @@ static void net_queue_notify(struct virtio_pci *vp, unsigned q)
     struct virtio_net *net = vp->dev;
 
     sync_features(net);
+    /* A throttled direction waits for its timer, whatever the guest kicks. */
     if (q == TX_QUEUE) {
-        virtio_pci_serve_queue(vp, q, transmit_one);
-    } else {
+        if (!net->tx_throttled)
+            virtio_pci_serve_queue(vp, q, transmit_one);
+    } else if (!net->rx_throttled) {
         virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
         receive(net);
     }
@@ -293,9 +338,25 @@ static void net_queue_notify(struct virtio_pci *vp, unsigned q)
 
 static void net_fd_ready(struct virtio_pci *vp, int fd)
 {
-    (void)fd;
-    sync_features(vp->dev);
-    receive(vp->dev);
+    struct virtio_net *net = vp->dev;
+    uint64_t expirations;
+
+    sync_features(net);
+    if (fd == net->tx_timer || fd == net->rx_timer) {
+        if (read(fd, &expirations, sizeof(expirations)) < 0) {
+            /* re-armed meanwhile: it comes again */
+        }
+        if (fd == net->tx_timer) {
+            net->tx_throttled = false;
+            if (virtio_pci_queue_ready(vp, TX_QUEUE))
+                virtio_pci_serve_queue(vp, TX_QUEUE, transmit_one);
+            return;
+        }
+        net->rx_throttled = false;
+        virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
+    }
+    if (!net->rx_throttled)
+        receive(net);
 }
 
 static void net_reset(struct virtio_pci *vp)
@@ -334,8 +395,17 @@ int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *plat
     net->tap_fd = fd;
     net->tap_offloads = UINT_MAX; /* a reused tap keeps its last user's: set ours first */
     memcpy(net->mac, mac, 6);
+    net->tx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    net->rx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (net->tx_timer < 0 || net->rx_timer < 0) {
+        rc = -errno;
+        virtio_net_destroy(net);
+        return rc;
+    }
     if ((rc = virtio_pci_init(&net->vp, &net_ops, net, platform)) ||
-        (rc = virtio_pci_watch_fd(&net->vp, net->tap_fd))) {
+        (rc = virtio_pci_watch_fd(&net->vp, net->tap_fd)) ||
+        (rc = virtio_pci_watch_fd(&net->vp, net->tx_timer)) ||
+        (rc = virtio_pci_watch_fd(&net->vp, net->rx_timer))) {
         virtio_net_destroy(net);
         return rc;
     }
@@ -361,6 +431,19 @@ struct virtio_pci *virtio_net_transport(struct virtio_net *net)
     return &net->vp;
 }
 
+void virtio_net_set_limits(struct virtio_net *net, struct rate_limiter *tx, struct rate_limiter *rx)
+{
+    net->tx_limits = tx;
+    net->rx_limits = rx;
+}
+
+void virtio_net_limits_changed(struct virtio_net *net)
+{
+    /* Waits computed under the old limits may be far too long now: look again at once. */
+    rate_limiter_arm_timer(net->tx_timer, 1);
+    rate_limiter_arm_timer(net->rx_timer, 1);
+}
+
 void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out)
 {
     out->rx_bytes = __atomic_load_n(&net->stats.rx_bytes, __ATOMIC_RELAXED);
@@ -377,5 +460,9 @@ void virtio_net_destroy(struct virtio_net *net)
     virtio_pci_destroy(&net->vp);
     if (net->tap_fd >= 0)
         close(net->tap_fd);
+    if (net->tx_timer >= 0)
+        close(net->tx_timer);
+    if (net->rx_timer >= 0)
+        close(net->rx_timer);
     free(net);
 }

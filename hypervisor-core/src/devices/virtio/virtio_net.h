@@ -3,6 +3,7 @@
 #define HV_VIRTIO_NET_H
 
 #include "hv/hv.h"
+#include "devices/rate_limiter.h"
 #include "devices/virtio/virtio_pci.h"
 
 #include <linux/virtio_net.h>
@@ -20,6 +21,11 @@ int virtio_net_create(struct virtio_net **out, const struct hv_platform *platfor
 int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *platform, int fd,
                          const uint8_t mac[6]);
 struct virtio_pci *virtio_net_transport(struct virtio_net *net);
+/* Before the device starts: the limiters of each direction (the caller keeps them). */
+void virtio_net_set_limits(struct virtio_net *net, struct rate_limiter *tx,
+                           struct rate_limiter *rx);
+/* Any thread, after the limiters' limits changed: throttled directions look again now. */
+void virtio_net_limits_changed(struct virtio_net *net);
 void virtio_net_get_stats(const struct virtio_net *net, struct hv_nic_stats *out);
 void virtio_net_destroy(struct virtio_net *net);
 

@@ -24,7 +24,7 @@
 #include "devices/virtio/virtqueue.h"
 
 #define VIRTIO_MAX_QUEUES 8
-#define VIRTIO_MAX_EXTRA_FDS 2
+#define VIRTIO_MAX_EXTRA_FDS 3 /* virtio-net: its tap and two I/O-limit timers */
 
 struct virtio_pci;
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "limitspec.h"
+#include "storagespec.h"
 #include "netspec.h"
 
 /* The Nic a spec parses to, compact, or NULL. Caller frees. */

@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     uart8250_init(&m.uart, p, UART8250_COM1_IRQ, console_discard, NULL);
     i8042_init(&m.kbd, p);
-    cmos_rtc_init(&m.rtc, p, 256ull << 20);
+    cmos_rtc_init(&m.rtc, p, 256ull << 20, 1);
     m.rtc.now = fixed_time;
     pci_bus_init(&m.pb, p);
     if (pci_host_init(&m.host, p, &m.pb) != 0)

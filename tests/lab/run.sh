@@ -15,7 +15,7 @@
 #               [--l2-append "ARGS"] [--l2-verbose] [--keep] [--log FILE]
 #               [--disk IMG] [--disk-in-ram] [--net] [--l2-tests LIST]
 #               [--token WORD] [--runs N] [--l2-kernel cloud|generic]
-#               [--l1-kernel cloud|generic] [--iperf-time S]
+#               [--l1-kernel cloud|generic] [--iperf-time S] [--boot kernel|disk]
 #   LAUNCH is vmmd, qemu-pv, qemu-vhost or qemu-full, optionally :MODE
 #   (vmmd:full); a launch without a mode takes --mode (vmmd: default pv).
 #   qemu-vhost is qemu-pv with its virtio-net on the kernel's vhost-net
@@ -26,6 +26,9 @@
 #     IDE in full), so what L2 writes lands in IMG.
 #   --disk-in-ram: L1 copies the disk into a file in its RAM, reads it --runs
 #     times itself (LAB: native_dd) and gives the copy to L2 (IMG unchanged).
+#   --boot disk: L2 starts in SeaBIOS (vmmd --firmware, QEMU's own) and boots
+#     from --disk IMG (make_boot_disk.sh's image) instead of being given the
+#     kernel; the kernel command line is then the one on the disk.
 #   --net: L1 makes tap0 (10.0.2.1/24) for the L2 VMM (vmmd --nic tap=tap0).
 #   --l2-tests LIST: checks L2 runs (l2-init.sh: disk,hvc,rng,net,diskbench);
 #     L2 loads the virtio modules in pv mode, the IDE ones in full mode.
@@ -64,7 +67,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 LOG='' VMM='' MODE='' VCPUS=2 TIMEOUT=240 L2_MEM=256 L2_APPEND='' L2_QUIET=quiet KEEP=0
-DISK_IMG='' DISK_MODE='' NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
+DISK_IMG='' DISK_MODE='' BOOT=kernel NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 L1_MEM=${LAB_L1_MEM:-2048}
@@ -89,6 +92,7 @@ while [[ $# -gt 0 ]]; do
         --disk) DISK_IMG=${2:?}; DISK_MODE=${DISK_MODE:-dev}; shift 2 ;;
         --disk-in-ram) DISK_MODE=ram; shift ;;
         --net) NET=1; shift ;;
+        --boot) BOOT=${2:?}; shift 2 ;;
         --l2-tests) L2_TESTS=${2:?}; shift 2 ;;
         --token) TOKEN=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
@@ -126,6 +130,10 @@ IPERF=0
 [[ ,$L2_TESTS, == *,iperf,* ]] && IPERF=1 NET=1
 [[ $L2_TESTS =~ ^[a-z,]*$ ]] || die "--l2-tests is a comma-separated list of names"
 [[ -z $DISK_MODE || -n $DISK_IMG ]] || die "--disk-in-ram needs --disk IMG"
+[[ $BOOT == kernel || $BOOT == disk ]] || die "--boot is kernel or disk, not '$BOOT'"
+[[ $BOOT == kernel || -n $DISK_IMG ]] || die "--boot disk needs --disk IMG"
+FIRMWARE=/usr/share/seabios/bios-256k.bin
+[[ $BOOT == kernel || -f $FIRMWARE ]] || die "--boot disk needs $FIRMWARE (apt-get install seabios)"
 [[ -z $DISK_IMG || -f $DISK_IMG ]] || die "--disk $DISK_IMG: no such file"
 TOKEN=${TOKEN:-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
 [[ $TOKEN =~ ^[A-Za-z0-9_.-]+$ ]] || die "--token must be one word of [A-Za-z0-9_.-]"
@@ -181,6 +189,7 @@ VMM_DESC=''
 if [[ $NEED_VMMD == 1 ]]; then
     copy_with_libs "$VMMD" /vmmd
     VMM_DESC=$VMMD
+    [[ $BOOT == disk ]] && mkdir -p "$R${FIRMWARE%/*}" && cp "$FIRMWARE" "$R$FIRMWARE"
 fi
 if [[ $NEED_QEMU == 1 ]]; then
     copy_with_libs "$QEMU" /usr/bin/qemu-system-x86_64
@@ -206,6 +215,8 @@ L2_MEM='$L2_MEM'
 L2_CMDLINE='$L2_CMDLINE'
 MICROVM_OPTS='${LAB_MICROVM_OPTS-,rtc=on}'
 DISK='$DISK_MODE'
+BOOT='$BOOT'
+FIRMWARE='$FIRMWARE'
 NET='$NET'
 L2_TESTS='$L2_TESTS'
 TOKEN='$TOKEN'

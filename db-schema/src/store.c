@@ -37,7 +37,7 @@
 #define VM_COLUMNS                                                                                 \
     "id, name, mode, vcpus, memory_mib, kernel, initrd, cmdline, disks, nics, autostart, "         \
     "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "        \
-    "cpu_weight"
+    "cpu_weight, boot"
 
 enum vm_column {
     COL_ID,
@@ -59,6 +59,7 @@ enum vm_column {
     COL_WORKER_PID,
     COL_CPU_QUOTA_PCT,
     COL_CPU_WEIGHT,
+    COL_BOOT,
 };
 
 /*
@@ -72,10 +73,10 @@ enum vm_column {
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(VM_INSERT, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "   \
-                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14)")                                     \
+                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15)")                                     \
     X(VM_UPDATE, "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, " \
                  "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "            \
-                 "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14 WHERE id = ?1")                                                 \
+                 "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15 WHERE id = ?1")                                                 \
     X(VM_SET_STATE, "UPDATE vms SET state = ?2, state_reason = ?3, worker_pid = ?4, "              \
                     "updated_at = ?5, "                                                            \
                     "started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END "          \
@@ -294,7 +295,8 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     db__bind_int(st, 4, vm->vcpus, &rc);
     /* Above INT64_MAX it turns negative, which the CHECK refuses: good. */
     db__bind_int(st, 5, (int64_t)vm->memory_mib, &rc);
-    db__bind_text(st, 6, vm->kernel, &rc);
+    /* NOT NULL since 001: a disk-booted VM has '' (see 005_boot.sql). */
+    db__bind_text(st, 6, vm->kernel ? vm->kernel : "", &rc);
     db__bind_text(st, 7, vm->initrd, &rc);
     db__bind_text(st, 8, vm->cmdline, &rc);
     db__bind_text(st, 9, vm->disks_json ? vm->disks_json : "[]", &rc);
@@ -303,6 +305,7 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     db__bind_int(st, 12, now, &rc);
     db__bind_int(st, 13, vm->cpu_quota_pct, &rc);
     db__bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
+    db__bind_text(st, 15, vm->boot[0] ? vm->boot : "kernel", &rc);
     return rc;
 }
 
@@ -569,6 +572,8 @@ static int vm_from_row(struct db_store *db, sqlite3_stmt *st, struct db_vm *vm)
     if (!ret)
         ret = db__col_copy(db, st, COL_STATE, vm->state, sizeof(vm->state));
     if (!ret)
+        ret = db__col_copy(db, st, COL_BOOT, vm->boot, sizeof(vm->boot));
+    if (!ret && sqlite3_column_bytes(st, COL_KERNEL) > 0)
         ret = db__col_dup(db, st, COL_KERNEL, &vm->kernel);
     if (!ret)
         ret = db__col_dup(db, st, COL_INITRD, &vm->initrd);

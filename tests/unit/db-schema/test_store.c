@@ -647,10 +647,9 @@ static void test_invalid_definitions(void **state)
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
     free(vm.disks_json);
     vm.disks_json = NULL;
-    free(vm.kernel);
-    vm.kernel = NULL;
+    snprintf(vm.boot, sizeof(vm.boot), "bios"); /* only kernel or disk */
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
-    vm.kernel = xstrdup("/boot/vmlinuz");
+    vm.boot[0] = '\0';
     vm.name[0] = '\0';
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
     memset(vm.name, 'a', sizeof(vm.name)); /* not terminated */

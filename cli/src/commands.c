@@ -806,8 +806,7 @@ static json_t *set_value(char key[64], const char *value)
         return cli_json_bool(value);
     if (strcmp(key, "disks") == 0 || strcmp(key, "nics") == 0)
         return json_loads(value, JSON_DECODE_ANY, NULL);
-    if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0 ||
-         strcmp(key, "kernel") == 0) &&
+    if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0 || strcmp(key, "kernel") == 0) &&
         (!*value || !strcmp(value, "null")))
         return json_null();
     return json_string(value);

@@ -67,3 +67,8 @@ lab_copy_with_libs() {
     done < <(LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$bin" 2>/dev/null \
              | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
 }
+
+# lab_median: the median of the numbers on stdin, one a line (NA when none).
+lab_median() {
+    sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}

@@ -18,25 +18,9 @@ REPO=$(cd "$HERE/.." && pwd)
 LAB=$REPO/tests/lab
 . "$LAB/lib.sh"
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
-RUNS=${BENCH_RUNS:-3}
 VCPUS=1 TIMEOUT=${LAB_TIMEOUT:-600}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
-
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --vmmd) VMMD=${2:?}; shift 2 ;;
-        --vcpus) VCPUS=${2:?}; shift 2 ;;
-        --timeout) TIMEOUT=${2:?}; shift 2 ;;
-        --cache) CACHE=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench_lab_disk_boot.sh: unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench_lab_disk_boot.sh: BENCH_RUNS must be a positive integer" >&2; exit 2; }
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    echo "bench_lab_disk_boot.sh: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2
-    exit 77
-fi
+lab_bench_options "$0" "$@"
 [[ -x $VMMD ]] || { echo "bench_lab_disk_boot.sh: vmmd binary not found at $VMMD (--vmmd PATH)" >&2; exit 1; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-lab-bench-diskboot.XXXXXX")

@@ -5,10 +5,11 @@
 # then runs each L2 VMM of --vmm in turn (our `vmmd run`, or QEMU for
 # comparison) on the same kernel + a busybox initramfs (see prepare.sh). All
 # console output (L1 and L2) goes to stdout, then one line per L2 launch:
-#   LAB-RESULT vmm=.. mode=.. vcpus=.. l2_init_s=.. status=.. [more key=value]
+#   LAB-RESULT vmm=.. mode=.. vcpus=.. boot=kernel|disk l2_init_s=.. status=.. [more key=value]
 # l2_init_s is host wall clock from the arrival of L1's "LAB: L1 launching L2"
 # line to the arrival of L2's "LAB: L2 init reached" line (does not depend on
-# any guest clock being right under TCG/nested virt).
+# any guest clock being right under TCG/nested virt); with --boot disk that is
+# firmware, bootloader and kernel together.
 #
 # Usage: run.sh --vmm LAUNCH[,LAUNCH...] [--mode full|pv] [--vcpus N]
 #               [--vmmd PATH] [--timeout S] [--memory MIB] [--cache DIR]
@@ -316,7 +317,7 @@ for l in $LAUNCHES; do
     # Host arrival times of L2's marks, for timing that trusts no guest clock.
     awk -v k="iperf.$i" -v n="$i" -v l="$l" '$1 == k {sub(/:/, " mode=", l); $1 = ""; printf "LAB-IPERF launch=%s vmm=%s%s\n", n, l, $0}' "$STAMPS"
     awk -v p="mark.$i." -v n="$i" 'index($1, p) == 1 {printf "LAB-MARK launch=%s name=%s host_t=%s\n", n, substr($1, length(p) + 1), $2}' "$STAMPS"
-    echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
+    echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS boot=$BOOT l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
          "result=$RESULT l1_init_s=$(diff_s "$T0" "$(get l1_init)") l2_uptime_s=${L2_UPTIME:-NA}" \
          "l2_total_s=$(diff_s "$LAUNCH" "$L2DONE") total_s=$(diff_s "$T0" "$T_END") qemu_rc=$QRC l1_smp=$L1_SMP tcg=$TCG_THREAD"
     case $RESULT in

@@ -116,6 +116,9 @@ console_reader() {
     done
 }
 
+# QEMU starts in its own SeaBIOS unless the lab names other firmware.
+QEMU_BIOS=''
+[ "$BOOT" = disk ] && [ "$FIRMWARE" != /usr/share/seabios/bios-256k.bin ] && QEMU_BIOS="-bios $FIRMWARE"
 # run_vmm VMM MODE CMDLINE: one L2, console on stdout; returns the VMM's status.
 # BOOT=disk: L2 starts in firmware and boots its disk (CMDLINE is then unused).
 run_vmm() {
@@ -148,13 +151,13 @@ run_vmm() {
         else
             set -- -M "microvm$MICROVM_OPTS" -cpu host
         fi
-        if [ "$BOOT" = disk ]; then set -- "$@" -boot c
+        if [ "$BOOT" = disk ]; then set -- "$@" -boot c $QEMU_BIOS
         else set -- "$@" -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"; fi
         qemu-system-x86_64 -accel kvm "$@" -smp "$VCPUS" -m "$L2_MEM" \
             -nodefaults -no-user-config -display none -serial stdio -no-reboot
         ;;
     qemu-full)
-        if [ "$BOOT" = disk ]; then set -- -boot c
+        if [ "$BOOT" = disk ]; then set -- -boot c $QEMU_BIOS
         else set -- -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"; fi
         qemu-system-x86_64 -accel kvm -M pc -cpu host,-hypervisor,kvm=off -smp "$VCPUS" -m "$L2_MEM" \
             -nodefaults -no-user-config -display none -vga none -serial stdio -no-reboot \

@@ -8,14 +8,24 @@
 # ISO's volume label (VMMDBOOT) and powers off.
 # The initramfs is the cache's L2 one plus the modules, with this tree's
 # l2-init.sh on top (labs of other worktrees may rebuild the cache's).
-# Usage: make_boot_disk.sh CACHE [cloud|generic]; prints the image's path,
-# CACHE/boot-disk-FLAVOUR-HASH.iso (HASH: of its inputs; kept, reused).
+# FIRMWARE bios (default): GRUB for PC BIOS only; uefi: for UEFI as well
+# (grub-efi-amd64-bin; an EFI system partition in the ISO).
+# Usage: make_boot_disk.sh CACHE [cloud|generic] [bios|uefi]; prints the image's
+# path, CACHE/boot-disk-FLAVOUR[-uefi]-HASH.iso (HASH: of its inputs; kept, reused).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
 CACHE=${1:?usage: make_boot_disk.sh CACHE [cloud|generic]}
 FLAVOUR=${2:-cloud}
+FIRMWARE=${3:-bios}
+PLATFORMS=(-d /usr/lib/grub/i386-pc) SUFFIX=''
+case $FIRMWARE in
+    bios) ;;
+    uefi) PLATFORMS=() SUFFIX=-uefi   # every platform installed: BIOS and x86_64-efi
+          [[ -d /usr/lib/grub/x86_64-efi ]] || { echo "make_boot_disk.sh: no /usr/lib/grub/x86_64-efi (apt-get install grub-efi-amd64-bin)" >&2; exit 1; } ;;
+    *) echo "make_boot_disk.sh: firmware is bios or uefi, not '$FIRMWARE'" >&2; exit 2 ;;
+esac
 KD=$(lab_kernel_dir "$CACHE" "$FLAVOUR")
 
 for t in grub-mkrescue xorriso mformat; do
@@ -46,13 +56,13 @@ menuentry "vmmd lab L2" {
 }
 CFG
 HASH=$(cat "$KD/vmlinuz" "$T/iso/boot/initrd" "$T/iso/boot/grub/grub.cfg" | sha256sum | cut -c1-12)
-OUT=$CACHE/boot-disk-$FLAVOUR-$HASH.iso
+OUT=$CACHE/boot-disk-$FLAVOUR$SUFFIX-$HASH.iso
 if [[ -f $OUT ]]; then
     echo "$OUT"
     exit 0
 fi
 cp "$KD/vmlinuz" "$T/iso/boot/vmlinuz"
-grub-mkrescue -o "$T/boot.iso" "$T/iso" -- -volid VMMDBOOT >"$T/log" 2>&1 \
+grub-mkrescue "${PLATFORMS[@]}" -o "$T/boot.iso" "$T/iso" -- -volid VMMDBOOT >"$T/log" 2>&1 \
     || { cat "$T/log" >&2; echo "make_boot_disk.sh: grub-mkrescue failed" >&2; exit 1; }
 mv "$T/boot.iso" "$OUT.new.$$"
 mv "$OUT.new.$$" "$OUT"

@@ -17,6 +17,7 @@
 #               [--disk IMG] [--disk-in-ram] [--net] [--l2-tests LIST]
 #               [--token WORD] [--runs N] [--l2-kernel cloud|generic]
 #               [--l1-kernel cloud|generic] [--iperf-time S] [--boot kernel|disk]
+#               [--firmware FILE]
 #   LAUNCH is vmmd, qemu-pv, qemu-vhost or qemu-full, optionally :MODE
 #   (vmmd:full); a launch without a mode takes --mode (vmmd: default pv).
 #   qemu-vhost is qemu-pv with its virtio-net on the kernel's vhost-net
@@ -30,6 +31,9 @@
 #   --boot disk: L2 starts in SeaBIOS (vmmd --firmware, QEMU's own) and boots
 #     from --disk IMG (make_boot_disk.sh's image) instead of being given the
 #     kernel; the kernel command line is then the one on the disk.
+#   --firmware FILE: what vmmd starts in with --boot disk (default
+#     /usr/share/seabios/bios-256k.bin; e.g. /usr/share/ovmf/OVMF.fd for UEFI);
+#     QEMU gets it as -bios when it is not the default.
 #   --net: L1 makes tap0 (10.0.2.1/24) for the L2 VMM (vmmd --nic tap=tap0).
 #   --l2-tests LIST: checks L2 runs (l2-init.sh: disk,hvc,rng,net,diskbench);
 #     L2 loads the virtio modules in pv mode, the IDE ones in full mode.
@@ -68,7 +72,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 LOG='' VMM='' MODE='' VCPUS=2 TIMEOUT=240 L2_MEM=256 L2_APPEND='' L2_QUIET=quiet KEEP=0
-DISK_IMG='' DISK_MODE='' BOOT=kernel NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
+DISK_IMG='' DISK_MODE='' BOOT=kernel FIRMWARE=/usr/share/seabios/bios-256k.bin NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 L1_MEM=${LAB_L1_MEM:-2048}
@@ -94,6 +98,7 @@ while [[ $# -gt 0 ]]; do
         --disk-in-ram) DISK_MODE=ram; shift ;;
         --net) NET=1; shift ;;
         --boot) BOOT=${2:?}; shift 2 ;;
+        --firmware) FIRMWARE=${2:?}; shift 2 ;;
         --l2-tests) L2_TESTS=${2:?}; shift 2 ;;
         --token) TOKEN=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
@@ -133,8 +138,7 @@ IPERF=0
 [[ -z $DISK_MODE || -n $DISK_IMG ]] || die "--disk-in-ram needs --disk IMG"
 [[ $BOOT == kernel || $BOOT == disk ]] || die "--boot is kernel or disk, not '$BOOT'"
 [[ $BOOT == kernel || -n $DISK_IMG ]] || die "--boot disk needs --disk IMG"
-FIRMWARE=/usr/share/seabios/bios-256k.bin
-[[ $BOOT == kernel || -f $FIRMWARE ]] || die "--boot disk needs $FIRMWARE (apt-get install seabios)"
+[[ $BOOT == kernel || -f $FIRMWARE ]] || die "--boot disk needs $FIRMWARE (apt-get install seabios, or ovmf)"
 [[ -z $DISK_IMG || -f $DISK_IMG ]] || die "--disk $DISK_IMG: no such file"
 TOKEN=${TOKEN:-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
 [[ $TOKEN =~ ^[A-Za-z0-9_.-]+$ ]] || die "--token must be one word of [A-Za-z0-9_.-]"
@@ -190,7 +194,9 @@ VMM_DESC=''
 if [[ $NEED_VMMD == 1 ]]; then
     copy_with_libs "$VMMD" /vmmd
     VMM_DESC=$VMMD
-    [[ $BOOT == disk ]] && mkdir -p "$R${FIRMWARE%/*}" && cp "$FIRMWARE" "$R$FIRMWARE"
+fi
+if [[ $BOOT == disk ]]; then
+    mkdir -p "$R${FIRMWARE%/*}" && cp "$FIRMWARE" "$R$FIRMWARE"
 fi
 if [[ $NEED_QEMU == 1 ]]; then
     copy_with_libs "$QEMU" /usr/bin/qemu-system-x86_64

@@ -108,6 +108,9 @@ if has_test bootdisk && [ $DEV_OK = 1 ]; then
     echo "LAB: bootdisk_mbr=$(dd if=$DEV bs=1 skip=510 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')"
     if [ -e /sys/firmware/acpi/tables/DSDT ]; then acpi=yes; else acpi=no; fi
     echo "LAB: acpi=$acpi"
+    # What the firmware's SMBIOS tables tell the guest about the machine.
+    d=/sys/class/dmi/id
+    echo "LAB: dmi bios_vendor=$(cat $d/bios_vendor 2>/dev/null | tr ' ' _) sys_vendor=$(cat $d/sys_vendor 2>/dev/null | tr ' ' _) product=$(cat $d/product_name 2>/dev/null | tr ' ' _)"
 fi
 
 if has_test hvc; then

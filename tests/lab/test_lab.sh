@@ -24,7 +24,7 @@
 #   (full) or virtio-blk (pv); checks the firmware and GRUB output on the
 #   console, L2 init reached, its boot disk read back (volume label, MBR),
 #   ACPI present (from fw_cfg) and the power-off through it (VMM exit 0), and
-#   in full mode the hypervisor flag clear.
+#   in full mode the hypervisor flag clear and no hypervisor's name in SMBIOS.
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
 #                    [--only-disk-boot]
 #   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
@@ -238,6 +238,10 @@ disk_boot_cases() {
         if [[ $mode == full ]]; then
             v=$(value hypervisor_flag "$part")
             check "disk boot $mode: hypervisor_flag=no" "$(is "$v" no)" "got ${v:-none}"
+            # SeaBIOS's own default, "Bochs", is on systemd-detect-virt's list.
+            v=$(grep -a -o 'LAB: dmi .*' "$part" | head -n1 | tr -d '\r')
+            check "disk boot $mode: SMBIOS names no known hypervisor" \
+                "$([[ -n $v && ! $v =~ Bochs|QEMU|KVM ]] && echo 0 || echo 1)" "${v#LAB: dmi }"
         fi
         v=$(value "vmm exit status" "$part")
         check "disk boot $mode: powered off through ACPI, vmm exit status=0" "$(is "$v" 0)" "got ${v:-none}"

@@ -118,6 +118,7 @@ static void test_files_and_directory(void **state)
         assert_int_equal(fw_cfg_add_file(&fc, name, "x", 1), 0);
     }
     assert_int_equal(fw_cfg_add_file(&fc, "one-too-many", "x", 1), -ENOSPC);
+    assert_int_equal(fw_cfg_add_item(&fc, 0x8004, "x", 1), -EINVAL); /* no such arch key */
     fw_cfg_destroy(&fc);
 }
 
@@ -131,7 +132,8 @@ static void test_bad_selectors_and_writes(void **state)
     fake_platform_init(&fp);
     assert_int_equal(fw_cfg_init(&fc, &fp.platform), 0);
     /* Unknown keys, the write bit, the architecture bit, out of range: all read as zeros. */
-    static const uint16_t bad[] = {0x02, 0x18, FW_CFG_MAX_ENTRY, 0x4000, 0x8000, 0x8003, 0xffff};
+    static const uint16_t bad[] = {0x02,   0x18,   FW_CFG_MAX_ENTRY, 0x4000,
+                                   0x8000, 0x8003, 0x8004,           0xffff};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         select_item(&fc, bad[i]);
         for (int j = 0; j < 8; j++)
@@ -197,6 +199,17 @@ static void test_firmware_description(void **state)
     u16 = read_file(&fc, "etc/show-boot-menu", &size);
     assert_int_equal(le16toh(*u16), 0);
     free(u16);
+
+    /* SMBIOS field overrides at the x86 key: a count, then {length, 0, type, offset, string}. */
+    uint8_t smbios[256] = {0};
+    select_item(&fc, FW_CFG_SMBIOS_ENTRIES);
+    read_data(&fc, smbios, sizeof(smbios));
+    assert_int_equal(smbios[0] | smbios[1] << 8, 5);
+    assert_int_equal(smbios[2] | smbios[3] << 8, 6 + 5); /* first entry: "vmmd\0" */
+    assert_int_equal(smbios[4], 0);                      /* a field */
+    assert_int_equal(smbios[5], 0);                      /* table type 0: BIOS vendor */
+    assert_int_equal(smbios[6] | smbios[7] << 8, 4);
+    assert_string_equal((char *)smbios + 8, "vmmd");
 
     /* ACPI: an RSDP file, the tables, and a loader of 128-byte commands. */
     rsdp = read_file(&fc, "etc/acpi/rsdp", &rsdp_size);

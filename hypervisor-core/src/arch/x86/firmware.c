@@ -17,8 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FOUR_GIB    0x100000000ull
-#define SERIAL_PORT 0x3f8
+#define FOUR_GIB       0x100000000ull
+#define SERIAL_PORT    0x3f8
+#define SMBIOS_VENDOR  "vmmd"
+#define SMBIOS_PRODUCT "vmmd PC"
 
 #define LOADER_ALLOCATE     1
 #define LOADER_ADD_POINTER  2
@@ -188,6 +190,43 @@ out:
     return rc;
 }
 
+/*
+ * SMBIOS strings: without them SeaBIOS names the machine "Bochs" (its build's
+ * default), which guests (systemd-detect-virt) take for a hypervisor. QEMU's
+ * legacy per-field overrides (FW_CFG_SMBIOS_ENTRIES): a count, then entries
+ * of {u16 length, u8 0 = field} {u8 table type, u16 offset in it, string}.
+ */
+static int describe_smbios(struct fw_cfg *fc)
+{
+    static const struct {
+        uint8_t type, offset;
+        const char *value;
+    } fields[] = {
+        {0, 4, SMBIOS_VENDOR},  /* BIOS vendor */
+        {1, 4, SMBIOS_VENDOR},  /* system manufacturer */
+        {1, 5, SMBIOS_PRODUCT}, /* system product name */
+        {3, 4, SMBIOS_VENDOR},  /* chassis manufacturer */
+        {4, 7, SMBIOS_VENDOR},  /* processor manufacturer */
+    };
+    uint8_t buf[256];
+    uint16_t count = htole16(sizeof(fields) / sizeof(fields[0]));
+    size_t n = sizeof(count);
+
+    memcpy(buf, &count, sizeof(count));
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        size_t slen = strlen(fields[i].value) + 1;
+        uint16_t len = htole16((uint16_t)(3 + 3 + slen)), off = htole16(fields[i].offset);
+
+        memcpy(buf + n, &len, 2);
+        buf[n + 2] = 0; /* a field, not a whole table */
+        buf[n + 3] = fields[i].type;
+        memcpy(buf + n + 4, &off, 2);
+        memcpy(buf + n + 6, fields[i].value, slen);
+        n += 6 + slen;
+    }
+    return fw_cfg_add_item(fc, FW_CFG_SMBIOS_ENTRIES, buf, (uint32_t)n);
+}
+
 static int add_file_u16(struct fw_cfg *fc, const char *name, uint16_t v)
 {
     uint16_t le = htole16(v);
@@ -208,7 +247,7 @@ int hv_x86_firmware_describe(struct fw_cfg *fc, uint64_t mem_size, unsigned nr_v
         (rc = fw_cfg_add_file(fc, "etc/e820", e820, (uint32_t)(n * sizeof(e820[0])))) ||
         /* No "Press ESC for boot menu" wait, and the firmware's screen on COM1. */
         (rc = add_file_u16(fc, "etc/show-boot-menu", 0)) ||
-        (rc = add_file_u16(fc, "etc/sercon-port", SERIAL_PORT)))
+        (rc = add_file_u16(fc, "etc/sercon-port", SERIAL_PORT)) || (rc = describe_smbios(fc)))
         return rc;
     if (boot_device &&
         (rc = fw_cfg_add_file(fc, "bootorder", boot_device, (uint32_t)strlen(boot_device) + 1)))

@@ -36,7 +36,8 @@ int hv_x86_firmware_copy_low(const struct hv_guest_mem *mem, const struct hv_x86
 /*
  * Fills fw_cfg: CPU count, RAM (etc/e820), the boot disk (bootorder, a
  * firmware device path), the serial console (etc/sercon-port), no boot menu,
- * and the ACPI tables with the table-loader script that places them.
+ * SMBIOS vendor strings, and the ACPI tables with the table-loader script
+ * that places them.
  */
 int hv_x86_firmware_describe(struct fw_cfg *fc, uint64_t mem_size, unsigned nr_vcpus,
                              const char *boot_device);

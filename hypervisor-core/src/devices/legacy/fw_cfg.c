@@ -19,6 +19,16 @@ struct __attribute__((packed)) fw_cfg_dir_entry {
     char name[FW_CFG_NAME_LEN];
 };
 
+/* The item a selector picks; NULL for keys this device does not have. */
+static struct fw_cfg_item *item(struct fw_cfg *fc, uint16_t key)
+{
+    if (key < FW_CFG_MAX_ENTRY)
+        return &fc->items[key];
+    if (key >= FW_CFG_ARCH_LOCAL && key < FW_CFG_ARCH_LOCAL + FW_CFG_MAX_ARCH)
+        return &fc->arch_items[key - FW_CFG_ARCH_LOCAL];
+    return NULL;
+}
+
 static void fw_cfg_read(struct hv_device *dev, uint64_t offset, void *data, unsigned size)
 {
     struct fw_cfg *fc = hv_container_of(dev, struct fw_cfg, dev);
@@ -29,8 +39,7 @@ static void fw_cfg_read(struct hv_device *dev, uint64_t offset, void *data, unsi
         return; /* the selector reads as 0 */
     /* QEMU's data port is one byte wide; wider reads return the next bytes in order. */
     for (unsigned i = 0; i < size; i++) {
-        const struct fw_cfg_item *it =
-            fc->selector < FW_CFG_MAX_ENTRY ? &fc->items[fc->selector] : NULL;
+        const struct fw_cfg_item *it = item(fc, fc->selector);
         if (!it || fc->offset >= it->len)
             return; /* past the end, or nothing there: zeros */
         out[i] = it->data[fc->offset++];
@@ -45,7 +54,7 @@ static void fw_cfg_write(struct hv_device *dev, uint64_t offset, const void *dat
     if (offset != 0 || size < 2)
         return; /* data port writes are ignored; the selector is 16 bits */
     memcpy(&sel, data, 2);
-    /* Bit 14 was the "write" flag, bit 15 picks architecture-specific items, none here. */
+    /* Bit 14 was the "write" flag (a selector with it picks nothing); bit 15 the arch items. */
     fc->selector = sel;
     fc->offset = 0;
 }
@@ -60,16 +69,17 @@ static void fw_cfg_reset(struct hv_device *dev)
 
 int fw_cfg_add_item(struct fw_cfg *fc, uint16_t key, const void *data, uint32_t len)
 {
+    struct fw_cfg_item *it = item(fc, key);
     uint8_t *copy;
 
-    if (key >= FW_CFG_MAX_ENTRY)
+    if (!it)
         return -EINVAL;
     copy = malloc(len ? len : 1);
     if (!copy)
         return -ENOMEM;
     memcpy(copy, data, len);
-    free(fc->items[key].data);
-    fc->items[key] = (struct fw_cfg_item){.data = copy, .len = len};
+    free(it->data);
+    *it = (struct fw_cfg_item){.data = copy, .len = len};
     return 0;
 }
 
@@ -151,6 +161,10 @@ void fw_cfg_destroy(struct fw_cfg *fc)
     for (unsigned i = 0; i < FW_CFG_MAX_ENTRY; i++) {
         free(fc->items[i].data);
         fc->items[i] = (struct fw_cfg_item){0};
+    }
+    for (unsigned i = 0; i < FW_CFG_MAX_ARCH; i++) {
+        free(fc->arch_items[i].data);
+        fc->arch_items[i] = (struct fw_cfg_item){0};
     }
     fc->nr_files = 0;
 }

@@ -28,6 +28,10 @@ enum {
     FW_CFG_FILE_DIR = 0x19,
     FW_CFG_FILE_FIRST = 0x20,
     FW_CFG_MAX_ENTRY = 0x40, /* what this device holds: 0x20 files */
+    /* Architecture-specific items (bit 15); x86 has a few, SeaBIOS reads SMBIOS fields there. */
+    FW_CFG_ARCH_LOCAL = 0x8000,
+    FW_CFG_SMBIOS_ENTRIES = 0x8001,
+    FW_CFG_MAX_ARCH = 4,
 };
 
 #define FW_CFG_MAX_FILES (FW_CFG_MAX_ENTRY - FW_CFG_FILE_FIRST)
@@ -43,6 +47,7 @@ struct fw_cfg {
     uint16_t selector;
     uint32_t offset; /* next byte of the selected item to read */
     struct fw_cfg_item items[FW_CFG_MAX_ENTRY];
+    struct fw_cfg_item arch_items[FW_CFG_MAX_ARCH]; /* keys FW_CFG_ARCH_LOCAL + i */
     char names[FW_CFG_MAX_FILES][FW_CFG_NAME_LEN];
     unsigned nr_files;
 };
@@ -50,7 +55,7 @@ struct fw_cfg {
 /* Sets up the signature, the interface ID and an empty file directory. 0 or -ENOMEM. */
 int fw_cfg_init(struct fw_cfg *fc, const struct hv_platform *platform);
 void fw_cfg_destroy(struct fw_cfg *fc);
-/* Copies len bytes in as the item at a fixed key (< FW_CFG_FILE_FIRST). */
+/* Copies len bytes in as the item at a fixed key (< FW_CFG_FILE_FIRST, or an arch key). */
 int fw_cfg_add_item(struct fw_cfg *fc, uint16_t key, const void *data, uint32_t len);
 /* Little-endian integers, the way fixed items are read. */
 int fw_cfg_add_u16(struct fw_cfg *fc, uint16_t key, uint16_t v);

@@ -14,10 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "memory_mib",
-                                      "kernel",        "initrd",    "cmdline", "disks",
-                                      "nics",          "autostart", "cpu_quota_pct",
-                                      "cpu_weight",    "boot",      NULL};
+static const char *const vm_keys[] = {
+    "name",  "mode", "vcpus",     "memory_mib",    "kernel",     "initrd", "cmdline",
+    "disks", "nics", "autostart", "cpu_quota_pct", "cpu_weight", "boot",   NULL};
 static const char *const disk_keys[] = {"path", "readonly", NULL};
 static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", NULL};
 
@@ -643,11 +642,13 @@ int api_check_vm_devices(const struct db_vm *vm, struct api_error *err)
         return api_fail(err, API_ERR_UNPROCESSABLE,
                         "disks: \"boot\": \"disk\" needs at least one disk to boot from");
     if (disk_boot && (vm->kernel || vm->initrd || vm->cmdline))
-        return api_fail(err, API_ERR_UNPROCESSABLE,
-                        "%s: must be null with \"boot\": \"disk\"",
-                        vm->kernel ? "kernel" : vm->initrd ? "initrd" : "cmdline");
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be null with \"boot\": \"disk\"",
+                        vm->kernel   ? "kernel"
+                        : vm->initrd ? "initrd"
+                                     : "cmdline");
     if (!disk_boot && !vm->kernel)
-        return api_fail(err, API_ERR_UNPROCESSABLE, "kernel: is required with \"boot\": \"kernel\"");
+        return api_fail(err, API_ERR_UNPROCESSABLE,
+                        "kernel: is required with \"boot\": \"kernel\"");
     if (strcmp(vm->mode, "full") != 0)
         return 0;
     if (nr_disks > API_MAX_IDE_DISKS)

@@ -36,7 +36,7 @@
 /* The columns of a VM row, in the order of enum vm_column. */
 #define VM_COLUMNS                                                                                 \
     "id, name, mode, vcpus, memory_mib, kernel, initrd, cmdline, disks, nics, autostart, "         \
-    "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "        \
+    "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "         \
     "cpu_weight, boot"
 
 enum vm_column {
@@ -73,10 +73,11 @@ enum vm_column {
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(VM_INSERT, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "   \
-                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15)")                                     \
-    X(VM_UPDATE, "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, " \
-                 "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "            \
-                 "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15 WHERE id = ?1")                                                 \
+                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15)")                      \
+    X(VM_UPDATE,                                                                                   \
+      "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, "            \
+      "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "                       \
+      "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15 WHERE id = ?1")         \
     X(VM_SET_STATE, "UPDATE vms SET state = ?2, state_reason = ?3, worker_pid = ?4, "              \
                     "updated_at = ?5, "                                                            \
                     "started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END "          \
@@ -106,10 +107,10 @@ enum vm_column {
     X(EV_SINCE, "SELECT id, ts, type, vm_id, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2") \
     /* The last id handed out, not max(id): that stays right once old events are pruned. */        \
     X(EV_LAST_ID, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")   \
-    /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */   \
+    /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */     \
     X(EV_OLDEST_ID, "SELECT coalesce((SELECT min(id) FROM events), "                               \
                     "(SELECT seq FROM sqlite_sequence WHERE name = 'events') + 1, 1)")             \
-    /* The oldest events, for the retention check in db_events_prune (?1: how many). */           \
+    /* The oldest events, for the retention check in db_events_prune (?1: how many). */            \
     X(EV_HEAD, "SELECT id, ts FROM events ORDER BY id LIMIT ?1")                                   \
     X(EV_DELETE_THROUGH, "DELETE FROM events WHERE id <= ?1")                                      \
     X(SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")

@@ -123,8 +123,7 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
         region.memory_size = vm->firmware.size;
         region.userspace_addr = (uintptr_t)vm->firmware.image;
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-            return fail(err, errlen, -errno, "mapping the firmware read-only: %s",
-                        strerror(errno));
+            return fail(err, errlen, -errno, "mapping the firmware read-only: %s", strerror(errno));
     }
     /*
      * The irqchip comes after the memory slots on purpose: once it exists, every
@@ -175,7 +174,7 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
 }
 
 /* Firmware device paths of the first disk, as SeaBIOS builds them to match "bootorder". */
-#define BOOT_PATH_IDE "/pci@i0cf8/ide@1/drive@0/disk@0"
+#define BOOT_PATH_IDE    "/pci@i0cf8/ide@1/drive@0/disk@0"
 #define BOOT_PATH_VIRTIO "/pci@i0cf8/scsi@3/disk@0,0" /* SLOT_FIRST_DISK */
 
 /* The firmware's window on the machine: fw_cfg, filled like QEMU fills it. */
@@ -186,13 +185,12 @@ static int create_fw_cfg(struct hv_vm *vm)
     if ((rc = fw_cfg_init(&vm->fw_cfg, &vm->platform)))
         return rc;
     rc = hv_x86_firmware_describe(&vm->fw_cfg, vm->mem.size, vm->nr_vcpus,
-                                  !vm->nr_disks               ? NULL
+                                  !vm->nr_disks              ? NULL
                                   : vm->mode == HV_MODE_FULL ? BOOT_PATH_IDE
-                                                              : BOOT_PATH_VIRTIO);
+                                                             : BOOT_PATH_VIRTIO);
     if (rc)
         return rc;
-    return hv_bus_register(&vm->bus, HV_BUS_PIO, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN,
-                           &vm->fw_cfg.dev);
+    return hv_bus_register(&vm->bus, HV_BUS_PIO, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &vm->fw_cfg.dev);
 }
 
 static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err, size_t errlen)
@@ -384,8 +382,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         }
     } else {
         rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
-                                cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1,
-                                cfg->cmdline, &vm->boot, err, errlen);
+                                cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
+                                &vm->boot, err, errlen);
         if (rc)
             goto err_vm;
         if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||

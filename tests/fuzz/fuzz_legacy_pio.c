@@ -62,12 +62,11 @@ static const uint16_t ports[] = {
     0x60,  0x61,  0x62,  0x63,  0x64,                       /* i8042 (and port B) */
     0x70,  0x71,                                            /* CMOS RTC */
     0xcf8, 0xcf9, 0xcfa, 0xcfb, 0xcfc, 0xcfd, 0xcfe, 0xcff, /* PCI host */
-    0x600, 0x601, 0x602, 0x603, 0x604, 0x605, 0x606, 0x607,
-    0x608, 0x609, 0x60a, 0x60b,                             /* ACPI PM */
-    0x501, 0x80,                                            /* debug exit, POST */
-    0x510, 0x511,                                           /* fw_cfg */
-    0x3f7, 0x400, 0x5ff, 0x60c, 0x502, 0xcf7, 0xd00, 0x7f,
-    0x50f, 0x512,                                           /* just outside */
+    0x600, 0x601, 0x602, 0x603, 0x604, 0x605, 0x606, 0x607, 0x608, 0x609,
+    0x60a, 0x60b,                                                         /* ACPI PM */
+    0x501, 0x80,                                                          /* debug exit, POST */
+    0x510, 0x511,                                                         /* fw_cfg */
+    0x3f7, 0x400, 0x5ff, 0x60c, 0x502, 0xcf7, 0xd00, 0x7f,  0x50f, 0x512, /* just outside */
 };
 #define NR_PORTS (sizeof(ports) / sizeof(ports[0]))
 
@@ -80,10 +79,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t base, len;
         struct hv_device *dev;
     } map[] = {
-        {UART8250_COM1_BASE, 8, &m.uart.dev},  {I8042_BASE, I8042_LEN, &m.kbd.dev},
-        {CMOS_RTC_BASE, CMOS_RTC_LEN, &m.rtc.dev}, {PCI_HOST_BASE, PCI_HOST_LEN, &m.host.dev},
-        {ACPI_PM_BASE, ACPI_PM_LEN, &m.pm.dev}, {DEBUG_EXIT_PORT, 1, &m.debug_exit.dev},
-        {POST_CODE_PORT, 1, &m.post.dev},      {FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &m.fw_cfg.dev},
+        {UART8250_COM1_BASE, 8, &m.uart.dev},
+        {I8042_BASE, I8042_LEN, &m.kbd.dev},
+        {CMOS_RTC_BASE, CMOS_RTC_LEN, &m.rtc.dev},
+        {PCI_HOST_BASE, PCI_HOST_LEN, &m.host.dev},
+        {ACPI_PM_BASE, ACPI_PM_LEN, &m.pm.dev},
+        {DEBUG_EXIT_PORT, 1, &m.debug_exit.dev},
+        {POST_CODE_PORT, 1, &m.post.dev},
+        {FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &m.fw_cfg.dev},
     };
 
     /* A fresh machine per input, in vm.c's order. */

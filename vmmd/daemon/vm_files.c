@@ -32,8 +32,8 @@ int vm_files_open(const struct api_limits *limits, const struct db_vm *vm, const
         int fd = open(firmware, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             api_fail(err, API_ERR_INTERNAL,
-                     "firmware %s (the daemon's --firmware, for \"boot\": \"disk\"): %s",
-                     firmware, strerror(errno));
+                     "firmware %s (the daemon's --firmware, for \"boot\": \"disk\"): %s", firmware,
+                     strerror(errno));
             goto fail;
         }
         out->firmware = (int)out->count;

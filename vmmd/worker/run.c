@@ -490,9 +490,9 @@ static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
             return -1;
         nics[i].has_fd = true;
     }
-    if (cfg->firmware && open_unless_given("firmware", cfg->firmware, O_RDONLY,
-                                           &cfg->firmware_has_fd, &cfg->firmware_fd,
-                                           &f->firmware, err, errlen))
+    if (cfg->firmware &&
+        open_unless_given("firmware", cfg->firmware, O_RDONLY, &cfg->firmware_has_fd,
+                          &cfg->firmware_fd, &f->firmware, err, errlen))
         return -1;
     if ((cfg->kernel && open_unless_given("kernel", cfg->kernel, O_RDONLY, &cfg->kernel_has_fd,
                                           &cfg->kernel_fd, &f->kernel, err, errlen)) ||
@@ -578,7 +578,7 @@ int vmmd_run_main(int argc, char **argv)
                 !a.kernel && !a.firmware ? "--kernel or --firmware is required"
                 : a.kernel && a.firmware ? "--kernel and --firmware exclude each other"
                 : !a.disks.count         ? "--firmware boots from a disk: give --disk"
-                                         : "--initrd and --cmdline go with --kernel, not --firmware");
+                                 : "--initrd and --cmdline go with --kernel, not --firmware");
         return VMMD_RUN_EXIT_USAGE;
     }
     for (unsigned i = 0; i < a.disks.count || i < a.nics.count; i++) {

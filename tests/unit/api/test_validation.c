@@ -643,8 +643,7 @@ static void test_boot_field(void **state)
     create_ok("{\"name\":\"a\",\"kernel\":\"@/images/vmlinuz\"}", &def);
     assert_string_equal(def.boot, "kernel"); /* the default */
     api_vm_def_free(&def);
-    expect(CREATE, "{\"name\":\"a\",\"boot\":\"kernel\",\"kernel\":\"@/images/vmlinuz\"}", 0,
-           NULL);
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"kernel\",\"kernel\":\"@/images/vmlinuz\"}", 0, NULL);
 
     expect(CREATE, "{\"name\":\"a\",\"boot\":\"bios\",\"kernel\":\"@/images/vmlinuz\"}", 422,
            "boot: must be \"kernel\" or \"disk\"");
@@ -1187,7 +1186,8 @@ static void test_device_rules(void **state)
     strcpy(vm.mode, "pv");
     assert_int_equal(api_check_vm_devices(&vm, &err), 0);
 
-    /* What a patch may leave: boot "disk" with a kernel, or without a disk; "kernel" without one. */
+    /* What a patch may leave: boot "disk" with a kernel, or without a disk; "kernel" without one.
+     */
     strcpy(vm.boot, "disk");
     assert_int_equal(api_check_vm_devices(&vm, &err), -1);
     assert_string_equal(err.detail, "kernel: must be null with \"boot\": \"disk\"");
@@ -1333,11 +1333,11 @@ static void test_shutdown(void **state)
 
 static void test_vm_to_json(void **state)
 {
-    static const char *const keys[] = {
-        "id",           "name",       "mode",       "vcpus",      "memory_mib", "boot", "kernel",
-        "initrd",       "cmdline",    "disks",      "nics",       "autostart",  "state",
-        "state_reason", "created_at", "updated_at", "started_at", "worker_pid",
-        "cpu_quota_pct", "cpu_weight"};
+    static const char *const keys[] = {"id",         "name",         "mode",          "vcpus",
+                                       "memory_mib", "boot",         "kernel",        "initrd",
+                                       "cmdline",    "disks",        "nics",          "autostart",
+                                       "state",      "state_reason", "created_at",    "updated_at",
+                                       "started_at", "worker_pid",   "cpu_quota_pct", "cpu_weight"};
     struct db_vm vm;
     json_t *j;
 

@@ -13,16 +13,16 @@
 #include <string.h>
 
 /* Offsets inside the region (X86_ACPI_REGION_SIZE bytes) the tables are built in. */
-#define RSDP_OFF 0
-#define XSDT_OFF 0x40
-#define FACS_OFF 0x100 /* 64-byte aligned */
-#define FADT_OFF 0x200
-#define MADT_OFF 0x500
+#define RSDP_OFF       0
+#define XSDT_OFF       0x40
+#define FACS_OFF       0x100 /* 64-byte aligned */
+#define FADT_OFF       0x200
+#define MADT_OFF       0x500
 #define MADT_MAX_LEN (0x1000 - 0x500)
-#define DSDT_OFF 0x1000
+#define DSDT_OFF       0x1000
 #define DSDT_MAX_LEN 0x1000
-#define XSDT_LEN (36 + 2 * 8)
-#define FADT_LEN 276
+#define XSDT_LEN       (36 + 2 * 8)
+#define FADT_LEN       276
 #define MADT_FIXED_LEN (44 + 12 + 10 + 6) /* header, IOAPIC, override, NMI */
 
 struct __attribute__((packed)) acpi_header {
@@ -104,22 +104,21 @@ static void commit(uint8_t *table)
 
 /* The fields that hold region addresses, for a loader that moves the tables. */
 const struct hv_x86_acpi_field hv_x86_acpi_pointers[] = {
-    {RSDP_OFF + 24, 8, 0},               /* RSDP.XsdtAddress */
-    {XSDT_OFF + 36, 8, 0},               /* XSDT -> FADT */
-    {XSDT_OFF + 44, 8, 0},               /* XSDT -> MADT */
-    {FADT_OFF + 36, 4, 0},               /* FADT.FIRMWARE_CTRL */
-    {FADT_OFF + 40, 4, 0},               /* FADT.DSDT */
-    {FADT_OFF + 140, 8, 0},              /* FADT.X_DSDT */
+    {RSDP_OFF + 24, 8, 0},  /* RSDP.XsdtAddress */
+    {XSDT_OFF + 36, 8, 0},  /* XSDT -> FADT */
+    {XSDT_OFF + 44, 8, 0},  /* XSDT -> MADT */
+    {FADT_OFF + 36, 4, 0},  /* FADT.FIRMWARE_CTRL */
+    {FADT_OFF + 40, 4, 0},  /* FADT.DSDT */
+    {FADT_OFF + 140, 8, 0}, /* FADT.X_DSDT */
     {0, 0, 0},
 };
 
-/* The checksums those fields are under: offset of the checksum byte, size of the range before it. */
+/* The checksums those fields are under: offset of the checksum byte, size of the range before it.
+ */
 const struct hv_x86_acpi_field hv_x86_acpi_checksums[] = {
     {RSDP_OFF + 8, 20, RSDP_OFF},  /* ACPI 1.0 part of the RSDP */
     {RSDP_OFF + 32, 36, RSDP_OFF}, /* extended checksum */
-    {XSDT_OFF + 9, XSDT_LEN, XSDT_OFF},
-    {FADT_OFF + 9, FADT_LEN, FADT_OFF},
-    {0, 0, 0},
+    {XSDT_OFF + 9, XSDT_LEN, XSDT_OFF}, {FADT_OFF + 9, FADT_LEN, FADT_OFF}, {0, 0, 0},
 };
 
 static void build_fadt(uint8_t *t, uint64_t base)

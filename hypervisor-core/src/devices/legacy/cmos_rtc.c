@@ -157,8 +157,8 @@ static const struct hv_device_ops cmos_rtc_ops = {
     .write = rtc_write,
 };
 
-void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform,
-                   uint64_t memory_bytes, unsigned nr_vcpus)
+void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform, uint64_t memory_bytes,
+                   unsigned nr_vcpus)
 {
     uint64_t above_16m, above_4g;
     uint64_t below_4g = memory_bytes < 0xc0000000ull ? memory_bytes : 0xc0000000ull;

@@ -55,7 +55,10 @@ menuentry "vmmd lab L2" {
     initrd /boot/initrd
 }
 CFG
-HASH=$(cat "$KD/vmlinuz" "$T/iso/boot/initrd" "$T/iso/boot/grub/grub.cfg" | sha256sum | cut -c1-12)
+# The key is what the image is made of, not the bytes of the archives: prepare.sh
+# rebuilds the initramfs at every lab run with new timestamps inside.
+HASH=$(cat "$KD/vmlinuz" "$CACHE/busybox" "$HERE/l2-init.sh" "$HERE/prepare.sh" "$0" \
+           "$T/iso/boot/grub/grub.cfg" | sha256sum | cut -c1-12)
 OUT=$CACHE/boot-disk-$FLAVOUR$SUFFIX-$HASH.iso
 if [[ -f $OUT ]]; then
     echo "$OUT"

@@ -212,6 +212,10 @@ _vmctl()
         COMPREPLY=($(compgen -W "full pv" -- "$cur"))
         return
         ;;
+    --boot)
+        COMPREPLY=($(compgen -W "kernel disk" -- "$cur"))
+        return
+        ;;
     --nic)
         # network=NAME (names from the daemon), tap=NAME or bridge=NAME, then ,ip= and ,mac=.
         compopt -o nospace 2>/dev/null
@@ -238,13 +242,13 @@ _vmctl()
     local opts=$common
     case $cmd in
     list) opts+=" --state --limit" ;;
-    create) opts+=" --kernel --initrd --cmdline --mode --vcpus --memory --disk --nic --autostart --from-file --cpu-quota --cpu-weight" ;;
+    create) opts+=" --kernel --initrd --cmdline --boot --mode --vcpus --memory --disk --nic --autostart --from-file --cpu-quota --cpu-weight" ;;
     shutdown) opts+=" --timeout" ;;
     delete) opts+=" --force" ;;
     logs) opts+=" --tail --follow" ;;
     events) opts+=" --follow" ;;
     wait) opts+=" --state --timeout" ;;
-    set) opts+=" name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" ;;
+    set) opts+=" name= mode= boot= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -270,7 +274,7 @@ _vmctl()
             COMPREPLY=($(compgen -W "$limit_keys" -- "$cur"))
         elif [[ $cmd == set ]]; then
             compopt -o nospace 2>/dev/null
-            COMPREPLY=($(compgen -W "name= mode= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" -- "$cur"))
+            COMPREPLY=($(compgen -W "name= mode= boot= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" -- "$cur"))
         fi
         ;;
     esac

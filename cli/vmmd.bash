@@ -20,7 +20,7 @@ _vmmd()
     case $prev in
     --config-file | --state-dir | --socket | --token-file | --image-dir | --log-file | \
     --dashboard-dir | --tls-cert | --tls-key | --tls-client-ca | --kernel | --initrd | --disk | \
-    --control | --console-log | --exit-file | --cgroup)
+    --control | --console-log | --exit-file | --cgroup | --firmware)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;

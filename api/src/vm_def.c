@@ -14,10 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const vm_keys[] = {"name",          "mode",      "vcpus",   "memory_mib",
-                                      "kernel",        "initrd",    "cmdline", "disks",
-                                      "nics",          "autostart", "cpu_quota_pct",
-                                      "cpu_weight",    NULL};
+static const char *const vm_keys[] = {
+    "name",  "mode", "vcpus",     "memory_mib",    "kernel",     "initrd", "cmdline",
+    "disks", "nics", "autostart", "cpu_quota_pct", "cpu_weight", "boot",   NULL};
 static const char *const disk_keys[] = {"path", "volume", "readonly", "limits", NULL};
 static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", "limits", NULL};
 
@@ -389,8 +388,10 @@ static int copy_string(json_t *v, char **out, struct api_error *err, const char 
 static int parse_vm(const char *body, size_t len, const struct api_limits *limits, bool create,
                     struct api_vm_def *out, struct api_error *err)
 {
+    static const char *const kernel_keys[] = {"kernel", "initrd", "cmdline", NULL};
     json_t *root, *v;
     const char *kernel = NULL, *initrd = NULL;
+    bool disk_boot;
     uint64_t n;
 
     memset(out, 0, sizeof(*out));
@@ -406,9 +407,21 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         api_fail(err, API_ERR_UNPROCESSABLE, "name: is required");
         goto fail;
     }
-    if (create && !json_object_get(root, "kernel")) {
-        api_fail(err, API_ERR_UNPROCESSABLE, "kernel: is required");
+    /* "boot": "disk" replaces the kernel: the firmware finds one on the first disk. */
+    v = json_object_get(root, "boot");
+    disk_boot = json_is_string(v) && strcmp(json_string_value(v), "disk") == 0;
+    if (create && !disk_boot && !json_object_get(root, "kernel")) {
+        api_fail(err, API_ERR_UNPROCESSABLE, "kernel: is required (or \"boot\": \"disk\")");
         goto fail;
+    }
+    for (const char *const *k = kernel_keys; create && disk_boot && *k; k++) {
+        if (json_object_get(root, *k)) {
+            api_fail(err, API_ERR_UNPROCESSABLE,
+                     "%s: must be absent with \"boot\": \"disk\" (the bootloader on the disk "
+                     "loads the kernel)",
+                     *k);
+            goto fail;
+        }
     }
 
     /* Pass 2: types and ranges, in the order of the definition. */
@@ -464,8 +477,20 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         out->cpu_weight = (uint32_t)n;
         out->present |= API_F_CPU_WEIGHT;
     }
+    strcpy(out->boot, "kernel");
+    if ((v = json_object_get(root, "boot"))) {
+        const char *b = json_string_value(v);
+
+        if (!b || (strcmp(b, "kernel") != 0 && strcmp(b, "disk") != 0)) {
+            api_fail(err, API_ERR_UNPROCESSABLE, "boot: must be \"kernel\" or \"disk\"");
+            goto fail;
+        }
+        strcpy(out->boot, b);
+        out->present |= API_F_BOOT;
+    }
+    /* A patch may clear the kernel (null) when it switches to "boot": "disk". */
     if ((v = json_object_get(root, "kernel"))) {
-        if (get_path_string(v, "kernel", &kernel, err))
+        if (!(!create && json_is_null(v)) && get_path_string(v, "kernel", &kernel, err))
             goto fail;
         out->present |= API_F_KERNEL;
     }
@@ -486,6 +511,11 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         if (check_disks(v, err))
             goto fail;
         out->present |= API_F_DISKS;
+    }
+    if (create && disk_boot && json_array_size(json_object_get(root, "disks")) == 0) {
+        api_fail(err, API_ERR_UNPROCESSABLE,
+                 "disks: \"boot\": \"disk\" needs at least one disk to boot from");
+        goto fail;
     }
     if ((v = json_object_get(root, "nics"))) {
         if (build_nics(v, &out->nics_json, err))
@@ -586,6 +616,8 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm)
     }
     if (p & API_F_NAME)
         snprintf(vm->name, sizeof(vm->name), "%s", def->name);
+    if (p & API_F_BOOT)
+        snprintf(vm->boot, sizeof(vm->boot), "%s", def->boot);
     if (p & API_F_MODE)
         snprintf(vm->mode, sizeof(vm->mode), "%s", def->mode);
     if (p & API_F_VCPUS)
@@ -615,6 +647,7 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
     memset(vm, 0, sizeof(*vm));
     snprintf(vm->name, sizeof(vm->name), "%s", def->name);
     snprintf(vm->mode, sizeof(vm->mode), "%s", def->mode[0] ? def->mode : DEFAULT_MODE);
+    snprintf(vm->boot, sizeof(vm->boot), "%s", def->boot[0] ? def->boot : "kernel");
     vm->vcpus = def->vcpus;
     vm->memory_mib = def->memory_mib;
     vm->autostart = def->autostart;
@@ -633,12 +666,25 @@ int api_check_vm_devices(const struct db_vm *vm, struct api_error *err)
 {
     json_t *disks;
     size_t nr_disks;
+    bool disk_boot = strcmp(vm->boot, "disk") == 0;
 
-    if (strcmp(vm->mode, "full") != 0)
-        return 0;
     disks = json_loads(vm->disks_json ? vm->disks_json : "[]", 0, NULL);
     nr_disks = json_array_size(disks);
     json_decref(disks);
+    /* What a patch can leave behind: the boot method without what it needs. */
+    if (disk_boot && nr_disks == 0)
+        return api_fail(err, API_ERR_UNPROCESSABLE,
+                        "disks: \"boot\": \"disk\" needs at least one disk to boot from");
+    if (disk_boot && (vm->kernel || vm->initrd || vm->cmdline))
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be null with \"boot\": \"disk\"",
+                        vm->kernel   ? "kernel"
+                        : vm->initrd ? "initrd"
+                                     : "cmdline");
+    if (!disk_boot && !vm->kernel)
+        return api_fail(err, API_ERR_UNPROCESSABLE,
+                        "kernel: is required with \"boot\": \"kernel\"");
+    if (strcmp(vm->mode, "full") != 0)
+        return 0;
     if (nr_disks > API_MAX_IDE_DISKS)
         return api_fail(err, API_ERR_UNPROCESSABLE,
                         "disks: mode full has at most %d disks (two IDE channels), not %zu",

@@ -325,6 +325,8 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
     if (cli_jstr(vm, "state_reason"))
         cli_kv("reason:", cli_jstr(vm, "state_reason"));
     cli_kv("mode:", cli_jstr(vm, "mode"));
+    if (cli_jstr(vm, "boot"))
+        cli_kv("boot:", cli_jstr(vm, "boot"));
     snprintf(buf, sizeof(buf), "%lld", cli_jint(vm, "vcpus"));
     cli_kv("vcpus:", buf);
     cli_format_mib(cli_jint(vm, "memory_mib"), buf);
@@ -797,6 +799,11 @@ static int create_opt(void *st, int id, const char *arg)
         json_object_set_new(o->def, id == CLI_OPT_FIRST + 10 ? "cpu_quota_pct" : "cpu_weight",
                             json_integer(n));
         break;
+    case 12:
+        if (strcmp(arg, "kernel") && strcmp(arg, "disk"))
+            return cli_usage_error(cmd, "--boot must be kernel or disk");
+        json_object_set_new(o->def, "boot", json_string(arg));
+        break;
     }
     return 0;
 }
@@ -816,6 +823,7 @@ static int cmd_create(struct cli_ctx *ctx, int argc, char **argv)
         {"from-file", required_argument, NULL, CLI_OPT_FIRST + 9},
         {"cpu-quota", required_argument, NULL, CLI_OPT_FIRST + 10},
         {"cpu-weight", required_argument, NULL, CLI_OPT_FIRST + 11},
+        {"boot", required_argument, NULL, CLI_OPT_FIRST + 12},
         {0},
     };
     const struct cli_command *cmd = cli_find_command("create");
@@ -846,8 +854,9 @@ static int cmd_create(struct cli_ctx *ctx, int argc, char **argv)
             rc = cli_usage_error(cmd, "missing NAME");
             goto out;
         }
-        if (!json_object_get(def, "kernel")) {
-            rc = cli_usage_error(cmd, "--kernel is required");
+        const char *boot = json_string_value(json_object_get(def, "boot"));
+        if (!json_object_get(def, "kernel") && !(boot && strcmp(boot, "disk") == 0)) {
+            rc = cli_usage_error(cmd, "--kernel is required (or --boot disk with a --disk)");
             goto out;
         }
     }
@@ -909,7 +918,7 @@ static json_t *set_value(char key[64], const char *value)
         return cli_json_bool(value);
     if (strcmp(key, "disks") == 0 || strcmp(key, "nics") == 0)
         return json_loads(value, JSON_DECODE_ANY, NULL);
-    if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0) &&
+    if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0 || strcmp(key, "kernel") == 0) &&
         (!*value || !strcmp(value, "null")))
         return json_null();
     return json_string(value);
@@ -1396,11 +1405,14 @@ const struct cli_command cli_commands[] = {
      "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]...]... "
      "[--autostart] "
      "[--cpu-quota PCT] [--cpu-weight N]\n"
+     "       vmctl create NAME --boot disk --disk PATH[,ro]... [--mode full|pv] ...\n"
      "       vmctl create [NAME] --from-file DEF.json",
      "Define a VM (it starts stopped).",
      "      --kernel PATH        guest kernel (bzImage or ELF64) under an image directory\n"
      "      --initrd PATH        initial ramdisk\n"
      "      --cmdline STR        kernel command line\n"
+     "      --boot kernel|disk   load --kernel (default), or start in firmware (SeaBIOS)\n"
+     "                           that boots the first disk's bootloader\n"
      "      --mode full|pv       machine mode (default pv)\n"
      "      --vcpus N            vCPUs (default 1)\n"
      "      --memory MIB         memory in MiB (default 256)\n"
@@ -1418,9 +1430,9 @@ const struct cli_command cli_commands[] = {
     {"show", cmd_show, "NAME", "Show a VM's definition and state.", NULL},
     {"set", cmd_set, "NAME KEY=VALUE...",
      "Change a VM (definition only while stopped; name, autostart, CPU limits any time).",
-     "  keys: name, mode, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
-     "        cpu_quota_pct, cpu_weight, disks and nics (as JSON arrays); initrd= or\n"
-     "        cmdline= clears them\n"},
+     "  keys: name, mode, boot, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
+     "        cpu_quota_pct, cpu_weight, disks and nics (as JSON arrays); kernel=, initrd=\n"
+     "        or cmdline= clears them (boot=disk kernel= switches to disk boot)\n"},
     {"limits", cli_cmd_limits, "NAME DEVICE [KEY=N]...",
      "Show or change a disk's or NIC's I/O limits (DEVICE: disk0.., net0..), also while it "
      "runs.",

@@ -36,8 +36,8 @@
 /* The columns of a VM row, in the order of enum vm_column. */
 #define VM_COLUMNS                                                                                 \
     "id, name, mode, vcpus, memory_mib, kernel, initrd, cmdline, disks, nics, autostart, "         \
-    "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "        \
-    "cpu_weight"
+    "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "         \
+    "cpu_weight, boot"
 
 enum vm_column {
     COL_ID,
@@ -59,6 +59,7 @@ enum vm_column {
     COL_WORKER_PID,
     COL_CPU_QUOTA_PCT,
     COL_CPU_WEIGHT,
+    COL_BOOT,
 };
 
 /*
@@ -72,10 +73,11 @@ enum vm_column {
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(VM_INSERT, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "   \
-                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14)")                                     \
-    X(VM_UPDATE, "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, " \
-                 "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "            \
-                 "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14 WHERE id = ?1")                                                 \
+                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15)")                      \
+    X(VM_UPDATE,                                                                                   \
+      "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, "            \
+      "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "                       \
+      "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15 WHERE id = ?1")         \
     X(VM_SET_STATE, "UPDATE vms SET state = ?2, state_reason = ?3, worker_pid = ?4, "              \
                     "updated_at = ?5, "                                                            \
                     "started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END "          \
@@ -105,10 +107,10 @@ enum vm_column {
     X(EV_SINCE, "SELECT id, ts, type, vm_id, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2") \
     /* The last id handed out, not max(id): that stays right once old events are pruned. */        \
     X(EV_LAST_ID, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")   \
-    /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */   \
+    /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */     \
     X(EV_OLDEST_ID, "SELECT coalesce((SELECT min(id) FROM events), "                               \
                     "(SELECT seq FROM sqlite_sequence WHERE name = 'events') + 1, 1)")             \
-    /* The oldest events, for the retention check in db_events_prune (?1: how many). */           \
+    /* The oldest events, for the retention check in db_events_prune (?1: how many). */            \
     X(EV_HEAD, "SELECT id, ts FROM events ORDER BY id LIMIT ?1")                                   \
     X(EV_DELETE_THROUGH, "DELETE FROM events WHERE id <= ?1")                                      \
     X(SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
@@ -294,7 +296,8 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     db__bind_int(st, 4, vm->vcpus, &rc);
     /* Above INT64_MAX it turns negative, which the CHECK refuses: good. */
     db__bind_int(st, 5, (int64_t)vm->memory_mib, &rc);
-    db__bind_text(st, 6, vm->kernel, &rc);
+    /* NOT NULL since 001: a disk-booted VM has '' (see 005_boot.sql). */
+    db__bind_text(st, 6, vm->kernel ? vm->kernel : "", &rc);
     db__bind_text(st, 7, vm->initrd, &rc);
     db__bind_text(st, 8, vm->cmdline, &rc);
     db__bind_text(st, 9, vm->disks_json ? vm->disks_json : "[]", &rc);
@@ -303,6 +306,7 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     db__bind_int(st, 12, now, &rc);
     db__bind_int(st, 13, vm->cpu_quota_pct, &rc);
     db__bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
+    db__bind_text(st, 15, vm->boot[0] ? vm->boot : "kernel", &rc);
     return rc;
 }
 
@@ -569,6 +573,8 @@ static int vm_from_row(struct db_store *db, sqlite3_stmt *st, struct db_vm *vm)
     if (!ret)
         ret = db__col_copy(db, st, COL_STATE, vm->state, sizeof(vm->state));
     if (!ret)
+        ret = db__col_copy(db, st, COL_BOOT, vm->boot, sizeof(vm->boot));
+    if (!ret && sqlite3_column_bytes(st, COL_KERNEL) > 0)
         ret = db__col_dup(db, st, COL_KERNEL, &vm->kernel);
     if (!ret)
         ret = db__col_dup(db, st, COL_INITRD, &vm->initrd);

@@ -115,6 +115,16 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
             return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
                         strerror(errno));
     }
+    if (vm->boot.firmware) {
+        /* Read-only, as a flash chip: guest writes exit and are dropped. */
+        region.slot = 2;
+        region.flags = KVM_MEM_READONLY;
+        region.guest_phys_addr = hv_x86_firmware_base(&vm->firmware);
+        region.memory_size = vm->firmware.size;
+        region.userspace_addr = (uintptr_t)vm->firmware.image;
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+            return fail(err, errlen, -errno, "mapping the firmware read-only: %s", strerror(errno));
+    }
     /*
      * The irqchip comes after the memory slots on purpose: once it exists, every
      * slot change waits for an SRCU grace period (measured: 0.15 ms before, 7 ms
@@ -148,7 +158,7 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
 
     uart8250_init(&vm->uart, p, UART8250_COM1_IRQ, cfg->console_write, cfg->console_opaque);
     i8042_init(&vm->i8042, p);
-    cmos_rtc_init(&vm->rtc, p, vm->mem.size);
+    cmos_rtc_init(&vm->rtc, p, vm->mem.size, vm->nr_vcpus);
     pci_bus_init(&vm->pci_bus, p);
     if ((rc = pci_host_init(&vm->pci, p, &vm->pci_bus)))
         return rc;
@@ -161,6 +171,26 @@ static int create_devices(struct hv_vm *vm, const struct hv_vm_config *cfg)
             return rc;
     }
     return pci_bus_register_windows(&vm->pci_bus, &vm->bus);
+}
+
+/* Firmware device paths of the first disk, as SeaBIOS builds them to match "bootorder". */
+#define BOOT_PATH_IDE    "/pci@i0cf8/ide@1/drive@0/disk@0"
+#define BOOT_PATH_VIRTIO "/pci@i0cf8/scsi@3/disk@0,0" /* SLOT_FIRST_DISK */
+
+/* The firmware's window on the machine: fw_cfg, filled like QEMU fills it. */
+static int create_fw_cfg(struct hv_vm *vm)
+{
+    int rc;
+
+    if ((rc = fw_cfg_init(&vm->fw_cfg, &vm->platform)))
+        return rc;
+    rc = hv_x86_firmware_describe(&vm->fw_cfg, vm->mem.size, vm->nr_vcpus,
+                                  !vm->nr_disks              ? NULL
+                                  : vm->mode == HV_MODE_FULL ? BOOT_PATH_IDE
+                                                             : BOOT_PATH_VIRTIO);
+    if (rc)
+        return rc;
+    return hv_bus_register(&vm->bus, HV_BUS_PIO, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &vm->fw_cfg.dev);
 }
 
 static int open_disks(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err, size_t errlen)
@@ -307,8 +337,10 @@ static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen
     for (unsigned i = 0; i < cfg->nr_nics; i++)
         if (!hv_io_limits_valid(&cfg->nics[i].limits))
             return fail(err, errlen, -EINVAL, "NIC %u: I/O limits out of bounds", i + 1);
-    if (!cfg->kernel)
-        return fail(err, errlen, -EINVAL, "no kernel given");
+    if (!cfg->kernel && !cfg->firmware)
+        return fail(err, errlen, -EINVAL, "no kernel or firmware given");
+    if (cfg->kernel && cfg->firmware)
+        return fail(err, errlen, -EINVAL, "a kernel or a firmware, not both");
     return 0;
 }
 
@@ -360,19 +392,31 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
              (unsigned long long)cfg->memory_mib, strerror(-rc));
         goto err_vm;
     }
-    rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
-                            cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
-                            &vm->boot, err, errlen);
-    if (rc)
-        goto err_vm;
-    if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||
-        (rc = hv_x86_write_boot_tables(&vm->mem))) {
-        fail(err, errlen, rc, "too little memory for the boot tables");
-        goto err_vm;
+    if (cfg->firmware) {
+        rc = hv_x86_firmware_load(cfg->firmware, cfg->firmware_has_fd ? cfg->firmware_fd : -1,
+                                  &vm->firmware, err, errlen);
+        if (rc)
+            goto err_vm;
+        vm->boot.firmware = true;
+        if ((rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
+            fail(err, errlen, rc, "too little memory for the firmware");
+            goto err_vm;
+        }
+    } else {
+        rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
+                                cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
+                                &vm->boot, err, errlen);
+        if (rc)
+            goto err_vm;
+        if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||
+            (rc = hv_x86_write_boot_tables(&vm->mem))) {
+            fail(err, errlen, rc, "too little memory for the boot tables");
+            goto err_vm;
+        }
     }
     if ((rc = open_kvm(vm, cfg, err, errlen)) || (rc = create_machine(vm, err, errlen)))
         goto err_vm;
-    if ((rc = create_devices(vm, cfg))) {
+    if ((rc = create_devices(vm, cfg)) || (vm->boot.firmware && (rc = create_fw_cfg(vm)))) {
         fail(err, errlen, rc, "device setup: %s", strerror(-rc));
         goto err_vm;
     }
@@ -599,6 +643,8 @@ void hv_vm_destroy(struct hv_vm *vm)
         rate_limiter_destroy(&vm->nic_limits[i][1]);
     }
     hv_guest_mem_destroy(&vm->mem);
+    hv_x86_firmware_free(&vm->firmware);
+    fw_cfg_destroy(&vm->fw_cfg);
     hv_bus_destroy(&vm->bus);
     hv__platform_destroy(vm);
     pthread_cond_destroy(&vm->ctl_cond);

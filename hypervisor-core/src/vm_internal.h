@@ -11,9 +11,11 @@
 #include "exit_dispatch.h"
 #include "guest_mem.h"
 #include "arch/x86/boot.h"
+#include "arch/x86/firmware.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_ports.h"
+#include "devices/legacy/fw_cfg.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/pci_host.h"
 #include "devices/legacy/uart8250.h"
@@ -44,6 +46,7 @@ struct hv_vm {
     size_t run_size;
     struct hv_guest_mem mem;
     struct hv_x86_boot boot;
+    struct hv_x86_firmware firmware; /* firmware boot: the image mapped below 4 GiB */
 
     struct hv_bus bus;
     struct hv_platform platform;
@@ -57,6 +60,7 @@ struct hv_vm {
     struct acpi_pm acpi_pm;
     struct debug_exit debug_exit;
     struct post_code post_code;
+    struct fw_cfg fw_cfg; /* firmware boot only */
 
     struct block_image disks[HV_MAX_DISKS];
     unsigned nr_disks;

@@ -2,7 +2,8 @@
  * libFuzzer harness for the machine's legacy port-I/O devices through the
  * port bus, registered exactly as vm.c's create_devices() does: the 8250
  * UART at COM1, the i8042, the CMOS RTC, the 0xCF8 PCI host bridge (with an
- * empty PCI bus), the ACPI PM block, the debug-exit and POST ports. The
+ * empty PCI bus), the ACPI PM block, the debug-exit and POST ports, and
+ * fw_cfg filled as for a firmware boot (the files SeaBIOS reads). The
  * input is a program of port reads and writes of 1, 2, 4 (and 8, which the
  * bus passes on, as it does for MMIO) bytes, host console input for the UART, and device
  * resets. The clocks the RTC and the PM timer read are fixed, so that inputs
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "arch/x86/firmware.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_ports.h"
@@ -36,6 +38,7 @@ struct machine {
     struct acpi_pm pm;
     struct debug_exit debug_exit;
     struct post_code post;
+    struct fw_cfg fw_cfg;
 };
 
 static time_t fixed_time(void)
@@ -59,10 +62,11 @@ static const uint16_t ports[] = {
     0x60,  0x61,  0x62,  0x63,  0x64,                       /* i8042 (and port B) */
     0x70,  0x71,                                            /* CMOS RTC */
     0xcf8, 0xcf9, 0xcfa, 0xcfb, 0xcfc, 0xcfd, 0xcfe, 0xcff, /* PCI host */
-    0x600, 0x601, 0x602, 0x603, 0x604, 0x605, 0x606, 0x607,
-    0x608, 0x609, 0x60a, 0x60b,                             /* ACPI PM */
-    0x501, 0x80,                                            /* debug exit, POST */
-    0x3f7, 0x400, 0x5ff, 0x60c, 0x502, 0xcf7, 0xd00, 0x7f,  /* just outside */
+    0x600, 0x601, 0x602, 0x603, 0x604, 0x605, 0x606, 0x607, 0x608, 0x609,
+    0x60a, 0x60b,                                                         /* ACPI PM */
+    0x501, 0x80,                                                          /* debug exit, POST */
+    0x510, 0x511,                                                         /* fw_cfg */
+    0x3f7, 0x400, 0x5ff, 0x60c, 0x502, 0xcf7, 0xd00, 0x7f,  0x50f, 0x512, /* just outside */
 };
 #define NR_PORTS (sizeof(ports) / sizeof(ports[0]))
 
@@ -75,10 +79,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t base, len;
         struct hv_device *dev;
     } map[] = {
-        {UART8250_COM1_BASE, 8, &m.uart.dev},  {I8042_BASE, I8042_LEN, &m.kbd.dev},
-        {CMOS_RTC_BASE, CMOS_RTC_LEN, &m.rtc.dev}, {PCI_HOST_BASE, PCI_HOST_LEN, &m.host.dev},
-        {ACPI_PM_BASE, ACPI_PM_LEN, &m.pm.dev}, {DEBUG_EXIT_PORT, 1, &m.debug_exit.dev},
+        {UART8250_COM1_BASE, 8, &m.uart.dev},
+        {I8042_BASE, I8042_LEN, &m.kbd.dev},
+        {CMOS_RTC_BASE, CMOS_RTC_LEN, &m.rtc.dev},
+        {PCI_HOST_BASE, PCI_HOST_LEN, &m.host.dev},
+        {ACPI_PM_BASE, ACPI_PM_LEN, &m.pm.dev},
+        {DEBUG_EXIT_PORT, 1, &m.debug_exit.dev},
         {POST_CODE_PORT, 1, &m.post.dev},
+        {FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &m.fw_cfg.dev},
     };
 
     /* A fresh machine per input, in vm.c's order. */
@@ -88,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     uart8250_init(&m.uart, p, UART8250_COM1_IRQ, console_discard, NULL);
     i8042_init(&m.kbd, p);
-    cmos_rtc_init(&m.rtc, p, 256ull << 20);
+    cmos_rtc_init(&m.rtc, p, 256ull << 20, 1);
     m.rtc.now = fixed_time;
     pci_bus_init(&m.pb, p);
     if (pci_host_init(&m.host, p, &m.pb) != 0)
@@ -97,6 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.pm.now_ns = fixed_ns;
     debug_exit_init(&m.debug_exit, p);
     post_code_init(&m.post, p);
+    if (fw_cfg_init(&m.fw_cfg, p) != 0 ||
+        hv_x86_firmware_describe(&m.fw_cfg, 256ull << 20, 2, "/pci@i0cf8/*@3") != 0)
+        abort();
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (hv_bus_register(&m.bus, HV_BUS_PIO, map[i].base, map[i].len, map[i].dev) != 0)
             abort();
@@ -131,5 +142,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     hv_bus_destroy(&m.bus);
+    fw_cfg_destroy(&m.fw_cfg);
     return 0;
 }

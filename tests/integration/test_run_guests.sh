@@ -112,6 +112,30 @@ for bad in "--vcpus 0" "--vcpus 65" "--memory 8" "--mode hvm" "--bogus"; do
     check "usage error '$bad': status 2" $([[ $rc -eq 2 ]] && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
 done
 
+# --firmware instead of --kernel: what a user gets wrong, each one line.
+FW=/usr/share/seabios/bios-256k.bin
+truncate -s 1M "$tmp/blank.img"
+for bad in "--firmware $FW" "--firmware $FW --disk $tmp/blank.img --kernel /etc/hostname" \
+           "--firmware $FW --disk $tmp/blank.img --cmdline quiet" "--disk $tmp/blank.img"; do
+    timeout 10 "$VMMD" run $bad </dev/null >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    check "usage error '${bad//$tmp\//}': status 2, one line" $([[ $rc -eq 2 ]] && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+done
+timeout 10 "$VMMD" run --firmware /etc/hostname --disk "$tmp/blank.img" </dev/null >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "not a firmware image: status 1, one line" \
+    $([[ $rc -eq 1 ]] && grep -q "not a firmware image" "$tmp/err" && [[ $(wc -l <"$tmp/err") -eq 1 ]]; echo $?)
+if [[ -f $FW ]]; then
+    # Real firmware code on a PVM host runs through KVM's emulator: SeaBIOS takes a few seconds.
+    timeout 30 "$VMMD" run --firmware "$FW" --disk "$tmp/blank.img" --memory 64 </dev/null >"$tmp/out" 2>"$tmp/err" &
+    fwpid=$!
+    for _ in $(seq 300); do grep -q "Boot failed: not a bootable disk" "$tmp/out" && break; sleep 0.1; done
+    check "SeaBIOS starts, prints on COM1 and finds the disk blank" \
+        $(grep -q "SeaBIOS (version" "$tmp/out" && grep -q "Boot failed: not a bootable disk" "$tmp/out"; echo $?)
+    kill "$fwpid" 2>/dev/null
+    wait "$fwpid" 2>/dev/null
+fi
+
 # The full-mode IDE disk (PIIX3, ata_piix's view): the ide guest reads a 4 MiB image by PIO
 # and DMA, writes it, and sees a read-only image refuse writes. Sector s of the image is
 # "VMMDSECT", s as a little-endian 64-bit number, then bytes (s + i) & 0xff (perl is essential

@@ -97,6 +97,21 @@ check "set out of range -> exit 1 naming the field" $([[ $rc == 1 ]] && grep -q 
 v set idle novalue
 check "set without = -> exit 2" $([[ $rc == 2 ]]; echo $?)
 v set idle vcpus=1 autostart=false
+v create fwvm --boot disk --mode full --memory 32 --disk "$GUESTS/guest-hello.elf,ro" -o json
+check "create --boot disk (no kernel)" $([[ $rc == 0 && $(jout .boot) == disk && $(jout .kernel) == null ]]; echo $?)
+v create fwvm2 --boot disk
+check "create --boot disk without a disk -> exit 1 naming disks" $([[ $rc == 1 ]] && grep -q "disks:" "$tmp/err"; echo $?)
+v create fwvm2 --boot floppy --disk "$GUESTS/guest-hello.elf"
+check "create --boot floppy -> exit 2" $([[ $rc == 2 ]]; echo $?)
+v show fwvm
+check "show: boot disk" $([[ $rc == 0 ]] && grep -q "^boot: *disk" "$tmp/out"; echo $?)
+v set fwvm boot=kernel
+check "set boot=kernel without a kernel -> exit 1 naming kernel" $([[ $rc == 1 ]] && grep -q "kernel:" "$tmp/err"; echo $?)
+v set fwvm boot=kernel kernel="$GUESTS/guest-idle.elf" -o json
+check "set boot=kernel kernel=K" $([[ $rc == 0 && $(jout .boot) == kernel ]]; echo $?)
+v set fwvm boot=disk kernel= -o json
+check "set boot=disk kernel= (back to disk boot)" $([[ $rc == 0 && $(jout .boot) == disk && $(jout .kernel) == null ]]; echo $?)
+v delete fwvm
 v create capped --kernel "$GUESTS/guest-idle.elf" --memory 32 --cpu-quota 50 --cpu-weight 300 -o json
 check "create with CPU limits" $([[ $rc == 0 && $(jout .cpu_quota_pct) == 50 && $(jout .cpu_weight) == 300 ]]; echo $?)
 v set capped cpu_quota_pct=0 cpu_weight=100 -o json

@@ -11,27 +11,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
-RUNS=${BENCH_RUNS:-3}
 VCPUS=2 TIMEOUT=${LAB_TIMEOUT:-240}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
-
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --vmmd) VMMD=${2:?}; shift 2 ;;
-        --vcpus) VCPUS=${2:?}; shift 2 ;;
-        --timeout) TIMEOUT=${2:?}; shift 2 ;;
-        --cache) CACHE=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench_boot.sh: unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench_boot.sh: BENCH_RUNS must be a positive integer" >&2; exit 2; }
-
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    echo "bench_boot.sh: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2
-    exit 77
-fi
+lab_bench_options "$0" "$@"
 HAVE_VMMD=1
 if [[ ! -x $VMMD ]]; then
     echo "bench_boot.sh: WARNING: vmmd binary not found at $VMMD (--vmmd PATH); measuring QEMU only" >&2
@@ -41,7 +25,6 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-lab-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-median() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 field() { grep -a -o " $1=[^ ]*" | head -n1 | cut -d= -f2; }
 
 declare -A MED
@@ -74,9 +57,9 @@ for cfg in "vmmd pv" "qemu-pv pv" "vmmd full" "qemu-full full"; do
             echo "bench: $vmm $mode run $i FAILED (rc=$rc): ${res:-no LAB-RESULT}; log kept in ${TMPDIR:-/tmp}/vmmd-lab-bench-fail-$vmm-$mode-$i.log" >&2
         fi
     done
-    MED[$key]=$(median < "$TMP/t")
+    MED[$key]=$(lab_median < "$TMP/t")
     echo "BENCH boot_to_init vmm=$vmm mode=$mode vcpus=$VCPUS runs=$RUNS failed=$fails" \
-         "median_l2_init_s=${MED[$key]} median_l2_uptime_s=$(median < "$TMP/u")" \
+         "median_l2_init_s=${MED[$key]} median_l2_uptime_s=$(lab_median < "$TMP/u")" \
          "all_l2_init_s=$(paste -sd, "$TMP/t")"
 done
 

@@ -116,14 +116,25 @@ console_reader() {
     done
 }
 
+# QEMU starts in its own SeaBIOS unless the lab names other firmware.
+QEMU_BIOS=''
+[ "$BOOT" = disk ] && [ "$FIRMWARE" != /usr/share/seabios/bios-256k.bin ] && QEMU_BIOS="-bios $FIRMWARE"
 # run_vmm VMM MODE CMDLINE: one L2, console on stdout; returns the VMM's status.
+# BOOT=disk: L2 starts in firmware and boots its disk (CMDLINE is then unused).
 run_vmm() {
     local cmdline=$3
     case $1 in
     vmmd)
+        if [ "$BOOT" = disk ]; then
+            set -- "$2" --firmware "$FIRMWARE"
+        else
+            set -- "$2" --kernel /l2/vmlinuz --initrd /l2/initrd --cmdline "$cmdline"
+        fi
+        local mode=$1
+        shift
         # Sandboxed as the daemon's workers are: real Linux exercises the filters.
-        /vmmd run --kernel /l2/vmlinuz --initrd /l2/initrd --cmdline "$cmdline" \
-            --mode "$2" --vcpus "$VCPUS" --memory "$L2_MEM" --stats --sandbox-uid 4242 \
+        /vmmd run "$@" \
+            --mode "$mode" --vcpus "$VCPUS" --memory "$L2_MEM" --stats --sandbox-uid 4242 \
             ${DISK_PATH:+--disk $DISK_PATH} $([ "$NET" = 1 ] && echo --nic tap=tap0)
         ;;
     qemu-pv|qemu-vhost)
@@ -140,16 +151,19 @@ run_vmm() {
         else
             set -- -M "microvm$MICROVM_OPTS" -cpu host
         fi
+        if [ "$BOOT" = disk ]; then set -- "$@" -boot c $QEMU_BIOS
+        else set -- "$@" -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"; fi
         qemu-system-x86_64 -accel kvm "$@" -smp "$VCPUS" -m "$L2_MEM" \
-            -nodefaults -no-user-config -display none -serial stdio -no-reboot \
-            -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"
+            -nodefaults -no-user-config -display none -serial stdio -no-reboot
         ;;
     qemu-full)
+        if [ "$BOOT" = disk ]; then set -- -boot c $QEMU_BIOS
+        else set -- -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"; fi
         qemu-system-x86_64 -accel kvm -M pc -cpu host,-hypervisor,kvm=off -smp "$VCPUS" -m "$L2_MEM" \
             -nodefaults -no-user-config -display none -vga none -serial stdio -no-reboot \
             ${DISK_PATH:+-drive file=$DISK_PATH,format=raw,if=ide} \
             $([ "$NET" = 1 ] && echo -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device e1000,netdev=n0,romfile=) \
-            -kernel /l2/vmlinuz -initrd /l2/initrd -append "$cmdline"
+            "$@"
         ;;
     esac
 }

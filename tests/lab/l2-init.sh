@@ -10,6 +10,8 @@
 #                            and read a line from /dev/hvc0), rng (read /dev/hwrng),
 #                            net (ping 10.0.2.1 from 10.0.2.2 on eth0),
 #                            diskbench (read the whole disk lab.runs times),
+#                            bootdisk (the disk it booted from: its ISO volume label
+#                            and MBR signature, and whether the firmware gave ACPI),
 #                            iperf (iperf3 to L1's server at 10.0.2.1 for lab.iperf_s
 #                            seconds, L2 sending then receiving, lab.runs times each;
 #                            "LAB: iperf dir=send|recv run=R mbps=M" with the
@@ -19,7 +21,7 @@
 #                            "hello-from-<hostname>" with httpd and waits to be stopped;
 #                            client resolves web.<domain>, pings it by name and pings
 #                            lab.outside; iso pings lab.outside, which must fail)
-#   lab.disk=vda|sda  lab.token=WORD  lab.tag=WORD  lab.runs=N  lab.role=..  lab.outside=IP
+#   lab.disk=vda|sda|auto (auto: whichever appears first)  lab.token=WORD  lab.tag=WORD  lab.runs=N  lab.role=..  lab.outside=IP
 # Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
 export PATH=/bin:/sbin:/usr/bin
 mount -t proc proc /proc
@@ -67,8 +69,16 @@ if [ -n "$MODS" ]; then
     echo "LAB: modules=$MODS loaded=$loaded"
 fi
 
+if [ "$DISK" = auto ]; then
+    i=0 DISK=''
+    while [ -z "$DISK" ] && [ $i -lt 200 ]; do
+        for d in vda sda; do [ -e /dev/$d ] && DISK=$d; done
+        [ -n "$DISK" ] || usleep 100000
+        i=$((i + 1))
+    done
+fi
 DEV=/dev/${DISK:-vda} DEV_OK=0
-if has_test disk || has_test diskbench; then
+if has_test disk || has_test diskbench || has_test bootdisk; then
     if wait_for $DEV 20; then
         DEV_OK=1
         echo "LAB: disk_dev=${DEV#/dev/} sectors=$(cat /sys/block/${DEV#/dev/}/size)"
@@ -90,6 +100,17 @@ if has_test disk && [ $DEV_OK = 1 ]; then
     else
         echo "LAB: disk_mount=failed"; dmesg | tail -n 15
     fi
+fi
+
+if has_test bootdisk && [ $DEV_OK = 1 ]; then
+    # ISO 9660's volume identifier (sector 16, byte 40) and the MBR's 55 aa.
+    echo "LAB: bootdisk_label=$(dd if=$DEV bs=1 skip=32808 count=8 2>/dev/null)"
+    echo "LAB: bootdisk_mbr=$(dd if=$DEV bs=1 skip=510 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')"
+    if [ -e /sys/firmware/acpi/tables/DSDT ]; then acpi=yes; else acpi=no; fi
+    echo "LAB: acpi=$acpi"
+    # What the firmware's SMBIOS tables tell the guest about the machine.
+    d=/sys/class/dmi/id
+    echo "LAB: dmi bios_vendor=$(cat $d/bios_vendor 2>/dev/null | tr ' ' _) sys_vendor=$(cat $d/sys_vendor 2>/dev/null | tr ' ' _) product=$(cat $d/product_name 2>/dev/null | tr ' ' _)"
 fi
 
 if has_test hvc; then

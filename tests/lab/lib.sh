@@ -67,3 +67,34 @@ lab_copy_with_libs() {
     done < <(LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$bin" 2>/dev/null \
              | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
 }
+
+# lab_median: the median of the numbers on stdin, one a line (NA when none).
+lab_median() {
+    sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# lab_bench_options SCRIPT ARGS...: what the lab benchmarks take, into VMMD,
+# VCPUS, TIMEOUT and CACHE (set their defaults first), and BENCH_RUNS into
+# RUNS (default 3); --help prints SCRIPT's header. Exits on a usage error, and
+# with 77 (skip) when qemu-system-x86_64 is missing.
+lab_bench_options() {
+    local script=$1 name
+    name=$(basename "$1")
+    shift
+    RUNS=${BENCH_RUNS:-3}
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --vmmd) VMMD=${2:?}; shift 2 ;;
+            --vcpus) VCPUS=${2:?}; shift 2 ;;
+            --timeout) TIMEOUT=${2:?}; shift 2 ;;
+            --cache) CACHE=${2:?}; shift 2 ;;
+            -h|--help) sed -n '2,/^set -euo/p' "$script" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+            *) echo "$name: unknown argument: $1" >&2; exit 2 ;;
+        esac
+    done
+    [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "$name: BENCH_RUNS must be a positive integer" >&2; exit 2; }
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        echo "$name: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2
+        exit 77
+    fi
+}

@@ -5,17 +5,19 @@
 # then runs each L2 VMM of --vmm in turn (our `vmmd run`, or QEMU for
 # comparison) on the same kernel + a busybox initramfs (see prepare.sh). All
 # console output (L1 and L2) goes to stdout, then one line per L2 launch:
-#   LAB-RESULT vmm=.. mode=.. vcpus=.. l2_init_s=.. status=.. [more key=value]
+#   LAB-RESULT vmm=.. mode=.. vcpus=.. boot=kernel|disk l2_init_s=.. status=.. [more key=value]
 # l2_init_s is host wall clock from the arrival of L1's "LAB: L1 launching L2"
 # line to the arrival of L2's "LAB: L2 init reached" line (does not depend on
-# any guest clock being right under TCG/nested virt).
+# any guest clock being right under TCG/nested virt); with --boot disk that is
+# firmware, bootloader and kernel together.
 #
 # Usage: run.sh --vmm LAUNCH[,LAUNCH...] [--mode full|pv] [--vcpus N]
 #               [--vmmd PATH] [--timeout S] [--memory MIB] [--cache DIR]
 #               [--l2-append "ARGS"] [--l2-verbose] [--keep] [--log FILE]
 #               [--disk IMG] [--disk-in-ram] [--net] [--l2-tests LIST]
 #               [--token WORD] [--runs N] [--l2-kernel cloud|generic]
-#               [--l1-kernel cloud|generic] [--iperf-time S]
+#               [--l1-kernel cloud|generic] [--iperf-time S] [--boot kernel|disk]
+#               [--firmware FILE]
 #   LAUNCH is vmmd, qemu-pv, qemu-vhost or qemu-full, optionally :MODE
 #   (vmmd:full); a launch without a mode takes --mode (vmmd: default pv).
 #   qemu-vhost is qemu-pv with its virtio-net on the kernel's vhost-net
@@ -26,6 +28,12 @@
 #     IDE in full), so what L2 writes lands in IMG.
 #   --disk-in-ram: L1 copies the disk into a file in its RAM, reads it --runs
 #     times itself (LAB: native_dd) and gives the copy to L2 (IMG unchanged).
+#   --boot disk: L2 starts in SeaBIOS (vmmd --firmware, QEMU's own) and boots
+#     from --disk IMG (make_boot_disk.sh's image) instead of being given the
+#     kernel; the kernel command line is then the one on the disk.
+#   --firmware FILE: what vmmd starts in with --boot disk (default
+#     /usr/share/seabios/bios-256k.bin; e.g. /usr/share/ovmf/OVMF.fd for UEFI);
+#     QEMU gets it as -bios when it is not the default.
 #   --net: L1 makes tap0 (10.0.2.1/24) for the L2 VMM (vmmd --nic tap=tap0).
 #   --l2-tests LIST: checks L2 runs (l2-init.sh: disk,hvc,rng,net,diskbench);
 #     L2 loads the virtio modules in pv mode, the IDE ones in full mode.
@@ -64,7 +72,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 LOG='' VMM='' MODE='' VCPUS=2 TIMEOUT=240 L2_MEM=256 L2_APPEND='' L2_QUIET=quiet KEEP=0
-DISK_IMG='' DISK_MODE='' NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
+DISK_IMG='' DISK_MODE='' BOOT=kernel FIRMWARE=/usr/share/seabios/bios-256k.bin NET=0 L2_TESTS='' TOKEN='' RUNS=3 L2_KERNEL=cloud L1_KERNEL=cloud IPERF_TIME=4
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 L1_MEM=${LAB_L1_MEM:-2048}
@@ -89,6 +97,8 @@ while [[ $# -gt 0 ]]; do
         --disk) DISK_IMG=${2:?}; DISK_MODE=${DISK_MODE:-dev}; shift 2 ;;
         --disk-in-ram) DISK_MODE=ram; shift ;;
         --net) NET=1; shift ;;
+        --boot) BOOT=${2:?}; shift 2 ;;
+        --firmware) FIRMWARE=${2:?}; shift 2 ;;
         --l2-tests) L2_TESTS=${2:?}; shift 2 ;;
         --token) TOKEN=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
@@ -126,6 +136,9 @@ IPERF=0
 [[ ,$L2_TESTS, == *,iperf,* ]] && IPERF=1 NET=1
 [[ $L2_TESTS =~ ^[a-z,]*$ ]] || die "--l2-tests is a comma-separated list of names"
 [[ -z $DISK_MODE || -n $DISK_IMG ]] || die "--disk-in-ram needs --disk IMG"
+[[ $BOOT == kernel || $BOOT == disk ]] || die "--boot is kernel or disk, not '$BOOT'"
+[[ $BOOT == kernel || -n $DISK_IMG ]] || die "--boot disk needs --disk IMG"
+[[ $BOOT == kernel || -f $FIRMWARE ]] || die "--boot disk needs $FIRMWARE (apt-get install seabios, or ovmf)"
 [[ -z $DISK_IMG || -f $DISK_IMG ]] || die "--disk $DISK_IMG: no such file"
 TOKEN=${TOKEN:-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
 [[ $TOKEN =~ ^[A-Za-z0-9_.-]+$ ]] || die "--token must be one word of [A-Za-z0-9_.-]"
@@ -182,6 +195,9 @@ if [[ $NEED_VMMD == 1 ]]; then
     copy_with_libs "$VMMD" /vmmd
     VMM_DESC=$VMMD
 fi
+if [[ $BOOT == disk ]]; then
+    mkdir -p "$R${FIRMWARE%/*}" && cp "$FIRMWARE" "$R$FIRMWARE"
+fi
 if [[ $NEED_QEMU == 1 ]]; then
     copy_with_libs "$QEMU" /usr/bin/qemu-system-x86_64
     # Firmware: qemu looks in <bindir>/../share/qemu, ../share/seabios, ../lib/ipxe/qemu.
@@ -206,6 +222,8 @@ L2_MEM='$L2_MEM'
 L2_CMDLINE='$L2_CMDLINE'
 MICROVM_OPTS='${LAB_MICROVM_OPTS-,rtc=on}'
 DISK='$DISK_MODE'
+BOOT='$BOOT'
+FIRMWARE='$FIRMWARE'
 NET='$NET'
 L2_TESTS='$L2_TESTS'
 TOKEN='$TOKEN'
@@ -305,7 +323,7 @@ for l in $LAUNCHES; do
     # Host arrival times of L2's marks, for timing that trusts no guest clock.
     awk -v k="iperf.$i" -v n="$i" -v l="$l" '$1 == k {sub(/:/, " mode=", l); $1 = ""; printf "LAB-IPERF launch=%s vmm=%s%s\n", n, l, $0}' "$STAMPS"
     awk -v p="mark.$i." -v n="$i" 'index($1, p) == 1 {printf "LAB-MARK launch=%s name=%s host_t=%s\n", n, substr($1, length(p) + 1), $2}' "$STAMPS"
-    echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
+    echo "LAB-RESULT vmm=${l%%:*} mode=${l#*:} vcpus=$VCPUS boot=$BOOT l2_init_s=$(diff_s "$LAUNCH" "$L2INIT") status=${STATUS:-none}" \
          "result=$RESULT l1_init_s=$(diff_s "$T0" "$(get l1_init)") l2_uptime_s=${L2_UPTIME:-NA}" \
          "l2_total_s=$(diff_s "$LAUNCH" "$L2DONE") total_s=$(diff_s "$T0" "$T_END") qemu_rc=$QRC l1_smp=$L1_SMP tcg=$TCG_THREAD"
     case $RESULT in

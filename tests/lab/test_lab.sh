@@ -18,7 +18,15 @@
 #         1-vCPU full run boots Debian's *generic* kernel as L2 (the cloud one
 #         has no e1000 driver) and also pings L1 over tap0 through the stock
 #         e1000 driver on vmmd's emulated 82540EM (INTx through the _PRT).
+# Disk boot (issue 14), one L1 run with two launches, full then pv, 1 vCPU:
+#   L2 starts in SeaBIOS, which boots a hybrid ISO (make_boot_disk.sh: GRUB on
+#   the serial console, the lab's L2 kernel and initramfs) from the IDE disk
+#   (full) or virtio-blk (pv); checks the firmware and GRUB output on the
+#   console, L2 init reached, its boot disk read back (volume label, MBR),
+#   ACPI present (from fw_cfg) and the power-off through it (VMM exit 0), and
+#   in full mode the hypervisor flag clear and no hypervisor's name in SMBIOS.
 # Usage: test_lab.sh [--vmmd PATH] [--vmm vmmd|qemu] [--quick] [--timeout S] [--cache DIR]
+#                    [--only-disk-boot]
 #   --vmm qemu runs the same checks against QEMU (qemu-pv / qemu-full) to
 #   validate the lab itself (QEMU pv: -M pc with virtio-pci devices, no hvc
 #   check); --quick skips the full-mode 2-vCPU run.
@@ -31,7 +39,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
-WHICH=vmmd QUICK=0 TIMEOUT=${LAB_TIMEOUT:-240}
+WHICH=vmmd QUICK=0 DISK_BOOT_ONLY=0 TIMEOUT=${LAB_TIMEOUT:-240}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
 
 while [[ $# -gt 0 ]]; do
@@ -39,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --vmmd) VMMD=${2:?}; shift 2 ;;
         --vmm) WHICH=${2:?}; shift 2 ;;
         --quick) QUICK=1; shift ;;
+        --only-disk-boot) DISK_BOOT_ONLY=1; shift ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
         --cache) CACHE=${2:?}; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -200,6 +209,57 @@ device_checks() {
     fi
 }
 
+# Both modes in one L1 run: a launch's lines are those between its "launching" and "L2 done".
+disk_boot_cases() {
+    local log=$LOGDIR/disk-boot.log iso rc=0 launches=vmmd:full,vmmd:pv
+    [[ $WHICH == qemu ]] && launches=qemu-full,qemu-pv
+    iso=$("$HERE/make_boot_disk.sh" "$CACHE" cloud) || { check "disk boot: image built" 1; return; }
+    cp "$iso" "$LOGDIR/boot.iso"   # the cache's copy stays as built
+    echo "=== disk boot: $launches from $(basename "$iso") (log: $log, kept on failure)"
+    "$HERE/run.sh" --vmm "$launches" ${VMMD:+--vmmd "$VMMD"} --boot disk --disk "$LOGDIR/boot.iso" \
+        --vcpus 1 --timeout "$TIMEOUT" --cache "$CACHE" > "$log" 2>"$log.err" || rc=$?
+    grep -a '^LAB-RESULT' "$log" 2>/dev/null || true
+    local before=$FAILED n=0 mode part v
+    check "disk boot: run finished before timeout" "$(isnt "$rc" 124)" "run.sh exit $rc"
+    for mode in full pv; do
+        n=$((n + 1)); part=$LOGDIR/disk-boot-$mode.log
+        awk -v n=$n '/LAB: L1 launching L2/ {i++} i == n {print} i == n && /LAB: L2 done/ {exit}' "$log" > "$part"
+        check "disk boot $mode: SeaBIOS on the console" "$(grep -aq 'SeaBIOS (version' "$part" && echo 0 || echo 1)"
+        check "disk boot $mode: GRUB on the console" "$(grep -aq "Booting \`vmmd lab L2'" "$part" && echo 0 || echo 1)"
+        v=$(value "L2 init reached uptime" "$part")
+        check "disk boot $mode: L2 init reached" "$([[ -n $v ]] && echo 0 || echo 1)" "uptime=${v:-none}"
+        v=$(value bootdisk_label "$part")
+        check "disk boot $mode: L2 reads its boot disk" "$(is "$v" VMMDBOOT)" "label ${v:-none}, mbr $(value bootdisk_mbr "$part")"
+        v=$(value disk_dev "$part")
+        check "disk boot $mode: through $([[ $mode == full ]] && echo IDE || echo virtio-blk)" \
+            "$(is "$v" "$([[ $mode == full ]] && echo sda || echo vda)")" "got ${v:-none}"
+        v=$(value acpi "$part")
+        check "disk boot $mode: ACPI tables from the firmware" "$(is "$v" yes)" "got ${v:-none}"
+        if [[ $mode == full ]]; then
+            v=$(value hypervisor_flag "$part")
+            check "disk boot $mode: hypervisor_flag=no" "$(is "$v" no)" "got ${v:-none}"
+            # SeaBIOS's own default, "Bochs", is on systemd-detect-virt's list.
+            v=$(grep -a -o 'LAB: dmi .*' "$part" | head -n1 | tr -d '\r')
+            check "disk boot $mode: SMBIOS names no known hypervisor" \
+                "$([[ -n $v && ! $v =~ Bochs|QEMU|KVM ]] && echo 0 || echo 1)" "${v#LAB: dmi }"
+        fi
+        v=$(value "vmm exit status" "$part")
+        check "disk boot $mode: powered off through ACPI, vmm exit status=0" "$(is "$v" 0)" "got ${v:-none}"
+    done
+    if [[ $FAILED != "$before" ]]; then
+        cp "$log" "${TMPDIR:-/tmp}/vmmd-lab-fail-disk-boot.log" 2>/dev/null || true
+        echo "--- last 40 console lines (disk boot; full log: ${TMPDIR:-/tmp}/vmmd-lab-fail-disk-boot.log)"
+        tail -n 40 "$log" | tr -d '\r'; tail -n 5 "$log.err"; echo "---"
+    fi
+}
+
+if [[ $DISK_BOOT_ONLY == 1 ]]; then
+    disk_boot_cases
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED == 0 ]]
+    exit
+fi
+
 if [[ $WHICH == vmmd ]]; then
     run_case pv 2 disk,hvc,rng,net,irq
     # Legacy INTx through the _PRT and the IOAPIC, as a kernel without MSI uses it.
@@ -210,6 +270,7 @@ fi
 # The emulated e1000 needs the generic kernel's driver; the 2-vCPU run keeps the cloud kernel.
 L2K=generic run_case full 1 disk,net
 [[ $QUICK == 1 ]] || run_case full 2
+disk_boot_cases
 
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED == 0 ]]

@@ -125,6 +125,9 @@ static const struct vmmd_opt serve_options[] = {
      .metavar = "WORD",
      .help = "names what managed networks make on the host: the nftables table inet WORD and "
              "bridges WORD-<network>; 1 to 5 of [a-z0-9]; default vmmd"},
+    {.name = "firmware", .type = VMMD_OPT_STRING, .offset = OFF(firmware), .metavar = "FILE",
+     .help = "PC firmware that VMs with \"boot\": \"disk\" start in; default "
+             VMMD_DEFAULT_FIRMWARE " (package seabios)"},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -264,6 +267,8 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->default_network = "auto";
     if (!cfg->network_prefix)
         cfg->network_prefix = "vmmd";
+    if (!cfg->firmware)
+        cfg->firmware = VMMD_DEFAULT_FIRMWARE;
     if (strlen(cfg->network_prefix) < 1 || strlen(cfg->network_prefix) > 5 ||
         strspn(cfg->network_prefix, "abcdefghijklmnopqrstuvwxyz0123456789") !=
             strlen(cfg->network_prefix)) {

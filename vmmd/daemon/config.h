@@ -24,6 +24,7 @@
  */
 #define VMMD_DEFAULT_EVENTS_MAX_AGE_S (7 * 86400)
 #define VMMD_DEFAULT_EVENTS_MAX_COUNT 100000
+#define VMMD_DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
 
 struct vmmd_config {
     const char *config_file;
@@ -55,6 +56,7 @@ struct vmmd_config {
     const char *default_network;   /* auto | none | a CIDR: the "default" network on first start */
     const char *network_prefix;    /* nftables table and bridge names */
     bool no_networks;              /* the operator runs the host's networking */
+    const char *firmware;          /* what "boot": "disk" VMs start in */
     bool help;
 
     /* Derived at load time, owned. */

@@ -950,7 +950,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     if ((rc = storage_resolve_disks(d->storage, vm->disks_json, &resolved.disks_json, err)))
         goto out_paths;
     vm = &resolved;
-    if ((rc = vm_files_open(&d->limits, storage_pool_limits(d->storage), vm, &files, err)))
+    if ((rc = vm_files_open(&d->limits, storage_pool_limits(d->storage), vm, d->cfg->firmware,
+                            &files, err)))
         goto out_paths;
     /* Recorded before the worker exists: a start the store cannot record does not run. */
     if ((rc = set_state(d, vm->id, "starting", NULL, 0))) {
@@ -989,11 +990,19 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     add_arg(argv, &argc, "--control");
     add_arg(argv, &argc, paths[0]);
     /* Paths only name the files in messages: the worker reads the descriptors. */
-    add_arg(argv, &argc, "--kernel");
-    add_arg(argv, &argc, vm->kernel);
-    snprintf(kernel_fd, sizeof(kernel_fd), "%d", CHILD_FD(files.kernel));
-    add_arg(argv, &argc, "--kernel-fd");
-    add_arg(argv, &argc, kernel_fd);
+    if (files.firmware >= 0) {
+        add_arg(argv, &argc, "--firmware");
+        add_arg(argv, &argc, d->cfg->firmware);
+        snprintf(kernel_fd, sizeof(kernel_fd), "%d", CHILD_FD(files.firmware));
+        add_arg(argv, &argc, "--firmware-fd");
+        add_arg(argv, &argc, kernel_fd);
+    } else {
+        add_arg(argv, &argc, "--kernel");
+        add_arg(argv, &argc, vm->kernel);
+        snprintf(kernel_fd, sizeof(kernel_fd), "%d", CHILD_FD(files.kernel));
+        add_arg(argv, &argc, "--kernel-fd");
+        add_arg(argv, &argc, kernel_fd);
+    }
     if (vm->initrd) {
         add_arg(argv, &argc, "--initrd");
         add_arg(argv, &argc, vm->initrd);

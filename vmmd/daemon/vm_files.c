@@ -1,8 +1,11 @@
 /* Opens a VM's files for its worker (see vm_files.h). */
 #include "vm_files.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static int add(struct vm_files *f, const char *field, const char *path,
@@ -18,16 +21,29 @@ static int add(struct vm_files *f, const char *field, const char *path,
 }
 
 int vm_files_open(const struct api_limits *limits, const struct api_limits *pool_limits,
-                  const struct db_vm *vm, struct vm_files *out, struct api_error *err)
+                  const struct db_vm *vm, const char *firmware, struct vm_files *out,
+                  struct api_error *err)
 {
     json_t *disks = json_loads(vm->disks_json ? vm->disks_json : "[]", 0, NULL), *item;
     size_t i;
     int idx;
 
-    *out = (struct vm_files){.initrd = -1};
-    if ((idx = add(out, "kernel", vm->kernel, limits, false, false, err)) < 0)
-        goto fail;
-    out->kernel = idx;
+    *out = (struct vm_files){.kernel = -1, .initrd = -1, .firmware = -1};
+    if (strcmp(vm->boot, "disk") == 0) {
+        int fd = open(firmware, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            api_fail(err, API_ERR_INTERNAL,
+                     "firmware %s (the daemon's --firmware, for \"boot\": \"disk\"): %s", firmware,
+                     strerror(errno));
+            goto fail;
+        }
+        out->firmware = (int)out->count;
+        out->fds[out->count++] = fd;
+    } else {
+        if ((idx = add(out, "kernel", vm->kernel, limits, false, false, err)) < 0)
+            goto fail;
+        out->kernel = idx;
+    }
     if (vm->initrd) {
         if ((idx = add(out, "initrd", vm->initrd, limits, false, false, err)) < 0)
             goto fail;

@@ -38,8 +38,8 @@
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
 struct run_args {
-    const char *kernel, *initrd, *cmdline;
-    uint64_t kernel_fd, initrd_fd; /* 0: open the path */
+    const char *kernel, *initrd, *cmdline, *firmware;
+    uint64_t kernel_fd, initrd_fd, firmware_fd; /* 0: open the path */
     int mode;
     uint64_t vcpus, memory;
     int on_reboot;
@@ -58,8 +58,7 @@ static const struct vmmd_opt run_options[] = {
      .type = VMMD_OPT_STRING,
      .offset = OFF(kernel),
      .metavar = "PATH",
-     .help = "bzImage or ELF64 kernel to boot",
-     .required = 1},
+     .help = "bzImage or ELF64 kernel to boot (or --firmware)"},
     {.name = "initrd",
      .type = VMMD_OPT_STRING,
      .offset = OFF(initrd),
@@ -84,6 +83,19 @@ static const struct vmmd_opt run_options[] = {
      .offset = OFF(cmdline),
      .metavar = "STR",
      .help = "kernel command line"},
+    {.name = "firmware",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(firmware),
+     .metavar = "PATH",
+     .help = "instead of --kernel: PC firmware to start in, which boots the first disk "
+             "(/usr/share/seabios/bios-256k.bin)"},
+    {.name = "firmware-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(firmware_fd),
+     .metavar = "FD",
+     .help = "read the firmware from this inherited descriptor; --firmware then only names it",
+     .min = 3,
+     .max = INT32_MAX},
     {.name = "mode",
      .type = VMMD_OPT_CHOICE,
      .offset = OFF(mode),
@@ -171,6 +183,7 @@ static const char run_usage[] =
     "usage: vmmd run --kernel PATH [--initrd PATH] [--cmdline STR] [--mode full|pv]\n"
     "                [--vcpus N] [--memory MIB] [--disk PATH[,ro][,LIMIT=N]]...\n"
     "                [--nic tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]]...\n"
+    "       vmmd run --firmware PATH --disk PATH[,ro][,LIMIT=N] [--mode full|pv] ...\n"
     "                [--on-reboot restart|exit]\n"
     "\n"
     "Runs one VM in the foreground. Its serial console (COM1) is stdin/stdout; on a\n"
@@ -435,7 +448,7 @@ static int join_cgroups(const struct vmmd_opt_list *dirs, char *err, size_t errl
 
 /* The worker's files, open before the sandbox: afterwards no path can be opened. */
 struct vm_files {
-    int kvm, kernel, initrd, disks[VMMD_OPT_LIST_MAX], taps[VMMD_OPT_LIST_MAX];
+    int kvm, kernel, initrd, firmware, disks[VMMD_OPT_LIST_MAX], taps[VMMD_OPT_LIST_MAX];
 };
 
 static int open_file(const char *what, const char *path, int flags, char *err, size_t errlen)
@@ -479,8 +492,12 @@ static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
             return -1;
         nics[i].has_fd = true;
     }
-    if (open_unless_given("kernel", cfg->kernel, O_RDONLY, &cfg->kernel_has_fd, &cfg->kernel_fd,
-                          &f->kernel, err, errlen) ||
+    if (cfg->firmware &&
+        open_unless_given("firmware", cfg->firmware, O_RDONLY, &cfg->firmware_has_fd,
+                          &cfg->firmware_fd, &f->firmware, err, errlen))
+        return -1;
+    if ((cfg->kernel && open_unless_given("kernel", cfg->kernel, O_RDONLY, &cfg->kernel_has_fd,
+                                          &cfg->kernel_fd, &f->kernel, err, errlen)) ||
         (cfg->initrd && open_unless_given("initrd", cfg->initrd, O_RDONLY, &cfg->initrd_has_fd,
                                           &cfg->initrd_fd, &f->initrd, err, errlen)))
         return -1;
@@ -558,6 +575,14 @@ int vmmd_run_main(int argc, char **argv)
         fprintf(stderr, "vmmd run: %s\n", err);
         return VMMD_RUN_EXIT_USAGE;
     }
+    if (!a.kernel == !a.firmware || (a.firmware && (a.initrd || a.cmdline || !a.disks.count))) {
+        fprintf(stderr, "vmmd run: %s\n",
+                !a.kernel && !a.firmware ? "--kernel or --firmware is required"
+                : a.kernel && a.firmware ? "--kernel and --firmware exclude each other"
+                : !a.disks.count         ? "--firmware boots from a disk: give --disk"
+                                 : "--initrd and --cmdline go with --kernel, not --firmware");
+        return VMMD_RUN_EXIT_USAGE;
+    }
     for (unsigned i = 0; i < a.disks.count || i < a.nics.count; i++) {
         int bad = 0;
         if (i < a.disks.count) {
@@ -610,6 +635,9 @@ int vmmd_run_main(int argc, char **argv)
         .initrd_has_fd = a.initrd_fd != 0,
         .initrd_fd = (int)a.initrd_fd,
         .cmdline = a.cmdline,
+        .firmware = a.firmware,
+        .firmware_has_fd = a.firmware_fd != 0,
+        .firmware_fd = (int)a.firmware_fd,
         .console_write = console_buffer_write,
         .console_opaque = &console,
         .disks = disks,

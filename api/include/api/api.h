@@ -77,6 +77,7 @@ enum api_field {
     API_F_AUTOSTART = 1u << 9,
     API_F_CPU_QUOTA = 1u << 10,
     API_F_CPU_WEIGHT = 1u << 11,
+    API_F_BOOT = 1u << 12,
 };
 
 /* Fields a running VM's definition may change: applied to its cgroup at once. */
@@ -103,6 +104,7 @@ struct api_vm_def {
     unsigned present; /* API_F_* given in the request */
     char name[DB_NAME_MAX + 1];
     char mode[8];
+    char boot[8]; /* "kernel" (default) | "disk" */
     uint32_t vcpus;
     uint64_t memory_mib;
     char *kernel, *initrd, *cmdline; /* canonical paths; NULL when absent (or null in a patch) */
@@ -113,7 +115,8 @@ struct api_vm_def {
 
 /*
  * POST /v1/vms: required name and kernel; defaults mode pv, vcpus 1, memory_mib 256,
- * autostart false. Malformed JSON → 400; an unknown field → 400 naming it; a wrong type
+ * autostart false, boot "kernel". With boot "disk": no kernel, initrd or cmdline (422
+ * naming it) and at least one disk (422). Malformed JSON → 400; an unknown field → 400 naming it; a wrong type
  * or a value out of range → 422 naming the field; a path outside the image
  * directories (also through a symlink) → 403; a path that does not exist → 422.
  */
@@ -128,7 +131,8 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm);
 void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm);
 void api_vm_def_free(struct api_vm_def *def);
 /* Rules across fields, on the whole (merged) definition: in mode full the disks are IDE
- * (at most API_MAX_IDE_DISKS); NICs are e1000s there. 422 naming the field. */
+ * (at most API_MAX_IDE_DISKS); NICs are e1000s there; boot "disk" needs a disk and no
+ * kernel, initrd or cmdline, boot "kernel" a kernel. 422 naming the field. */
 int api_check_vm_devices(const struct db_vm *vm, struct api_error *err);
 
 /* POST /v1/vms/{id}/shutdown body (optional): {"timeout_s": 1..3600}, default 30. */

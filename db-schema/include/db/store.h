@@ -25,7 +25,8 @@ struct db_vm {
     char mode[8]; /* "full" | "pv" */
     uint32_t vcpus;
     uint64_t memory_mib;
-    char *kernel;
+    char boot[8];     /* "kernel" | "disk" ("" is taken as "kernel") */
+    char *kernel;     /* NULL when none (boot "disk") */
     char *initrd;     /* NULL when none */
     char *cmdline;    /* NULL when none */
     char *disks_json; /* JSON array text, "[]" when none: [{"path":..,"readonly":..}] */

@@ -1,6 +1,6 @@
 /*
  * libhvcore's public interface: create a KVM virtual machine from a kernel
- * image, run its vCPUs on threads of their own, control and observe it.
+ * image (or firmware that boots its disk), run its vCPUs on threads of their own, control and observe it.
  * Everything hangs off one struct hv_vm; the library never exits the process.
  * Functions return 0 or a negative errno; the ones that can fail for a reason
  * a user must read also fill an error buffer with one line of text.
@@ -121,6 +121,11 @@ struct hv_vm_config {
     bool kernel_has_fd, initrd_has_fd;
     int kernel_fd, initrd_fd;
     const char *cmdline; /* optional */
+    /* Instead of a kernel: a PC firmware image (SeaBIOS's bios-256k.bin) the VM starts in,
+     * at the reset vector, to boot from its first disk. With firmware_has_fd, read fd. */
+    const char *firmware;
+    bool firmware_has_fd;
+    int firmware_fd;
     hv_console_write_fn console_write;
     void *console_opaque;
     const struct hv_disk_config *disks;

@@ -621,7 +621,54 @@ static void test_kernel_values(void **state)
     expect(CREATE, "{\"name\":\"a\",\"kernel\":\"\"}", 422, "kernel: must be an absolute path");
     expect(CREATE, "{\"name\":\"a\",\"kernel\":\"images/vmlinuz\"}", 422,
            "kernel: must be an absolute path");
-    expect(PATCH, "{\"kernel\":null}", 422, "kernel: must be a string");
+    /* A patch may clear it, for "boot": "disk"; the merged definition is checked later. */
+    expect(PATCH, "{\"kernel\":null}", 0, NULL);
+}
+
+/* "boot": "disk" instead of a kernel: the firmware boots the first disk. */
+static void test_boot_field(void **state)
+{
+    struct api_vm_def def;
+    struct db_vm vm;
+
+    (void)state;
+    create_ok("{\"name\":\"a\",\"boot\":\"disk\",\"disks\":[{\"path\":\"@/images/disk0.img\"}]}",
+              &def);
+    assert_string_equal(def.boot, "disk");
+    assert_null(def.kernel);
+    api_vm_def_to_db(&def, &vm);
+    assert_string_equal(vm.boot, "disk");
+    api_vm_def_free(&def);
+    db_vm_clear(&vm);
+    create_ok("{\"name\":\"a\",\"kernel\":\"@/images/vmlinuz\"}", &def);
+    assert_string_equal(def.boot, "kernel"); /* the default */
+    api_vm_def_free(&def);
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"kernel\",\"kernel\":\"@/images/vmlinuz\"}", 0, NULL);
+
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"bios\",\"kernel\":\"@/images/vmlinuz\"}", 422,
+           "boot: must be \"kernel\" or \"disk\"");
+    expect(CREATE, "{\"name\":\"a\",\"boot\":1,\"kernel\":\"@/images/vmlinuz\"}", 422,
+           "boot: must be");
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"kernel\"}", 422, "kernel: is required");
+    /* With disk boot, the kernel's fields must be absent, even as null. */
+    expect(CREATE,
+           "{\"name\":\"a\",\"boot\":\"disk\",\"kernel\":\"@/images/vmlinuz\","
+           "\"disks\":[{\"path\":\"@/images/disk0.img\"}]}",
+           422, "kernel: must be absent with \"boot\": \"disk\"");
+    expect(CREATE,
+           "{\"name\":\"a\",\"boot\":\"disk\",\"initrd\":null,"
+           "\"disks\":[{\"path\":\"@/images/disk0.img\"}]}",
+           422, "initrd: must be absent");
+    expect(CREATE,
+           "{\"name\":\"a\",\"boot\":\"disk\",\"cmdline\":\"quiet\","
+           "\"disks\":[{\"path\":\"@/images/disk0.img\"}]}",
+           422, "cmdline: must be absent");
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"disk\"}", 422,
+           "disks: \"boot\": \"disk\" needs at least one disk");
+    expect(CREATE, "{\"name\":\"a\",\"boot\":\"disk\",\"disks\":[]}", 422,
+           "disks: \"boot\": \"disk\" needs at least one disk");
+    expect(PATCH, "{\"boot\":\"disk\"}", 0, NULL);
+    expect(PATCH, "{\"boot\":\"floppy\"}", 422, "boot: must be");
 }
 
 static void test_paths_inside(void **state)
@@ -1184,6 +1231,7 @@ static void stored_vm(struct db_vm *vm)
     strcpy(vm->id, "0b0e6f1c-7a6e-4c9a-9a57-3d1a4a5e9c01");
     strcpy(vm->name, "old");
     strcpy(vm->mode, "pv");
+    strcpy(vm->boot, "kernel");
     vm->vcpus = 2;
     vm->memory_mib = 1024;
     vm->kernel = strdup("/images/old-kernel");
@@ -1215,6 +1263,27 @@ static void test_device_rules(void **state)
     assert_non_null(strstr(err.detail, "disks: mode full has at most 4 disks"));
     strcpy(vm.mode, "pv");
     assert_int_equal(api_check_vm_devices(&vm, &err), 0);
+
+    /* What a patch may leave: boot "disk" with a kernel, or without a disk; "kernel" without one.
+     */
+    strcpy(vm.boot, "disk");
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_string_equal(err.detail, "kernel: must be null with \"boot\": \"disk\"");
+    free(vm.kernel);
+    vm.kernel = NULL;
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_string_equal(err.detail, "initrd: must be null with \"boot\": \"disk\"");
+    free(vm.initrd);
+    free(vm.cmdline);
+    vm.initrd = vm.cmdline = NULL;
+    assert_int_equal(api_check_vm_devices(&vm, &err), 0);
+    free(vm.disks_json);
+    vm.disks_json = strdup("[]");
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_non_null(strstr(err.detail, "disks: \"boot\": \"disk\" needs at least one disk"));
+    strcpy(vm.boot, "kernel");
+    assert_int_equal(api_check_vm_devices(&vm, &err), -1);
+    assert_string_equal(err.detail, "kernel: is required with \"boot\": \"kernel\"");
     db_vm_clear(&vm);
 }
 
@@ -1342,11 +1411,11 @@ static void test_shutdown(void **state)
 
 static void test_vm_to_json(void **state)
 {
-    static const char *const keys[] = {"id",           "name",          "mode",       "vcpus",
-                                       "memory_mib",   "kernel",        "initrd",     "cmdline",
-                                       "disks",        "nics",          "autostart",  "state",
-                                       "state_reason", "created_at",    "updated_at", "started_at",
-                                       "worker_pid",   "cpu_quota_pct", "cpu_weight"};
+    static const char *const keys[] = {"id",         "name",         "mode",          "vcpus",
+                                       "memory_mib", "boot",         "kernel",        "initrd",
+                                       "cmdline",    "disks",        "nics",          "autostart",
+                                       "state",      "state_reason", "created_at",    "updated_at",
+                                       "started_at", "worker_pid",   "cpu_quota_pct", "cpu_weight"};
     struct db_vm vm;
     json_t *j;
 
@@ -1646,7 +1715,7 @@ static void test_openapi_matches_code(void **state)
 
     /* Every documented create/patch field is known to the parser (422 for a bad value, not
      * 400 unknown), and the parser knows no field the document does not list. */
-    assert_int_equal(json_object_size(create_props), 12);
+    assert_int_equal(json_object_size(create_props), 13);
     for (void *it = json_object_iter(patch_props); it;
          it = json_object_iter_next(patch_props, it)) {
         const char *key = json_object_iter_key(it);
@@ -2068,6 +2137,7 @@ int main(void)
         cmocka_unit_test(test_vcpus),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_kernel_values),
+        cmocka_unit_test(test_boot_field),
         cmocka_unit_test(test_paths_inside),
         cmocka_unit_test(test_paths_outside),
         cmocka_unit_test(test_paths_missing),

@@ -589,6 +589,33 @@ static void test_insert_defaults(void **state)
     db_vm_clear(&in);
 }
 
+/* "boot": "disk" (migration 005): no kernel, kept as '' in the NOT NULL column, read back NULL;
+ * an older row, and a row written without a boot, read as "kernel". */
+static void test_disk_boot(void **state)
+{
+    struct fixture *f = *state;
+    struct db_vm in, out;
+
+    make_vm(&in, ID1, "web");
+    assert_int_equal(db_vm_insert(f->db, &in, NULL), 0);
+    assert_int_equal(db_vm_get(f->db, ID1, &out), 0);
+    assert_string_equal(out.boot, "kernel");
+    db_vm_clear(&out);
+
+    snprintf(in.boot, sizeof(in.boot), "disk");
+    free(in.kernel);
+    free(in.initrd);
+    free(in.cmdline);
+    in.kernel = in.initrd = in.cmdline = NULL;
+    assert_int_equal(db_vm_update(f->db, &in, NULL), 0);
+    assert_int_equal(db_vm_get(f->db, "web", &out), 0);
+    assert_string_equal(out.boot, "disk");
+    assert_null(out.kernel);
+    assert_null(out.initrd);
+    db_vm_clear(&out);
+    db_vm_clear(&in);
+}
+
 static void test_duplicate_writes_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -647,10 +674,9 @@ static void test_invalid_definitions(void **state)
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
     free(vm.disks_json);
     vm.disks_json = NULL;
-    free(vm.kernel);
-    vm.kernel = NULL;
+    snprintf(vm.boot, sizeof(vm.boot), "bios"); /* only kernel or disk */
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
-    vm.kernel = xstrdup("/boot/vmlinuz");
+    vm.boot[0] = '\0';
     vm.name[0] = '\0';
     assert_int_equal(db_vm_insert(f->db, &vm, NULL), -EINVAL);
     memset(vm.name, 'a', sizeof(vm.name)); /* not terminated */
@@ -1457,6 +1483,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_bad_path, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_insert_get_list, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_insert_defaults, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_boot, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_writes_nothing, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_definitions, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_update, setup_db, teardown),

@@ -22,7 +22,7 @@ static time_t fixed_time(void)
 static void rtc_fixture(struct fake_platform *fp, struct cmos_rtc *rtc)
 {
     fake_platform_init(fp);
-    cmos_rtc_init(rtc, &fp->platform, 256ull << 20);
+    cmos_rtc_init(rtc, &fp->platform, 256ull << 20, 1);
     rtc->now = fixed_time;
 }
 
@@ -88,6 +88,34 @@ static void test_rtc_nvram_and_memory_size(void **state)
     assert_int_equal(cmos(&rtc, 0x40), 0x99);
     /* (256 - 16) MiB in 64 KiB units */
     assert_int_equal(cmos(&rtc, 0x34) | (cmos(&rtc, 0x35) << 8), 240 * 16);
+}
+
+/* What SeaBIOS reads to size memory and count CPUs when fw_cfg does not say. */
+static void test_rtc_firmware_registers(void **state)
+{
+    struct fake_platform fp;
+    struct cmos_rtc rtc;
+
+    (void)state;
+    fake_platform_init(&fp);
+    /* 6 GiB: 3 GiB below the PCI hole, 3 GiB from 4 GiB up; 4 vCPUs. */
+    cmos_rtc_init(&rtc, &fp.platform, 6ull << 30, 4);
+    assert_int_equal(cmos(&rtc, 0x15) | (cmos(&rtc, 0x16) << 8), 640);
+    assert_int_equal(cmos(&rtc, 0x17) | (cmos(&rtc, 0x18) << 8), 0xffff); /* 1-64 MiB, capped */
+    assert_int_equal(cmos(&rtc, 0x30) | (cmos(&rtc, 0x31) << 8), 0xffff);
+    /* (3 GiB - 16 MiB) in 64 KiB units */
+    assert_int_equal(cmos(&rtc, 0x34) | (cmos(&rtc, 0x35) << 8), (3u << 14) - 256);
+    /* 3 GiB above 4 GiB in 64 KiB units, three bytes */
+    assert_int_equal(cmos(&rtc, 0x5b) | (cmos(&rtc, 0x5c) << 8) | (cmos(&rtc, 0x5d) << 16),
+                     3u << 14);
+    assert_int_equal(cmos(&rtc, 0x5f), 3);    /* CPUs minus one */
+    assert_int_equal(cmos(&rtc, 0x3d), 0x02); /* boot from the hard disk */
+
+    /* Small guests have nothing above 4 GiB and one CPU reads as 0. */
+    cmos_rtc_init(&rtc, &fp.platform, 64ull << 20, 1);
+    assert_int_equal(cmos(&rtc, 0x34) | (cmos(&rtc, 0x35) << 8), 48 * 16);
+    assert_int_equal(cmos(&rtc, 0x5b) | cmos(&rtc, 0x5c) | cmos(&rtc, 0x5d), 0);
+    assert_int_equal(cmos(&rtc, 0x5f), 0);
 }
 
 static uint32_t pci_read(struct pci_host *h, uint32_t addr)
@@ -219,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_rtc_binary_and_12h),
         cmocka_unit_test(test_rtc_guest_sets_its_own_clock),
         cmocka_unit_test(test_rtc_nvram_and_memory_size),
+        cmocka_unit_test(test_rtc_firmware_registers),
         cmocka_unit_test(test_pci_host_bridge_and_absent_devices),
         cmocka_unit_test(test_pci_reset_control_register),
         cmocka_unit_test(test_acpi_pm_timer_and_poweroff),

@@ -12,14 +12,17 @@
 #include <errno.h>
 #include <string.h>
 
-#define RSDP_ADDR X86_ACPI_RSDP_ADDR
-#define XSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x40)
-#define FACS_ADDR (X86_ACPI_RSDP_ADDR + 0x100) /* 64-byte aligned */
-#define FADT_ADDR (X86_ACPI_RSDP_ADDR + 0x200)
-#define MADT_ADDR (X86_ACPI_RSDP_ADDR + 0x500)
+/* Offsets inside the region (X86_ACPI_REGION_SIZE bytes) the tables are built in. */
+#define RSDP_OFF       0
+#define XSDT_OFF       0x40
+#define FACS_OFF       0x100 /* 64-byte aligned */
+#define FADT_OFF       0x200
+#define MADT_OFF       0x500
 #define MADT_MAX_LEN (0x1000 - 0x500)
-#define DSDT_ADDR (X86_ACPI_RSDP_ADDR + 0x1000)
+#define DSDT_OFF       0x1000
 #define DSDT_MAX_LEN 0x1000
+#define XSDT_LEN       (36 + 2 * 8)
+#define FADT_LEN       276
 #define MADT_FIXED_LEN (44 + 12 + 10 + 6) /* header, IOAPIC, override, NMI */
 
 struct __attribute__((packed)) acpi_header {
@@ -90,20 +93,37 @@ static void put64(uint8_t *t, unsigned off, uint64_t v)
     memcpy(t + off, &v, 8);
 }
 
-/* Writes a finished table into guest memory with its checksum. */
-static int commit(const struct hv_guest_mem *mem, uint64_t gpa, uint8_t *table)
+/* Sets a finished table's checksum. */
+static void commit(uint8_t *table)
 {
     struct acpi_header *h = (struct acpi_header *)table;
 
     h->checksum = 0;
     h->checksum = checksum(table, h->length);
-    return hv_guest_mem_write(mem, gpa, table, h->length);
 }
 
-static void build_fadt(uint8_t *t)
+/* The fields that hold region addresses, for a loader that moves the tables. */
+const struct hv_x86_acpi_field hv_x86_acpi_pointers[] = {
+    {RSDP_OFF + 24, 8, 0},  /* RSDP.XsdtAddress */
+    {XSDT_OFF + 36, 8, 0},  /* XSDT -> FADT */
+    {XSDT_OFF + 44, 8, 0},  /* XSDT -> MADT */
+    {FADT_OFF + 36, 4, 0},  /* FADT.FIRMWARE_CTRL */
+    {FADT_OFF + 40, 4, 0},  /* FADT.DSDT */
+    {FADT_OFF + 140, 8, 0}, /* FADT.X_DSDT */
+    {0, 0, 0},
+};
+
+/* The checksums those fields are under: offset of the checksum byte, size of the range before it.
+ */
+const struct hv_x86_acpi_field hv_x86_acpi_checksums[] = {
+    {RSDP_OFF + 8, 20, RSDP_OFF},  /* ACPI 1.0 part of the RSDP */
+    {RSDP_OFF + 32, 36, RSDP_OFF}, /* extended checksum */
+    {XSDT_OFF + 9, XSDT_LEN, XSDT_OFF}, {FADT_OFF + 9, FADT_LEN, FADT_OFF}, {0, 0, 0},
+};
+
+static void build_fadt(uint8_t *t, uint64_t base)
 {
     enum {
-        FADT_LEN = 276,
         FLAG_WBINVD = 1u << 0,
         FLAG_C1 = 1u << 2,
         FLAG_NO_PWR_BUTTON = 1u << 4,
@@ -114,8 +134,8 @@ static void build_fadt(uint8_t *t)
     };
 
     header(t, "FACP", FADT_LEN, 6);
-    put32(t, 36, FACS_ADDR);
-    put32(t, 40, DSDT_ADDR);
+    put32(t, 36, (uint32_t)(base + FACS_OFF));
+    put32(t, 40, (uint32_t)(base + DSDT_OFF));
     put16(t, 46, ACPI_SCI_IRQ);
     put32(t, 48, 0); /* no SMI command port: always in ACPI mode */
     put32(t, 56, ACPI_PM1_EVT_BLK);
@@ -135,7 +155,7 @@ static void build_fadt(uint8_t *t)
     put8(t, 119, 1);
     put64(t, 120, 0xcf9);
     put8(t, 128, 0x06);
-    put64(t, 140, DSDT_ADDR); /* X_DSDT */
+    put64(t, 140, base + DSDT_OFF); /* X_DSDT */
 }
 
 static int build_dsdt(uint8_t *t, size_t cap)
@@ -185,59 +205,52 @@ static void build_madt(uint8_t *t, unsigned nr_vcpus)
     header(t, "APIC", off, 4);
 }
 
-int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
+int hv_x86_acpi_build_at(uint8_t *region, uint64_t base, unsigned nr_vcpus)
 {
-    uint8_t table[1024];
     struct acpi_rsdp rsdp;
-    uint8_t *facs, *madt, *dsdt;
+    uint8_t *t;
     int rc;
 
     if (nr_vcpus == 0 || MADT_FIXED_LEN + nr_vcpus * 8 > MADT_MAX_LEN)
         return -EINVAL;
+    memset(region, 0, X86_ACPI_REGION_SIZE);
 
-    memset(table, 0, sizeof(table));
-    header(table, "XSDT", sizeof(struct acpi_header) + 2 * 8, 1);
-    put64(table, 36, FADT_ADDR);
-    put64(table, 44, MADT_ADDR);
-    if ((rc = commit(mem, XSDT_ADDR, table)))
+    t = region + XSDT_OFF;
+    header(t, "XSDT", XSDT_LEN, 1);
+    put64(t, 36, base + FADT_OFF);
+    put64(t, 44, base + MADT_OFF);
+    commit(t);
+
+    build_fadt(region + FADT_OFF, base);
+    commit(region + FADT_OFF);
+
+    if ((rc = build_dsdt(region + DSDT_OFF, DSDT_MAX_LEN)))
         return rc;
+    commit(region + DSDT_OFF);
 
-    memset(table, 0, sizeof(table));
-    build_fadt(table);
-    if ((rc = commit(mem, FADT_ADDR, table)))
-        return rc;
+    build_madt(region + MADT_OFF, nr_vcpus);
+    commit(region + MADT_OFF);
 
-    dsdt = hv_gpa_to_hva(mem, DSDT_ADDR, DSDT_MAX_LEN);
-    if (!dsdt)
-        return -ENOMEM;
-    memset(dsdt, 0, DSDT_MAX_LEN);
-    if ((rc = build_dsdt(dsdt, DSDT_MAX_LEN)))
-        return rc;
-    ((struct acpi_header *)dsdt)->checksum = checksum(dsdt, ((struct acpi_header *)dsdt)->length);
-
-    /* The MADT grows with the vCPU count: build it in place. */
-    madt = hv_gpa_to_hva(mem, MADT_ADDR, MADT_MAX_LEN);
-    if (!madt)
-        return -ENOMEM;
-    memset(madt, 0, MADT_MAX_LEN);
-    build_madt(madt, nr_vcpus);
-    ((struct acpi_header *)madt)->checksum = checksum(madt, ((struct acpi_header *)madt)->length);
-
-    facs = hv_gpa_to_hva(mem, FACS_ADDR, 64);
-    if (!facs)
-        return -ENOMEM;
-    memset(facs, 0, 64);
-    memcpy(facs, "FACS", 4);
-    put32(facs, 4, 64);
-    put8(facs, 32, 2); /* version */
+    t = region + FACS_OFF;
+    memcpy(t, "FACS", 4);
+    put32(t, 4, 64);
+    put8(t, 32, 2); /* version */
 
     memset(&rsdp, 0, sizeof(rsdp));
     memcpy(rsdp.signature, "RSD PTR ", 8);
     memcpy(rsdp.oem_id, "VMMD  ", 6);
     rsdp.revision = 2;
     rsdp.length = sizeof(rsdp);
-    rsdp.xsdt_address = XSDT_ADDR;
+    rsdp.xsdt_address = base + XSDT_OFF;
     rsdp.checksum = checksum(&rsdp, 20);
     rsdp.extended_checksum = checksum(&rsdp, sizeof(rsdp));
-    return hv_guest_mem_write(mem, RSDP_ADDR, &rsdp, sizeof(rsdp));
+    memcpy(region + RSDP_OFF, &rsdp, sizeof(rsdp));
+    return 0;
+}
+
+int hv_x86_acpi_build(const struct hv_guest_mem *mem, unsigned nr_vcpus)
+{
+    uint8_t *region = hv_gpa_to_hva(mem, X86_ACPI_RSDP_ADDR, X86_ACPI_REGION_SIZE);
+
+    return region ? hv_x86_acpi_build_at(region, X86_ACPI_RSDP_ADDR, nr_vcpus) : -ENOMEM;
 }

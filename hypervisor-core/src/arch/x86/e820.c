@@ -32,3 +32,16 @@ unsigned hv_x86_e820_build(uint64_t mem_size, struct boot_e820_entry *out, unsig
         n = add(out, n, max, HV_HIGH_MEM_START, mem_size - low_end, E820_RAM);
     return n;
 }
+
+/* What QEMU tells firmware in fw_cfg's etc/e820: only where RAM is. The firmware carves
+ * out its own areas (EBDA, BIOS, ACPI) in the map it gives the OS. */
+unsigned hv_x86_e820_firmware(uint64_t mem_size, struct boot_e820_entry *out, unsigned max)
+{
+    uint64_t low_end = mem_size < HV_PCI_HOLE_START ? mem_size : HV_PCI_HOLE_START;
+    unsigned n = 0;
+
+    n = add(out, n, max, 0, low_end, E820_RAM);
+    if (mem_size > low_end)
+        n = add(out, n, max, HV_HIGH_MEM_START, mem_size - low_end, E820_RAM);
+    return n;
+}

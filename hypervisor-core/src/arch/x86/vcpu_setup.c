@@ -2,7 +2,8 @@
  * Power-on state of a vCPU. Every vCPU gets its CPUID and a local APIC in
  * virtual-wire mode (LINT0 ExtINT, LINT1 NMI), as a BIOS leaves it, since
  * Linux expects PIC interrupts to reach the BSP before it sets up the
- * IOAPIC. The BSP starts in 64-bit mode at the kernel's entry; the APs stay
+ * IOAPIC. The BSP starts in 64-bit mode at the kernel's entry (or, with
+ * firmware, where a PC starts: the reset vector); the APs stay
  * in wait-for-SIPI, as on real hardware, and the guest starts them.
  */
 #include "cpu.h"
@@ -112,5 +113,6 @@ int hv_x86_vcpu_setup(int vcpu_fd, const struct kvm_cpuid2 *cpuid, bool is_bsp,
         return -errno;
     if ((rc = setup_lapic(vcpu_fd)) || (rc = setup_fpu(vcpu_fd)))
         return rc;
-    return is_bsp ? setup_long_mode(vcpu_fd, boot) : 0;
+    /* Firmware starts from KVM's power-on state: real mode at F000:FFF0, the reset vector. */
+    return is_bsp && !boot->firmware ? setup_long_mode(vcpu_fd, boot) : 0;
 }

@@ -157,8 +157,8 @@ static const struct hv_device_ops cmos_rtc_ops = {
     .write = rtc_write,
 };
 
-void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform,
-                   uint64_t memory_bytes)
+void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform, uint64_t memory_bytes,
+                   unsigned nr_vcpus)
 {
     uint64_t above_16m, above_4g;
     uint64_t below_4g = memory_bytes < 0xc0000000ull ? memory_bytes : 0xc0000000ull;
@@ -183,4 +183,7 @@ void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform,
     rtc->nvram[0x5b] = (uint8_t)above_4g;
     rtc->nvram[0x5c] = (uint8_t)(above_4g >> 8);
     rtc->nvram[0x5d] = (uint8_t)(above_4g >> 16);
+    /* What QEMU's PC adds and SeaBIOS reads: CPUs present minus one, boot from hard disk. */
+    rtc->nvram[0x5f] = (uint8_t)(nr_vcpus ? nr_vcpus - 1 : 0);
+    rtc->nvram[0x3d] = 0x02;
 }

@@ -19,6 +19,6 @@ struct cmos_rtc {
 };
 
 void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform,
-                   uint64_t memory_bytes);
+                   uint64_t memory_bytes, unsigned nr_vcpus);
 
 #endif

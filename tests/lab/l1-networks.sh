@@ -113,6 +113,7 @@ done
 
 line() { console $1 | tr -d '\r' | grep "LAB: $2" | tail -n 1; }
 has() { console $1 | tr -d '\r' | grep -q "^LAB: $2"; } # has VM PATTERN: a console line matches
+on_console() { console $1 | tr -d '\r' | grep -qF "$2"; } # on_console VM TEXT: anywhere on it
 check web_static_lease "$(line web dhcp)" has web "dhcp ip=10.71.0.10 hostname=web domain=vmmd router=10.71.0.1"
 check client_dynamic_lease "$(line client dhcp)" has client "dhcp ip=10.71.0.[0-9]* hostname=client domain=vmmd router=10.71.0.1"
 check client_resolves_web "$(line client dns)" has client "dns web.vmmd=10.71.0.10"
@@ -150,6 +151,31 @@ fetch forward_from_outside ip netns exec outside
 
 api POST /v1/vms/web/stop > /dev/null
 for v in client fullvm cell; do api POST /v1/vms/$v/stop > /dev/null; done
+
+# Storage: a bootable image imported by path, a volume cloned from it, and a VM
+# with no kernel that boots that volume through the firmware and GRUB.
+if [ -f /l2/boot.iso ]; then
+    api POST /v1/images '{"name":"bootdisk","path":"/l2/boot.iso"}' > /dev/null
+    check image_import_started "status=$(status)" [ "$(status)" = 202 ]
+    i=0
+    while ! api GET /v1/images/bootdisk | grep -q '"state":"ready"' && [ $i -lt 120 ]; do
+        sleep 0.5; i=$((i + 1))
+    done
+    check image_imported "$(head -c 300 /tmp/body)" grep -q '"sha256":"[0-9a-f]\{64\}"' /tmp/body
+    api POST /v1/volumes '{"name":"boot-root","image":"bootdisk"}' > /dev/null
+    check volume_cloned "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 201 ]
+    api POST /v1/vms "{\"name\":\"diskboot\",\"mode\":\"pv\",\"boot\":\"disk\",\"vcpus\":1,\"memory_mib\":$L2_MEM,\"disks\":[{\"volume\":\"boot-root\"}]}" > /dev/null
+    check create_diskboot "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 201 ]
+    api GET /v1/vms/diskboot | sed 's/.*"id":"\([^"]*\)".*/\1/' > /tmp/id-diskboot
+    api POST /v1/vms/diskboot/start > /dev/null
+    check start_diskboot "status=$(status) $(head -c 200 /tmp/body)" [ "$(status)" = 200 ]
+    wait_console diskboot "LAB: L2 poweroff" $L2_WAIT || stuck diskboot
+    console diskboot | tr -d '\r' | grep "LAB: " | sed "s/^/LAB-VM diskboot /"
+    check diskboot_firmware "$(console diskboot | tr -d '\r' | grep -m1 'SeaBIOS (version')" \
+        on_console diskboot 'SeaBIOS (version'
+    check diskboot_bootloader "" on_console diskboot "Booting \`vmmd lab L2'"
+    check diskboot_reads_its_volume "$(line diskboot bootdisk_label)" has diskboot "bootdisk_label=VMMDBOOT"
+fi
 grep -e error -e warn /run/vmmd.log | tail -n 20
 echo "LAB: L1 networks done t=$(up)"
 finish

@@ -62,6 +62,16 @@ mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,l2,lib64}
 cp "$CACHE/busybox" "$R/bin/busybox"
 cp "$K2/vmlinuz" "$R/l2/vmlinuz"
 cat "$K2/l2-initrd.cpio.gz" "$K2/l2-modules.cpio.gz" > "$R/l2/initrd"
+# Storage (issue 14): the daemon imports a bootable disk image, clones a volume
+# of it and boots a VM from that volume through SeaBIOS and GRUB.
+if BOOT_ISO=$("$HERE/make_boot_disk.sh" "$CACHE" cloud); then
+    cp "$BOOT_ISO" "$R/l2/boot.iso"
+    # The firmware the daemon starts such a VM in, where Debian's seabios puts it (its default).
+    mkdir -p "$R/usr/share/seabios"
+    cp /usr/share/seabios/bios-256k.bin "$R/usr/share/seabios/"
+else
+    echo "test_lab_networks.sh: no bootable image (grub-pc-bin, xorriso, mtools?): the disk-boot checks are skipped" >&2
+fi
 # L1: KVM, taps, bridges, nftables with NAT and fib, veth for the outside.
 lab_install_modules "$K1" "$R/lib/modules/l1" kvm-amd tun bridge veth nf_tables nft_chain_nat \
     nft_nat nft_masq nft_ct nft_fib_inet nft_fib_ipv4 || { echo "cannot install L1 modules" >&2; exit 1; }

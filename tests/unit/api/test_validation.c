@@ -1734,6 +1734,21 @@ static void test_openapi_matches_code(void **state)
     json_decref(doc);
 }
 
+/* A parser's outcome: accepted (status 0), or refused with status and a detail starting with prefix. */
+static void expect_outcome(const char *body, int rc, const struct api_error *err, int status,
+                           const char *prefix)
+{
+    if (status == 0) {
+        if (rc)
+            fail_msg("%s: unexpected %s", body, err->detail);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(api_error_status(err->kind), status);
+    if (strncmp(err->detail, prefix, strlen(prefix)) != 0)
+        fail_msg("%s: detail \"%s\" does not start with \"%s\"", body, err->detail, prefix);
+}
+
 /* An image import, upload query or volume body: 0, or the status and the detail's start. */
 static void expect_storage(int (*parser)(const char *, void *, struct api_error *),
                            const char *body, void *out, int status, const char *prefix)
@@ -1741,15 +1756,7 @@ static void expect_storage(int (*parser)(const char *, void *, struct api_error 
     struct api_error err;
     int rc = parser(body, out, &err);
 
-    if (status == 0) {
-        if (rc)
-            fail_msg("%s: unexpected %s", body, err.detail);
-        return;
-    }
-    assert_int_equal(rc, -1);
-    assert_int_equal(api_error_status(err.kind), status);
-    if (strncmp(err.detail, prefix, strlen(prefix)) != 0)
-        fail_msg("%s: detail \"%s\" does not start with \"%s\"", body, err.detail, prefix);
+    expect_outcome(body, rc, &err, status, prefix);
 }
 
 static int parse_import(const char *body, void *out, struct api_error *err)
@@ -1883,15 +1890,7 @@ static void expect_network(bool create, const char *body, int status, const char
     int rc = create ? api_parse_network_create(body, strlen(body), &def, &err)
                     : api_parse_network_patch(body, strlen(body), &def, &err);
 
-    if (status == 0) {
-        if (rc)
-            fail_msg("%s: unexpected %s", body, err.detail);
-        return;
-    }
-    assert_int_equal(rc, -1);
-    assert_int_equal(api_error_status(err.kind), status);
-    if (strncmp(err.detail, prefix, strlen(prefix)) != 0)
-        fail_msg("%s: detail \"%s\" does not start with \"%s\"", body, err.detail, prefix);
+    expect_outcome(body, rc, &err, status, prefix);
 }
 
 static void test_networks(void **state)

@@ -314,6 +314,15 @@ static int convert_qcow2(struct image_job *job, int src_fd)
                  last ? last + 1 : out);
         return job->rc;
     }
+    /* On disk before the image is called ready, as a raw import's copy is. */
+    int fd = open(job->dst, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(job, rc, "writing the image");
+    }
+    close(fd);
     job->size_bytes = job->virtual_size;
     atomic_store(&job->done, atomic_load(&job->total));
     return 0;

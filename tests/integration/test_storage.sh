@@ -175,6 +175,13 @@ check "volume: grows while detached" \
     $([[ $status == 200 && $(jbody .size_mib) == 128 && $(stat -c %s "$VOLUMES_POOL/scratch.vol") == 134217728 ]]; echo $?)
 api PATCH /v1/volumes/scratch '{"size_mib":8}'
 check "volume: shrinking → 422" $([[ $status == 422 ]]; echo $?)
+# Pool accounting: what the pool says it holds is what its files take on disk.
+api GET /v1/storage
+used=$(jbody '.pools[] | select(.name == "volumes") | .used_bytes')
+nvol=$(jbody '.pools[] | select(.name == "volumes") | .volumes')
+disk=$(du -B1 -c "$VOLUMES_POOL"/*.vol | awk 'END { print $1 }')
+check "storage: the volumes pool counts 3 volumes and the bytes their files take ($used = $disk)" \
+    $([[ $nvol == 3 && $used == "$disk" ]]; echo $?)
 
 # --- VMs use volumes by name --------------------------------------------------------------
 require_kvm "the volume-in-a-VM checks"

@@ -154,6 +154,15 @@ static void check_def(const struct api_vm_def *def)
     if (!json_is_array(disks))
         abort();
     json_array_foreach(disks, i, d) {
+        json_t *vol = json_object_get(d, "volume");
+
+        /* A disk is a checked path or a volume's valid name, never both. */
+        if (vol) {
+            if (!json_is_string(vol) || !api_name_valid(json_string_value(vol)) ||
+                json_object_get(d, "path"))
+                abort();
+            continue;
+        }
         if (!json_is_string(json_object_get(d, "path")))
             abort();
         check_path(json_string_value(json_object_get(d, "path")));
@@ -250,9 +259,12 @@ static void storage(const char *body, size_t len)
     } else {
         fail("image import", &err);
     }
-    if (memchr(body, 0, len) == NULL &&
-        api_parse_image_upload(body, body, body, &img, &err) == 0 && !api_name_valid(img.name))
+    /* Query values arrive as C strings (MHD decodes them): the bytes up to the first NUL. */
+    char *query = strndup(body, len);
+    if (query && api_parse_image_upload(query, query, query, &img, &err) == 0 &&
+        !api_name_valid(img.name))
         abort();
+    free(query);
     if (api_parse_volume_create(body, len, &vol, &err) == 0) {
         if (!api_name_valid(vol.name) || vol.size_mib > API_VOLUME_MAX_MIB ||
             (!vol.image[0] && vol.size_mib == 0) || (vol.image[0] && !api_name_valid(vol.image)))

@@ -39,7 +39,7 @@ void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
         event_stream_notify(d->events, event_id);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int vmmd_mkdir_p(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX];
 
@@ -317,7 +317,7 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
     char path[PATH_MAX], *db_path;
     int rc, fd, lock_fd;
 
-    if ((rc = mkdir_p(cfg->state_dir, 0700))) {
+    if ((rc = vmmd_mkdir_p(cfg->state_dir, 0700))) {
         snprintf(err, errlen, "state directory %.300s: %s", cfg->state_dir, strerror(-rc));
         return rc;
     }
@@ -329,14 +329,14 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
     }
     snprintf(path, sizeof(path), "%s/run", cfg->state_dir);
     d->run_dir = realpath(cfg->state_dir, NULL);
-    if (!d->run_dir || mkdir_p(path, 0700)) {
+    if (!d->run_dir || vmmd_mkdir_p(path, 0700)) {
         snprintf(err, errlen, "run directory %.300s: %s", path, strerror(errno));
         return -errno;
     }
     free(d->run_dir);
     d->run_dir = realpath(path, NULL);
     for (unsigned i = 0; i < cfg->image_dirs.count; i++) {
-        mkdir_p(cfg->image_dirs.items[i], 0755); /* the default one may not exist yet */
+        vmmd_mkdir_p(cfg->image_dirs.items[i], 0755); /* the default one may not exist yet */
         d->image_dirs[i] = realpath(cfg->image_dirs.items[i], NULL);
         if (!d->image_dirs[i]) {
             snprintf(err, errlen, "image directory %.300s: %s", cfg->image_dirs.items[i],

@@ -62,6 +62,8 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req);
 void vmmd_print_routes(void);
 
 /* A state change or other event was committed with this id: tell SSE clients. */
+/* mkdir -p: every missing directory of path, the last with mode; 0 or -errno. */
+int vmmd_mkdir_p(const char *path, mode_t mode);
 void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id);
 
 #endif

@@ -176,36 +176,60 @@ static void unlink_job(struct storage *s, struct job *job)
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static json_t *image_json(struct storage *s, const struct db_image *img)
+/* The names of the volumes (vols, n of them) cloned from image, as a JSON array. */
+static json_t *volumes_of(const struct db_volume *vols, size_t n, const char *image)
+{
+    json_t *names = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(vols[i].image, image) == 0)
+            json_array_append_new(names, json_string(vols[i].name));
+    return names;
+}
+
+/* An image with what only the daemon knows: its file's size, progress, volumes (of vols). */
+static json_t *image_json(struct storage *s, const struct db_image *img,
+                          const struct db_volume *vols, size_t nvols)
 {
     const struct pool *p = pool_find(s, img->pool);
     struct storage_upload *u = upload_of(s, img->name);
     struct job *j = job_of(s, JOB_IMPORT, img->name);
-    json_t *o, *vols = json_array(), *progress = json_null();
-    struct db_volume *v = NULL;
-    size_t n = 0;
+    json_t *progress = json_null();
     char path[PATH_MAX] = "";
 
     if (p)
         file_path(path, p, img->name, "img");
-    if (db_volume_list(s->d->db, &v, &n) == 0)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(v[i].image, img->name) == 0)
-                json_array_append_new(vols, json_string(v[i].name));
-    free(v);
     if (strcmp(img->state, "importing") == 0 && (u || j))
         progress = json_pack("{s:I,s:I}", "done_bytes",
                              (json_int_t)(u ? u->got : atomic_load(&j->ij.done)), "total_bytes",
                              (json_int_t)(u ? u->expected : atomic_load(&j->ij.total)));
-    o = json_pack(
+    return json_pack(
         "{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s?,s:s,s:o,s:s?,s:o,s:o}", "name", img->name, "pool",
         img->pool, "state", img->state, "format", img->format, "size_bytes",
         (json_int_t)img->size_bytes, "allocated_bytes",
         (json_int_t)(path[0] && strcmp(img->state, "ready") == 0 ? path_allocated_bytes(path) : 0),
         "source_bytes", (json_int_t)img->source_bytes, "sha256",
         img->sha256[0] ? img->sha256 : NULL, "source", img->source, "progress", progress, "error",
-        img->error[0] ? img->error : NULL, "volumes", vols, "created_at",
-        api_timestamp_json(img->created_at));
+        img->error[0] ? img->error : NULL, "volumes", volumes_of(vols, nvols, img->name),
+        "created_at", api_timestamp_json(img->created_at));
+}
+
+/* One image by name, with the volumes cloned from it; NULL (err) when the store cannot say. */
+static json_t *image_json_named(struct storage *s, const char *name, struct api_error *err)
+{
+    struct db_image img;
+    struct db_volume *vols = NULL;
+    size_t n = 0;
+    json_t *o = NULL;
+    int rc = db_image_get(s->d->db, name, &img);
+
+    if (rc == -ENOENT)
+        api_fail(err, API_ERR_NOT_FOUND, "no image named '%s'", name);
+    else if (rc || (rc = db_volume_list(s->d->db, &vols, &n)))
+        store_failed(s, err, rc, "reading the image");
+    else
+        o = image_json(s, &img, vols, n);
+    free(vols);
     return o;
 }
 
@@ -233,27 +257,25 @@ static json_t *volume_json(struct storage *s, const struct db_volume *v)
 
 json_t *storage_images_json(struct storage *s, const char *name, struct api_error *err)
 {
-    struct db_image one, *all = NULL;
-    size_t n = 0;
-    json_t *arr;
+    struct db_image *all = NULL;
+    struct db_volume *vols = NULL;
+    size_t n = 0, nvols = 0;
+    json_t *arr = NULL;
     int rc;
 
-    if (name) {
-        rc = db_image_get(s->d->db, name, &one);
-        if (rc == -ENOENT)
-            api_fail(err, API_ERR_NOT_FOUND, "no image named '%s'", name);
-        else if (rc)
-            store_failed(s, err, rc, "reading the image");
-        return rc ? NULL : image_json(s, &one);
-    }
-    if ((rc = db_image_list(s->d->db, &all, &n))) {
+    if (name)
+        return image_json_named(s, name, err);
+    /* The volumes once for the whole list, not once per image. */
+    if ((rc = db_image_list(s->d->db, &all, &n)) ||
+        (rc = db_volume_list(s->d->db, &vols, &nvols))) {
         store_failed(s, err, rc, "listing the images");
-        return NULL;
+    } else {
+        arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, image_json(s, &all[i], vols, nvols));
     }
-    arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, image_json(s, &all[i]));
     free(all);
+    free(vols);
     return arr;
 }
 
@@ -283,31 +305,40 @@ json_t *storage_volumes_json(struct storage *s, const char *name, struct api_err
     return arr;
 }
 
-/* What a pool's images and volumes take on disk, and how many there are. */
-static void pool_usage(struct storage *s, const struct pool *p, uint64_t *used, size_t *images,
-                       size_t *volumes)
+struct pool_usage {
+    uint64_t used; /* bytes its images' and volumes' files take on disk */
+    size_t images, volumes;
+};
+
+/* Every pool's usage (u[i] for s->pools[i]), from one read of the images and volumes. */
+static void pools_usage(struct storage *s, struct pool_usage u[MAX_POOLS])
 {
     struct db_image *img = NULL;
     struct db_volume *vol = NULL;
     size_t ni = 0, nv = 0;
     char path[PATH_MAX];
 
-    *used = 0;
-    *images = *volumes = 0;
-    if (db_image_list(s->d->db, &img, &ni) == 0)
+    memset(u, 0, MAX_POOLS * sizeof(*u));
+    if (db_image_list(s->d->db, &img, &ni))
+        ni = 0;
+    if (db_volume_list(s->d->db, &vol, &nv))
+        nv = 0;
+    for (size_t k = 0; k < s->n_pools; k++) {
+        const struct pool *p = &s->pools[k];
+
         for (size_t i = 0; i < ni; i++)
             if (strcmp(img[i].pool, p->name) == 0) {
                 file_path(path, p, img[i].name, "img");
-                *used += path_allocated_bytes(path);
-                (*images)++;
+                u[k].used += path_allocated_bytes(path);
+                u[k].images++;
             }
-    if (db_volume_list(s->d->db, &vol, &nv) == 0)
         for (size_t i = 0; i < nv; i++)
             if (strcmp(vol[i].pool, p->name) == 0) {
                 file_path(path, p, vol[i].name, "vol");
-                *used += path_allocated_bytes(path);
-                (*volumes)++;
+                u[k].used += path_allocated_bytes(path);
+                u[k].volumes++;
             }
+    }
     free(img);
     free(vol);
 }
@@ -315,22 +346,22 @@ static void pool_usage(struct storage *s, const struct pool *p, uint64_t *used, 
 json_t *storage_pools_json(struct storage *s)
 {
     json_t *pools = json_array(), *dirs = json_array();
+    struct pool_usage u[MAX_POOLS];
 
+    pools_usage(s, u);
     for (size_t i = 0; i < s->n_pools; i++) {
         const struct pool *p = &s->pools[i];
         struct statvfs st;
-        uint64_t used, size = 0;
-        size_t ni, nv;
+        uint64_t size = 0;
 
         if (statvfs(p->dir, &st) == 0)
             size = (uint64_t)st.f_blocks * st.f_frsize;
-        pool_usage(s, p, &used, &ni, &nv);
-        json_array_append_new(pools,
-                              json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "name", p->name,
-                                        "path", p->dir, "size_bytes", (json_int_t)size,
-                                        "free_bytes", (json_int_t)pool_free_bytes(p), "used_bytes",
-                                        (json_int_t)used, "images", (json_int_t)ni, "volumes",
-                                        (json_int_t)nv, "reflink", p->reflink));
+        json_array_append_new(pools, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "name", p->name,
+                                               "path", p->dir, "size_bytes", (json_int_t)size,
+                                               "free_bytes", (json_int_t)pool_free_bytes(p),
+                                               "used_bytes", (json_int_t)u[i].used, "images",
+                                               (json_int_t)u[i].images, "volumes",
+                                               (json_int_t)u[i].volumes, "reflink", p->reflink));
     }
     for (size_t i = 0; i < s->import_limits.n_image_dirs; i++)
         json_array_append_new(dirs, json_string(s->import_limits.image_dirs[i]));
@@ -540,7 +571,6 @@ int storage_image_import(struct storage *s, const struct api_image_def *def, jso
     const struct pool *p = pool_pick(s, def->pool, DEFAULT_IMAGE_POOL, err);
     enum api_image_format format = def->format;
     uint64_t virtual_size = 0;
-    struct db_image img;
     struct stat st;
     int fd;
 
@@ -576,8 +606,7 @@ int storage_image_import(struct storage *s, const struct api_image_def *def, jso
     }
     log_info("image %s: importing %s (%s) into pool %s", def->name, def->path,
              api_image_format_name(format), p->name);
-    if (db_image_get(s->d->db, def->name, &img) == 0)
-        *out = image_json(s, &img);
+    *out = image_json_named(s, def->name, err);
     return 0;
 }
 
@@ -587,7 +616,8 @@ int storage_image_delete(struct storage *s, const char *name, struct api_error *
     struct db_volume *v = NULL;
     const struct pool *p;
     char users[512] = "", path[PATH_MAX];
-    size_t n = 0;
+    json_t *names, *item;
+    size_t n = 0, i;
     int64_t ev = 0;
     int rc = db_image_get(s->d->db, name, &img);
 
@@ -599,11 +629,12 @@ int storage_image_delete(struct storage *s, const char *name, struct api_error *
         return api_fail(err, API_ERR_CONFLICT, "image '%s' is still importing", name);
     if ((rc = db_volume_list(s->d->db, &v, &n)))
         return store_failed(s, err, rc, "reading the volumes");
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].image, name) == 0)
-            snprintf(users + strlen(users), sizeof(users) - strlen(users), "%s%s",
-                     users[0] ? ", " : "", v[i].name);
+    names = volumes_of(v, n, name);
     free(v);
+    json_array_foreach(names, i, item)
+        snprintf(users + strlen(users), sizeof(users) - strlen(users), "%s%s", users[0] ? ", " : "",
+                 json_string_value(item));
+    json_decref(names);
     if (users[0])
         return api_fail(err, API_ERR_CONFLICT,
                         "image '%s' is used by volumes: %s (delete them first)", name, users);
@@ -803,7 +834,7 @@ int storage_upload_finish(struct storage_upload *u, unsigned *status, json_t **o
     log_info("image %s: uploaded %llu bytes (%s)", u->name, (unsigned long long)u->got,
              api_image_format_name(format));
     free(u);
-    *out = image_json(s, &img);
+    *out = image_json_named(s, img.name, err);
     return 0;
 fail:
     storage_upload_abort(u);
@@ -1072,7 +1103,7 @@ static bool is_pool_file(struct storage *s, const char *path)
     if (!slash)
         return false;
     dot = strrchr(slash, '.');
-    if (!dot || (strcmp(dot, ".img") != 0 && strcmp(dot, ".vol") != 0 && strcmp(dot, ".part")))
+    if (!dot || (strcmp(dot, ".img") != 0 && strcmp(dot, ".vol") != 0 && strcmp(dot, ".part") != 0))
         return false;
     for (size_t i = 0; i < s->n_pools; i++)
         if (strlen(s->pools[i].dir) == (size_t)(slash - path) &&
@@ -1184,8 +1215,10 @@ void storage_metrics(struct storage *s, struct strbuf *b)
 {
     static const char *const states[] = {"importing", "ready", "failed"};
     struct db_image *img = NULL;
+    struct pool_usage u[MAX_POOLS];
     size_t ni = 0;
 
+    pools_usage(s, u);
     strbuf_printf(b, "# HELP vmmd_storage_pool_size_bytes Size of a storage pool's filesystem.\n"
                      "# TYPE vmmd_storage_pool_size_bytes gauge\n");
     for (size_t i = 0; i < s->n_pools; i++) {
@@ -1202,22 +1235,12 @@ void storage_metrics(struct storage *s, struct strbuf *b)
                       (unsigned long long)pool_free_bytes(&s->pools[i]));
     strbuf_printf(b, "# HELP vmmd_storage_pool_used_bytes Bytes a pool's images and volumes "
                      "take on disk.\n# TYPE vmmd_storage_pool_used_bytes gauge\n");
-    for (size_t i = 0; i < s->n_pools; i++) {
-        uint64_t used;
-        size_t nimg, nvol;
-
-        pool_usage(s, &s->pools[i], &used, &nimg, &nvol);
+    for (size_t i = 0; i < s->n_pools; i++)
         strbuf_printf(b, "vmmd_storage_pool_used_bytes{pool=\"%s\"} %llu\n", s->pools[i].name,
-                      (unsigned long long)used);
-    }
+                      (unsigned long long)u[i].used);
     strbuf_printf(b, "# HELP vmmd_volumes Volumes in a pool.\n# TYPE vmmd_volumes gauge\n");
-    for (size_t i = 0; i < s->n_pools; i++) {
-        uint64_t used;
-        size_t nimg, nvol;
-
-        pool_usage(s, &s->pools[i], &used, &nimg, &nvol);
-        strbuf_printf(b, "vmmd_volumes{pool=\"%s\"} %zu\n", s->pools[i].name, nvol);
-    }
+    for (size_t i = 0; i < s->n_pools; i++)
+        strbuf_printf(b, "vmmd_volumes{pool=\"%s\"} %zu\n", s->pools[i].name, u[i].volumes);
     strbuf_printf(b, "# HELP vmmd_images Images by state.\n# TYPE vmmd_images gauge\n");
     db_image_list(s->d->db, &img, &ni);
     for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
@@ -1237,21 +1260,6 @@ void storage_metrics(struct storage *s, struct strbuf *b)
 
 /* ---- life ----------------------------------------------------------------- */
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 static int add_pool(struct storage *s, const char *name, const char *dir, char *err, size_t errlen)
 {
     struct pool *p = &s->pools[s->n_pools];
@@ -1265,7 +1273,7 @@ static int add_pool(struct storage *s, const char *name, const char *dir, char *
         snprintf(err, errlen, "--storage-pool %s: there is already a pool of that name", name);
         return -EEXIST;
     }
-    mkdir_p(dir);
+    vmmd_mkdir_p(dir, 0700);
     if (!(p->dir = realpath(dir, NULL))) {
         snprintf(err, errlen, "storage pool %s: %.300s: %s", name, dir, strerror(errno));
         return -errno;

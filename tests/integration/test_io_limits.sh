@@ -29,22 +29,24 @@ RATE1=$((16 * MIB))
 RATE2=$((32 * MIB))
 disk() { echo "{\"path\":\"$IMAGES/lim.img\",\"limits\":{\"bytes_per_s\":$1}}"; }
 # A stats answer can be late on a loaded machine (409 "no stats"): asked again, up to 3 times.
+# A stats answer can be late on a loaded machine (an unlimited guest keeps the worker busy):
+# up to 2 s of tries, and an empty answer, never a 0 that would pass for a count.
 read_bytes() {
     local try v
-    for try in 1 2 3; do
+    for try in $(seq 20); do
         api GET /v1/vms/lim/stats
         v=$(jbody '.disks[0].read_bytes')
         [[ $v =~ ^[0-9]+$ ]] && { echo "$v"; return; }
         sleep 0.1
     done
-    echo 0
 }
-# measure SECONDS: bytes per second read over that window (host clock)
+# measure SECONDS: bytes per second read over that window (host clock), or "unreadable"
 measure() {
     local b0 b1 t0 t1
     t0=$(date +%s%N); b0=$(read_bytes)
     sleep "$1"
     t1=$(date +%s%N); b1=$(read_bytes)
+    if [[ -z $b0 || -z $b1 ]]; then echo unreadable; return; fi
     echo $(((b1 - b0) * 1000000000 / (t1 - t0)))
 }
 within10() { # measured configured

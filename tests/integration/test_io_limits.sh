@@ -47,7 +47,8 @@ measure() {
     sleep "$1"
     t1=$(date +%s%N); b1=$(read_bytes)
     if [[ -z $b0 || -z $b1 ]]; then echo unreadable; return; fi
-    echo $(((b1 - b0) * 1000000000 / (t1 - t0)))
+    # Per millisecond first: bytes * 10^9 overflows 64 bits past about 9 GB read (unlimited).
+    echo $(((b1 - b0) * 1000 / ((t1 - t0) / 1000000)))
 }
 within10() { # measured configured
     local d=$(($1 - $2))

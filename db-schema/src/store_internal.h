@@ -14,6 +14,7 @@
 #define DB__LAZY_STMT_MAX 48 /* the other files', prepared on first use */
 #define DB__LAZY_NETWORKS 0  /* store_networks.c's slots start here */
 #define DB__LAZY_STORAGE  24 /* store_storage.c's */
+#define DB__LAZY_SNAPSHOTS 40 /* store_snapshots.c's */
 
 struct db_store {
     sqlite3 *sql;

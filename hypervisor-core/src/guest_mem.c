@@ -8,7 +8,7 @@
 
 #define GUEST_MEM_ALIGN (2ull << 20)
 
-int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
+static int guest_mem_map(struct hv_guest_mem *mem, uint64_t size, int fd)
 {
     /*
      * 2 MiB-aligned, so that with THP the kernel can back guest RAM with huge
@@ -28,6 +28,13 @@ int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
         munmap(raw, (size_t)(p - raw));
     if (p + size < raw + size + GUEST_MEM_ALIGN)
         munmap(p + size, (size_t)(raw + size + GUEST_MEM_ALIGN - (p + size)));
+    /* A snapshot's RAM: the file's pages, read on first touch, copied on first write. */
+    if (fd >= 0 && mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+                        fd, 0) == MAP_FAILED) {
+        int rc = -errno;
+        munmap(p, size);
+        return rc;
+    }
     /*
      * No MADV_HUGEPAGE: with Debian's THP defrag=madvise it makes first touches
      * compact memory synchronously, measured at 3.5 ms stalls before the guest's
@@ -37,6 +44,16 @@ int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
     mem->size = size;
     mem->low_size = size < HV_PCI_HOLE_START ? size : HV_PCI_HOLE_START;
     return 0;
+}
+
+int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
+{
+    return guest_mem_map(mem, size, -1);
+}
+
+int hv_guest_mem_init_file(struct hv_guest_mem *mem, uint64_t size, int fd)
+{
+    return guest_mem_map(mem, size, fd);
 }
 
 void hv_guest_mem_destroy(struct hv_guest_mem *mem)

@@ -20,6 +20,8 @@ struct hv_guest_mem {
 
 /* Maps size bytes, untouched until the guest uses them. */
 int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size);
+/* Maps size bytes of fd copy-on-write: the file is never written. */
+int hv_guest_mem_init_file(struct hv_guest_mem *mem, uint64_t size, int fd);
 void hv_guest_mem_destroy(struct hv_guest_mem *mem);
 /* NULL unless [gpa, gpa+len) is wholly inside one RAM region. */
 void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len);

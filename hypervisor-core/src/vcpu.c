@@ -31,6 +31,18 @@ static bool vcpu_may_run(struct hv_vcpu *vcpu)
     __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&vm->ctl_lock);
     if (vm->pause_requested && vm->stop_reason == HV_STOP_NONE) {
+        /*
+         * A port or MMIO read just handled completes only in the next KVM_RUN: until then
+         * the guest's registers are not final. Enter once with immediate_exit, which finishes
+         * it without running another instruction, so a paused vCPU's state can be saved.
+         */
+        pthread_mutex_unlock(&vm->ctl_lock);
+        __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        ioctl(vcpu->fd, KVM_RUN, 0);
+        __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_lock(&vm->ctl_lock);
+    }
+    if (vm->pause_requested && vm->stop_reason == HV_STOP_NONE) {
         vm->parked++;
         pthread_cond_broadcast(&vm->ctl_cond);
         while (vm->pause_requested && vm->stop_reason == HV_STOP_NONE)

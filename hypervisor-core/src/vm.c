@@ -4,6 +4,7 @@
  * Setup acquires in order and unwinds through err_* labels in reverse.
  */
 #include "vm_internal.h"
+#include "snapshot/vm_snapshot.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
 
@@ -387,7 +388,19 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     }
     if ((rc = open_disks(vm, cfg, err, errlen)))
         goto err_vm;
-    if ((rc = hv_guest_mem_init(&vm->mem, cfg->memory_mib << 20))) {
+    if (cfg->restore_has_fd) {
+        struct hv_snapshot_meta meta;
+        if ((rc = hv_snapshot_inspect(cfg->restore_state_fd, &meta, err, errlen)))
+            goto err_vm;
+        if (meta.memory_mib != cfg->memory_mib) {
+            rc = fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
+                      (unsigned long long)meta.memory_mib, (unsigned long long)cfg->memory_mib);
+            goto err_vm;
+        }
+        if ((rc = hv__snapshot_map_memory(vm, cfg->restore_mem_fd, cfg->memory_mib << 20, err,
+                                          errlen)))
+            goto err_vm;
+    } else if ((rc = hv_guest_mem_init(&vm->mem, cfg->memory_mib << 20))) {
         fail(err, errlen, rc, "cannot map %llu MiB of guest memory: %s",
              (unsigned long long)cfg->memory_mib, strerror(-rc));
         goto err_vm;
@@ -398,11 +411,12 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         if (rc)
             goto err_vm;
         vm->boot.firmware = true;
-        if ((rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
+        /* A restored VM's RAM already holds the firmware's low copy, and whatever it became. */
+        if (!cfg->restore_has_fd && (rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
             fail(err, errlen, rc, "too little memory for the firmware");
             goto err_vm;
         }
-    } else {
+    } else if (!cfg->restore_has_fd) {
         rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
                                 cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
                                 &vm->boot, err, errlen);
@@ -423,6 +437,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     if ((rc = create_io_devices(vm, cfg, err, errlen)))
         goto err_vm;
     if ((rc = create_vcpus(vm, err, errlen)))
+        goto err_vm;
+    if (cfg->restore_has_fd && (rc = hv__snapshot_restore(vm, cfg->restore_state_fd, err, errlen)))
         goto err_vm;
     *out = vm;
     return 0;

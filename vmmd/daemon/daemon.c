@@ -185,7 +185,7 @@ static void autostart(struct vmmd_daemon *d)
             continue;
         struct api_error err = {0};
         char *name = strdup(vms[i].name);
-        if (supervisor_start(d->sup, &vms[i], on_autostart_done, name, &err)) {
+        if (supervisor_start(d->sup, &vms[i], NULL, on_autostart_done, name, &err)) {
             log_warn("autostart of %s failed: %s", vms[i].name, err.detail);
             free(name);
         }

@@ -24,6 +24,8 @@ struct vmmd_metrics {
     uint64_t workers_started;
     uint64_t workers_lost;         /* crashed or killed */
     uint64_t event_clients_dropped; /* event streams cut for falling behind */
+    uint64_t snapshots_taken, restores; /* restores include clones */
+    uint64_t snapshot_pause_ns;         /* vCPU time stopped for snapshots */
 };
 
 struct vmmd_daemon {

@@ -78,6 +78,30 @@ void route_dashboard_index(struct vmmd_daemon *d, struct http_request *req,
 void route_dashboard_asset(struct vmmd_daemon *d, struct http_request *req,
                            const struct route_match *m);
 
+void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req,
+                       const struct route_match *m);
+void route_vm_snapshots_list(struct vmmd_daemon *d, struct http_request *req,
+                             const struct route_match *m);
+void route_vm_snapshot_get(struct vmmd_daemon *d, struct http_request *req,
+                           const struct route_match *m);
+void route_vm_snapshot_delete(struct vmmd_daemon *d, struct http_request *req,
+                              const struct route_match *m);
+void route_vm_restore(struct vmmd_daemon *d, struct http_request *req,
+                      const struct route_match *m);
+/* POST /v1/vms with "from_snapshot" (route_vms_create hands it over). */
+void routes_vm_clone(struct vmmd_daemon *d, struct http_request *req);
+/* Parses a VM definition, checks it and stores it (its event committed): 0 with *out filled
+ * (db_vm_clear), or -1 after answering the request with why not. */
+int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const char *body,
+                          size_t len, struct db_vm *out);
+/* Answers with the VM as stored now. */
+void routes_respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
+                       const char *id);
+/* A deleted VM's snapshot files. */
+void routes_snapshots_remove_all(struct vmmd_daemon *d, const char *vm_id);
+/* Snapshots stored and the bytes they take on disk (metrics). */
+int routes_snapshot_totals(struct vmmd_daemon *d, uint64_t *count, uint64_t *bytes);
+
 /* What VMs with a worker hold now (admission control and GET /v1/host). */
 struct vm_allocation {
     uint64_t defined, running, vcpus, memory_mib;

@@ -22,8 +22,7 @@
 
 #define STOP_GRACE_MS 5000
 
-/* Answers with the VM as stored now. */
-static void respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
+void routes_respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
                        const char *id)
 {
     struct db_vm vm = {0};
@@ -94,19 +93,18 @@ static bool room_for_one_more(struct vmmd_daemon *d, struct http_request *req)
     return true;
 }
 
-void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const char *body,
+                          size_t len, struct db_vm *out)
 {
     struct api_vm_def def;
     struct api_error err;
     struct db_vm vm;
-    char location[64];
     int64_t ev = 0;
     int rc;
 
-    (void)m;
-    if (api_parse_vm_create(req->body, req->body_len, &d->limits, &def, &err)) {
+    if (api_parse_vm_create(body, len, &d->limits, &def, &err)) {
         http_respond_problem(req, &err);
-        return;
+        return -1;
     }
     memset(&vm, 0, sizeof(vm));
     api_vm_def_to_db(&def, &vm);
@@ -128,17 +126,35 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
         vmmd_event_committed(d, ev);
         networks_vms_changed(d->nets);
         log_info("vm %s (%s) created", vm.name, vm.id);
-        respond_vm(d, req, 201, vm.id);
-        snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
-        http_add_header(req, "Location", location);
+        *out = vm;
+        return 0;
     }
 out:
+    db_vm_clear(&vm);
+    return -1;
+}
+
+void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    struct db_vm vm = {0};
+    char location[64];
+
+    (void)m;
+    if (api_body_is_clone(req->body, req->body_len)) {
+        routes_vm_clone(d, req);
+        return;
+    }
+    if (routes_vm_create_body(d, req, req->body, req->body_len, &vm))
+        return;
+    routes_respond_vm(d, req, 201, vm.id);
+    snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
+    http_add_header(req, "Location", location);
     db_vm_clear(&vm);
 }
 
 void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
-    respond_vm(d, req, 200, m->id);
+    routes_respond_vm(d, req, 200, m->id);
 }
 
 /* API_F_DISKS / API_F_NICS for those of the patch that change nothing but devices' limits. */
@@ -186,7 +202,7 @@ static void on_io_limits_reply(struct vmmd_daemon *d, void *ctx, json_t *reply,
     if (!reply || !json_is_true(json_object_get(reply, "ok")))
         log_warn("vm %s: the worker did not take the new I/O limits: %s", p->id,
                  why ? why : "no answer");
-    respond_vm(d, p->req, 200, p->id);
+    routes_respond_vm(d, p->req, 200, p->id);
     free(p);
 }
 
@@ -260,7 +276,7 @@ void route_vm_patch(struct vmmd_daemon *d, struct http_request *req, const struc
         /* A name or NIC change moves DHCP hosts and forward targets. */
         networks_vms_changed(d->nets);
         if (!(live && supervisor_has_worker(d->sup, vm.id) && send_io_limits(d, req, &vm)))
-            respond_vm(d, req, 200, vm.id);
+            routes_respond_vm(d, req, 200, vm.id);
     }
 out_def:
     api_vm_def_free(&def);
@@ -298,6 +314,7 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
     vmmd_event_committed(d, ev);
     networks_vms_changed(d->nets); /* its forwards went with it */
     remove_run_dir(d, id);
+    routes_snapshots_remove_all(d, id); /* their rows went with it */
     http_respond_empty(req, 204);
 }
 
@@ -398,7 +415,7 @@ static void on_started(struct vmmd_daemon *d, void *ctx, int rc, const char *det
     struct pending *p = ctx;
 
     if (rc == 0)
-        respond_vm(d, p->req, 200, p->id);
+        routes_respond_vm(d, p->req, 200, p->id);
     else
         http_respond_error(p->req, API_ERR_UNPROCESSABLE, "the VM did not start: %s",
                            detail ? detail : strerror(-rc));
@@ -420,7 +437,7 @@ void route_vm_start(struct vmmd_daemon *d, struct http_request *req, const struc
         http_respond_error(req, API_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if (supervisor_start(d->sup, &vm, on_started, p, &err)) {
+    if (supervisor_start(d->sup, &vm, NULL, on_started, p, &err)) {
         free(p);
         http_respond_problem(req, &err);
         goto out;
@@ -437,7 +454,7 @@ static void on_stopped(struct vmmd_daemon *d, void *ctx, int rc, const char *det
 
     (void)rc;
     (void)detail;
-    respond_vm(d, p->req, 200, p->id);
+    routes_respond_vm(d, p->req, 200, p->id);
     free(p);
 }
 
@@ -456,7 +473,7 @@ void route_vm_stop(struct vmmd_daemon *d, struct http_request *req, const struct
         if ((rc = record_state(d, vm.id, "stopped", "stopped (no worker was running)", 0)))
             routes_respond_store_error(d, req, rc, "stop");
         else
-            respond_vm(d, req, 200, vm.id);
+            routes_respond_vm(d, req, 200, vm.id);
         goto out;
     }
     /* A stop the store cannot record is not done: the VM keeps running, as recorded. */
@@ -499,7 +516,7 @@ void route_vm_shutdown(struct vmmd_daemon *d, struct http_request *req,
         else if (supervisor_shutdown(d->sup, vm.id, timeout_s))
             http_respond_error(req, API_ERR_INTERNAL, "cannot reach VM '%s''s worker", vm.name);
         else
-            respond_vm(d, req, 202, vm.id);
+            routes_respond_vm(d, req, 202, vm.id);
     }
     db_vm_clear(&vm);
 }
@@ -525,7 +542,7 @@ static void on_action_reply(struct vmmd_daemon *d, void *ctx, json_t *reply, con
         if (rc)
             routes_respond_store_error(d, p->req, rc, p->new_state);
         else
-            respond_vm(d, p->req, 200, p->id);
+            routes_respond_vm(d, p->req, 200, p->id);
     }
     free(p);
 }

@@ -43,7 +43,17 @@ struct cmd {
     char *line;
     sup_reply_fn fn;
     void *ctx;
+    int fds[SUP_MAX_FDS]; /* sent with the line (SCM_RIGHTS), then closed */
+    unsigned nfds;
 };
+
+static void free_cmd(struct cmd *c)
+{
+    for (unsigned i = 0; i < c->nfds; i++)
+        close(c->fds[i]);
+    free(c->line);
+    free(c);
+}
 
 struct waiter {
     struct waiter *next;
@@ -202,8 +212,7 @@ static void fail_commands(struct worker *w, const char *why)
         w->head = c->next;
         if (c->fn)
             c->fn(w->sup->d, c->ctx, NULL, NULL, 0, why);
-        free(c->line);
-        free(c);
+        free_cmd(c);
     }
     w->tail = NULL;
 }
@@ -294,8 +303,7 @@ static void deliver(struct worker *w, json_t *reply, const uint8_t *extra, size_
     if (c->fn)
         c->fn(w->sup->d, c->ctx, reply, extra, extra_len, NULL);
     json_decref(reply);
-    free(c->line);
-    free(c);
+    free_cmd(c);
 }
 
 /* Parses whole replies out of the read buffer. */
@@ -404,6 +412,53 @@ static int send_line(struct worker *w, const char *line)
         free(copy);
         free(req);
     }
+    return rc;
+}
+
+/*
+ * A line with descriptors goes out with sendmsg() on the pipe's socket itself (libuv sends
+ * handles only on IPC pipes, whose framing the worker does not speak). Only when nothing is
+ * queued in libuv, so that it cannot overtake an earlier line; then the descriptors are closed
+ * here (the message holds its own references). A failure shows up as the command's error.
+ */
+static int send_cmd(struct worker *w, struct cmd *c)
+{
+    uv_os_fd_t fd;
+
+    if (!c->nfds)
+        return send_line(w, c->line);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&w->pipe) ||
+        uv_fileno((uv_handle_t *)&w->pipe, &fd))
+        return -EAGAIN;
+    size_t len = strlen(c->line);
+    char *line = malloc(len + 1);
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int) * SUP_MAX_FDS)];
+    } cbuf;
+    if (!line)
+        return -ENOMEM;
+    memcpy(line, c->line, len);
+    line[len] = '\n';
+    struct iovec iov = {.iov_base = line, .iov_len = len + 1};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = cbuf.space,
+                         .msg_controllen = CMSG_SPACE(sizeof(int) * c->nfds)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * c->nfds);
+    memcpy(CMSG_DATA(cm), c->fds, sizeof(int) * c->nfds);
+    ssize_t n;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    int rc = n < 0 ? -errno : (size_t)n < len + 1 ? -EAGAIN : 0;
+    free(line);
+    for (unsigned i = 0; i < c->nfds; i++)
+        close(c->fds[i]);
+    c->nfds = 0;
     return rc;
 }
 
@@ -896,14 +951,15 @@ const struct sandbox_host *supervisor_sandbox(struct supervisor *sup)
     return &sup->sandbox;
 }
 
-int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx,
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
+                     const struct sup_restore *restore, sup_done_fn done, void *ctx,
                      struct api_error *err)
 {
     struct vmmd_daemon *d = sup->d;
     struct worker *w;
     uv_process_options_t opts;
-    uv_stdio_container_t stdio[3 + VM_FILES_MAX];
-    char vcpus[16], memory[24], kernel_fd[16], initrd_fd[16], *paths[4] = {0};
+    uv_stdio_container_t stdio[3 + VM_FILES_MAX + 2];
+    char vcpus[16], memory[24], kernel_fd[16], initrd_fd[16], restore_fd[2][16], *paths[4] = {0};
     char *argv[40 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
     struct device_args *devices;
     struct spawned *spawned;
@@ -1040,6 +1096,20 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     devices = calloc(1, sizeof(*devices));
     if (devices)
         add_device_args(argv, &argc, devices, vm, &files, sup->d->nets);
+    /* A restore: the snapshot's files follow the VM's, as the last two descriptors. */
+    unsigned nfds = files.count;
+    if (restore) {
+        static const char *const opt[2] = {"--restore-state-fd", "--restore-memory-fd"};
+        const int fds[2] = {restore->state_fd, restore->mem_fd};
+        for (int i = 0; i < 2; i++) {
+            snprintf(restore_fd[i], sizeof(restore_fd[i]), "%d", CHILD_FD(nfds));
+            add_arg(argv, &argc, opt[i]);
+            add_arg(argv, &argc, restore_fd[i]);
+            stdio[CHILD_FD(nfds)].flags = UV_INHERIT_FD;
+            stdio[CHILD_FD(nfds)].data.fd = fds[i];
+            nfds++;
+        }
+    }
     argv[argc] = NULL;
 
     memset(&opts, 0, sizeof(opts));
@@ -1053,7 +1123,7 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn
     opts.file = d->self_exe;
     opts.args = argv;
     opts.stdio = stdio;
-    opts.stdio_count = (int)CHILD_FD(files.count);
+    opts.stdio_count = (int)CHILD_FD(nfds);
     opts.exit_cb = on_process_exit;
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
@@ -1097,6 +1167,38 @@ out_paths:
         free(paths[i]);
     free(resolved.disks_json);
     return rc;
+}
+
+int supervisor_command_fds(struct supervisor *sup, const char *vm_id, json_t *cmd,
+                           const int *fds, unsigned nfds, sup_reply_fn fn, void *ctx)
+{
+    struct worker *w = find(sup, vm_id);
+    struct cmd *c;
+    int rc;
+
+    /* Alone on the connection: nothing queued that the direct send could overtake. */
+    if (!w || !w->connected || w->head || nfds > SUP_MAX_FDS) {
+        json_decref(cmd);
+        return !w ? -ENOENT : -EBUSY;
+    }
+    c = make_cmd(cmd, fn, ctx);
+    if (!c)
+        return -ENOMEM;
+    for (unsigned i = 0; i < nfds; i++) {
+        c->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        if (c->fds[i] < 0) {
+            rc = -errno;
+            free_cmd(c);
+            return rc;
+        }
+        c->nfds = i + 1;
+    }
+    if ((rc = send_cmd(w, c))) {
+        free_cmd(c);
+        return rc;
+    }
+    w->head = w->tail = c;
+    return 0;
 }
 
 int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,

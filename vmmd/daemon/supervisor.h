@@ -36,12 +36,22 @@ void supervisor_destroy(struct supervisor *sup);
  * a worker; done() runs once it is "running" or has failed (a deadline
  * included). Refused when the VM has a worker, known or found listening on
  * its control socket (then adopted). 0, or -1 with err (status and detail).
+ * With restore, the worker starts from a snapshot instead of booting.
  */
-int supervisor_start(struct supervisor *sup, const struct db_vm *vm, sup_done_fn done, void *ctx,
+struct sup_restore {
+    int state_fd, mem_fd; /* a snapshot's files (the caller keeps them) */
+};
+int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
+                     const struct sup_restore *restore, sup_done_fn done, void *ctx,
                      struct api_error *err);
 /* Sends {"cmd":...} (consumed). -ENOENT when the VM has no worker. */
 int supervisor_command(struct supervisor *sup, const char *vm_id, json_t *cmd, sup_reply_fn fn,
                        void *ctx);
+/* Sends cmd with descriptors (dup'd; the caller keeps its own) attached, when the worker has no
+ * other command in flight: -EBUSY otherwise, -ENOENT without a worker. */
+#define SUP_MAX_FDS 2
+int supervisor_command_fds(struct supervisor *sup, const char *vm_id, json_t *cmd,
+                           const int *fds, unsigned nfds, sup_reply_fn fn, void *ctx);
 /* Calls done once the worker has ended (right away with -ENOENT if there is none). */
 int supervisor_wait_exit(struct supervisor *sup, const char *vm_id, sup_done_fn done, void *ctx);
 /* Asks the worker to stop, kills it after grace_ms; done() when it has ended. */

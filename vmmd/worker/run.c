@@ -40,6 +40,8 @@ enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 struct run_args {
     const char *kernel, *initrd, *cmdline, *firmware;
     uint64_t kernel_fd, initrd_fd, firmware_fd; /* 0: open the path */
+    const char *restore_state, *restore_memory;   /* a snapshot to start from */
+    uint64_t restore_state_fd, restore_memory_fd;
     int mode;
     uint64_t vcpus, memory;
     int on_reboot;
@@ -94,6 +96,31 @@ static const struct vmmd_opt run_options[] = {
      .offset = OFF(firmware_fd),
      .metavar = "FD",
      .help = "read the firmware from this inherited descriptor; --firmware then only names it",
+     .min = 3,
+     .max = INT32_MAX},
+    {.name = "restore-state",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(restore_state),
+     .metavar = "PATH",
+     .help = "start where this snapshot's state file left the VM (with --restore-memory; the "
+             "other options must describe the same machine)"},
+    {.name = "restore-memory",
+     .type = VMMD_OPT_STRING,
+     .offset = OFF(restore_memory),
+     .metavar = "PATH",
+     .help = "the snapshot's memory file, mapped copy-on-write"},
+    {.name = "restore-state-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(restore_state_fd),
+     .metavar = "FD",
+     .help = "read the state file from this inherited descriptor",
+     .min = 3,
+     .max = INT32_MAX},
+    {.name = "restore-memory-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(restore_memory_fd),
+     .metavar = "FD",
+     .help = "map the memory file from this inherited descriptor",
      .min = 3,
      .max = INT32_MAX},
     {.name = "mode",
@@ -448,7 +475,8 @@ static int join_cgroups(const struct vmmd_opt_list *dirs, char *err, size_t errl
 
 /* The worker's files, open before the sandbox: afterwards no path can be opened. */
 struct vm_files {
-    int kvm, kernel, initrd, firmware, disks[VMMD_OPT_LIST_MAX], taps[VMMD_OPT_LIST_MAX];
+    int kvm, kernel, initrd, firmware, restore_state, restore_memory;
+    int disks[VMMD_OPT_LIST_MAX], taps[VMMD_OPT_LIST_MAX];
 };
 
 static int open_file(const char *what, const char *path, int flags, char *err, size_t errlen)
@@ -478,11 +506,13 @@ static int open_unless_given(const char *what, const char *path, int flags, bool
  * (a tap made for a bridge then also lives across reboots), and every path
  * not already given as a descriptor. libhvcore then opens nothing itself.
  */
-static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
-                         struct hv_nic_config *nics, struct vm_files *f, char *err, size_t errlen)
+static int open_vm_files(const struct run_args *a, struct hv_vm_config *cfg,
+                         struct hv_disk_config *disks, struct hv_nic_config *nics,
+                         struct vm_files *f, char *err, size_t errlen)
 {
     char name[16];
-    bool kvm_given = false;
+    bool kvm_given = false, state_given = a->restore_state_fd != 0,
+         memory_given = a->restore_memory_fd != 0;
 
     if (open_unless_given(NULL, "/dev/kvm", O_RDWR, &kvm_given, &cfg->kvm_fd, &f->kvm, err, errlen))
         return -1;
@@ -500,6 +530,14 @@ static int open_vm_files(struct hv_vm_config *cfg, struct hv_disk_config *disks,
                                           &cfg->kernel_fd, &f->kernel, err, errlen)) ||
         (cfg->initrd && open_unless_given("initrd", cfg->initrd, O_RDONLY, &cfg->initrd_has_fd,
                                           &cfg->initrd_fd, &f->initrd, err, errlen)))
+        return -1;
+    cfg->restore_state_fd = (int)a->restore_state_fd;
+    cfg->restore_mem_fd = (int)a->restore_memory_fd;
+    if (cfg->restore_has_fd &&
+        (open_unless_given("snapshot state", a->restore_state, O_RDONLY, &state_given,
+                           &cfg->restore_state_fd, &f->restore_state, err, errlen) ||
+         open_unless_given("snapshot memory", a->restore_memory, O_RDONLY, &memory_given,
+                           &cfg->restore_mem_fd, &f->restore_memory, err, errlen)))
         return -1;
     for (unsigned i = 0; i < cfg->nr_disks; i++)
         if (open_unless_given("disk image", disks[i].path, disks[i].readonly ? O_RDONLY : O_RDWR,
@@ -645,8 +683,14 @@ int vmmd_run_main(int argc, char **argv)
         .nics = nics,
         .nr_nics = a.nics.count,
         .thread_start = a.sandbox_uid ? syscall_filter_thread_start : NULL,
+        .restore_has_fd = true,
     };
-    if (open_vm_files(&cfg, disks, nics, &files, err, sizeof(err)) ||
+    if (!(a.restore_state || a.restore_state_fd) != !(a.restore_memory || a.restore_memory_fd)) {
+        fprintf(stderr, "vmmd run: a restore needs both the state and the memory file\n");
+        return VMMD_RUN_EXIT_USAGE;
+    }
+    cfg.restore_has_fd = a.restore_state || a.restore_state_fd;
+    if (open_vm_files(&a, &cfg, disks, nics, &files, err, sizeof(err)) ||
         join_cgroups(&a.cgroups, err, sizeof(err)) ||
         (a.sandbox_uid && enter_sandbox(&a, exit_fd, err, sizeof(err)))) {
         fprintf(stderr, "vmmd: %s\n", err);
@@ -673,6 +717,7 @@ int vmmd_run_main(int argc, char **argv)
         if (res.reason != HV_STOP_REBOOT || a.on_reboot != ON_REBOOT_RESTART || ctx.exit_on_reboot)
             break;
         hv_vm_destroy(res.stopped_vm);
+        cfg.restore_has_fd = false; /* a reboot boots the kernel or firmware again */
         fprintf(stderr, "vmmd: guest rebooted, restarting it\n");
     }
     /* A shutdown request (Ctrl-Alt-Del) that ended in a reboot is a clean power off. */

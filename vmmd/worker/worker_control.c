@@ -43,8 +43,11 @@ int control_server_open(struct control_server *s, const char *path)
     return 0;
 }
 
+static void close_client_fds(struct control_client *c);
+
 static void drop_client(struct control_client *c, struct worker_ctx *ctx)
 {
+    close_client_fds(c);
     if (c->attached && ctx)
         console_buffer_detach(ctx->console, c->fd);
     close(c->fd);
@@ -215,6 +218,41 @@ static void send_console_tail(int fd, struct worker_ctx *ctx, json_int_t want)
     send_all(fd, buf, n);
 }
 
+/*
+ * "snapshot": the state and memory files come as the two descriptors sent with the line
+ * (the sandboxed worker cannot open files), so the daemon decides where they live.
+ */
+static void take_snapshot(struct control_client *c, json_t *req, struct worker_ctx *ctx)
+{
+    struct hv_snapshot_info info;
+    char err[256];
+    bool leave_paused = json_is_true(json_object_get(req, "leave_paused"));
+
+    if (c->nfds != 2) {
+        reply_error(c->fd, "snapshot needs two descriptors (state, memory) sent with the line");
+        return;
+    }
+    if (hv_vm_snapshot(ctx->vm, c->fds[0], c->fds[1], leave_paused, &info, err, sizeof(err))) {
+        reply_error(c->fd, err);
+        return;
+    }
+    if (leave_paused)
+        ctx->paused = true;
+    reply(c->fd, json_pack("{s:b, s:I, s:I, s:I, s:I, s:s}", "ok", 1, "state_bytes",
+                           (json_int_t)info.state_bytes, "memory_bytes",
+                           (json_int_t)info.memory_bytes, "memory_written",
+                           (json_int_t)info.memory_written, "paused_ns",
+                           (json_int_t)info.paused_ns, "state",
+                           ctx->paused ? "paused" : "running"));
+}
+
+static void close_client_fds(struct control_client *c)
+{
+    for (unsigned i = 0; i < c->nfds; i++)
+        close(c->fds[i]);
+    c->nfds = 0;
+}
+
 static void handle_command(struct control_client *c, const char *line, struct worker_ctx *ctx)
 {
     json_error_t jerr;
@@ -234,6 +272,8 @@ static void handle_command(struct control_client *c, const char *line, struct wo
         reply(c->fd, json_pack("{s:b, s:s, s:i, s:i}", "ok", 1, "state",
                                ctx->paused ? "paused" : "running", "pid", (int)sandbox_host_pid(),
                                "boots", (int)ctx->boots));
+    } else if (strcmp(cmd, "snapshot") == 0) {
+        take_snapshot(c, req, ctx);
     } else if (strcmp(cmd, "stats") == 0) {
         reply(c->fd, stats_json(ctx));
     } else if (strcmp(cmd, "pause") == 0) {
@@ -301,9 +341,30 @@ static void accept_client(struct control_server *s)
 static void read_client(struct control_client *c, struct worker_ctx *ctx)
 {
     char buf[WORKER_LINE_MAX];
-    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int) * CONTROL_MAX_FDS)];
+    } cbuf;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.space, .msg_controllen = sizeof(cbuf)};
+    ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
     char *nl;
 
+    /* Descriptors sent with a line belong to its command; any beyond what one takes are closed. */
+    for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        unsigned got = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int fds[CONTROL_MAX_FDS];
+        memcpy(fds, CMSG_DATA(cm), got * sizeof(int));
+        for (unsigned i = 0; i < got; i++) {
+            if (c->nfds < CONTROL_MAX_FDS)
+                c->fds[c->nfds++] = fds[i];
+            else
+                close(fds[i]);
+        }
+    }
     if (n <= 0) {
         drop_client(c, ctx);
         return;
@@ -329,6 +390,7 @@ static void read_client(struct control_client *c, struct worker_ctx *ctx)
             reply_error(c->fd, "a request line must not contain NUL bytes");
         else
             handle_command(c, c->buf, ctx);
+        close_client_fds(c);
         memmove(c->buf, c->buf + used, c->len - used + 1);
         c->len -= used;
     }

@@ -26,8 +26,12 @@ struct worker_ctx {
     unsigned nr_disks, nr_nics;
 };
 
+#define CONTROL_MAX_FDS 2 /* descriptors a command line may carry (SCM_RIGHTS) */
+
 struct control_client {
     int fd;
+    int fds[CONTROL_MAX_FDS]; /* received with the line being read */
+    unsigned nfds;
     bool attached; /* raw console mode */
     size_t len;
     char buf[WORKER_LINE_MAX];

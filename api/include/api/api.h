@@ -275,4 +275,28 @@ int api_parse_volume_create(const char *body, size_t len, struct api_volume_def 
 int api_parse_volume_patch(const char *body, size_t len, uint64_t *size_mib,
                            struct api_error *err);
 
+/* Snapshots. POST /v1/vms/{id}/snapshot: {"name", "resume"}, both optional (a blank body too). */
+struct api_snapshot_req {
+    char name[DB_NAME_MAX + 1]; /* "" when not given */
+    bool resume;                /* default true */
+};
+int api_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_req *out,
+                              struct api_error *err);
+/* POST /v1/vms/{id}/restore: {"snapshot": name}. */
+int api_parse_restore(const char *body, size_t len, char snapshot[DB_NAME_MAX + 1],
+                      struct api_error *err);
+/* Whether a POST /v1/vms body asks for a clone (has "from_snapshot"). */
+bool api_body_is_clone(const char *body, size_t len);
+/* POST /v1/vms {"name", "from_snapshot": "vm/snapshot", "autostart", "disks"}: the rest of the
+ * definition comes from the snapshot; disks (kept as given) replace the snapshot's. */
+struct api_clone_req {
+    char name[DB_NAME_MAX + 1];
+    char vm[DB_NAME_MAX + 1]; /* a name or an id (36 characters fit) */
+    char snapshot[DB_NAME_MAX + 1];
+    bool autostart_set, autostart;
+    json_t *disks; /* NULL when not given */
+};
+int api_parse_clone(const char *body, size_t len, struct api_clone_req *out, struct api_error *err);
+void api_clone_req_free(struct api_clone_req *req);
+
 #endif

@@ -225,4 +225,26 @@ int db_volume_list(struct db_store *db, struct db_volume **out, size_t *count); 
 /* The VMs whose disks name the volume ({"volume": name}), by VM name; free(). */
 int db_volume_users(struct db_store *db, const char *name, struct db_vm_ref **out, size_t *count);
 
+/*
+ * Snapshots (migration 006): one row per snapshot of a VM, deleted with the VM. Each write
+ * commits with its event: snapshot.created / .deleted
+ * ({"vm","snapshot","paused_ms","memory_allocated_bytes"}).
+ */
+struct db_snapshot {
+    char vm_id[DB_ID_LEN + 1];
+    char name[DB_NAME_MAX + 1];
+    char *info_json;    /* a JSON object the daemon writes whole; owned */
+    int64_t created_at; /* unix time in ms; 0 on insert: now */
+};
+
+int db_snapshot_insert(struct db_store *db, const struct db_snapshot *s, int64_t *event_id); /* -EEXIST, -ENOENT: VM */
+int db_snapshot_delete(struct db_store *db, const char *vm_id, const char *name,
+                       int64_t *event_id); /* -ENOENT */
+int db_snapshot_get(struct db_store *db, const char *vm_id, const char *name,
+                    struct db_snapshot *out); /* -ENOENT; free(out->info_json) */
+/* A VM's (NULL: every VM's) snapshots, oldest first; db_snapshot_list_free(). */
+int db_snapshot_list(struct db_store *db, const char *vm_id_or_null, struct db_snapshot **out,
+                     size_t *count);
+void db_snapshot_list_free(struct db_snapshot *list, size_t count);
+
 #endif

@@ -139,6 +139,15 @@ struct hv_vm_config {
      * (a sandbox installs the thread's system call filter here). */
     void (*thread_start)(void *opaque, enum hv_thread_kind kind);
     void *thread_opaque;
+    /*
+     * Restore: with restore_has_fd the VM is built from this configuration (which must match
+     * the snapshot's mode, vCPUs, memory, disks and their sizes, and NIC count) but starts where
+     * the snapshot in restore_state_fd left it, its RAM a copy-on-write mapping of
+     * restore_mem_fd (pages are read on first touch). The kernel is not loaded again; a
+     * firmware image is, since it lives outside RAM. libhvcore dups both fds.
+     */
+    bool restore_has_fd;
+    int restore_state_fd, restore_mem_fd;
 };
 
 #define HV_MAX_VCPUS       64
@@ -220,6 +229,47 @@ void hv_vm_get_stats(struct hv_vm *vm, struct hv_vm_stats *out);
  * order; -ENODEV if there is no such device, -EINVAL for limits out of bounds. */
 int hv_vm_set_disk_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits);
 int hv_vm_set_nic_limits(struct hv_vm *vm, unsigned index, const struct hv_io_limits *limits);
+/*
+ * Snapshots. The state file is a header (magic "VMMDSNAP", format version, payload length,
+ * CRC-32C) and tagged, versioned sections: the machine's shape, every vCPU, the irqchip, the
+ * PIT, the KVM clock and every device. Guest RAM goes to a file of its own, byte for byte
+ * (all-zero pages left as holes), so a restore can map it.
+ */
+#define HV_SNAPSHOT_FORMAT_VERSION 1
+#define HV_SNAPSHOT_STATE_MAX (64u << 20) /* a state file is read whole; bigger is refused */
+
+struct hv_snapshot_info {
+    uint64_t state_bytes;  /* state file size */
+    uint64_t memory_bytes; /* guest RAM size (the memory file's length) */
+    uint64_t memory_written; /* bytes of RAM actually written (not holes) */
+    uint64_t paused_ns;    /* how long the vCPUs were stopped for it */
+};
+
+/* What a state file says about the machine it holds (read without building a VM). */
+struct hv_snapshot_meta {
+    enum hv_mode mode;
+    unsigned vcpus;
+    uint64_t memory_mib;
+    bool firmware;
+    unsigned nr_disks, nr_nics;
+    uint64_t disk_bytes[HV_MAX_DISKS];
+    bool disk_readonly[HV_MAX_DISKS];
+    uint64_t saved_realtime_ns; /* CLOCK_REALTIME when it was taken */
+};
+
+/*
+ * Saves the running or paused VM: stops the vCPUs (completing any port or MMIO access in
+ * flight), parks the device threads (requests in flight complete first), writes the state to
+ * state_fd and RAM to mem_fd (both truncated and written from offset 0, then fsynced), and
+ * lets the VM go on unless leave_paused. A VM that was paused stays paused.
+ */
+int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused,
+                   struct hv_snapshot_info *info, char *err, size_t errlen);
+/* Checks a state file (header, version, checksum, every section's framing) and reads its
+ * machine description. -EINVAL (corrupt, truncated), -EPROTO (a format this build does not
+ * read) with one line in err. */
+int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, size_t errlen);
+
 /* Whether limits are within HV_IO_LIMIT_MAX_*. */
 bool hv_io_limits_valid(const struct hv_io_limits *limits);
 

@@ -1,0 +1,23 @@
+/*
+ * The snapshot state file's envelope: a 32-byte header, then the payload.
+ *   0  "VMMDSNAP"   8  u32 format version   12 u32 header size (32)
+ *   16 u64 payload length   24 u32 CRC-32C of the payload   28 u32 CRC-32C of bytes 0-27
+ */
+#ifndef HV_SNAP_FILE_H
+#define HV_SNAP_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/snap_buf.h"
+
+#define HV_SNAP_HEADER_SIZE 32
+
+uint32_t hv__crc32c(uint32_t crc, const void *buf, size_t len);
+/* Truncates fd and writes header and payload from offset 0, then fdatasync. */
+int hv__snap_file_write(int fd, const struct snap_w *payload);
+/* Reads the whole file (at most HV_SNAPSHOT_STATE_MAX) and checks its header and checksums:
+ * -EINVAL corrupt or truncated, -EPROTO another format version; one line in err. */
+int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * Snapshot and restore of a whole VM. A state file is a 32-byte header
+ * (magic, format version, payload length, CRC-32C of the payload and of the
+ * header itself) and a payload of sections in a fixed order:
+ *
+ *   META (the machine's shape), CPU per vCPU, IRQC, PIT, CLCK, the devices
+ *   (devices_state.c), END.
+ *
+ * Guest RAM is a separate file of exactly the RAM's size: written with
+ * all-zero pages left as holes, and mapped copy-on-write by a restore, so
+ * restoring costs the same for 256 MiB and for 2 GiB (pages are read when
+ * the guest first touches them).
+ *
+ * Saving waits until every vCPU is out of KVM_RUN with its port or MMIO
+ * access completed (vcpu.c re-enters once with immediate_exit before it
+ * parks, as the KVM API requires before state is read) and every device
+ * thread is parked with no request in flight.
+ */
+#include "snapshot/vm_snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch/x86/vcpu_state.h"
+#include "snapshot/devices_state.h"
+#include "snapshot/snap_file.h"
+#include "vm_internal.h"
+
+#define TAG_META SNAP_TAG('M', 'E', 'T', 'A')
+#define TAG_IRQC SNAP_TAG('I', 'R', 'Q', 'C')
+#define TAG_PIT SNAP_TAG('P', 'I', 'T', ' ')
+#define TAG_CLCK SNAP_TAG('C', 'L', 'C', 'K')
+#define TAG_END SNAP_TAG('E', 'N', 'D', ' ')
+#define PAGE 4096u
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void save_meta(struct hv_vm *vm, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, TAG_META, 1);
+    snap_w_u32(w, (uint32_t)vm->mode);
+    snap_w_u32(w, vm->nr_vcpus);
+    snap_w_u64(w, vm->mem.size);
+    snap_w_bool(w, vm->boot.firmware);
+    snap_w_u32(w, vm->nr_disks);
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        snap_w_u64(w, vm->disks[i].size);
+        snap_w_bool(w, vm->disks[i].readonly);
+    }
+    snap_w_u32(w, vm->nr_nics);
+    snap_w_u64(w, realtime_ns());
+    snap_w_end(w, mark);
+}
+
+static int read_meta(struct snap_r *r, struct hv_snapshot_meta *m)
+{
+    struct snap_r sub;
+    uint16_t version;
+
+    memset(m, 0, sizeof(*m));
+    if (snap_r_section(r, TAG_META, "machine description", 1, &sub, &version))
+        return r->err;
+    m->mode = (enum hv_mode)snap_r_below(&sub, HV_MODE_PV + 1, "mode");
+    m->vcpus = snap_r_u32(&sub);
+    if (snap_r_ok(&sub) && (m->vcpus < 1 || m->vcpus > HV_MAX_VCPUS))
+        snap_r_fail(&sub, -EINVAL, "%u vCPUs", m->vcpus);
+    uint64_t bytes = snap_r_u64(&sub);
+    if (snap_r_ok(&sub) && (bytes % (1u << 20) || bytes >> 20 < HV_MIN_MEMORY_MIB ||
+                            bytes >> 20 > HV_MAX_MEMORY_MIB))
+        snap_r_fail(&sub, -EINVAL, "a memory size of %llu bytes", (unsigned long long)bytes);
+    m->memory_mib = bytes >> 20;
+    m->firmware = snap_r_bool(&sub);
+    m->nr_disks = snap_r_below(&sub, HV_MAX_DISKS + 1, "disk count");
+    for (unsigned i = 0; i < m->nr_disks && snap_r_ok(&sub); i++) {
+        m->disk_bytes[i] = snap_r_u64(&sub);
+        m->disk_readonly[i] = snap_r_bool(&sub);
+    }
+    m->nr_nics = snap_r_below(&sub, HV_MAX_NICS + 1, "NIC count");
+    m->saved_realtime_ns = snap_r_u64(&sub);
+    return snap_r_end(r, &sub);
+}
+
+/* The in-kernel PIC pair and IOAPIC, the PIT and the KVM clock: uapi structures, as bytes. */
+static int save_vm_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errlen)
+{
+    struct kvm_irqchip chip;
+    struct kvm_pit_state2 pit;
+    struct kvm_clock_data clock;
+    size_t mark = snap_w_begin(w, TAG_IRQC, 1);
+
+    for (unsigned id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
+        memset(&chip, 0, sizeof(chip));
+        chip.chip_id = id;
+        if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+            return fail(err, errlen, -errno, "KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
+        snap_w_bytes(w, &chip.chip, sizeof(chip.chip));
+    }
+    snap_w_end(w, mark);
+    if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+        return fail(err, errlen, -errno, "KVM_GET_PIT2: %s", strerror(errno));
+    mark = snap_w_begin(w, TAG_PIT, 1);
+    snap_w_bytes(w, &pit, sizeof(pit));
+    snap_w_end(w, mark);
+    memset(&clock, 0, sizeof(clock));
+    if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+        return fail(err, errlen, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
+    mark = snap_w_begin(w, TAG_CLCK, 1);
+    snap_w_u64(w, clock.clock);
+    snap_w_u32(w, clock.flags);
+    snap_w_u64(w, clock.flags & KVM_CLOCK_REALTIME ? clock.realtime : 0);
+    snap_w_end(w, mark);
+    return 0;
+}
+
+struct vm_state {
+    struct kvm_irqchip chips[3];
+    struct kvm_pit_state2 pit;
+    struct kvm_clock_data clock;
+};
+
+static int read_vm_state(struct snap_r *r, struct vm_state *s)
+{
+    struct snap_r sub;
+    uint16_t version;
+
+    memset(s, 0, sizeof(*s));
+    if (snap_r_section(r, TAG_IRQC, "irqchip", 1, &sub, &version))
+        return r->err;
+    for (unsigned id = 0; id < 3; id++) {
+        s->chips[id].chip_id = id;
+        snap_r_bytes(&sub, &s->chips[id].chip, sizeof(s->chips[id].chip));
+    }
+    if (snap_r_end(r, &sub) || snap_r_section(r, TAG_PIT, "PIT", 1, &sub, &version))
+        return r->err;
+    snap_r_bytes(&sub, &s->pit, sizeof(s->pit));
+    if (snap_r_end(r, &sub) || snap_r_section(r, TAG_CLCK, "KVM clock", 1, &sub, &version))
+        return r->err;
+    s->clock.clock = snap_r_u64(&sub);
+    s->clock.flags = snap_r_u32(&sub);
+    s->clock.realtime = snap_r_u64(&sub);
+    return snap_r_end(r, &sub);
+}
+
+static int apply_vm_state(struct hv_vm *vm, const struct vm_state *s, char *err, size_t errlen)
+{
+    struct kvm_clock_data clock = {.clock = s->clock.clock};
+    int caps = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK);
+
+    for (unsigned id = 0; id < 3; id++)
+        if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->chips[id]) < 0)
+            return fail(err, errlen, -errno, "KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
+    if (ioctl(vm->vm_fd, KVM_SET_PIT2, &s->pit) < 0)
+        return fail(err, errlen, -errno, "KVM_SET_PIT2: %s", strerror(errno));
+    /*
+     * With KVM_CLOCK_REALTIME KVM moves the clock on by the wall time since the save, so the
+     * guest's clock is not behind by however long the snapshot lay on disk (or the migration
+     * took). Without it the guest's clock resumes where it stopped.
+     */
+    if ((s->clock.flags & KVM_CLOCK_REALTIME) && caps > 0 && (caps & KVM_CLOCK_REALTIME)) {
+        clock.flags = KVM_CLOCK_REALTIME;
+        clock.realtime = s->clock.realtime;
+    }
+    if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
+        return fail(err, errlen, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        if (q[i])
+            return false;
+    return true;
+}
+
+/* RAM byte for byte; runs of zero pages stay holes of the truncated file. */
+static int save_memory(struct hv_vm *vm, int fd, uint64_t *written)
+{
+    const uint8_t *mem = vm->mem.host;
+    uint64_t size = vm->mem.size, run = 0, run_start = 0;
+    int rc;
+
+    *written = 0;
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
+        return -errno;
+    for (uint64_t off = 0; off <= size; off += PAGE) {
+        bool data = off < size && !page_is_zero(mem + off);
+        /* Flush a run at a zero page, at the end, or every 8 MiB (bounded write size). */
+        if (run && (!data || run == 8u << 20)) {
+            if ((rc = write_all(fd, mem + run_start, run, (off_t)run_start)))
+                return rc;
+            *written += run;
+            run = 0;
+        }
+        if (data) {
+            if (!run)
+                run_start = off;
+            run += PAGE;
+        }
+    }
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+static int take_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errlen)
+{
+    int rc;
+
+    save_meta(vm, w);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if ((rc = hv_x86_vcpu_save(vm->kvm_fd, vm->vcpus[i].fd, i, w, err, errlen)))
+            return rc;
+    if ((rc = save_vm_state(vm, w, err, errlen)))
+        return rc;
+    hv__devices_save(vm, w);
+    size_t mark = snap_w_begin(w, TAG_END, 1);
+    snap_w_end(w, mark);
+    return w->err ? fail(err, errlen, w->err, "out of memory for the state") : 0;
+}
+
+int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused,
+                   struct hv_snapshot_info *info, char *err, size_t errlen)
+{
+    struct snap_w w;
+    bool was_paused;
+    uint64_t t0 = hv__now_ns();
+    int rc;
+
+    memset(info, 0, sizeof(*info));
+    pthread_mutex_lock(&vm->ctl_lock);
+    was_paused = vm->pause_requested;
+    rc = vm->stop_reason != HV_STOP_NONE || !vm->threads_running ? -ESRCH : 0;
+    pthread_mutex_unlock(&vm->ctl_lock);
+    if (rc)
+        return fail(err, errlen, rc, "the VM is not running");
+    hv_vm_pause(vm);
+    hv__devices_park(vm);
+    snap_w_init(&w);
+    rc = take_state(vm, &w, err, errlen);
+    if (!rc && (rc = hv__snap_file_write(state_fd, &w)))
+        fail(err, errlen, rc, "writing the state file: %s", strerror(-rc));
+    if (!rc && (rc = save_memory(vm, mem_fd, &info->memory_written)))
+        fail(err, errlen, rc, "writing the memory file: %s", strerror(-rc));
+    info->state_bytes = HV_SNAP_HEADER_SIZE + w.len;
+    info->memory_bytes = vm->mem.size;
+    snap_w_free(&w);
+    hv__devices_unpark(vm);
+    if (!leave_paused && !was_paused)
+        hv_vm_resume(vm);
+    info->paused_ns = hv__now_ns() - t0;
+    return rc;
+}
+
+/* Reads and checks a whole state file; the caller frees *payload. */
+static int load_file(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_meta *meta,
+                     struct snap_r *r, char *err, size_t errlen)
+{
+    int rc = hv__snap_file_read(fd, payload, len, err, errlen);
+    if (rc)
+        return rc;
+    snap_r_init(r, *payload, *len);
+    if (read_meta(r, meta)) {
+        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
+        free(*payload);
+        *payload = NULL;
+    }
+    return rc;
+}
+
+int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, size_t errlen)
+{
+    uint8_t *payload;
+    size_t len;
+    struct snap_r r;
+    int rc = load_file(state_fd, &payload, &len, meta, &r, err, errlen);
+
+    if (rc)
+        return rc;
+    /* Every section's framing, up to END, and nothing after it. */
+    for (;;) {
+        uint32_t tag = snap_r_u32(&r), n = snap_r_u32(&r);
+        if (!snap_r_ok(&r) || n > r.len - r.pos) {
+            rc = fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
+                      r.pos);
+            break;
+        }
+        r.pos += n;
+        if (tag == TAG_END) {
+            if (r.pos != r.len)
+                rc = fail(err, errlen, -EINVAL, "snapshot state: %zu bytes after its end",
+                          r.len - r.pos);
+            break;
+        }
+    }
+    free(payload);
+    return rc;
+}
+
+/* A fresh VM from cfg must have the snapshot's shape; each mismatch named. */
+static int check_shape(const struct hv_vm *vm, const struct hv_snapshot_meta *m, char *err,
+                       size_t errlen)
+{
+    if (m->mode != vm->mode)
+        return fail(err, errlen, -EINVAL, "the snapshot is of a %s-mode VM, not %s",
+                    hv_mode_name(m->mode), hv_mode_name(vm->mode));
+    if (m->vcpus != vm->nr_vcpus)
+        return fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, the VM %u", m->vcpus,
+                    vm->nr_vcpus);
+    if (m->memory_mib << 20 != vm->mem.size)
+        return fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
+                    (unsigned long long)m->memory_mib, (unsigned long long)(vm->mem.size >> 20));
+    if (m->firmware != vm->boot.firmware)
+        return fail(err, errlen, -EINVAL, "the snapshot was %s, the VM is not",
+                    m->firmware ? "booted by firmware" : "booted from a kernel");
+    if (m->nr_disks != vm->nr_disks || m->nr_nics != vm->nr_nics)
+        return fail(err, errlen, -EINVAL,
+                    "the snapshot has %u disks and %u NICs, the VM %u and %u", m->nr_disks,
+                    m->nr_nics, vm->nr_disks, vm->nr_nics);
+    for (unsigned i = 0; i < m->nr_disks; i++) {
+        if (m->disk_bytes[i] != vm->disks[i].size)
+            return fail(err, errlen, -EINVAL,
+                        "disk %u is %llu bytes, the snapshot expects %llu: it changed", i + 1,
+                        (unsigned long long)vm->disks[i].size,
+                        (unsigned long long)m->disk_bytes[i]);
+        if (m->disk_readonly[i] != vm->disks[i].readonly)
+            return fail(err, errlen, -EINVAL, "disk %u is %s, in the snapshot it was %s", i + 1,
+                        vm->disks[i].readonly ? "read-only" : "writable",
+                        m->disk_readonly[i] ? "read-only" : "writable");
+    }
+    return 0;
+}
+
+int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *err,
+                            size_t errlen)
+{
+    struct stat st;
+    int rc;
+
+    if (fstat(mem_fd, &st) < 0)
+        return fail(err, errlen, -errno, "memory file: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+        return fail(err, errlen, -EINVAL,
+                    "the memory file is %llu bytes, the snapshot's memory %llu: truncated or "
+                    "not this snapshot's",
+                    (unsigned long long)st.st_size, (unsigned long long)size);
+    if ((rc = hv_guest_mem_init_file(&vm->mem, size, mem_fd)))
+        return fail(err, errlen, rc, "mapping the memory file: %s", strerror(-rc));
+    return 0;
+}
+
+int hv__snapshot_restore(struct hv_vm *vm, int state_fd, char *err, size_t errlen)
+{
+    struct hv_x86_vcpu_state *cpus[HV_MAX_VCPUS] = {0};
+    struct hv_snapshot_meta meta;
+    struct vm_state vs;
+    uint8_t *payload;
+    size_t len;
+    struct snap_r r, end;
+    uint16_t version;
+    int rc = load_file(state_fd, &payload, &len, &meta, &r, err, errlen);
+
+    if (rc)
+        return rc;
+    if ((rc = check_shape(vm, &meta, err, errlen)))
+        goto out;
+    /* Everything read and checked before anything is applied. */
+    for (unsigned i = 0; i < vm->nr_vcpus && !r.err; i++)
+        hv_x86_vcpu_state_read(&r, i, &cpus[i]);
+    if (!r.err)
+        read_vm_state(&r, &vs);
+    if (r.err) {
+        rc = fail(err, errlen, r.err, "snapshot state: %s", r.what);
+        goto out;
+    }
+    hv__devices_park(vm);
+    rc = hv__devices_load(vm, &r);
+    if (!rc && !snap_r_section(&r, TAG_END, "end marker", 1, &end, &version))
+        snap_r_end(&r, &end);
+    if (!rc && !r.err && r.pos != r.len)
+        snap_r_fail(&r, -EINVAL, "%zu bytes after the end marker", r.len - r.pos);
+    if (rc || r.err) {
+        rc = fail(err, errlen, r.err ? r.err : rc, "snapshot state: %s", r.what);
+        goto out_unpark;
+    }
+    if ((rc = apply_vm_state(vm, &vs, err, errlen)))
+        goto out_unpark;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if ((rc = hv_x86_vcpu_state_apply(cpus[i], vm->vcpus[i].fd, err, errlen)))
+            goto out_unpark;
+    /* Tell a pv guest it was stopped, so its watchdogs do not call the gap a lockup. */
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
+out_unpark:
+    hv__devices_unpark(vm);
+out:
+    for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
+        hv_x86_vcpu_state_free(cpus[i]);
+    free(payload);
+    return rc;
+}

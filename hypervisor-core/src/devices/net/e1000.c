@@ -1452,7 +1452,7 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
                     E1000_CLASS, E1000_REVISION);
     pci_device_set_subsystem(&e->pdev, E1000_VENDOR_ID, E1000_SUBSYS_ID);
     pci_device_enable_intx(&e->pdev);
-    e->tx = malloc(sizeof(*e->tx));
+    e->tx = calloc(1, sizeof(*e->tx)); /* all of it is state a snapshot saves */
     e->seg = malloc(MAX_FRAME + ETH_MIN_FRAME);
     e->rx = malloc(NET_TAP_HDR_LEN + RX_BUF_SIZE + ETH_MIN_FRAME + FCS_LEN);
     if (!e->tx || !e->seg || !e->rx) {

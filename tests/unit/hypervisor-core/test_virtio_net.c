@@ -520,7 +520,6 @@ static void test_limits_delay_both_directions(void **state)
     rate_limiter_destroy(&rx);
 }
 
-
 /* --- snapshot --------------------------------------------------------------------------- */
 
 static int load_bytes(struct fixture *f, const struct snap_w *w, size_t len, char *what)

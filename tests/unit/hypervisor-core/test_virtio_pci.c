@@ -963,7 +963,6 @@ static void test_notify_through_ioeventfd(void **state)
     assert_int_equal(f->fp.nr_ioeventfds, 0);
 }
 
-
 /* --- snapshot ------------------------------------------------------------------------------- */
 
 static void save_vp(struct virtio_pci *vp, struct snap_w *w)
@@ -1236,9 +1235,9 @@ static void test_snapshot_refuses_out_of_range(void **state)
 {
     struct fixture *f = *state, *g;
     struct snap_w before;
-    void (*pokes[])(struct virtio_pci *) = {poke_size_big, poke_size_odd, poke_ring_outside,
-                                            poke_vector, poke_config_vector, poke_features};
-    const char *needles[] = {"power of two", "power of two", "outside guest RAM",
+    void (*pokes[])(struct virtio_pci *) = {poke_size_big, poke_size_odd,      poke_ring_outside,
+                                            poke_vector,   poke_config_vector, poke_features};
+    const char *needles[] = {"power of two",   "power of two",         "outside guest RAM",
                              "queue vector 2", "configuration vector", "not offered"};
 
     drive_into_state(f);

@@ -771,7 +771,6 @@ static void test_enable_checks_rings_in_ram(void **state)
     }
 }
 
-
 /* --- snapshot --------------------------------------------------------------------------- */
 
 static void vq_save(const struct virtq *vq, struct snap_w *w)
@@ -876,10 +875,8 @@ static void test_snapshot_refuses_bad_queues(void **state)
         uint64_t used_gpa;
         const char *why;
     } cases[] = {
-        {512, USED_GPA, "power of two"},
-        {12, USED_GPA, "power of two"},
-        {0, USED_GPA, "power of two"},
-        {QSIZE, RAM_LOW - 8, "outside guest RAM"},
+        {512, USED_GPA, "power of two"},     {12, USED_GPA, "power of two"},
+        {0, USED_GPA, "power of two"},       {QSIZE, RAM_LOW - 8, "outside guest RAM"},
         {QSIZE, USED_GPA + 2, "misaligned"},
     };
 

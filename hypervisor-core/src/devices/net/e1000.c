@@ -1709,8 +1709,9 @@ static void read_state(struct e1000 *e, struct snap_r *r, struct e1000_state *s)
 
     snap_r_bytes(r, mac, sizeof(mac));
     if (snap_r_ok(r) && memcmp(mac, e->mac, sizeof(mac)))
-        snap_r_fail(r, -EINVAL, "e1000: saved with MAC %02x:%02x:%02x:%02x:%02x:%02x, not this one's",
-                    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+        snap_r_fail(r, -EINVAL,
+                    "e1000: saved with MAC %02x:%02x:%02x:%02x:%02x:%02x, not this one's", mac[0],
+                    mac[1], mac[2], mac[3], mac[4], mac[5]);
     n = snap_r_u32(r);
     if (snap_r_ok(r) && n != REG_FILE_END / 4)
         snap_r_fail(r, -EINVAL, "e1000: %u registers saved, the model has %u", n, REG_FILE_END / 4);
@@ -1753,8 +1754,9 @@ static void read_state(struct e1000 *e, struct snap_r *r, struct e1000_state *s)
     s->rx_special = snap_r_u16(r);
     s->rx_blocked = snap_r_bool(r);
     /* rx_prepare puts the frame after the tap header, or 4 bytes later (a VLAN tag taken out). */
-    if (snap_r_ok(r) && ((s->rx_off != NET_TAP_HDR_LEN && s->rx_off != NET_TAP_HDR_LEN + VLAN_TAG_LEN) ||
-                         (s->rx_fcs != 0 && s->rx_fcs != FCS_LEN)))
+    if (snap_r_ok(r) &&
+        ((s->rx_off != NET_TAP_HDR_LEN && s->rx_off != NET_TAP_HDR_LEN + VLAN_TAG_LEN) ||
+         (s->rx_fcs != 0 && s->rx_fcs != FCS_LEN)))
         snap_r_fail(r, -EINVAL, "e1000: waiting frame at %u with %u FCS bytes", s->rx_off,
                     s->rx_fcs);
     snap_r_bytes(r, s->rx, snap_r_ok(r) ? s->rx_len : 0);

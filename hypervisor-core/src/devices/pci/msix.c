@@ -249,8 +249,7 @@ int msix_load(struct msix *m, struct snap_r *r)
         return r->err;
     n = snap_r_u32(&sub);
     if (snap_r_ok(&sub) && n != m->nr_vectors)
-        snap_r_fail(&sub, -EINVAL, "MSI-X: %u vectors saved, the device has %u", n,
-                    m->nr_vectors);
+        snap_r_fail(&sub, -EINVAL, "MSI-X: %u vectors saved, the device has %u", n, m->nr_vectors);
     for (unsigned i = 0; i < m->nr_vectors && snap_r_ok(&sub); i++) {
         saved[i].addr = snap_r_u64(&sub);
         saved[i].data = snap_r_u32(&sub);

@@ -216,8 +216,8 @@ int pci_device_load(struct pci_device *pdev, struct snap_r *r)
      * capability list that points anywhere.
      */
     for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
-        pdev->config[i] = (uint8_t)((pdev->config[i] & ~pdev->wmask[i]) |
-                                    (saved[i] & pdev->wmask[i]));
+        pdev->config[i] =
+            (uint8_t)((pdev->config[i] & ~pdev->wmask[i]) | (saved[i] & pdev->wmask[i]));
     update_bars(pdev);
     pthread_mutex_lock(&pdev->intx_lock);
     pdev->intx_asserted = asserted;

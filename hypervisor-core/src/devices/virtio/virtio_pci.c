@@ -746,7 +746,7 @@ void virtio_pci_save(struct virtio_pci *vp, struct snap_w *w)
         virtq_save(&vp->vqs[q], w);
     }
     pthread_mutex_unlock(&vp->lock);
-    /* Outside vp->lock: the device's hook takes its own locks (and vp->lock through the helpers). */
+    /* Outside vp->lock: the hook takes its own locks (and vp->lock through the helpers). */
     if (vp->ops->save)
         vp->ops->save(vp, w);
     snap_w_end(w, mark);
@@ -779,8 +779,8 @@ static void read_transport(struct virtio_pci *vp, struct snap_r *r, struct trans
     uint8_t reason_len;
 
     if (snap_r_ok(r) && (device_id != vp->ops->device_id || num_queues != vp->ops->num_queues))
-        snap_r_fail(r, -EINVAL, "virtio device type %u with %u queues saved, this is %s",
-                    device_id, num_queues, vp->ops->name);
+        snap_r_fail(r, -EINVAL, "virtio device type %u with %u queues saved, this is %s", device_id,
+                    num_queues, vp->ops->name);
     t->driver_features = snap_r_u64(r);
     t->device_feature_select = snap_r_u32(r);
     t->driver_feature_select = snap_r_u32(r);

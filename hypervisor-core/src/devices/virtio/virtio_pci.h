@@ -92,10 +92,10 @@ struct virtio_pci {
     /* Parking the I/O thread for a snapshot (virtio_pci_park). */
     pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
-    int park_fd;    /* eventfd: wakes the thread to look at park_req */
-    bool park_req;  /* someone wants it parked */
-    bool parked;    /* it is: between events, serving nothing */
-    bool stopping;  /* destroy: a parked thread leaves instead */
+    int park_fd;   /* eventfd: wakes the thread to look at park_req */
+    bool park_req; /* someone wants it parked */
+    bool parked;   /* it is: between events, serving nothing */
+    bool stopping; /* destroy: a parked thread leaves instead */
 };
 
 /* Builds the PCI function and its queues' eventfds. dev is the device's state. */

@@ -727,10 +727,10 @@ void virtio_pci_save(struct virtio_pci *vp, struct snap_w *w)
     size_t reason_len = strnlen(vp->broken_reason, sizeof(vp->broken_reason) - 1);
 
     pthread_mutex_lock(&vp->lock);
-    pci_device_save(&vp->pdev, w);
-    msix_save(&vp->msix, w);
     snap_w_u16(w, vp->ops->device_id);
     snap_w_u32(w, vp->ops->num_queues);
+    pci_device_save(&vp->pdev, w);
+    msix_save(&vp->msix, w);
     snap_w_u64(w, vp->driver_features);
     snap_w_u32(w, vp->device_feature_select);
     snap_w_u32(w, vp->driver_feature_select);
@@ -774,13 +774,8 @@ static void check_vector(const struct virtio_pci *vp, struct snap_r *r, uint16_t
 static void read_transport(struct virtio_pci *vp, struct snap_r *r, struct transport_state *t)
 {
     const struct hv_guest_mem *mem = vp->pdev.platform ? vp->pdev.platform->mem : NULL;
-    uint16_t device_id = snap_r_u16(r);
-    uint32_t num_queues = snap_r_u32(r);
     uint8_t reason_len;
 
-    if (snap_r_ok(r) && (device_id != vp->ops->device_id || num_queues != vp->ops->num_queues))
-        snap_r_fail(r, -EINVAL, "virtio device type %u with %u queues saved, this is %s", device_id,
-                    num_queues, vp->ops->name);
     t->driver_features = snap_r_u64(r);
     t->device_feature_select = snap_r_u32(r);
     t->driver_feature_select = snap_r_u32(r);
@@ -816,13 +811,20 @@ static int load_state(struct virtio_pci *vp, struct snap_r *r)
 {
     struct transport_state *t = calloc(1, sizeof(*t));
     struct snap_r sub;
-    uint16_t version;
+    uint16_t version, device_id;
+    uint32_t num_queues;
 
     if (!t)
         return snap_r_fail(r, -ENOMEM, "%s: out of memory", vp->ops->name);
     if (snap_r_section(r, VIRT_TAG, "virtio transport", 1, &sub, &version))
         goto out;
-    if (pci_device_load(&vp->pdev, &sub))
+    /* First the kind of device, so that a file for another one says so. */
+    device_id = snap_r_u16(&sub);
+    num_queues = snap_r_u32(&sub);
+    if (snap_r_ok(&sub) && (device_id != vp->ops->device_id || num_queues != vp->ops->num_queues))
+        snap_r_fail(&sub, -EINVAL, "virtio device type %u with %u queues saved, this is %s",
+                    device_id, num_queues, vp->ops->name);
+    if (!snap_r_ok(&sub) || pci_device_load(&vp->pdev, &sub))
         goto end;
     pthread_mutex_lock(&vp->lock);
     msix_load(&vp->msix, &sub);

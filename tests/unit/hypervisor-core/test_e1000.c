@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,7 +84,7 @@ struct fixture {
     uint16_t io;
 };
 
-static int setup(void **state)
+static struct fixture *new_fixture(const uint8_t *mac_addr)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     int sv[2];
@@ -95,7 +96,7 @@ static int setup(void **state)
     pci_bus_init(&f->pb, &f->fp.platform);
     assert_int_equal(pci_bus_register_windows(&f->pb, &f->bus), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(e1000_create_fd(&f->e, &f->fp.platform, sv[0], mac), 0);
+    assert_int_equal(e1000_create_fd(&f->e, &f->fp.platform, sv[0], mac_addr), 0);
     f->peer = sv[1];
     assert_int_equal(pci_bus_add(&f->pb, e1000_pci(f->e), SLOT << 3), 0);
     f->mmio = pci_bus_config_read(&f->pb, SLOT << 3, 0x10, 4) & ~0xfu;
@@ -103,7 +104,12 @@ static int setup(void **state)
     /* What a driver does first: bus mastering on (firmware enabled the decoders). */
     pci_bus_config_write(&f->pb, SLOT << 3, 0x04, 2,
                          pci_bus_config_read(&f->pb, SLOT << 3, 0x04, 2) | PCI_COMMAND_MASTER);
-    *state = f;
+    return f;
+}
+
+static int setup(void **state)
+{
+    *state = new_fixture(mac);
     return 0;
 }
 
@@ -1121,6 +1127,283 @@ static void test_rx_tap_offloads(void **state)
     assert_int_equal(stats(f).drops, 1);
 }
 
+/* --- Snapshot ------------------------------------------------------------------- */
+
+/* Where fields sit in an 'E1K ' section (see e1000_save): the section header (10), PCID
+ * (4 + 4 + 2 + 256 + 1), the MAC (6), the register count and 6144 registers. */
+#define SNAP_REGS_AT     (10 + 267 + 6 + 4)
+#define SNAP_REGCOUNT_AT (SNAP_REGS_AT - 4)
+#define SNAP_IOADDR_AT   (SNAP_REGS_AT + 6144 * 4)
+#define SNAP_EE_IN_AT    (SNAP_IOADDR_AT + 4 + 128 + 64 + 4)
+#define SNAP_TX_LEN_AT   (SNAP_EE_IN_AT + 4 + 4 + 4 + 1 + 24 + 10)
+
+static void e_save(struct fixture *f, struct snap_w *w)
+{
+    snap_w_init(w);
+    e1000_save(f->e, w);
+    assert_int_equal(w->err, 0);
+}
+
+static int e_load(struct fixture *f, const uint8_t *p, size_t len, char *what)
+{
+    struct snap_r r;
+    int rc;
+
+    snap_r_init(&r, p, len);
+    rc = e1000_load(f->e, &r);
+    strcpy(what, r.what);
+    return rc;
+}
+
+static void assert_same(struct fixture *f, const struct snap_w *expect)
+{
+    struct snap_w now;
+
+    e_save(f, &now);
+    assert_int_equal(now.len, expect->len);
+    assert_memory_equal(now.buf, expect->buf, now.len);
+    snap_w_free(&now);
+}
+
+/* Microwire: the READ command clocked in, then n output bits. */
+static uint32_t ee_begin(struct fixture *f, unsigned addr)
+{
+    uint32_t eecd = EE_REQ | EE_CS, cmd = 0x6u << 6 | addr;
+
+    wr(f, EECD, EE_REQ);
+    wr(f, EECD, eecd);
+    for (int bit = 8; bit >= 0; bit--) {
+        uint32_t di = (cmd >> bit) & 1 ? EE_DI : 0;
+        wr(f, EECD, eecd | di);
+        ee_clock(f, eecd | di);
+    }
+    return eecd;
+}
+
+static uint16_t ee_bits(struct fixture *f, uint32_t eecd, unsigned n, uint16_t v)
+{
+    for (unsigned i = 0; i < n; i++) {
+        wr(f, EECD, eecd | EE_SK);
+        v = (uint16_t)(v << 1 | ((rd(f, EECD) & EE_DO) ? 1 : 0));
+        wr(f, EECD, eecd);
+    }
+    return v;
+}
+
+/*
+ * The device in the middle of everything: a transmit packet half gathered (first
+ * descriptor, no EOP) after a checksum context, a received frame waiting for
+ * descriptors (RXO raised, INTx high), an EEPROM read half shifted out.
+ */
+static uint16_t drive_e1000(struct fixture *f, uint8_t *frame, size_t *frame_len, uint8_t *rx_frame,
+                            size_t *rx_len, uint32_t *eecd)
+{
+    uint8_t *fr = ram(f, TX_BUF);
+
+    *frame_len = make_frame(fr, 17, 300);
+    memcpy(frame, fr, *frame_len);
+    rd(f, ICR);
+    wr(f, IMS, ICR_TXDW | ICR_RXO | ICR_RXT0);
+    tx_ring(f, TX_RING, RING_LEN * 16);
+    context(f, 0, 14, 24, 33, 34, 40, 0, 0, 0, 0, 0);
+    data(f, 1, TX_BUF, 20, 0, 0);
+    wr(f, TDT, 2);
+    rx_ring(f, RING_LEN, RCTL_EN | RCTL_BAM);
+    wr(f, RDT, 0); /* no descriptors for the guest to receive into */
+    *rx_len = make_frame(rx_frame, 6, 500);
+    memcpy(rx_frame, mac, 6);
+    inject(f, rx_frame, *rx_len);
+    e1000_service(f->e);
+    assert_int_equal(rd(f, TDH), 2);
+    assert_int_equal(f->fp.irq_level[GSI], 1); /* RXO */
+    *eecd = ee_begin(f, 5);
+    return ee_bits(f, *eecd, 7, 0);
+}
+
+/* What the device does next, the same on the original and the restored one. */
+static void continue_e1000(struct fixture *f, const uint8_t *frame, size_t frame_len,
+                           const uint8_t *rx_frame, size_t rx_len, uint32_t eecd, uint16_t ee)
+{
+    uint8_t out[2048];
+    uint16_t len;
+    uint8_t st, er;
+
+    /* The EEPROM word comes out whole across the snapshot. */
+    assert_int_equal(ee_bits(f, eecd, 9, ee), eerd_read_word(f, 5));
+    wr(f, EECD, 0);
+    /* The interrupt cause survived: reading ICR returns it and lowers the line. */
+    assert_int_equal(rd(f, ICR) & ICR_RXO, ICR_RXO);
+    assert_int_equal(f->fp.irq_level[GSI], 0);
+    /* TX goes on at descriptor 2 with the 20 bytes gathered before. */
+    data(f, 2, TX_BUF + 20, (uint32_t)frame_len - 20, EOP | RS, 0);
+    wr(f, TDT, 3);
+    e1000_service(f->e);
+    assert_int_equal(take(f, out, sizeof(out)), (ssize_t)frame_len);
+    assert_memory_equal(out, frame, frame_len);
+    assert_int_equal(rd(f, TDH), 3);
+    assert_int_equal(tx_status(f, 2) & 1, 1);
+    /* RX: the frame that waited goes into descriptor 0 once there is one. */
+    wr(f, RDT, 4);
+    e1000_service(f->e);
+    assert_int_equal(rd(f, RDH), 1);
+    rx_desc(f, 0, &len, &st, &er);
+    assert_int_equal(len, rx_len + 4);
+    assert_int_equal(st & 3, 3);
+    assert_memory_equal(ram(f, RX_BUFS), rx_frame, rx_len);
+    assert_int_equal(f->fp.irq_level[GSI], 1); /* RXT0 */
+    assert_int_equal(rd(f, RNBC), 1);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    struct fixture *f = *state, *g;
+    static uint8_t frame[2048], rx_frame[2048];
+    size_t frame_len, rx_len;
+    uint32_t eecd;
+    struct snap_w w, w2;
+    char what[160];
+
+    uint16_t ee = drive_e1000(f, frame, &frame_len, rx_frame, &rx_len, &eecd);
+    e1000_park(f->e); /* never started: parks at once */
+    e_save(f, &w);
+    e1000_unpark(f->e);
+
+    g = new_fixture(mac);
+    memcpy(g->fp.ram.host, f->fp.ram.host, RAM_SIZE);
+    assert_int_equal(g->fp.irq_level[GSI], 0);
+    assert_int_equal(e_load(g, w.buf, w.len, what), 0);
+    e_save(g, &w2);
+    assert_int_equal(w2.len, w.len);
+    assert_memory_equal(w2.buf, w.buf, w.len);
+    assert_int_equal(g->fp.irq_level[GSI], 1); /* INTx driven again */
+
+    continue_e1000(f, frame, frame_len, rx_frame, rx_len, eecd, ee);
+    continue_e1000(g, frame, frame_len, rx_frame, rx_len, eecd, ee);
+    snap_w_free(&w);
+    snap_w_free(&w2);
+    teardown((void **)&g);
+}
+
+/* The next length to cut a file at: every one, but in steps through the register array
+ * (each of its words reads alike, and there are 6144). */
+static size_t next_cut(size_t len)
+{
+    return len > SNAP_REGS_AT && len < SNAP_IOADDR_AT ? len + 61 : len + 1;
+}
+
+static void test_snapshot_refused(void **state)
+{
+    static const uint8_t other[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x99};
+    struct fixture *f = *state, *g, *h;
+    static uint8_t frame[2048], rx_frame[2048];
+    size_t frame_len, rx_len;
+    uint32_t eecd, v;
+    struct snap_w w, before;
+    char what[160];
+    uint8_t *bad;
+
+    drive_e1000(f, frame, &frame_len, rx_frame, &rx_len, &eecd);
+    e_save(f, &w);
+    g = new_fixture(mac);
+    wr(g, IMS, ICR_LSC); /* its own state: INTx high from the reset's LSC */
+    assert_int_equal(g->fp.irq_level[GSI], 1);
+    e_save(g, &before);
+    bad = malloc(w.len);
+    assert_non_null(bad);
+
+    /* Cut anywhere. */
+    for (size_t len = 0; len < w.len; len = next_cut(len)) {
+        assert_int_not_equal(e_load(g, w.buf, len, what), 0);
+        assert_true(what[0]);
+    }
+    for (uint32_t len = 2; len < w.len - 8; len = (uint32_t)next_cut(len)) {
+        memcpy(bad, w.buf, w.len);
+        memcpy(bad + 4, &len, 4);
+        assert_int_not_equal(e_load(g, bad, 8 + len, what), 0);
+    }
+    assert_same(g, &before);
+
+    /* Wrong tag, newer version, fields out of range. */
+    struct {
+        size_t at;
+        uint32_t value;
+        unsigned width;
+        int err;
+        const char *why;
+    } cases[] = {
+        {0, 'X', 1, -EINVAL, "e1000"},
+        {8, 2, 2, -EPROTO, "version 2"},
+        {10, 'Q', 1, -EINVAL, "PCI function"},
+        {SNAP_REGCOUNT_AT, 6000, 4, -EINVAL, "registers"},
+        {SNAP_EE_IN_AT, 10, 4, -EINVAL, "EEPROM"},
+        {SNAP_EE_IN_AT + 8, 0xfffffffe, 4, -EINVAL, "EEPROM"}, /* ee_out -2 */
+        {SNAP_TX_LEN_AT, 70000, 4, -EINVAL, "transmit packet length"},
+        {SNAP_TX_LEN_AT + 4 + 20, 20000, 4, -EINVAL, "waiting frame length"},
+        {SNAP_TX_LEN_AT + 4 + 20 + 4, 13, 4, -EINVAL, "waiting frame at 13"},
+        {SNAP_TX_LEN_AT + 4 + 20 + 8, 2, 4, -EINVAL, "FCS"},
+    };
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(bad, w.buf, w.len);
+        v = cases[i].value;
+        memcpy(bad + cases[i].at, &v, cases[i].width);
+        assert_int_equal(e_load(g, bad, w.len, what), cases[i].err);
+        if (!strstr(what, cases[i].why))
+            fail_msg("case %u: '%s' does not say '%s'", i, what, cases[i].why);
+        assert_same(g, &before);
+        assert_int_equal(g->fp.irq_level[GSI], 1);
+    }
+    /* A byte too many: left unread; the PCI function applied before is put back. */
+    uint8_t *plus = calloc(1, w.len + 1);
+    memcpy(plus, w.buf, w.len);
+    v = (uint32_t)w.len - 8 + 1;
+    memcpy(plus + 4, &v, 4);
+    assert_int_equal(e_load(g, plus, w.len + 1, what), -EINVAL);
+    assert_non_null(strstr(what, "unread"));
+    assert_same(g, &before);
+    free(plus);
+
+    /* Another MAC: refused. */
+    h = new_fixture(other);
+    assert_int_equal(e_load(h, w.buf, w.len, what), -EINVAL);
+    assert_non_null(strstr(what, "MAC"));
+    /* And the file itself still loads. */
+    assert_int_equal(e_load(g, w.buf, w.len, what), 0);
+    assert_same(g, &w);
+    free(bad);
+    snap_w_free(&w);
+    snap_w_free(&before);
+    teardown((void **)&g);
+    teardown((void **)&h);
+}
+
+/* The I/O thread parked: a frame from the tap waits there until unpark. */
+static void test_park_and_unpark(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t fr[1514];
+    size_t n = make_frame(fr, 17, 200);
+
+    memcpy(fr, mac, 6);
+    rx_ring(f, RING_LEN, RCTL_EN | RCTL_BAM);
+    e1000_park(f->e); /* before the start: the thread starts parked */
+    assert_int_equal(e1000_start(f->e), 0);
+    inject(f, fr, n);
+    usleep(20000);
+    assert_int_equal(rd(f, RDH), 0);
+    e1000_unpark(f->e);
+    assert_true(WAIT_FOR(rd(f, RDH) == 1));
+    for (unsigned i = 0; i < 5; i++) {
+        e1000_park(f->e);
+        e1000_park(f->e);
+        inject(f, fr, n);
+        usleep(5000);
+        assert_int_equal(rd(f, RDH), 1 + i);
+        e1000_unpark(f->e);
+        assert_true(WAIT_FOR(rd(f, RDH) == 2 + i));
+    }
+    e1000_park(f->e); /* destroy while parked must not hang */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1142,6 +1425,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rx_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vlan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_tap_offloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_and_unpark, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

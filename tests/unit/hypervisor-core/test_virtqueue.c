@@ -771,12 +771,171 @@ static void test_enable_checks_rings_in_ram(void **state)
     }
 }
 
+/* --- snapshot --------------------------------------------------------------------------- */
+
+static void vq_save(const struct virtq *vq, struct snap_w *w)
+{
+    snap_w_init(w);
+    virtq_save(vq, w);
+    assert_int_equal(w->err, 0);
+}
+
+/* Loads w into vq (RAM: f's); returns the error and its text in what. */
+static int vq_load(struct fixture *f, struct virtq *vq, const void *p, size_t len, char *what)
+{
+    struct snap_r r;
+    int rc;
+
+    snap_r_init(&r, p, len);
+    rc = virtq_load(vq, &r, &f->mem);
+    strcpy(what, r.what);
+    return rc;
+}
+
+/* Saved between requests: the loaded queue takes the next one, never one already taken,
+ * and completes into the next used entry with the interrupt bookkeeping intact. */
+static void test_snapshot_continues_at_the_right_index(void **state)
+{
+    struct fixture *f = *state;
+    struct virtq loaded;
+    struct snap_w w, w2;
+    char what[160];
+
+    assert_int_equal(enable(f, QSIZE, true, true), 0);
+    set_desc(desc(f), 0, DATA_GPA, 64, VRING_DESC_F_WRITE, 0);
+    set_desc(desc(f), 1, DATA_GPA + 0x100, 64, VRING_DESC_F_WRITE, 0);
+    for (unsigned i = 0; i < 21; i++) { /* past the ring's size: indices wrapped once */
+        post(f, 0);
+        assert_int_equal(virtq_pop(&f->vq, &f->elem), 1);
+        virtq_push(&f->vq, &f->elem, 8);
+        virtq_should_notify(&f->vq);
+    }
+    post(f, 1); /* posted, not taken yet */
+    vq_save(&f->vq, &w);
+
+    memset(&loaded, 0xa5, sizeof(loaded));
+    assert_int_equal(vq_load(f, &loaded, w.buf, w.len, what), 0);
+    vq_save(&loaded, &w2);
+    assert_int_equal(w2.len, w.len);
+    assert_memory_equal(w2.buf, w.buf, w.len);
+    assert_true(loaded.enabled && loaded.event_idx && loaded.indirect);
+    assert_int_equal(loaded.last_avail, 21);
+    assert_int_equal(loaded.used_idx, 21);
+    assert_ptr_equal(loaded.desc, desc(f));
+    assert_ptr_equal(loaded.used, used(f));
+
+    assert_int_equal(virtq_pop(&loaded, &f->elem), 1);
+    assert_int_equal(f->elem.head, 1);
+    assert_int_equal(virtq_pop(&loaded, &f->elem), 0); /* served once */
+    virtq_push(&loaded, &f->elem, 4);
+    assert_int_equal(used(f)->idx, 22);
+    assert_int_equal(used(f)->ring[21 % QSIZE].id, 1);
+    /* used_event asks for an interrupt after entry 21: signalled_used carried over says yes. */
+    avail(f)->ring[QSIZE] = 21;
+    assert_true(virtq_should_notify(&loaded));
+    snap_w_free(&w);
+    snap_w_free(&w2);
+}
+
+static void test_snapshot_of_broken_and_disabled_queues(void **state)
+{
+    struct fixture *f = *state;
+    struct virtq loaded;
+    struct snap_w w;
+    char what[160];
+
+    assert_int_equal(enable(f, QSIZE, false, false), 0);
+    assert_pop_breaks(f, QSIZE, "head index");
+    vq_save(&f->vq, &w);
+    assert_int_equal(vq_load(f, &loaded, w.buf, w.len, what), 0);
+    assert_true(loaded.broken);
+    assert_string_equal(loaded.error, f->vq.error);
+    assert_int_equal(virtq_pop(&loaded, &f->elem), -EINVAL);
+    snap_w_free(&w);
+
+    /* Disabled, with whatever size the driver wrote last: taken as a register value. */
+    virtq_reset(&f->vq);
+    f->vq.size = 1000;
+    vq_save(&f->vq, &w);
+    assert_int_equal(vq_load(f, &loaded, w.buf, w.len, what), 0);
+    assert_false(loaded.enabled);
+    assert_int_equal(loaded.size, 1000);
+    snap_w_free(&w);
+}
+
+static void test_snapshot_refuses_bad_queues(void **state)
+{
+    struct fixture *f = *state;
+    struct virtq loaded, good;
+    struct snap_w w;
+    char what[160];
+    uint8_t *bad;
+    static const struct {
+        uint16_t size;
+        uint64_t used_gpa;
+        const char *why;
+    } cases[] = {
+        {512, USED_GPA, "power of two"},     {12, USED_GPA, "power of two"},
+        {0, USED_GPA, "power of two"},       {QSIZE, RAM_LOW - 8, "outside guest RAM"},
+        {QSIZE, USED_GPA + 2, "misaligned"},
+    };
+
+    assert_int_equal(enable(f, QSIZE, false, false), 0);
+    good = f->vq;
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        f->vq = good;
+        f->vq.size = cases[i].size;
+        f->vq.used_gpa = cases[i].used_gpa;
+        vq_save(&f->vq, &w);
+        loaded = good;
+        assert_int_equal(vq_load(f, &loaded, w.buf, w.len, what), -EINVAL);
+        if (!strstr(what, cases[i].why))
+            fail_msg("'%s' does not say '%s'", what, cases[i].why);
+        assert_memory_equal(&loaded, &good, sizeof(good)); /* unchanged */
+        snap_w_free(&w);
+    }
+
+    f->vq = good;
+    vq_save(&f->vq, &w);
+    bad = malloc(w.len);
+    for (size_t len = 0; len < w.len; len++) {
+        assert_int_not_equal(vq_load(f, &loaded, w.buf, len, what), 0);
+        assert_true(what[0]);
+    }
+    for (uint32_t len = 2; len < w.len - 8; len++) {
+        memcpy(bad, w.buf, w.len);
+        memcpy(bad + 4, &len, 4);
+        assert_int_not_equal(vq_load(f, &loaded, bad, 8 + len, what), 0);
+    }
+    assert_memory_equal(&loaded, &good, sizeof(good));
+    memcpy(bad, w.buf, w.len);
+    bad[2] = '!';
+    assert_int_equal(vq_load(f, &loaded, bad, w.len, what), -EINVAL);
+    assert_non_null(strstr(what, "virtqueue"));
+    memcpy(bad, w.buf, w.len);
+    bad[8] = 9;
+    assert_int_equal(vq_load(f, &loaded, bad, w.len, what), -EPROTO);
+    memcpy(bad, w.buf, w.len);
+    bad[10 + 2 + 24 + 4 + 6 + 1] = 200; /* error text longer than the field */
+    assert_int_equal(vq_load(f, &loaded, bad, w.len, what), -EINVAL);
+    assert_non_null(strstr(what, "error text"));
+    memcpy(bad, w.buf, w.len);
+    bad[10 + 2 + 24 + 2] = 2; /* enabled: not a boolean */
+    assert_int_equal(vq_load(f, &loaded, bad, w.len, what), -EINVAL);
+    assert_memory_equal(&loaded, &good, sizeof(good));
+    free(bad);
+    snap_w_free(&w);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 #define T_HIGH(name) cmocka_unit_test_setup_teardown(name, setup_with_high, teardown)
     const struct CMUnitTest tests[] = {
         T(test_single_descriptor),
+        T(test_snapshot_continues_at_the_right_index),
+        T(test_snapshot_of_broken_and_disabled_queues),
+        T(test_snapshot_refuses_bad_queues),
         T(test_chain_out_then_in),
         T(test_several_requests_in_order),
         T(test_avail_index_wraps),

@@ -240,7 +240,7 @@ struct tx_packet {
     uint8_t buf[TX_BUF_SIZE];
 };
 
-enum { TAG_KICK, TAG_TAP, TAG_STOP, TAG_TX_TIMER, TAG_RX_TIMER };
+enum { TAG_KICK, TAG_TAP, TAG_STOP, TAG_TX_TIMER, TAG_RX_TIMER, TAG_PARK };
 
 struct e1000 {
     struct pci_device pdev;
@@ -282,6 +282,11 @@ struct e1000 {
     int tap_fd, kick_fd, stop_fd, epoll_fd;
     pthread_t thread;
     bool thread_started;
+    /* Parking the I/O thread for a snapshot (e1000_park). */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    int park_fd;
+    bool park_req, parked, stopping;
 };
 
 static uint32_t *reg(struct e1000 *e, unsigned off)
@@ -1345,24 +1350,51 @@ void e1000_service(struct e1000 *e)
     service_tap(e);
 }
 
+/* Between events (nothing half done: each event is served whole under e->lock). False: leave. */
+static bool park_point(struct e1000 *e)
+{
+    bool go_on;
+
+    pthread_mutex_lock(&e->park_lock);
+    if (e->park_req && !e->stopping) {
+        e->parked = true;
+        pthread_cond_broadcast(&e->park_cond);
+        while (e->park_req && !e->stopping)
+            pthread_cond_wait(&e->park_cond, &e->park_lock);
+        e->parked = false;
+    }
+    go_on = !e->stopping;
+    pthread_mutex_unlock(&e->park_lock);
+    return go_on;
+}
+
 static void *io_thread(void *arg)
 {
     struct e1000 *e = arg;
     const struct hv_platform *p = e->platform;
-    struct epoll_event ev[5];
+    struct epoll_event ev[6];
 
     if (p->thread_start)
         p->thread_start(p->opaque, HV_THREAD_IO);
     for (;;) {
-        int n = epoll_wait(e->epoll_fd, ev, 5, -1);
+        if (!park_point(e))
+            return NULL;
+        int n = epoll_wait(e->epoll_fd, ev, 6, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return NULL;
         for (int i = 0; i < n; i++) {
+            /* The rest of a batch that waited out a park is served after it: each
+             * service reads its fd non-blocking and finds nothing if it is stale. */
+            if (!park_point(e))
+                return NULL;
             switch (ev[i].data.u32) {
             case TAG_STOP:
                 return NULL;
+            case TAG_PARK:
+                drain(e->park_fd);
+                break;
             case TAG_KICK:
                 service_kick(e);
                 break;
@@ -1402,6 +1434,7 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
     struct epoll_event stop_ev = {.events = EPOLLIN, .data.u32 = TAG_STOP};
     struct epoll_event tx_timer_ev = {.events = EPOLLIN, .data.u32 = TAG_TX_TIMER};
     struct epoll_event rx_timer_ev = {.events = EPOLLIN, .data.u32 = TAG_RX_TIMER};
+    struct epoll_event park_ev = {.events = EPOLLIN, .data.u32 = TAG_PARK};
     int rc;
 
     if (!e) {
@@ -1409,15 +1442,17 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
         return -ENOMEM;
     }
     e->tap_fd = fd;
-    e->kick_fd = e->stop_fd = e->epoll_fd = e->tx_timer = e->rx_timer = -1;
+    e->kick_fd = e->stop_fd = e->epoll_fd = e->tx_timer = e->rx_timer = e->park_fd = -1;
     e->platform = platform;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->park_lock, NULL);
+    pthread_cond_init(&e->park_cond, NULL);
     memcpy(e->mac, mac, 6);
     pci_device_init(&e->pdev, "e1000", &pci_ops, platform, E1000_VENDOR_ID, E1000_DEVICE_ID,
                     E1000_CLASS, E1000_REVISION);
     pci_device_set_subsystem(&e->pdev, E1000_VENDOR_ID, E1000_SUBSYS_ID);
     pci_device_enable_intx(&e->pdev);
-    e->tx = malloc(sizeof(*e->tx));
+    e->tx = calloc(1, sizeof(*e->tx)); /* all of it is state a snapshot saves */
     e->seg = malloc(MAX_FRAME + ETH_MIN_FRAME);
     e->rx = malloc(NET_TAP_HDR_LEN + RX_BUF_SIZE + ETH_MIN_FRAME + FCS_LEN);
     if (!e->tx || !e->seg || !e->rx) {
@@ -1432,7 +1467,9 @@ int e1000_create_fd(struct e1000 **out, const struct hv_platform *platform, int 
     e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     e->tx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     e->rx_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    e->park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (e->kick_fd < 0 || e->stop_fd < 0 || e->epoll_fd < 0 || e->tx_timer < 0 || e->rx_timer < 0 ||
+        e->park_fd < 0 || epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->park_fd, &park_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->tx_timer, &tx_timer_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->rx_timer, &rx_timer_ev) < 0 ||
         epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->kick_fd, &kick_ev) < 0 ||
@@ -1513,6 +1550,10 @@ void e1000_destroy(struct e1000 *e)
     if (!e)
         return;
     if (e->thread_started) {
+        pthread_mutex_lock(&e->park_lock);
+        e->stopping = true; /* a parked thread leaves too */
+        pthread_cond_broadcast(&e->park_cond);
+        pthread_mutex_unlock(&e->park_lock);
         if (write(e->stop_fd, &one, sizeof(one)) < 0) {
             /* cannot fail for a fresh eventfd */
         }
@@ -1530,10 +1571,260 @@ void e1000_destroy(struct e1000 *e)
         close(e->tx_timer);
     if (e->rx_timer >= 0)
         close(e->rx_timer);
+    if (e->park_fd >= 0)
+        close(e->park_fd);
     pthread_mutex_destroy(&e->pdev.intx_lock);
     pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->park_lock);
+    pthread_cond_destroy(&e->park_cond);
     free(e->tx);
     free(e->seg);
     free(e->rx);
     free(e);
+}
+
+/* --- Snapshot ------------------------------------------------------------------------- */
+
+#define E1K_TAG    SNAP_TAG('E', '1', 'K', ' ')
+#define EECD_STATE (EECD_SK | EECD_CS | EECD_DI | EECD_FWE | EECD_REQ)
+
+void e1000_park(struct e1000 *e)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&e->park_lock);
+    e->park_req = true;
+    if (e->thread_started && !e->parked) {
+        if (write(e->park_fd, &one, sizeof(one)) < 0) {
+            /* only on counter overflow: the thread has been woken anyway */
+        }
+        while (!e->parked && !e->stopping)
+            pthread_cond_wait(&e->park_cond, &e->park_lock);
+    }
+    pthread_mutex_unlock(&e->park_lock);
+}
+
+void e1000_unpark(struct e1000 *e)
+{
+    pthread_mutex_lock(&e->park_lock);
+    e->park_req = false;
+    pthread_cond_broadcast(&e->park_cond);
+    pthread_mutex_unlock(&e->park_lock);
+}
+
+static void save_context(struct snap_w *w, const struct tx_context *c)
+{
+    snap_w_u8(w, c->ipcss);
+    snap_w_u8(w, c->ipcso);
+    snap_w_u8(w, c->tucss);
+    snap_w_u8(w, c->tucso);
+    snap_w_u8(w, c->tucmd);
+    snap_w_u8(w, c->hdr_len);
+    snap_w_u16(w, c->ipcse);
+    snap_w_u16(w, c->tucse);
+    snap_w_u16(w, c->mss);
+}
+
+static void load_context(struct snap_r *r, struct tx_context *c)
+{
+    c->ipcss = snap_r_u8(r);
+    c->ipcso = snap_r_u8(r);
+    c->tucss = snap_r_u8(r);
+    c->tucso = snap_r_u8(r);
+    c->tucmd = snap_r_u8(r);
+    c->hdr_len = snap_r_u8(r);
+    c->ipcse = snap_r_u16(r);
+    c->tucse = snap_r_u16(r);
+    c->mss = snap_r_u16(r);
+}
+
+void e1000_save(struct e1000 *e, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, E1K_TAG, 1);
+    const struct tx_packet *p = e->tx;
+
+    pthread_mutex_lock(&e->lock);
+    pci_device_save(&e->pdev, w);
+    snap_w_bytes(w, e->mac, sizeof(e->mac));
+    snap_w_u32(w, REG_FILE_END / 4);
+    for (unsigned i = 0; i < REG_FILE_END / 4; i++)
+        snap_w_u32(w, e->reg[i]);
+    snap_w_u32(w, e->ioaddr);
+    for (unsigned i = 0; i < 64; i++)
+        snap_w_u16(w, e->eeprom[i]);
+    for (unsigned i = 0; i < 32; i++)
+        snap_w_u16(w, e->phy[i]);
+    snap_w_u32(w, e->eecd);
+    snap_w_u32(w, e->ee_in);
+    snap_w_u32(w, e->ee_cmd);
+    snap_w_u32(w, (uint32_t)e->ee_out);
+    snap_w_bool(w, e->ee_reading);
+    save_context(w, &e->ctx_csum);
+    save_context(w, &e->ctx_tso);
+    /* The packet gathered so far: its descriptors are done (TDH is past them). */
+    snap_w_bool(w, p->active);
+    snap_w_bool(w, p->bad);
+    snap_w_bool(w, p->tse);
+    snap_w_bool(w, p->legacy);
+    snap_w_u8(w, p->popts);
+    snap_w_u8(w, p->cmd);
+    snap_w_u8(w, p->cso);
+    snap_w_u8(w, p->css);
+    snap_w_u16(w, p->vlan);
+    snap_w_u32(w, (uint32_t)p->len);
+    snap_w_bytes(w, p->buf, p->len);
+    /* The received frame that waits for descriptors, as rx_prepare left it. */
+    snap_w_u32(w, (uint32_t)e->rx_len);
+    snap_w_u32(w, (uint32_t)e->rx_off);
+    snap_w_u32(w, (uint32_t)e->rx_fcs);
+    snap_w_u8(w, e->rx_status);
+    snap_w_u16(w, e->rx_special);
+    snap_w_bool(w, e->rx_blocked);
+    snap_w_bytes(w, e->rx + e->rx_off, e->rx_len);
+    pthread_mutex_unlock(&e->lock);
+    snap_w_end(w, mark);
+}
+
+/* What e1000_load reads, kept apart until all of it is known to be valid. */
+struct e1000_state {
+    uint32_t reg[REG_FILE_END / 4];
+    uint32_t ioaddr, eecd, ee_in, ee_cmd;
+    int ee_out;
+    bool ee_reading;
+    uint16_t eeprom[64], phy[32];
+    struct tx_context ctx_csum, ctx_tso;
+    struct tx_packet tx;
+    uint32_t rx_len, rx_off, rx_fcs;
+    uint8_t rx_status;
+    uint16_t rx_special;
+    bool rx_blocked;
+    uint8_t rx[RX_BUF_SIZE + ETH_MIN_FRAME + FCS_LEN];
+};
+
+static void read_state(struct e1000 *e, struct snap_r *r, struct e1000_state *s)
+{
+    struct tx_packet *p = &s->tx;
+    uint8_t mac[6];
+    uint32_t n;
+
+    snap_r_bytes(r, mac, sizeof(mac));
+    if (snap_r_ok(r) && memcmp(mac, e->mac, sizeof(mac)))
+        snap_r_fail(r, -EINVAL,
+                    "e1000: saved with MAC %02x:%02x:%02x:%02x:%02x:%02x, not this one's", mac[0],
+                    mac[1], mac[2], mac[3], mac[4], mac[5]);
+    n = snap_r_u32(r);
+    if (snap_r_ok(r) && n != REG_FILE_END / 4)
+        snap_r_fail(r, -EINVAL, "e1000: %u registers saved, the model has %u", n, REG_FILE_END / 4);
+    /* Register values need no check: every use checks them (ring_get, the EEPROM reads). */
+    for (unsigned i = 0; i < REG_FILE_END / 4 && snap_r_ok(r); i++)
+        s->reg[i] = snap_r_u32(r);
+    s->ioaddr = snap_r_u32(r);
+    for (unsigned i = 0; i < 64; i++)
+        s->eeprom[i] = snap_r_u16(r);
+    for (unsigned i = 0; i < 32; i++)
+        s->phy[i] = snap_r_u16(r);
+    s->eecd = snap_r_u32(r);
+    s->ee_in = snap_r_u32(r);
+    s->ee_cmd = snap_r_u32(r);
+    s->ee_out = (int)snap_r_u32(r);
+    s->ee_reading = snap_r_bool(r);
+    /* The Microwire machine's ranges (eecd_write): 9 bits in, a bit index up to two passes. */
+    if (snap_r_ok(r) && ((s->eecd & ~EECD_STATE) || s->ee_in > 9 || s->ee_cmd >= 1u << 9 ||
+                         s->ee_out < -1 || s->ee_out > 64 * 16 * 2))
+        snap_r_fail(r, -EINVAL, "e1000: EEPROM state eecd %#x, %u bits in, out at %d", s->eecd,
+                    s->ee_in, s->ee_out);
+    load_context(r, &s->ctx_csum);
+    load_context(r, &s->ctx_tso);
+    p->active = snap_r_bool(r);
+    p->bad = snap_r_bool(r);
+    p->tse = snap_r_bool(r);
+    p->legacy = snap_r_bool(r);
+    p->popts = snap_r_u8(r);
+    p->cmd = snap_r_u8(r);
+    p->cso = snap_r_u8(r);
+    p->css = snap_r_u8(r);
+    p->vlan = snap_r_u16(r);
+    /* tx_append keeps room to pad a short frame in place. */
+    p->len = snap_r_below(r, TX_BUF_SIZE - ETH_MIN_FRAME + 1, "e1000 transmit packet length");
+    snap_r_bytes(r, p->buf, p->len);
+    s->rx_len = snap_r_below(r, MAX_FRAME + 1, "e1000 waiting frame length");
+    s->rx_off = snap_r_u32(r);
+    s->rx_fcs = snap_r_u32(r);
+    s->rx_status = snap_r_u8(r);
+    s->rx_special = snap_r_u16(r);
+    s->rx_blocked = snap_r_bool(r);
+    /* rx_prepare puts the frame after the tap header, or 4 bytes later (a VLAN tag taken out). */
+    if (snap_r_ok(r) &&
+        ((s->rx_off != NET_TAP_HDR_LEN && s->rx_off != NET_TAP_HDR_LEN + VLAN_TAG_LEN) ||
+         (s->rx_fcs != 0 && s->rx_fcs != FCS_LEN)))
+        snap_r_fail(r, -EINVAL, "e1000: waiting frame at %u with %u FCS bytes", s->rx_off,
+                    s->rx_fcs);
+    snap_r_bytes(r, s->rx, snap_r_ok(r) ? s->rx_len : 0);
+}
+
+int e1000_load(struct e1000 *e, struct snap_r *r)
+{
+    struct e1000_state *s = malloc(sizeof(*s));
+    struct snap_w pci_backup;
+    struct snap_r sub;
+    uint16_t version;
+
+    snap_w_init(&pci_backup);
+    if (!s)
+        return snap_r_fail(r, -ENOMEM, "e1000: out of memory");
+    if (snap_r_section(r, E1K_TAG, "e1000", 1, &sub, &version))
+        goto out;
+    /* The PCI function applies as it is read: keep its state to put back on a later error. */
+    pci_device_save(&e->pdev, &pci_backup);
+    if (pci_device_load(&e->pdev, &sub) == 0)
+        read_state(e, &sub, s);
+    if (snap_r_end(r, &sub)) {
+        if (!pci_backup.err) {
+            struct snap_r again;
+            snap_r_init(&again, pci_backup.buf, pci_backup.len);
+            pci_device_load(&e->pdev, &again);
+        }
+        goto out;
+    }
+    pthread_mutex_lock(&e->lock);
+    memcpy(e->reg, s->reg, sizeof(e->reg));
+    e->ioaddr = s->ioaddr;
+    memcpy(e->eeprom, s->eeprom, sizeof(e->eeprom));
+    memcpy(e->phy, s->phy, sizeof(e->phy));
+    e->eecd = s->eecd;
+    e->ee_in = s->ee_in;
+    e->ee_cmd = s->ee_cmd;
+    e->ee_out = s->ee_out;
+    e->ee_reading = s->ee_reading;
+    e->ctx_csum = s->ctx_csum;
+    e->ctx_tso = s->ctx_tso;
+    e->tx->active = s->tx.active;
+    e->tx->bad = s->tx.bad;
+    e->tx->tse = s->tx.tse;
+    e->tx->legacy = s->tx.legacy;
+    e->tx->popts = s->tx.popts;
+    e->tx->cmd = s->tx.cmd;
+    e->tx->cso = s->tx.cso;
+    e->tx->css = s->tx.css;
+    e->tx->vlan = s->tx.vlan;
+    e->tx->len = s->tx.len;
+    memcpy(e->tx->buf, s->tx.buf, s->tx.len);
+    e->tx_paid = false; /* limiters are not state: a packet in progress is not asked again */
+    e->rx_len = s->rx_len;
+    e->rx_off = s->rx_off;
+    e->rx_fcs = s->rx_fcs;
+    e->rx_status = s->rx_status;
+    e->rx_special = s->rx_special;
+    e->rx_blocked = s->rx_blocked;
+    memcpy(e->rx + e->rx_off, s->rx, s->rx_len);
+    /* The level follows ICR & IMS; the I/O thread, once it runs, transmits what TDH..TDT
+     * still holds and receives (or delivers the waiting frame) and watches the tap again. */
+    update_irq(e);
+    e->rx_kick = true;
+    pthread_mutex_unlock(&e->lock);
+    kick(e);
+out:
+    snap_w_free(&pci_backup);
+    free(s);
+    return r->err;
 }

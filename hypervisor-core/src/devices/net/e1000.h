@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "devices/pci/pci_device.h"
 #include "devices/rate_limiter.h"
+#include "snapshot/snap_buf.h"
 
 #define E1000_VENDOR_ID 0x8086
 #define E1000_DEVICE_ID 0x100e
@@ -48,5 +49,23 @@ void e1000_set_limits(struct e1000 *e, struct rate_limiter *tx, struct rate_limi
 void e1000_limits_changed(struct e1000 *e);
 void e1000_get_stats(const struct e1000 *e, struct hv_nic_stats *out);
 void e1000_destroy(struct e1000 *e);
+
+/*
+ * Snapshot (section 'E1K ', version 1, with the PCI function's 'PCID' inside):
+ * the register file (ring bases, heads and tails, interrupt cause and mask, the
+ * receive address and multicast tables, the statistics), the EEPROM and its
+ * Microwire state, the PHY registers, the offload contexts, the transmit packet
+ * gathered so far and the received frame waiting for descriptors. Save with the
+ * I/O thread parked and the vCPUs paused (transmit runs on them). Load into a
+ * device created with the same MAC, parked or not started: INTx is driven again
+ * and the I/O thread, once it runs, goes on with both rings where they were.
+ * On error the device is as it was and r says why.
+ */
+void e1000_save(struct e1000 *e, struct snap_w *w);
+int e1000_load(struct e1000 *e, struct snap_r *r);
+/* Returns once the I/O thread is parked between events (receive and timers stop);
+ * idempotent; before e1000_start it only records the wish (the thread starts parked). */
+void e1000_park(struct e1000 *e);
+void e1000_unpark(struct e1000 *e);
 
 #endif

@@ -219,3 +219,59 @@ void msix_reset(struct msix *m)
         v->routed = false;
     }
 }
+
+#define MSIX_TAG SNAP_TAG('M', 'S', 'I', 'X')
+
+void msix_save(const struct msix *m, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, MSIX_TAG, 1);
+
+    snap_w_u32(w, m->nr_vectors);
+    for (unsigned i = 0; i < m->nr_vectors; i++) {
+        const struct msix_vector *v = &m->vectors[i];
+        snap_w_u64(w, v->addr);
+        snap_w_u32(w, v->data);
+        snap_w_u32(w, v->ctrl);
+        snap_w_bool(w, v->pending);
+    }
+    snap_w_end(w, mark);
+}
+
+int msix_load(struct msix *m, struct snap_r *r)
+{
+    struct msix_vector saved[MSIX_MAX_VECTORS];
+    const struct hv_platform *p = m->pdev ? m->pdev->platform : NULL;
+    struct snap_r sub;
+    uint16_t version;
+    uint32_t n;
+
+    if (snap_r_section(r, MSIX_TAG, "MSI-X", 1, &sub, &version))
+        return r->err;
+    n = snap_r_u32(&sub);
+    if (snap_r_ok(&sub) && n != m->nr_vectors)
+        snap_r_fail(&sub, -EINVAL, "MSI-X: %u vectors saved, the device has %u", n, m->nr_vectors);
+    for (unsigned i = 0; i < m->nr_vectors && snap_r_ok(&sub); i++) {
+        saved[i].addr = snap_r_u64(&sub);
+        saved[i].data = snap_r_u32(&sub);
+        saved[i].ctrl = snap_r_u32(&sub);
+        saved[i].pending = snap_r_bool(&sub);
+        if (snap_r_ok(&sub) && (saved[i].ctrl & ~MSIX_VECTOR_MASKED))
+            snap_r_fail(&sub, -EINVAL, "MSI-X vector %u: control %#x", i, saved[i].ctrl);
+    }
+    if (snap_r_end(r, &sub))
+        return r->err;
+    for (unsigned i = 0; i < m->nr_vectors; i++) {
+        struct msix_vector *v = &m->vectors[i];
+        v->addr = saved[i].addr;
+        v->data = saved[i].data;
+        v->ctrl = saved[i].ctrl;
+        v->pending = saved[i].pending;
+        v->routed = false;
+        /* A vector that may fire must have its route in the new VM's routing table before
+         * the next notify: fire() would set it lazily, but from the I/O thread. */
+        if (msix_enabled(m) && !vector_masked(m, v) && v->gsi >= 0 && p && p->msi_route_set &&
+            p->msi_route_set(p->opaque, (unsigned)v->gsi, v->addr, v->data) == 0)
+            v->routed = true;
+    }
+    return 0;
+}

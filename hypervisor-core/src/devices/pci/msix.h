@@ -54,5 +54,14 @@ void msix_config_written(struct msix *m, unsigned reg, unsigned size);
 /* Signals vector (MSIX_NO_VECTOR and out-of-range are ignored). */
 void msix_notify(struct msix *m, unsigned vector);
 void msix_reset(struct msix *m);
+/*
+ * Snapshot (section 'MSIX', version 1): each vector's message, mask and pending
+ * bit (the enable and function-mask bits are configuration space: pci_device_save).
+ * Load after pci_device_load: routes of the vectors that can fire now (function
+ * enabled, vector unmasked) are programmed through the platform again; pending
+ * bits stay pending. The vector count must be this device's.
+ */
+void msix_save(const struct msix *m, struct snap_w *w);
+int msix_load(struct msix *m, struct snap_r *r);
 
 #endif

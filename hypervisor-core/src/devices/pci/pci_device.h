@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "snapshot/snap_buf.h"
 
 #define PCI_CFG_SIZE 256
 #define PCI_NUM_BARS 6
@@ -97,6 +98,15 @@ uint32_t pci_device_config_read(struct pci_device *pdev, unsigned reg, unsigned 
 void pci_device_config_write(struct pci_device *pdev, unsigned reg, unsigned size, uint32_t value);
 /* Back to power-on state: command 0 except what firmware enabled, BARs at their assigned addresses. */
 void pci_device_reset(struct pci_device *pdev);
+
+/*
+ * Snapshot (section 'PCID', version 1): the guest-writable bits of configuration
+ * space and the INTx level the device asks for. Load keeps the bits the guest cannot
+ * write (IDs, BAR sizes, capability list) from the freshly created device, then
+ * re-decodes the BARs (bar_mapped, so ioeventfds follow) and drives INTx again.
+ */
+void pci_device_save(const struct pci_device *pdev, struct snap_w *w);
+int pci_device_load(struct pci_device *pdev, struct snap_r *r);
 
 /* Little-endian config-space accessors for device code. */
 static inline void pci_cfg_put16(struct pci_device *pdev, unsigned reg, uint16_t v)

@@ -197,6 +197,36 @@ static void blk_fd_ready(struct virtio_pci *vp, int fd)
         virtio_pci_serve_queue(vp, REQUEST_QUEUE, blk_serve_one);
 }
 
+#define VBLK_TAG SNAP_TAG('V', 'B', 'L', 'K')
+
+/* The guest's view of the disk is its capacity: a restore onto a disk of another size
+ * is refused rather than shown a disk that shrank or grew under its file system. A
+ * throttled request is still in the ring (unpopped), so there is nothing else. */
+static void blk_save(struct virtio_pci *vp, struct snap_w *w)
+{
+    struct virtio_blk *blk = vp->dev;
+    size_t mark = snap_w_begin(w, VBLK_TAG, 1);
+
+    snap_w_u64(w, blk->image->size / BLOCK_SECTOR_SIZE);
+    snap_w_end(w, mark);
+}
+
+static int blk_load(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct virtio_blk *blk = vp->dev;
+    uint64_t sectors, have = blk->image->size / BLOCK_SECTOR_SIZE;
+    struct snap_r sub;
+    uint16_t version;
+
+    if (snap_r_section(r, VBLK_TAG, "virtio-blk", 1, &sub, &version))
+        return r->err;
+    sectors = snap_r_u64(&sub);
+    if (snap_r_ok(&sub) && sectors != have)
+        snap_r_fail(&sub, -EINVAL, "virtio-blk: a disk of %llu sectors saved, this one has %llu",
+                    (unsigned long long)sectors, (unsigned long long)have);
+    return snap_r_end(r, &sub);
+}
+
 static const struct virtio_device_ops blk_ops = {
     .name = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -209,6 +239,8 @@ static const struct virtio_device_ops blk_ops = {
     .config_read = blk_config_read,
     .queue_notify = blk_queue_notify,
     .fd_ready = blk_fd_ready,
+    .save = blk_save,
+    .load = blk_load,
 };
 
 int virtio_blk_create(struct virtio_blk **out, const struct hv_platform *platform,

@@ -107,6 +107,51 @@ static void console_fd_ready(struct virtio_pci *vp, int fd)
         deliver_input(vp->dev);
 }
 
+#define VCON_TAG SNAP_TAG('V', 'C', 'O', 'N')
+
+/* Input the host typed that the guest has not taken yet is the console's state. */
+static void console_save(struct virtio_pci *vp, struct snap_w *w)
+{
+    struct virtio_console *con = vp->dev;
+    size_t mark = snap_w_begin(w, VCON_TAG, 1);
+
+    pthread_mutex_lock(&con->input_lock);
+    snap_w_u32(w, (uint32_t)con->input_len);
+    snap_w_bytes(w, con->input, con->input_len);
+    pthread_mutex_unlock(&con->input_lock);
+    snap_w_end(w, mark);
+}
+
+static int console_load(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct virtio_console *con = vp->dev;
+    uint8_t *input = malloc(INPUT_MAX);
+    struct snap_r sub;
+    uint16_t version;
+    uint32_t len;
+    uint64_t one = 1;
+
+    if (!input)
+        return snap_r_fail(r, -ENOMEM, "virtio-console: out of memory");
+    if (snap_r_section(r, VCON_TAG, "virtio-console", 1, &sub, &version))
+        goto out;
+    len = snap_r_below(&sub, INPUT_MAX + 1, "virtio-console input length");
+    snap_r_bytes(&sub, input, len);
+    if (snap_r_end(r, &sub))
+        goto out;
+    pthread_mutex_lock(&con->input_lock);
+    memcpy(con->input, input, len);
+    con->input_len = len;
+    pthread_mutex_unlock(&con->input_lock);
+    /* The I/O thread delivers it once it runs, as if it had just been typed. */
+    if (len && write(con->input_fd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow here */
+    }
+out:
+    free(input);
+    return r->err;
+}
+
 static const struct virtio_device_ops console_ops = {
     .name = "virtio-console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -117,6 +162,8 @@ static const struct virtio_device_ops console_ops = {
     .config_read = console_config_read,
     .queue_notify = console_queue_notify,
     .fd_ready = console_fd_ready,
+    .save = console_save,
+    .load = console_load,
 };
 
 int virtio_console_create(struct virtio_console **out, const struct hv_platform *platform,

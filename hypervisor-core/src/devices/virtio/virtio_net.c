@@ -367,6 +367,49 @@ static void net_reset(struct virtio_pci *vp)
     virtio_pci_watch_fd_enable(vp, net->tap_fd, false);
 }
 
+#define VNET_TAG SNAP_TAG('V', 'N', 'E', 'T')
+
+/*
+ * The datapath's state is the transport's (rings, features); what is the net
+ * device's own is its MAC, which the guest has seen: a restore onto another MAC
+ * is refused. A frame a throttled TX left in the ring is simply sent after restore.
+ */
+static void net_save(struct virtio_pci *vp, struct snap_w *w)
+{
+    struct virtio_net *net = vp->dev;
+    size_t mark = snap_w_begin(w, VNET_TAG, 1);
+
+    snap_w_bytes(w, net->mac, sizeof(net->mac));
+    snap_w_end(w, mark);
+}
+
+static int net_load(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct virtio_net *net = vp->dev;
+    uint8_t mac[6];
+    struct snap_r sub;
+    uint16_t version;
+
+    if (snap_r_section(r, VNET_TAG, "virtio-net", 1, &sub, &version))
+        return r->err;
+    snap_r_bytes(&sub, mac, sizeof(mac));
+    if (snap_r_ok(&sub) && memcmp(mac, net->mac, sizeof(mac)))
+        snap_r_fail(&sub, -EINVAL,
+                    "virtio-net: saved with MAC %02x:%02x:%02x:%02x:%02x:%02x, not this one's",
+                    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    /*
+     * The driver negotiated its offloads before the snapshot and will not set
+     * DRIVER_OK again: tell the tap now (TUNSETOFFLOAD, as sync_features does on the
+     * first event after DRIVER_OK), whatever it was set to by a previous user. The I/O
+     * thread is parked or not started, so its fields are ours for the moment.
+     */
+    net->tap_offloads = UINT_MAX;
+    sync_features(net);
+    return 0;
+}
+
 static const struct virtio_device_ops net_ops = {
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
@@ -380,6 +423,8 @@ static const struct virtio_device_ops net_ops = {
     .queue_notify = net_queue_notify,
     .fd_ready = net_fd_ready,
     .reset = net_reset,
+    .save = net_save,
+    .load = net_load,
 };
 
 int virtio_net_create_fd(struct virtio_net **out, const struct hv_platform *platform, int fd,

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -32,6 +33,7 @@
 #define ISR_QUEUE 0x1
 #define ISR_CONFIG 0x2
 #define EPOLL_STOP 0x200u
+#define EPOLL_PARK 0x201u
 #define VIRTIO_ERRORS_LOGGED 5
 #define VIRTIO_SERVE_ROUNDS 4
 #define EPOLL_EXTRA 0x100u
@@ -377,10 +379,12 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
     memset(vp, 0, sizeof(*vp));
     vp->ops = ops;
     vp->dev = dev;
-    vp->epoll_fd = vp->stop_fd = -1;
+    vp->epoll_fd = vp->stop_fd = vp->park_fd = -1;
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
         vp->kick_fd[q] = -1;
     pthread_mutex_init(&vp->lock, NULL);
+    pthread_mutex_init(&vp->park_lock, NULL);
+    pthread_cond_init(&vp->park_cond, NULL);
     if (ops->num_queues == 0 || ops->num_queues > VIRTIO_MAX_QUEUES ||
         ops->config_size > DEVICE_LEN)
         return -EINVAL;
@@ -406,8 +410,9 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
             return -errno;
     }
     vp->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vp->park_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vp->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (vp->stop_fd < 0 || vp->epoll_fd < 0)
+    if (vp->stop_fd < 0 || vp->park_fd < 0 || vp->epoll_fd < 0)
         return -errno;
     reset_device(vp);
     return 0;
@@ -429,6 +434,28 @@ static void drain(int fd)
     }
 }
 
+/*
+ * The I/O thread calls this between events, where every request it popped has
+ * been completed (the devices serve a request within one event). Returns false
+ * when the thread must leave instead (destroy).
+ */
+static bool park_point(struct virtio_pci *vp)
+{
+    bool go_on;
+
+    pthread_mutex_lock(&vp->park_lock);
+    if (vp->park_req && !vp->stopping) {
+        vp->parked = true;
+        pthread_cond_broadcast(&vp->park_cond);
+        while (vp->park_req && !vp->stopping)
+            pthread_cond_wait(&vp->park_cond, &vp->park_lock);
+        vp->parked = false;
+    }
+    go_on = !vp->stopping;
+    pthread_mutex_unlock(&vp->park_lock);
+    return go_on;
+}
+
 static void *io_thread(void *arg)
 {
     struct virtio_pci *vp = arg;
@@ -438,6 +465,8 @@ static void *io_thread(void *arg)
     if (p->thread_start)
         p->thread_start(p->opaque, HV_THREAD_IO);
     for (;;) {
+        if (!park_point(vp))
+            return NULL;
         int n = epoll_wait(vp->epoll_fd, events, (int)(sizeof(events) / sizeof(events[0])), -1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -445,8 +474,14 @@ static void *io_thread(void *arg)
             return NULL;
         for (int i = 0; i < n; i++) {
             uint32_t tag = events[i].data.u32;
-            if (tag == EPOLL_STOP)
+            /* Events of this batch that wait out a park are still served after it: a kick
+             * drains and looks at the queue, a tap or timer read finds nothing harmlessly. */
+            if (tag == EPOLL_STOP || !park_point(vp))
                 return NULL;
+            if (tag == EPOLL_PARK) {
+                drain(vp->park_fd);
+                continue;
+            }
             if (tag >= EPOLL_EXTRA) {
                 int fd = vp->extra_fd[tag - EPOLL_EXTRA];
                 if (events[i].events & (EPOLLERR | EPOLLHUP)) {
@@ -492,7 +527,7 @@ int virtio_pci_start(struct virtio_pci *vp)
     for (unsigned i = 0; i < vp->nr_extra_fds; i++)
         if ((rc = watch(vp, vp->extra_fd[i], EPOLL_EXTRA + i)))
             return rc;
-    if ((rc = watch(vp, vp->stop_fd, EPOLL_STOP)))
+    if ((rc = watch(vp, vp->stop_fd, EPOLL_STOP)) || (rc = watch(vp, vp->park_fd, EPOLL_PARK)))
         return rc;
     rc = -pthread_create(&vp->thread, NULL, io_thread, vp);
     vp->thread_started = rc == 0;
@@ -506,6 +541,10 @@ void virtio_pci_destroy(struct virtio_pci *vp)
     if (!vp->ops)
         return;
     if (vp->thread_started) {
+        pthread_mutex_lock(&vp->park_lock);
+        vp->stopping = true; /* a parked thread leaves too */
+        pthread_cond_broadcast(&vp->park_cond);
+        pthread_mutex_unlock(&vp->park_lock);
         if (write(vp->stop_fd, &one, sizeof(one)) < 0) {
             /* cannot fail for a fresh eventfd */
         }
@@ -518,9 +557,13 @@ void virtio_pci_destroy(struct virtio_pci *vp)
             close(vp->kick_fd[q]);
     if (vp->stop_fd >= 0)
         close(vp->stop_fd);
+    if (vp->park_fd >= 0)
+        close(vp->park_fd);
     if (vp->epoll_fd >= 0)
         close(vp->epoll_fd);
     pthread_mutex_destroy(&vp->lock);
+    pthread_mutex_destroy(&vp->park_lock);
+    pthread_cond_destroy(&vp->park_cond);
     vp->ops = NULL;
 }
 
@@ -648,4 +691,195 @@ bool virtio_pci_rearm(struct virtio_pci *vp, unsigned q)
     }
     pthread_mutex_unlock(&vp->lock);
     return more;
+}
+
+/* --- Snapshot ------------------------------------------------------------------ */
+
+void virtio_pci_park(struct virtio_pci *vp)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&vp->park_lock);
+    vp->park_req = true;
+    if (vp->thread_started && !vp->parked) {
+        if (write(vp->park_fd, &one, sizeof(one)) < 0) {
+            /* only on counter overflow: the thread has been woken anyway */
+        }
+        while (!vp->parked && !vp->stopping)
+            pthread_cond_wait(&vp->park_cond, &vp->park_lock);
+    }
+    pthread_mutex_unlock(&vp->park_lock);
+}
+
+void virtio_pci_unpark(struct virtio_pci *vp)
+{
+    pthread_mutex_lock(&vp->park_lock);
+    vp->park_req = false;
+    pthread_cond_broadcast(&vp->park_cond);
+    pthread_mutex_unlock(&vp->park_lock);
+}
+
+#define VIRT_TAG SNAP_TAG('V', 'I', 'R', 'T')
+
+void virtio_pci_save(struct virtio_pci *vp, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, VIRT_TAG, 1);
+    size_t reason_len = strnlen(vp->broken_reason, sizeof(vp->broken_reason) - 1);
+
+    pthread_mutex_lock(&vp->lock);
+    snap_w_u16(w, vp->ops->device_id);
+    snap_w_u32(w, vp->ops->num_queues);
+    pci_device_save(&vp->pdev, w);
+    msix_save(&vp->msix, w);
+    snap_w_u64(w, vp->driver_features);
+    snap_w_u32(w, vp->device_feature_select);
+    snap_w_u32(w, vp->driver_feature_select);
+    snap_w_u8(w, vp->status);
+    snap_w_u8(w, vp->config_generation);
+    snap_w_u8(w, vp->isr);
+    snap_w_u16(w, vp->queue_select);
+    snap_w_u16(w, vp->config_vector);
+    snap_w_u8(w, (uint8_t)reason_len);
+    snap_w_bytes(w, vp->broken_reason, reason_len);
+    for (unsigned q = 0; q < vp->ops->num_queues; q++) {
+        snap_w_u16(w, vp->queue_vector[q]);
+        virtq_save(&vp->vqs[q], w);
+    }
+    pthread_mutex_unlock(&vp->lock);
+    /* Outside vp->lock: the hook takes its own locks (and vp->lock through the helpers). */
+    if (vp->ops->save)
+        vp->ops->save(vp, w);
+    snap_w_end(w, mark);
+}
+
+/* The transport's registers and queues as read from a file, applied only once all are valid. */
+struct transport_state {
+    uint64_t driver_features;
+    uint32_t device_feature_select, driver_feature_select;
+    uint8_t status, config_generation, isr;
+    uint16_t queue_select, config_vector;
+    uint16_t queue_vector[VIRTIO_MAX_QUEUES];
+    struct virtq vqs[VIRTIO_MAX_QUEUES];
+    char broken_reason[sizeof(((struct virtio_pci *)0)->broken_reason)];
+};
+
+static void check_vector(const struct virtio_pci *vp, struct snap_r *r, uint16_t v,
+                         const char *what)
+{
+    if (snap_r_ok(r) && v != VIRTIO_MSI_NO_VECTOR && v >= vp->msix.nr_vectors)
+        snap_r_fail(r, -EINVAL, "%s: %s vector %u, the device has %u", vp->ops->name, what, v,
+                    vp->msix.nr_vectors);
+}
+
+static void read_transport(struct virtio_pci *vp, struct snap_r *r, struct transport_state *t)
+{
+    const struct hv_guest_mem *mem = vp->pdev.platform ? vp->pdev.platform->mem : NULL;
+    uint8_t reason_len;
+
+    t->driver_features = snap_r_u64(r);
+    t->device_feature_select = snap_r_u32(r);
+    t->driver_feature_select = snap_r_u32(r);
+    t->status = snap_r_u8(r);
+    t->config_generation = snap_r_u8(r);
+    t->isr = snap_r_u8(r);
+    t->queue_select = snap_r_u16(r);
+    t->config_vector = snap_r_u16(r);
+    check_vector(vp, r, t->config_vector, "configuration");
+    /* Accepted features are a subset of the offer (set_status): anything else is another device. */
+    if (snap_r_ok(r) && (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+        (t->driver_features & ~vp->offered))
+        snap_r_fail(r, -EINVAL, "%s: negotiated features %#llx not offered", vp->ops->name,
+                    (unsigned long long)t->driver_features);
+    reason_len = snap_r_u8(r);
+    if (snap_r_ok(r) && reason_len >= sizeof(t->broken_reason))
+        snap_r_fail(r, -EINVAL, "%s: reason of %u bytes", vp->ops->name, reason_len);
+    snap_r_bytes(r, t->broken_reason, snap_r_ok(r) ? reason_len : 0);
+    t->broken_reason[snap_r_ok(r) ? reason_len : 0] = '\0';
+    for (unsigned q = 0; q < vp->ops->num_queues && snap_r_ok(r); q++) {
+        t->queue_vector[q] = snap_r_u16(r);
+        check_vector(vp, r, t->queue_vector[q], "queue");
+        t->vqs[q] = vp->vqs[q];
+        if (!snap_r_ok(r) || virtq_load(&t->vqs[q], r, mem))
+            break;
+        if (t->vqs[q].enabled && t->vqs[q].size > vp->ops->queue_size)
+            snap_r_fail(r, -EINVAL, "%s: queue %u of size %u, the device's maximum is %u",
+                        vp->ops->name, q, t->vqs[q].size, vp->ops->queue_size);
+    }
+}
+
+static int load_state(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct transport_state *t = calloc(1, sizeof(*t));
+    struct snap_r sub;
+    uint16_t version, device_id;
+    uint32_t num_queues;
+
+    if (!t)
+        return snap_r_fail(r, -ENOMEM, "%s: out of memory", vp->ops->name);
+    if (snap_r_section(r, VIRT_TAG, "virtio transport", 1, &sub, &version))
+        goto out;
+    /* First the kind of device, so that a file for another one says so. */
+    device_id = snap_r_u16(&sub);
+    num_queues = snap_r_u32(&sub);
+    if (snap_r_ok(&sub) && (device_id != vp->ops->device_id || num_queues != vp->ops->num_queues))
+        snap_r_fail(&sub, -EINVAL, "virtio device type %u with %u queues saved, this is %s",
+                    device_id, num_queues, vp->ops->name);
+    if (!snap_r_ok(&sub) || pci_device_load(&vp->pdev, &sub))
+        goto end;
+    pthread_mutex_lock(&vp->lock);
+    msix_load(&vp->msix, &sub);
+    pthread_mutex_unlock(&vp->lock);
+    read_transport(vp, &sub, t);
+    if (!snap_r_ok(&sub))
+        goto end;
+    pthread_mutex_lock(&vp->lock);
+    vp->driver_features = t->driver_features;
+    vp->device_feature_select = t->device_feature_select;
+    vp->driver_feature_select = t->driver_feature_select;
+    vp->status = t->status;
+    vp->config_generation = t->config_generation;
+    vp->isr = t->isr;
+    vp->queue_select = t->queue_select;
+    vp->config_vector = t->config_vector;
+    memcpy(vp->broken_reason, t->broken_reason, sizeof(vp->broken_reason));
+    for (unsigned q = 0; q < vp->ops->num_queues; q++) {
+        vp->queue_vector[q] = t->queue_vector[q];
+        vp->vqs[q] = t->vqs[q];
+    }
+    /* Saved parked: nothing was in flight, so no reset can be waiting for a request. */
+    vp->inflight = 0;
+    vp->reset_pending = false;
+    vp->generation++;
+    pthread_mutex_unlock(&vp->lock);
+    if (vp->ops->load)
+        vp->ops->load(vp, &sub);
+end:
+    snap_r_end(r, &sub);
+out:
+    free(t);
+    return r->err;
+}
+
+int virtio_pci_load(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct snap_w backup;
+    int rc;
+
+    if (r->err)
+        return r->err;
+    /*
+     * The nested sections apply as they are read (the PCI function re-decodes its
+     * BARs, MSI-X sets routes), so a later bad field would leave a mix: the device's
+     * state as it was is saved first and loaded again on error.
+     */
+    snap_w_init(&backup);
+    virtio_pci_save(vp, &backup);
+    rc = load_state(vp, r);
+    if (rc && !backup.err) {
+        struct snap_r again;
+        snap_r_init(&again, backup.buf, backup.len);
+        load_state(vp, &again);
+    }
+    snap_w_free(&backup);
+    return rc;
 }

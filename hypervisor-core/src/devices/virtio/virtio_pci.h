@@ -45,6 +45,13 @@ struct virtio_device_ops {
     void (*fd_ready)(struct virtio_pci *vp, int fd);
     /* Under vp->lock: the driver reset the device. */
     void (*reset)(struct virtio_pci *vp);
+    /* Optional, no vp lock held, I/O thread parked or not started: the device's own
+     * state as one section of its own tag (virtio_pci_save calls it last). */
+    void (*save)(struct virtio_pci *vp, struct snap_w *w);
+    /* Optional, likewise: reads that section, after the transport state is in place
+     * (so it may follow the negotiated features). 0, or r's error with the device's
+     * own state unchanged. */
+    int (*load)(struct virtio_pci *vp, struct snap_r *r);
 };
 
 struct virtio_pci {
@@ -81,6 +88,14 @@ struct virtio_pci {
     int epoll_fd, stop_fd;
     pthread_t thread;
     bool thread_started;
+
+    /* Parking the I/O thread for a snapshot (virtio_pci_park). */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    int park_fd;   /* eventfd: wakes the thread to look at park_req */
+    bool park_req; /* someone wants it parked */
+    bool parked;   /* it is: between events, serving nothing */
+    bool stopping; /* destroy: a parked thread leaves instead */
 };
 
 /* Builds the PCI function and its queues' eventfds. dev is the device's state. */
@@ -94,6 +109,27 @@ void virtio_pci_watch_fd_enable(struct virtio_pci *vp, int fd, bool enable);
 int virtio_pci_start(struct virtio_pci *vp);
 /* Stops the thread, releases eventfds; the caller frees vp. */
 void virtio_pci_destroy(struct virtio_pci *vp);
+
+/*
+ * Snapshot (section 'VIRT', version 1): nests the PCI function ('PCID'), MSI-X
+ * ('MSIX'), the transport's registers and queue vectors, each queue ('VQ  '), then
+ * the device's own section through ops->save. The I/O thread must be parked (or
+ * not started) so that no request is in flight: none is saved. Load is for a device
+ * created the same way (same kind, same backends), parked or not yet started;
+ * enabled queues are mapped again against the platform's guest memory, routes and
+ * INTx re-established. On error the device is put back as it was (its own state
+ * saved first and loaded again) and r says why.
+ */
+void virtio_pci_save(struct virtio_pci *vp, struct snap_w *w);
+int virtio_pci_load(struct virtio_pci *vp, struct snap_r *r);
+/*
+ * Returns once the I/O thread is parked between events with no request in flight
+ * (the ones it had popped were completed first); it then serves no queue, fd or
+ * timer until virtio_pci_unpark. Idempotent; with no thread started yet it only
+ * records the wish, and a thread started meanwhile begins parked.
+ */
+void virtio_pci_park(struct virtio_pci *vp);
+void virtio_pci_unpark(struct virtio_pci *vp);
 
 /* I/O-thread helpers (they take vp->lock). pop: 1 got a request (gen says when),
  * 0 none, <0 the queue broke and the device now needs a reset. Every request

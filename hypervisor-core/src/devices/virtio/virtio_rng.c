@@ -55,6 +55,26 @@ static void rng_config_read(struct virtio_pci *vp, unsigned offset, void *data, 
     (void)vp, (void)offset, (void)data, (void)size; /* no configuration space */
 }
 
+#define VRNG_TAG SNAP_TAG('V', 'R', 'N', 'G')
+
+/* No state of its own: the section says which kind of device the transport's state is for. */
+static void rng_save(struct virtio_pci *vp, struct snap_w *w)
+{
+    (void)vp;
+    snap_w_end(w, snap_w_begin(w, VRNG_TAG, 1));
+}
+
+static int rng_load(struct virtio_pci *vp, struct snap_r *r)
+{
+    struct snap_r sub;
+    uint16_t version;
+
+    (void)vp;
+    if (snap_r_section(r, VRNG_TAG, "virtio-rng", 1, &sub, &version))
+        return r->err;
+    return snap_r_end(r, &sub);
+}
+
 static const struct virtio_device_ops rng_ops = {
     .name = "virtio-rng",
     .device_id = VIRTIO_ID_RNG,
@@ -64,6 +84,8 @@ static const struct virtio_device_ops rng_ops = {
     .config_size = 0,
     .config_read = rng_config_read,
     .queue_notify = rng_queue_notify,
+    .save = rng_save,
+    .load = rng_load,
 };
 
 int virtio_rng_create(struct virtio_rng **out, const struct hv_platform *platform)

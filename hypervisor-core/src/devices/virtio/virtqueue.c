@@ -235,3 +235,72 @@ uint64_t virtq_copy_to_in(const struct virtq_elem *elem, uint64_t skip, const vo
     }
     return done;
 }
+
+#define VQ_TAG SNAP_TAG('V', 'Q', ' ', ' ')
+
+void virtq_save(const struct virtq *vq, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, VQ_TAG, 1), elen = strnlen(vq->error, sizeof(vq->error) - 1);
+
+    snap_w_u16(w, vq->size);
+    snap_w_u64(w, vq->desc_gpa);
+    snap_w_u64(w, vq->avail_gpa);
+    snap_w_u64(w, vq->used_gpa);
+    snap_w_bool(w, vq->event_idx);
+    snap_w_bool(w, vq->indirect);
+    snap_w_bool(w, vq->enabled);
+    snap_w_bool(w, vq->broken);
+    snap_w_u16(w, vq->last_avail);
+    snap_w_u16(w, vq->used_idx);
+    snap_w_u16(w, vq->signalled_used);
+    snap_w_bool(w, vq->signalled_used_valid);
+    snap_w_u8(w, (uint8_t)elen);
+    snap_w_bytes(w, vq->error, elen);
+    snap_w_end(w, mark);
+}
+
+int virtq_load(struct virtq *vq, struct snap_r *r, const struct hv_guest_mem *mem)
+{
+    struct virtq t;
+    struct snap_r sub;
+    uint16_t version, last_avail, used_idx, signalled_used;
+    bool enabled, broken, signalled_valid;
+    uint8_t elen;
+    char error[sizeof(t.error)];
+
+    if (snap_r_section(r, VQ_TAG, "virtqueue", 1, &sub, &version))
+        return r->err;
+    memset(&t, 0, sizeof(t));
+    t.size = snap_r_u16(&sub);
+    t.desc_gpa = snap_r_u64(&sub);
+    t.avail_gpa = snap_r_u64(&sub);
+    t.used_gpa = snap_r_u64(&sub);
+    t.event_idx = snap_r_bool(&sub);
+    t.indirect = snap_r_bool(&sub);
+    enabled = snap_r_bool(&sub);
+    broken = snap_r_bool(&sub);
+    last_avail = snap_r_u16(&sub);
+    used_idx = snap_r_u16(&sub);
+    signalled_used = snap_r_u16(&sub);
+    signalled_valid = snap_r_bool(&sub);
+    elen = snap_r_u8(&sub);
+    if (snap_r_ok(&sub) && elen >= sizeof(error))
+        snap_r_fail(&sub, -EINVAL, "virtqueue: error text of %u bytes", elen);
+    snap_r_bytes(&sub, error, snap_r_ok(&sub) ? elen : 0);
+    error[snap_r_ok(&sub) ? elen : 0] = '\0';
+    /* An enabled queue was mapped when it was saved: it must map the same way now. */
+    if (snap_r_ok(&sub) && enabled && (!mem || virtq_enable(&t, mem) < 0))
+        snap_r_fail(&sub, -EINVAL, "virtqueue: %s", mem ? t.error : "no guest memory");
+    if (snap_r_end(r, &sub))
+        return r->err;
+    t.mem = enabled ? mem : NULL;
+    t.enabled = enabled;
+    t.broken = broken;
+    t.last_avail = last_avail;
+    t.used_idx = used_idx;
+    t.signalled_used = signalled_used;
+    t.signalled_used_valid = signalled_valid;
+    memcpy(t.error, error, sizeof(error));
+    *vq = t;
+    return 0;
+}

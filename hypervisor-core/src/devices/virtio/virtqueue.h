@@ -19,6 +19,7 @@
 #include <linux/virtio_ring.h>
 
 #include "guest_mem.h"
+#include "snapshot/snap_buf.h"
 
 #define VIRTQ_MAX_SIZE 256
 #define VIRTQ_MAX_SEGS VIRTQ_MAX_SIZE /* per request, direct or indirect */
@@ -66,6 +67,17 @@ bool virtq_should_notify(struct virtq *vq);
 /* With EVENT_IDX: tells the driver which avail index should kick us next (call before
  * re-checking for work, so a request added meanwhile is not missed). */
 void virtq_set_avail_event(struct virtq *vq);
+/*
+ * Snapshot (section 'VQ  ', version 1): the programmed layout and features, enabled
+ * and broken (with why), and the ring positions (last_avail, used_idx, the last
+ * used index signalled). Load checks everything as virtq_enable does and maps an
+ * enabled queue's rings against mem again (its positions are kept, not reset);
+ * a ring that is not in mem is refused. A disabled queue's size is just what the
+ * driver last wrote and is taken as it is (enabling checks it). On error vq is
+ * unchanged.
+ */
+void virtq_save(const struct virtq *vq, struct snap_w *w);
+int virtq_load(struct virtq *vq, struct snap_r *r, const struct hv_guest_mem *mem);
 /* Copies up to len bytes from/into an element's segments; returns bytes copied. */
 uint64_t virtq_copy_from_out(const struct virtq_elem *elem, uint64_t skip, void *dst, uint64_t len);
 uint64_t virtq_copy_to_in(const struct virtq_elem *elem, uint64_t skip, const void *src,

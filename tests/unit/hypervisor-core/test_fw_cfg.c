@@ -16,6 +16,7 @@
 #include "arch/x86/firmware.h"
 #include "devices/legacy/fw_cfg.h"
 #include "fake_platform.h"
+#include "snap_test.h"
 
 static void select_item(struct fw_cfg *fc, uint16_t key)
 {
@@ -238,6 +239,76 @@ static void test_firmware_description(void **state)
     fw_cfg_destroy(&fc);
 }
 
+static void save_fwcf(const void *dev, struct snap_w *w)
+{
+    fw_cfg_save(dev, w);
+}
+
+static int load_fwcf(void *dev, struct snap_r *r)
+{
+    return fw_cfg_load(dev, r);
+}
+
+#define FWCF_OFF_SELECTOR 10
+#define FWCF_OFF_OFFSET   12
+
+/* The same machine description on both sides, as a restore sets it up before loading. */
+static void fw_cfg_machine(struct fake_platform *fp, struct fw_cfg *fc)
+{
+    static const char boot[] = "/pci@i0cf8/ide@1/drive@0/disk@0\n";
+
+    fake_platform_init(fp);
+    assert_int_equal(fw_cfg_init(fc, &fp->platform), 0);
+    assert_int_equal(fw_cfg_add_file(fc, "bootorder", boot, sizeof(boot)), 0);
+    assert_int_equal(fw_cfg_add_u16(fc, FW_CFG_NB_CPUS, 2), 0);
+}
+
+/* A read stopped half way through a file continues with its next byte after a load. */
+static void test_snapshot(void **state)
+{
+    struct fake_platform fp, gp;
+    struct fw_cfg fc, g;
+    uint32_t size;
+    int key;
+    char a[64], b[64];
+    struct snap_w w;
+
+    (void)state;
+    fw_cfg_machine(&fp, &fc);
+    fw_cfg_machine(&gp, &g);
+    key = find_file(&fc, "bootorder", &size);
+    assert_true(key >= FW_CFG_FILE_FIRST);
+    select_item(&fc, (uint16_t)key);
+    read_data(&fc, a, 10);
+    snap_test_save(&fc, save_fwcf, &w);
+    assert_int_equal(snap_test_load(&g, load_fwcf, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(&g, save_fwcf, &w);
+    read_data(&fc, a, size - 10);
+    read_data(&g, b, size - 10);
+    assert_memory_equal(b, a, size - 10);
+    assert_memory_equal(b, "/ide@1/drive@0", 14);
+
+    /* Refused: an offset past the selected item's end, or into an item that is not there. */
+    snap_assert_corruption_refused(&g, save_fwcf, load_fwcf, &w, 1);
+    snap_assert_field_refused(&g, save_fwcf, load_fwcf, &w, FWCF_OFF_OFFSET, size + 1, 4,
+                              "past the end");
+    {
+        uint8_t *buf = snap_patched(&w, FWCF_OFF_SELECTOR, 0x3fff, 2);
+        snap_assert_refused(&g, save_fwcf, load_fwcf, buf, w.len, "past the end");
+        free(buf);
+    }
+    /* The offset may sit right at the end: the next reads are zeros. */
+    {
+        uint8_t *buf = snap_patched(&w, FWCF_OFF_OFFSET, size, 4);
+        assert_int_equal(snap_test_load(&g, load_fwcf, buf, w.len, NULL, 0), 0);
+        assert_int_equal(dev_in8(&g.dev, 1), 0);
+        free(buf);
+    }
+    snap_w_free(&w);
+    fw_cfg_destroy(&fc);
+    fw_cfg_destroy(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_files_and_directory),
         cmocka_unit_test(test_bad_selectors_and_writes),
         cmocka_unit_test(test_firmware_description),
+        cmocka_unit_test(test_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

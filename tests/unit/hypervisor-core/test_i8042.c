@@ -8,6 +8,7 @@
 
 #include "devices/legacy/i8042.h"
 #include "fake_platform.h"
+#include "snap_test.h"
 
 #define DATA 0
 #define CMD  4
@@ -147,6 +148,100 @@ static void test_queue_overflow_is_bounded(void **state)
     assert_int_equal(f->k.count, I8042_QUEUE);
 }
 
+/* --- snapshot ------------------------------------------------------------ */
+
+static void save_kbd(const void *dev, struct snap_w *w)
+{
+    i8042_save(dev, w);
+}
+
+static int load_kbd(void *dev, struct snap_r *r)
+{
+    return i8042_load(dev, r);
+}
+
+/* Payload offsets of the fields the tests corrupt. */
+#define KBD_OFF_PENDING_CTRL 11
+#define KBD_OFF_HEAD         14
+#define KBD_OFF_COUNT        18
+#define KBD_OFF_AUX          54
+
+/* Both interrupts on, a wrapped queue of keyboard and AUX bytes, a keyboard command waiting
+ * for its parameter and a controller command waiting for its data byte. */
+static void drive_kbd(struct fixture *f)
+{
+    struct hv_device *d = &f->k.dev;
+
+    for (unsigned i = 0; i < 30; i++)
+        dev_out8(d, CMD, 0xaa);
+    for (unsigned i = 0; i < 30; i++)
+        assert_int_equal(dev_in8(d, DATA), 0x55);
+    dev_out8(d, CMD, 0x60);
+    dev_out8(d, DATA, 0x43);
+    dev_out8(d, DATA, 0xff); /* keyboard reset: ACK, 0xAA */
+    dev_out8(d, CMD, 0xd3);
+    dev_out8(d, DATA, 0x77); /* as if from the mouse */
+    dev_out8(d, DATA, 0xed); /* LEDs: ACK, then waits for the parameter */
+    dev_out8(d, CMD, 0xd2);
+    assert_int_equal(f->k.count, 4);
+    assert_int_equal(f->k.pending_kbd, 0xed);
+    assert_int_equal(f->k.pending_ctrl, 0xd2);
+    assert_int_equal(f->fp.irq_level[I8042_KBD_IRQ], 1);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    struct fixture *f = *state, *g;
+    struct hv_device *a = &f->k.dev, *b;
+    struct snap_w w;
+
+    drive_kbd(f);
+    snap_test_save(&f->k, save_kbd, &w);
+    setup((void **)&g);
+    b = &g->k.dev;
+    assert_int_equal(snap_test_load(&g->k, load_kbd, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(&g->k, save_kbd, &w);
+    assert_int_equal(g->fp.irq_level[I8042_KBD_IRQ], 1);
+    assert_int_equal(g->fp.irq_level[I8042_AUX_IRQ], 0);
+    /* The same bytes, status and lines; then the waiting commands take their bytes alike. */
+    dev_out8(a, DATA, 0x12);
+    dev_out8(b, DATA, 0x12);
+    dev_out8(a, DATA, 0x02); /* the LED parameter, after 0xD2 took 0x12 */
+    dev_out8(b, DATA, 0x02);
+    for (unsigned i = 0; i < 6; i++) {
+        assert_int_equal(dev_in8(b, CMD), dev_in8(a, CMD));
+        assert_int_equal(g->fp.irq_level[I8042_KBD_IRQ], f->fp.irq_level[I8042_KBD_IRQ]);
+        assert_int_equal(g->fp.irq_level[I8042_AUX_IRQ], f->fp.irq_level[I8042_AUX_IRQ]);
+        assert_int_equal(dev_in8(b, DATA), dev_in8(a, DATA));
+    }
+    assert_int_equal(dev_in8(b, CMD) & 0x01, 0);
+    assert_int_equal(g->fp.irq_edges[I8042_AUX_IRQ], 1);
+    snap_w_free(&w);
+    teardown((void **)&g);
+}
+
+static void test_snapshot_refused(void **state)
+{
+    struct fixture *f = *state, *g;
+    struct snap_w w;
+
+    drive_kbd(f);
+    snap_test_save(&f->k, save_kbd, &w);
+    setup((void **)&g);
+    assert_int_equal(snap_test_load(&g->k, load_kbd, w.buf, w.len, NULL, 0), 0);
+    snap_assert_corruption_refused(&g->k, save_kbd, load_kbd, &w, 1);
+    snap_assert_field_refused(&g->k, save_kbd, load_kbd, &w, KBD_OFF_HEAD, I8042_QUEUE, 4, "head");
+    snap_assert_field_refused(&g->k, save_kbd, load_kbd, &w, KBD_OFF_COUNT, I8042_QUEUE + 1, 4,
+                              "count");
+    snap_assert_field_refused(&g->k, save_kbd, load_kbd, &w, KBD_OFF_PENDING_CTRL, 0x61, 1,
+                              "pending");
+    snap_assert_field_refused(&g->k, save_kbd, load_kbd, &w, KBD_OFF_AUX, 2, 1, "boolean");
+    assert_int_equal(g->fp.irq_level[I8042_KBD_IRQ], 1);
+    assert_int_equal(g->fp.irq_edges[I8042_KBD_IRQ], 1);
+    snap_w_free(&w);
+    teardown((void **)&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +255,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_mouse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_alt_del_scancodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_overflow_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("i8042", tests, NULL, NULL);
 }

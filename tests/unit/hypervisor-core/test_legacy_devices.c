@@ -12,6 +12,7 @@
 #include "devices/legacy/debug_ports.h"
 #include "devices/legacy/pci_host.h"
 #include "fake_platform.h"
+#include "snap_test.h"
 
 static time_t fixed_time(void)
 {
@@ -222,6 +223,172 @@ static void test_acpi_pm_status_write_one_to_clear(void **state)
     assert_int_equal(v, 0xabcd);
 }
 
+/* --- snapshots ------------------------------------------------------------- */
+
+static void save_rtc(const void *dev, struct snap_w *w)
+{
+    cmos_rtc_save(dev, w);
+}
+
+static int load_rtc(void *dev, struct snap_r *r)
+{
+    return cmos_rtc_load(dev, r);
+}
+
+static time_t later_time(void)
+{
+    return fixed_time() + 100;
+}
+
+#define RTC_OFF_INDEX  10
+#define RTC_OFF_OFFSET (10 + 1 + 128)
+
+/* The guest's own year, NVRAM and register B travel; the host clock goes on (here 100 s). */
+static void test_rtc_snapshot(void **state)
+{
+    struct fake_platform fp, gp;
+    struct cmos_rtc rtc, g;
+    struct snap_w w;
+
+    (void)state;
+    rtc_fixture(&fp, &rtc);
+    dev_out8(&rtc.dev, 0, 0x09);
+    dev_out8(&rtc.dev, 1, 0x30); /* year 2030 */
+    dev_out8(&rtc.dev, 0, 0x0b);
+    dev_out8(&rtc.dev, 1, 0x06); /* binary, 24-hour */
+    dev_out8(&rtc.dev, 0, 0x40);
+    dev_out8(&rtc.dev, 1, 0xab);
+    dev_out8(&rtc.dev, 0, 0x02); /* the index the guest left: minutes */
+    snap_test_save(&rtc, save_rtc, &w);
+
+    rtc_fixture(&gp, &g);
+    assert_int_equal(snap_test_load(&g, load_rtc, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(&g, save_rtc, &w);
+    assert_int_equal(dev_in8(&g.dev, 1), 25); /* no index write: still minutes */
+    assert_int_equal(cmos(&g, 0x09), 30);
+    assert_int_equal(cmos(&g, 0x40), 0xab);
+    assert_int_equal(cmos(&g, 0x0b), 0x06);
+    g.now = later_time;
+    assert_int_equal(cmos(&g, 0x00), 49);
+    assert_int_equal(cmos(&g, 0x02), 26);
+    assert_int_equal(cmos(&g, 0x09), 30);
+    g.now = fixed_time;
+
+    snap_assert_corruption_refused(&g, save_rtc, load_rtc, &w, 1);
+    snap_assert_field_refused(&g, save_rtc, load_rtc, &w, RTC_OFF_INDEX, 128, 1, "index");
+    snap_assert_field_refused(&g, save_rtc, load_rtc, &w, RTC_OFF_OFFSET, 1ull << 41, 8, "offset");
+    snap_assert_field_refused(&g, save_rtc, load_rtc, &w, RTC_OFF_OFFSET, (uint64_t)(-(1ll << 41)),
+                              8, "offset");
+    assert_int_equal(cmos(&g, 0x09), 30);
+    snap_w_free(&w);
+}
+
+static void save_pcih(const void *dev, struct snap_w *w)
+{
+    pci_host_save(dev, w);
+}
+
+static int load_pcih(void *dev, struct snap_r *r)
+{
+    return pci_host_load(dev, r);
+}
+
+/* The address register selects the same register of the same function after a load. */
+static void test_pci_host_snapshot(void **state)
+{
+    struct fake_platform fp;
+    struct pci_host h, g;
+    struct pci_bus pb, gb;
+    uint32_t addr = 0x80000008, back, a, b;
+    struct snap_w w;
+
+    (void)state;
+    fake_platform_init(&fp);
+    pci_bus_init(&pb, &fp.platform);
+    pci_host_init(&h, &fp.platform, &pb);
+    pci_bus_init(&gb, &fp.platform);
+    pci_host_init(&g, &fp.platform, &gb);
+    h.dev.ops->write(&h.dev, 0, &addr, 4);
+    snap_test_save(&h, save_pcih, &w);
+    assert_int_equal(snap_test_load(&g, load_pcih, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(&g, save_pcih, &w);
+    g.dev.ops->read(&g.dev, 0, &back, 4);
+    assert_int_equal(back, addr);
+    h.dev.ops->read(&h.dev, 4, &a, 4);
+    g.dev.ops->read(&g.dev, 4, &b, 4);
+    assert_int_equal(b, a);
+    assert_int_equal(b >> 16, 0x0600);
+    snap_assert_corruption_refused(&g, save_pcih, load_pcih, &w, 1);
+    snap_w_free(&w);
+}
+
+static void save_acpi(const void *dev, struct snap_w *w)
+{
+    acpi_pm_save(dev, w);
+}
+
+static int load_acpi(void *dev, struct snap_r *r)
+{
+    return acpi_pm_load(dev, r);
+}
+
+/* The clock of the machine restored on: another host, another monotonic time. */
+static uint64_t other_ns;
+static uint64_t other_now(void)
+{
+    return other_ns;
+}
+
+#define ACPI_OFF_CNT 14
+#define ACPI_OFF_TMR 16
+
+/* PM1 registers travel; the PM timer counts on from its saved value, on another clock. */
+static void test_acpi_pm_snapshot(void **state)
+{
+    struct fake_platform fp;
+    struct acpi_pm pm, g;
+    uint16_t v;
+    uint32_t t, u;
+    struct snap_w w;
+
+    (void)state;
+    fake_platform_init(&fp);
+    acpi_pm_init(&pm, &fp.platform);
+    acpi_pm_init(&g, &fp.platform);
+    pm.now_ns = fake_now;
+    g.now_ns = other_now;
+    fake_ns = 5123456789ull;
+    other_ns = 42;
+    pm.pm1_sts = 0x0101;
+    v = 0x0120;
+    pm.dev.ops->write(&pm.dev, 2, &v, 2);
+    v = ACPI_S5_SLP_TYP << 10; /* the type alone, no SLP_EN */
+    pm.dev.ops->write(&pm.dev, 4, &v, 2);
+    pm.dev.ops->read(&pm.dev, 8, &t, 4);
+    snap_test_save(&pm, save_acpi, &w);
+
+    assert_int_equal(snap_test_load(&g, load_acpi, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(&g, save_acpi, &w);
+    g.dev.ops->read(&g.dev, 8, &u, 4);
+    assert_int_equal(u, t);
+    other_ns += 1000000000ull;
+    g.dev.ops->read(&g.dev, 8, &u, 4);
+    assert_int_equal((u - t) & 0xffffff, ACPI_PM_TIMER_HZ & 0xffffff);
+    for (unsigned off = 0; off < 6; off += 2) {
+        uint16_t a, b;
+        pm.dev.ops->read(&pm.dev, off, &a, 2);
+        g.dev.ops->read(&g.dev, off, &b, 2);
+        assert_int_equal(b, a);
+    }
+    other_ns -= 1000000000ull;
+    snap_assert_corruption_refused(&g, save_acpi, load_acpi, &w, 1);
+    snap_assert_field_refused(&g, save_acpi, load_acpi, &w, ACPI_OFF_TMR, 1u << 24, 4, "timer");
+    snap_assert_field_refused(&g, save_acpi, load_acpi, &w, ACPI_OFF_CNT, 0x2000 | (5 << 10), 2,
+                              "SLP_EN");
+    assert_int_equal(fp.stops, 0);
+    snap_w_free(&w);
+}
+
 static void test_debug_exit_and_post_code(void **state)
 {
     struct fake_platform fp;
@@ -253,6 +420,9 @@ int main(void)
         cmocka_unit_test(test_acpi_pm_timer_and_poweroff),
         cmocka_unit_test(test_acpi_pm_status_write_one_to_clear),
         cmocka_unit_test(test_debug_exit_and_post_code),
+        cmocka_unit_test(test_rtc_snapshot),
+        cmocka_unit_test(test_pci_host_snapshot),
+        cmocka_unit_test(test_acpi_pm_snapshot),
     };
     return cmocka_run_group_tests_name("legacy_devices", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "devices/legacy/piix_ide.h"
 #include "fake_platform.h"
+#include "snap_test.h"
 
 #define PRI     0x1f0
 #define PRI_CTL 0x3f6
@@ -852,6 +853,237 @@ static void test_interrupts(void **state)
     assert_int_equal(in8(f, PRI + 7), ST_OK);
 }
 
+/* --- snapshot ------------------------------------------------------------ */
+
+static void save_ide(const void *dev, struct snap_w *w)
+{
+    piix_ide_save(dev, w);
+}
+
+static int load_ide(void *dev, struct snap_r *r)
+{
+    return piix_ide_load(dev, r);
+}
+
+/* Payload offsets in the section: channel 0's registers, then its master's fields. */
+#define IDE_OFF_BM_CMD    22
+#define IDE_OFF_BM_PRD    24
+#define IDE_OFF_PRESENT   28
+#define IDE_OFF_SECTORS   29
+#define IDE_OFF_MULTIPLE  40
+#define IDE_OFF_SPT       43
+#define IDE_OFF_XFER      45
+#define IDE_OFF_REMAINING 55
+#define IDE_OFF_POS       63
+#define IDE_OFF_LEN       67
+#define IDE_OFF_BUF       71
+
+static void pio_in16(struct fixture *f, uint16_t base, uint8_t *buf, unsigned bytes)
+{
+    for (unsigned i = 0; i < bytes; i += 2) {
+        uint16_t w = (uint16_t)in(f, base, 2);
+        memcpy(buf + i, &w, 2);
+    }
+}
+
+/*
+ * Primary: READ MULTIPLE of 6 sectors in blocks of 4 at LBA 10, 700 bytes into its first
+ * block, interrupt unread. Secondary: nIEN set, WRITE SECTORS of 2 at LBA 20 with 300 bytes
+ * of its first sector written, and a PRD address in its bus-master registers.
+ */
+static void drive_ide(struct fixture *f)
+{
+    uint8_t buf[700];
+
+    ata_cmd(f, PRI, 0, 4, 0xc6);
+    assert_int_equal(in8(f, PRI + 7), ST_OK);
+    ata_lba28(f, PRI, 10, 6, 0xc4);
+    pio_in16(f, PRI, buf, 700);
+    assert_pattern(buf, 10);
+    assert_int_equal(f->fp.irq_level[14], 1);
+    out8(f, SEC_CTL, 0x02);
+    ata_lba28(f, SEC, 20, 2, 0x30);
+    pattern(buf, 777);
+    pio_out(f, SEC, buf, 300);
+    out(f, (uint16_t)(f->bm + 8 + 4), 4, 0x3000);
+    assert_int_equal(f->fp.irq_level[15], 0);
+}
+
+static struct fixture *fixture_small(void)
+{
+    static const uint64_t disks[4] = {SMALL_DISK, 0, SMALL_DISK, 0};
+    return fixture_new(disks, false, NULL);
+}
+
+/* The restored controller continues both transfers mid-sector, like the original. */
+static void test_snapshot_pio_round_trip(void **state)
+{
+    struct fixture *f = *state, *g = fixture_small();
+    uint8_t a[2048], b[2048], sector[512];
+    struct snap_w w;
+
+    drive_ide(f);
+    snap_test_save(f->ide, save_ide, &w);
+    assert_int_equal(snap_test_load(g->ide, load_ide, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(g->ide, save_ide, &w);
+    assert_int_equal(g->fp.irq_level[14], 1);
+    assert_int_equal(g->fp.irq_level[15], 0);
+    for (unsigned reg = 1; reg < 8; reg++) {
+        assert_int_equal(in8(g, (uint16_t)(SEC + reg)), in8(f, (uint16_t)(SEC + reg)));
+        assert_int_equal(in8(g, (uint16_t)(g->bm + 8 + reg)), in8(f, (uint16_t)(f->bm + 8 + reg)));
+    }
+
+    /* Primary: the rest of the first block, from byte 700 on, then the second block. */
+    pio_in(f, PRI, a, 2048 - 700);
+    pio_in(g, PRI, b, 2048 - 700);
+    assert_memory_equal(b, a, 2048 - 700);
+    assert_memory_equal(b + 512 - 700 + 512, a + 512 - 700 + 512, 512);
+    assert_pattern(b + 2048 - 700 - 512, 13);
+    assert_int_equal(g->fp.irq_level[14], f->fp.irq_level[14]);
+    assert_int_equal(in8(g, PRI + 7), in8(f, PRI + 7));
+    assert_int_equal(in8(g, PRI + 7), ST_OK | ST_DRQ);
+    pio_in(f, PRI, a, 1024);
+    pio_in(g, PRI, b, 1024);
+    assert_memory_equal(b, a, 1024);
+    assert_pattern(b + 512, 15);
+    assert_int_equal(in8(g, PRI + 7), ST_OK);
+
+    /* Secondary: the sector written across the restore reaches the disk whole. */
+    pattern(sector, 777);
+    pio_out(f, SEC, sector + 300, 512 - 300);
+    pio_out(g, SEC, sector + 300, 512 - 300);
+    pattern(a, 778);
+    pio_out(f, SEC, a, 512);
+    pio_out(g, SEC, a, 512);
+    assert_int_equal(in8(g, SEC + 7), in8(f, SEC + 7));
+    assert_int_equal(in8(g, SEC + 7), ST_OK);
+    assert_int_equal(pread(g->img[2].fd, b, 1024, 20 * 512), 1024);
+    assert_pattern(b, 777);
+    assert_pattern(b + 512, 778);
+    assert_int_equal(pread(f->img[2].fd, a, 1024, 20 * 512), 1024);
+    assert_memory_equal(b, a, 1024);
+    snap_w_free(&w);
+    teardown((void **)&g);
+}
+
+/* Where the nested PCI function's section starts: its tag, searched from the end. */
+static size_t pcid_offset(const struct snap_w *w)
+{
+    for (size_t off = w->len - SNAP_HDR; off > SNAP_HDR; off--)
+        if (memcmp(w->buf + off, "PCID", 4) == 0)
+            return off;
+    fail_msg("no PCID section");
+    return 0;
+}
+
+static void test_snapshot_refused(void **state)
+{
+    struct fixture *f = *state, *g = fixture_small();
+    struct snap_w w;
+    unsigned len = 2048, drive1 = IDE_OFF_BUF + 2048 + 2;
+
+    drive_ide(f);
+    snap_test_save(f->ide, save_ide, &w);
+    assert_int_equal(snap_test_load(g->ide, load_ide, w.buf, w.len, NULL, 0), 0);
+    snap_assert_corruption_refused(g->ide, save_ide, load_ide, &w, 1);
+#define REFUSED(off, v, n, want)                                                                   \
+    snap_assert_field_refused(g->ide, save_ide, load_ide, &w, off, v, n, want)
+    REFUSED(IDE_OFF_BM_CMD, 0x02, 1, "bus master");
+    REFUSED(IDE_OFF_BM_PRD, 0x1001, 4, "PRD");
+    REFUSED(IDE_OFF_SECTORS, SMALL_DISK + 1, 8, "65 sectors saved, 64 here");
+    REFUSED(drive1 + 0, 1, 1, "primary slave");
+    REFUSED(IDE_OFF_MULTIPLE, 3, 1, "multiple");
+    REFUSED(IDE_OFF_SPT, 0, 1, "geometry");
+    REFUSED(IDE_OFF_XFER, 4, 1, "transfer kind");
+    REFUSED(IDE_OFF_REMAINING, 1, 4, "sectors left");
+    REFUSED(IDE_OFF_POS, len + 2, 4, "PIO block");
+    REFUSED(IDE_OFF_POS, 701, 4, "PIO block");
+    REFUSED(IDE_OFF_LEN, 8192 + 512, 4, "PIO block");
+    REFUSED(IDE_OFF_LEN, 1000, 4, "PIO block");
+    REFUSED(pcid_offset(&w), 'X', 1, NULL); /* the nested section's own loader refuses it */
+#undef REFUSED
+    assert_int_equal(g->fp.irq_level[14], 1);
+    assert_int_equal(g->fp.irq_edges[14], 1);
+    snap_w_free(&w);
+    teardown((void **)&g);
+}
+
+/* A rate limiter that lets everything through at once, but gives the drive its timer. */
+static struct rate_limiter fast_disk;
+
+/*
+ * A DMA deferred by the limiter: parked, the original does not carry it on; restored, it
+ * completes at once without a limiter, and through the new limiter's timer with one.
+ */
+static void test_snapshot_deferred_dma(void **state)
+{
+    static const uint64_t disks[4] = {LBA48_DISK, 0, 0, 0};
+    struct hv_io_limits fast = {.bytes_per_s = 1ull << 30, .burst_bytes = 1ull << 30};
+    struct rate_limiter *const limits[4] = {&fast_disk, NULL, NULL, NULL};
+    struct fixture *f = *state, *g, *h;
+    uint8_t buf[512];
+    struct snap_w w;
+
+    ata_lba28(f, PRI, 5, 1, 0x20);
+    assert_int_equal(in8(f, PRI + 7), ST_OK | ST_DRQ); /* the burst */
+    pio_in(f, PRI, buf, 512);
+    out8(f, f->bm + 2, BM_INTR); /* the PIO command's interrupt showed there too */
+    prd_put(f, 0x1000, 0x10000, 2048 | PRD_EOT);
+    bm_setup(f, 0x1000, true);
+    ata_lba28(f, PRI, 8, 4, 0xc8);
+    bm_start(f, true);
+    assert_int_equal(in8(f, f->bm + 2) & 7, BM_ACTIVE);
+    assert_int_equal(f->fp.irq_edges[14], 1);
+    piix_ide_park(f->ide);
+    piix_ide_park(f->ide); /* idempotent */
+    snap_test_save(f->ide, save_ide, &w);
+
+    /* No limiter here: the transfer has nothing to wait for and runs during the load. */
+    g = fixture_new(disks, false, NULL);
+    piix_ide_park(g->ide);                            /* no thread: trivially */
+    memcpy(g->fp.ram.host, f->fp.ram.host, RAM_SIZE); /* guest memory is restored first */
+    assert_int_equal(snap_test_load(g->ide, load_ide, w.buf, w.len, NULL, 0), 0);
+    assert_int_equal(g->fp.irq_edges[14], 1);
+    assert_int_equal(in8(g, g->bm + 2) & 7, BM_INTR);
+    assert_int_equal(in8(g, PRI + 7), ST_OK);
+    assert_pattern(ram(g, 0x10000), 8);
+    assert_pattern(ram(g, 0x10600), 11);
+
+    /* A limiter here: loaded parked, the same bytes; the thread carries it on once unparked. */
+    rate_limiter_init(&fast_disk, &fast, rate_limiter_now_ns());
+    h = fixture_new(disks, false, limits);
+    memcpy(h->fp.ram.host, f->fp.ram.host, RAM_SIZE);
+    piix_ide_park(h->ide);
+    assert_int_equal(snap_test_load(h->ide, load_ide, w.buf, w.len, NULL, 0), 0);
+    snap_assert_saves(h->ide, save_ide, &w);
+    usleep(50000);
+    assert_int_equal(h->fp.irq_edges[14], 0);
+    piix_ide_unpark(h->ide);
+    assert_true(WAIT_FOR(h->fp.irq_edges[14] == 1));
+    assert_memory_equal(ram(h, 0x10000), ram(g, 0x10000), 2048);
+
+    /* The original, parked well past its wait, has not moved; unparked, it finishes too. */
+    usleep(300000);
+    assert_int_equal(f->fp.irq_edges[14], 1);
+    assert_int_equal(in8(f, f->bm + 2) & 7, BM_ACTIVE);
+    piix_ide_unpark(f->ide);
+    piix_ide_unpark(f->ide);
+    assert_true(WAIT_FOR(f->fp.irq_edges[14] == 2));
+    assert_memory_equal(ram(f, 0x10000), ram(g, 0x10000), 2048);
+    snap_w_free(&w);
+    teardown((void **)&g);
+    teardown((void **)&h);
+    rate_limiter_destroy(&fast_disk);
+}
+
+/* Destroying a parked controller does not hang on its thread. */
+static void test_destroy_parked(void **state)
+{
+    struct fixture *f = *state;
+
+    piix_ide_park(f->ide);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +1104,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_image, setup_readonly, teardown),
         cmocka_unit_test_setup_teardown(test_reset_signature, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_interrupts, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_pio_round_trip, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refused, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_deferred_dma, setup_limited,
+                                        teardown_limited),
+        cmocka_unit_test_setup_teardown(test_destroy_parked, setup_limited, teardown_limited),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
  */
 #include "acpi_pm.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -23,11 +24,16 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#define PM_TMR_MASK 0xffffffu /* a 24-bit counter (TMR_VAL_EXT clear in the FADT) */
+
+static uint32_t clock_ticks(const struct acpi_pm *pm)
+{
+    return (uint32_t)((unsigned __int128)pm->now_ns() * ACPI_PM_TIMER_HZ / 1000000000u);
+}
+
 static uint32_t pm_timer(const struct acpi_pm *pm)
 {
-    unsigned __int128 ticks = (unsigned __int128)pm->now_ns() * ACPI_PM_TIMER_HZ / 1000000000u;
-
-    return (uint32_t)ticks & 0xffffff;
+    return (clock_ticks(pm) + pm->tmr_offset) & PM_TMR_MASK;
 }
 
 static void acpi_pm_read(struct hv_device *dev, uint64_t offset, void *data, unsigned size)
@@ -83,4 +89,42 @@ void acpi_pm_init(struct acpi_pm *pm, const struct hv_platform *platform)
     memset(pm, 0, sizeof(*pm));
     pm->dev = (struct hv_device){.name = "acpi-pm", .ops = &ops, .platform = platform};
     pm->now_ns = monotonic_ns;
+}
+
+#define ACPI_TAG SNAP_TAG('A', 'C', 'P', 'I')
+
+void acpi_pm_save(const struct acpi_pm *pm, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, ACPI_TAG, 1);
+
+    snap_w_u16(w, pm->pm1_sts);
+    snap_w_u16(w, pm->pm1_en);
+    snap_w_u16(w, pm->pm1_cnt);
+    snap_w_u32(w, pm_timer(pm));
+    snap_w_end(w, mark);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct snap_r *r)
+{
+    uint16_t sts, en, cnt, ver;
+    uint32_t tmr;
+    struct snap_r sub;
+
+    if (snap_r_section(r, ACPI_TAG, "acpi pm", 1, &sub, &ver))
+        return r->err;
+    sts = snap_r_u16(&sub);
+    en = snap_r_u16(&sub);
+    cnt = snap_r_u16(&sub);
+    tmr = snap_r_below(&sub, PM_TMR_MASK + 1, "acpi pm timer");
+    /* acpi_pm_write acts on SLP_EN and clears it at once: a saved one is not a state. */
+    if (snap_r_ok(&sub) && (cnt & PM1_CNT_SLP_EN))
+        snap_r_fail(&sub, -EINVAL, "acpi pm: PM1_CNT 0x%x has SLP_EN set", cnt);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    pm->pm1_sts = sts;
+    pm->pm1_en = en;
+    pm->pm1_cnt = cnt;
+    /* The guest's timer goes on from where it was, not from this host's clock: no jump. */
+    pm->tmr_offset = (tmr - clock_ticks(pm)) & PM_TMR_MASK;
+    return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "cmos_rtc.h"
 
+#include <errno.h>
 #include <string.h>
 
 enum {
@@ -186,4 +187,43 @@ void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform, uin
     /* What QEMU's PC adds and SeaBIOS reads: CPUs present minus one, boot from hard disk. */
     rtc->nvram[0x5f] = (uint8_t)(nr_vcpus ? nr_vcpus - 1 : 0);
     rtc->nvram[0x3d] = 0x02;
+}
+
+#define RTC_TAG SNAP_TAG('R', 'T', 'C', ' ')
+/* Far beyond any date the registers can express (year 16599 with BCD 0xff centuries), and
+ * small enough that now + offset cannot overflow time_t nor gmtime_r fail. */
+#define RTC_MAX_OFFSET_S (1ll << 40)
+
+void cmos_rtc_save(const struct cmos_rtc *rtc, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, RTC_TAG, 1);
+
+    snap_w_u8(w, rtc->index);
+    snap_w_bytes(w, rtc->nvram, sizeof(rtc->nvram));
+    snap_w_u64(w, (uint64_t)rtc->offset_s);
+    snap_w_end(w, mark);
+}
+
+int cmos_rtc_load(struct cmos_rtc *rtc, struct snap_r *r)
+{
+    uint8_t index, nvram[sizeof(rtc->nvram)];
+    int64_t offset_s;
+    struct snap_r sub;
+    uint16_t ver;
+
+    if (snap_r_section(r, RTC_TAG, "cmos rtc", 1, &sub, &ver))
+        return r->err;
+    index = snap_r_u8(&sub);
+    snap_r_bytes(&sub, nvram, sizeof(nvram));
+    offset_s = (int64_t)snap_r_u64(&sub);
+    if (snap_r_ok(&sub) && index >= sizeof(nvram))
+        snap_r_fail(&sub, -EINVAL, "cmos rtc: index %u, must be below %zu", index, sizeof(nvram));
+    if (snap_r_ok(&sub) && (offset_s > RTC_MAX_OFFSET_S || offset_s < -RTC_MAX_OFFSET_S))
+        snap_r_fail(&sub, -EINVAL, "cmos rtc: guest time offset of %lld s", (long long)offset_s);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    rtc->index = index;
+    memcpy(rtc->nvram, nvram, sizeof(nvram));
+    rtc->offset_s = offset_s;
+    return 0;
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "snapshot/snap_buf.h"
 
 #define CMOS_RTC_BASE 0x70
 #define CMOS_RTC_LEN  2
@@ -20,5 +21,10 @@ struct cmos_rtc {
 
 void cmos_rtc_init(struct cmos_rtc *rtc, const struct hv_platform *platform,
                    uint64_t memory_bytes, unsigned nr_vcpus);
+/* Snapshot (section 'RTC '): index, NVRAM and the guest's offset from host time; the host
+ * clock goes on meanwhile, so a restored guest reads the wall clock of the restore. The RTC
+ * raises no interrupts, so there is no line to re-drive. Caller holds the bus lock. */
+void cmos_rtc_save(const struct cmos_rtc *rtc, struct snap_w *w);
+int cmos_rtc_load(struct cmos_rtc *rtc, struct snap_r *r);
 
 #endif

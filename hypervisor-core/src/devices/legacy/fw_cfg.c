@@ -168,3 +168,38 @@ void fw_cfg_destroy(struct fw_cfg *fc)
     }
     fc->nr_files = 0;
 }
+
+#define FWCF_TAG SNAP_TAG('F', 'W', 'C', 'F')
+
+void fw_cfg_save(const struct fw_cfg *fc, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, FWCF_TAG, 1);
+
+    snap_w_u16(w, fc->selector);
+    snap_w_u32(w, fc->offset);
+    snap_w_end(w, mark);
+}
+
+int fw_cfg_load(struct fw_cfg *fc, struct snap_r *r)
+{
+    const struct fw_cfg_item *it;
+    struct snap_r sub;
+    uint16_t selector, ver;
+    uint32_t offset;
+
+    if (snap_r_section(r, FWCF_TAG, "fw_cfg", 1, &sub, &ver))
+        return r->err;
+    selector = snap_r_u16(&sub);
+    offset = snap_r_u32(&sub);
+    /* Any selector is one a guest may write (a missing item reads as zeros), but reads only
+     * ever advance the offset up to the item's end. */
+    it = item(fc, selector);
+    if (snap_r_ok(&sub) && offset > (it ? it->len : 0))
+        snap_r_fail(&sub, -EINVAL, "fw_cfg: offset %u past the end of item 0x%x (%u bytes)", offset,
+                    selector, it ? it->len : 0);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    fc->selector = selector;
+    fc->offset = offset;
+    return 0;
+}

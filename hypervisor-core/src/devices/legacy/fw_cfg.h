@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "snapshot/snap_buf.h"
 
 #define FW_CFG_PORT_SEL  0x510
 #define FW_CFG_PORT_DATA 0x511
@@ -63,5 +64,9 @@ int fw_cfg_add_u64(struct fw_cfg *fc, uint16_t key, uint64_t v);
 /* Copies len bytes in as a named file at the next free key and lists it in the
  * directory. -EEXIST, -ENAMETOOLONG, -ENOSPC, -ENOMEM. */
 int fw_cfg_add_file(struct fw_cfg *fc, const char *name, const void *data, uint32_t len);
+/* Snapshot (section 'FWCF'): the selector and the read offset. The items are the machine's
+ * configuration, set up again identically before a load, and are not saved. */
+void fw_cfg_save(const struct fw_cfg *fc, struct snap_w *w);
+int fw_cfg_load(struct fw_cfg *fc, struct snap_r *r);
 
 #endif

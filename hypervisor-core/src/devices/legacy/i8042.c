@@ -6,6 +6,7 @@
  */
 #include "i8042.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define OFF_DATA   0
@@ -24,13 +25,20 @@
 
 #define KBD_ACK 0xfa
 
-static void update_irqs(struct i8042 *k)
+static void irq_levels(const struct i8042 *k, int *kbd_level, int *aux_level)
 {
     bool aux = k->count && k->queue_aux[k->head];
-    int kbd_level = k->count && !aux && (k->cmd_byte & CB_KBD_INT);
-    int aux_level = k->count && aux && (k->cmd_byte & CB_AUX_INT);
+
+    *kbd_level = k->count && !aux && (k->cmd_byte & CB_KBD_INT);
+    *aux_level = k->count && aux && (k->cmd_byte & CB_AUX_INT);
+}
+
+static void update_irqs(struct i8042 *k)
+{
+    int kbd_level, aux_level;
     const struct hv_platform *p = k->dev.platform;
 
+    irq_levels(k, &kbd_level, &aux_level);
     if (kbd_level != k->kbd_level) {
         k->kbd_level = kbd_level;
         p->set_irq(p->opaque, I8042_KBD_IRQ, kbd_level);
@@ -245,4 +253,70 @@ void i8042_ctrl_alt_del(struct i8042 *k)
     for (unsigned i = 0; i < n; i++)
         queue_byte(k, codes[i], false);
     update_irqs(k);
+}
+
+#define KBD_TAG SNAP_TAG('K', 'B', 'D', ' ')
+
+void i8042_save(const struct i8042 *k, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, KBD_TAG, 1);
+
+    snap_w_u8(w, k->cmd_byte);
+    snap_w_u8(w, k->pending_ctrl);
+    snap_w_u8(w, k->pending_kbd);
+    snap_w_bool(w, k->last_was_cmd);
+    snap_w_u32(w, k->head);
+    snap_w_u32(w, k->count);
+    snap_w_bytes(w, k->queue, I8042_QUEUE);
+    for (unsigned i = 0; i < I8042_QUEUE; i++)
+        snap_w_bool(w, k->queue_aux[i]);
+    snap_w_end(w, mark);
+}
+
+/* The commands controller_command and keyboard_command leave waiting for a byte. */
+static bool valid_pending(uint8_t ctrl, uint8_t kbd)
+{
+    bool ctrl_ok = ctrl == 0 || ctrl == 0x60 || (ctrl >= 0xd1 && ctrl <= 0xd4);
+    bool kbd_ok = kbd == 0 || kbd == 0xed || kbd == 0xf3 || kbd == 0xf0;
+
+    return ctrl_ok && kbd_ok;
+}
+
+int i8042_load(struct i8042 *k, struct snap_r *r)
+{
+    const struct hv_platform *p = k->dev.platform;
+    struct i8042 t;
+    struct snap_r sub;
+    uint16_t ver;
+
+    if (snap_r_section(r, KBD_TAG, "i8042", 1, &sub, &ver))
+        return r->err;
+    t.cmd_byte = snap_r_u8(&sub);
+    t.pending_ctrl = snap_r_u8(&sub);
+    t.pending_kbd = snap_r_u8(&sub);
+    t.last_was_cmd = snap_r_bool(&sub);
+    t.head = snap_r_below(&sub, I8042_QUEUE, "i8042 queue head");
+    t.count = snap_r_below(&sub, I8042_QUEUE + 1, "i8042 queue count");
+    snap_r_bytes(&sub, t.queue, I8042_QUEUE);
+    for (unsigned i = 0; i < I8042_QUEUE; i++)
+        t.queue_aux[i] = snap_r_bool(&sub);
+    if (snap_r_ok(&sub) && !valid_pending(t.pending_ctrl, t.pending_kbd))
+        snap_r_fail(&sub, -EINVAL, "i8042: pending commands 0x%x/0x%x are not ones it waits on",
+                    t.pending_ctrl, t.pending_kbd);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    k->cmd_byte = t.cmd_byte;
+    k->pending_ctrl = t.pending_ctrl;
+    k->pending_kbd = t.pending_kbd;
+    k->last_was_cmd = t.last_was_cmd;
+    k->head = t.head;
+    k->count = t.count;
+    memcpy(k->queue, t.queue, sizeof(k->queue));
+    memcpy(k->queue_aux, t.queue_aux, sizeof(k->queue_aux));
+    /* The levels follow the queue. Both lines are driven whatever this device last said, but
+     * straight to their level: a detour through 0 would be an extra edge on an ISA line. */
+    irq_levels(k, &k->kbd_level, &k->aux_level);
+    p->set_irq(p->opaque, I8042_KBD_IRQ, k->kbd_level);
+    p->set_irq(p->opaque, I8042_AUX_IRQ, k->aux_level);
+    return 0;
 }

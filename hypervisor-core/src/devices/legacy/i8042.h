@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "bus.h"
+#include "snapshot/snap_buf.h"
 
 #define I8042_BASE     0x60 /* data at 0x60, status/command at 0x64 */
 #define I8042_LEN      5
@@ -28,5 +29,9 @@ struct i8042 {
 void i8042_init(struct i8042 *k, const struct hv_platform *platform);
 /* Queues the make and break codes of Ctrl-Alt-Del (caller holds the bus lock). */
 void i8042_ctrl_alt_del(struct i8042 *k);
+/* Snapshot (section 'KBD '): command byte, pending commands and the output queue. The load
+ * re-drives IRQ 1 and 12. Caller holds the bus lock. */
+void i8042_save(const struct i8042 *k, struct snap_w *w);
+int i8042_load(struct i8042 *k, struct snap_r *r);
 
 #endif

@@ -71,3 +71,29 @@ int pci_host_init(struct pci_host *host, const struct hv_platform *platform, str
     memset(host->bridge.wmask, 0, sizeof(host->bridge.wmask));
     return pci_bus_add(bus, &host->bridge, 0);
 }
+
+#define PCIH_TAG SNAP_TAG('P', 'C', 'I', 'H')
+
+void pci_host_save(const struct pci_host *host, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, PCIH_TAG, 1);
+
+    snap_w_u32(w, host->address);
+    snap_w_end(w, mark);
+}
+
+/* Every 32-bit address is one a guest can write, so there is nothing to refuse. */
+int pci_host_load(struct pci_host *host, struct snap_r *r)
+{
+    struct snap_r sub;
+    uint32_t address;
+    uint16_t ver;
+
+    if (snap_r_section(r, PCIH_TAG, "pci host", 1, &sub, &ver))
+        return r->err;
+    address = snap_r_u32(&sub);
+    if (snap_r_end(r, &sub))
+        return r->err;
+    host->address = address;
+    return 0;
+}

@@ -207,9 +207,17 @@ struct piix_ide {
     int epoll_fd, stop_fd;
     pthread_t thread;
     bool thread_started;
+    /* Parking the thread for a snapshot: park_req asks, parked answers; wake_fd interrupts
+     * its wait so it sees the request. */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    bool park_req, parked;
+    int wake_fd;
 };
 
-#define TAG_STOP 4 /* epoll tags: 0-3 a drive's timer (channel * 2 + drive) */
+/* epoll tags: 0-3 a drive's timer (channel * 2 + drive) */
+#define TAG_STOP 4
+#define TAG_WAKE 5
 
 static const struct {
     uint16_t cmd_base, ctl_base;
@@ -1022,16 +1030,31 @@ static void resume_transfer(struct ide_channel *ch, struct ide_drive *d)
     }
 }
 
+/* Between events: stays here while a snapshot has the thread parked. */
+static void park_point(struct piix_ide *ide)
+{
+    pthread_mutex_lock(&ide->park_lock);
+    if (ide->park_req) {
+        ide->parked = true;
+        pthread_cond_broadcast(&ide->park_cond);
+        while (ide->park_req)
+            pthread_cond_wait(&ide->park_cond, &ide->park_lock);
+        ide->parked = false;
+    }
+    pthread_mutex_unlock(&ide->park_lock);
+}
+
 static void *limits_thread(void *arg)
 {
     struct piix_ide *ide = arg;
     const struct hv_platform *p = ide->platform;
-    struct epoll_event ev[5];
+    struct epoll_event ev[6];
 
     if (p->thread_start)
         p->thread_start(p->opaque, HV_THREAD_IO);
     for (;;) {
-        int n = epoll_wait(ide->epoll_fd, ev, 5, -1);
+        park_point(ide);
+        int n = epoll_wait(ide->epoll_fd, ev, 6, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -1043,6 +1066,12 @@ static void *limits_thread(void *arg)
 
             if (tag == TAG_STOP)
                 return NULL;
+            if (tag == TAG_WAKE) {
+                if (read(ide->wake_fd, &expirations, sizeof(expirations)) < 0) {
+                    /* drained already */
+                }
+                continue;
+            }
             ch = &ide->ch[tag / 2];
             if (read(ch->drive[tag % 2].timer_fd, &expirations, sizeof(expirations)) < 0)
                 continue; /* re-armed meanwhile */
@@ -1057,11 +1086,14 @@ static void *limits_thread(void *arg)
 static int start_limits(struct piix_ide *ide)
 {
     struct epoll_event stop_ev = {.events = EPOLLIN, .data.u32 = TAG_STOP};
+    struct epoll_event wake_ev = {.events = EPOLLIN, .data.u32 = TAG_WAKE};
 
     ide->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     ide->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (ide->epoll_fd < 0 || ide->stop_fd < 0 ||
-        epoll_ctl(ide->epoll_fd, EPOLL_CTL_ADD, ide->stop_fd, &stop_ev) < 0)
+    ide->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ide->epoll_fd < 0 || ide->stop_fd < 0 || ide->wake_fd < 0 ||
+        epoll_ctl(ide->epoll_fd, EPOLL_CTL_ADD, ide->stop_fd, &stop_ev) < 0 ||
+        epoll_ctl(ide->epoll_fd, EPOLL_CTL_ADD, ide->wake_fd, &wake_ev) < 0)
         return -errno;
     for (unsigned i = 0; i < 4; i++) {
         struct ide_drive *d = &ide->ch[i / 2].drive[i % 2];
@@ -1106,7 +1138,9 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
         return -ENOMEM;
     ide->platform = platform;
     ide->bus = bus;
-    ide->epoll_fd = ide->stop_fd = -1;
+    ide->epoll_fd = ide->stop_fd = ide->wake_fd = -1;
+    pthread_mutex_init(&ide->park_lock, NULL);
+    pthread_cond_init(&ide->park_cond, NULL);
     pci_device_init(&ide->pdev, "piix-ide", &pci_ops, platform, PIIX_IDE_VENDOR, PIIX_IDE_DEVICE,
                     PIIX_IDE_CLASS, 0);
     if ((rc = pci_device_add_bar(&ide->pdev, PIIX_IDE_BM_BAR, PIIX_IDE_BM_SIZE, true)))
@@ -1150,6 +1184,8 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
     return 0;
 
 err_free:
+    pthread_cond_destroy(&ide->park_cond);
+    pthread_mutex_destroy(&ide->park_lock);
     free(ide);
     return rc;
 }
@@ -1161,6 +1197,7 @@ void piix_ide_destroy(struct piix_ide *ide)
     if (!ide)
         return;
     if (ide->thread_started) {
+        piix_ide_unpark(ide); /* a parked thread would never see the stop */
         if (write(ide->stop_fd, &one, sizeof(one)) < 0) {
             /* cannot fail for a fresh eventfd */
         }
@@ -1173,5 +1210,282 @@ void piix_ide_destroy(struct piix_ide *ide)
         close(ide->epoll_fd);
     if (ide->stop_fd >= 0)
         close(ide->stop_fd);
+    if (ide->wake_fd >= 0)
+        close(ide->wake_fd);
+    pthread_cond_destroy(&ide->park_cond);
+    pthread_mutex_destroy(&ide->park_lock);
     free(ide);
+}
+
+void piix_ide_park(struct piix_ide *ide)
+{
+    uint64_t one = 1;
+
+    if (!ide->thread_started)
+        return;
+    pthread_mutex_lock(&ide->park_lock);
+    ide->park_req = true;
+    if (write(ide->wake_fd, &one, sizeof(one)) < 0) {
+        /* only fails when the counter is huge: the thread is being woken anyway */
+    }
+    while (!ide->parked)
+        pthread_cond_wait(&ide->park_cond, &ide->park_lock);
+    pthread_mutex_unlock(&ide->park_lock);
+}
+
+void piix_ide_unpark(struct piix_ide *ide)
+{
+    if (!ide->thread_started)
+        return;
+    pthread_mutex_lock(&ide->park_lock);
+    ide->park_req = false;
+    pthread_cond_broadcast(&ide->park_cond);
+    pthread_mutex_unlock(&ide->park_lock);
+}
+
+/* --- Snapshot ------------------------------------------------------------- */
+
+#define IDE_TAG SNAP_TAG('I', 'D', 'E', ' ')
+
+static bool pio_xfer(enum ide_xfer x)
+{
+    return x == XFER_PIO_IN || x == XFER_PIO_OUT;
+}
+
+/* The image, geometry and limiter are configuration; the rest is the drive's state. */
+static void drive_save(const struct ide_drive *d, struct snap_w *w)
+{
+    snap_w_bool(w, d->img != NULL);
+    snap_w_u64(w, d->sectors);
+    snap_w_u8(w, d->status);
+    snap_w_u8(w, d->error);
+    snap_w_bool(w, d->intrq);
+    snap_w_u8(w, d->multiple);
+    snap_w_u8(w, d->mwdma);
+    snap_w_u8(w, d->heads);
+    snap_w_u8(w, d->spt);
+    snap_w_bool(w, d->wcache);
+    snap_w_u8(w, (uint8_t)d->xfer);
+    snap_w_bool(w, d->write);
+    snap_w_u64(w, d->lba);
+    snap_w_u32(w, d->remaining);
+    snap_w_u32(w, d->block);
+    snap_w_u32(w, d->pos);
+    snap_w_u32(w, d->len);
+    /* Only a PIO block in progress has data the guest has yet to read (or the disk to take). */
+    if (pio_xfer(d->xfer))
+        snap_w_bytes(w, d->buf, d->len);
+    snap_w_bool(w, d->throttled);
+    snap_w_bool(w, d->op_charged);
+}
+
+/* Reads drive `name` into t, checked against what the drive here (have) is. */
+static void drive_load(struct snap_r *r, struct ide_drive *t, const struct ide_drive *have,
+                       const char *name)
+{
+    bool present = snap_r_bool(r);
+    uint8_t xfer;
+
+    t->sectors = snap_r_u64(r);
+    t->status = snap_r_u8(r);
+    t->error = snap_r_u8(r);
+    t->intrq = snap_r_bool(r);
+    t->multiple = snap_r_u8(r);
+    t->mwdma = snap_r_u8(r);
+    t->heads = snap_r_u8(r);
+    t->spt = snap_r_u8(r);
+    t->wcache = snap_r_bool(r);
+    xfer = snap_r_u8(r);
+    t->write = snap_r_bool(r);
+    t->lba = snap_r_u64(r);
+    t->remaining = snap_r_u32(r);
+    t->block = snap_r_u32(r);
+    t->pos = snap_r_u32(r);
+    t->len = snap_r_u32(r);
+    if (!snap_r_ok(r))
+        return;
+    if (present != (have->img != NULL) || t->sectors != have->sectors) {
+        snap_r_fail(r, -EINVAL, "ide %s: a disk of %llu sectors saved, %llu here", name,
+                    present ? (unsigned long long)t->sectors : 0ull,
+                    (unsigned long long)have->sectors);
+        return;
+    }
+    if (xfer > XFER_DMA || (!present && xfer != XFER_NONE)) {
+        snap_r_fail(r, -EINVAL, "ide %s: transfer kind %u", name, xfer);
+        return;
+    }
+    t->xfer = (enum ide_xfer)xfer;
+    /* What the commands that set them accept (SET MULTIPLE, SET FEATURES, INITIALIZE DEVICE
+     * PARAMETERS): a zero geometry would divide by zero in IDENTIFY. */
+    if (t->multiple > MAX_MULTIPLE || (t->multiple & (t->multiple - 1)) || t->mwdma > 2 ||
+        t->heads == 0 || t->heads > 16 || t->spt == 0) {
+        snap_r_fail(r, -EINVAL, "ide %s: multiple %u, mwdma %u or geometry %u/%u out of range",
+                    name, t->multiple, t->mwdma, t->heads, t->spt);
+        return;
+    }
+    /* The PIO block must fit the buffer, in whole sectors, with pos on a word inside it. A
+     * transfer beyond the disk's end is refused by the image as well. */
+    if (t->block > MAX_MULTIPLE || t->len > sizeof(t->buf) || t->len % SECTOR || t->pos > t->len ||
+        t->pos % 2) {
+        snap_r_fail(r, -EINVAL, "ide %s: PIO block of %u sectors, at byte %u of %u", name, t->block,
+                    t->pos, t->len);
+        return;
+    }
+    if (t->lba > t->sectors || t->remaining > t->sectors ||
+        (pio_xfer(t->xfer) && t->len / SECTOR > t->remaining)) {
+        snap_r_fail(r, -EINVAL, "ide %s: %u sectors left at LBA %llu (%u in the block)", name,
+                    t->remaining, (unsigned long long)t->lba, t->len / SECTOR);
+        return;
+    }
+    if (pio_xfer(t->xfer))
+        snap_r_bytes(r, t->buf, t->len);
+    t->throttled = snap_r_bool(r);
+    t->op_charged = snap_r_bool(r);
+}
+
+void piix_ide_save(const struct piix_ide *ide, struct snap_w *w)
+{
+    size_t mark = snap_w_begin(w, IDE_TAG, 1);
+
+    for (unsigned c = 0; c < 2; c++) {
+        const struct ide_channel *ch = &ide->ch[c];
+        const uint8_t regs[] = {ch->feature,  ch->nsect,       ch->lbal,      ch->lbam,
+                                ch->lbah,     ch->hob_feature, ch->hob_nsect, ch->hob_lbal,
+                                ch->hob_lbam, ch->hob_lbah,    ch->device,    ch->devctl,
+                                ch->bm_cmd,   ch->bm_status};
+
+        snap_w_bytes(w, regs, sizeof(regs));
+        snap_w_u32(w, ch->bm_prd);
+        for (unsigned i = 0; i < 2; i++)
+            drive_save(&ch->drive[i], w);
+    }
+    /* Last, so that everything before it is checked before the PCI function changes. */
+    pci_device_save(&ide->pdev, w);
+    snap_w_end(w, mark);
+}
+
+/* The saved channel registers, in the order piix_ide_save writes them. */
+static void channel_regs_load(struct snap_r *r, struct ide_channel *t)
+{
+    uint8_t *const regs[] = {&t->feature,  &t->nsect,       &t->lbal,      &t->lbam,
+                             &t->lbah,     &t->hob_feature, &t->hob_nsect, &t->hob_lbal,
+                             &t->hob_lbam, &t->hob_lbah,    &t->device,    &t->devctl,
+                             &t->bm_cmd,   &t->bm_status};
+
+    for (unsigned i = 0; i < sizeof(regs) / sizeof(regs[0]); i++)
+        *regs[i] = snap_r_u8(r);
+    t->bm_prd = snap_r_u32(r);
+}
+
+static void channel_apply(struct ide_channel *ch, const struct ide_channel *t)
+{
+    ch->feature = t->feature;
+    ch->nsect = t->nsect;
+    ch->lbal = t->lbal;
+    ch->lbam = t->lbam;
+    ch->lbah = t->lbah;
+    ch->hob_feature = t->hob_feature;
+    ch->hob_nsect = t->hob_nsect;
+    ch->hob_lbal = t->hob_lbal;
+    ch->hob_lbam = t->hob_lbam;
+    ch->hob_lbah = t->hob_lbah;
+    ch->device = t->device;
+    ch->devctl = t->devctl;
+    ch->bm_cmd = t->bm_cmd;
+    ch->bm_status = t->bm_status;
+    ch->bm_prd = t->bm_prd;
+    for (unsigned i = 0; i < 2; i++) {
+        struct ide_drive *d = &ch->drive[i];
+        const struct ide_drive *s = &t->drive[i];
+        d->status = s->status;
+        d->error = s->error;
+        d->intrq = s->intrq;
+        d->multiple = s->multiple;
+        d->mwdma = s->mwdma;
+        d->heads = s->heads;
+        d->spt = s->spt;
+        d->wcache = s->wcache;
+        d->xfer = s->xfer;
+        d->write = s->write;
+        d->lba = s->lba;
+        d->remaining = s->remaining;
+        d->block = s->block;
+        d->pos = s->pos;
+        d->len = s->len;
+        memcpy(d->buf, s->buf, s->len);
+        d->throttled = s->throttled;
+        d->op_charged = s->op_charged;
+    }
+}
+
+/* The derived things: the IRQ lines and the deferred transfers' timers. */
+static void channel_restart(struct ide_channel *ch)
+{
+    const struct hv_platform *p = ch->ide->platform;
+    struct ide_drive *sel = selected(ch);
+
+    /* Straight to the level, not through update_irq: the BM interrupt bit is restored, and no
+     * edge is latched again. */
+    ch->irq_level = sel->img && sel->intrq && !(ch->devctl & CTL_NIEN);
+    p->set_irq(p->opaque, ch->irq, ch->irq_level);
+    for (unsigned i = 0; i < 2; i++) {
+        struct ide_drive *d = &ch->drive[i];
+        if (!d->throttled)
+            continue;
+        /* The limiter is new: ask it again at once. A drive with no limiter now has no reason
+         * to wait and goes on here (the thread, if any, runs it once unparked). */
+        if (d->timer_fd < 0 || rate_limiter_arm_timer(d->timer_fd, 1) != 0)
+            resume_transfer(ch, d);
+    }
+}
+
+int piix_ide_load(struct piix_ide *ide, struct snap_r *r)
+{
+    static const char *const names[2][2] = {{"primary master", "primary slave"},
+                                            {"secondary master", "secondary slave"}};
+    struct ide_channel *t = calloc(2, sizeof(*t)); /* 4 PIO buffers: not on the stack */
+    struct snap_r sub, peek;
+    uint32_t pcid_len;
+    uint16_t ver;
+
+    if (!t)
+        return snap_r_fail(r, -ENOMEM, "ide: no memory");
+    if (snap_r_section(r, IDE_TAG, "ide", 1, &sub, &ver))
+        goto out;
+    for (unsigned c = 0; c < 2; c++) {
+        channel_regs_load(&sub, &t[c]);
+        if (snap_r_ok(&sub) &&
+            ((t[c].bm_cmd & ~(BM_CMD_START | BM_CMD_WRITE_MEM)) ||
+             (t[c].bm_status & ~(BM_ST_ACTIVE | BM_ST_ERROR | BM_ST_INTR | BM_ST_DRV_DMA)) ||
+             (t[c].bm_prd & 3)))
+            snap_r_fail(&sub, -EINVAL,
+                        "ide channel %u: bus master command 0x%x, status 0x%x or "
+                        "PRD table 0x%x invalid",
+                        c, t[c].bm_cmd, t[c].bm_status, t[c].bm_prd);
+        for (unsigned i = 0; i < 2 && snap_r_ok(&sub); i++)
+            drive_load(&sub, &t[c].drive[i], &ide->ch[c].drive[i], names[c][i]);
+    }
+    /* The PCI function's section must be all that is left: once loaded, it has changed the
+     * function, so nothing may be refused after it. */
+    peek = sub;
+    snap_r_u32(&peek); /* its tag, which pci_device_load checks */
+    pcid_len = snap_r_u32(&peek);
+    if (!snap_r_ok(&peek))
+        snap_r_fail(&sub, peek.err, "ide: %s", peek.what);
+    else if (pcid_len != peek.len - peek.pos)
+        snap_r_fail(&sub, -EINVAL,
+                    "ide: the PCI function's state of %u bytes is not the "
+                    "section's last %zu",
+                    pcid_len, peek.len - peek.pos);
+    if (snap_r_ok(&sub))
+        pci_device_load(&ide->pdev, &sub);
+    if (snap_r_end(r, &sub))
+        goto out;
+    for (unsigned c = 0; c < 2; c++)
+        channel_apply(&ide->ch[c], &t[c]);
+    for (unsigned c = 0; c < 2; c++)
+        channel_restart(&ide->ch[c]);
+out:
+    free(t);
+    return r->err;
 }

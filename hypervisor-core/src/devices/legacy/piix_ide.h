@@ -13,6 +13,7 @@
 #include "devices/block/block_image.h"
 #include "devices/rate_limiter.h"
 #include "devices/pci/pci_bus.h"
+#include "snapshot/snap_buf.h"
 
 #define PIIX_IDE_DEVFN 0x08 /* 00:01.0 */
 
@@ -27,5 +28,21 @@ int piix_ide_create(struct piix_ide **out, const struct hv_platform *platform,
 /* Any thread, after disk index's limiter changed: a deferred transfer looks again now. */
 void piix_ide_limits_changed(struct piix_ide *ide, unsigned index);
 void piix_ide_destroy(struct piix_ide *ide);
+/*
+ * Returns once the limits thread is parked between events: it then resumes no deferred
+ * transfer until unpark (their timers stay armed and fire after it). Idempotent; trivial
+ * without a thread. Not with the bus lock held: the thread may be waiting for it.
+ */
+void piix_ide_park(struct piix_ide *ide);
+void piix_ide_unpark(struct piix_ide *ide);
+/*
+ * Snapshot (section 'IDE ', with the PCI function's 'PCID' nested last): both channels' task
+ * files and bus-master engines, each drive's status, settings and the transfer in progress
+ * (a PIO block's buffer, a deferred transfer). The load needs the same disks (by presence and
+ * size), re-drives IRQ 14 and 15 and lets a deferred transfer look again at once. Caller holds
+ * the bus lock; the thread is parked.
+ */
+void piix_ide_save(const struct piix_ide *ide, struct snap_w *w);
+int piix_ide_load(struct piix_ide *ide, struct snap_r *r);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "bus.h"
+#include "snapshot/snap_buf.h"
 
 #define UART8250_COM1_BASE 0x3f8
 #define UART8250_COM1_IRQ  4
@@ -31,5 +32,9 @@ void uart8250_init(struct uart8250 *u, const struct hv_platform *platform, unsig
                    hv_console_write_fn out, void *out_opaque);
 /* Queues host input for the guest (caller holds the bus lock). */
 size_t uart8250_receive(struct uart8250 *u, const uint8_t *buf, size_t len);
+/* Snapshot (section 'UART', see snapshot/snap_buf.h): registers and the receive buffer.
+ * The load re-drives the IRQ line. Caller holds the bus lock. */
+void uart8250_save(const struct uart8250 *u, struct snap_w *w);
+int uart8250_load(struct uart8250 *u, struct snap_r *r);
 
 #endif

@@ -249,6 +249,23 @@ static void daemon_metrics(struct strbuf *t, struct vmmd_daemon *d, unsigned una
                    "Event stream clients disconnected for falling too far behind.");
     strbuf_printf(t, "vmmd_event_stream_clients_dropped_total %llu\n",
                    (unsigned long long)d->metrics.event_clients_dropped);
+    uint64_t snapshots = 0, snapshot_bytes = 0;
+    routes_snapshot_totals(d, &snapshots, &snapshot_bytes);
+    metrics_family(t, "vmmd_snapshots", "gauge", "Snapshots stored.");
+    strbuf_printf(t, "vmmd_snapshots %llu\n", (unsigned long long)snapshots);
+    metrics_family(t, "vmmd_snapshot_bytes", "gauge",
+                   "Bytes the snapshots take on disk (state files and memory files' data).");
+    strbuf_printf(t, "vmmd_snapshot_bytes %llu\n", (unsigned long long)snapshot_bytes);
+    metrics_family(t, "vmmd_snapshots_taken_total", "counter", "Snapshots this daemon took.");
+    strbuf_printf(t, "vmmd_snapshots_taken_total %llu\n",
+                   (unsigned long long)d->metrics.snapshots_taken);
+    metrics_family(t, "vmmd_snapshot_pause_seconds_total", "counter",
+                   "Time VMs were paused to take snapshots.");
+    strbuf_printf(t, "vmmd_snapshot_pause_seconds_total %.6f\n",
+                   (double)d->metrics.snapshot_pause_ns / 1e9);
+    metrics_family(t, "vmmd_restores_total", "counter",
+                   "VMs started from a snapshot (restores and clones).");
+    strbuf_printf(t, "vmmd_restores_total %llu\n", (unsigned long long)d->metrics.restores);
     metrics_family(t, "vmmd_http_header_timeouts_total", "counter",
                    "TCP connections closed for not sending complete request headers within "
                    "--header-timeout.");

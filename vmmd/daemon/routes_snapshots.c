@@ -40,6 +40,7 @@
 #define MEMORY_FILE "memory"
 /* Beyond RAM, what a snapshot may need on disk (the state file and some room). */
 #define SNAPSHOT_SPACE_SLACK (64ull << 20)
+#define RESTORE_STOP_GRACE_MS 5000
 
 /* <state>/snapshots/<vm id>[/<name>[/<file>]] (owned by the caller), NULL on no memory. */
 static char *snapshot_path(struct vmmd_daemon *d, const char *vm_id, const char *name,
@@ -647,9 +648,10 @@ void route_vm_restore(struct vmmd_daemon *d, struct http_request *req,
     snprintf(r->from_vm, sizeof(r->from_vm), "%s", vm.name);
     snprintf(r->snapshot, sizeof(r->snapshot), "%s", s.name);
     http_suspend(req);
-    /* The running state is replaced: the old worker goes first, at once (no grace). */
+    /* The running state is replaced: the old worker goes first. It is asked (a kill would
+     * leave its sandboxed half serving the control socket for a moment). */
     if (supervisor_has_worker(d->sup, vm.id)) {
-        if (supervisor_stop(d->sup, vm.id, 0, on_stopped_for_restore, r)) {
+        if (supervisor_stop(d->sup, vm.id, RESTORE_STOP_GRACE_MS, on_stopped_for_restore, r)) {
             http_respond_error(req, API_ERR_INTERNAL, "cannot stop VM '%s''s worker", vm.name);
             restoring_free(r);
         }

@@ -58,12 +58,14 @@ static void drop_client(struct control_client *c, struct worker_ctx *ctx)
 
 void control_server_close(struct control_server *s)
 {
-    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-        if (s->clients[i].fd >= 0)
-            close(s->clients[i].fd);
+    /* The listener first: once the daemon sees its connection end, nothing answers on the
+     * socket any more, and a new worker for the VM (a restore) can start at once. */
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     s->listen_fd = -1;
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        if (s->clients[i].fd >= 0)
+            close(s->clients[i].fd);
 }
 
 int control_server_pollfds(const struct control_server *s, struct pollfd *fds)

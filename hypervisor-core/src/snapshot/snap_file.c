@@ -1,4 +1,9 @@
-/* The state file's header and checksums (see snap_file.h). */
+/*
+ * The state file's header and checksums (see snap_file.h), and what a file
+ * says about its machine (the META section) without building a VM: the
+ * daemon links this part of libhvcore alone, to refuse a corrupt snapshot
+ * before it stops anything.
+ */
 #include "snapshot/snap_file.h"
 
 #include <errno.h>
@@ -10,6 +15,7 @@
 #include <unistd.h>
 
 #include "hv/hv.h"
+
 
 static const char magic[8] = {'V', 'M', 'M', 'D', 'S', 'N', 'A', 'P'};
 
@@ -153,3 +159,77 @@ int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t
     *len = n;
     return 0;
 }
+
+static int read_meta(struct snap_r *r, struct hv_snapshot_meta *m)
+{
+    struct snap_r sub;
+    uint16_t version;
+
+    memset(m, 0, sizeof(*m));
+    if (snap_r_section(r, HV_SNAP_TAG_META, "machine description", 1, &sub, &version))
+        return r->err;
+    m->mode = (enum hv_mode)snap_r_below(&sub, HV_MODE_PV + 1, "mode");
+    m->vcpus = snap_r_u32(&sub);
+    if (snap_r_ok(&sub) && (m->vcpus < 1 || m->vcpus > HV_MAX_VCPUS))
+        snap_r_fail(&sub, -EINVAL, "%u vCPUs", m->vcpus);
+    uint64_t bytes = snap_r_u64(&sub);
+    if (snap_r_ok(&sub) && (bytes % (1u << 20) || bytes >> 20 < HV_MIN_MEMORY_MIB ||
+                            bytes >> 20 > HV_MAX_MEMORY_MIB))
+        snap_r_fail(&sub, -EINVAL, "a memory size of %llu bytes", (unsigned long long)bytes);
+    m->memory_mib = bytes >> 20;
+    m->firmware = snap_r_bool(&sub);
+    m->nr_disks = snap_r_below(&sub, HV_MAX_DISKS + 1, "disk count");
+    for (unsigned i = 0; i < m->nr_disks && snap_r_ok(&sub); i++) {
+        m->disk_bytes[i] = snap_r_u64(&sub);
+        m->disk_readonly[i] = snap_r_bool(&sub);
+    }
+    m->nr_nics = snap_r_below(&sub, HV_MAX_NICS + 1, "NIC count");
+    m->saved_realtime_ns = snap_r_u64(&sub);
+    return snap_r_end(r, &sub);
+}
+
+/* Reads and checks a whole state file; the caller frees *payload. */
+int hv__snap_load(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_meta *meta,
+                     struct snap_r *r, char *err, size_t errlen)
+{
+    int rc = hv__snap_file_read(fd, payload, len, err, errlen);
+    if (rc)
+        return rc;
+    snap_r_init(r, *payload, *len);
+    if (read_meta(r, meta)) {
+        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
+        free(*payload);
+        *payload = NULL;
+    }
+    return rc;
+}
+
+int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, size_t errlen)
+{
+    uint8_t *payload;
+    size_t len;
+    struct snap_r r;
+    int rc = hv__snap_load(state_fd, &payload, &len, meta, &r, err, errlen);
+
+    if (rc)
+        return rc;
+    /* Every section's framing, up to END, and nothing after it. */
+    for (;;) {
+        uint32_t tag = snap_r_u32(&r), n = snap_r_u32(&r);
+        if (!snap_r_ok(&r) || n > r.len - r.pos) {
+            rc = fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
+                      r.pos);
+            break;
+        }
+        r.pos += n;
+        if (tag == HV_SNAP_TAG_END) {
+            if (r.pos != r.len)
+                rc = fail(err, errlen, -EINVAL, "snapshot state: %zu bytes after its end",
+                          r.len - r.pos);
+            break;
+        }
+    }
+    free(payload);
+    return rc;
+}
+

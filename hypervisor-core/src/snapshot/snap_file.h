@@ -12,6 +12,8 @@
 #include "snapshot/snap_buf.h"
 
 #define HV_SNAP_HEADER_SIZE 32
+#define HV_SNAP_TAG_META SNAP_TAG('M', 'E', 'T', 'A') /* the first section */
+#define HV_SNAP_TAG_END SNAP_TAG('E', 'N', 'D', ' ')   /* the last */
 
 uint32_t hv__crc32c(uint32_t crc, const void *buf, size_t len);
 /* Truncates fd and writes header and payload from offset 0, then fdatasync. */
@@ -19,5 +21,11 @@ int hv__snap_file_write(int fd, const struct snap_w *payload);
 /* Reads the whole file (at most HV_SNAPSHOT_STATE_MAX) and checks its header and checksums:
  * -EINVAL corrupt or truncated, -EPROTO another format version; one line in err. */
 int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t errlen);
+
+struct hv_snapshot_meta;
+/* Reads a whole state file (hv__snap_file_read), then its META section into *meta; r is left
+ * at the next section. The caller frees *payload (NULL on error). */
+int hv__snap_load(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_meta *meta,
+                  struct snap_r *r, char *err, size_t errlen);
 
 #endif

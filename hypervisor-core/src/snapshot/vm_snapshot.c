@@ -34,11 +34,9 @@
 #include "snapshot/snap_file.h"
 #include "vm_internal.h"
 
-#define TAG_META SNAP_TAG('M', 'E', 'T', 'A')
 #define TAG_IRQC SNAP_TAG('I', 'R', 'Q', 'C')
 #define TAG_PIT SNAP_TAG('P', 'I', 'T', ' ')
 #define TAG_CLCK SNAP_TAG('C', 'L', 'C', 'K')
-#define TAG_END SNAP_TAG('E', 'N', 'D', ' ')
 #define PAGE 4096u
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
@@ -61,7 +59,7 @@ static uint64_t realtime_ns(void)
 
 static void save_meta(struct hv_vm *vm, struct snap_w *w)
 {
-    size_t mark = snap_w_begin(w, TAG_META, 1);
+    size_t mark = snap_w_begin(w, HV_SNAP_TAG_META, 1);
     snap_w_u32(w, (uint32_t)vm->mode);
     snap_w_u32(w, vm->nr_vcpus);
     snap_w_u64(w, vm->mem.size);
@@ -74,34 +72,6 @@ static void save_meta(struct hv_vm *vm, struct snap_w *w)
     snap_w_u32(w, vm->nr_nics);
     snap_w_u64(w, realtime_ns());
     snap_w_end(w, mark);
-}
-
-static int read_meta(struct snap_r *r, struct hv_snapshot_meta *m)
-{
-    struct snap_r sub;
-    uint16_t version;
-
-    memset(m, 0, sizeof(*m));
-    if (snap_r_section(r, TAG_META, "machine description", 1, &sub, &version))
-        return r->err;
-    m->mode = (enum hv_mode)snap_r_below(&sub, HV_MODE_PV + 1, "mode");
-    m->vcpus = snap_r_u32(&sub);
-    if (snap_r_ok(&sub) && (m->vcpus < 1 || m->vcpus > HV_MAX_VCPUS))
-        snap_r_fail(&sub, -EINVAL, "%u vCPUs", m->vcpus);
-    uint64_t bytes = snap_r_u64(&sub);
-    if (snap_r_ok(&sub) && (bytes % (1u << 20) || bytes >> 20 < HV_MIN_MEMORY_MIB ||
-                            bytes >> 20 > HV_MAX_MEMORY_MIB))
-        snap_r_fail(&sub, -EINVAL, "a memory size of %llu bytes", (unsigned long long)bytes);
-    m->memory_mib = bytes >> 20;
-    m->firmware = snap_r_bool(&sub);
-    m->nr_disks = snap_r_below(&sub, HV_MAX_DISKS + 1, "disk count");
-    for (unsigned i = 0; i < m->nr_disks && snap_r_ok(&sub); i++) {
-        m->disk_bytes[i] = snap_r_u64(&sub);
-        m->disk_readonly[i] = snap_r_bool(&sub);
-    }
-    m->nr_nics = snap_r_below(&sub, HV_MAX_NICS + 1, "NIC count");
-    m->saved_realtime_ns = snap_r_u64(&sub);
-    return snap_r_end(r, &sub);
 }
 
 /* The in-kernel PIC pair and IOAPIC, the PIT and the KVM clock: uapi structures, as bytes. */
@@ -253,7 +223,7 @@ static int take_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errl
     if ((rc = save_vm_state(vm, w, err, errlen)))
         return rc;
     hv__devices_save(vm, w);
-    size_t mark = snap_w_begin(w, TAG_END, 1);
+    size_t mark = snap_w_begin(w, HV_SNAP_TAG_END, 1);
     snap_w_end(w, mark);
     return w->err ? fail(err, errlen, w->err, "out of memory for the state") : 0;
 }
@@ -288,51 +258,6 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused
     if (!leave_paused && !was_paused)
         hv_vm_resume(vm);
     info->paused_ns = hv__now_ns() - t0;
-    return rc;
-}
-
-/* Reads and checks a whole state file; the caller frees *payload. */
-static int load_file(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_meta *meta,
-                     struct snap_r *r, char *err, size_t errlen)
-{
-    int rc = hv__snap_file_read(fd, payload, len, err, errlen);
-    if (rc)
-        return rc;
-    snap_r_init(r, *payload, *len);
-    if (read_meta(r, meta)) {
-        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
-        free(*payload);
-        *payload = NULL;
-    }
-    return rc;
-}
-
-int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, size_t errlen)
-{
-    uint8_t *payload;
-    size_t len;
-    struct snap_r r;
-    int rc = load_file(state_fd, &payload, &len, meta, &r, err, errlen);
-
-    if (rc)
-        return rc;
-    /* Every section's framing, up to END, and nothing after it. */
-    for (;;) {
-        uint32_t tag = snap_r_u32(&r), n = snap_r_u32(&r);
-        if (!snap_r_ok(&r) || n > r.len - r.pos) {
-            rc = fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
-                      r.pos);
-            break;
-        }
-        r.pos += n;
-        if (tag == TAG_END) {
-            if (r.pos != r.len)
-                rc = fail(err, errlen, -EINVAL, "snapshot state: %zu bytes after its end",
-                          r.len - r.pos);
-            break;
-        }
-    }
-    free(payload);
     return rc;
 }
 
@@ -397,7 +322,7 @@ int hv__snapshot_restore(struct hv_vm *vm, int state_fd, char *err, size_t errle
     size_t len;
     struct snap_r r, end;
     uint16_t version;
-    int rc = load_file(state_fd, &payload, &len, &meta, &r, err, errlen);
+    int rc = hv__snap_load(state_fd, &payload, &len, &meta, &r, err, errlen);
 
     if (rc)
         return rc;
@@ -414,7 +339,7 @@ int hv__snapshot_restore(struct hv_vm *vm, int state_fd, char *err, size_t errle
     }
     hv__devices_park(vm);
     rc = hv__devices_load(vm, &r);
-    if (!rc && !snap_r_section(&r, TAG_END, "end marker", 1, &end, &version))
+    if (!rc && !snap_r_section(&r, HV_SNAP_TAG_END, "end marker", 1, &end, &version))
         snap_r_end(&r, &end);
     if (!rc && !r.err && r.pos != r.len)
         snap_r_fail(&r, -EINVAL, "%zu bytes after the end marker", r.len - r.pos);

@@ -41,7 +41,7 @@ function snapshotRow(snap, actions) {
     el('td', { class: 'name', text: snap.name }),
     el('td', { class: 'created', text: snapshotTime(snap.created_at), title: snap.created_at }),
     el('td', {}, el('span', { class: `state state-${snap.vm_state}`, text: snap.vm_state })),
-    el('td', { class: 'num memory', text: snap.memory_bytes != null ? bytes(snap.memory_bytes) : mib(snap.memory_mib) }),
+    el('td', { class: 'num memory', text: snap.memory_mib != null ? mib(snap.memory_mib) : bytes(snap.memory_bytes) }),
     el('td', {
       class: 'num on-disk', text: bytes(onDisk(snap)),
       title: `state ${bytes(snap.state_bytes)}, memory ${bytes(snap.memory_allocated_bytes)} of ${bytes(snap.memory_bytes)} (zero pages take no room)`,
@@ -107,6 +107,7 @@ export function snapshotsPane(vm) {
   // Runs fn with button disabled, the API's refusal shown above the table.
   async function guarded(button, fn) {
     error.textContent = '';
+    say('');
     button.disabled = true;
     try {
       await fn();

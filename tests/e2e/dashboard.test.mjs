@@ -471,7 +471,7 @@ async function snapshotSteps(page, token, dialogs) {
     const cells = await snapRow('e2e-snap1').locator('td').allTextContents();
     return (await snapshotNames())?.includes('e2e-snap1') &&
       (await page.locator('#snapshot-error').textContent()) === '' &&
-      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(cells[1]) && cells[3] === '32.0 MiB' &&
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(cells[1]) && cells[3] === '32 MiB' &&
       /\d+(\.\d)? (ms|s)$/.test(cells[5]) &&
       (await page.locator('.vm-page #vm-state').textContent()) === 'running';
   });

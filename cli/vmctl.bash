@@ -1,5 +1,5 @@
-# bash completion for vmctl(1). VM, network, image and volume names come from the daemon
-# itself (`vmctl list`, `vmctl image list` ...), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
+# bash completion for vmctl(1). VM, network, image, volume and snapshot names come from the
+# daemon itself (`vmctl list`, `vmctl image list`, `vmctl snapshot list VM` ...), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
 # line being completed.
 
 _vmctl_vms()
@@ -72,6 +72,73 @@ _vmctl_storage()
     import)
         # NAME is new; then the file to upload.
         ((npos == 1)) && COMPREPLY=($(compgen -f -- "$cur"))
+        ;;
+    esac
+}
+
+# $1: the VM; then the connection flags. Its snapshots' names.
+_vmctl_snapshots()
+{
+    local vm=$1
+    shift
+    NO_COLOR=1 vmctl "$@" snapshot list "$vm" 2>/dev/null | awk 'NR > 1 { print $1 }'
+}
+
+# The positional words from index $1 up to the cursor (options and their values skipped),
+# into the array pos.
+_vmctl_positionals()
+{
+    local i
+    pos=()
+    for ((i = $1; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --disk) ((i++)) ;;
+        -*) ;;
+        *) pos+=("${words[i]}") ;;
+        esac
+    done
+}
+
+# `vmctl snapshot ...`, `vmctl restore` and `vmctl clone`: $1 the command, $2 the index of the
+# word after it; conn holds the connection flags.
+_vmctl_snapshot()
+{
+    local cmd=$1 pos opts=$common
+    _vmctl_positionals "$2"
+    case $cmd in
+    snapshot)
+        if ((${#pos[@]} == 0)); then
+            COMPREPLY=($(compgen -W "create list show delete" -- "$cur"))
+            return
+        fi
+        [[ ${pos[0]} == create ]] && opts+=" --no-resume"
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        elif ((${#pos[@]} == 1)); then
+            COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        elif ((${#pos[@]} == 2)) && [[ ${pos[0]} == show || ${pos[0]} == delete ]]; then
+            COMPREPLY=($(compgen -W "$(_vmctl_snapshots "${pos[1]}" "${conn[@]}")" -- "$cur"))
+        fi
+        ;;
+    restore)
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        elif ((${#pos[@]} == 0)); then
+            COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        elif ((${#pos[@]} == 1)); then
+            COMPREPLY=($(compgen -W "$(_vmctl_snapshots "${pos[0]}" "${conn[@]}")" -- "$cur"))
+        fi
+        ;;
+    clone)
+        # VM/SNAPSHOT: the VM with a slash, then its snapshots; then the new name (free).
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$opts --disk --autostart" -- "$cur"))
+        elif ((${#pos[@]} == 0)) && [[ $cur == */* ]]; then
+            COMPREPLY=($(compgen -P "${cur%%/*}/" -W "$(_vmctl_snapshots "${cur%%/*}" "${conn[@]}")" -- "${cur#*/}"))
+        elif ((${#pos[@]} == 0)); then
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=($(compgen -S / -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+        fi
         ;;
     esac
 }
@@ -149,7 +216,8 @@ _vmctl()
         prev=${words[cword - 1]}
     }
     local commands="host list create show set limits start stop shutdown reboot pause resume delete
-                    console logs events stats wait network storage image volume version"
+                    console logs events stats wait network storage image volume snapshot restore
+                    clone version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
     local limit_keys="bytes_per_s= ops_per_s= burst_bytes= burst_ops="
@@ -181,6 +249,10 @@ _vmctl()
     fi
     if [[ $cmd == image || $cmd == volume ]]; then
         _vmctl_storage "$cmd" $((cmd_at + 1))
+        return
+    fi
+    if [[ ($cmd == snapshot || $cmd == restore || $cmd == clone) && $prev != --disk ]]; then
+        _vmctl_snapshot "$cmd" $((cmd_at + 1))
         return
     fi
     case $prev in

@@ -566,6 +566,17 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+int cli_print_vm_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *vm)
+{
+    if (ctx->output == CLI_OUTPUT_JSON)
+        cli_print_body(r);
+    else if (vm)
+        print_vm(ctx, vm);
+    json_decref(vm);
+    cli_response_free(r);
+    return 0;
+}
+
 /* GET path and print the VM it returns. */
 static int get_and_print_vm(struct cli_ctx *ctx, const char *method, const char *path,
                             const char *body)
@@ -576,13 +587,7 @@ static int get_and_print_vm(struct cli_ctx *ctx, const char *method, const char 
 
     if (rc)
         return rc;
-    if (ctx->output == CLI_OUTPUT_JSON)
-        cli_print_body(&r);
-    else if (vm)
-        print_vm(ctx, vm);
-    json_decref(vm);
-    cli_response_free(&r);
-    return 0;
+    return cli_print_vm_answer(ctx, &r, vm);
 }
 
 static int cmd_show(struct cli_ctx *ctx, int argc, char **argv)
@@ -1305,6 +1310,7 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 static int print_event(void *opaque, const char *id, const char *type, const char *data)
 {
     const struct cli_ctx *ctx = opaque;
+    char subject[160];
     json_t *ev;
 
     if (ctx->output == CLI_OUTPUT_JSON) {
@@ -1323,9 +1329,15 @@ static int print_event(void *opaque, const char *id, const char *type, const cha
         json_decref(ev);
         return interrupted;
     }
-    /* A port forward's events name their network instead. */
+    /* A port forward's events name their network instead, a snapshot's its VM and itself. */
     name = ev ? (cli_jstr(ev, "name") ? cli_jstr(ev, "name") : cli_jstr(ev, "network")) : NULL;
+    if (!name && cli_jstr(ev, "vm") && cli_jstr(ev, "snapshot")) {
+        snprintf(subject, sizeof(subject), "%s/%s", cli_jstr(ev, "vm"), cli_jstr(ev, "snapshot"));
+        name = subject;
+    }
     printf("%-6s %-21s %-20s", id, type, name ? name : "-");
+    if (ev && cli_jstr(ev, "from_snapshot"))
+        printf(" from %s", cli_jstr(ev, "from_snapshot"));
     if (ev && cli_jstr(ev, "state")) {
         const char *state = cli_jstr(ev, "state");
         if (cli_jstr(ev, "previous"))
@@ -1473,6 +1485,18 @@ const struct cli_command cli_commands[] = {
      "Manage images: import (upload or from an import directory), list, delete.", cli_image_help},
     {"volume", cli_cmd_volume, "list|show|create|resize|delete ...",
      "Manage volumes: empty or cloned from an image, attached to VMs by name.", cli_volume_help},
+    {"snapshot", cli_cmd_snapshot, "create|list|show|delete ...",
+     "Manage a VM's snapshots: its memory and device state at one moment.", cli_snapshot_help},
+    {"restore", cli_cmd_restore, "VM SNAPSHOT",
+     "Put a VM back to one of its snapshots and run it on from there (not its disks).",
+     "  The VM's definition must still match the snapshot's: mode, vCPUs, memory, the disks\n"
+     "  and their sizes, the NIC count. A running VM's worker is replaced.\n"},
+    {"clone", cli_cmd_clone, "VM/SNAPSHOT NAME [--disk SPEC]... [--autostart]",
+     "Create a VM NAME from a snapshot and start it there (its NICs get new MACs).",
+     "      --disk PATH[,ro]     the clone's disks instead of the snapshot's, the same count\n"
+     "      --disk volume=NAME[,ro]  and sizes; needed when the snapshot has a writable disk\n"
+     "                           (two VMs must not write one disk); repeatable\n"
+     "      --autostart          start it with the daemon\n"},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

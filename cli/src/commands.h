@@ -95,6 +95,12 @@ struct cli_subcommand {
 int cli_dispatch(struct cli_ctx *ctx, const char *group, const struct cli_subcommand *subs,
                  size_t nsubs, int argc, char **argv);
 
+/*
+ * Prints a VM answer: the body with --output json, else the VM's key/value block as `vmctl show`
+ * prints it. Frees vm and r; returns 0.
+ */
+int cli_print_vm_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *vm);
+
 /* `vmctl limits VM DEVICE [KEY=N]...` (limits.c). */
 int cli_cmd_limits(struct cli_ctx *ctx, int argc, char **argv);
 
@@ -108,5 +114,11 @@ int cli_cmd_image(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_volume(struct cli_ctx *ctx, int argc, char **argv);
 extern const char cli_image_help[];
 extern const char cli_volume_help[];
+
+/* `vmctl snapshot ...`, `vmctl restore` and `vmctl clone` (snapshots.c), and the group's help. */
+int cli_cmd_snapshot(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_restore(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_clone(struct cli_ctx *ctx, int argc, char **argv);
+extern const char cli_snapshot_help[];
 
 #endif

@@ -15,6 +15,12 @@
 // except image.import_progress, whose figures go straight into the image
 // (several a second while an import runs). A VM's create, change or delete
 // fetches the volumes its disks name, whose `vms` lists it.
+//
+// Snapshots are not kept here: a VM's page lists them itself. The
+// snapshot.created, snapshot.deleted and vm.restored events, which name the
+// VM by its name, become a 'snapshots' signal with the VM's id, and a
+// restore also a 'restored' one (its worker was replaced) and a fetch of
+// the VM.
 
 import { ApiError, api, eventsUrl, request } from './api.js';
 
@@ -42,7 +48,8 @@ let onUnauthorized = () => {};
 // networks 'networks' (the list), 'network' (one changed, id is its name),
 // 'network-deleted' and 'forwards' (a network's forwards changed); for storage
 // 'storage' (all of it loaded), 'pools', 'image' and 'volume' (one changed, id is its
-// name), 'image-deleted' and 'volume-deleted'.
+// name), 'image-deleted' and 'volume-deleted'; for snapshots 'snapshots' (a VM's list
+// changed, id is the VM's) and 'restored' (the VM was put back to a snapshot).
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -207,9 +214,31 @@ const storageHandlers = {
   },
 };
 
+// The snapshot events name the VM, not its id.
+const vmIdByName = (name) => [...store.vms.values()].find((vm) => vm.name === name)?.id;
+
+const snapshotHandlers = {
+  'snapshot.created'(data) {
+    const id = vmIdByName(data.vm);
+    if (id) emit('snapshots', id);
+  },
+  'snapshot.deleted'(data) {
+    const id = vmIdByName(data.vm);
+    if (id) emit('snapshots', id);
+  },
+  'vm.restored'(data) {
+    const id = vmIdByName(data.vm);
+    if (!id) return;
+    emit('snapshots', id);
+    emit('restored', id);
+    refresh(id);
+  },
+};
+
 const handlers = {
   ...networkHandlers,
   ...storageHandlers,
+  ...snapshotHandlers,
   'vm.created'(data) {
     if (!store.vms.has(data.id)) {
       store.vms.set(data.id, { ...data, state_reason: null, vcpus: null, memory_mib: null });

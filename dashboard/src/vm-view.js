@@ -1,6 +1,6 @@
 // One VM: its state and actions (live from the store), the serial console in
-// a terminal widget over the console WebSocket, and a chart of exits per
-// second from the stats endpoint.
+// a terminal widget over the console WebSocket, a chart of exits per
+// second from the stats endpoint, and its snapshots (snapshot-view.js).
 //
 // The console WebSocket asks for the tail of what the guest printed
 // (?tail=): the worker sends that history and then the live output as one
@@ -11,6 +11,7 @@ import { renderActions } from './actions.js';
 import { api, consoleSocketUrl } from './api.js';
 import { drawChart } from './chart.js';
 import { bytes, count, duration, el, mib } from './format.js';
+import { snapshotsPane } from './snapshot-view.js';
 import { store, subscribe } from './store.js';
 
 const STATS_MS = 1000;
@@ -37,6 +38,7 @@ function consolePane(vm) {
   });
   let socket = null;
   let closed = false;
+  let reattach = false; // a restore replaced the worker: its socket ends, attach to the new one
 
   const setStatus = (text, kind) => {
     status.textContent = text;
@@ -56,6 +58,10 @@ function consolePane(vm) {
     socket.onclose = () => {
       socket = null;
       if (!closed) setStatus('detached', 'off');
+      if (reattach && !closed) {
+        reattach = false;
+        setTimeout(attach, 250);
+      }
     };
   }
 
@@ -73,6 +79,10 @@ function consolePane(vm) {
     },
     stateChanged() {
       attach();
+    },
+    restored() {
+      reattach = true;
+      attach(); /* the old socket may have ended already */
     },
     focus() {
       term.focus();
@@ -273,21 +283,28 @@ export function vmView(main, id) {
   const head = summary(vm);
   const term = consolePane(vm);
   const stats = statsPane(vm);
+  const snapshots = snapshotsPane(vm);
   main.replaceChildren(el('div', { class: 'vm-page', 'data-vm-id': id },
-    head.node, el('div', { class: 'vm-body' }, term.node, stats.node)));
+    head.node, el('div', { class: 'vm-body' }, term.node, stats.node), snapshots.node));
   term.mount();
   stats.mount();
+  snapshots.mount();
   term.focus();
   const unsubscribe = subscribe((kind, changed) => {
     if (kind === 'deleted' && changed === id) location.hash = '#/';
-    if (kind !== 'vm' || changed !== id) return;
+    if (changed !== id) return;
+    if (kind === 'snapshots') snapshots.refresh();
+    if (kind === 'restored') term.restored();
+    if (kind !== 'vm') return;
     head.render(store.vms.get(id));
     term.stateChanged();
+    snapshots.stateChanged();
   });
   return () => {
     unsubscribe();
     head.close();
     term.close();
     stats.close();
+    snapshots.close();
   };
 }

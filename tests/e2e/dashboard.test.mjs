@@ -27,6 +27,12 @@
 // the VM's page), the volume's delete refused while the VM uses it, and the
 // deletes that work afterwards.
 //
+// Then snapshots (issue 15): on a running VM's page the Snapshots panel,
+// empty; a malformed name refused with the API's words; a snapshot taken
+// with the Take snapshot button, listed (taken running) while the VM runs
+// on; one taken through the API appearing from its event and gone again
+// from the delete's; and the first deleted with its row's button (confirmed).
+//
 // Usage: node dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR
 // Exit: 0 all passed, 1 a check failed, 77 skipped (no /dev/kvm).
 
@@ -431,6 +437,64 @@ async function storageSteps(page, token, dialogs) {
   });
 }
 
+// The snapshots' part of the test (see the top of this file).
+async function snapshotSteps(page, token, dialogs) {
+  const vmName = 'e2e-snap';
+  const snapRow = (name) => page.locator(`#snapshot-table tr[data-snapshot-name="${name}"]`);
+  const snapshotNames = async () => {
+    const res = await apiGet(`/v1/vms/${vmName}/snapshots`, token);
+    return res.ok ? (await res.json()).map((s) => s.name) : null;
+  };
+  let vmId = null;
+  await step('a running VM\'s page has a Snapshots panel, empty', async () => {
+    const res = await apiSend('POST', '/v1/vms', token, { name: vmName, kernel, memory_mib: 32 });
+    if (res.status !== 201) return false;
+    vmId = (await res.json()).id;
+    if ((await apiSend('POST', `/v1/vms/${vmName}/start`, token)).status !== 200) return false;
+    await page.goto(`${base}/#/vms/${encodeURIComponent(vmId)}`);
+    await page.locator('.vm-page #vm-state', { hasText: 'running' }).waitFor();
+    await page.locator('#snapshots h2', { hasText: 'Snapshots' }).waitFor();
+    await page.locator('#no-snapshots').waitFor();
+    return (await page.locator('#snapshot-table tbody tr').count()) === 0 &&
+      (await page.locator('#snapshot-take').isEnabled());
+  });
+  await step('take a snapshot with a malformed name: refused with the API\'s words', async () => {
+    await page.fill('#snapshot-name', 'Bad_Name');
+    await page.click('#snapshot-take');
+    await page.locator('#snapshot-error', { hasText: 'name' }).waitFor();
+    return (await snapshotNames())?.length === 0;
+  });
+  await step('Take snapshot: listed, taken running, the VM runs on', async () => {
+    await page.fill('#snapshot-name', 'e2e-snap1');
+    await page.click('#snapshot-take');
+    await snapRow('e2e-snap1').and(page.locator('[data-state="running"]')).waitFor();
+    const cells = await snapRow('e2e-snap1').locator('td').allTextContents();
+    return (await snapshotNames())?.includes('e2e-snap1') &&
+      (await page.locator('#snapshot-error').textContent()) === '' &&
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(cells[1]) && cells[3] === '32 MiB' &&
+      /\d+(\.\d)? (ms|s)$/.test(cells[5]) &&
+      (await page.locator('.vm-page #vm-state').textContent()) === 'running';
+  });
+  await step('a snapshot taken through the API appears from its event, and goes with its delete', async () => {
+    const res = await apiSend('POST', `/v1/vms/${vmName}/snapshot`, token, { name: 'e2e-api' });
+    if (res.status !== 201) return false;
+    await snapRow('e2e-api').waitFor();
+    if ((await apiSend('DELETE', `/v1/vms/${vmName}/snapshots/e2e-api`, token)).status !== 204) return false;
+    await snapRow('e2e-api').waitFor({ state: 'detached' });
+    return true;
+  });
+  await page.screenshot({ path: path.join(artifacts, 'vm-snapshots.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'vm-snapshots.png')}`);
+  await step('Delete on the snapshot\'s row, confirmed: gone from the panel and the API', async () => {
+    await snapRow('e2e-snap1').locator('[data-action="delete"]').click();
+    await snapRow('e2e-snap1').waitFor({ state: 'detached' });
+    await page.locator('#no-snapshots').waitFor();
+    return (dialogs.at(-1) || '').startsWith('Delete snapshot e2e-snap1') &&
+      (await snapshotNames())?.length === 0;
+  });
+  if (vmId) await apiSend('DELETE', `/v1/vms/${encodeURIComponent(vmId)}?force=true`, token);
+}
+
 async function main() {
   const started = Date.now();
   if (!(await waitForDaemon())) {
@@ -588,6 +652,7 @@ async function main() {
   });
   await networkSteps(page, token, dialogs);
   await storageSteps(page, token, dialogs);
+  await snapshotSteps(page, token, dialogs);
   check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.join('; '));
   check('nothing was fetched from anywhere but vmmd', external.length === 0, external.join(' '));
   console.log(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);

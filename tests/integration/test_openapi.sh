@@ -43,6 +43,8 @@ body_for() {
     "POST /v1/images") echo "{\"name\":\"docimg\",\"path\":\"$GUESTS/guest-idle.elf\",\"format\":\"raw\"}" ;;
     "POST /v1/volumes") echo '{"name":"docvol","size_mib":16}' ;;
     "PATCH /v1/volumes/{name}") echo '{"size_mib":32}' ;;
+    "POST /v1/vms/{id}/snapshot") echo '{"name":"docsnap"}' ;;
+    "POST /v1/vms/{id}/restore") echo '{"snapshot":"docsnap"}' ;;
     *) echo "" ;;
     esac
 }
@@ -54,6 +56,11 @@ POST /v1/vms
 GET /v1/vms/{id}
 PATCH /v1/vms/{id}
 POST /v1/vms/{id}/start
+POST /v1/vms/{id}/snapshot
+GET /v1/vms/{id}/snapshots
+GET /v1/vms/{id}/snapshots/{name}
+POST /v1/vms/{id}/restore
+DELETE /v1/vms/{id}/snapshots/{name}
 POST /v1/vms/{id}/pause
 POST /v1/vms/{id}/resume
 POST /v1/vms/{id}/reboot
@@ -94,6 +101,7 @@ while read -r method path; do
     case $path in
     /v1/images/*) url=${path//\{name\}/docimg} ;;
     /v1/volumes/*) url=${path//\{name\}/docvol} ;;
+    /v1/vms/*/snapshots/*) url=${path//\{name\}/docsnap} ;;
     *) url=${path//\{name\}/docnet} ;;
     esac
     [[ $path == */forwards/\{id\} ]] && url=${url//\{id\}/$fwd}

@@ -183,9 +183,9 @@ check "clone (table): the new VM's block" $([[ $rc == 0 ]] && grep -q "^name: *w
 
 # --- events, metrics, completion ------------------------------------------------------------
 v events
-check "events: snapshot.created, vm.restored as VM/SNAPSHOT, the clone's vm.created" \
+check "events: snapshot.created, vm.restored as VM/SNAPSHOT, the clone's naming its source" \
     $([[ $rc == 0 ]] && grep -q "snapshot.created  *web/s1" "$tmp/out" && grep -q "vm.restored  *web/s1" "$tmp/out" &&
-      grep -q "vm.created  *web2 .*from web/s1" "$tmp/out"; echo $?)
+      grep -q "vm.restored  *web2/s1 .*from web/s1" "$tmp/out"; echo $?)
 api GET /metrics
 metric() { awk -v m="$1" '$1 == m { print $2 }' "$tmp/body"; }
 check "metrics: snapshots stored and taken, restores, their bytes and pause" \

@@ -182,8 +182,8 @@ static int check_fits(struct vmmd_daemon *d, const json_t *info, const struct db
         json_integer_value(json_object_get(info, "vcpus")) != vm->vcpus ||
         (uint64_t)json_integer_value(json_object_get(info, "memory_mib")) != vm->memory_mib) {
         rc = api_fail(err, API_ERR_CONFLICT,
-                      "%s: the snapshot is of a %s VM with %lld vCPUs and %lld MiB, VM '%s' is %s "
-                      "with %u and %llu",
+                      "%s: the snapshot is of a %s VM with %lld vCPUs and %lld MiB of memory, VM "
+                      "'%s' is %s with %u vCPUs and %llu MiB: its definition changed since",
                       what, json_string_value(json_object_get(info, "mode")),
                       (long long)json_integer_value(json_object_get(info, "vcpus")),
                       (long long)json_integer_value(json_object_get(info, "memory_mib")),
@@ -568,11 +568,13 @@ static void on_restored(struct vmmd_daemon *d, void *ctx, int rc, const char *de
         restoring_free(r);
         return;
     }
+    /* A clone's too: its vm.created came with the definition, this says where it started. */
+    char from[2 * DB_NAME_MAX + 2];
+    snprintf(from, sizeof(from), "%s/%s", r->from_vm, r->snapshot);
     json_t *data = json_pack("{s:s, s:s, s:s}", "vm", r->vm_name, "snapshot", r->snapshot,
-                             "from_vm", r->clone ? r->from_vm : r->vm_name);
+                             "from_snapshot", from);
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    if (text && db_event_insert(d->db, r->clone ? "vm.cloned" : "vm.restored", r->vm_id, text,
-                                &ev) == 0)
+    if (text && db_event_insert(d->db, "vm.restored", r->vm_id, text, &ev) == 0)
         vmmd_event_committed(d, ev);
     free(text);
     json_decref(data);

@@ -1578,6 +1578,11 @@ static void test_openapi_document(void **state)
         {"/v1/volumes/{name}", "get"},
         {"/v1/volumes/{name}", "patch"},
         {"/v1/volumes/{name}", "delete"},
+        {"/v1/vms/{id}/snapshot", "post"},
+        {"/v1/vms/{id}/snapshots", "get"},
+        {"/v1/vms/{id}/snapshots/{name}", "get"},
+        {"/v1/vms/{id}/snapshots/{name}", "delete"},
+        {"/v1/vms/{id}/restore", "post"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1648,7 +1653,9 @@ static void test_openapi_document(void **state)
                          {"/v1/images/{name}", "delete"},
                          {"/v1/volumes", "post"},
                          {"/v1/volumes/{name}", "patch"},
-                         {"/v1/volumes/{name}", "delete"}};
+                         {"/v1/volumes/{name}", "delete"},
+                         {"/v1/vms/{id}/snapshot", "post"},
+                         {"/v1/vms/{id}/restore", "post"}};
         for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
             assert_non_null(json_object_get(responses, codes[i]));
         assert_non_null(
@@ -1680,7 +1687,7 @@ static void test_openapi_document(void **state)
         "VM",          "VMCreate", "VMPatch",       "Disk",       "Nic",           "Host",
         "Stats",       "Event",    "Problem",       "Network",    "NetworkCreate", "NetworkPatch",
         "Lease",       "Forward",  "ForwardCreate", "Pool",       "Storage",       "Image",
-        "ImageImport", "Volume",   "VolumeCreate",  "VolumePatch"};
+        "ImageImport", "Volume",   "VolumeCreate",  "VolumePatch", "Snapshot"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
     check_refs(doc, doc);
@@ -1715,7 +1722,9 @@ static void test_openapi_matches_code(void **state)
 
     /* Every documented create/patch field is known to the parser (422 for a bad value, not
      * 400 unknown), and the parser knows no field the document does not list. */
-    assert_int_equal(json_object_size(create_props), 13);
+    /* 13 fields and from_snapshot, which makes the create a clone (api_parse_clone). */
+    assert_int_equal(json_object_size(create_props), 14);
+    assert_non_null(json_object_get(create_props, "from_snapshot"));
     for (void *it = json_object_iter(patch_props); it;
          it = json_object_iter_next(patch_props, it)) {
         const char *key = json_object_iter_key(it);
@@ -1727,7 +1736,7 @@ static void test_openapi_matches_code(void **state)
         snprintf(body, sizeof(body), "{\"%s\":{\"not\":\"valid\"}}", key);
         assert_int_equal(parse(PATCH, body, &def, &err), 422);
     }
-    assert_int_equal(json_object_size(patch_props), json_object_size(create_props));
+    assert_int_equal(json_object_size(patch_props) + 1, json_object_size(create_props));
     assert_string_equal(json_string_value(json_array_get(
                             json_object_get(json_object_get(schemas, "VMCreate"), "required"), 0)),
                         "name");

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -61,18 +62,36 @@ void hv_guest_mem_destroy(struct hv_guest_mem *mem)
     if (mem->host)
         munmap(mem->host, mem->size);
     mem->host = NULL;
+    free(mem->dirty);
+    mem->dirty = NULL;
+}
+
+void hv_guest_mem_mark(const struct hv_guest_mem *mem, const void *hva, uint64_t len)
+{
+    uint64_t *dirty = __atomic_load_n(&mem->dirty, __ATOMIC_ACQUIRE);
+    uint64_t off = (uint64_t)((const uint8_t *)hva - mem->host);
+
+    if (!dirty || !len || off >= mem->size)
+        return;
+    for (uint64_t p = off >> 12, last = (off + len - 1) >> 12; p <= last && p < mem->size >> 12;
+         p++)
+        __atomic_fetch_or(&dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
 }
 
 void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len)
 {
     uint64_t high_size = mem->size - mem->low_size;
+    uint8_t *hva = NULL;
 
     if (gpa < mem->low_size && len <= mem->low_size - gpa)
-        return mem->host + gpa;
-    if (gpa >= HV_HIGH_MEM_START && gpa - HV_HIGH_MEM_START < high_size &&
-        len <= high_size - (gpa - HV_HIGH_MEM_START))
-        return mem->host + mem->low_size + (gpa - HV_HIGH_MEM_START);
-    return NULL;
+        hva = mem->host + gpa;
+    else if (gpa >= HV_HIGH_MEM_START && gpa - HV_HIGH_MEM_START < high_size &&
+             len <= high_size - (gpa - HV_HIGH_MEM_START))
+        hva = mem->host + mem->low_size + (gpa - HV_HIGH_MEM_START);
+    /* A device may write what it translated: a live migration must send that page again. */
+    if (hva)
+        hv_guest_mem_mark(mem, hva, len);
+    return hva;
 }
 
 int hv_guest_mem_write(const struct hv_guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)

@@ -16,6 +16,9 @@ struct hv_guest_mem {
     uint8_t *host;
     uint64_t size;     /* all of guest RAM */
     uint64_t low_size; /* the part mapped at guest physical 0 */
+    /* While a migration runs: a bit per page of host for each page a device thread may have
+     * written (every translation is counted, reads too), NULL otherwise. */
+    uint64_t *dirty;
 };
 
 /* Maps size bytes, untouched until the guest uses them. */
@@ -23,6 +26,8 @@ int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size);
 /* Maps size bytes of fd copy-on-write: the file is never written. */
 int hv_guest_mem_init_file(struct hv_guest_mem *mem, uint64_t size, int fd);
 void hv_guest_mem_destroy(struct hv_guest_mem *mem);
+/* Marks the pages of [hva, hva+len) (inside host) as written by a device, if tracking. */
+void hv_guest_mem_mark(const struct hv_guest_mem *mem, const void *hva, uint64_t len);
 /* NULL unless [gpa, gpa+len) is wholly inside one RAM region. */
 void *hv_gpa_to_hva(const struct hv_guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Copies into guest RAM; -ENOMEM unless the whole range is RAM. */

@@ -412,11 +412,12 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
             goto err_vm;
         vm->boot.firmware = true;
         /* A restored VM's RAM already holds the firmware's low copy, and whatever it became. */
-        if (!cfg->restore_has_fd && (rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
+        if (!cfg->restore_has_fd && !cfg->incoming &&
+            (rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
             fail(err, errlen, rc, "too little memory for the firmware");
             goto err_vm;
         }
-    } else if (!cfg->restore_has_fd) {
+    } else if (!cfg->restore_has_fd && !cfg->incoming) {
         rc = hv_x86_load_kernel(&vm->mem, cfg->kernel, cfg->kernel_has_fd ? cfg->kernel_fd : -1,
                                 cfg->initrd, cfg->initrd_has_fd ? cfg->initrd_fd : -1, cfg->cmdline,
                                 &vm->boot, err, errlen);

@@ -137,6 +137,8 @@ static const unsigned long control_ioctls[] = {
     KVM_GET_CLOCK,
     KVM_SET_CLOCK,
     KVM_KVMCLOCK_CTRL,
+    /* Live migration: dirty logging on the RAM slots. */
+    KVM_GET_DIRTY_LOG,
     TUNGETIFF,
     TCGETS,
     TCSETS,

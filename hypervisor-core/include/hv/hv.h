@@ -148,6 +148,9 @@ struct hv_vm_config {
      */
     bool restore_has_fd;
     int restore_state_fd, restore_mem_fd;
+    /* The target of a live migration: RAM is left empty and no kernel is loaded; the caller
+     * fills RAM (hv_vm_memory) and then loads the state (hv_vm_load_state) before starting. */
+    bool incoming;
 };
 
 #define HV_MAX_VCPUS       64
@@ -269,6 +272,39 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused
  * machine description. -EINVAL (corrupt, truncated), -EPROTO (a format this build does not
  * read) with one line in err. */
 int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, size_t errlen);
+
+/*
+ * Live migration. The source freezes the VM (vCPUs stopped with their port and MMIO accesses
+ * completed, device threads parked with nothing in flight), saves its state as a state file's
+ * bytes, and thaws it again if the target did not take it. The target loads such bytes into a
+ * VM made with hv_vm_config.incoming whose RAM it filled. hv_vm_freeze: -ESRCH when the VM
+ * is not running; *was_paused for the thaw.
+ */
+int hv_vm_freeze(struct hv_vm *vm, bool *was_paused);
+void hv_vm_thaw(struct hv_vm *vm, bool paused);
+int hv_vm_save_state(struct hv_vm *vm, uint8_t **state, size_t *len, char *err, size_t errlen);
+int hv_vm_load_state(struct hv_vm *vm, const uint8_t *state, size_t len, char *err,
+                     size_t errlen);
+/* Guest RAM as one host range: the part below the PCI hole, then the part above 4 GiB. */
+void *hv_vm_memory(struct hv_vm *vm, uint64_t *size);
+
+/*
+ * Dirty pages, one bit per 4 KiB page of hv_vm_memory()'s range. Guest writes are KVM's dirty
+ * log (cleared by each fetch); writes of the VM's own device threads, which KVM does not see,
+ * are kept from the start on and returned by every fetch, so a page a device touched is sent
+ * again in the final round, after the devices are parked. dirty_log_stop only with the
+ * devices parked or the VM stopping.
+ */
+#define HV_PAGE_SIZE 4096ull
+#define HV_DIRTY_BITMAP_WORDS(mem_bytes) (((mem_bytes) / HV_PAGE_SIZE + 63) / 64)
+int hv_vm_dirty_log_start(struct hv_vm *vm);
+/* Overwrites bitmap (HV_DIRTY_BITMAP_WORDS words) with the pages dirtied since the last fetch
+ * (or the start), plus every page devices have written. */
+int hv_vm_dirty_log_fetch(struct hv_vm *vm, uint64_t *bitmap);
+void hv_vm_dirty_log_stop(struct hv_vm *vm);
+/* into |= from (from may be NULL), and the number of set bits. */
+void hv_dirty_bitmap_merge(uint64_t *into, const uint64_t *from, size_t words);
+uint64_t hv_dirty_bitmap_count(const uint64_t *bitmap, size_t words);
 
 /* Whether limits are within HV_IO_LIMIT_MAX_*. */
 bool hv_io_limits_valid(const struct hv_io_limits *limits);

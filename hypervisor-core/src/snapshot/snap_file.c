@@ -67,11 +67,8 @@ static int write_at(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
-int hv__snap_file_write(int fd, const struct snap_w *payload)
+static void fill_header(uint8_t *h, const struct snap_w *payload)
 {
-    uint8_t h[HV_SNAP_HEADER_SIZE];
-    int rc;
-
     memcpy(h, magic, 8);
     put32(h + 8, HV_SNAPSHOT_FORMAT_VERSION);
     put32(h + 12, HV_SNAP_HEADER_SIZE);
@@ -79,6 +76,14 @@ int hv__snap_file_write(int fd, const struct snap_w *payload)
     put32(h + 20, (uint32_t)((uint64_t)payload->len >> 32));
     put32(h + 24, hv__crc32c(0, payload->buf, payload->len));
     put32(h + 28, hv__crc32c(0, h, 28));
+}
+
+int hv__snap_file_write(int fd, const struct snap_w *payload)
+{
+    uint8_t h[HV_SNAP_HEADER_SIZE];
+    int rc;
+
+    fill_header(h, payload);
     if (ftruncate(fd, 0) < 0)
         return -errno;
     if ((rc = write_at(fd, h, sizeof(h), 0)) ||
@@ -114,6 +119,31 @@ static int read_at(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* The header's own checks; *n is the payload's length, which file_size must match. */
+static int check_header(const uint8_t *h, uint64_t file_size, uint64_t *n, char *err, size_t errlen)
+{
+    if (file_size < HV_SNAP_HEADER_SIZE)
+        return fail(err, errlen, -EINVAL, "snapshot state: truncated header (%llu bytes)",
+                    (unsigned long long)file_size);
+    if (memcmp(h, magic, 8))
+        return fail(err, errlen, -EINVAL, "snapshot state: not a vmmd snapshot (bad magic)");
+    if (get32(h + 28) != hv__crc32c(0, h, 28))
+        return fail(err, errlen, -EINVAL, "snapshot state: header checksum mismatch");
+    if (get32(h + 8) != HV_SNAPSHOT_FORMAT_VERSION)
+        return fail(err, errlen, -EPROTO,
+                    "snapshot state: format version %u, this vmmd reads version %u",
+                    get32(h + 8), HV_SNAPSHOT_FORMAT_VERSION);
+    *n = get32(h + 16) | (uint64_t)get32(h + 20) << 32;
+    if (get32(h + 12) != HV_SNAP_HEADER_SIZE || *n > HV_SNAPSHOT_STATE_MAX)
+        return fail(err, errlen, -EINVAL, "snapshot state: bad header (payload of %llu bytes)",
+                    (unsigned long long)*n);
+    if (file_size != HV_SNAP_HEADER_SIZE + *n)
+        return fail(err, errlen, -EINVAL,
+                    "snapshot state: the file is %llu bytes, its header says %llu: truncated",
+                    (unsigned long long)file_size, (unsigned long long)(HV_SNAP_HEADER_SIZE + *n));
+    return 0;
+}
+
 int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t errlen)
 {
     uint8_t h[HV_SNAP_HEADER_SIZE];
@@ -127,25 +157,10 @@ int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t
         return fail(err, errlen, -errno, "snapshot state: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return fail(err, errlen, -EINVAL, "snapshot state: not a regular file");
-    if (st.st_size < HV_SNAP_HEADER_SIZE || read_at(fd, h, sizeof(h), 0))
-        return fail(err, errlen, -EINVAL, "snapshot state: truncated header (%lld bytes)",
-                    (long long)st.st_size);
-    if (memcmp(h, magic, 8))
-        return fail(err, errlen, -EINVAL, "snapshot state: not a vmmd snapshot (bad magic)");
-    if (get32(h + 28) != hv__crc32c(0, h, 28))
-        return fail(err, errlen, -EINVAL, "snapshot state: header checksum mismatch");
-    if (get32(h + 8) != HV_SNAPSHOT_FORMAT_VERSION)
-        return fail(err, errlen, -EPROTO,
-                    "snapshot state: format version %u, this vmmd reads version %u",
-                    get32(h + 8), HV_SNAPSHOT_FORMAT_VERSION);
-    n = get32(h + 16) | (uint64_t)get32(h + 20) << 32;
-    if (get32(h + 12) != HV_SNAP_HEADER_SIZE || n > HV_SNAPSHOT_STATE_MAX)
-        return fail(err, errlen, -EINVAL, "snapshot state: bad header (payload of %llu bytes)",
-                    (unsigned long long)n);
-    if ((uint64_t)st.st_size != HV_SNAP_HEADER_SIZE + n)
-        return fail(err, errlen, -EINVAL,
-                    "snapshot state: the file is %lld bytes, its header says %llu: truncated",
-                    (long long)st.st_size, (unsigned long long)(HV_SNAP_HEADER_SIZE + n));
+    if (st.st_size >= HV_SNAP_HEADER_SIZE && read_at(fd, h, sizeof(h), 0))
+        return fail(err, errlen, -EINVAL, "snapshot state: unreadable header");
+    if ((rc = check_header(h, (uint64_t)st.st_size, &n, err, errlen)))
+        return rc;
     *payload = malloc(n ? n : 1);
     if (!*payload)
         return fail(err, errlen, -ENOMEM, "snapshot state: out of memory");
@@ -157,6 +172,17 @@ int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t
                     rc ? "unreadable" : "payload checksum mismatch (corrupted)");
     }
     *len = n;
+    return 0;
+}
+
+int hv__snap_file_build(const struct snap_w *payload, uint8_t **out, size_t *len)
+{
+    *len = HV_SNAP_HEADER_SIZE + payload->len;
+    *out = malloc(*len);
+    if (!*out)
+        return -ENOMEM;
+    fill_header(*out, payload);
+    memcpy(*out + HV_SNAP_HEADER_SIZE, payload->buf, payload->len);
     return 0;
 }
 
@@ -233,3 +259,18 @@ int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, 
     return rc;
 }
 
+int hv__snap_open(const uint8_t *file, size_t len, struct hv_snapshot_meta *meta, struct snap_r *r,
+                  char *err, size_t errlen)
+{
+    uint64_t n;
+    int rc = check_header(file, len, &n, err, errlen);
+
+    if (rc)
+        return rc;
+    if (get32(file + 24) != hv__crc32c(0, file + HV_SNAP_HEADER_SIZE, n))
+        return fail(err, errlen, -EINVAL, "snapshot state: payload checksum mismatch (corrupted)");
+    snap_r_init(r, file + HV_SNAP_HEADER_SIZE, n);
+    if (read_meta(r, meta))
+        return fail(err, errlen, r->err, "snapshot state: %s", r->what);
+    return 0;
+}

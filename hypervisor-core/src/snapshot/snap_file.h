@@ -28,4 +28,11 @@ struct hv_snapshot_meta;
 int hv__snap_load(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_meta *meta,
                   struct snap_r *r, char *err, size_t errlen);
 
+/* The same checks on a state file held in memory (a migration's): r reads the payload inside
+ * file, from the section after META. */
+int hv__snap_open(const uint8_t *file, size_t len, struct hv_snapshot_meta *meta, struct snap_r *r,
+                  char *err, size_t errlen);
+/* A whole state file (header and payload) in memory; *out: free(). */
+int hv__snap_file_build(const struct snap_w *payload, uint8_t **out, size_t *len);
+
 #endif

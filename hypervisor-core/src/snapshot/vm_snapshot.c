@@ -237,14 +237,8 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused
     int rc;
 
     memset(info, 0, sizeof(*info));
-    pthread_mutex_lock(&vm->ctl_lock);
-    was_paused = vm->pause_requested;
-    rc = vm->stop_reason != HV_STOP_NONE || !vm->threads_running ? -ESRCH : 0;
-    pthread_mutex_unlock(&vm->ctl_lock);
-    if (rc)
+    if ((rc = hv_vm_freeze(vm, &was_paused)))
         return fail(err, errlen, rc, "the VM is not running");
-    hv_vm_pause(vm);
-    hv__devices_park(vm);
     snap_w_init(&w);
     rc = take_state(vm, &w, err, errlen);
     if (!rc && (rc = hv__snap_file_write(state_fd, &w)))
@@ -254,9 +248,7 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused
     info->state_bytes = HV_SNAP_HEADER_SIZE + w.len;
     info->memory_bytes = vm->mem.size;
     snap_w_free(&w);
-    hv__devices_unpark(vm);
-    if (!leave_paused && !was_paused)
-        hv_vm_resume(vm);
+    hv_vm_thaw(vm, leave_paused || was_paused);
     info->paused_ns = hv__now_ns() - t0;
     return rc;
 }
@@ -313,38 +305,34 @@ int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *e
     return 0;
 }
 
-int hv__snapshot_restore(struct hv_vm *vm, int state_fd, char *err, size_t errlen)
+/* The payload after META, read and checked in full before anything is applied. */
+static int restore_payload(struct hv_vm *vm, const struct hv_snapshot_meta *meta, struct snap_r *r,
+                           char *err, size_t errlen)
 {
     struct hv_x86_vcpu_state *cpus[HV_MAX_VCPUS] = {0};
-    struct hv_snapshot_meta meta;
     struct vm_state vs;
-    uint8_t *payload;
-    size_t len;
-    struct snap_r r, end;
+    struct snap_r end;
     uint16_t version;
-    int rc = hv__snap_load(state_fd, &payload, &len, &meta, &r, err, errlen);
+    int rc;
 
-    if (rc)
+    if ((rc = check_shape(vm, meta, err, errlen)))
         return rc;
-    if ((rc = check_shape(vm, &meta, err, errlen)))
-        goto out;
-    /* Everything read and checked before anything is applied. */
-    for (unsigned i = 0; i < vm->nr_vcpus && !r.err; i++)
-        hv_x86_vcpu_state_read(&r, i, &cpus[i]);
-    if (!r.err)
-        read_vm_state(&r, &vs);
-    if (r.err) {
-        rc = fail(err, errlen, r.err, "snapshot state: %s", r.what);
+    for (unsigned i = 0; i < vm->nr_vcpus && !r->err; i++)
+        hv_x86_vcpu_state_read(r, i, &cpus[i]);
+    if (!r->err)
+        read_vm_state(r, &vs);
+    if (r->err) {
+        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
         goto out;
     }
     hv__devices_park(vm);
-    rc = hv__devices_load(vm, &r);
-    if (!rc && !snap_r_section(&r, HV_SNAP_TAG_END, "end marker", 1, &end, &version))
-        snap_r_end(&r, &end);
-    if (!rc && !r.err && r.pos != r.len)
-        snap_r_fail(&r, -EINVAL, "%zu bytes after the end marker", r.len - r.pos);
-    if (rc || r.err) {
-        rc = fail(err, errlen, r.err ? r.err : rc, "snapshot state: %s", r.what);
+    rc = hv__devices_load(vm, r);
+    if (!rc && !snap_r_section(r, HV_SNAP_TAG_END, "end marker", 1, &end, &version))
+        snap_r_end(r, &end);
+    if (!rc && !r->err && r->pos != r->len)
+        snap_r_fail(r, -EINVAL, "%zu bytes after the end marker", r->len - r->pos);
+    if (rc || r->err) {
+        rc = fail(err, errlen, r->err ? r->err : rc, "snapshot state: %s", r->what);
         goto out_unpark;
     }
     if ((rc = apply_vm_state(vm, &vs, err, errlen)))
@@ -360,6 +348,157 @@ out_unpark:
 out:
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
         hv_x86_vcpu_state_free(cpus[i]);
+    return rc;
+}
+
+int hv__snapshot_restore(struct hv_vm *vm, int state_fd, char *err, size_t errlen)
+{
+    struct hv_snapshot_meta meta;
+    uint8_t *payload;
+    size_t len;
+    struct snap_r r;
+    int rc = hv__snap_load(state_fd, &payload, &len, &meta, &r, err, errlen);
+
+    if (rc)
+        return rc;
+    rc = restore_payload(vm, &meta, &r, err, errlen);
     free(payload);
     return rc;
+}
+
+int hv_vm_load_state(struct hv_vm *vm, const uint8_t *state, size_t len, char *err, size_t errlen)
+{
+    struct hv_snapshot_meta meta;
+    struct snap_r r;
+    int rc = hv__snap_open(state, len, &meta, &r, err, errlen);
+
+    return rc ? rc : restore_payload(vm, &meta, &r, err, errlen);
+}
+
+/* ---- live migration, source side ---- */
+
+int hv_vm_freeze(struct hv_vm *vm, bool *was_paused)
+{
+    int rc;
+
+    pthread_mutex_lock(&vm->ctl_lock);
+    *was_paused = vm->pause_requested;
+    rc = vm->stop_reason != HV_STOP_NONE || !vm->threads_running ? -ESRCH : 0;
+    pthread_mutex_unlock(&vm->ctl_lock);
+    if (rc)
+        return rc;
+    hv_vm_pause(vm);
+    hv__devices_park(vm);
+    return 0;
+}
+
+void hv_vm_thaw(struct hv_vm *vm, bool paused)
+{
+    hv__devices_unpark(vm);
+    if (!paused)
+        hv_vm_resume(vm);
+}
+
+int hv_vm_save_state(struct hv_vm *vm, uint8_t **state, size_t *len, char *err, size_t errlen)
+{
+    struct snap_w w;
+    int rc;
+
+    snap_w_init(&w);
+    rc = take_state(vm, &w, err, errlen);
+    if (!rc && (rc = hv__snap_file_build(&w, state, len)))
+        fail(err, errlen, rc, "out of memory for the state");
+    snap_w_free(&w);
+    return rc;
+}
+
+void *hv_vm_memory(struct hv_vm *vm, uint64_t *size)
+{
+    *size = vm->mem.size;
+    return vm->mem.host;
+}
+
+/* The RAM slots with or without KVM's dirty logging (slot 0 low RAM, slot 1 above 4 GiB). */
+static int set_dirty_logging(struct hv_vm *vm, bool on)
+{
+    struct kvm_userspace_memory_region region = {
+        .slot = 0,
+        .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+        .guest_phys_addr = 0,
+        .memory_size = vm->mem.low_size,
+        .userspace_addr = (uintptr_t)vm->mem.host,
+    };
+
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return -errno;
+    if (vm->mem.size > vm->mem.low_size) {
+        region.slot = 1;
+        region.guest_phys_addr = HV_HIGH_MEM_START;
+        region.memory_size = vm->mem.size - vm->mem.low_size;
+        region.userspace_addr = (uintptr_t)(vm->mem.host + vm->mem.low_size);
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+int hv_vm_dirty_log_start(struct hv_vm *vm)
+{
+    size_t words = HV_DIRTY_BITMAP_WORDS(vm->mem.size);
+    uint64_t *devices = calloc(words, sizeof(uint64_t));
+    int rc;
+
+    if (!devices)
+        return -ENOMEM;
+    if ((rc = set_dirty_logging(vm, true))) {
+        free(devices);
+        return rc;
+    }
+    __atomic_store_n(&vm->mem.dirty, devices, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int hv_vm_dirty_log_fetch(struct hv_vm *vm, uint64_t *bitmap)
+{
+    uint64_t low_pages = vm->mem.low_size / HV_PAGE_SIZE;
+    size_t words = HV_DIRTY_BITMAP_WORDS(vm->mem.size);
+    struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+
+    /* KVM's bits for the low slot land at the start, the high slot's after them: the low
+     * part is a whole number of MiB, so it ends on a 64-page word. */
+    memset(bitmap, 0, words * sizeof(uint64_t));
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return -errno;
+    if (vm->mem.size > vm->mem.low_size) {
+        log.slot = 1;
+        log.dirty_bitmap = bitmap + low_pages / 64;
+        if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return -errno;
+    }
+    hv_dirty_bitmap_merge(bitmap, vm->mem.dirty, words);
+    return 0;
+}
+
+void hv_vm_dirty_log_stop(struct hv_vm *vm)
+{
+    uint64_t *devices = __atomic_exchange_n(&vm->mem.dirty, NULL, __ATOMIC_ACQ_REL);
+
+    set_dirty_logging(vm, false);
+    /* Device threads may still hold the old pointer for an instant: they are parked or the
+     * VM is going away when this is called (see hv.h). */
+    free(devices);
+}
+
+void hv_dirty_bitmap_merge(uint64_t *into, const uint64_t *from, size_t words)
+{
+    for (size_t i = 0; from && i < words; i++)
+        into[i] |= __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+}
+
+uint64_t hv_dirty_bitmap_count(const uint64_t *bitmap, size_t words)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < words; i++)
+        n += (uint64_t)__builtin_popcountll(bitmap[i]);
+    return n;
 }

@@ -170,6 +170,8 @@ void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t writte
     u->len = written;
     vq->used_idx++;
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+    /* The ring was mapped once, at enable: a migration learns of this write only here. */
+    hv_guest_mem_mark(vq->mem, vq->used, sizeof(*vq->used) + (vq->size + 1u) * sizeof(u[0]));
 }
 
 bool virtq_should_notify(struct virtq *vq)
@@ -196,6 +198,7 @@ void virtq_set_avail_event(struct virtq *vq)
         return;
     /* avail_event lives just past the used ring */
     __atomic_store_n((uint16_t *)&vq->used->ring[vq->size], vq->last_avail, __ATOMIC_RELEASE);
+    hv_guest_mem_mark(vq->mem, &vq->used->ring[vq->size], sizeof(uint16_t));
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 

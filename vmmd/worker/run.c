@@ -9,6 +9,7 @@
 #include "device_args.h"
 #include "common/options.h"
 #include "worker_control.h"
+#include "migration.h"
 #include "sandbox.h"
 #include "syscall_filter.h"
 
@@ -42,6 +43,7 @@ struct run_args {
     uint64_t kernel_fd, initrd_fd, firmware_fd; /* 0: open the path */
     const char *restore_state, *restore_memory;   /* a snapshot to start from */
     uint64_t restore_state_fd, restore_memory_fd;
+    uint64_t incoming_fd, incoming_timeout; /* a live migration's target: listening socket */
     int mode;
     uint64_t vcpus, memory;
     int on_reboot;
@@ -123,6 +125,23 @@ static const struct vmmd_opt run_options[] = {
      .help = "map the memory file from this inherited descriptor",
      .min = 3,
      .max = INT32_MAX},
+    {.name = "incoming-fd",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(incoming_fd),
+     .metavar = "FD",
+     .help = "the target of a live migration: accept the source on this inherited listening "
+             "socket (the ticket it must show comes in VMMD_MIGRATION_TICKET), receive the VM and "
+             "run it",
+     .min = 3,
+     .max = INT32_MAX},
+    {.name = "incoming-timeout",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(incoming_timeout),
+     .metavar = "S",
+     .help = "with --incoming-fd: give up when no source has connected after S seconds "
+             "(default 60)",
+     .min = 1,
+     .max = 86400},
     {.name = "mode",
      .type = VMMD_OPT_CHOICE,
      .offset = OFF(mode),
@@ -380,6 +399,7 @@ struct run_result {
     int status;
     char detail[256];
     struct hv_vm *stopped_vm; /* destroyed by the caller, see vmmd_run_main() */
+    bool migrated;            /* it stopped because it runs on a migration's target now */
 };
 
 /* Runs the VM once, until it stops for any reason. */
@@ -393,11 +413,25 @@ static void run_once(const struct run_args *a, const struct hv_vm_config *cfg, i
     enum loop_end end;
     int signo = 0, rc;
 
-    rc = hv_vm_create(cfg, &vm, err, sizeof(err));
+    struct hv_vm_config incoming = *cfg;
+    int source = -1;
+
+    /* A migration's target: its first boot is the VM the source sends. */
+    incoming.incoming = a->incoming_fd && ctx->boots == 0;
+    rc = hv_vm_create(&incoming, &vm, err, sizeof(err));
+    if (rc == 0 && incoming.incoming &&
+        (source = rc = mig_receive(vm, (int)a->incoming_fd, ctx->ticket, (unsigned)a->vcpus,
+                                   (a->incoming_timeout ? a->incoming_timeout : 60) * 1000, err,
+                                   sizeof(err))) < 0)
+        hv_vm_destroy(vm);
+    else
+        rc = 0;
     if (rc == 0 && (rc = hv_vm_start(vm))) {
         snprintf(err, sizeof(err), "cannot start vCPUs: %s", strerror(-rc));
         hv_vm_destroy(vm);
     }
+    if (source >= 0)
+        mig_answer(source, rc, err);
     if (rc) {
         snprintf(res->detail, sizeof(res->detail), "%s", err[0] ? err : strerror(-rc));
         fprintf(stderr, "vmmd: %s\n", res->detail);
@@ -417,6 +451,17 @@ static void run_once(const struct run_args *a, const struct hv_vm_config *cfg, i
     res->reason = hv_vm_wait(vm);
     print_stats(vm, a);
     snprintf(res->detail, sizeof(res->detail), "%s", hv_vm_stop_detail(vm));
+    if (ctx->migration) {
+        struct mig_progress p;
+        mig_send_join(ctx->migration);
+        mig_send_progress(ctx->migration, &p);
+        if (p.phase == MIG_DONE) {
+            res->migrated = true;
+            snprintf(res->detail, sizeof(res->detail),
+                     "migrated: %u rounds, %.1f MiB sent, %.3f ms downtime", p.round,
+                     (double)p.bytes_sent / 1048576.0, (double)p.downtime_us / 1000.0);
+        }
+    }
 
     switch (end == LOOP_VM_STOPPED ? res->reason : HV_STOP_REQUESTED) {
     case HV_STOP_POWEROFF:
@@ -662,6 +707,16 @@ int vmmd_run_main(int argc, char **argv)
     ctx.nr_disks = a.disks.count;
     ctx.nics = nics;
     ctx.nr_nics = a.nics.count;
+    ctx.vcpus = (unsigned)a.vcpus;
+    if (a.incoming_fd) {
+        /* From the environment, not argv: other users can read a process's command line. */
+        const char *ticket = getenv("VMMD_MIGRATION_TICKET");
+        if (mig_ticket_parse(ticket, ctx.ticket)) {
+            fprintf(stderr, "vmmd run: --incoming-fd needs VMMD_MIGRATION_TICKET (64 hex digits)\n");
+            return VMMD_RUN_EXIT_USAGE;
+        }
+        unsetenv("VMMD_MIGRATION_TICKET");
+    }
     cfg = (struct hv_vm_config){
         .mode = (enum hv_mode)a.mode,
         .vcpus = (unsigned)a.vcpus,
@@ -726,7 +781,8 @@ int vmmd_run_main(int argc, char **argv)
         res.status = VMMD_RUN_EXIT_OK;
     }
     if (exit_fd >= 0)
-        write_exit_file(exit_fd, exit_reason_name(res.reason), res.detail, res.status);
+        write_exit_file(exit_fd, res.migrated ? "migrated" : exit_reason_name(res.reason),
+                        res.detail, res.status);
     if (a.control)
         control_server_close(&ctl);
     /*
@@ -735,6 +791,7 @@ int vmmd_run_main(int argc, char **argv)
      * KVM's irqchip teardown (~20 ms) no longer delays the answer to `stop`.
      */
     hv_vm_destroy(res.stopped_vm);
+    free(ctx.migration);
     close(sig_fd);
     close_vm_files(&files);
     console_buffer_destroy(&console);

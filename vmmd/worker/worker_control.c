@@ -248,6 +248,69 @@ static void take_snapshot(struct control_client *c, json_t *req, struct worker_c
                            ctx->paused ? "paused" : "running"));
 }
 
+/*
+ * "migrate": the connection to the target comes as the descriptor sent with the line (the
+ * daemon made it); the pre-copy runs on a thread of its own, "migrate_status" follows it.
+ */
+static void start_migration(struct control_client *c, json_t *req, struct worker_ctx *ctx)
+{
+    struct mig_send *m;
+    json_int_t downtime = json_integer_value(json_object_get(req, "max_downtime_ms")),
+               timeout = json_integer_value(json_object_get(req, "timeout_ms"));
+
+    if (c->nfds != 1) {
+        reply_error(c->fd, "migrate needs the connection to the target sent with the line");
+        return;
+    }
+    if (ctx->migration) {
+        reply_error(c->fd, "a migration has run already");
+        return;
+    }
+    if (downtime < 1 || timeout < 1) {
+        reply_error(c->fd, "max_downtime_ms and timeout_ms must be positive");
+        return;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m || mig_ticket_parse(json_string_value(json_object_get(req, "ticket")), m->ticket)) {
+        free(m);
+        reply_error(c->fd, m ? "out of memory" : "ticket: 64 hex digits expected");
+        return;
+    }
+    m->vm = ctx->vm;
+    m->fd = c->fds[0];
+    m->vcpus = ctx->vcpus;
+    m->max_downtime_ms = (uint64_t)downtime;
+    m->timeout_ms = (uint64_t)timeout;
+    m->resend_dirtied = json_is_true(json_object_get(req, "resend_dirtied"));
+    c->nfds = 0; /* the thread owns the connection now */
+    if (mig_send_start(m)) {
+        close(m->fd);
+        free(m);
+        reply_error(c->fd, "cannot start the migration thread");
+        return;
+    }
+    ctx->migration = m;
+    reply(c->fd, json_pack("{s:b}", "ok", 1));
+}
+
+static void migration_status(struct control_client *c, struct worker_ctx *ctx)
+{
+    static const char *const phases[] = {"idle", "precopy", "stopping", "done", "failed"};
+    struct mig_progress p;
+
+    if (!ctx->migration) {
+        reply_error(c->fd, "no migration");
+        return;
+    }
+    mig_send_progress(ctx->migration, &p);
+    reply(c->fd, json_pack("{s:b, s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:f, s:s}", "ok", 1, "phase",
+                           phases[p.phase], "round", (int)p.round, "pages_total",
+                           (json_int_t)p.pages_total, "pages_left", (json_int_t)p.pages_left,
+                           "bytes_sent", (json_int_t)p.bytes_sent, "throughput_mbps",
+                           p.throughput_mbps, "elapsed_ms", (json_int_t)p.elapsed_ms,
+                           "downtime_ms", (double)p.downtime_us / 1000.0, "error", p.error));
+}
+
 static void close_client_fds(struct control_client *c)
 {
     for (unsigned i = 0; i < c->nfds; i++)
@@ -276,6 +339,10 @@ static void handle_command(struct control_client *c, const char *line, struct wo
                                "boots", (int)ctx->boots));
     } else if (strcmp(cmd, "snapshot") == 0) {
         take_snapshot(c, req, ctx);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        start_migration(c, req, ctx);
+    } else if (strcmp(cmd, "migrate_status") == 0) {
+        migration_status(c, ctx);
     } else if (strcmp(cmd, "stats") == 0) {
         reply(c->fd, stats_json(ctx));
     } else if (strcmp(cmd, "pause") == 0) {

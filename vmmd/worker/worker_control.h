@@ -9,6 +9,7 @@
 #include "console_buffer.h"
 #include "vmmd/worker_proto.h"
 #include "hv/hv.h"
+#include "migration.h"
 
 #define CONTROL_MAX_CLIENTS 16
 
@@ -24,6 +25,10 @@ struct worker_ctx {
     struct hv_disk_config *disks;
     struct hv_nic_config *nics;
     unsigned nr_disks, nr_nics;
+    unsigned vcpus;
+    /* A live migration out, started by "migrate": the VM moved when it reports DONE. */
+    struct mig_send *migration;
+    uint8_t ticket[MIG_TICKET_BYTES]; /* an incoming migration's */
 };
 
 #define CONTROL_MAX_FDS 2 /* descriptors a command line may carry (SCM_RIGHTS) */

@@ -7,6 +7,8 @@
 #include "log.h"
 #include "sd_notify.h"
 #include "routes.h"
+
+#include <curl/curl.h>
 #include "supervisor.h"
 #include "networks.h"
 #include "storage.h"
@@ -233,6 +235,7 @@ static void on_drain(uv_timer_t *t)
         networks_destroy(d->nets);
         d->nets = NULL;
         storage_stop(d->storage);
+        routes_migrations_stop();
         log_info("stopped; %u VMs keep running in their workers", vms);
         if (active_requests(d)) {
             waited = DRAIN_TIMEOUT_MS - 1000;
@@ -417,6 +420,8 @@ int vmmd_serve_main(int argc, char **argv)
     /* Whatever started the daemon may have left descriptors open (a pipe, a socket): none of
      * them may reach a worker, which gets only what it is handed. */
     mark_inherited_fds_cloexec();
+    /* Before any thread: live migration asks the target from the thread pool. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (vmmd_config_load(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "vmmd: %s\n", err);
         vmmd_config_free(&cfg);
@@ -489,6 +494,7 @@ out:
         supervisor_destroy(d->sup);
     networks_destroy(d->nets);
     storage_destroy(d->storage);
+    routes_migrations_free();
     /* uv_run has returned, so no list render is using the reader any more. */
     if (d->db_reader)
         db_close(d->db_reader);

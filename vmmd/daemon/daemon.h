@@ -26,6 +26,8 @@ struct vmmd_metrics {
     uint64_t event_clients_dropped; /* event streams cut for falling behind */
     uint64_t snapshots_taken, restores; /* restores include clones */
     uint64_t snapshot_pause_ns;         /* vCPU time stopped for snapshots */
+    uint64_t migrations_done, migrations_failed;
+    uint64_t migration_downtime_us;
 };
 
 struct vmmd_daemon {

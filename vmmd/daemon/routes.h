@@ -93,7 +93,22 @@ void routes_vm_clone(struct vmmd_daemon *d, struct http_request *req);
 /* Parses a VM definition, checks it and stores it (its event committed): 0 with *out filled
  * (db_vm_clear), or -1 after answering the request with why not. */
 int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const char *body,
-                          size_t len, struct db_vm *out);
+                          size_t len, const char *id, struct db_vm *out);
+/* The definition fields of a VM object (GET /v1/vms/{id}), as a create takes them. */
+json_t *routes_vm_definition(const json_t *vm_json);
+/* Live migration (routes_migrations.c). */
+void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req,
+                      const struct route_match *m);
+void route_vm_migration(struct vmmd_daemon *d, struct http_request *req,
+                        const struct route_match *m);
+void route_migrations_accept(struct vmmd_daemon *d, struct http_request *req,
+                             const struct route_match *m);
+/* The supervisor saw a worker end with "migrated": the VM runs elsewhere, its record goes. */
+void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const char *detail);
+unsigned routes_migrations_running(void);
+/* At drain: no more polling; at exit: the bookkeeping goes. */
+void routes_migrations_stop(void);
+void routes_migrations_free(void);
 /* Answers with the VM as stored now. */
 void routes_respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
                        const char *id);

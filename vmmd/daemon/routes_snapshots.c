@@ -39,7 +39,7 @@
 #define STATE_FILE  "state"
 #define MEMORY_FILE "memory"
 /* Beyond RAM, what a snapshot may need on disk (the state file and some room). */
-#define SNAPSHOT_SPACE_SLACK (64ull << 20)
+#define SNAPSHOT_SPACE_SLACK  (64ull << 20)
 #define RESTORE_STOP_GRACE_MS 5000
 
 /* <state>/snapshots/<vm id>[/<name>[/<file>]] (owned by the caller), NULL on no memory. */
@@ -110,8 +110,7 @@ static json_t *snapshot_json(const struct db_snapshot *s, const char *vm_name)
 }
 
 /* A VM's disks as a snapshot expects them: what each names, its size, read-only. */
-static json_t *expected_disks(struct vmmd_daemon *d, const struct db_vm *vm,
-                              struct api_error *err)
+static json_t *expected_disks(struct vmmd_daemon *d, const struct db_vm *vm, struct api_error *err)
 {
     char *resolved = NULL;
     json_t *named = json_loads(vm->disks_json, 0, NULL), *files, *out = json_array();
@@ -142,19 +141,11 @@ static json_t *expected_disks(struct vmmd_daemon *d, const struct db_vm *vm,
     return out;
 }
 
-/* The definition fields a clone is created from (api_parse_vm_create's keys). */
+/* The definition fields a clone is created from. */
 static json_t *definition_json(const struct db_vm *vm)
 {
-    static const char *const keys[] = {"mode",      "vcpus",         "memory_mib", "boot",
-                                       "kernel",    "initrd",        "cmdline",    "disks",
-                                       "nics",      "cpu_quota_pct", "cpu_weight", NULL};
-    json_t *full = api_vm_to_json(vm), *def = json_object();
+    json_t *full = api_vm_to_json(vm), *def = routes_vm_definition(full);
 
-    for (size_t i = 0; keys[i]; i++) {
-        json_t *v = json_object_get(full, keys[i]);
-        if (v && !json_is_null(v))
-            json_object_set(def, keys[i], v);
-    }
     json_decref(full);
     return def;
 }
@@ -186,8 +177,8 @@ static int check_fits(struct vmmd_daemon *d, const json_t *info, const struct db
                       "'%s' is %s with %u vCPUs and %llu MiB: its definition changed since",
                       what, json_string_value(json_object_get(info, "mode")),
                       (long long)json_integer_value(json_object_get(info, "vcpus")),
-                      (long long)json_integer_value(json_object_get(info, "memory_mib")),
-                      vm->name, vm->mode, vm->vcpus, (unsigned long long)vm->memory_mib);
+                      (long long)json_integer_value(json_object_get(info, "memory_mib")), vm->name,
+                      vm->mode, vm->vcpus, (unsigned long long)vm->memory_mib);
     } else if (json_array_size(disks) != json_array_size(want)) {
         rc = api_fail(err, API_ERR_CONFLICT, "%s: the snapshot has %zu disks, VM '%s' has %zu",
                       what, json_array_size(want), vm->name, json_array_size(disks));
@@ -195,8 +186,8 @@ static int check_fits(struct vmmd_daemon *d, const json_t *info, const struct db
         json_array_foreach(want, i, e)
         {
             json_int_t size = json_integer_value(json_object_get(e, "size_bytes")),
-                       now = json_integer_value(json_object_get(json_array_get(disks, i),
-                                                                "size_bytes"));
+                       now = json_integer_value(
+                           json_object_get(json_array_get(disks, i), "size_bytes"));
             if (size != now) {
                 rc = api_fail(err, API_ERR_CONFLICT,
                               "%s: disk %zu was %lld bytes when the snapshot was taken and is "
@@ -209,9 +200,9 @@ static int check_fits(struct vmmd_daemon *d, const json_t *info, const struct db
     }
     size_t nics = json_text_array_size(vm->nics_json);
     if (!rc && (json_int_t)nics != json_integer_value(json_object_get(info, "nics")))
-        rc = api_fail(err, API_ERR_CONFLICT, "%s: the snapshot has %lld NICs, VM '%s' has %zu",
-                      what, (long long)json_integer_value(json_object_get(info, "nics")), vm->name,
-                      nics);
+        rc =
+            api_fail(err, API_ERR_CONFLICT, "%s: the snapshot has %lld NICs, VM '%s' has %zu", what,
+                     (long long)json_integer_value(json_object_get(info, "nics")), vm->name, nics);
     json_decref(disks);
     return rc;
 }
@@ -234,8 +225,8 @@ static void taking_fail(struct vmmd_daemon *d, struct taking *t)
     free(t);
 }
 
-static void on_snapshot_taken(struct vmmd_daemon *d, void *ctx, json_t *reply,
-                              const uint8_t *extra, size_t extra_len, const char *error)
+static void on_snapshot_taken(struct vmmd_daemon *d, void *ctx, json_t *reply, const uint8_t *extra,
+                              size_t extra_len, const char *error)
 {
     struct taking *t = ctx;
     struct db_snapshot row = {0};
@@ -257,10 +248,11 @@ static void on_snapshot_taken(struct vmmd_daemon *d, void *ctx, json_t *reply,
     json_object_set_new(t->info, "state_bytes", json_incref(json_object_get(reply, "state_bytes")));
     json_object_set_new(t->info, "memory_bytes",
                         json_incref(json_object_get(reply, "memory_bytes")));
-    json_object_set_new(t->info, "memory_allocated_bytes",
-                        json_integer(mem && stat(mem, &st) == 0 ? (json_int_t)st.st_blocks * 512
-                                                                : 0));
-    json_object_set_new(t->info, "paused_ms", json_real((double)(int64_t)(paused_ms * 1000) / 1000));
+    json_object_set_new(
+        t->info, "memory_allocated_bytes",
+        json_integer(mem && stat(mem, &st) == 0 ? (json_int_t)st.st_blocks * 512 : 0));
+    json_object_set_new(t->info, "paused_ms",
+                        json_real((double)(int64_t)(paused_ms * 1000) / 1000));
     free(mem);
     snprintf(row.vm_id, sizeof(row.vm_id), "%s", t->vm_id);
     snprintf(row.name, sizeof(row.name), "%s", t->name);
@@ -274,7 +266,8 @@ static void on_snapshot_taken(struct vmmd_daemon *d, void *ctx, json_t *reply,
     }
     vmmd_event_committed(d, ev);
     d->metrics.snapshots_taken++;
-    d->metrics.snapshot_pause_ns += (uint64_t)json_integer_value(json_object_get(reply, "paused_ns"));
+    d->metrics.snapshot_pause_ns +=
+        (uint64_t)json_integer_value(json_object_get(reply, "paused_ns"));
     /* Left paused on request: the store says so too. */
     if (!t->resume && !t->was_paused &&
         (rc = db_vm_set_state(d->db, t->vm_id, "paused", "paused for a snapshot",
@@ -313,8 +306,7 @@ static int create_files(struct vmmd_daemon *d, const char *vm_id, const char *na
     for (int i = 0; i < 2; i++) {
         fds[i] = open(paths[i], O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fds[i] < 0) {
-            rc = api_fail(err, API_ERR_INTERNAL, "cannot create %s: %s", paths[i],
-                          strerror(errno));
+            rc = api_fail(err, API_ERR_INTERNAL, "cannot create %s: %s", paths[i], strerror(errno));
             break;
         }
     }
@@ -346,8 +338,7 @@ static int check_space(struct vmmd_daemon *d, const struct db_vm *vm, struct api
     return 0;
 }
 
-void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req,
-                       const struct route_match *m)
+void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_snapshot_req sr;
     struct api_error err = {0};
@@ -391,20 +382,19 @@ void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req,
     snprintf(t->vm_id, sizeof(t->vm_id), "%s", vm.id);
     snprintf(t->vm_name, sizeof(t->vm_name), "%s", vm.name);
     snprintf(t->name, sizeof(t->name), "%s", sr.name);
-    t->info = json_pack("{s:s, s:s, s:i, s:I, s:o, s:i, s:o}", "vm_state", vm.state, "mode",
-                        vm.mode, "vcpus", (int)vm.vcpus, "memory_mib", (json_int_t)vm.memory_mib,
-                        "disks", expected_disks(d, &vm, &err) ?: json_null(), "nics",
-                        (int)json_text_array_size(vm.nics_json), "definition",
-                        definition_json(&vm));
+    t->info =
+        json_pack("{s:s, s:s, s:i, s:I, s:o, s:i, s:o}", "vm_state", vm.state, "mode", vm.mode,
+                  "vcpus", (int)vm.vcpus, "memory_mib", (json_int_t)vm.memory_mib, "disks",
+                  expected_disks(d, &vm, &err) ?: json_null(), "nics",
+                  (int)json_text_array_size(vm.nics_json), "definition", definition_json(&vm));
     if (!t->info || json_is_null(json_object_get(t->info, "disks"))) {
         http_respond_problem(req, &err);
         taking_fail(d, t);
         goto out_fds;
     }
-    rc = supervisor_command_fds(d->sup, vm.id,
-                                json_pack("{s:s, s:b}", "cmd", "snapshot", "leave_paused",
-                                          !sr.resume),
-                                fds, 2, on_snapshot_taken, t);
+    rc = supervisor_command_fds(
+        d->sup, vm.id, json_pack("{s:s, s:b}", "cmd", "snapshot", "leave_paused", !sr.resume), fds,
+        2, on_snapshot_taken, t);
     if (rc) {
         http_respond_error(req, API_ERR_CONFLICT, "cannot reach VM '%s''s worker: %s", vm.name,
                            rc == -EBUSY ? "it is busy with another command, try again"
@@ -528,8 +518,8 @@ static int open_snapshot(struct vmmd_daemon *d, const char *vm_id, const char *n
         char *p = snapshot_path(d, vm_id, name, files[i]);
         fds[i] = p ? open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
         if (fds[i] < 0) {
-            api_fail(err, API_ERR_CONFLICT, "snapshot '%s': its %s file cannot be opened: %s",
-                     name, files[i], p ? strerror(errno) : "out of memory");
+            api_fail(err, API_ERR_CONFLICT, "snapshot '%s': its %s file cannot be opened: %s", name,
+                     files[i], p ? strerror(errno) : "out of memory");
             free(p);
             goto err;
         }
@@ -562,8 +552,9 @@ static void on_restored(struct vmmd_daemon *d, void *ctx, int rc, const char *de
     int64_t ev = 0;
 
     if (rc) {
-        http_respond_error(r->req, API_ERR_UNPROCESSABLE, "the VM did not start from snapshot "
-                                                          "'%s': %s",
+        http_respond_error(r->req, API_ERR_UNPROCESSABLE,
+                           "the VM did not start from snapshot "
+                           "'%s': %s",
                            r->snapshot, detail ? detail : strerror(-rc));
         restoring_free(r);
         return;
@@ -586,7 +577,7 @@ static void on_restored(struct vmmd_daemon *d, void *ctx, int rc, const char *de
 
 static void start_restored(struct vmmd_daemon *d, struct restoring *r)
 {
-    struct sup_restore restore = {.state_fd = r->fds[0], .mem_fd = r->fds[1]};
+    struct sup_restore restore = {.state_fd = r->fds[0], .mem_fd = r->fds[1], .incoming_fd = -1};
     struct api_error err = {0};
     struct db_vm vm = {0};
 
@@ -613,8 +604,7 @@ static void on_stopped_for_restore(struct vmmd_daemon *d, void *ctx, int rc, con
     start_restored(d, ctx);
 }
 
-void route_vm_restore(struct vmmd_daemon *d, struct http_request *req,
-                      const struct route_match *m)
+void route_vm_restore(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     char name[DB_NAME_MAX + 1];
     struct api_error err = {0};
@@ -721,7 +711,7 @@ void routes_vm_clone(struct vmmd_daemon *d, struct http_request *req)
         json_object_set_new(def, "autostart", json_boolean(cr.autostart));
     body = json_dumps(def, JSON_COMPACT);
     json_decref(def);
-    if (!body || routes_vm_create_body(d, req, body, strlen(body), &vm))
+    if (!body || routes_vm_create_body(d, req, body, strlen(body), NULL, &vm))
         goto out;
     r = calloc(1, sizeof(*r));
     if (!r || check_fits(d, info, &vm, "clone", &err) ||

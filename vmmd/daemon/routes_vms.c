@@ -93,8 +93,24 @@ static bool room_for_one_more(struct vmmd_daemon *d, struct http_request *req)
     return true;
 }
 
+json_t *routes_vm_definition(const json_t *vm_json)
+{
+    static const char *const keys[] = {"mode",          "vcpus",      "memory_mib", "boot",
+                                       "kernel",        "initrd",     "cmdline",    "disks",
+                                       "nics",          "autostart",  "cpu_quota_pct",
+                                       "cpu_weight",    NULL};
+    json_t *def = json_object();
+
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(vm_json, keys[i]);
+        if (v && !json_is_null(v))
+            json_object_set_new(def, keys[i], json_deep_copy(v));
+    }
+    return def;
+}
+
 int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const char *body,
-                          size_t len, struct db_vm *out)
+                          size_t len, const char *id, struct db_vm *out)
 {
     struct api_vm_def def;
     struct api_error err;
@@ -109,7 +125,14 @@ int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const
     memset(&vm, 0, sizeof(vm));
     api_vm_def_to_db(&def, &vm);
     api_vm_def_free(&def);
-    new_uuid(vm.id);
+    if (id && !api_name_is_uuid(id)) {
+        http_respond_error(req, API_ERR_UNPROCESSABLE, "id: '%.40s' is not a VM id", id);
+        goto out;
+    }
+    if (id)
+        snprintf(vm.id, sizeof(vm.id), "%s", id);
+    else
+        new_uuid(vm.id);
     if (api_check_vm_devices(&vm, &err) || networks_check_vm(d->nets, &vm, &err) ||
         storage_check_vm(d->storage, &vm, &err)) {
         http_respond_problem(req, &err);
@@ -144,7 +167,7 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
         routes_vm_clone(d, req);
         return;
     }
-    if (routes_vm_create_body(d, req, req->body, req->body_len, &vm))
+    if (routes_vm_create_body(d, req, req->body, req->body_len, NULL, &vm))
         return;
     routes_respond_vm(d, req, 201, vm.id);
     snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);

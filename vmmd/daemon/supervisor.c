@@ -6,6 +6,7 @@
  * transaction with its event, then to the event stream.
  */
 #include "supervisor.h"
+#include "routes.h"
 #include "networks.h"
 #include "storage.h"
 #include "vm_nics.h"
@@ -32,6 +33,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define CONNECT_RETRY_MS   5
 #define CONNECT_TIMEOUT_MS 10000
@@ -188,6 +191,10 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "%s",
                  strcmp(why, "poweroff") == 0 ? "guest powered off" : "stopped");
+    } else if (strcmp(why, "migrated") == 0) {
+        /* It runs on another host now (the record goes: routes_migrations.c). */
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "%s", detail ? detail : "migrated");
     } else if (strcmp(why, "reboot") == 0) {
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "guest rebooted");
@@ -275,6 +282,8 @@ static void worker_gone(struct worker *w)
         d->metrics.workers_lost++;
     set_state(d, w->vm_id, state, reason, 0);
     fail_commands(w, "the worker has ended");
+    if (strncmp(reason, "migrated", 8) == 0)
+        routes_vm_migrated_away(d, w->vm_id, reason);
     if (w->start_done) {
         sup_done_fn fn = w->start_done;
         w->start_done = NULL;
@@ -962,6 +971,7 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
     char vcpus[16], memory[24], kernel_fd[16], initrd_fd[16], restore_fd[2][16], *paths[4] = {0};
     char *argv[40 + 2 * (API_MAX_DISKS + API_MAX_NICS)];
     struct device_args *devices;
+    char **opts_env = NULL;
     struct spawned *spawned;
     struct vm_files files;
     struct db_vm resolved = *vm; /* shares vm's strings but disks_json, which is its own */
@@ -1098,7 +1108,24 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
         add_device_args(argv, &argc, devices, vm, &files, sup->d->nets);
     /* A restore: the snapshot's files follow the VM's, as the last two descriptors. */
     unsigned nfds = files.count;
-    if (restore) {
+    char incoming_fd[16], *ticket_var = NULL;
+    if (restore && restore->incoming_fd >= 0) {
+        snprintf(incoming_fd, sizeof(incoming_fd), "%d", CHILD_FD(nfds));
+        add_arg(argv, &argc, "--incoming-fd");
+        add_arg(argv, &argc, incoming_fd);
+        stdio[CHILD_FD(nfds)].flags = UV_INHERIT_FD;
+        stdio[CHILD_FD(nfds)].data.fd = restore->incoming_fd;
+        nfds++;
+        /* The ticket in the environment: a command line is readable by every user. */
+        size_t n = 0;
+        while (environ[n])
+            n++;
+        opts_env = calloc(n + 2, sizeof(char *));
+        if (opts_env && asprintf(&ticket_var, "VMMD_MIGRATION_TICKET=%s", restore->ticket) > 0) {
+            memcpy(opts_env, environ, n * sizeof(char *));
+            opts_env[n] = ticket_var;
+        }
+    } else if (restore) {
         static const char *const opt[2] = {"--restore-state-fd", "--restore-memory-fd"};
         const int fds[2] = {restore->state_fd, restore->mem_fd};
         for (int i = 0; i < 2; i++) {
@@ -1124,6 +1151,7 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
     opts.args = argv;
     opts.stdio = stdio;
     opts.stdio_count = (int)CHILD_FD(nfds);
+    opts.env = opts_env;
     opts.exit_cb = on_process_exit;
     /* Its own session: the worker outlives the daemon, even a kill -9 of it. */
     opts.flags = UV_PROCESS_DETACHED;
@@ -1136,6 +1164,8 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
     w->proc = spawned ? &spawned->proc : NULL;
     rc = w->proc ? uv_spawn(d->loop, w->proc, &opts) : UV_ENOMEM;
     free(devices);
+    free(ticket_var);
+    free(opts_env);
     if (log_fd >= 0)
         close(log_fd);
     if (rc) {
@@ -1157,7 +1187,10 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
     w->start_done = done;
     w->start_ctx = ctx;
     d->metrics.workers_started++;
-    uv_timer_start(&w->start_timer, on_start_deadline, START_TIMEOUT_MS, 0);
+    uv_timer_start(&w->start_timer, on_start_deadline,
+                   restore && restore->start_timeout_ms ? restore->start_timeout_ms
+                                                        : START_TIMEOUT_MS,
+                   0);
     try_connect(w);
     rc = 0;
 out_files:

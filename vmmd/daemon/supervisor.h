@@ -39,7 +39,12 @@ void supervisor_destroy(struct supervisor *sup);
  * With restore, the worker starts from a snapshot instead of booting.
  */
 struct sup_restore {
-    int state_fd, mem_fd; /* a snapshot's files (the caller keeps them) */
+    int state_fd, mem_fd; /* a snapshot's files (the caller keeps them), or -1 */
+    /* Or the target of a live migration: the listening socket (the caller keeps it), the
+     * source's ticket and how long the worker may take to have the VM running. */
+    int incoming_fd;
+    const char *ticket;
+    unsigned start_timeout_ms;
 };
 int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
                      const struct sup_restore *restore, sup_done_fn done, void *ctx,

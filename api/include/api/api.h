@@ -28,6 +28,7 @@
     X(UNSUPPORTED_MEDIA, 415, "unsupported-media-type", "Unsupported Media Type")                  \
     X(UNPROCESSABLE, 422, "unprocessable", "Unprocessable Entity")                                 \
     X(INTERNAL, 500, "internal", "Internal Server Error")                                          \
+    X(BAD_GATEWAY, 502, "bad-gateway", "Bad Gateway")                                              \
     X(UNAVAILABLE, 503, "unavailable", "Service Unavailable")                                      \
     X(INSUFFICIENT_STORAGE, 507, "insufficient-storage", "Insufficient Storage")
 
@@ -298,5 +299,20 @@ struct api_clone_req {
 };
 int api_parse_clone(const char *body, size_t len, struct api_clone_req *out, struct api_error *err);
 void api_clone_req_free(struct api_clone_req *req);
+
+/* Live migration. POST /v1/vms/{id}/migrate. */
+#define API_MIGRATE_DEFAULT_DOWNTIME_MS 300
+#define API_MIGRATE_DEFAULT_TIMEOUT_S   120
+struct api_migrate_req {
+    char target[512]; /* unix:/path, http://host:port or https://host:port */
+    char token[128];  /* the target's API token, "" when none */
+    uint64_t max_downtime_ms, timeout_s;
+    bool insecure; /* https: do not verify the target's certificate */
+};
+int api_parse_migrate(const char *body, size_t len, struct api_migrate_req *out,
+                      struct api_error *err);
+/* POST /v1/migrations {"vm": <VM object>, "timeout_s": N}: *vm referenced (decref). */
+int api_parse_incoming(const char *body, size_t len, json_t **vm, uint64_t *timeout_s,
+                       struct api_error *err);
 
 #endif

@@ -251,6 +251,7 @@ static void test_error_table(void **state)
         {API_ERR_UNSUPPORTED_MEDIA, 415, "Unsupported Media Type"},
         {API_ERR_UNPROCESSABLE, 422, "Unprocessable Entity"},
         {API_ERR_INTERNAL, 500, "Internal Server Error"},
+        {API_ERR_BAD_GATEWAY, 502, "Bad Gateway"},
         {API_ERR_UNAVAILABLE, 503, "Service Unavailable"},
         {API_ERR_INSUFFICIENT_STORAGE, 507, "Insufficient Storage"},
     };

@@ -266,6 +266,18 @@ static void daemon_metrics(struct strbuf *t, struct vmmd_daemon *d, unsigned una
     metrics_family(t, "vmmd_restores_total", "counter",
                    "VMs started from a snapshot (restores and clones).");
     strbuf_printf(t, "vmmd_restores_total %llu\n", (unsigned long long)d->metrics.restores);
+    metrics_family(t, "vmmd_migrations_total", "counter",
+                   "Live migrations out of this daemon, by how they ended.");
+    strbuf_printf(t, "vmmd_migrations_total{result=\"done\"} %llu\n",
+                   (unsigned long long)d->metrics.migrations_done);
+    strbuf_printf(t, "vmmd_migrations_total{result=\"failed\"} %llu\n",
+                   (unsigned long long)d->metrics.migrations_failed);
+    metrics_family(t, "vmmd_migrations_running", "gauge", "Live migrations out in progress.");
+    strbuf_printf(t, "vmmd_migrations_running %u\n", routes_migrations_running());
+    metrics_family(t, "vmmd_migration_downtime_seconds_total", "counter",
+                   "Time migrated VMs were stopped (from freeze to the target running them).");
+    strbuf_printf(t, "vmmd_migration_downtime_seconds_total %.6f\n",
+                   (double)d->metrics.migration_downtime_us / 1e6);
     metrics_family(t, "vmmd_http_header_timeouts_total", "counter",
                    "TCP connections closed for not sending complete request headers within "
                    "--header-timeout.");

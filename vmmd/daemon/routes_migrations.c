@@ -193,18 +193,23 @@ void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const cha
 
     if (db_vm_get(d->db, vm_id, &vm))
         return;
+    /* The worker's last words (its exit file) have the figures: the last poll may be older. */
+    unsigned rounds = 0;
+    double mib = 0, downtime = 0;
+    sscanf(detail, "migrated: %u rounds, %lf MiB sent, %lf ms downtime", &rounds, &mib, &downtime);
     if (m) {
         snprintf(m->state, sizeof(m->state), "done");
         stop_polling(m);
+        json_object_set_new(m->progress, "round", json_integer(rounds));
+        json_object_set_new(m->progress, "pages_left", json_integer(0));
+        json_object_set_new(m->progress, "bytes_sent", json_integer((json_int_t)(mib * 1048576)));
+        json_object_set_new(m->progress, "downtime_ms", json_real(downtime));
         d->metrics.migrations_done++;
-        double downtime = json_real_value(json_object_get(m->progress, "downtime_ms"));
         d->metrics.migration_downtime_us += (uint64_t)(downtime * 1000);
         emit(d, "vm.migrated", vm_id,
-             json_pack(
-                 "{s:s, s:s, s:f, s:I, s:O, s:O, s:s}", "vm", vm.name, "target", m->req.target,
-                 "downtime_ms", downtime, "total_ms", (json_int_t)(mono_ms() - m->started_ms),
-                 "rounds", json_object_get(m->progress, "round") ?: json_integer(0), "bytes_sent",
-                 json_object_get(m->progress, "bytes_sent") ?: json_integer(0), "detail", detail));
+             json_pack("{s:s, s:s, s:f, s:I, s:i, s:I}", "vm", vm.name, "target", m->req.target,
+                       "downtime_ms", downtime, "total_ms", (json_int_t)(mono_ms() - m->started_ms),
+                       "rounds", (int)rounds, "bytes_sent", (json_int_t)(mib * 1048576)));
     } else {
         /* Found after a daemon restart: the worker moved it while no one was watching. */
         emit(d, "vm.migrated", vm_id, json_pack("{s:s, s:s}", "vm", vm.name, "detail", detail));

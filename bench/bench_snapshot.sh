@@ -222,7 +222,7 @@ for size in "${SIZES[@]}"; do
     echo "restore:   $(ms "$(g restore_ns)") ms until 200, $(ms "$(g restore_line_ns)") ms until the next counter line"
     echo "clone:     $(ms "$(g clone_ns)") ms until 201, $(ms "$(g clone_line_ns)") ms until its first counter line"
     echo "engine:    exec to hv_vm_start restored $(g eng_restore_ms) ms, freshly booted $(g eng_boot_ms) ms" \
-        "(difference $(awk -v a="$(g eng_restore_ms)" -v b="$(g eng_boot_ms)" 'BEGIN { printf "%+.1f", a - b }') ms, within the noise of a process start);" \
+        "(difference $(awk -v a="$(g eng_restore_ms)" -v b="$(g eng_boot_ms)" 'BEGIN { printf "%+.1f", a - b }') ms; both include exec and process start);" \
         "to the first counter line $(g eng_restore_line_ms) ms restored, $(g eng_boot_line_ms) ms booted"
     echo "peers:     cp --sparse=always of the memory file + sync $(ms "$(g cp_ns)") ms;" \
         "dd of $size MiB (conv=fdatasync) $(ms "$(g dd_ns)") ms"

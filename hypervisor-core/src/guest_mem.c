@@ -54,7 +54,10 @@ int hv_guest_mem_init(struct hv_guest_mem *mem, uint64_t size)
 
 int hv_guest_mem_init_file(struct hv_guest_mem *mem, uint64_t size, int fd)
 {
-    return guest_mem_map(mem, size, fd);
+    int rc = guest_mem_map(mem, size, fd);
+
+    mem->file_backed = rc == 0;
+    return rc;
 }
 
 void hv_guest_mem_destroy(struct hv_guest_mem *mem)

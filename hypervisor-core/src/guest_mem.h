@@ -7,6 +7,7 @@
 #ifndef HV_GUEST_MEM_H
 #define HV_GUEST_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HV_PCI_HOLE_START 0xc0000000ull /* 3 GiB */
@@ -19,6 +20,7 @@ struct hv_guest_mem {
     /* While a migration runs: a bit per page of host for each page a device thread may have
      * written (every translation is counted, reads too), NULL otherwise. */
     uint64_t *dirty;
+    bool file_backed; /* a snapshot's memory file: an absent page is not a zero page */
 };
 
 /* Maps size bytes, untouched until the guest uses them. */

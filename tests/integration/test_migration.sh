@@ -143,8 +143,7 @@ done
 check "target killed mid-way: the migration failed, saying why" $([[ $mstatus == 202 && $(jbody .state) == failed && $(jbody .error) != null ]]; echo $?)
 api GET /v1/vms/big
 check "... and the source runs on in the same worker" $([[ $(jbody .state) == running && $(jbody .worker_pid) == "$bigworker" ]] &&
-    c=$(counters < <(api GET "/v1/vms/big/console?tail=4096"; body) | tail -n 1) && sleep 0.5 &&
-    [[ $(counters < <(api GET "/v1/vms/big/console?tail=4096"; body) | tail -n 1) -gt $c ]]; echo $?)
+    console_of api big && c=$(counters <"$tmp/console" | tail -n 1) && wait_count api big $((c + 1)); echo $?)
 for _ in $(seq 100); do api2 GET /v1/vms/big; [[ $status == 404 ]] && break; sleep 0.05; done
 check "... and the target keeps no record of it" $([[ $status == 404 ]]; echo $?)
 api POST "/v1/vms/big?force=true" >/dev/null; api DELETE "/v1/vms/big?force=true"

@@ -338,6 +338,22 @@ static int check_space(struct vmmd_daemon *d, const struct db_vm *vm, struct api
     return 0;
 }
 
+/* Whether the host swaps (a line past /proc/swaps' header): then RAM the worker finds absent
+ * may be swapped out, not untouched, and every page must be read. */
+static bool host_swaps(void)
+{
+    FILE *f = fopen("/proc/swaps", "r");
+    char line[256];
+    int lines = 0;
+
+    if (!f)
+        return true;
+    while (fgets(line, sizeof(line), f))
+        lines++;
+    fclose(f);
+    return lines > 1;
+}
+
 void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_snapshot_req sr;
@@ -392,9 +408,10 @@ void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req, const st
         taking_fail(d, t);
         goto out_fds;
     }
-    rc = supervisor_command_fds(
-        d->sup, vm.id, json_pack("{s:s, s:b}", "cmd", "snapshot", "leave_paused", !sr.resume), fds,
-        2, on_snapshot_taken, t);
+    rc = supervisor_command_fds(d->sup, vm.id,
+                                json_pack("{s:s, s:b, s:b}", "cmd", "snapshot", "leave_paused",
+                                          !sr.resume, "no_swap", !host_swaps()),
+                                fds, 2, on_snapshot_taken, t);
     if (rc) {
         http_respond_error(req, API_ERR_CONFLICT, "cannot reach VM '%s''s worker: %s", vm.name,
                            rc == -EBUSY ? "it is busy with another command, try again"

@@ -33,6 +33,7 @@ static const int common_calls[] = {
     SCMP_SYS(sendto),      SCMP_SYS(sendmsg),         SCMP_SYS(close),
     SCMP_SYS(mmap),        SCMP_SYS(munmap),          SCMP_SYS(mprotect),
     SCMP_SYS(madvise),     SCMP_SYS(mremap),          SCMP_SYS(brk),
+    SCMP_SYS(mincore),
     SCMP_SYS(futex),       SCMP_SYS(rt_sigreturn),    SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(sigaltstack), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
     SCMP_SYS(exit_group),  SCMP_SYS(clock_gettime),   SCMP_SYS(clock_nanosleep),

@@ -234,7 +234,10 @@ static void take_snapshot(struct control_client *c, json_t *req, struct worker_c
         reply_error(c->fd, "snapshot needs two descriptors (state, memory) sent with the line");
         return;
     }
-    if (hv_vm_snapshot(ctx->vm, c->fds[0], c->fds[1], leave_paused, &info, err, sizeof(err))) {
+    unsigned flags = (leave_paused ? HV_SNAPSHOT_LEAVE_PAUSED : 0) |
+                     (json_is_true(json_object_get(req, "no_swap")) ? HV_SNAPSHOT_NO_SWAP : 0);
+
+    if (hv_vm_snapshot(ctx->vm, c->fds[0], c->fds[1], flags, &info, err, sizeof(err))) {
         reply_error(c->fd, err);
         return;
     }

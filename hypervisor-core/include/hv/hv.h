@@ -264,9 +264,13 @@ struct hv_snapshot_meta {
  * Saves the running or paused VM: stops the vCPUs (completing any port or MMIO access in
  * flight), parks the device threads (requests in flight complete first), writes the state to
  * state_fd and RAM to mem_fd (both truncated and written from offset 0, then fsynced), and
- * lets the VM go on unless leave_paused. A VM that was paused stays paused.
+ * lets the VM go on unless HV_SNAPSHOT_LEAVE_PAUSED. A VM that was paused stays paused.
  */
-int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused,
+#define HV_SNAPSHOT_LEAVE_PAUSED 1u
+/* The host has no swap: a page of anonymous RAM that is not resident (mincore) was never
+ * touched, so it is a hole without being read. Otherwise every page is read. */
+#define HV_SNAPSHOT_NO_SWAP 2u
+int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, unsigned flags,
                    struct hv_snapshot_info *info, char *err, size_t errlen);
 /* Checks a state file (header, version, checksum, every section's framing) and reads its
  * machine description. -EINVAL (corrupt, truncated), -EPROTO (a format this build does not

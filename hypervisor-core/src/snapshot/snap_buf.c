@@ -220,7 +220,11 @@ int snap_r_section(struct snap_r *r, uint32_t tag, const char *name, uint16_t ma
     snap_r_init(sub, r->p + r->pos, len);
     r->pos += len;
     *version = snap_r_u16(sub);
-    if (*version == 0 || *version > max_version) {
+    if (*version == 0) {
+        snap_r_fail(sub, -EINVAL, "%s: state version 0 (corrupt)", name);
+        return snap_r_fail(r, sub->err, "%s", sub->what);
+    }
+    if (*version > max_version) {
         snap_r_fail(sub, -EPROTO, "%s: state version %u, this build reads up to %u", name, *version,
                     max_version);
         return snap_r_fail(r, sub->err, "%s", sub->what);

@@ -7,6 +7,7 @@
 #include "snapshot/snap_file.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +20,27 @@
 
 static const char magic[8] = {'V', 'M', 'M', 'D', 'S', 'N', 'A', 'P'};
 
+static uint32_t crc_table[256];
+
+static void crc_table_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1; /* Castagnoli, reflected */
+        crc_table[i] = c;
+    }
+}
+
 uint32_t hv__crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    static uint32_t table[256];
-    static int ready;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const uint8_t *p = buf;
 
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1; /* Castagnoli, reflected */
-            table[i] = c;
-        }
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
+    pthread_once(&once, crc_table_init);
     crc = ~crc;
     while (len--)
-        crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -242,7 +246,8 @@ int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, 
     /* Every section's framing, up to END, and nothing after it. */
     for (;;) {
         uint32_t tag = snap_r_u32(&r), n = snap_r_u32(&r);
-        if (!snap_r_ok(&r) || n > r.len - r.pos) {
+        /* A section holds at least its version (snap_r_section refuses less). */
+        if (!snap_r_ok(&r) || n < 2 || n > r.len - r.pos) {
             rc = fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
                       r.pos);
             break;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,22 +185,36 @@ static bool page_is_zero(const uint8_t *p)
     return true;
 }
 
-/* RAM byte for byte; runs of zero pages stay holes of the truncated file. */
-static int save_memory(struct hv_vm *vm, int fd, uint64_t *written)
+/*
+ * RAM byte for byte; runs of zero pages stay holes of the truncated file. Reading a page the
+ * guest never touched costs a page fault: with no swap, mincore() says which anonymous pages
+ * exist at all (measured by bench_snapshot.sh: 0.5 s of pause for an untouched 256 MiB and
+ * 1.4 s for 2 GiB, when every page was read).
+ */
+static int save_memory(struct hv_vm *vm, int fd, bool no_swap, uint64_t *written)
 {
     const uint8_t *mem = vm->mem.host;
     uint64_t size = vm->mem.size, run = 0, run_start = 0;
+    unsigned char *present = NULL;
     int rc;
 
     *written = 0;
     if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
         return -errno;
+    if (no_swap && !vm->mem.file_backed && (present = malloc(size / PAGE)) &&
+        mincore((void *)mem, size, present)) {
+        free(present);
+        present = NULL;
+    }
     for (uint64_t off = 0; off <= size; off += PAGE) {
-        bool data = off < size && !page_is_zero(mem + off);
+        bool data = off < size && (!present || (present[off / PAGE] & 1)) &&
+                    !page_is_zero(mem + off);
         /* Flush a run at a zero page, at the end, or every 8 MiB (bounded write size). */
         if (run && (!data || run == 8u << 20)) {
-            if ((rc = write_all(fd, mem + run_start, run, (off_t)run_start)))
+            if ((rc = write_all(fd, mem + run_start, run, (off_t)run_start))) {
+                free(present);
                 return rc;
+            }
             *written += run;
             run = 0;
         }
@@ -209,6 +224,7 @@ static int save_memory(struct hv_vm *vm, int fd, uint64_t *written)
             run += PAGE;
         }
     }
+    free(present);
     return fdatasync(fd) < 0 ? -errno : 0;
 }
 
@@ -228,7 +244,7 @@ static int take_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errl
     return w->err ? fail(err, errlen, w->err, "out of memory for the state") : 0;
 }
 
-int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused,
+int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, unsigned flags,
                    struct hv_snapshot_info *info, char *err, size_t errlen)
 {
     struct snap_w w;
@@ -243,12 +259,12 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, bool leave_paused
     rc = take_state(vm, &w, err, errlen);
     if (!rc && (rc = hv__snap_file_write(state_fd, &w)))
         fail(err, errlen, rc, "writing the state file: %s", strerror(-rc));
-    if (!rc && (rc = save_memory(vm, mem_fd, &info->memory_written)))
+    if (!rc && (rc = save_memory(vm, mem_fd, flags & HV_SNAPSHOT_NO_SWAP, &info->memory_written)))
         fail(err, errlen, rc, "writing the memory file: %s", strerror(-rc));
     info->state_bytes = HV_SNAP_HEADER_SIZE + w.len;
     info->memory_bytes = vm->mem.size;
     snap_w_free(&w);
-    hv_vm_thaw(vm, leave_paused || was_paused);
+    hv_vm_thaw(vm, (flags & HV_SNAPSHOT_LEAVE_PAUSED) || was_paused);
     info->paused_ns = hv__now_ns() - t0;
     return rc;
 }

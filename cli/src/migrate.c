@@ -171,6 +171,9 @@ static int on_migrate_event(void *opaque, const char *id, const char *type, cons
     if (vm && !strcmp(vm, w->vm)) {
         if (!strcmp(type, "vm.migration_progress")) {
             draw_progress(w, ev);
+            /* The final Migration object (--output json) carries the last figures. */
+            json_object_update_existing(w->started, ev);
+            json_object_set_new(w->started, "state", json_string("precopy"));
         } else if (!strcmp(type, "vm.migrated") || !strcmp(type, "vm.migration_failed")) {
             w->outcome = !strcmp(type, "vm.migrated") ? 1 : -1;
             json_decref(w->final_ev);

@@ -135,10 +135,11 @@ export function migratePane(vm) {
     node: el('div', { class: 'migration' }, el('div', { class: 'migration-row' }, open, status, bar), error, dialog),
     async mount() {
       setEnabled();
-      // A migration already running (started elsewhere), or the last one since the daemon started.
+      // A migration running (started elsewhere), or the last one failing; a `done` one was of
+      // an earlier record of this VM that has since come back.
       try {
         const m = await api('GET', `${vmPath}/migration`);
-        if (!migration()) store.migrations.set(vm.id, { ...m, total_ms: m.elapsed_ms, rounds: m.round });
+        if (!migration() && m.state !== 'done') store.migrations.set(vm.id, m);
         show();
       } catch {
         /* none (404), or a daemon without migrations */

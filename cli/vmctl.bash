@@ -196,6 +196,41 @@ _vmctl_network()
     fi
 }
 
+# `vmctl migrate VM TARGET` and `vmctl migration VM`: $1 the command, $2 the index of the word
+# after it. migrate's --token-file is the target's token, not a connection flag.
+_vmctl_migrate()
+{
+    local cmd=$1 pos opts=$common i
+    pos=()
+    for ((i = $2; i < cword; i++)); do
+        case ${words[i]} in
+        --socket | --url | --token | --token-file | --cacert | --tls-pin | --output | -o | \
+        --max-downtime | --timeout) ((i++)) ;;
+        -*) ;;
+        *) pos+=("${words[i]}") ;;
+        esac
+    done
+    case $prev in
+    --token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --token | --max-downtime | --timeout) return ;;
+    esac
+    [[ $cmd == migrate ]] && opts+=" --token --max-downtime --timeout --insecure --no-wait"
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    elif ((${#pos[@]} == 0)); then
+        COMPREPLY=($(compgen -W "$(_vmctl_vms "${conn[@]}")" -- "$cur"))
+    elif [[ $cmd == migrate ]] && ((${#pos[@]} == 1)); then
+        # The target: a daemon's socket (unix:/PATH) or its URL.
+        compopt -o nospace 2>/dev/null
+        if [[ $cur == unix:* ]]; then
+            COMPREPLY=($(compgen -P unix: -f -- "${cur#unix:}"))
+        else
+            COMPREPLY=($(compgen -W "unix:/ http:// https://" -- "$cur"))
+        fi
+        _vmctl_trim_breaks
+    fi
+}
+
 _vmctl()
 {
     local cur prev words cword
@@ -217,7 +252,7 @@ _vmctl()
     }
     local commands="host list create show set limits start stop shutdown reboot pause resume delete
                     console logs events stats wait network storage image volume snapshot restore
-                    clone version"
+                    clone migrate migration version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
     local states="stopped starting running paused stopping crashed"
     local limit_keys="bytes_per_s= ops_per_s= burst_bytes= burst_ops="
@@ -225,7 +260,12 @@ _vmctl()
 
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --socket | --url | --token-file | --cacert | --tls-pin)
+        --token-file | --token)
+            # After migrate, the target's token: not this daemon's.
+            [[ $cmd != migrate && ${words[i]} == --token-file ]] && conn+=("${words[i]}" "${words[i + 1]}")
+            ((i++))
+            ;;
+        --socket | --url | --cacert | --tls-pin)
             conn+=("${words[i]}" "${words[i + 1]}")
             ((i++))
             ;;
@@ -249,6 +289,10 @@ _vmctl()
     fi
     if [[ $cmd == image || $cmd == volume ]]; then
         _vmctl_storage "$cmd" $((cmd_at + 1))
+        return
+    fi
+    if [[ $cmd == migrate || $cmd == migration ]]; then
+        _vmctl_migrate "$cmd" $((cmd_at + 1))
         return
     fi
     if [[ ($cmd == snapshot || $cmd == restore || $cmd == clone) && $prev != --disk ]]; then

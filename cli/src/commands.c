@@ -1331,6 +1331,9 @@ static int print_event(void *opaque, const char *id, const char *type, const cha
     }
     /* A port forward's events name their network instead, a snapshot's its VM and itself. */
     name = ev ? (cli_jstr(ev, "name") ? cli_jstr(ev, "name") : cli_jstr(ev, "network")) : NULL;
+    /* A migration's events name their VM as "vm" (and no snapshot). */
+    if (!name && cli_jstr(ev, "vm") && !cli_jstr(ev, "snapshot"))
+        name = cli_jstr(ev, "vm");
     if (!name && cli_jstr(ev, "vm") && cli_jstr(ev, "snapshot")) {
         snprintf(subject, sizeof(subject), "%s/%s", cli_jstr(ev, "vm"), cli_jstr(ev, "snapshot"));
         name = subject;
@@ -1338,6 +1341,8 @@ static int print_event(void *opaque, const char *id, const char *type, const cha
     printf("%-6s %-21s %-20s", id, type, name ? name : "-");
     if (ev && cli_jstr(ev, "from_snapshot"))
         printf(" from %s", cli_jstr(ev, "from_snapshot"));
+    if (ev && cli_jstr(ev, "target"))
+        printf(" to %s", cli_jstr(ev, "target"));
     if (ev && cli_jstr(ev, "state")) {
         const char *state = cli_jstr(ev, "state");
         if (cli_jstr(ev, "previous"))
@@ -1497,6 +1502,26 @@ const struct cli_command cli_commands[] = {
      "      --disk volume=NAME[,ro]  and sizes; needed when the snapshot has a writable disk\n"
      "                           (two VMs must not write one disk); repeatable\n"
      "      --autostart          start it with the daemon\n"},
+    {"migrate", cli_cmd_migrate,
+     "VM TARGET [--token T | --token-file F] [--max-downtime MS] [--timeout S] [--insecure] "
+     "[--no-wait]",
+     "Move a running or paused VM to another vmmd while it runs, and follow it to the end.",
+     "  TARGET                   the target daemon: unix:/PATH (its socket, on this host),\n"
+     "                           http://HOST:PORT or https://HOST:PORT\n"
+     "      --token T            the TARGET daemon's API token (not needed for unix:)\n"
+     "      --token-file F       read it from F instead (kept out of ps); here this names the\n"
+     "                           target's token: the source's comes from VMMD_TOKEN_FILE or a\n"
+     "                           --token-file before the command\n"
+     "      --max-downtime MS    the longest the VM may stop for the last round, 1-60000\n"
+     "                           (default 300)\n"
+     "      --timeout S          give up after S seconds, 1-3600 (default 120); the VM then\n"
+     "                           runs on here\n"
+     "      --insecure           https: do not verify the target's certificate\n"
+     "      --no-wait            print the migration as it started and return at once\n"
+     "  Progress goes to stderr, the result line (json: the final Migration) to stdout.\n"
+     "  Its disks must be on storage both hosts share, at the same paths or volume names.\n"},
+    {"migration", cli_cmd_migration, "VM",
+     "Show a VM's migration: state, round, pages left, bytes sent, downtime.", NULL},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -121,4 +121,8 @@ int cli_cmd_restore(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_clone(struct cli_ctx *ctx, int argc, char **argv);
 extern const char cli_snapshot_help[];
 
+/* `vmctl migrate` and `vmctl migration` (migrate.c). */
+int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_migration(struct cli_ctx *ctx, int argc, char **argv);
+
 #endif

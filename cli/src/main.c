@@ -90,7 +90,8 @@ static int common_option(struct cli_ctx *ctx, const struct cli_command *cmd, int
         return 0;
     case CLI_OPT_TLS_PIN:
         if (strncmp(arg, "sha256//", 8) != 0)
-            return cli_usage_error(cmd, "--tls-pin must be sha256//<base64>, as vmctl host shows it");
+            return cli_usage_error(cmd,
+                                   "--tls-pin must be sha256//<base64>, as vmctl host shows it");
         ctx->tls_pin = arg;
         return 0;
     }
@@ -105,10 +106,15 @@ int cli_parse_options(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
     size_t n = 0;
     int id, npos;
 
+    /*
+     * The command's own options first: getopt_long takes the first of two with one name, so a
+     * command may give a common option's name its own meaning (migrate's --token-file is the
+     * target's token; the source's comes before the command or from VMMD_TOKEN_FILE).
+     */
+    for (; extra && extra->name && n < 40; extra++)
+        all[n++] = *extra;
     for (size_t i = 0; i < N_COMMON; i++)
         all[n++] = common_options[i];
-    for (; extra && extra->name && n < 47; extra++)
-        all[n++] = *extra;
     memset(&all[n], 0, sizeof(all[n]));
     optind = 0; /* glibc: full reinitialisation */
     opterr = 1;

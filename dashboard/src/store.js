@@ -21,6 +21,12 @@
 // VM by its name, become a 'snapshots' signal with the VM's id, and a
 // restore also a 'restored' one (its worker was replaced) and a fetch of
 // the VM.
+//
+// Migrations neither: the vm.migration_started, vm.migration_progress,
+// vm.migrated and vm.migration_failed events (and vm.migrated_in on the
+// target), which name the VM too, leave their figures in store.migrations
+// (by the VM's id) and raise a 'migration' signal. vm.migrated comes before
+// the VM's vm.deleted, so a page can tell the VM moved rather than went.
 
 import { ApiError, api, eventsUrl, request } from './api.js';
 
@@ -35,6 +41,8 @@ export const store = {
   images: new Map(), // by name
   volumes: new Map(), // by name
   storageLoaded: false,
+  migrations: new Map(), // by VM id: the last migration event's figures, with its state
+
   status: 'connecting', // connecting | live | reconnecting | offline
   loaded: false,
 };
@@ -49,7 +57,8 @@ let onUnauthorized = () => {};
 // 'network-deleted' and 'forwards' (a network's forwards changed); for storage
 // 'storage' (all of it loaded), 'pools', 'image' and 'volume' (one changed, id is its
 // name), 'image-deleted' and 'volume-deleted'; for snapshots 'snapshots' (a VM's list
-// changed, id is the VM's) and 'restored' (the VM was put back to a snapshot).
+// changed, id is the VM's) and 'restored' (the VM was put back to a snapshot); for
+// migrations 'migration' (id is the VM's; store.migrations holds what is known).
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -235,10 +244,40 @@ const snapshotHandlers = {
   },
 };
 
+// Each migration event's figures go over what the VM's entry held.
+function migrationEvent(data, state) {
+  const id = vmIdByName(data.vm);
+  if (!id) return;
+  const known = store.migrations.get(id);
+  // A new migration starts afresh; the others add to the one running.
+  const base = state === 'connecting' || !known ? {} : known;
+  store.migrations.set(id, { ...base, ...data, state });
+  emit('migration', id);
+}
+
+const migrationHandlers = {
+  'vm.migration_started'(data) {
+    migrationEvent(data, 'connecting');
+  },
+  'vm.migration_progress'(data) {
+    migrationEvent(data, 'precopy');
+  },
+  'vm.migrated'(data) {
+    migrationEvent(data, 'done');
+  },
+  'vm.migration_failed'(data) {
+    migrationEvent(data, 'failed');
+  },
+  'vm.migrated_in'(data) {
+    migrationEvent(data, 'arrived');
+  },
+};
+
 const handlers = {
   ...networkHandlers,
   ...storageHandlers,
   ...snapshotHandlers,
+  ...migrationHandlers,
   'vm.created'(data) {
     if (!store.vms.has(data.id)) {
       store.vms.set(data.id, { ...data, state_reason: null, vcpus: null, memory_mib: null });

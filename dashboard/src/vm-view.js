@@ -1,6 +1,7 @@
 // One VM: its state and actions (live from the store), the serial console in
 // a terminal widget over the console WebSocket, a chart of exits per
-// second from the stats endpoint, and its snapshots (snapshot-view.js).
+// second from the stats endpoint, its snapshots (snapshot-view.js) and its
+// live migration (migrate-view.js).
 //
 // The console WebSocket asks for the tail of what the guest printed
 // (?tail=): the worker sends that history and then the live output as one
@@ -11,6 +12,7 @@ import { renderActions } from './actions.js';
 import { api, consoleSocketUrl } from './api.js';
 import { drawChart } from './chart.js';
 import { bytes, count, duration, el, mib } from './format.js';
+import { migratePane } from './migrate-view.js';
 import { snapshotsPane } from './snapshot-view.js';
 import { store, subscribe } from './store.js';
 
@@ -241,7 +243,7 @@ async function fillLeases(vm, facts) {
   }
 }
 
-function summary(vm) {
+function summary(vm, extra) {
   const actions = el('div', { class: 'actions' });
   const facts = el('dl', { class: 'facts' });
   const title = el('h1', {});
@@ -264,7 +266,7 @@ function summary(vm) {
   const leaseTimer = setInterval(() => fillLeases(store.vms.get(vm.id) || vm, facts), 10000);
   return {
     node: el('section', { class: 'card summary' },
-      el('p', {}, el('a', { href: '#/', text: '← All VMs' })), title, actions, facts),
+      el('p', {}, el('a', { href: '#/', text: '← All VMs' })), title, actions, extra, facts),
     render,
     close() {
       clearInterval(leaseTimer);
@@ -280,7 +282,8 @@ export function vmView(main, id) {
       el('p', {}, el('a', { href: '#/', text: '← All VMs' }))));
     return () => {};
   }
-  const head = summary(vm);
+  const migration = migratePane(vm);
+  const head = summary(vm, migration.node);
   const term = consolePane(vm);
   const stats = statsPane(vm);
   const snapshots = snapshotsPane(vm);
@@ -289,16 +292,20 @@ export function vmView(main, id) {
   term.mount();
   stats.mount();
   snapshots.mount();
+  migration.mount();
   term.focus();
   const unsubscribe = subscribe((kind, changed) => {
-    if (kind === 'deleted' && changed === id) location.hash = '#/';
+    // A VM that migrated away keeps its page, to show how it went.
+    if (kind === 'deleted' && changed === id && !migration.leftByMigration()) location.hash = '#/';
     if (changed !== id) return;
     if (kind === 'snapshots') snapshots.refresh();
+    if (kind === 'migration') migration.refresh();
     if (kind === 'restored') term.restored();
     if (kind !== 'vm') return;
     head.render(store.vms.get(id));
     term.stateChanged();
     snapshots.stateChanged();
+    migration.refresh();
   });
   return () => {
     unsubscribe();
@@ -306,5 +313,6 @@ export function vmView(main, id) {
     term.close();
     stats.close();
     snapshots.close();
+    migration.close();
   };
 }

@@ -45,6 +45,12 @@ body_for() {
     "PATCH /v1/volumes/{name}") echo '{"size_mib":32}' ;;
     "POST /v1/vms/{id}/snapshot") echo '{"name":"docsnap"}' ;;
     "POST /v1/vms/{id}/restore") echo '{"snapshot":"docsnap"}' ;;
+    # A target that cannot be reached: 502 with the reason (tests/integration/test_vmctl_migrate.sh
+    # migrates for real, between two daemons).
+    "POST /v1/vms/{id}/migrate") echo '{"target":"unix:/nonexistent/vmmd.sock","timeout_s":5}' ;;
+    # The target's side of a migration, called as a source daemon would: doc's name is taken
+    # here (409), or the definition does not fit (422).
+    "POST /v1/migrations") echo "{\"vm\":{\"name\":\"doc\",\"kernel\":\"$GUESTS/guest-idle.elf\",\"memory_mib\":32},\"timeout_s\":5}" ;;
     *) echo "" ;;
     esac
 }
@@ -61,6 +67,9 @@ GET /v1/vms/{id}/snapshots
 GET /v1/vms/{id}/snapshots/{name}
 POST /v1/vms/{id}/restore
 DELETE /v1/vms/{id}/snapshots/{name}
+POST /v1/vms/{id}/migrate
+GET /v1/vms/{id}/migration
+POST /v1/migrations
 POST /v1/vms/{id}/pause
 POST /v1/vms/{id}/resume
 POST /v1/vms/{id}/reboot

@@ -1584,6 +1584,9 @@ static void test_openapi_document(void **state)
         {"/v1/vms/{id}/snapshots/{name}", "get"},
         {"/v1/vms/{id}/snapshots/{name}", "delete"},
         {"/v1/vms/{id}/restore", "post"},
+        {"/v1/vms/{id}/migrate", "post"},
+        {"/v1/vms/{id}/migration", "get"},
+        {"/v1/migrations", "post"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
         {"/v1/openapi.json", "get"},
@@ -1691,6 +1694,11 @@ static void test_openapi_document(void **state)
         "ImageImport", "Volume",   "VolumeCreate",  "VolumePatch", "Snapshot"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_non_null(json_object_get(schemas, names[i]));
+    static const char *const migration_names[] = {"Migration", "MigrateRequest",
+                                                  "IncomingMigration", "IncomingMigrationTicket",
+                                                  "MigrationEvent"};
+    for (size_t i = 0; i < sizeof(migration_names) / sizeof(migration_names[0]); i++)
+        assert_non_null(json_object_get(schemas, migration_names[i]));
     check_refs(doc, doc);
     json_decref(doc);
 }

@@ -204,6 +204,9 @@ void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const cha
         json_object_set_new(m->progress, "pages_left", json_integer(0));
         json_object_set_new(m->progress, "bytes_sent", json_integer((json_int_t)(mib * 1048576)));
         json_object_set_new(m->progress, "downtime_ms", json_real(downtime));
+        uint64_t total_ms = mono_ms() - m->started_ms;
+        json_object_set_new(m->progress, "throughput_mbps",
+                            json_real(mib * 1048576 / 1e6 / ((double)(total_ms ? total_ms : 1) / 1e3)));
         d->metrics.migrations_done++;
         d->metrics.migration_downtime_us += (uint64_t)(downtime * 1000);
         emit(d, "vm.migrated", vm_id,
@@ -450,7 +453,8 @@ void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req, const str
     }
     json_decref(m->progress);
     memset(&m->work, 0, sizeof(m->work));
-    m->progress = json_object();
+    m->progress = json_pack("{s:I, s:I}", "pages_total", (json_int_t)(vm.memory_mib << 8),
+                            "pages_left", (json_int_t)(vm.memory_mib << 8));
     m->d = d;
     m->req = mr;
     m->error[0] = 0;

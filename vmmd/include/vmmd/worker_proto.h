@@ -17,11 +17,22 @@
  *                               I/O limits (L: {"bytes_per_s":N,"ops_per_s":N,"burst_bytes":N,
  *                               "burst_ops":N}, keys optional), by index, at once; the disks
  *                               and nics of "stats" carry "throttled_ns", "throttled_events"
+ *   {"cmd":"snapshot","leave_paused":B,"no_swap":B}  with two descriptors (SCM_RIGHTS): the
+ *                               state and memory files to write; {"ok":true,"state_bytes":N,
+ *                               "memory_bytes":N,"memory_written":N,"paused_ns":N,"state":S}
+ *   {"cmd":"migrate","ticket":HEX,"max_downtime_ms":N,"timeout_ms":N,"resend_dirtied":B}
+ *                               with one descriptor, the connection to the target's worker:
+ *                               {"ok":true} once the pre-copy thread runs; then
+ *   {"cmd":"migrate_status"}    {"ok":true,"phase":"precopy|stopping|done|failed","round":N,
+ *                                "pages_total":N,"pages_left":N,"bytes_sent":N,
+ *                                "throughput_mbps":F,"elapsed_ms":N,"downtime_ms":F,"error":S}
+ *                               A worker whose VM moved exits with reason "migrated".
+ *   A migration's target is a worker started with --incoming-fd (see migration.h).
  *   {"cmd":"selftest-forbidden-syscall"}  opens "/": a sandboxed worker dies of its system
  *                               call filter (exit reason "seccomp"); others reply {"ok":true}
  *
  * Errors: {"ok":false,"error":"..."}. When the worker ends it first writes
- * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped|seccomp",
+ * its exit file (JSON {"reason":"poweroff|reboot|crash|error|stopped|seccomp|migrated",
  * "detail":"...","status":N}) so the daemon knows why even if it was not
  * running at the time. No exit file and a dead worker means it was killed.
  */

@@ -15,20 +15,33 @@ PORT=$((20000 + RANDOM % 20000))
 NETPFX=t$(printf '%04d' $((RANDOM % 10000)))
 pass=0 fail=0 daemon_pid=
 
+# A second daemon (a live migration's target), started by start_daemon2: its own state
+# directory, socket and network prefix.
+STATE2=$tmp/state2
+SOCK2=$STATE2/vmmd.sock
+NETPFX2=u$(printf '%04d' $((RANDOM % 10000)))
+daemon2_pid=
+
+# cleanup_networks [STATE PREFIX]: what a daemon's networks left on the host
 cleanup_networks() {
-    local b
-    pkill -9 -f -- "dnsmasq --conf-file=$STATE/networks/" 2>/dev/null
-    for b in /sys/class/net/"$NETPFX"-*; do
+    local b state=${1:-$STATE} pfx=${2:-$NETPFX}
+    pkill -9 -f -- "dnsmasq --conf-file=$state/networks/" 2>/dev/null
+    for b in /sys/class/net/"$pfx"-*; do
         [[ -e $b ]] && ip link del "${b##*/}" 2>/dev/null
     done
-    command -v nft >/dev/null && nft delete table inet "$NETPFX" 2>/dev/null
+    command -v nft >/dev/null && nft delete table inet "$pfx" 2>/dev/null
     return 0
 }
 
 cleanup() {
-    [[ -n $daemon_pid ]] && kill -9 "$daemon_pid" 2>/dev/null
+    local pid
+    for pid in "$daemon_pid" "$daemon2_pid"; do
+        [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
+    done
     pkill -9 -f -- "--control $STATE/run/" 2>/dev/null
+    pkill -9 -f -- "--control $STATE2/run/" 2>/dev/null
     cleanup_networks
+    [[ -n $daemon2_pid ]] && cleanup_networks "$STATE2" "$NETPFX2"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -63,6 +76,8 @@ api() {
     [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
     status=$(curl "${args[@]}" "http://vmmd$2")
 }
+# api2: as api, against the second daemon
+api2() { SOCK=$SOCK2 api "$@"; }
 body() { cat "$tmp/body"; }
 jbody() { jq -r "$1" "$tmp/body" 2>/dev/null; }
 
@@ -108,16 +123,34 @@ count_workers() {
 # container whose init does not, and kill -0 still finds a zombie.
 alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
-# start_daemon [serve flags]: no default network unless the flags ask for one.
-start_daemon() {
-    "$VMMD" serve --state-dir "$STATE" --image-dir "$GUESTS" --log-file "$tmp/vmmd.log" \
-        --log-level debug --network-prefix "$NETPFX" --default-network none "$@" \
-        2>>"$tmp/vmmd.err" &
-    daemon_pid=$!
+# serve STATE SOCK PREFIX NAME [serve flags]: a daemon in the background ($serve_pid), up
+serve() {
+    local state=$1 sock=$2 pfx=$3 name=$4
+    shift 4
+    "$VMMD" serve --state-dir "$state" --image-dir "$GUESTS" --log-file "$tmp/$name.log" \
+        --log-level debug --network-prefix "$pfx" --default-network none "$@" \
+        2>>"$tmp/$name.err" &
+    serve_pid=$!
     for _ in $(seq 200); do
-        curl -s --unix-socket "$SOCK" http://vmmd/v1/host >/dev/null 2>&1 && return 0
+        curl -s --unix-socket "$sock" http://vmmd/v1/host >/dev/null 2>&1 && return 0
         sleep 0.05
     done
-    echo "daemon did not come up:"; cat "$tmp/vmmd.err" "$tmp/vmmd.log"
+    echo "$name did not come up:"; cat "$tmp/$name.err" "$tmp/$name.log"
     return 1
+}
+
+# start_daemon [serve flags]: no default network unless the flags ask for one.
+start_daemon() {
+    serve "$STATE" "$SOCK" "$NETPFX" vmmd "$@"
+    local rc=$?
+    daemon_pid=$serve_pid
+    return $rc
+}
+
+# start_daemon2 [serve flags]: the second daemon; api2 talks to it.
+start_daemon2() {
+    serve "$STATE2" "$SOCK2" "$NETPFX2" vmmd2 "$@"
+    local rc=$?
+    daemon2_pid=$serve_pid
+    return $rc
 }

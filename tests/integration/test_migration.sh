@@ -18,33 +18,6 @@ GUESTS=$(cd "$2" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 require_kvm "test_migration.sh"
 
-# The second daemon: its own state directory and network prefix.
-STATE2=$tmp/state2
-SOCK2=$STATE2/vmmd.sock
-daemon2_pid=
-cleanup2() {
-    [[ -n $daemon2_pid ]] && kill -9 "$daemon2_pid" 2>/dev/null
-    pkill -9 -f -- "--control $STATE2/run/" 2>/dev/null
-    cleanup
-}
-trap cleanup2 EXIT
-start_daemon2() {
-    "$VMMD" serve --state-dir "$STATE2" --image-dir "$GUESTS" --log-file "$tmp/vmmd2.log" \
-        --log-level debug --network-prefix "u${NETPFX:1}" --default-network none 2>>"$tmp/vmmd2.err" &
-    daemon2_pid=$!
-    for _ in $(seq 200); do
-        curl -s --unix-socket "$SOCK2" http://vmmd/v1/host >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "second daemon did not come up:"; cat "$tmp/vmmd2.err" "$tmp/vmmd2.log"
-    return 1
-}
-# api2 METHOD PATH [JSON]: as api, against the second daemon
-api2() {
-    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" --unix-socket "$SOCK2")
-    [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-    status=$(curl "${args[@]}" "http://vmmd$2")
-}
 fail_detail() { echo "(status $status: $(head -c 300 "$tmp/body"))"; }
 
 counters() { sed -n 's/^counter: \([0-9]*\) ok$/\1/p'; }

@@ -22,38 +22,8 @@ GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 
-# --- the second daemon: the migration target ------------------------------------------
-# As start_daemon, with a state directory, socket and network prefix of its own; cleanup
-# ends it and its workers before the fixture's cleanup removes $tmp.
-STATE2=$tmp/state2
-SOCK2=$STATE2/vmmd.sock
-NETPFX2=u$(printf '%04d' $((RANDOM % 10000)))
-daemon2_pid=
-start_daemon2() {
-    "$VMMD" serve --state-dir "$STATE2" --image-dir "$GUESTS" --log-file "$tmp/vmmd2.log" \
-        --log-level debug --network-prefix "$NETPFX2" --default-network none "$@" \
-        2>>"$tmp/vmmd2.err" &
-    daemon2_pid=$!
-    for _ in $(seq 200); do
-        curl -s --unix-socket "$SOCK2" http://vmmd/v1/host >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "the second daemon did not come up:"; cat "$tmp/vmmd2.err" "$tmp/vmmd2.log"
-    return 1
-}
-cleanup2() {
-    local b
-    [[ -n $daemon2_pid ]] && kill -9 "$daemon2_pid" 2>/dev/null
-    [[ -n ${tail_pid:-} ]] && kill "$tail_pid" 2>/dev/null
-    pkill -9 -f -- "--control $STATE2/run/" 2>/dev/null
-    pkill -9 -f -- "dnsmasq --conf-file=$STATE2/networks/" 2>/dev/null
-    for b in /sys/class/net/"$NETPFX2"-*; do
-        [[ -e $b ]] && ip link del "${b##*/}" 2>/dev/null
-    done
-    command -v nft >/dev/null && nft delete table inet "$NETPFX2" 2>/dev/null
-    return 0
-}
-trap 'cleanup2; cleanup' EXIT
+# The second daemon (the migration target) is the fixture's start_daemon2; cleanup ends it.
+trap '[[ -n ${tail_pid:-} ]] && kill "$tail_pid" 2>/dev/null; cleanup' EXIT
 
 # The fixture's helpers talk to $SOCK; on the target: SOCK=$SOCK2 api ..., v --socket "$SOCK2".
 

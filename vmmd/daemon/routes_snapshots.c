@@ -563,11 +563,39 @@ err:
     return -1;
 }
 
+/* Checks that vm fits the snapshot of src and opens its files: the pending restore, or NULL
+ * after answering why not. */
+static struct restoring *restoring_new(struct vmmd_daemon *d, struct http_request *req,
+                                       const json_t *info, const struct db_vm *vm,
+                                       const struct db_vm *src, const char *snapshot, bool clone)
+{
+    struct api_error err = {0};
+    struct restoring *r = calloc(1, sizeof(*r));
+
+    if (!r || check_fits(d, info, vm, clone ? "clone" : "restore", &err) ||
+        open_snapshot(d, src->id, snapshot, r->fds, &err)) {
+        if (!r)
+            api_fail(&err, API_ERR_INTERNAL, "out of memory");
+        http_respond_problem(req, &err);
+        free(r);
+        return NULL;
+    }
+    r->req = req;
+    r->clone = clone;
+    snprintf(r->vm_id, sizeof(r->vm_id), "%s", vm->id);
+    snprintf(r->vm_name, sizeof(r->vm_name), "%s", vm->name);
+    snprintf(r->from_vm, sizeof(r->from_vm), "%s", src->name);
+    snprintf(r->snapshot, sizeof(r->snapshot), "%s", snapshot);
+    return r;
+}
+
 static void on_restored(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
 {
     struct restoring *r = ctx;
     int64_t ev = 0;
 
+    if (rc && r->clone && db_vm_delete(d->db, r->vm_id, &ev) == 0)
+        vmmd_event_committed(d, ev); /* a clone that did not start is not kept */
     if (rc) {
         http_respond_error(r->req, API_ERR_UNPROCESSABLE,
                            "the VM did not start from snapshot "
@@ -642,20 +670,8 @@ void route_vm_restore(struct vmmd_daemon *d, struct http_request *req, const str
                            vm.state);
         goto out;
     }
-    r = calloc(1, sizeof(*r));
-    if (!r || check_fits(d, info, &vm, "restore", &err) ||
-        open_snapshot(d, vm.id, s.name, r->fds, &err)) {
-        if (!r)
-            api_fail(&err, API_ERR_INTERNAL, "out of memory");
-        http_respond_problem(req, &err);
-        free(r);
+    if (!(r = restoring_new(d, req, info, &vm, &vm, s.name, false)))
         goto out;
-    }
-    r->req = req;
-    snprintf(r->vm_id, sizeof(r->vm_id), "%s", vm.id);
-    snprintf(r->vm_name, sizeof(r->vm_name), "%s", vm.name);
-    snprintf(r->from_vm, sizeof(r->from_vm), "%s", vm.name);
-    snprintf(r->snapshot, sizeof(r->snapshot), "%s", s.name);
     http_suspend(req);
     /* The running state is replaced: the old worker goes first. It is asked (a kill would
      * leave its sandboxed half serving the control socket for a moment). */
@@ -730,22 +746,13 @@ void routes_vm_clone(struct vmmd_daemon *d, struct http_request *req)
     json_decref(def);
     if (!body || routes_vm_create_body(d, req, body, strlen(body), NULL, &vm))
         goto out;
-    r = calloc(1, sizeof(*r));
-    if (!r || check_fits(d, info, &vm, "clone", &err) ||
-        open_snapshot(d, src.id, s.name, r->fds, &err)) {
-        if (!r)
-            api_fail(&err, API_ERR_INTERNAL, "out of memory");
-        /* The new definition stays: the answer says why it does not run. */
-        http_respond_problem(req, &err);
-        free(r);
+    if (!(r = restoring_new(d, req, info, &vm, &src, s.name, true))) {
+        /* A clone that cannot start is not kept: nothing of it was there before. */
+        int64_t ev = 0;
+        if (db_vm_delete(d->db, vm.id, &ev) == 0)
+            vmmd_event_committed(d, ev);
         goto out;
     }
-    r->req = req;
-    r->clone = true;
-    snprintf(r->vm_id, sizeof(r->vm_id), "%s", vm.id);
-    snprintf(r->vm_name, sizeof(r->vm_name), "%s", vm.name);
-    snprintf(r->from_vm, sizeof(r->from_vm), "%s", src.name);
-    snprintf(r->snapshot, sizeof(r->snapshot), "%s", s.name);
     http_suspend(req);
     start_restored(d, r);
 out:

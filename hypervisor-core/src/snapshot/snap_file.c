@@ -55,7 +55,7 @@ static uint32_t get32(const uint8_t *p)
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int write_at(int fd, const void *buf, size_t len, off_t off)
+int hv__write_at(int fd, const void *buf, size_t len, off_t off)
 {
     const uint8_t *p = buf;
     while (len) {
@@ -90,8 +90,8 @@ int hv__snap_file_write(int fd, const struct snap_w *payload)
     fill_header(h, payload);
     if (ftruncate(fd, 0) < 0)
         return -errno;
-    if ((rc = write_at(fd, h, sizeof(h), 0)) ||
-        (rc = write_at(fd, payload->buf, payload->len, HV_SNAP_HEADER_SIZE)))
+    if ((rc = hv__write_at(fd, h, sizeof(h), 0)) ||
+        (rc = hv__write_at(fd, payload->buf, payload->len, HV_SNAP_HEADER_SIZE)))
         return rc;
     return fdatasync(fd) < 0 ? -errno : 0;
 }

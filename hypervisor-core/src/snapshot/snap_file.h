@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "snapshot/snap_buf.h"
 
@@ -16,6 +17,8 @@
 #define HV_SNAP_TAG_END SNAP_TAG('E', 'N', 'D', ' ')   /* the last */
 
 uint32_t hv__crc32c(uint32_t crc, const void *buf, size_t len);
+/* All of buf at off (pwrite, EINTR retried): 0 or -errno. */
+int hv__write_at(int fd, const void *buf, size_t len, off_t off);
 /* Truncates fd and writes header and payload from offset 0, then fdatasync. */
 int hv__snap_file_write(int fd, const struct snap_w *payload);
 /* Reads the whole file (at most HV_SNAPSHOT_STATE_MAX) and checks its header and checksums:

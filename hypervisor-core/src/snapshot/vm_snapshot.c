@@ -160,22 +160,6 @@ static int apply_vm_state(struct hv_vm *vm, const struct vm_state *s, char *err,
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len, off_t off)
-{
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        p += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
     const uint64_t *q = (const uint64_t *)p;
@@ -211,7 +195,7 @@ static int save_memory(struct hv_vm *vm, int fd, bool no_swap, uint64_t *written
                     !page_is_zero(mem + off);
         /* Flush a run at a zero page, at the end, or every 8 MiB (bounded write size). */
         if (run && (!data || run == 8u << 20)) {
-            if ((rc = write_all(fd, mem + run_start, run, (off_t)run_start))) {
+            if ((rc = hv__write_at(fd, mem + run_start, run, (off_t)run_start))) {
                 free(present);
                 return rc;
             }

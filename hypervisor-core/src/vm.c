@@ -4,6 +4,7 @@
  * Setup acquires in order and unwinds through err_* labels in reverse.
  */
 #include "vm_internal.h"
+#include "fail.h"
 #include "snapshot/vm_snapshot.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
@@ -31,17 +32,6 @@ uint64_t hv__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-                                                      const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static void kick_handler(int sig)
 {
     (void)sig; /* only here so that the signal interrupts KVM_RUN */
@@ -64,10 +54,10 @@ static int open_kvm(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err,
     vm->kvm_fd = cfg->kvm_has_fd ? fcntl(cfg->kvm_fd, F_DUPFD_CLOEXEC, 3)
                                  : open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (vm->kvm_fd < 0)
-        return fail(err, errlen, -errno, "cannot open /dev/kvm: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "cannot open /dev/kvm: %s", strerror(errno));
     version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION_EXPECTED)
-        return fail(err, errlen, -ENOTSUP, "/dev/kvm speaks API version %d, need %d", version,
+        return hv__fail(err, errlen, -ENOTSUP, "/dev/kvm speaks API version %d, need %d", version,
                     KVM_API_VERSION_EXPECTED);
     static const struct {
         int cap;
@@ -80,10 +70,10 @@ static int open_kvm(struct hv_vm *vm, const struct hv_vm_config *cfg, char *err,
     };
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0)
-            return fail(err, errlen, -ENOTSUP, "KVM lacks the %s capability", required[i].name);
+            return hv__fail(err, errlen, -ENOTSUP, "KVM lacks the %s capability", required[i].name);
     vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if ((long)vm->run_size <= 0)
-        return fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed");
+        return hv__fail(err, errlen, -EIO, "KVM_GET_VCPU_MMAP_SIZE failed");
     return 0;
 }
 
@@ -95,7 +85,7 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
 
     vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     if (vm->vm_fd < 0)
-        return fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
     /* Only VMX uses these (real-mode emulation); harmless elsewhere. */
     ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
     ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR);
@@ -106,14 +96,14 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
     region.memory_size = vm->mem.low_size;
     region.userspace_addr = (uintptr_t)vm->mem.host;
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-        return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
     if (vm->mem.size > vm->mem.low_size) {
         region.slot = 1;
         region.guest_phys_addr = HV_HIGH_MEM_START;
         region.memory_size = vm->mem.size - vm->mem.low_size;
         region.userspace_addr = (uintptr_t)(vm->mem.host + vm->mem.low_size);
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-            return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
+            return hv__fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION (high): %s",
                         strerror(errno));
     }
     if (vm->boot.firmware) {
@@ -124,7 +114,7 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
         region.memory_size = vm->firmware.size;
         region.userspace_addr = (uintptr_t)vm->firmware.image;
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-            return fail(err, errlen, -errno, "mapping the firmware read-only: %s", strerror(errno));
+            return hv__fail(err, errlen, -errno, "mapping the firmware read-only: %s", strerror(errno));
     }
     /*
      * The irqchip comes after the memory slots on purpose: once it exists, every
@@ -132,9 +122,9 @@ static int create_machine(struct hv_vm *vm, char *err, size_t errlen)
      * after, on this host), which would dominate VM start-up.
      */
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        return fail(err, errlen, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-        return fail(err, errlen, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
     return 0;
 }
 
@@ -232,7 +222,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             (rc = add_virtio(vm, virtio_console_transport(vm->vcon), SLOT_CONSOLE)) ||
             (rc = virtio_rng_create(&vm->vrng, &vm->platform)) ||
             (rc = add_virtio(vm, virtio_rng_transport(vm->vrng), SLOT_RNG)))
-            return fail(err, errlen, rc, "virtio console/rng: %s", strerror(-rc));
+            return hv__fail(err, errlen, rc, "virtio console/rng: %s", strerror(-rc));
     }
     for (unsigned i = 0; i < cfg->nr_nics; i++) {
         if (vm->mode == HV_MODE_FULL) {
@@ -243,21 +233,21 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
             if ((rc = pci_bus_add(&vm->pci_bus, e1000_pci(vm->e1000[i]),
                                   (SLOT_FIRST_NIC + i) << 3)) ||
                 (rc = e1000_start(vm->e1000[i])))
-                return fail(err, errlen, rc, "e1000 %u: %s", i + 1, strerror(-rc));
+                return hv__fail(err, errlen, rc, "e1000 %u: %s", i + 1, strerror(-rc));
             continue;
         }
         if ((rc = virtio_net_create(&vm->vnet[i], &vm->platform, &cfg->nics[i], err, errlen)))
             return rc;
         virtio_net_set_limits(vm->vnet[i], &vm->nic_limits[i][0], &vm->nic_limits[i][1]);
         if ((rc = add_virtio(vm, virtio_net_transport(vm->vnet[i]), SLOT_FIRST_NIC + i)))
-            return fail(err, errlen, rc, "virtio-net %u: %s", i + 1, strerror(-rc));
+            return hv__fail(err, errlen, rc, "virtio-net %u: %s", i + 1, strerror(-rc));
     }
 
     for (unsigned i = 0; vm->mode == HV_MODE_PV && i < vm->nr_disks; i++) {
         if ((rc = virtio_blk_create(&vm->vblk[i], &vm->platform, &vm->disks[i],
                                     &vm->disk_limits[i])) ||
             (rc = add_virtio(vm, virtio_blk_transport(vm->vblk[i]), SLOT_FIRST_DISK + i)))
-            return fail(err, errlen, rc, "virtio-blk for disk %u: %s", i + 1,
+            return hv__fail(err, errlen, rc, "virtio-blk for disk %u: %s", i + 1,
                         strerror(-rc));
     }
 
@@ -271,7 +261,7 @@ static int create_io_devices(struct hv_vm *vm, const struct hv_vm_config *cfg, c
         rc =
             piix_ide_create(&vm->ide, &vm->platform, ide_disks, ide_limits, &vm->bus, &vm->pci_bus);
         if (rc)
-            return fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
+            return hv__fail(err, errlen, rc, "IDE controller: %s", strerror(-rc));
     }
     return rc;
 }
@@ -282,7 +272,7 @@ static int create_vcpus(struct hv_vm *vm, char *err, size_t errlen)
     int rc = 0;
 
     if (!supported)
-        return fail(err, errlen, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct hv_vcpu *vcpu = &vm->vcpus[i];
         struct kvm_cpuid2 *cpuid;
@@ -291,24 +281,24 @@ static int create_vcpus(struct hv_vm *vm, char *err, size_t errlen)
         vcpu->index = i;
         vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
         if (vcpu->fd < 0) {
-            rc = fail(err, errlen, -errno, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+            rc = hv__fail(err, errlen, -errno, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
             break;
         }
         vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
         if (vcpu->run == MAP_FAILED) {
             vcpu->run = NULL;
-            rc = fail(err, errlen, -errno, "mmap of vCPU %u: %s", i, strerror(errno));
+            rc = hv__fail(err, errlen, -errno, "mmap of vCPU %u: %s", i, strerror(errno));
             break;
         }
         cpuid = hv_x86_cpuid_for_vcpu(supported, vm->mode, i);
         if (!cpuid) {
-            rc = fail(err, errlen, -ENOMEM, "out of memory");
+            rc = hv__fail(err, errlen, -ENOMEM, "out of memory");
             break;
         }
         rc = hv_x86_vcpu_setup(vcpu->fd, cpuid, i == 0, &vm->boot);
         free(cpuid);
         if (rc) {
-            fail(err, errlen, rc, "setting up vCPU %u: %s", i, strerror(-rc));
+            hv__fail(err, errlen, rc, "setting up vCPU %u: %s", i, strerror(-rc));
             break;
         }
     }
@@ -319,29 +309,29 @@ static int create_vcpus(struct hv_vm *vm, char *err, size_t errlen)
 static int check_config(const struct hv_vm_config *cfg, char *err, size_t errlen)
 {
     if (cfg->vcpus < 1 || cfg->vcpus > HV_MAX_VCPUS)
-        return fail(err, errlen, -EINVAL, "vcpus must be between 1 and %d, not %u", HV_MAX_VCPUS,
+        return hv__fail(err, errlen, -EINVAL, "vcpus must be between 1 and %d, not %u", HV_MAX_VCPUS,
                     cfg->vcpus);
     if (cfg->memory_mib < HV_MIN_MEMORY_MIB || cfg->memory_mib > HV_MAX_MEMORY_MIB)
-        return fail(err, errlen, -EINVAL, "memory must be between %d and %d MiB, not %llu",
+        return hv__fail(err, errlen, -EINVAL, "memory must be between %d and %d MiB, not %llu",
                     HV_MIN_MEMORY_MIB, HV_MAX_MEMORY_MIB, (unsigned long long)cfg->memory_mib);
     if (cfg->mode != HV_MODE_FULL && cfg->mode != HV_MODE_PV)
-        return fail(err, errlen, -EINVAL, "unknown mode %d", (int)cfg->mode);
+        return hv__fail(err, errlen, -EINVAL, "unknown mode %d", (int)cfg->mode);
     if (cfg->nr_disks > (cfg->mode == HV_MODE_FULL ? HV_MAX_IDE_DISKS : HV_MAX_DISKS))
-        return fail(err, errlen, -EINVAL, "at most %d disks in %s mode, not %u",
+        return hv__fail(err, errlen, -EINVAL, "at most %d disks in %s mode, not %u",
                     cfg->mode == HV_MODE_FULL ? HV_MAX_IDE_DISKS : HV_MAX_DISKS,
                     hv_mode_name(cfg->mode), cfg->nr_disks);
     if (cfg->nr_nics > HV_MAX_NICS)
-        return fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
+        return hv__fail(err, errlen, -EINVAL, "at most %d NICs, not %u", HV_MAX_NICS, cfg->nr_nics);
     for (unsigned i = 0; i < cfg->nr_disks; i++)
         if (!hv_io_limits_valid(&cfg->disks[i].limits))
-            return fail(err, errlen, -EINVAL, "disk %u: I/O limits out of bounds", i + 1);
+            return hv__fail(err, errlen, -EINVAL, "disk %u: I/O limits out of bounds", i + 1);
     for (unsigned i = 0; i < cfg->nr_nics; i++)
         if (!hv_io_limits_valid(&cfg->nics[i].limits))
-            return fail(err, errlen, -EINVAL, "NIC %u: I/O limits out of bounds", i + 1);
+            return hv__fail(err, errlen, -EINVAL, "NIC %u: I/O limits out of bounds", i + 1);
     if (!cfg->kernel && !cfg->firmware)
-        return fail(err, errlen, -EINVAL, "no kernel or firmware given");
+        return hv__fail(err, errlen, -EINVAL, "no kernel or firmware given");
     if (cfg->kernel && cfg->firmware)
-        return fail(err, errlen, -EINVAL, "a kernel or a firmware, not both");
+        return hv__fail(err, errlen, -EINVAL, "a kernel or a firmware, not both");
     return 0;
 }
 
@@ -356,7 +346,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
     pthread_once(&once, install_kick_handler);
     vm = calloc(1, sizeof(*vm));
     if (!vm)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return hv__fail(err, errlen, -ENOMEM, "out of memory");
     vm->mode = cfg->mode;
     vm->nr_vcpus = cfg->vcpus;
     vm->thread_start = cfg->thread_start;
@@ -383,7 +373,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
 
     vm->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stopped_fd < 0) {
-        rc = fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
+        rc = hv__fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
         goto err_vm;
     }
     if ((rc = open_disks(vm, cfg, err, errlen)))
@@ -393,7 +383,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         if ((rc = hv_snapshot_inspect(cfg->restore_state_fd, &meta, err, errlen)))
             goto err_vm;
         if (meta.memory_mib != cfg->memory_mib) {
-            rc = fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
+            rc = hv__fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
                       (unsigned long long)meta.memory_mib, (unsigned long long)cfg->memory_mib);
             goto err_vm;
         }
@@ -401,7 +391,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
                                           errlen)))
             goto err_vm;
     } else if ((rc = hv_guest_mem_init(&vm->mem, cfg->memory_mib << 20))) {
-        fail(err, errlen, rc, "cannot map %llu MiB of guest memory: %s",
+        hv__fail(err, errlen, rc, "cannot map %llu MiB of guest memory: %s",
              (unsigned long long)cfg->memory_mib, strerror(-rc));
         goto err_vm;
     }
@@ -414,7 +404,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
         /* A restored VM's RAM already holds the firmware's low copy, and whatever it became. */
         if (!cfg->restore_has_fd && !cfg->incoming &&
             (rc = hv_x86_firmware_copy_low(&vm->mem, &vm->firmware))) {
-            fail(err, errlen, rc, "too little memory for the firmware");
+            hv__fail(err, errlen, rc, "too little memory for the firmware");
             goto err_vm;
         }
     } else if (!cfg->restore_has_fd && !cfg->incoming) {
@@ -425,14 +415,14 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out, char *err, 
             goto err_vm;
         if ((rc = hv_x86_acpi_build(&vm->mem, vm->nr_vcpus)) ||
             (rc = hv_x86_write_boot_tables(&vm->mem))) {
-            fail(err, errlen, rc, "too little memory for the boot tables");
+            hv__fail(err, errlen, rc, "too little memory for the boot tables");
             goto err_vm;
         }
     }
     if ((rc = open_kvm(vm, cfg, err, errlen)) || (rc = create_machine(vm, err, errlen)))
         goto err_vm;
     if ((rc = create_devices(vm, cfg)) || (vm->boot.firmware && (rc = create_fw_cfg(vm)))) {
-        fail(err, errlen, rc, "device setup: %s", strerror(-rc));
+        hv__fail(err, errlen, rc, "device setup: %s", strerror(-rc));
         goto err_vm;
     }
     if ((rc = create_io_devices(vm, cfg, err, errlen)))

@@ -5,6 +5,7 @@
  * before it stops anything.
  */
 #include "snapshot/snap_file.h"
+#include "fail.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -96,17 +97,6 @@ int hv__snap_file_write(int fd, const struct snap_w *payload)
     return fdatasync(fd) < 0 ? -errno : 0;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static int read_at(int fd, void *buf, size_t len, off_t off)
 {
     uint8_t *p = buf;
@@ -127,22 +117,22 @@ static int read_at(int fd, void *buf, size_t len, off_t off)
 static int check_header(const uint8_t *h, uint64_t file_size, uint64_t *n, char *err, size_t errlen)
 {
     if (file_size < HV_SNAP_HEADER_SIZE)
-        return fail(err, errlen, -EINVAL, "snapshot state: truncated header (%llu bytes)",
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: truncated header (%llu bytes)",
                     (unsigned long long)file_size);
     if (memcmp(h, magic, 8))
-        return fail(err, errlen, -EINVAL, "snapshot state: not a vmmd snapshot (bad magic)");
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: not a vmmd snapshot (bad magic)");
     if (get32(h + 28) != hv__crc32c(0, h, 28))
-        return fail(err, errlen, -EINVAL, "snapshot state: header checksum mismatch");
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: header checksum mismatch");
     if (get32(h + 8) != HV_SNAPSHOT_FORMAT_VERSION)
-        return fail(err, errlen, -EPROTO,
+        return hv__fail(err, errlen, -EPROTO,
                     "snapshot state: format version %u, this vmmd reads version %u",
                     get32(h + 8), HV_SNAPSHOT_FORMAT_VERSION);
     *n = get32(h + 16) | (uint64_t)get32(h + 20) << 32;
     if (get32(h + 12) != HV_SNAP_HEADER_SIZE || *n > HV_SNAPSHOT_STATE_MAX)
-        return fail(err, errlen, -EINVAL, "snapshot state: bad header (payload of %llu bytes)",
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: bad header (payload of %llu bytes)",
                     (unsigned long long)*n);
     if (file_size != HV_SNAP_HEADER_SIZE + *n)
-        return fail(err, errlen, -EINVAL,
+        return hv__fail(err, errlen, -EINVAL,
                     "snapshot state: the file is %llu bytes, its header says %llu: truncated",
                     (unsigned long long)file_size, (unsigned long long)(HV_SNAP_HEADER_SIZE + *n));
     return 0;
@@ -158,21 +148,21 @@ int hv__snap_file_read(int fd, uint8_t **payload, size_t *len, char *err, size_t
     *payload = NULL;
     *len = 0;
     if (fstat(fd, &st) < 0)
-        return fail(err, errlen, -errno, "snapshot state: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "snapshot state: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "snapshot state: not a regular file");
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: not a regular file");
     if (st.st_size >= HV_SNAP_HEADER_SIZE && read_at(fd, h, sizeof(h), 0))
-        return fail(err, errlen, -EINVAL, "snapshot state: unreadable header");
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: unreadable header");
     if ((rc = check_header(h, (uint64_t)st.st_size, &n, err, errlen)))
         return rc;
     *payload = malloc(n ? n : 1);
     if (!*payload)
-        return fail(err, errlen, -ENOMEM, "snapshot state: out of memory");
+        return hv__fail(err, errlen, -ENOMEM, "snapshot state: out of memory");
     if ((rc = read_at(fd, *payload, n, HV_SNAP_HEADER_SIZE)) ||
         get32(h + 24) != hv__crc32c(0, *payload, n)) {
         free(*payload);
         *payload = NULL;
-        return fail(err, errlen, -EINVAL, "snapshot state: %s",
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: %s",
                     rc ? "unreadable" : "payload checksum mismatch (corrupted)");
     }
     *len = n;
@@ -227,7 +217,7 @@ int hv__snap_load(int fd, uint8_t **payload, size_t *len, struct hv_snapshot_met
         return rc;
     snap_r_init(r, *payload, *len);
     if (read_meta(r, meta)) {
-        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
+        rc = hv__fail(err, errlen, r->err, "snapshot state: %s", r->what);
         free(*payload);
         *payload = NULL;
     }
@@ -248,14 +238,14 @@ int hv_snapshot_inspect(int state_fd, struct hv_snapshot_meta *meta, char *err, 
         uint32_t tag = snap_r_u32(&r), n = snap_r_u32(&r);
         /* A section holds at least its version (snap_r_section refuses less). */
         if (!snap_r_ok(&r) || n < 2 || n > r.len - r.pos) {
-            rc = fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
+            rc = hv__fail(err, errlen, -EINVAL, "snapshot state: truncated section at byte %zu",
                       r.pos);
             break;
         }
         r.pos += n;
         if (tag == HV_SNAP_TAG_END) {
             if (r.pos != r.len)
-                rc = fail(err, errlen, -EINVAL, "snapshot state: %zu bytes after its end",
+                rc = hv__fail(err, errlen, -EINVAL, "snapshot state: %zu bytes after its end",
                           r.len - r.pos);
             break;
         }
@@ -273,9 +263,9 @@ int hv__snap_open(const uint8_t *file, size_t len, struct hv_snapshot_meta *meta
     if (rc)
         return rc;
     if (get32(file + 24) != hv__crc32c(0, file + HV_SNAP_HEADER_SIZE, n))
-        return fail(err, errlen, -EINVAL, "snapshot state: payload checksum mismatch (corrupted)");
+        return hv__fail(err, errlen, -EINVAL, "snapshot state: payload checksum mismatch (corrupted)");
     snap_r_init(r, file + HV_SNAP_HEADER_SIZE, n);
     if (read_meta(r, meta))
-        return fail(err, errlen, r->err, "snapshot state: %s", r->what);
+        return hv__fail(err, errlen, r->err, "snapshot state: %s", r->what);
     return 0;
 }

@@ -17,6 +17,7 @@
  * thread is parked with no request in flight.
  */
 #include "snapshot/vm_snapshot.h"
+#include "fail.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,17 +40,6 @@
 #define TAG_PIT SNAP_TAG('P', 'I', 'T', ' ')
 #define TAG_CLCK SNAP_TAG('C', 'L', 'C', 'K')
 #define PAGE 4096u
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 static uint64_t realtime_ns(void)
 {
@@ -87,18 +77,18 @@ static int save_vm_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t e
         memset(&chip, 0, sizeof(chip));
         chip.chip_id = id;
         if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
-            return fail(err, errlen, -errno, "KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
+            return hv__fail(err, errlen, -errno, "KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
         snap_w_bytes(w, &chip.chip, sizeof(chip.chip));
     }
     snap_w_end(w, mark);
     if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
-        return fail(err, errlen, -errno, "KVM_GET_PIT2: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_GET_PIT2: %s", strerror(errno));
     mark = snap_w_begin(w, TAG_PIT, 1);
     snap_w_bytes(w, &pit, sizeof(pit));
     snap_w_end(w, mark);
     memset(&clock, 0, sizeof(clock));
     if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
-        return fail(err, errlen, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_GET_CLOCK: %s", strerror(errno));
     mark = snap_w_begin(w, TAG_CLCK, 1);
     snap_w_u64(w, clock.clock);
     snap_w_u32(w, clock.flags);
@@ -143,9 +133,9 @@ static int apply_vm_state(struct hv_vm *vm, const struct vm_state *s, char *err,
 
     for (unsigned id = 0; id < 3; id++)
         if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &s->chips[id]) < 0)
-            return fail(err, errlen, -errno, "KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
+            return hv__fail(err, errlen, -errno, "KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
     if (ioctl(vm->vm_fd, KVM_SET_PIT2, &s->pit) < 0)
-        return fail(err, errlen, -errno, "KVM_SET_PIT2: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_SET_PIT2: %s", strerror(errno));
     /*
      * With KVM_CLOCK_REALTIME KVM moves the clock on by the wall time since the save, so the
      * guest's clock is not behind by however long the snapshot lay on disk (or the migration
@@ -156,7 +146,7 @@ static int apply_vm_state(struct hv_vm *vm, const struct vm_state *s, char *err,
         clock.realtime = s->clock.realtime;
     }
     if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
-        return fail(err, errlen, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
     return 0;
 }
 
@@ -225,7 +215,7 @@ static int take_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errl
     hv__devices_save(vm, w);
     size_t mark = snap_w_begin(w, HV_SNAP_TAG_END, 1);
     snap_w_end(w, mark);
-    return w->err ? fail(err, errlen, w->err, "out of memory for the state") : 0;
+    return w->err ? hv__fail(err, errlen, w->err, "out of memory for the state") : 0;
 }
 
 int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, unsigned flags,
@@ -238,13 +228,13 @@ int hv_vm_snapshot(struct hv_vm *vm, int state_fd, int mem_fd, unsigned flags,
 
     memset(info, 0, sizeof(*info));
     if ((rc = hv_vm_freeze(vm, &was_paused)))
-        return fail(err, errlen, rc, "the VM is not running");
+        return hv__fail(err, errlen, rc, "the VM is not running");
     snap_w_init(&w);
     rc = take_state(vm, &w, err, errlen);
     if (!rc && (rc = hv__snap_file_write(state_fd, &w)))
-        fail(err, errlen, rc, "writing the state file: %s", strerror(-rc));
+        hv__fail(err, errlen, rc, "writing the state file: %s", strerror(-rc));
     if (!rc && (rc = save_memory(vm, mem_fd, flags & HV_SNAPSHOT_NO_SWAP, &info->memory_written)))
-        fail(err, errlen, rc, "writing the memory file: %s", strerror(-rc));
+        hv__fail(err, errlen, rc, "writing the memory file: %s", strerror(-rc));
     info->state_bytes = HV_SNAP_HEADER_SIZE + w.len;
     info->memory_bytes = vm->mem.size;
     snap_w_free(&w);
@@ -258,29 +248,29 @@ static int check_shape(const struct hv_vm *vm, const struct hv_snapshot_meta *m,
                        size_t errlen)
 {
     if (m->mode != vm->mode)
-        return fail(err, errlen, -EINVAL, "the snapshot is of a %s-mode VM, not %s",
+        return hv__fail(err, errlen, -EINVAL, "the snapshot is of a %s-mode VM, not %s",
                     hv_mode_name(m->mode), hv_mode_name(vm->mode));
     if (m->vcpus != vm->nr_vcpus)
-        return fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, the VM %u", m->vcpus,
+        return hv__fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, the VM %u", m->vcpus,
                     vm->nr_vcpus);
     if (m->memory_mib << 20 != vm->mem.size)
-        return fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
+        return hv__fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
                     (unsigned long long)m->memory_mib, (unsigned long long)(vm->mem.size >> 20));
     if (m->firmware != vm->boot.firmware)
-        return fail(err, errlen, -EINVAL, "the snapshot was %s, the VM is not",
+        return hv__fail(err, errlen, -EINVAL, "the snapshot was %s, the VM is not",
                     m->firmware ? "booted by firmware" : "booted from a kernel");
     if (m->nr_disks != vm->nr_disks || m->nr_nics != vm->nr_nics)
-        return fail(err, errlen, -EINVAL,
+        return hv__fail(err, errlen, -EINVAL,
                     "the snapshot has %u disks and %u NICs, the VM %u and %u", m->nr_disks,
                     m->nr_nics, vm->nr_disks, vm->nr_nics);
     for (unsigned i = 0; i < m->nr_disks; i++) {
         if (m->disk_bytes[i] != vm->disks[i].size)
-            return fail(err, errlen, -EINVAL,
+            return hv__fail(err, errlen, -EINVAL,
                         "disk %u is %llu bytes, the snapshot expects %llu: it changed", i + 1,
                         (unsigned long long)vm->disks[i].size,
                         (unsigned long long)m->disk_bytes[i]);
         if (m->disk_readonly[i] != vm->disks[i].readonly)
-            return fail(err, errlen, -EINVAL, "disk %u is %s, in the snapshot it was %s", i + 1,
+            return hv__fail(err, errlen, -EINVAL, "disk %u is %s, in the snapshot it was %s", i + 1,
                         vm->disks[i].readonly ? "read-only" : "writable",
                         m->disk_readonly[i] ? "read-only" : "writable");
     }
@@ -294,14 +284,14 @@ int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *e
     int rc;
 
     if (fstat(mem_fd, &st) < 0)
-        return fail(err, errlen, -errno, "memory file: %s", strerror(errno));
+        return hv__fail(err, errlen, -errno, "memory file: %s", strerror(errno));
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
-        return fail(err, errlen, -EINVAL,
+        return hv__fail(err, errlen, -EINVAL,
                     "the memory file is %llu bytes, the snapshot's memory %llu: truncated or "
                     "not this snapshot's",
                     (unsigned long long)st.st_size, (unsigned long long)size);
     if ((rc = hv_guest_mem_init_file(&vm->mem, size, mem_fd)))
-        return fail(err, errlen, rc, "mapping the memory file: %s", strerror(-rc));
+        return hv__fail(err, errlen, rc, "mapping the memory file: %s", strerror(-rc));
     return 0;
 }
 
@@ -322,7 +312,7 @@ static int restore_payload(struct hv_vm *vm, const struct hv_snapshot_meta *meta
     if (!r->err)
         read_vm_state(r, &vs);
     if (r->err) {
-        rc = fail(err, errlen, r->err, "snapshot state: %s", r->what);
+        rc = hv__fail(err, errlen, r->err, "snapshot state: %s", r->what);
         goto out;
     }
     hv__devices_park(vm);
@@ -332,7 +322,7 @@ static int restore_payload(struct hv_vm *vm, const struct hv_snapshot_meta *meta
     if (!rc && !r->err && r->pos != r->len)
         snap_r_fail(r, -EINVAL, "%zu bytes after the end marker", r->len - r->pos);
     if (rc || r->err) {
-        rc = fail(err, errlen, r->err ? r->err : rc, "snapshot state: %s", r->what);
+        rc = hv__fail(err, errlen, r->err ? r->err : rc, "snapshot state: %s", r->what);
         goto out_unpark;
     }
     if ((rc = apply_vm_state(vm, &vs, err, errlen)))
@@ -407,7 +397,7 @@ int hv_vm_save_state(struct hv_vm *vm, uint8_t **state, size_t *len, char *err, 
     snap_w_init(&w);
     rc = take_state(vm, &w, err, errlen);
     if (!rc && (rc = hv__snap_file_build(&w, state, len)))
-        fail(err, errlen, rc, "out of memory for the state");
+        hv__fail(err, errlen, rc, "out of memory for the state");
     snap_w_free(&w);
     return rc;
 }

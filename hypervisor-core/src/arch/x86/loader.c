@@ -6,6 +6,7 @@
  * The image is untrusted input: every offset and size is checked.
  */
 #include "boot.h"
+#include "fail.h"
 #include "layout.h"
 
 #include <elf.h>
@@ -25,19 +26,6 @@
 #define STARTUP_64_OFFSET  0x200 /* startup_64 sits 512 bytes into the protected-mode kernel */
 #define INITRD_ALIGN       0x1000
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 static uint64_t low_ram_end(const struct hv_guest_mem *mem)
 {
     return mem->low_size;
@@ -56,13 +44,13 @@ static int place_initrd(const struct hv_guest_mem *mem, struct boot_params *bp,
     if (addr_max && top > addr_max + 1)
         top = addr_max + 1;
     if (initrd_size > top || top - initrd_size < kernel_end)
-        return fail(err, errlen, -ENOMEM,
+        return hv__fail(err, errlen, -ENOMEM,
                     "too little memory: initrd of %zu bytes does not fit above the kernel "
                     "(kernel ends at %#llx, usable RAM ends at %#llx)",
                     initrd_size, (unsigned long long)kernel_end, (unsigned long long)top);
     addr = (top - initrd_size) & ~(uint64_t)(INITRD_ALIGN - 1);
     if (addr < kernel_end)
-        return fail(err, errlen, -ENOMEM, "too little memory for the initrd");
+        return hv__fail(err, errlen, -ENOMEM, "too little memory for the initrd");
     hv_guest_mem_write(mem, addr, initrd, initrd_size);
     bp->hdr.ramdisk_image = (uint32_t)addr;
     bp->hdr.ramdisk_size = (uint32_t)initrd_size;
@@ -96,16 +84,16 @@ static int load_bzimage(const struct hv_guest_mem *mem, const uint8_t *image, si
 
     memcpy(&hdr, image + SETUP_HDR_OFFSET, sizeof(hdr));
     if (hdr.version < MIN_BOOT_PROTOCOL)
-        return fail(err, errlen, -ENOEXEC, "kernel uses boot protocol %u.%02u, need 2.06 or later",
+        return hv__fail(err, errlen, -ENOEXEC, "kernel uses boot protocol %u.%02u, need 2.06 or later",
                     hdr.version >> 8, hdr.version & 0xff);
     if (!(hdr.xloadflags & XLF_KERNEL_64))
-        return fail(err, errlen, -ENOEXEC, "kernel has no 64-bit entry point (XLF_KERNEL_64)");
+        return hv__fail(err, errlen, -ENOEXEC, "kernel has no 64-bit entry point (XLF_KERNEL_64)");
     if (!(hdr.loadflags & LOADED_HIGH))
-        return fail(err, errlen, -ENOEXEC, "kernel is a zImage, not a bzImage");
+        return hv__fail(err, errlen, -ENOEXEC, "kernel is a zImage, not a bzImage");
     setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
     setup_size = (setup_sects + 1) * 512;
     if (setup_size >= size)
-        return fail(err, errlen, -ENOEXEC, "kernel image is truncated");
+        return hv__fail(err, errlen, -ENOEXEC, "kernel image is truncated");
     kernel_size = size - setup_size;
 
     /* The kernel decompresses to pref_address (if relocatable, aligned) and needs init_size there. */
@@ -116,14 +104,14 @@ static int load_bzimage(const struct hv_guest_mem *mem, const uint8_t *image, si
     else
         need += hdr.init_size > kernel_size ? hdr.init_size : kernel_size;
     if (need > low_ram_end(mem))
-        return fail(err, errlen, -ENOMEM,
+        return hv__fail(err, errlen, -ENOMEM,
                     "too little memory: the kernel needs %llu MiB, the VM has %llu MiB",
                     (unsigned long long)(need == UINT64_MAX ? need >> 20
                                                             : (need + (1 << 20) - 1) >> 20),
                     (unsigned long long)(mem->size >> 20));
     rc = hv_guest_mem_write(mem, load_addr, image + setup_size, kernel_size);
     if (rc)
-        return fail(err, errlen, rc, "kernel does not fit in guest memory");
+        return hv__fail(err, errlen, rc, "kernel does not fit in guest memory");
 
     memset(&bp, 0, sizeof(bp));
     /* The setup header runs from 0x1f1 to the end given by the jump at 0x200. */
@@ -158,10 +146,10 @@ static int load_elf64(const struct hv_guest_mem *mem, const uint8_t *image, size
     memcpy(&eh, image, sizeof(eh));
     if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
         eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
-        return fail(err, errlen, -ENOEXEC, "kernel is an ELF file but not an x86-64 executable");
+        return hv__fail(err, errlen, -ENOEXEC, "kernel is an ELF file but not an x86-64 executable");
     if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > size ||
         (size - eh.e_phoff) / sizeof(Elf64_Phdr) < eh.e_phnum)
-        return fail(err, errlen, -ENOEXEC, "kernel ELF program headers are out of bounds");
+        return hv__fail(err, errlen, -ENOEXEC, "kernel ELF program headers are out of bounds");
 
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
@@ -171,10 +159,10 @@ static int load_elf64(const struct hv_guest_mem *mem, const uint8_t *image, size
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
         if (ph.p_filesz > ph.p_memsz || ph.p_offset > size || ph.p_filesz > size - ph.p_offset)
-            return fail(err, errlen, -ENOEXEC, "kernel ELF segment %u is out of bounds", i);
+            return hv__fail(err, errlen, -ENOEXEC, "kernel ELF segment %u is out of bounds", i);
         dst = hv_gpa_to_hva(mem, ph.p_paddr, ph.p_memsz);
         if (!dst)
-            return fail(err, errlen, -ENOMEM,
+            return hv__fail(err, errlen, -ENOMEM,
                         "too little memory: ELF segment at %#llx+%#llx is outside guest RAM",
                         (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
         memcpy(dst, image + ph.p_offset, ph.p_filesz);
@@ -204,7 +192,7 @@ int hv_x86_load_kernel_image(const struct hv_guest_mem *mem, const uint8_t *imag
     uint32_t magic;
 
     if (cmdline && strlen(cmdline) >= X86_CMDLINE_MAX)
-        return fail(err, errlen, -E2BIG, "command line is longer than %d bytes",
+        return hv__fail(err, errlen, -E2BIG, "command line is longer than %d bytes",
                     X86_CMDLINE_MAX - 1);
     if (size >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0 && size >= sizeof(Elf64_Ehdr))
         return load_elf64(mem, image, size, initrd, initrd_size, cmdline, out, err, errlen);
@@ -213,7 +201,7 @@ int hv_x86_load_kernel_image(const struct hv_guest_mem *mem, const uint8_t *imag
         if (magic == HDRS_MAGIC)
             return load_bzimage(mem, image, size, initrd, initrd_size, cmdline, out, err, errlen);
     }
-    return fail(err, errlen, -ENOEXEC, "not a kernel: neither a bzImage nor an ELF64 executable");
+    return hv__fail(err, errlen, -ENOEXEC, "not a kernel: neither a bzImage nor an ELF64 executable");
 }
 
 /* Maps a whole file (path, or the open given_fd) read-only; *size 0 and NULL when empty. */
@@ -225,10 +213,10 @@ static int map_file(const char *path, int given_fd, const char *what, const uint
     void *p;
 
     if (fd < 0)
-        return fail(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
+        return hv__fail(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, -EINVAL, "%s %s: not a regular file", what, path);
+        return hv__fail(err, errlen, -EINVAL, "%s %s: not a regular file", what, path);
     }
     *size = (size_t)st.st_size;
     *data = NULL;
@@ -237,7 +225,7 @@ static int map_file(const char *path, int given_fd, const char *what, const uint
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return fail(err, errlen, -e, "%s %s: %s", what, path, strerror(e));
+            return hv__fail(err, errlen, -e, "%s %s: %s", what, path, strerror(e));
         }
         *data = p;
     }

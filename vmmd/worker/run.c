@@ -419,13 +419,15 @@ static void run_once(const struct run_args *a, const struct hv_vm_config *cfg, i
     /* A migration's target: its first boot is the VM the source sends. */
     incoming.incoming = a->incoming_fd && ctx->boots == 0;
     rc = hv_vm_create(&incoming, &vm, err, sizeof(err));
-    if (rc == 0 && incoming.incoming &&
-        (source = rc = mig_receive(vm, (int)a->incoming_fd, ctx->ticket, (unsigned)a->vcpus,
-                                   (a->incoming_timeout ? a->incoming_timeout : 60) * 1000, err,
-                                   sizeof(err))) < 0)
-        hv_vm_destroy(vm);
-    else
-        rc = 0;
+    if (rc == 0 && incoming.incoming) {
+        source = mig_receive(vm, (int)a->incoming_fd, ctx->ticket, (unsigned)a->vcpus,
+                             (a->incoming_timeout ? a->incoming_timeout : 60) * 1000, err,
+                             sizeof(err));
+        if (source < 0) {
+            rc = source;
+            hv_vm_destroy(vm);
+        }
+    }
     if (rc == 0 && (rc = hv_vm_start(vm))) {
         snprintf(err, sizeof(err), "cannot start vCPUs: %s", strerror(-rc));
         hv_vm_destroy(vm);

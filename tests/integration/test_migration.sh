@@ -119,7 +119,10 @@ check "... and the source runs on in the same worker" $([[ $(jbody .state) == ru
     console_of api big && c=$(counters <"$tmp/console" | tail -n 1) && wait_count api big $((c + 1)); echo $?)
 for _ in $(seq 100); do api2 GET /v1/vms/big; [[ $status == 404 ]] && break; sleep 0.05; done
 check "... and the target keeps no record of it" $([[ $status == 404 ]]; echo $?)
-api POST "/v1/vms/big?force=true" >/dev/null; api DELETE "/v1/vms/big?force=true"
+api POST /v1/vms/big/migrate "{\"target\":\"unix:$SOCK2\"}"
+check "after the failure it migrates again" $([[ $status == 202 ]] && wait_gone big && api2 GET /v1/vms/big &&
+    [[ $(jbody .state) == running ]]; echo $?)
+api2 DELETE "/v1/vms/big?force=true"
 
 api POST /v1/vms/stay/stop
 api POST /v1/vms/stay/migrate "{\"target\":\"unix:$SOCK2\"}"
@@ -151,7 +154,7 @@ for kind in ticket garbage; do
 done
 
 api GET /metrics
-check "metrics: migrations done and failed" $(body | grep -q '^vmmd_migrations_total{result="done"} 2' &&
+check "metrics: migrations done and failed" $(body | grep -q '^vmmd_migrations_total{result="done"} 3' &&
     body | grep -q '^vmmd_migrations_total{result="failed"} [1-9]'; echo $?)
 
 finish

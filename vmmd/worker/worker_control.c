@@ -266,17 +266,29 @@ static void start_migration(struct control_client *c, json_t *req, struct worker
         return;
     }
     if (ctx->migration) {
-        reply_error(c->fd, "a migration has run already");
-        return;
+        struct mig_progress p;
+        mig_send_progress(ctx->migration, &p);
+        if (p.phase != MIG_FAILED) {
+            reply_error(c->fd, "a migration is running");
+            return;
+        }
+        /* The last one failed and the VM ran on here: it may go again. */
+        mig_send_join(ctx->migration);
+        free(ctx->migration);
+        ctx->migration = NULL;
     }
     if (downtime < 1 || timeout < 1) {
         reply_error(c->fd, "max_downtime_ms and timeout_ms must be positive");
         return;
     }
     m = calloc(1, sizeof(*m));
-    if (!m || mig_ticket_parse(json_string_value(json_object_get(req, "ticket")), m->ticket)) {
+    if (!m) {
+        reply_error(c->fd, "out of memory");
+        return;
+    }
+    if (mig_ticket_parse(json_string_value(json_object_get(req, "ticket")), m->ticket)) {
         free(m);
-        reply_error(c->fd, m ? "out of memory" : "ticket: 64 hex digits expected");
+        reply_error(c->fd, "ticket: 64 hex digits expected");
         return;
     }
     m->vm = ctx->vm;
@@ -428,6 +440,8 @@ static void read_client(struct control_client *c, struct worker_ctx *ctx)
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
         unsigned got = (unsigned)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        if (got > CONTROL_MAX_FDS) /* the buffer holds no more; the kernel dropped the rest */
+            got = CONTROL_MAX_FDS;
         int fds[CONTROL_MAX_FDS];
         memcpy(fds, CMSG_DATA(cm), got * sizeof(int));
         for (unsigned i = 0; i < got; i++) {

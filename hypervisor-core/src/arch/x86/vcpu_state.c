@@ -31,7 +31,9 @@ struct hv_x86_vcpu_state {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     bool has_xsave, has_xcrs;
-    struct kvm_xsave xsave;
+    /* struct kvm_xsave's 4 KiB region: the struct itself ends in a flexible array (newer
+     * headers), which may not sit inside another struct. */
+    uint32_t xsave[sizeof(((struct kvm_xsave *)0)->region) / sizeof(uint32_t)];
     struct kvm_fpu fpu;
     struct kvm_xcrs xcrs;
     struct kvm_debugregs debugregs;
@@ -141,7 +143,7 @@ int hv_x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_w *w, 
     GET(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
     s.has_xsave = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
     if (s.has_xsave) {
-        GET(KVM_GET_XSAVE, &s.xsave, "KVM_GET_XSAVE");
+        GET(KVM_GET_XSAVE, (struct kvm_xsave *)s.xsave, "KVM_GET_XSAVE");
     } else {
         GET(KVM_GET_FPU, &s.fpu, "KVM_GET_FPU");
     }
@@ -168,7 +170,7 @@ int hv_x86_vcpu_save(int kvm_fd, int vcpu_fd, unsigned index, struct snap_w *w, 
     snap_w_bytes(w, &s.sregs, sizeof(s.sregs));
     snap_w_bool(w, s.has_xsave);
     if (s.has_xsave)
-        snap_w_bytes(w, &s.xsave, sizeof(s.xsave));
+        snap_w_bytes(w, s.xsave, sizeof(s.xsave));
     else
         snap_w_bytes(w, &s.fpu, sizeof(s.fpu));
     snap_w_bool(w, s.has_xcrs);
@@ -231,7 +233,7 @@ int hv_x86_vcpu_state_read(struct snap_r *r, unsigned index, struct hv_x86_vcpu_
     snap_r_bytes(&sub, &s->sregs, sizeof(s->sregs));
     s->has_xsave = snap_r_bool(&sub);
     if (s->has_xsave)
-        snap_r_bytes(&sub, &s->xsave, sizeof(s->xsave));
+        snap_r_bytes(&sub, s->xsave, sizeof(s->xsave));
     else
         snap_r_bytes(&sub, &s->fpu, sizeof(s->fpu));
     s->has_xcrs = snap_r_bool(&sub);
@@ -285,7 +287,7 @@ int hv_x86_vcpu_state_apply(const struct hv_x86_vcpu_state *s, int vcpu_fd, char
     SET(KVM_SET_REGS, &s->regs, "KVM_SET_REGS");
     SET(KVM_SET_SREGS, &s->sregs, "KVM_SET_SREGS");
     if (s->has_xsave) {
-        SET(KVM_SET_XSAVE, &s->xsave, "KVM_SET_XSAVE");
+        SET(KVM_SET_XSAVE, (const struct kvm_xsave *)s->xsave, "KVM_SET_XSAVE");
     } else {
         SET(KVM_SET_FPU, &s->fpu, "KVM_SET_FPU");
     }

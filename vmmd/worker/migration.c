@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -342,6 +343,26 @@ static int finish(struct mig_send *m, const uint8_t *ram, uint64_t pages, uint64
     return 0;
 }
 
+/*
+ * The dirty bitmaps are mapped, not malloc'ed: freed in this thread, 64 KiB or more of a
+ * non-main arena shrink its heap, and glibc's first shrink_heap opens
+ * /proc/sys/vm/overcommit_memory, which the sandbox's filter kills the worker for (a
+ * 2048 MiB VM died so right after the target took it over).
+ */
+static uint64_t *bitmap_alloc(uint64_t words)
+{
+    void *p = mmap(NULL, words * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void bitmap_free(uint64_t *bitmap, uint64_t words)
+{
+    if (bitmap)
+        munmap(bitmap, words * sizeof(uint64_t));
+}
+
 static void *send_thread(void *arg)
 {
     struct mig_send *m = arg;
@@ -355,8 +376,8 @@ static void *send_thread(void *arg)
     int rc;
 
     words = HV_DIRTY_BITMAP_WORDS(size);
-    bitmap = calloc(words, sizeof(uint64_t));
-    ever = calloc(words, sizeof(uint64_t));
+    bitmap = bitmap_alloc(words);
+    ever = bitmap_alloc(words);
     set_timeouts(m->fd, IO_TIMEOUT_S);
     memcpy(hello, MIG_MAGIC, 8);
     put_le(hello + 8, MIG_VERSION, 4);
@@ -409,8 +430,8 @@ out:
     if (frozen)
         hv_vm_thaw(m->vm, was_paused);
 done:
-    free(bitmap);
-    free(ever);
+    bitmap_free(bitmap, words);
+    bitmap_free(ever, words);
     close(m->fd);
     m->fd = -1;
     return NULL;

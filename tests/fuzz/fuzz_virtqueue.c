@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct virtq_elem elem; /* 4 KiB of iovecs: not on the stack */
     static uint8_t buf[64 << 10];
-    struct hv_guest_mem mem;
+    struct hv_guest_mem mem = {0}; /* no dirty-page tracking */
     struct virtq vq;
     uint8_t flags;
     int unpopped = 0;

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -57,6 +59,8 @@ int hv_guest_mem_init_file(struct hv_guest_mem *mem, uint64_t size, int fd)
     int rc = guest_mem_map(mem, size, fd);
 
     mem->file_backed = rc == 0;
+    /* Kept to find the file's holes (SEEK_HOLE): untouched pages there need no reading. */
+    mem->backing_fd = rc == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
     return rc;
 }
 
@@ -67,6 +71,9 @@ void hv_guest_mem_destroy(struct hv_guest_mem *mem)
     mem->host = NULL;
     free(mem->dirty);
     mem->dirty = NULL;
+    if (mem->file_backed && mem->backing_fd >= 0)
+        close(mem->backing_fd);
+    mem->backing_fd = -1;
 }
 
 void hv_guest_mem_mark(const struct hv_guest_mem *mem, const void *hva, uint64_t len)

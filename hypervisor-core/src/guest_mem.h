@@ -21,6 +21,7 @@ struct hv_guest_mem {
      * written (every translation is counted, reads too), NULL otherwise. */
     uint64_t *dirty;
     bool file_backed; /* a snapshot's memory file: an absent page is not a zero page */
+    int backing_fd;   /* that file (a dup), -1 otherwise */
 };
 
 /* Maps size bytes, untouched until the guest uses them. */

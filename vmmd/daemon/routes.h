@@ -103,8 +103,11 @@ void route_vm_migration(struct vmmd_daemon *d, struct http_request *req,
                         const struct route_match *m);
 void route_migrations_accept(struct vmmd_daemon *d, struct http_request *req,
                              const struct route_match *m);
-/* The supervisor saw a worker end with "migrated": the VM runs elsewhere, its record goes. */
-void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const char *detail);
+/* The supervisor saw a worker end: with "migrated" the VM runs elsewhere and its record goes;
+ * otherwise a migration of it that was still running has failed. */
+void routes_migration_worker_ended(struct vmmd_daemon *d, const char *vm_id, const char *reason);
+/* Removes what a VM's worker left in its run directory. */
+void routes_remove_run_dir(struct vmmd_daemon *d, const char *id);
 unsigned routes_migrations_running(void);
 /* At drain: no more polling; at exit: the bookkeeping goes. */
 void routes_migrations_stop(void);
@@ -112,6 +115,9 @@ void routes_migrations_free(void);
 /* Answers with the VM as stored now. */
 void routes_respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned status,
                        const char *id);
+/* Whether the host swaps (a line past /proc/swaps' header): then RAM a worker finds absent
+ * may be swapped out rather than untouched, and it must read every page. */
+bool routes_host_swaps(void);
 /* A deleted VM's snapshot files. */
 void routes_snapshots_remove_all(struct vmmd_daemon *d, const char *vm_id);
 /* Snapshots stored and the bytes they take on disk (metrics). */

@@ -185,34 +185,38 @@ static void on_poll(uv_timer_t *t)
         m->polling = true;
 }
 
-void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const char *detail)
+/* The worker ended with "migrated": the VM runs on the target, its record here goes. */
+static void migrated_away(struct vmmd_daemon *d, const char *vm_id, const char *detail)
 {
     struct migration *m = find(vm_id);
     struct db_vm vm = {0};
     int64_t ev = 0;
+    unsigned rounds = 0;
+    unsigned long long bytes = 0;
+    double downtime = 0;
 
     if (db_vm_get(d->db, vm_id, &vm))
         return;
     /* The worker's last words (its exit file) have the figures: the last poll may be older. */
-    unsigned rounds = 0;
-    double mib = 0, downtime = 0;
-    sscanf(detail, "migrated: %u rounds, %lf MiB sent, %lf ms downtime", &rounds, &mib, &downtime);
+    sscanf(detail, "migrated: %u rounds, %llu bytes sent, %lf ms downtime", &rounds, &bytes,
+           &downtime);
     if (m) {
+        uint64_t total_ms = mono_ms() - m->started_ms;
         snprintf(m->state, sizeof(m->state), "done");
         stop_polling(m);
         json_object_set_new(m->progress, "round", json_integer(rounds));
         json_object_set_new(m->progress, "pages_left", json_integer(0));
-        json_object_set_new(m->progress, "bytes_sent", json_integer((json_int_t)(mib * 1048576)));
+        json_object_set_new(m->progress, "bytes_sent", json_integer((json_int_t)bytes));
         json_object_set_new(m->progress, "downtime_ms", json_real(downtime));
-        uint64_t total_ms = mono_ms() - m->started_ms;
-        json_object_set_new(m->progress, "throughput_mbps",
-                            json_real(mib * 1048576 / 1e6 / ((double)(total_ms ? total_ms : 1) / 1e3)));
+        json_object_set_new(
+            m->progress, "throughput_mbps",
+            json_real((double)bytes / 1e6 / ((double)(total_ms ? total_ms : 1) / 1e3)));
         d->metrics.migrations_done++;
         d->metrics.migration_downtime_us += (uint64_t)(downtime * 1000);
         emit(d, "vm.migrated", vm_id,
              json_pack("{s:s, s:s, s:f, s:I, s:i, s:I}", "vm", vm.name, "target", m->req.target,
-                       "downtime_ms", downtime, "total_ms", (json_int_t)(mono_ms() - m->started_ms),
-                       "rounds", (int)rounds, "bytes_sent", (json_int_t)(mib * 1048576)));
+                       "downtime_ms", downtime, "total_ms", (json_int_t)total_ms, "rounds",
+                       (int)rounds, "bytes_sent", (json_int_t)bytes));
     } else {
         /* Found after a daemon restart: the worker moved it while no one was watching. */
         emit(d, "vm.migrated", vm_id, json_pack("{s:s, s:s}", "vm", vm.name, "detail", detail));
@@ -221,7 +225,22 @@ void routes_vm_migrated_away(struct vmmd_daemon *d, const char *vm_id, const cha
     if (db_vm_delete(d->db, vm_id, &ev) == 0)
         vmmd_event_committed(d, ev);
     routes_snapshots_remove_all(d, vm_id);
+    routes_remove_run_dir(d, vm_id);
     db_vm_clear(&vm);
+}
+
+void routes_migration_worker_ended(struct vmmd_daemon *d, const char *vm_id, const char *reason)
+{
+    struct migration *m = find(vm_id);
+    char why[400];
+
+    if (strncmp(reason, "migrated", 8) == 0) {
+        migrated_away(d, vm_id, reason);
+    } else if (m && running(m) && strcmp(m->state, "connecting")) {
+        /* It died mid-way: the target, hearing no more from it, drops its copy. */
+        snprintf(why, sizeof(why), "the VM's worker ended: %.300s", reason);
+        fail(m, why);
+    }
 }
 
 /* ---- the source: asking the target, on the thread pool ---- */
@@ -402,10 +421,10 @@ static void target_answered(uv_work_t *w, int status)
         http_respond_error(m->req_http, API_ERR_BAD_GATEWAY, "%s", why);
         return;
     }
-    json_t *cmd =
-        json_pack("{s:s, s:s, s:I, s:I, s:b}", "cmd", "migrate", "ticket", m->ticket,
-                  "max_downtime_ms", (json_int_t)m->req.max_downtime_ms, "timeout_ms",
-                  (json_int_t)(m->req.timeout_s * 1000), "resend_dirtied", host_needs_resend());
+    json_t *cmd = json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}", "cmd", "migrate", "ticket", m->ticket,
+                            "max_downtime_ms", (json_int_t)m->req.max_downtime_ms, "timeout_ms",
+                            (json_int_t)(m->req.timeout_s * 1000), "resend_dirtied",
+                            host_needs_resend(), "no_swap", !routes_host_swaps());
     rc = supervisor_command_fds(d->sup, m->vm_id, cmd, &m->fd, 1, on_worker_took_it, m);
     close(m->fd);
     m->fd = -1;

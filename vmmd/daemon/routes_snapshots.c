@@ -338,9 +338,7 @@ static int check_space(struct vmmd_daemon *d, const struct db_vm *vm, struct api
     return 0;
 }
 
-/* Whether the host swaps (a line past /proc/swaps' header): then RAM the worker finds absent
- * may be swapped out, not untouched, and every page must be read. */
-static bool host_swaps(void)
+bool routes_host_swaps(void)
 {
     FILE *f = fopen("/proc/swaps", "r");
     char line[256];
@@ -410,7 +408,7 @@ void route_vm_snapshot(struct vmmd_daemon *d, struct http_request *req, const st
     }
     rc = supervisor_command_fds(d->sup, vm.id,
                                 json_pack("{s:s, s:b, s:b}", "cmd", "snapshot", "leave_paused",
-                                          !sr.resume, "no_swap", !host_swaps()),
+                                          !sr.resume, "no_swap", !routes_host_swaps()),
                                 fds, 2, on_snapshot_taken, t);
     if (rc) {
         http_respond_error(req, API_ERR_CONFLICT, "cannot reach VM '%s''s worker: %s", vm.name,

@@ -307,8 +307,7 @@ out:
     db_vm_clear(&vm);
 }
 
-/* Removes what a worker left in its run directory. */
-static void remove_run_dir(struct vmmd_daemon *d, const char *id)
+void routes_remove_run_dir(struct vmmd_daemon *d, const char *id)
 {
     static const char *const files[] = {WORKER_CONTROL_SOCKET, WORKER_CONSOLE_LOG,
                                         WORKER_CONSOLE_LOG ".1", WORKER_EXIT_FILE, WORKER_LOG};
@@ -336,7 +335,7 @@ static void delete_now(struct vmmd_daemon *d, struct http_request *req, const ch
     }
     vmmd_event_committed(d, ev);
     networks_vms_changed(d->nets); /* its forwards went with it */
-    remove_run_dir(d, id);
+    routes_remove_run_dir(d, id);
     routes_snapshots_remove_all(d, id); /* their rows went with it */
     http_respond_empty(req, 204);
 }

@@ -282,8 +282,7 @@ static void worker_gone(struct worker *w)
         d->metrics.workers_lost++;
     set_state(d, w->vm_id, state, reason, 0);
     fail_commands(w, "the worker has ended");
-    if (strncmp(reason, "migrated", 8) == 0)
-        routes_vm_migrated_away(d, w->vm_id, reason);
+    routes_migration_worker_ended(d, w->vm_id, reason);
     if (w->start_done) {
         sup_done_fn fn = w->start_done;
         w->start_done = NULL;

@@ -158,19 +158,19 @@ struct round_stats {
 };
 
 /*
- * Sends the pages whose bits are set (all of them when bitmap is NULL, then skipping the zero
- * pages the target has anyway), in runs of at most MIG_MAX_PAGES_PER_FRAME.
+ * Sends the pages whose bits are set, in runs of at most MIG_MAX_PAGES_PER_FRAME; with
+ * skip_zero (the first round: the target's RAM starts zeroed) not those that are all zeroes.
  */
 static int send_pages(struct mig_send *m, const uint8_t *ram, uint64_t pages,
-                      const uint64_t *bitmap, struct round_stats *st)
+                      const uint64_t *bitmap, bool skip_zero, struct round_stats *st)
 {
     uint64_t run_start = 0, run = 0;
     uint8_t first[8];
     int rc;
 
     for (uint64_t p = 0; p <= pages; p++) {
-        bool take = p < pages && (bitmap ? (bitmap[p / 64] >> (p % 64)) & 1
-                                         : !page_is_zero(ram + p * HV_PAGE_SIZE));
+        bool take = p < pages && ((bitmap[p / 64] >> (p % 64)) & 1) &&
+                    !(skip_zero && page_is_zero(ram + p * HV_PAGE_SIZE));
         if (run && (!take || run == MIG_MAX_PAGES_PER_FRAME)) {
             put_le(first, run_start, 8);
             if ((rc = send_frame(m->fd, MIG_PAGES, first, 8, ram + run_start * HV_PAGE_SIZE,
@@ -262,7 +262,9 @@ static int precopy(struct mig_send *m, const uint8_t *ram, uint64_t pages, uint6
     uint64_t r0 = now_ms(), ms;
     int rc;
 
-    if ((rc = send_pages(m, ram, pages, NULL, &st))) {
+    /* All of RAM that may hold data (untouched RAM is not read: a fault a page). */
+    hv_vm_memory_in_use(m->vm, m->no_swap, bitmap);
+    if ((rc = send_pages(m, ram, pages, bitmap, true, &st))) {
         fail_send(m, "sending RAM: %s", strerror(-rc));
         return rc;
     }
@@ -294,7 +296,7 @@ static int precopy(struct mig_send *m, const uint8_t *ram, uint64_t pages, uint6
         }
         st = (struct round_stats){0};
         r0 = now_ms();
-        if ((rc = send_pages(m, ram, pages, bitmap, &st))) {
+        if ((rc = send_pages(m, ram, pages, bitmap, false, &st))) {
             fail_send(m, "sending dirty pages: %s", strerror(-rc));
             return rc;
         }
@@ -313,7 +315,7 @@ static int finish(struct mig_send *m, const uint8_t *ram, uint64_t pages, uint64
     int rc;
 
     if ((rc = fetch_dirty(m, bitmap, ever, HV_DIRTY_BITMAP_WORDS(pages * HV_PAGE_SIZE))) ||
-        (rc = send_pages(m, ram, pages, bitmap, total))) {
+        (rc = send_pages(m, ram, pages, bitmap, false, total))) {
         fail_send(m, "sending the last pages: %s", strerror(-rc));
         return rc;
     }

@@ -59,6 +59,7 @@ struct mig_send {
      * stopped), so only the pages never dirtied can be trusted to be clean.
      */
     bool resend_dirtied;
+    bool no_swap; /* the host does not swap: untouched RAM need not be read (hv_vm_memory_in_use) */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;

@@ -16,6 +16,7 @@
 #include "hv/hv.h"
 
 #include <jansson.h>
+#include <malloc.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -460,8 +461,8 @@ static void run_once(const struct run_args *a, const struct hv_vm_config *cfg, i
         if (p.phase == MIG_DONE) {
             res->migrated = true;
             snprintf(res->detail, sizeof(res->detail),
-                     "migrated: %u rounds, %.1f MiB sent, %.3f ms downtime", p.round,
-                     (double)p.bytes_sent / 1048576.0, (double)p.downtime_us / 1000.0);
+                     "migrated: %u rounds, %llu bytes sent, %.3f ms downtime", p.round,
+                     (unsigned long long)p.bytes_sent, (double)p.downtime_us / 1000.0);
         }
     }
 
@@ -747,6 +748,13 @@ int vmmd_run_main(int argc, char **argv)
         return VMMD_RUN_EXIT_USAGE;
     }
     cfg.restore_has_fd = a.restore_state || a.restore_state_fd;
+    /*
+     * glibc reads /proc/sys/vm/overcommit_memory the first time it shrinks a thread's heap,
+     * which the sandbox forbids (a migration's send thread died of it after freeing its
+     * bitmaps): threads' heaps are never trimmed, and big blocks are always mapped.
+     */
+    mallopt(M_TRIM_THRESHOLD, INT32_MAX);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (open_vm_files(&a, &cfg, disks, nics, &files, err, sizeof(err)) ||
         join_cgroups(&a.cgroups, err, sizeof(err)) ||
         (a.sandbox_uid && enter_sandbox(&a, exit_fd, err, sizeof(err)))) {

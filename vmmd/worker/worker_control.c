@@ -297,6 +297,7 @@ static void start_migration(struct control_client *c, json_t *req, struct worker
     m->max_downtime_ms = (uint64_t)downtime;
     m->timeout_ms = (uint64_t)timeout;
     m->resend_dirtied = json_is_true(json_object_get(req, "resend_dirtied"));
+    m->no_swap = json_is_true(json_object_get(req, "no_swap"));
     c->nfds = 0; /* the thread owns the connection now */
     if (mig_send_start(m)) {
         close(m->fd);

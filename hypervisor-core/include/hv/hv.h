@@ -306,6 +306,14 @@ int hv_vm_dirty_log_start(struct hv_vm *vm);
  * (or the start), plus every page devices have written. */
 int hv_vm_dirty_log_fetch(struct hv_vm *vm, uint64_t *bitmap);
 void hv_vm_dirty_log_stop(struct hv_vm *vm);
+/*
+ * The pages of RAM that may hold anything but zeroes, as a bitmap like the dirty one: those
+ * resident (mincore), and for a VM restored from a snapshot those in its memory file's data
+ * (SEEK_DATA). Only right where the host does not swap (a swapped-out page is not resident):
+ * callers say so with no_swap; without it, or when the kernel cannot tell, every bit is set.
+ * Saves reading (faulting in) gigabytes of untouched RAM.
+ */
+void hv_vm_memory_in_use(struct hv_vm *vm, bool no_swap, uint64_t *bitmap);
 /* into |= from (from may be NULL), and the number of set bits. */
 void hv_dirty_bitmap_merge(uint64_t *into, const uint64_t *from, size_t words);
 uint64_t hv_dirty_bitmap_count(const uint64_t *bitmap, size_t words);

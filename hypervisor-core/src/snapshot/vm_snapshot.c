@@ -37,9 +37,9 @@
 #include "vm_internal.h"
 
 #define TAG_IRQC SNAP_TAG('I', 'R', 'Q', 'C')
-#define TAG_PIT SNAP_TAG('P', 'I', 'T', ' ')
+#define TAG_PIT  SNAP_TAG('P', 'I', 'T', ' ')
 #define TAG_CLCK SNAP_TAG('C', 'L', 'C', 'K')
-#define PAGE 4096u
+#define PAGE     4096u
 
 static uint64_t realtime_ns(void)
 {
@@ -159,36 +159,73 @@ static bool page_is_zero(const uint8_t *p)
     return true;
 }
 
+static void set_bits(uint64_t *bitmap, uint64_t first, uint64_t count)
+{
+    for (uint64_t p = first; p < first + count; p++)
+        bitmap[p / 64] |= 1ull << (p % 64);
+}
+
+void hv_vm_memory_in_use(struct hv_vm *vm, bool no_swap, uint64_t *bitmap)
+{
+    uint64_t pages = vm->mem.size / PAGE;
+    size_t words = HV_DIRTY_BITMAP_WORDS(vm->mem.size);
+    unsigned char *present = no_swap ? malloc(pages) : NULL;
+
+    if (!present || mincore(vm->mem.host, vm->mem.size, present)) {
+        memset(bitmap, 0xff, words * sizeof(uint64_t));
+        free(present);
+        return;
+    }
+    memset(bitmap, 0, words * sizeof(uint64_t));
+    for (uint64_t p = 0; p < pages; p++)
+        if (present[p] & 1)
+            set_bits(bitmap, p, 1);
+    free(present);
+    /* A restored VM's untouched pages are its memory file's: those in the file's data count. */
+    for (off_t off = 0; vm->mem.file_backed && (uint64_t)off < vm->mem.size;) {
+        off_t data = lseek(vm->mem.backing_fd, off, SEEK_DATA), hole;
+        if (data < 0 && errno == ENXIO)
+            break;
+        if (data < 0 || (hole = lseek(vm->mem.backing_fd, data, SEEK_HOLE)) < 0) {
+            memset(bitmap, 0xff, words * sizeof(uint64_t)); /* cannot tell: all of it */
+            break;
+        }
+        uint64_t first = (uint64_t)data / PAGE, last = ((uint64_t)hole + PAGE - 1) / PAGE < pages
+                                                           ? ((uint64_t)hole + PAGE - 1) / PAGE
+                                                           : pages;
+        set_bits(bitmap, first, last - first);
+        off = hole;
+    }
+}
+
 /*
- * RAM byte for byte; runs of zero pages stay holes of the truncated file. Reading a page the
- * guest never touched costs a page fault: with no swap, mincore() says which anonymous pages
- * exist at all (measured by bench_snapshot.sh: 0.5 s of pause for an untouched 256 MiB and
- * 1.4 s for 2 GiB, when every page was read).
+ * RAM byte for byte; runs of zero pages stay holes of the truncated file. Only the pages that
+ * may hold data are read: reading the others costs a page fault each (measured by
+ * bench_snapshot.sh: 0.5 s of pause for an untouched 256 MiB guest and 1.4 s for 2 GiB, and
+ * 8.7 s for 2 GiB restored from a sparse snapshot, when every page was read).
  */
 static int save_memory(struct hv_vm *vm, int fd, bool no_swap, uint64_t *written)
 {
     const uint8_t *mem = vm->mem.host;
     uint64_t size = vm->mem.size, run = 0, run_start = 0;
-    unsigned char *present = NULL;
-    int rc;
+    uint64_t *in_use = malloc(HV_DIRTY_BITMAP_WORDS(size) * sizeof(uint64_t));
+    int rc = 0;
 
     *written = 0;
-    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
-        return -errno;
-    if (no_swap && !vm->mem.file_backed && (present = malloc(size / PAGE)) &&
-        mincore((void *)mem, size, present)) {
-        free(present);
-        present = NULL;
+    if (!in_use)
+        return -ENOMEM;
+    hv_vm_memory_in_use(vm, no_swap, in_use);
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0) {
+        rc = -errno;
+        goto out;
     }
     for (uint64_t off = 0; off <= size; off += PAGE) {
-        bool data = off < size && (!present || (present[off / PAGE] & 1)) &&
+        bool data = off < size && ((in_use[off / PAGE / 64] >> (off / PAGE % 64)) & 1) &&
                     !page_is_zero(mem + off);
         /* Flush a run at a zero page, at the end, or every 8 MiB (bounded write size). */
         if (run && (!data || run == 8u << 20)) {
-            if ((rc = hv__write_at(fd, mem + run_start, run, (off_t)run_start))) {
-                free(present);
-                return rc;
-            }
+            if ((rc = hv__write_at(fd, mem + run_start, run, (off_t)run_start)))
+                goto out;
             *written += run;
             run = 0;
         }
@@ -198,8 +235,10 @@ static int save_memory(struct hv_vm *vm, int fd, bool no_swap, uint64_t *written
             run += PAGE;
         }
     }
-    free(present);
-    return fdatasync(fd) < 0 ? -errno : 0;
+    rc = fdatasync(fd) < 0 ? -errno : 0;
+out:
+    free(in_use);
+    return rc;
 }
 
 static int take_state(struct hv_vm *vm, struct snap_w *w, char *err, size_t errlen)
@@ -249,36 +288,36 @@ static int check_shape(const struct hv_vm *vm, const struct hv_snapshot_meta *m,
 {
     if (m->mode != vm->mode)
         return hv__fail(err, errlen, -EINVAL, "the snapshot is of a %s-mode VM, not %s",
-                    hv_mode_name(m->mode), hv_mode_name(vm->mode));
+                        hv_mode_name(m->mode), hv_mode_name(vm->mode));
     if (m->vcpus != vm->nr_vcpus)
         return hv__fail(err, errlen, -EINVAL, "the snapshot has %u vCPUs, the VM %u", m->vcpus,
-                    vm->nr_vcpus);
+                        vm->nr_vcpus);
     if (m->memory_mib << 20 != vm->mem.size)
         return hv__fail(err, errlen, -EINVAL, "the snapshot has %llu MiB of memory, the VM %llu",
-                    (unsigned long long)m->memory_mib, (unsigned long long)(vm->mem.size >> 20));
+                        (unsigned long long)m->memory_mib,
+                        (unsigned long long)(vm->mem.size >> 20));
     if (m->firmware != vm->boot.firmware)
         return hv__fail(err, errlen, -EINVAL, "the snapshot was %s, the VM is not",
-                    m->firmware ? "booted by firmware" : "booted from a kernel");
+                        m->firmware ? "booted by firmware" : "booted from a kernel");
     if (m->nr_disks != vm->nr_disks || m->nr_nics != vm->nr_nics)
         return hv__fail(err, errlen, -EINVAL,
-                    "the snapshot has %u disks and %u NICs, the VM %u and %u", m->nr_disks,
-                    m->nr_nics, vm->nr_disks, vm->nr_nics);
+                        "the snapshot has %u disks and %u NICs, the VM %u and %u", m->nr_disks,
+                        m->nr_nics, vm->nr_disks, vm->nr_nics);
     for (unsigned i = 0; i < m->nr_disks; i++) {
         if (m->disk_bytes[i] != vm->disks[i].size)
             return hv__fail(err, errlen, -EINVAL,
-                        "disk %u is %llu bytes, the snapshot expects %llu: it changed", i + 1,
-                        (unsigned long long)vm->disks[i].size,
-                        (unsigned long long)m->disk_bytes[i]);
+                            "disk %u is %llu bytes, the snapshot expects %llu: it changed", i + 1,
+                            (unsigned long long)vm->disks[i].size,
+                            (unsigned long long)m->disk_bytes[i]);
         if (m->disk_readonly[i] != vm->disks[i].readonly)
             return hv__fail(err, errlen, -EINVAL, "disk %u is %s, in the snapshot it was %s", i + 1,
-                        vm->disks[i].readonly ? "read-only" : "writable",
-                        m->disk_readonly[i] ? "read-only" : "writable");
+                            vm->disks[i].readonly ? "read-only" : "writable",
+                            m->disk_readonly[i] ? "read-only" : "writable");
     }
     return 0;
 }
 
-int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *err,
-                            size_t errlen)
+int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *err, size_t errlen)
 {
     struct stat st;
     int rc;
@@ -287,9 +326,9 @@ int hv__snapshot_map_memory(struct hv_vm *vm, int mem_fd, uint64_t size, char *e
         return hv__fail(err, errlen, -errno, "memory file: %s", strerror(errno));
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
         return hv__fail(err, errlen, -EINVAL,
-                    "the memory file is %llu bytes, the snapshot's memory %llu: truncated or "
-                    "not this snapshot's",
-                    (unsigned long long)st.st_size, (unsigned long long)size);
+                        "the memory file is %llu bytes, the snapshot's memory %llu: truncated or "
+                        "not this snapshot's",
+                        (unsigned long long)st.st_size, (unsigned long long)size);
     if ((rc = hv_guest_mem_init_file(&vm->mem, size, mem_fd)))
         return hv__fail(err, errlen, rc, "mapping the memory file: %s", strerror(-rc));
     return 0;

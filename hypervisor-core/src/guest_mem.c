@@ -11,6 +11,44 @@
 
 #define GUEST_MEM_ALIGN (2ull << 20)
 
+/* More extents than this and the whole file is mapped instead (each is a mapping). */
+#define MAX_FILE_EXTENTS 4096
+#define PAGE_MASK_4K 4095ull
+
+/*
+ * A snapshot's RAM: the file's pages, read on first touch, copied on first write. Only the
+ * file's data extents are mapped from it; its holes stay anonymous memory, which reads as the
+ * same zeroes, and which mincore() reports honestly as never touched (for a file mapping it
+ * reports the page cache, which may hold a whole sparse file), so a later snapshot reads only
+ * what the guest wrote. -1 (errno) on failure.
+ */
+static int map_file_data(uint8_t *p, uint64_t size, int fd)
+{
+    const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE;
+    off_t off = 0, data, hole;
+    unsigned extents = 0;
+
+    errno = 0;
+    while ((uint64_t)off < size && (data = lseek(fd, off, SEEK_DATA)) >= 0 &&
+           (hole = lseek(fd, data, SEEK_HOLE)) >= 0) {
+        uint64_t first = (uint64_t)data & ~PAGE_MASK_4K;
+        uint64_t end = ((uint64_t)hole + PAGE_MASK_4K) & ~PAGE_MASK_4K;
+        if (end > size)
+            end = size;
+        if (++extents > MAX_FILE_EXTENTS)
+            break;
+        if (first < end && mmap(p + first, end - first, prot, flags, fd, (off_t)first) == MAP_FAILED)
+            return -1;
+        off = (off_t)end;
+    }
+    if ((uint64_t)off < size && extents <= MAX_FILE_EXTENTS && errno == ENXIO)
+        return 0; /* no data past off: the rest stays anonymous zeroes */
+    if ((uint64_t)off >= size)
+        return 0;
+    /* No SEEK_DATA here, or too fragmented: all of it from the file. */
+    return mmap(p, size, prot, flags, fd, 0) == MAP_FAILED ? -1 : 0;
+}
+
 static int guest_mem_map(struct hv_guest_mem *mem, uint64_t size, int fd)
 {
     /*
@@ -31,9 +69,7 @@ static int guest_mem_map(struct hv_guest_mem *mem, uint64_t size, int fd)
         munmap(raw, (size_t)(p - raw));
     if (p + size < raw + size + GUEST_MEM_ALIGN)
         munmap(p + size, (size_t)(raw + size + GUEST_MEM_ALIGN - (p + size)));
-    /* A snapshot's RAM: the file's pages, read on first touch, copied on first write. */
-    if (fd >= 0 && mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-                        fd, 0) == MAP_FAILED) {
+    if (fd >= 0 && map_file_data(p, size, fd) < 0) {
         int rc = -errno;
         munmap(p, size);
         return rc;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -67,8 +69,12 @@ int mig_ticket_parse(const char *hex, uint8_t out[MIG_TICKET_BYTES])
 static void set_timeouts(int fd, int seconds)
 {
     struct timeval tv = {.tv_sec = seconds};
+    int one = 1;
+
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /* The last frames and the answer are small and wait on each other: no Nagle delay. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* All of iov, or -errno (-ETIMEDOUT when the peer stalls). */
@@ -380,6 +386,17 @@ static void *send_thread(void *arg)
     words = HV_DIRTY_BITMAP_WORDS(size);
     bitmap = bitmap_alloc(words);
     ever = bitmap_alloc(words);
+    /* The target's worker may still be starting: nothing counts until it says it listens
+     * with its VM built, or the first rounds would wait in the socket and the target's
+     * start-up would land in the downtime. */
+    set_timeouts(m->fd, (int)(m->timeout_ms / 1000 + 1));
+    uint32_t type;
+    uint64_t len;
+    if ((rc = recv_header(m->fd, &type, &len)) || type != MIG_READY || len != 0) {
+        fail_send(m, "the target did not get ready: %s",
+                  rc ? strerror(-rc) : "an unexpected frame");
+        goto out;
+    }
     set_timeouts(m->fd, IO_TIMEOUT_S);
     memcpy(hello, MIG_MAGIC, 8);
     put_le(hello + 8, MIG_VERSION, 4);
@@ -506,6 +523,11 @@ static int accept_source(int listen_fd, uint64_t timeout_ms, char *err, size_t e
     if (fd < 0)
         return fail_recv(err, errlen, -errno, "accepting the source: %s", strerror(errno));
     set_timeouts(fd, IO_TIMEOUT_S);
+    /* The VM is built: the source may start the clock. */
+    if (send_frame(fd, MIG_READY, NULL, 0, NULL, 0)) {
+        close(fd);
+        return fail_recv(err, errlen, -ECONNRESET, "the source went away");
+    }
     return fd;
 }
 

@@ -9,6 +9,7 @@
  *
  * The stream is frames of a 16-byte header (u32 type, u32 zero, u64 length,
  * little-endian) and a payload:
+ *   READY  (target to source, first, empty) its VM is built: the source starts
  *   HELLO  "VMMDMIG1", u32 version, u32 vcpus, u64 RAM bytes, 32-byte ticket
  *   PAGES  u64 first page, then whole 4 KiB pages (at most MIG_MAX_PAGES_PER_FRAME)
  *   STATE  a snapshot state file's bytes (hv_vm_save_state)
@@ -31,7 +32,7 @@
 #define MIG_TICKET_BYTES        32
 #define MIG_MAX_PAGES_PER_FRAME 256 /* 1 MiB of RAM per frame */
 
-enum mig_frame { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3, MIG_RESULT = 4 };
+enum mig_frame { MIG_HELLO = 1, MIG_PAGES = 2, MIG_STATE = 3, MIG_RESULT = 4, MIG_READY = 5 };
 
 enum mig_phase { MIG_IDLE, MIG_PRECOPY, MIG_STOPPING, MIG_DONE, MIG_FAILED };
 

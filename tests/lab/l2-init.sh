@@ -275,21 +275,23 @@ if has_test diskbench && [ $DEV_OK = 1 ]; then
 fi
 
 # The snapshot lab's busy guest: its counter and clocks on the console, its
-# counter on the disk, until the console says stop. read -t 0.1 on the console
-# is the loop's sleep (busybox's read takes fractions) and its command input.
+# counter on the disk, until the console says stop. A reader in the background
+# waits for that line: busybox's read -t drops what it read of a line when the
+# time runs out in the middle of it, which a slow guest sees.
 if has_test snapbusy && [ $DEV_OK = 1 ]; then
     mkdir -p /mnt
     if mount -t ext4 $DEV /mnt; then
         echo "LAB: snapbusy mounted $DEV"
+        rm -f /tmp/lab-stop
+        exec 3<&0
+        ( while read -r cmd <&3; do case $cmd in *lab-poweroff*) : > /tmp/lab-stop; exit ;; esac; done ) &
         n=0
-        while :; do
+        while [ ! -e /tmp/lab-stop ]; do
             n=$((n + 1))
             read up idle < /proc/uptime
             echo "LAB: tick n=$n up=$up wall=$(date +%s)"
             if [ $((n % 10)) = 0 ]; then echo "$n $up" >> /mnt/ticks.log; sync; fi
-            cmd=''
-            if [ -t 0 ]; then read -t 0.1 cmd; else usleep 100000; fi
-            case $cmd in *lab-poweroff*) break ;; esac
+            usleep 100000
         done
         if umount /mnt; then echo "LAB: snapbusy umount=ok n=$n"; else echo "LAB: snapbusy umount=failed n=$n"; fi
     else

@@ -17,7 +17,10 @@
 #     consecutively;
 #   - in pv mode only: the guest's wall clock after the restore is within 2 s
 #     of L1's (kvm-clock restored with KVM_CLOCK_REALTIME moves on by the time
-#     the snapshot lay). Full mode hides the hypervisor: no kvm-clock, Linux
+#     the snapshot lay). The second tick after the restore is the one checked:
+#     the first may print clocks read before the snapshot (the shell was
+#     between reading them and printing; seen once: uptime 15.90 at s1, 16.04
+#     on the first tick after, 25.61 on the second). Full mode hides the hypervisor: no kvm-clock, Linux
 #     keeps time with the TSC, which a restore puts back where it was, so the
 #     guest's clocks resume where they stopped and its wall clock is behind by
 #     the time between snapshot and restore (nothing in the guest steps it:
@@ -32,8 +35,9 @@
 # ext4 journal disagreeing with the disk; putting the disk back is the user's
 # part (the copy needs the guest paused, hence resume:false for s1).
 # LAB-RESULT lines give boot, pause and restore times and the clock figures.
-# An L1 that falls silent for 60 s (LAB_STALL_S) is killed, and a run whose
-# L1 did not finish without a failed check is tried once more (NOTE lines).
+# An L1 that falls silent for 60 s (LAB_STALL_S; it prints at least every
+# ~10 s of its own time) is killed, and a run whose L1 did not finish without
+# a failed check is tried once more (NOTE lines).
 # --qemu: also QEMU's own save/load of the same busy pv guest in L1 (monitor
 #   stop, migrate "exec:cat > FILE", cont; a new QEMU -incoming from FILE),
 #   timed the same way, as a LAB-RESULT vmm=qemu line (figures only; it adds
@@ -154,8 +158,8 @@ run_l1() {
 T0=$EPOCHREALTIME
 set +e
 run_l1
-# Nested SVM under QEMU TCG (see run.sh) now and then wedges L1 itself, which
-# then prints nothing more: that run is tried once more, with a NOTE.
+# An L1 that stopped (nested SVM under QEMU TCG misbehaves now and then, see
+# run.sh) or crawled on a machine loaded by others: that run is tried once more.
 if [[ $QRC == 125 ]] || ! grep -q "LAB: L1 snapshots done" "$LOG"; then
     echo "NOTE: L1 did not finish (QEMU status $QRC, last line: $(tail -n 1 "$LOG" | head -c 200)); L1's kernel log:"
     tail -n 20 "$WORK/l1-kernel.log" 2>/dev/null

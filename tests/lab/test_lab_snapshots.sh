@@ -130,12 +130,14 @@ LOG=$CACHE/logs/last-snapshots.log
 STALL=${LAB_STALL_S:-60}
 run_l1() {
     local pid last=-1 size quiet=0
+    # The output file exists before tail follows it (tail -f gives up on a missing file).
     : > "$LOG"
+    : > "$WORK/l1-out"
     timeout -k 5 "$TIMEOUT" "$QEMU" -accel tcg,thread=multi -cpu max -smp 1 -m "${LAB_L1_MEM:-2048}" \
         -M pc -nodefaults -no-user-config -display none -vga none -serial stdio \
         -serial "file:$WORK/l1-kernel.log" -no-reboot -d guest_errors -D "$WORK/l1-qemu.log" \
         -kernel "$K/vmlinuz" -initrd "$WORK/l1-initrd.cpio" \
-        -append "console=ttyS1 panic=-1 quiet mitigations=off" < /dev/null > "$WORK/l1-out" 2>&1 &
+        -append "console=ttyS1 panic=-1 quiet mitigations=off" < /dev/null >> "$WORK/l1-out" 2>&1 &
     pid=$!
     tail -n +1 -f --pid=$pid "$WORK/l1-out" | stdbuf -oL tr -d '\r' | tee "$LOG" &
     while kill -0 $pid 2>/dev/null; do

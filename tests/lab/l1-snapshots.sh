@@ -228,68 +228,8 @@ scenario() {
     api DELETE /v1/vms/$vm
 }
 
-# For comparison (QEMU=1, test_lab_snapshots.sh --qemu): QEMU's own save and load
-# of the same busy pv guest (-M pc, virtio-blk), through its monitor: stop,
-# migrate to a file (what savevm does without a qcow2 disk), cont; later a new
-# QEMU with -incoming from that file. Timed as vmmd's are; figures only.
-qmon() { echo "$2" | socat -t 1 - UNIX-CONNECT:/tmp/$1.mon 2>/dev/null | tr -d '\r'; }
-qticks() { tr -d '\r' < /tmp/$1.console | ticks /dev/stdin | tail -n 1; }
-qwait_tick() { # qwait_tick NAME N SECONDS
-    i=0
-    while [ $i -lt $(($3 * 2)) ]; do
-        set -- "$1" "$2" "$3" $(qticks $1)
-        [ -n "$4" ] && [ "$4" -ge "$2" ] && return 0
-        sleep 0.5; i=$((i + 1))
-        [ $((i % 20)) = 0 ] && echo "LAB: waiting for QEMU's $1 tick $2 t=$(up)"
-    done
-    return 1
-}
-qemu_l2() { # qemu_l2 NAME [ARGS...]: a pv L2 like vmmd's, console and monitor in /tmp
-    q=$1
-    shift
-    rm -f /tmp/$q.mon
-    qemu-system-x86_64 -accel kvm -M pc -cpu host -smp 2 -m $L2_MEM -nodefaults -no-user-config \
-        -display none -vga none -kernel /l2/vmlinuz -initrd /l2/initrd \
-        -append "$L2_CMDLINE lab.tests=snapbusy lab.mods=virtio lab.disk=vda" \
-        -drive file=/l2/disk-q.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0 \
-        -serial file:/tmp/$q.console -monitor unix:/tmp/$q.mon,server,nowait "$@" > /tmp/$q.out 2>&1 &
-}
-qemu_compare() {
-    /usr/sbin/mke2fs -q -t ext4 -F /l2/disk-q.img 16M
-    t0=$(now_ms)
-    qemu_l2 q1
-    qwait_tick q1 15 $L2_WAIT || { echo "LAB: qemu L2 no tick 15: $(tail -n 5 /tmp/q1.console /tmp/q1.out)"; return; }
-    t1=$(now_ms)
-    a=$(now_ms)
-    qmon q1 stop > /dev/null
-    qmon q1 'migrate "exec:cat > /tmp/q.state"' > /dev/null
-    i=0
-    while ! qmon q1 "info migrate" | grep -q "Migration status: completed" && [ $i -lt 600 ]; do usleep 100000; i=$((i + 1)); done
-    b=$(now_ms)
-    set -- $(qticks q1)
-    N=$1 upN=$2
-    cp /l2/disk-q.img /tmp/disk-q.s1
-    qmon q1 cont > /dev/null
-    qwait_tick q1 $((N + 30)) 60
-    qmon q1 quit > /dev/null
-    i=0
-    while [ -S /tmp/q1.mon ] && pidof qemu-system-x86_64 > /dev/null && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
-    cp /tmp/disk-q.s1 /l2/disk-q.img
-    r0=$(now_ms)
-    qemu_l2 q2 -incoming "exec:cat /tmp/q.state"
-    qwait_tick q2 $((N + 3)) 60 || { echo "LAB: qemu restore no tick: $(tail -n 5 /tmp/q2.console /tmp/q2.out)"; }
-    r2=$(now_ms)
-    first=$(tr -d '\r' < /tmp/q2.console | ticks /dev/stdin | head -n 1 | cut -d' ' -f1)
-    set -- $(tr -d '\r' < /tmp/q2.console | ticks /dev/stdin | sed -n 2p)
-    echo "LAB-RESULT snapshots vmm=qemu mode=pv boot_to_tick15_s=$(ms_to_s $t0 $t1) save_paused_s=$(ms_to_s $a $b)" \
-         "state_bytes=$(stat -c %s /tmp/q.state) restore_to_tick_s=$(ms_to_s $r0 $r2) tick_at_save=$N first_tick_after=${first:-none}" \
-         "uptime_jump_s=$(awk -v a=$upN -v b=${2:-0} 'BEGIN {printf "%.2f", b - a}') wall_behind_l1_at_restore_s=$((r0 / 1000 - ${3:-0}))"
-    qmon q2 quit > /dev/null
-}
-
 scenario pv virtio vda
 scenario full ide sda
-[ "$QEMU" = 1 ] && qemu_compare
 grep -e error -e warn /run/vmmd.log | tail -n 20
 echo "LAB: L1 snapshots done t=$(up)"
 finish

@@ -38,11 +38,7 @@
 # An L1 that falls silent for 60 s (LAB_STALL_S; it prints at least every
 # ~10 s of its own time) is killed, and a run whose L1 did not finish without
 # a failed check is tried once more (NOTE lines).
-# --qemu: also QEMU's own save/load of the same busy pv guest in L1 (monitor
-#   stop, migrate "exec:cat > FILE", cont; a new QEMU -incoming from FILE),
-#   timed the same way, as a LAB-RESULT vmm=qemu line (figures only; it adds
-#   about 40 s, so the default run leaves it out).
-# Usage: test_lab_snapshots.sh [--vmmd PATH] [--timeout S] [--cache DIR] [--keep] [--qemu]
+# Usage: test_lab_snapshots.sh [--vmmd PATH] [--timeout S] [--cache DIR] [--keep]
 # Exit: 0 all passed, 1 a failure, 77 when QEMU, curl, socat or e2fsprogs is missing.
 set -euo pipefail
 
@@ -52,7 +48,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 VMMD=${VMMD:-$REPO/build/vmmd/vmmd}
 TIMEOUT=${LAB_TIMEOUT:-420}
 CACHE=${LAB_CACHE:-/var/tmp/vmmd-lab}
-KEEP=0 L2_MEM=160 L2_WAIT=120 WITH_QEMU=0
+KEEP=0 L2_MEM=160 L2_WAIT=120
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -60,7 +56,6 @@ while [[ $# -gt 0 ]]; do
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
         --cache) CACHE=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        --qemu) WITH_QEMU=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "test_lab_snapshots.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -99,22 +94,11 @@ for t in curl socat e2fsck debugfs mke2fs; do
     lab_copy_with_libs "$R" "$(command -v $t)" "/usr/sbin/$t"
 done
 [[ -f /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$R/etc/"
-if [[ $WITH_QEMU == 1 ]]; then
-    lab_copy_with_libs "$R" "$QEMU" /usr/bin/qemu-system-x86_64
-    # -M pc's firmware and option ROMs, where QEMU looks for them (as run.sh copies them).
-    for f in /usr/share/qemu/{bios-256k.bin,bios.bin,linuxboot.bin,linuxboot_dma.bin,kvmvapic.bin} \
-             /usr/share/seabios/{bios-256k.bin,bios.bin}; do
-        [[ -e $f && ! -e $R$f ]] || continue
-        mkdir -p "$R$(dirname "$f")"
-        cp -L "$f" "$R$f"
-    done
-fi
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
 printf 'root:x:0:\n' > "$R/etc/group"
 cat > "$R/lab.conf" <<EOF
 L2_MEM='$L2_MEM'
 L2_WAIT='$L2_WAIT'
-QEMU='$WITH_QEMU'
 L2_CMDLINE='console=ttyS0 panic=-1 reboot=t quiet'
 EOF
 cp "$HERE/l1-snapshots.sh" "$R/init"

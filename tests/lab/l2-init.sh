@@ -21,6 +21,11 @@
 #                            "hello-from-<hostname>" with httpd and waits to be stopped;
 #                            client resolves web.<domain>, pings it by name and pings
 #                            lab.outside; iso pings lab.outside, which must fail)
+#                            snapbusy (the snapshot lab: mount the disk's ext4 on /mnt and
+#                            loop until "lab-poweroff" is typed on the console: every
+#                            ~100 ms "LAB: tick n=N up=UPTIME wall=UNIX_SECONDS", every
+#                            10th tick "N UPTIME" appended to /mnt/ticks.log and synced;
+#                            then unmount, "LAB: snapbusy umount=ok|failed", power off)
 #   lab.disk=vda|sda|auto (auto: whichever appears first)  lab.token=WORD  lab.tag=WORD  lab.runs=N  lab.role=..  lab.outside=IP
 # Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
 export PATH=/bin:/sbin:/usr/bin
@@ -78,7 +83,7 @@ if [ "$DISK" = auto ]; then
     done
 fi
 DEV=/dev/${DISK:-vda} DEV_OK=0
-if has_test disk || has_test diskbench || has_test bootdisk; then
+if has_test disk || has_test diskbench || has_test bootdisk || has_test snapbusy; then
     if wait_for $DEV 20; then
         DEV_OK=1
         echo "LAB: disk_dev=${DEV#/dev/} sectors=$(cat /sys/block/${DEV#/dev/}/size)"
@@ -267,6 +272,31 @@ if has_test diskbench && [ $DEV_OK = 1 ]; then
         sleep 1
         r=$((r + 1))
     done
+fi
+
+# The snapshot lab's busy guest: its counter and clocks on the console, its
+# counter on the disk, until the console says stop. A reader in the background
+# waits for that line: busybox's read -t drops what it read of a line when the
+# time runs out in the middle of it, which a slow guest sees.
+if has_test snapbusy && [ $DEV_OK = 1 ]; then
+    mkdir -p /mnt
+    if mount -t ext4 $DEV /mnt; then
+        echo "LAB: snapbusy mounted $DEV"
+        rm -f /tmp/lab-stop
+        exec 3<&0
+        ( while read -r cmd <&3; do case $cmd in *lab-poweroff*) : > /tmp/lab-stop; exit ;; esac; done ) &
+        n=0
+        while [ ! -e /tmp/lab-stop ]; do
+            n=$((n + 1))
+            read up idle < /proc/uptime
+            echo "LAB: tick n=$n up=$up wall=$(date +%s)"
+            if [ $((n % 10)) = 0 ]; then echo "$n $up" >> /mnt/ticks.log; sync; fi
+            usleep 100000
+        done
+        if umount /mnt; then echo "LAB: snapbusy umount=ok n=$n"; else echo "LAB: snapbusy umount=failed n=$n"; fi
+    else
+        echo "LAB: disk_mount=failed"; dmesg | tail -n 15
+    fi
 fi
 
 echo "LAB: L2 poweroff"

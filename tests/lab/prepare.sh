@@ -140,7 +140,7 @@ prepare_kernel() {
     mkdir -p "$L2"/{base/bin,base/sbin,base/proc,base/sys,base/dev,base/tmp,mods}
     cp "$CACHE/busybox" "$L2/base/bin/busybox"
     for a in sh mount umount cat grep dmesg poweroff reboot sleep usleep echo wc cut head tail tr \
-             insmod mkdir dd od sync stty ip ping adjtimex awk tee; do
+             insmod mkdir dd od sync stty ip ping adjtimex awk tee date; do
         ln -s busybox "$L2/base/bin/$a"
     done
     cp "$HERE/l2-init.sh" "$L2/base/init"

@@ -26,7 +26,11 @@
 #                            ~100 ms "LAB: tick n=N up=UPTIME wall=UNIX_SECONDS", every
 #                            10th tick "N UPTIME" appended to /mnt/ticks.log and synced;
 #                            then unmount, "LAB: snapbusy umount=ok|failed", power off)
+#                            migbusy (the migration lab: eth0 as lab.ip (CIDR), then
+#                            "LAB: mig n=N" on the console every ~10 ms, forever;
+#                            lab.sleep=usleep waits with busybox usleep, which forks)
 #   lab.disk=vda|sda|auto (auto: whichever appears first)  lab.token=WORD  lab.tag=WORD  lab.runs=N  lab.role=..  lab.outside=IP
+#   lab.ip=A.B.C.D/LEN
 # Timed steps print "LAB: mark NAME" so the L1 side can snapshot KVM's counters.
 export PATH=/bin:/sbin:/usr/bin
 mount -t proc proc /proc
@@ -297,6 +301,32 @@ if has_test snapbusy && [ $DEV_OK = 1 ]; then
     else
         echo "LAB: disk_mount=failed"; dmesg | tail -n 15
     fi
+fi
+
+# The migration lab's busy guest: its address on eth0 (L1 pings it while it
+# moves), then a counter on the console as fast as a 10 ms sleep lets it go.
+if has_test migbusy; then
+    IP=$(arg ip)
+    if [ -n "$IP" ] && wait_for /sys/class/net/eth0 20; then
+        ip link set lo up
+        ip addr add "$IP" dev eth0
+        ip link set eth0 up
+        echo "LAB: migbusy eth0=$IP mac=$(cat /sys/class/net/eth0/address)"
+    else
+        echo "LAB: migbusy eth0=none"
+    fi
+    # The 10 ms wait is a read that times out on a FIFO nobody writes: busybox
+    # runs usleep in a forked child, and a fork a tick dirtied ~250 pages (the
+    # child's copies), ~11 MB/s under nested TCG, as fast as the lab's migration
+    # sends (15 MB/s): it did not converge. lab.sleep=usleep keeps that loop.
+    busybox mkfifo /tmp/mig-wait
+    exec 5<> /tmp/mig-wait
+    SLEEP=$(arg sleep) n=0
+    while :; do
+        n=$((n + 1))
+        echo "LAB: mig n=$n"
+        if [ "$SLEEP" = usleep ]; then usleep 10000; else read -t 0.01 w <&5; fi
+    done
 fi
 
 echo "LAB: L2 poweroff"

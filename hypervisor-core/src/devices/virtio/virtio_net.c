@@ -407,6 +407,14 @@ static int net_load(struct virtio_pci *vp, struct snap_r *r)
      */
     net->tap_offloads = UINT_MAX;
     sync_features(net);
+    /*
+     * And listen to the tap again. A frame that reached the fresh device before the load
+     * found no queue, and receive() stopped watching the tap until the driver kicks the RX
+     * queue, which a driver whose buffers are already posted never does: the restored or
+     * migrated guest would receive nothing (seen in the lab: no ping answered after a
+     * migration).
+     */
+    virtio_pci_watch_fd_enable(vp, net->tap_fd, true);
     return 0;
 }
 

@@ -151,6 +151,9 @@ check "after kill -9 of the daemon: reattached, same uid, still sandboxed" \
          $(jbody .sandbox.pid) == "$pid2" ]]; echo $?)
 api POST /v1/vms/two/stop
 wait_state two stopped
+# The daemon records "stopped" when the worker's socket closes, just before the worker tears
+# its VM down and exits: a moment later it must be gone.
+for _ in $(seq 100); do [[ -e /proc/$pid2 ]] || break; sleep 0.05; done
 check "a stopped sandboxed VM: its worker and monitor are gone" \
     $([[ ! -e /proc/$pid2 ]]; echo $?)
 kill "$daemon_pid"

@@ -106,68 +106,11 @@ echo "test_lab_migration.sh: L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") 
      "kernel $(cat "$K/kver"), vmmd $VMMD" >&2
 
 LOG=$CACHE/logs/last-migration.log
-# run_l1: boot L1 (its console to stdout and LOG); QRC is QEMU's status, 125
-# when L1 fell silent for STALL seconds (it prints at least every ~10 s while
-# it works) and was killed.
 STALL=${LAB_STALL_S:-60}
-run_l1() {
-    local pid last=-1 size quiet=0
-    # The output file exists before tail follows it (tail -f gives up on a missing file).
-    : > "$LOG"
-    : > "$WORK/l1-out"
-    timeout -k 5 "$TIMEOUT" "$QEMU" -accel tcg,thread=multi -cpu max -smp 1 -m "${LAB_L1_MEM:-2048}" \
-        -M pc -nodefaults -no-user-config -display none -vga none -serial stdio \
-        -serial "file:$WORK/l1-kernel.log" -no-reboot -d guest_errors -D "$WORK/l1-qemu.log" \
-        -kernel "$K/vmlinuz" -initrd "$WORK/l1-initrd.cpio" \
-        -append "console=ttyS1 panic=-1 quiet mitigations=off" < /dev/null >> "$WORK/l1-out" 2>&1 &
-    pid=$!
-    tail -n +1 -f --pid=$pid "$WORK/l1-out" | stdbuf -oL tr -d '\r' | tee "$LOG" &
-    while kill -0 $pid 2>/dev/null; do
-        sleep 5
-        size=$(stat -c %s "$WORK/l1-out")
-        if [[ $size == "$last" ]]; then quiet=$((quiet + 5)); else quiet=0 last=$size; fi
-        if [[ $quiet -ge $STALL ]]; then
-            echo "test_lab_migration.sh: L1 silent for ${STALL}s: stalled, killed" >&2
-            kill $pid 2>/dev/null
-            wait $pid
-            QRC=125
-            wait
-            return
-        fi
-    done
-    QRC=0
-    wait $pid || QRC=$?
-    wait
-}
 T0=$EPOCHREALTIME
 set +e
-run_l1
-# An L1 that stopped (nested SVM under QEMU TCG misbehaves now and then, see
-# run.sh) or crawled on a machine loaded by others: that run is tried once more.
-if [[ $QRC == 125 ]] || ! grep -q "LAB: L1 migration done" "$LOG"; then
-    echo "NOTE: L1 did not finish (QEMU status $QRC, last line: $(tail -n 1 "$LOG" | head -c 200)); L1's kernel log:"
-    tail -n 20 "$WORK/l1-kernel.log" 2>/dev/null
-    if ! grep -q "^LAB-CHECK fail" "$LOG"; then
-        cp "$LOG" "$LOG.first"
-        echo "NOTE: running L1 again (the first run's log: $LOG.first)"
-        run_l1
-    fi
-fi
+lab_run_l1 migration
 set -e
 echo "LAB-RESULT migration total_s=$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}') qemu_rc=$QRC"
 
-PASSED=0 FAILED=0
-while read -r _ verdict name detail; do
-    if [[ $verdict == ok ]]; then
-        echo "PASS $name${detail:+ ($detail)}"; PASSED=$((PASSED + 1))
-    else
-        echo "FAIL $name${detail:+ ($detail)}"; FAILED=$((FAILED + 1))
-    fi
-done < <(grep '^LAB-CHECK ' "$LOG")
-if ! grep -q "LAB: L1 migration done" "$LOG"; then
-    echo "FAIL the L1 run did not finish (QEMU status $QRC); L1's kernel log:"
-    tail -n 30 "$WORK/l1-kernel.log" 2>/dev/null
-    FAILED=$((FAILED + 1))
-fi
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED == 0 && $PASSED -gt 0 ]]
+lab_verdict migration

@@ -29,6 +29,8 @@ int api__check_path(const char *field, const char *path, const struct api_limits
 int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, uint64_t *out,
                   struct api_error *err);
 
+/* true or false (not 1, "true"); 422 naming field. */
+int api__get_bool(json_t *v, const char *field, bool *out, struct api_error *err);
 /* A name ([a-z0-9][a-z0-9-]{0,62}) into out; s NULL → 422 "is required", naming field. */
 int api__get_name(const char *field, const char *s, char out[DB_NAME_MAX + 1],
                   struct api_error *err);

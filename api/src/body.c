@@ -70,6 +70,13 @@ int api__get_uint(json_t *v, const char *field, json_int_t lo, json_int_t hi, ui
     return 0;
 }
 
+int api__get_bool(json_t *v, const char *field, bool *out, struct api_error *err)
+{
+    if (!json_is_boolean(v))
+        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be true or false", field);
+    *out = json_is_true(v);
+    return 0;
+}
 
 int api__get_name(const char *field, const char *s, char out[DB_NAME_MAX + 1],
                   struct api_error *err)

@@ -36,18 +36,18 @@ int api_parse_migrate(const char *body, size_t len, struct api_migrate_req *out,
     } else if ((v = json_object_get(root, "token")) &&
                (!token || strlen(token) >= sizeof(out->token) || strpbrk(token, " \t\r\n"))) {
         api_fail(err, API_ERR_UNPROCESSABLE, "token: must be the target's API token");
-    } else if ((v = json_object_get(root, "max_downtime_ms")) &&
-               api__get_uint(v, "max_downtime_ms", 1, 60000, &out->max_downtime_ms, err)) {
-    } else if ((v = json_object_get(root, "timeout_s")) &&
-               api__get_uint(v, "timeout_s", 1, 3600, &out->timeout_s, err)) {
-    } else if ((v = json_object_get(root, "insecure")) && !json_is_boolean(v)) {
-        api_fail(err, API_ERR_UNPROCESSABLE, "insecure: must be true or false");
-    } else {
-        strcpy(out->target, target);
-        if (token)
-            strcpy(out->token, token);
-        out->insecure = json_is_true(json_object_get(root, "insecure"));
-        ret = 0;
+    } else if (!(v = json_object_get(root, "max_downtime_ms")) ||
+               !api__get_uint(v, "max_downtime_ms", 1, 60000, &out->max_downtime_ms, err)) {
+        /* Each optional field in turn; the first bad one has filled err. */
+        if ((!(v = json_object_get(root, "timeout_s")) ||
+             !api__get_uint(v, "timeout_s", 1, 3600, &out->timeout_s, err)) &&
+            (!(v = json_object_get(root, "insecure")) ||
+             !api__get_bool(v, "insecure", &out->insecure, err))) {
+            strcpy(out->target, target);
+            if (token)
+                strcpy(out->token, token);
+            ret = 0;
+        }
     }
     json_decref(root);
     return ret;

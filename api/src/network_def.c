@@ -36,14 +36,6 @@ static bool dns_domain_valid(const char *s)
     return true;
 }
 
-static int get_bool(json_t *v, const char *field, bool *out, struct api_error *err)
-{
-    if (!json_is_boolean(v))
-        return api_fail(err, API_ERR_UNPROCESSABLE, "%s: must be true or false", field);
-    *out = json_is_true(v);
-    return 0;
-}
-
 static int get_cidr(json_t *v, struct api_network_def *out, struct api_error *err)
 {
     uint32_t net;
@@ -75,12 +67,12 @@ static int parse_settable(json_t *root, struct api_network_def *out, struct api_
     uint64_t n;
 
     if ((v = json_object_get(root, "nat"))) {
-        if (get_bool(v, "nat", &out->nat, err))
+        if (api__get_bool(v, "nat", &out->nat, err))
             return -1;
         out->present |= API_NF_NAT;
     }
     if ((v = json_object_get(root, "dhcp"))) {
-        if (get_bool(v, "dhcp", &out->dhcp, err))
+        if (api__get_bool(v, "dhcp", &out->dhcp, err))
             return -1;
         out->present |= API_NF_DHCP;
     }

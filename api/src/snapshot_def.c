@@ -23,10 +23,8 @@ int api_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_
         return -1;
     if ((bad = api__unknown_key(root, keys))) {
         api_fail(err, API_ERR_BAD_REQUEST, "%.64s: unknown field (name and resume are)", bad);
-    } else if ((v = json_object_get(root, "resume")) && !json_is_boolean(v)) {
-        api_fail(err, API_ERR_UNPROCESSABLE, "resume: must be true or false");
-    } else {
-        out->resume = !v || json_is_true(v);
+    } else if (!(v = json_object_get(root, "resume")) ||
+               !api__get_bool(v, "resume", &out->resume, err)) {
         v = json_object_get(root, "name");
         if (!v)
             ret = 0;
@@ -100,12 +98,9 @@ int api_parse_clone(const char *body, size_t len, struct api_clone_req *out, str
     if (api__get_name("from_snapshot", slash + 1, out->snapshot, err))
         goto out;
     if ((v = json_object_get(root, "autostart"))) {
-        if (!json_is_boolean(v)) {
-            api_fail(err, API_ERR_UNPROCESSABLE, "autostart: must be true or false");
+        if (api__get_bool(v, "autostart", &out->autostart, err))
             goto out;
-        }
         out->autostart_set = true;
-        out->autostart = json_is_true(v);
     }
     if ((v = json_object_get(root, "disks"))) {
         if (!json_is_array(v)) {

@@ -126,13 +126,9 @@ int api_parse_volume_create(const char *body, size_t len, struct api_volume_def 
     }
     if (member(root, "pool") && api__get_name("pool", member(root, "pool"), out->pool, err))
         goto out;
-    if ((v = json_object_get(root, "readonly"))) {
-        if (!json_is_boolean(v)) {
-            api_fail(err, API_ERR_UNPROCESSABLE, "readonly: must be true or false");
-            goto out;
-        }
-        out->readonly = json_is_true(v);
-    }
+    if ((v = json_object_get(root, "readonly")) &&
+        api__get_bool(v, "readonly", &out->readonly, err))
+        goto out;
     ret = 0;
 out:
     json_decref(root);

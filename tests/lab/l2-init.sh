@@ -41,6 +41,8 @@ echo "LAB: L2 init reached uptime=$up"
 echo "LAB: cpus=$(grep -c '^processor' /proc/cpuinfo)"
 cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)
 echo "LAB: clocksource=${cs:-none}"
+echo "LAB: clocksources=$(cat /sys/devices/system/clocksource/clocksource0/available_clocksource 2>/dev/null)"
+dmesg | grep -i -E "tsc|clocksource" | head -n 12 | while read -r l; do echo "LAB: dmesg $l"; done
 if grep '^flags' /proc/cpuinfo | grep -qw hypervisor; then hv=yes; else hv=no; fi
 echo "LAB: hypervisor_flag=$hv"
 if dmesg | grep -q 'Booting paravirtualized kernel on KVM'; then pv=yes; else pv=no; fi

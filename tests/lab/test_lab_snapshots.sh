@@ -15,17 +15,19 @@
 #     init line, uptime not behind s1's), the counter goes on at s1's next
 #     value (N+1; N+2 when N+1 was half printed at the snapshot) and
 #     consecutively;
-#   - in pv mode only: the guest's wall clock after the restore is within 2 s
-#     of L1's (kvm-clock restored with KVM_CLOCK_REALTIME moves on by the time
-#     the snapshot lay). The second tick after the restore is the one checked:
+#   - the guest's wall clock after the restore is within 2 s of L1's: pv's
+#     kvm-clock is restored with KVM_CLOCK_REALTIME, full mode's TSC is moved
+#     on by the wall time since the save, so both move on by the time the
+#     snapshot lay. The second tick after the restore is the one checked:
 #     the first may print clocks read before the snapshot (the shell was
 #     between reading them and printing; seen once: uptime 15.90 at s1, 16.04
-#     on the first tick after, 25.61 on the second). Full mode hides the hypervisor: no kvm-clock, Linux
-#     keeps time with the TSC, which a restore puts back where it was, so the
-#     guest's clocks resume where they stopped and its wall clock is behind by
-#     the time between snapshot and restore (nothing in the guest steps it:
-#     no NTP). That is reported (LAB-RESULT wall_behind_l1_s, uptime_jump_s),
-#     not checked;
+#     on the first tick after, 25.61 on the second). Full mode hides the
+#     hypervisor (no kvm-clock): Linux keeps time with the TSC, but under TCG
+#     it cannot calibrate it ("Marking TSC unstable due to could not
+#     calculate TSC khz") and falls back to the ACPI PM timer, which nothing
+#     can move on from outside; so the full-mode L2 gets tsc_early_khz= (L1's
+#     TSC frequency, which L1's KVM gives it) and tsc=reliable, as a guest on
+#     hardware that calibrates its TSC would be;
 #   - "lab-poweroff" typed on the console (the worker's attach mode): L2
 #     unmounts and powers off; e2fsck -fn of the image in L1 is clean, and the
 #     disk's log reads 10, 20, ... to the last tick, nothing of the run that

@@ -366,6 +366,16 @@ static int restore_payload(struct hv_vm *vm, const struct hv_snapshot_meta *meta
     }
     if ((rc = apply_vm_state(vm, &vs, err, errlen)))
         goto out_unpark;
+    /*
+     * A full-mode guest has no kvm-clock: it keeps time with the TSC (or the ACPI PM timer).
+     * Moving the TSC on by the wall time since the save is what KVM_CLOCK_REALTIME does for
+     * kvm-clock, so a TSC-timed guest's clock is not behind by the time the snapshot lay on
+     * disk or the migration took. A guest on the PM timer cannot be helped from outside.
+     */
+    uint64_t now = realtime_ns();
+    if (vm->mode == HV_MODE_FULL && meta->saved_realtime_ns && now > meta->saved_realtime_ns)
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            hv_x86_vcpu_state_advance_tsc(cpus[i], now - meta->saved_realtime_ns);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         if ((rc = hv_x86_vcpu_state_apply(cpus[i], vm->vcpus[i].fd, err, errlen)))
             goto out_unpark;

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arch/x86/vcpu_state.h"
 #include "hv/hv.h"
 #include "snapshot/snap_buf.h"
 #include "snapshot/snap_file.h"
@@ -1003,6 +1004,18 @@ static void test_inspect_framing(void **state)
     close(fd);
 }
 
+/* A full-mode restore moves the TSC on by the time the snapshot lay: ns at the saved kHz. */
+static void test_tsc_advanced(void **state)
+{
+    (void)state;
+    assert_int_equal(hv_x86_tsc_advanced(1000, 2000000, 1500000000ull), 1000 + 3000000000ull);
+    assert_int_equal(hv_x86_tsc_advanced(77, 2596128, 0), 77);
+    assert_int_equal(hv_x86_tsc_advanced(5, 0, 1000000000ull), 5); /* frequency unknown */
+    /* A year at 4 GHz: 1.26e17 ticks, no overflow in the product. */
+    assert_int_equal(hv_x86_tsc_advanced(0, 4000000, 31536000000000000ull), 126144000000000000ull);
+    assert_true(hv_x86_tsc_advanced(UINT64_MAX - 10, 3000000, 1000000ull) == UINT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1026,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_inspect_bad_meta),
         cmocka_unit_test(test_inspect_bad_meta_section),
         cmocka_unit_test(test_inspect_framing),
+        cmocka_unit_test(test_tsc_advanced),
     };
     return cmocka_run_group_tests_name("snapshot_format", tests, NULL, NULL);
 }

@@ -201,6 +201,20 @@ void hv_x86_vcpu_state_free(struct hv_x86_vcpu_state *s)
     free(s);
 }
 
+uint64_t hv_x86_tsc_advanced(uint64_t tsc, uint32_t khz, uint64_t ns)
+{
+    unsigned __int128 ticks = (unsigned __int128)ns * khz / 1000000u;
+
+    return ticks > UINT64_MAX - tsc ? UINT64_MAX : tsc + (uint64_t)ticks;
+}
+
+void hv_x86_vcpu_state_advance_tsc(struct hv_x86_vcpu_state *s, uint64_t ns)
+{
+    for (unsigned i = 0; i < s->msrs->nmsrs; i++)
+        if (s->msrs->entries[i].index == MSR_IA32_TSC)
+            s->msrs->entries[i].data = hv_x86_tsc_advanced(s->msrs->entries[i].data, s->tsc_khz, ns);
+}
+
 int hv_x86_vcpu_state_read(struct snap_r *r, unsigned index, struct hv_x86_vcpu_state **out)
 {
     struct hv_x86_vcpu_state *s = calloc(1, sizeof(*s));

@@ -8,6 +8,7 @@
 #define HV_X86_VCPU_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "snapshot/snap_buf.h"
 
@@ -23,5 +24,10 @@ int hv_x86_vcpu_state_read(struct snap_r *r, unsigned index, struct hv_x86_vcpu_
 int hv_x86_vcpu_state_apply(const struct hv_x86_vcpu_state *s, int vcpu_fd, char *err,
                             size_t errlen);
 void hv_x86_vcpu_state_free(struct hv_x86_vcpu_state *s);
+
+/* Moves a read state's TSC (and nothing else) on by NS nanoseconds of its own frequency. */
+void hv_x86_vcpu_state_advance_tsc(struct hv_x86_vcpu_state *s, uint64_t ns);
+/* TSC + the ticks of NS nanoseconds at KHZ, saturating instead of wrapping. */
+uint64_t hv_x86_tsc_advanced(uint64_t tsc, uint32_t khz, uint64_t ns);
 
 #endif

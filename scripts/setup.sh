@@ -19,12 +19,13 @@ shift || true
 # network benchmark. Storage: qemu-img (qemu-utils) converts qcow2 imports;
 # xfsprogs makes the XFS the clone benchmark reflinks on. Disk boot: seabios
 # (the firmware VMs start in), and grub-pc-bin, xorriso and mtools for the
-# lab's bootable test image.
+# lab's bootable test image. Clusters: etcd-server and etcd-client (the
+# cluster test starts its own three-member etcd).
 PACKAGES=(gcc clang libclang-rt-14-dev dpkg-dev file make cmake pkg-config libcmocka-dev qemu-system-x86 busybox-static cpio kmod
           e2fsprogs gzip xz-utils libmicrohttpd-dev libgnutls28-dev openssl libjansson-dev libuv1-dev libsqlite3-dev
           libseccomp-dev socat sqlite3 curl jq wrk libcurl4-openssl-dev procps util-linux iproute2 chromium prometheus
           nftables dnsmasq-base iperf3
-          qemu-utils xfsprogs seabios grub-pc-bin xorriso mtools)
+          qemu-utils xfsprogs seabios grub-pc-bin xorriso mtools etcd-server etcd-client)
 # Node.js and npm vendor the dashboard's terminal widget and run the browser
 # test (playwright-core wants Node.js 20). A machine that has them from
 # elsewhere (NodeSource's nodejs bundles npm) keeps them: Debian's npm

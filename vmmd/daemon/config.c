@@ -6,6 +6,9 @@
  */
 #include "config.h"
 #include "log.h"
+#include "api/api.h"
+
+#include <ctype.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -128,6 +131,25 @@ static const struct vmmd_opt serve_options[] = {
     {.name = "firmware", .type = VMMD_OPT_STRING, .offset = OFF(firmware), .metavar = "FILE",
      .help = "PC firmware that VMs with \"boot\": \"disk\" start in; default "
              VMMD_DEFAULT_FIRMWARE " (package seabios)"},
+    {.name = "cluster-etcd", .type = VMMD_OPT_STRING, .offset = OFF(cluster_etcd),
+     .metavar = "URL[,URL...]",
+     .help = "join a cluster whose state is in this etcd v3 (its client URLs); without it "
+             "vmmd runs stand-alone"},
+    {.name = "cluster-name", .type = VMMD_OPT_STRING, .offset = OFF(cluster_name),
+     .metavar = "NAME", .help = "the cluster's name (its keys are under /vmmd/NAME/); default "
+                                "default"},
+    {.name = "cluster-member", .type = VMMD_OPT_STRING, .offset = OFF(cluster_member),
+     .metavar = "NAME", .help = "this member's name in the cluster; default the host name"},
+    {.name = "advertise", .type = VMMD_OPT_STRING, .offset = OFF(advertise), .metavar = "URL",
+     .help = "the URL (https://host:port) other members and clients reach this member at"},
+    {.name = "cluster-join-token", .type = VMMD_OPT_STRING, .offset = OFF(cluster_join_token),
+     .metavar = "TOKEN",
+     .help = "a join token made on a member (POST /v1/cluster/join-tokens): needed to join a "
+             "cluster that has members; single use"},
+    {.name = "cluster-lease-ttl", .type = VMMD_OPT_UINT, .offset = OFF(cluster_lease_ttl_s),
+     .metavar = "SECONDS",
+     .help = "a member whose lease was not renewed for this long is offline; default 10",
+     .min = 2, .max = 300},
     {.name = "help", .type = VMMD_OPT_FLAG, .offset = OFF(help), .help = "show this help"},
     {.name = NULL},
 };
@@ -269,6 +291,25 @@ int vmmd_config_load(struct vmmd_config *cfg, int argc, char **argv, char *err, 
         cfg->network_prefix = "vmmd";
     if (!cfg->firmware)
         cfg->firmware = VMMD_DEFAULT_FIRMWARE;
+    if (!cfg->cluster_name)
+        cfg->cluster_name = "default";
+    if (!cfg->cluster_member) {
+        /* The host name as a name: lower case, anything else a dash, no leading dash. */
+        char *m = cfg->member_default;
+        gethostname(m, sizeof(cfg->member_default) - 1);
+        for (char *c = m; *c; c++)
+            *c = isalnum((unsigned char)*c) ? (char)tolower((unsigned char)*c) : '-';
+        while (*m == '-')
+            m++;
+        cfg->cluster_member = m;
+    }
+    if (cfg->cluster_lease_ttl_s == 0)
+        cfg->cluster_lease_ttl_s = 10;
+    if (!api_name_valid(cfg->cluster_name) || !api_name_valid(cfg->cluster_member)) {
+        snprintf(err, errlen, "--cluster-name and --cluster-member must be names: 1 to 63 of "
+                              "[a-z0-9-], not starting with a dash");
+        return -EINVAL;
+    }
     if (strlen(cfg->network_prefix) < 1 || strlen(cfg->network_prefix) > 5 ||
         strspn(cfg->network_prefix, "abcdefghijklmnopqrstuvwxyz0123456789") !=
             strlen(cfg->network_prefix)) {

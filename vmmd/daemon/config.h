@@ -57,11 +57,18 @@ struct vmmd_config {
     const char *network_prefix;    /* nftables table and bridge names */
     bool no_networks;              /* the operator runs the host's networking */
     const char *firmware;          /* what "boot": "disk" VMs start in */
+    const char *cluster_etcd;      /* etcd client URLs, comma-separated; NULL: stand-alone */
+    const char *cluster_name;      /* keys under /vmmd/<name>/; default "default" */
+    const char *cluster_member;    /* this member's name; default the host name */
+    const char *advertise;         /* how other members reach this one; NULL: not at all */
+    const char *cluster_join_token; /* to join a cluster that has members already */
+    uint64_t cluster_lease_ttl_s;  /* a member silent this long is offline */
     bool help;
 
     /* Derived at load time, owned. */
     char *storage_file;
     char *derived[6];
+    char member_default[65]; /* the host name, when --cluster-member is not given */
 };
 
 /* Loads defaults, the config file (if --config-file is given) and flags; 2 on usage error. */

@@ -4,6 +4,7 @@
  * kill -9) finds the workers still running and reattaches to them.
  */
 #include "daemon.h"
+#include "cluster.h"
 #include "log.h"
 #include "sd_notify.h"
 #include "routes.h"
@@ -39,6 +40,7 @@ void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
     d->generation++;
     if (d->events)
         event_stream_notify(d->events, event_id);
+    cluster_local_changed(d->cluster);
 }
 
 int vmmd_mkdir_p(const char *path, mode_t mode)
@@ -236,6 +238,8 @@ static void on_drain(uv_timer_t *t)
         d->nets = NULL;
         storage_stop(d->storage);
         routes_migrations_stop();
+        cluster_stop(d->cluster);
+        d->cluster = NULL;
         log_info("stopped; %u VMs keep running in their workers", vms);
         if (active_requests(d)) {
             waited = DRAIN_TIMEOUT_MS - 1000;
@@ -372,6 +376,9 @@ static int setup(struct vmmd_daemon *d, char *err, size_t errlen)
         return rc;
     if (!(d->storage = storage_create(d, err, errlen)))
         return -EINVAL;
+    /* Before the API answers: a member that cannot join must not serve. */
+    if (cfg->cluster_etcd && (rc = cluster_join(d, &d->cluster, err, errlen)))
+        return rc;
 
     fd = listen_unix(cfg->socket_path);
     if (fd < 0) {
@@ -489,6 +496,7 @@ out:
     if (d->http_tcp)
         http_server_destroy(d->http_tcp);
     event_stream_destroy(d->events);
+    cluster_stop(d->cluster);
     uv_run(d->loop, UV_RUN_NOWAIT); /* let the closes finish */
     if (d->sup)
         supervisor_destroy(d->sup);

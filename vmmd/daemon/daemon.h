@@ -17,6 +17,7 @@ struct supervisor;
 struct networks;
 struct storage;
 struct event_stream;
+struct cluster;
 
 /* Counters for /metrics. */
 struct vmmd_metrics {
@@ -48,6 +49,7 @@ struct vmmd_daemon {
     struct networks *nets;
     struct storage *storage;
     struct event_stream *events;
+    struct cluster *cluster; /* NULL: stand-alone */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     bool stopping;

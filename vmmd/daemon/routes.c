@@ -25,6 +25,7 @@
  */
 #include "routes.h"
 #include "access.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -84,6 +85,9 @@ static const struct route {
     {"GET", "/v1/volumes/{name}", route_volume_get, AUTH_HEADER},
     {"PATCH", "/v1/volumes/{name}", route_volume_patch, AUTH_HEADER},
     {"DELETE", "/v1/volumes/{name}", route_volume_delete, AUTH_HEADER},
+    {"GET", "/v1/cluster", route_cluster_get, AUTH_HEADER},
+    {"DELETE", "/v1/cluster/members/{name}", route_cluster_member_delete, AUTH_HEADER},
+    {"POST", "/v1/cluster/join-tokens", route_cluster_join_token, AUTH_HEADER},
     {"GET", "/metrics", route_metrics, AUTH_HEADER},
     {"GET", "/v1/openapi.json", route_openapi, AUTH_HEADER},
     {"GET", "/", route_dashboard_index, AUTH_NONE},
@@ -247,8 +251,19 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
     const struct route *r = req->route_entry;
     struct route_match m = {.id = ""};
 
-    if (!refuse_if_stopping(d, req) && r && match(r->path, req->url, &m))
-        r->fn(d, req, &m);
+    const char *detail;
+
+    if (refuse_if_stopping(d, req) || !r || !match(r->path, req->url, &m))
+        return;
+    /* Without etcd nothing agreed can change: reads go on from the last known state. */
+    if (d->cluster && changes_state(req) && cluster_read_only(d->cluster, &detail)) {
+        http_respond_error(req, API_ERR_UNAVAILABLE,
+                           "the cluster is read-only: %s; writes are refused until etcd "
+                           "answers with a quorum again",
+                           detail);
+        return;
+    }
+    r->fn(d, req, &m);
 }
 
 void vmmd_print_routes(void)
@@ -287,8 +302,19 @@ int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *
                    struct db_vm *vm)
 {
     int rc = db_vm_get(d->db, id, vm);
+    json_t *remote = rc == -ENOENT && d->cluster ? cluster_remote_vm(d->cluster, id) : NULL;
 
-    if (rc == -ENOENT)
+    if (remote && strcmp(req->method, "GET") == 0 && req->route &&
+        strcmp(req->route, "/v1/vms/{id}") == 0) {
+        http_respond_json(req, 200, remote);
+    } else if (remote) {
+        const char *member = json_string_value(json_object_get(remote, "member"));
+        http_respond_error(req, API_ERR_CONFLICT,
+                           "VM '%s' lives on member %s: send this request to that member "
+                           "(members do not forward requests to each other yet)",
+                           id, member ? member : "?");
+        json_decref(remote);
+    } else if (rc == -ENOENT)
         http_respond_error(req, API_ERR_NOT_FOUND, "no VM with id or name '%s'", id);
     else if (rc)
         routes_respond_store_error(d, req, rc, "read");

@@ -32,6 +32,11 @@ void route_vm_console(struct vmmd_daemon *d, struct http_request *req,
 void route_vm_stats(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_events(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_cluster_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_cluster_member_delete(struct vmmd_daemon *d, struct http_request *req,
+                                 const struct route_match *m);
+void route_cluster_join_token(struct vmmd_daemon *d, struct http_request *req,
+                              const struct route_match *m);
 void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
                          const struct route_match *m);

@@ -11,6 +11,7 @@
  * vmmd_scrape_workers_unanswered says how many did not).
  */
 #include "routes.h"
+#include "cluster.h"
 #include "event_policy.h"
 #include "lifecycle.h"
 #include "metrics.h"
@@ -224,6 +225,8 @@ static void daemon_metrics(struct strbuf *t, struct vmmd_daemon *d, unsigned una
 {
     metrics_family(t, "vmmd_build_info", "gauge", "Always 1; the version is a label.");
     strbuf_printf(t, "vmmd_build_info{version=\"%s\"} 1\n", VMMD_VERSION);
+    if (d->cluster)
+        cluster_metrics(d->cluster, t);
     metrics_http_write(t, &http_metrics);
     metrics_family(t, "vmmd_workers_running", "gauge",
                    "Worker processes (running VMs) the daemon is attached to.");

@@ -5,6 +5,7 @@
  * for a worker suspend the request and answer from the worker's callback.
  */
 #include "routes.h"
+#include "cluster.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "networks.h"
@@ -27,9 +28,14 @@ void routes_respond_vm(struct vmmd_daemon *d, struct http_request *req, unsigned
 {
     struct db_vm vm = {0};
 
+    json_t *body;
+
     if (routes_load_vm(d, req, id, &vm))
         return;
-    http_respond_json(req, status, api_vm_to_json(&vm));
+    body = api_vm_to_json(&vm);
+    if (body && d->cluster)
+        json_object_set_new(body, "member", json_string(cluster_member_name(d->cluster)));
+    http_respond_json(req, status, body);
     db_vm_clear(&vm);
 }
 
@@ -157,12 +163,11 @@ out:
     return -1;
 }
 
-void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+static void create_now(struct vmmd_daemon *d, struct http_request *req)
 {
     struct db_vm vm = {0};
     char location[64];
 
-    (void)m;
     if (api_body_is_clone(req->body, req->body_len)) {
         routes_vm_clone(d, req);
         return;
@@ -173,6 +178,55 @@ void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const str
     snprintf(location, sizeof(location), "/v1/vms/%s", vm.id);
     http_add_header(req, "Location", location);
     db_vm_clear(&vm);
+}
+
+/* In a cluster a create first claims its name in etcd: names are unique cluster-wide. */
+struct create_claim {
+    struct vmmd_daemon *d;
+    struct http_request *req;
+    char name[DB_NAME_MAX + 1];
+};
+
+static void create_claimed(void *arg, int rc, const char *detail)
+{
+    struct create_claim *cc = arg;
+    struct db_vm vm = {0};
+
+    if (rc) {
+        http_respond_error(cc->req, rc == -EEXIST ? API_ERR_CONFLICT : API_ERR_UNAVAILABLE, "%s",
+                           detail);
+    } else {
+        create_now(cc->d, cc->req);
+        /* A create refused here leaves no VM of that name: the claim goes too. */
+        if (db_vm_get(cc->d->db, cc->name, &vm) == -ENOENT)
+            cluster_release_name(cc->d->cluster, cc->name);
+        db_vm_clear(&vm);
+    }
+    free(cc);
+}
+
+void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
+{
+    json_t *body = d->cluster ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(body, "name"));
+    struct create_claim *cc = NULL;
+
+    (void)m;
+    /* Without a valid name the create's own checks answer; no claim is needed. */
+    if (name && api_name_valid(name) && (cc = calloc(1, sizeof(*cc)))) {
+        cc->d = d;
+        cc->req = req;
+        snprintf(cc->name, sizeof(cc->name), "%s", name);
+        if (cluster_claim_name(d->cluster, name, create_claimed, cc) == 0)
+            http_suspend(req);
+        else {
+            http_respond_error(req, API_ERR_INTERNAL, "cannot ask etcd for the name");
+            free(cc);
+        }
+    } else {
+        create_now(d, req);
+    }
+    json_decref(body);
 }
 
 void route_vm_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)

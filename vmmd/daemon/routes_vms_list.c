@@ -20,6 +20,7 @@
  * cached bytes are shared, reference-counted, by the responses sending them.
  */
 #include "routes.h"
+#include "cluster.h"
 #include "lifecycle.h"
 #include "strbuf.h"
 
@@ -57,6 +58,8 @@ struct list_job {
     uv_work_t work;
     struct vmmd_daemon *d;
     struct list_query q;
+    const char *member; /* in a cluster: this member's name, added to each local VM */
+    json_t *remote;     /* in a cluster: the other members' VMs, by name (the job's own) */
     uint64_t generation; /* when the job was queued: its snapshot is at least this new */
     struct list_body *body;
     int rc;
@@ -184,20 +187,55 @@ static void render_work(uv_work_t *work)
         job->rc = rc;
         return;
     }
-    shown = q->limit && n > q->limit ? q->limit : n;
-    job->body->total = total;
-    job->body->more = shown < n;
-    if (shown)
-        snprintf(job->body->last_name, sizeof(job->body->last_name), "%s", vms[shown - 1].name);
+    /* The other members' VMs that pass the filter, merged by name with the local page. */
+    json_t *remote = job->remote ? job->remote : json_array(), *rv;
+    size_t r = 0, shown_n = 0, remote_n = json_array_size(remote);
+    for (size_t i = 0; i < remote_n; i++) {
+        rv = json_array_get(remote, i);
+        const char *name = json_string_value(json_object_get(rv, "name"));
+        const char *st = json_string_value(json_object_get(rv, "state"));
+        if (!name || (q->state && (!st || strcmp(st, q->state))))
+            json_array_set_new(remote, i, json_null());
+        else if (q->after[0] && strcmp(name, q->after) <= 0)
+            json_array_set_new(remote, i, json_null());
+        else
+            total++;
+    }
+    size_t l = 0;
+    const char *last = NULL;
     strbuf_append(&out, "[", 1);
-    for (size_t i = 0; i < shown && !out.oom; i++) {
-        json_t *vm = api_vm_to_json(&vms[i]);
-        if (i)
+    while (!out.oom && (!q->limit || shown_n < q->limit)) {
+        json_t *vm;
+        while (r < remote_n && json_is_null(json_array_get(remote, r)))
+            r++;
+        rv = r < remote_n ? json_array_get(remote, r) : NULL;
+        if (l >= n && !rv)
+            break;
+        if (l < n && (!rv || strcmp(vms[l].name, json_string_value(json_object_get(rv, "name"))) < 0)) {
+            vm = api_vm_to_json(&vms[l]);
+            if (vm && job->member)
+                json_object_set_new(vm, "member", json_string(job->member));
+            last = vms[l++].name;
+        } else {
+            vm = json_incref(rv);
+            last = json_string_value(json_object_get(rv, "name"));
+            r++;
+        }
+        if (shown_n++)
             strbuf_append(&out, ",", 1);
         if (!vm || json_dump_callback(vm, append_json, &out, JSON_COMPACT))
             out.oom = true;
         json_decref(vm);
     }
+    while (r < remote_n && json_is_null(json_array_get(remote, r)))
+        r++;
+    shown = shown_n;
+    job->body->total = total;
+    job->body->more = l < n || r < remote_n;
+    if (shown && last)
+        snprintf(job->body->last_name, sizeof(job->body->last_name), "%s", last);
+    if (!job->remote)
+        json_decref(remote);
     strbuf_append(&out, "]", 1);
     db_vm_list_free(vms, n);
     if (out.oom) {
@@ -239,6 +277,7 @@ static void render_done(uv_work_t *work, int status)
             free(b->json);
         free(b);
     }
+    json_decref(job->remote);
     free(job);
     start_next(d);
 }
@@ -275,10 +314,15 @@ static void start_next(struct vmmd_daemon *d)
             job->d = d;
             job->q = w->q;
             job->generation = d->generation;
+            if (d->cluster) {
+                job->member = cluster_member_name(d->cluster);
+                job->remote = cluster_remote_vms(d->cluster);
+            }
             if (uv_queue_work(d->loop, &job->work, render_work, render_done) == 0) {
                 lists.rendering = true;
                 return;
             }
+            json_decref(job->remote);
             free(job);
         }
         answer_waiters(&w->q, d->generation, NULL, "cannot queue the render");

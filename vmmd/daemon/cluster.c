@@ -1,0 +1,956 @@
+/*
+ * Cluster membership, the cluster-wide view and name claims (see cluster.h
+ * for the keys). Three timers drive it on the loop:
+ *
+ *   heartbeat  every TTL/3: renews the lease and rewrites alive/<self>; a
+ *              lease that expired (after a partition) is replaced
+ *   poll       every second: reads the whole prefix, rebuilds the view,
+ *              reports members going offline or online as events
+ *   publish    shortly after a local change: writes the VMs that changed to
+ *              vms/<id> (with their name's claim), deletes those that went
+ */
+#include "cluster.h"
+#include "daemon.h"
+#include "etcd.h"
+#include "log.h"
+#include "metrics.h"
+#include "routes.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REQUEST_TIMEOUT_MS 2000
+#define POLL_MS            1000
+#define PUBLISH_DELAY_MS   50
+#define KEY_MAX            256
+
+enum join_state { JOINING, JOINED, JOIN_FAILED };
+
+struct cluster {
+    struct vmmd_daemon *d;
+    struct etcd *etcd;
+    char prefix[96]; /* /vmmd/<cluster>/ */
+    char self_id[33]; /* this host's member id, kept in <state>/cluster-member */
+    enum join_state join;
+    char join_error[512];
+    int64_t lease;
+    uint64_t joined_ms, last_poll_ok_ms;
+    bool writable, stopping;
+    char detail[512];
+    json_t *members; /* name -> record */
+    json_t *alive;   /* name -> heartbeat */
+    json_t *last_beat; /* name -> the newest heartbeat_ms seen, kept while offline */
+    json_t *vms;     /* id -> VM (every member's, as published) */
+    json_t *published; /* id -> the JSON text this member last wrote for it */
+    int64_t revision;
+    uv_timer_t heartbeat, poll, publish;
+    bool hb_busy, poll_busy, publish_busy, publish_again;
+    unsigned closed; /* timers closed, at the end */
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void rfc3339(uint64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void key(const struct cluster *c, char out[KEY_MAX], const char *kind, const char *name)
+{
+    snprintf(out, KEY_MAX, "%s%s/%s", c->prefix, kind, name);
+}
+
+static void emit(struct cluster *c, const char *type, const char *member)
+{
+    json_t *data = json_pack("{s:s}", "member", member);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    int64_t ev;
+
+    if (text && db_event_insert(c->d->db, type, "", text, &ev) == 0)
+        vmmd_event_committed(c->d, ev);
+    free(text);
+    json_decref(data);
+}
+
+static void set_writable(struct cluster *c, bool writable, const char *why)
+{
+    if (writable == c->writable && (writable || strcmp(why, c->detail) == 0))
+        return;
+    if (writable)
+        log_info("cluster: etcd answers again; writes allowed");
+    else
+        log_warn("cluster: read-only: %s", why);
+    c->writable = writable;
+    snprintf(c->detail, sizeof(c->detail), "%s", writable ? "" : why);
+    c->d->generation++;
+}
+
+/* ---- what this member says about itself ---- */
+
+static json_t *capacity_json(struct cluster *c)
+{
+    return json_pack("{s:I,s:I}", "memory_bytes", (json_int_t)c->d->host_memory_bytes, "vcpus",
+                     (json_int_t)c->d->host_cpus);
+}
+
+static json_t *member_record(struct cluster *c)
+{
+    const char *adv = c->d->cfg->advertise;
+    return json_pack("{s:s,s:s,s:o,s:s,s:I,s:o}", "name", c->d->cfg->cluster_member, "id",
+                     c->self_id, "address", adv ? json_string(adv) : json_null(), "version",
+                     VMMD_VERSION, "joined_ms", (json_int_t)c->joined_ms, "capacity",
+                     capacity_json(c));
+}
+
+static json_t *heartbeat_json(struct cluster *c)
+{
+    struct vm_allocation a = {0};
+
+    routes_allocation(c->d, &a);
+    return json_pack("{s:I,s:{s:I,s:I,s:I,s:I}}", "heartbeat_ms", (json_int_t)now_ms(),
+                     "allocation", "memory_bytes", (json_int_t)(a.memory_mib << 20), "vcpus",
+                     (json_int_t)a.vcpus, "vms", (json_int_t)a.defined, "vms_running",
+                     (json_int_t)a.running);
+}
+
+static char *dump(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* ---- the member id kept in the state directory ---- */
+
+static int load_or_make_id(struct cluster *c)
+{
+    char path[4096], buf[40] = "";
+    unsigned char raw[16];
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "%s/cluster-member-id", c->d->cfg->state_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n == 32) {
+            memcpy(c->self_id, buf, 32);
+            c->self_id[32] = 0;
+            return 0;
+        }
+    }
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+        return -EIO;
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(c->self_id + 2 * i, 3, "%02x", raw[i]);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    n = write(fd, c->self_id, 32);
+    close(fd);
+    return n == 32 ? 0 : -EIO;
+}
+
+/* ---- the view: one read of the whole prefix ---- */
+
+static void poll_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+    json_t *members, *alive, *vms;
+    const char *name;
+    json_t *v;
+    size_t plen = strlen(c->prefix);
+
+    c->poll_busy = false;
+    if (r->rc == -ECANCELED)
+        return;
+    if (r->rc) {
+        char why[400];
+        snprintf(why, sizeof(why), "etcd unreachable or without quorum (%s)", r->error);
+        set_writable(c, false, why);
+        return;
+    }
+    c->last_poll_ok_ms = now_ms();
+    members = json_object();
+    alive = json_object();
+    vms = json_object();
+    for (size_t i = 0; i < r->nkvs; i++) {
+        const char *k = r->kvs[i].key + plen, *slash = strchr(k, '/');
+        json_t *val;
+        if (strncmp(r->kvs[i].key, c->prefix, plen) || !slash)
+            continue;
+        val = json_loads(r->kvs[i].value, 0, NULL);
+        if (!json_is_object(val)) {
+            json_decref(val);
+            continue;
+        }
+        if (strncmp(k, "members/", 8) == 0)
+            json_object_set_new(members, slash + 1, val);
+        else if (strncmp(k, "alive/", 6) == 0)
+            json_object_set_new(alive, slash + 1, val);
+        else if (strncmp(k, "vms/", 4) == 0)
+            json_object_set_new(vms, slash + 1, val);
+        else
+            json_decref(val);
+    }
+    /* Members that came or went since the last look (the first look has nothing before it). */
+    json_object_foreach(alive, name, v)
+        json_object_set(c->last_beat, name, json_object_get(v, "heartbeat_ms"));
+    json_object_foreach(c->revision ? members : NULL, name, v) {
+        bool was = json_object_get(c->alive, name) != NULL, is = json_object_get(alive, name);
+        if (!json_object_get(c->members, name))
+            emit(c, "cluster.member_joined", name);
+        else if (was && !is)
+            emit(c, "cluster.member_offline", name);
+        else if (!was && is)
+            emit(c, "cluster.member_online", name);
+    }
+    json_decref(c->members);
+    json_decref(c->alive);
+    json_decref(c->vms);
+    c->members = members;
+    c->alive = alive;
+    c->vms = vms;
+    if (r->revision != c->revision) {
+        c->revision = r->revision;
+        c->d->generation++; /* lists that include other members' VMs are stale */
+    }
+    /* Reachable again, and our lease is alive: writes are fine. */
+    if (c->lease && json_object_get(alive, c->d->cfg->cluster_member))
+        set_writable(c, true, "");
+    else if (!c->writable)
+        set_writable(c, false, "this member's lease is not (yet) renewed in etcd");
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+
+    if (c->poll_busy)
+        return;
+    c->poll_busy = etcd_range(c->etcd, c->prefix, true, poll_done, c) == 0;
+}
+
+/* ---- heartbeat ---- */
+
+static void heartbeat_put_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    c->hb_busy = false;
+    if (r->rc && r->rc != -ECANCELED)
+        log_warn("cluster: heartbeat not written: %s", r->error);
+}
+
+static void put_alive(struct cluster *c)
+{
+    char k[KEY_MAX], *hb = dump(heartbeat_json(c));
+
+    key(c, k, "alive", c->d->cfg->cluster_member);
+    c->hb_busy = hb && etcd_put(c->etcd, k, hb, c->lease, heartbeat_put_done, c) == 0;
+    free(hb);
+}
+
+static void lease_granted(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    c->hb_busy = false;
+    if (r->rc || !r->lease_id) {
+        if (r->rc != -ECANCELED)
+            log_warn("cluster: no new lease: %s", r->error ? r->error : "none granted");
+        return;
+    }
+    c->lease = r->lease_id;
+    log_info("cluster: new lease %llx", (unsigned long long)c->lease);
+    put_alive(c);
+}
+
+static void keepalive_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    c->hb_busy = false;
+    if (r->rc == -ECANCELED)
+        return;
+    if (r->rc) {
+        log_warn("cluster: lease not renewed: %s", r->error);
+        return;
+    }
+    if (r->ttl <= 0) {
+        /* Expired while etcd was out of reach: the others saw us offline. A new one. */
+        log_warn("cluster: lease %llx expired; taking a new one", (unsigned long long)c->lease);
+        c->hb_busy = etcd_lease_grant(c->etcd, (int64_t)c->d->cfg->cluster_lease_ttl_s,
+                                      lease_granted, c) == 0;
+        return;
+    }
+    put_alive(c);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+
+    if (c->hb_busy)
+        return;
+    c->hb_busy = etcd_lease_keepalive(c->etcd, c->lease, keepalive_done, c) == 0;
+}
+
+/* ---- publishing this member's VMs ---- */
+
+static void on_publish(uv_timer_t *t);
+
+static void publish_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    c->publish_busy = false;
+    if (r->rc == -ECANCELED)
+        return;
+    if (r->rc) {
+        log_warn("cluster: VM records not written: %s", r->error);
+        json_object_clear(c->published); /* all of them again, in a second */
+        uv_timer_start(&c->publish, on_publish, POLL_MS, 0);
+        return;
+    }
+    if (c->publish_again) {
+        c->publish_again = false;
+        cluster_local_changed(c);
+    }
+}
+
+static void claim_quietly(struct cluster *c, const char *name)
+{
+    char k[KEY_MAX];
+
+    key(c, k, "names", name);
+    etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_absent(k)),
+             json_pack("[o]", etcd_op_put(k, c->d->cfg->cluster_member, 0)), NULL, NULL, NULL);
+}
+
+/* A published VM's old name, when it is not new_name any more: its claim goes. True then. */
+static bool release_old_name(struct cluster *c, const char *old_text, const char *new_name)
+{
+    json_t *old = old_text ? json_loads(old_text, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(old, "name"));
+    bool renamed = name && (!new_name || strcmp(name, new_name));
+
+    if (renamed)
+        cluster_release_name(c, name);
+    json_decref(old);
+    return renamed;
+}
+
+/* The operations that bring vms/ and names/ in line with the store; NULL on failure. */
+static json_t *publish_ops(struct cluster *c)
+{
+    json_t *ops = json_array(), *seen = json_object(), *vm;
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+    const char *id;
+    char k[KEY_MAX];
+
+    if (db_vm_list_page(c->d->db, NULL, NULL, 0, &vms, &n)) {
+        json_decref(ops);
+        json_decref(seen);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = api_vm_to_json(&vms[i]);
+        char *text;
+        const char *old;
+        json_object_set_new(j, "member", json_string(c->d->cfg->cluster_member));
+        text = dump(j);
+        if (!text)
+            continue;
+        json_object_set_new(seen, vms[i].id, json_true());
+        old = json_string_value(json_object_get(c->published, vms[i].id));
+        if (!old || strcmp(old, text)) {
+            if (!old || release_old_name(c, old, vms[i].name))
+                claim_quietly(c, vms[i].name);
+            key(c, k, "vms", vms[i].id);
+            json_array_append_new(ops, etcd_op_put(k, text, 0));
+            json_object_set_new(c->published, vms[i].id, json_string(text));
+        }
+        free(text);
+    }
+    db_vm_list_free(vms, n);
+    void *iter_safe;
+    json_object_foreach_safe(c->published, iter_safe, id, vm) {
+        if (json_object_get(seen, id))
+            continue;
+        key(c, k, "vms", id);
+        json_array_append_new(ops, etcd_op_delete(k, false));
+        release_old_name(c, json_string_value(vm), NULL);
+        json_object_del(c->published, id);
+    }
+    json_decref(seen);
+    return ops;
+}
+
+static void on_publish(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    json_t *ops;
+
+    if (c->publish_busy) {
+        c->publish_again = true;
+        return;
+    }
+    ops = publish_ops(c);
+    if (!ops || !json_array_size(ops)) {
+        json_decref(ops);
+        return;
+    }
+    /* etcd takes at most 128 operations per transaction: the rest on the next round. */
+    while (json_array_size(ops) > 100) {
+        json_array_remove(ops, 100);
+        c->publish_again = true;
+    }
+    c->publish_busy = etcd_txn(c->etcd, json_array(), ops, NULL, publish_done, c) == 0;
+}
+
+void cluster_local_changed(struct cluster *c)
+{
+    if (c && !c->stopping && c->join == JOINED)
+        uv_timer_start(&c->publish, on_publish, PUBLISH_DELAY_MS, 0);
+}
+
+/* ---- join ---- */
+
+static void join_fail(struct cluster *c, const char *what, const char *detail)
+{
+    c->join = JOIN_FAILED;
+    snprintf(c->join_error, sizeof(c->join_error), "%s%s", what, detail ? detail : "");
+}
+
+static void joined(struct cluster *c)
+{
+    unsigned hb = (unsigned)c->d->cfg->cluster_lease_ttl_s * 1000 / 3;
+
+    c->join = JOINED;
+    c->writable = true;
+    uv_timer_start(&c->heartbeat, on_heartbeat, hb, hb);
+    uv_timer_start(&c->poll, on_poll, 0, POLL_MS);
+    cluster_local_changed(c);
+}
+
+static void join_txn_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    if (r->rc)
+        join_fail(c, "etcd: ", r->error);
+    else if (!r->succeeded)
+        join_fail(c, "",
+                  c->d->cfg->cluster_join_token
+                      ? "the join token is not valid (unknown, used or expired), or the member "
+                        "name was taken meanwhile"
+                      : "the cluster has members: joining it needs --cluster-join-token (make "
+                        "one on a member: vmctl cluster join-token)");
+    else
+        joined(c);
+}
+
+/* members/ read: rejoin with our own record, bootstrap an empty cluster, or use the token. */
+static void members_read(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+    const char *self = c->d->cfg->cluster_member;
+    char mk[KEY_MAX], ak[KEY_MAX], tk[KEY_MAX], *rec, *hb;
+    json_t *compare = json_array(), *ops = json_array();
+    bool mine = false;
+
+    if (r->rc) {
+        join_fail(c, "etcd: ", r->error);
+        goto out;
+    }
+    key(c, mk, "members", self);
+    key(c, ak, "alive", self);
+    for (size_t i = 0; i < r->nkvs; i++) {
+        json_t *m;
+        if (strcmp(r->kvs[i].key, mk))
+            continue;
+        m = json_loads(r->kvs[i].value, 0, NULL);
+        mine = m && strcmp(json_string_value(json_object_get(m, "id")) ?: "", c->self_id) == 0;
+        if (!mine) {
+            json_decref(m);
+            join_fail(c, "the member name is taken by another host in this cluster: ", self);
+            goto out;
+        }
+        c->joined_ms = (uint64_t)json_integer_value(json_object_get(m, "joined_ms"));
+        json_decref(m);
+    }
+    if (!c->joined_ms)
+        c->joined_ms = now_ms();
+    rec = dump(member_record(c));
+    hb = dump(heartbeat_json(c));
+    json_array_append_new(ops, etcd_op_put(mk, rec, 0));
+    json_array_append_new(ops, etcd_op_put(ak, hb, c->lease));
+    free(rec);
+    free(hb);
+    if (mine) {
+        json_array_append_new(compare, etcd_cmp_present(mk));
+    } else if (r->nkvs == 0) {
+        json_array_append_new(compare, etcd_cmp_absent(mk)); /* the first member */
+    } else {
+        if (!c->d->cfg->cluster_join_token) {
+            join_txn_done(c, &(struct etcd_reply){.succeeded = false});
+            goto out;
+        }
+        key(c, tk, "join", c->d->cfg->cluster_join_token);
+        json_array_append_new(compare, etcd_cmp_absent(mk));
+        json_array_append_new(compare, etcd_cmp_present(tk));
+        json_array_append_new(ops, etcd_op_delete(tk, false));
+    }
+    if (etcd_txn(c->etcd, compare, ops, NULL, join_txn_done, c))
+        join_fail(c, "etcd: ", "cannot send the join");
+    return;
+out:
+    json_decref(compare);
+    json_decref(ops);
+}
+
+static void join_lease(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+    char k[KEY_MAX];
+
+    if (r->rc || !r->lease_id) {
+        join_fail(c, "etcd: ", r->error ? r->error : "no lease granted");
+        return;
+    }
+    c->lease = r->lease_id;
+    snprintf(k, sizeof(k), "%smembers/", c->prefix);
+    if (etcd_range(c->etcd, k, true, members_read, c))
+        join_fail(c, "etcd: ", "cannot read the members");
+}
+
+int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t errlen)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    int rc;
+
+    *out = NULL;
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    c->d = d;
+    snprintf(c->prefix, sizeof(c->prefix), "/vmmd/%s/", d->cfg->cluster_name);
+    c->members = json_object();
+    c->alive = json_object();
+    c->vms = json_object();
+    c->published = json_object();
+    c->last_beat = json_object();
+    if ((rc = load_or_make_id(c))) {
+        snprintf(err, errlen, "cluster member id in %s: %s", d->cfg->state_dir, strerror(-rc));
+        goto fail;
+    }
+    c->etcd = etcd_new(d->loop, d->cfg->cluster_etcd, REQUEST_TIMEOUT_MS, err, errlen);
+    if (!c->etcd) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    uv_timer_init(d->loop, &c->heartbeat);
+    uv_timer_init(d->loop, &c->poll);
+    uv_timer_init(d->loop, &c->publish);
+    c->heartbeat.data = c->poll.data = c->publish.data = c;
+    if (etcd_lease_grant(c->etcd, (int64_t)d->cfg->cluster_lease_ttl_s, join_lease, c)) {
+        snprintf(err, errlen, "cannot ask etcd for a lease");
+        rc = -ENOMEM;
+        goto fail_timers;
+    }
+    while (c->join == JOINING)
+        uv_run(d->loop, UV_RUN_ONCE);
+    if (c->join == JOIN_FAILED) {
+        snprintf(err, errlen, "joining cluster '%s' as '%s': %s", d->cfg->cluster_name,
+                 d->cfg->cluster_member, c->join_error);
+        rc = -EPERM;
+        goto fail_timers;
+    }
+    log_info("cluster: member '%s' of '%s' (etcd %s, lease TTL %llu s)", d->cfg->cluster_member,
+             d->cfg->cluster_name, d->cfg->cluster_etcd,
+             (unsigned long long)d->cfg->cluster_lease_ttl_s);
+    *out = c;
+    return 0;
+fail_timers:
+    cluster_stop(c);
+    return rc;
+fail:
+    json_decref(c->members);
+    json_decref(c->alive);
+    json_decref(c->vms);
+    json_decref(c->published);
+    json_decref(c->last_beat);
+    free(c);
+    return rc;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+
+    /* The last of the three timers to close frees. */
+    if (++c->closed < 3)
+        return;
+    json_decref(c->members);
+    json_decref(c->alive);
+    json_decref(c->vms);
+    json_decref(c->published);
+    json_decref(c->last_beat);
+    free(c);
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c || c->stopping)
+        return;
+    c->stopping = true;
+    etcd_free(c->etcd); /* callbacks get -ECANCELED and leave c alone */
+    c->etcd = NULL;
+    uv_close((uv_handle_t *)&c->heartbeat, on_closed);
+    uv_close((uv_handle_t *)&c->poll, on_closed);
+    uv_close((uv_handle_t *)&c->publish, on_closed);
+}
+
+/* ---- the view, for the routes ---- */
+
+const char *cluster_member_name(const struct cluster *c)
+{
+    return c->d->cfg->cluster_member;
+}
+
+bool cluster_read_only(const struct cluster *c, const char **detail)
+{
+    *detail = c->detail;
+    return !c->writable;
+}
+
+static json_t *member_json(struct cluster *c, const char *name, json_t *rec)
+{
+    json_t *hb = json_object_get(c->alive, name), *m;
+    uint64_t beat = (uint64_t)json_integer_value(json_object_get(c->last_beat, name));
+    char joined[32], last[32];
+
+    rfc3339((uint64_t)json_integer_value(json_object_get(rec, "joined_ms")), joined);
+    rfc3339(beat, last);
+    m = json_pack("{s:s,s:O,s:s,s:O,s:s,s:o,s:O,s:O,s:b}", "name", name, "address",
+                  json_object_get(rec, "address") ?: json_null(), "state",
+                  hb ? "online" : "offline", "version",
+                  json_object_get(rec, "version") ?: json_null(), "joined_at", joined,
+                  "last_heartbeat", beat ? json_string(last) : json_null(), "capacity",
+                  json_object_get(rec, "capacity") ?: json_null(), "allocation",
+                  json_object_get(hb, "allocation") ?: json_null(), "self",
+                  strcmp(name, c->d->cfg->cluster_member) == 0);
+    return m;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(x ?: "", y ?: "");
+}
+
+/* arr sorted by each element's "name". */
+static void sort_by_name(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **items = calloc(n ? n : 1, sizeof(*items));
+
+    if (!items)
+        return;
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(arr, i));
+    qsort(items, n, sizeof(*items), by_name);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+}
+
+json_t *cluster_status_json(struct cluster *c)
+{
+    json_t *members = json_array(), *rec;
+    const char *name;
+
+    json_object_foreach(c->members, name, rec)
+        json_array_append_new(members, member_json(c, name, rec));
+    sort_by_name(members);
+    return json_pack("{s:b,s:s,s:s,s:b,s:o,s:I,s:o}", "enabled", 1, "name",
+                     c->d->cfg->cluster_name, "member", c->d->cfg->cluster_member, "writable",
+                     c->writable, "detail", c->writable ? json_null() : json_string(c->detail),
+                     "lease_ttl_s", (json_int_t)c->d->cfg->cluster_lease_ttl_s, "members",
+                     members);
+}
+
+/* A VM record of another member as GET shows it: "unknown" while that member is offline. */
+static json_t *remote_view(struct cluster *c, json_t *vm)
+{
+    const char *member = json_string_value(json_object_get(vm, "member"));
+    json_t *copy;
+
+    if (!member || strcmp(member, c->d->cfg->cluster_member) == 0)
+        return NULL;
+    copy = json_deep_copy(vm);
+    if (copy && !json_object_get(c->alive, member))
+        json_object_set_new(copy, "state", json_string("unknown"));
+    return copy;
+}
+
+json_t *cluster_remote_vm(struct cluster *c, const char *id_or_name)
+{
+    const char *id;
+    json_t *vm = json_object_get(c->vms, id_or_name);
+
+    if (vm)
+        return remote_view(c, vm);
+    json_object_foreach(c->vms, id, vm) {
+        const char *name = json_string_value(json_object_get(vm, "name"));
+        if (name && strcmp(name, id_or_name) == 0)
+            return remote_view(c, vm);
+    }
+    return NULL;
+}
+
+json_t *cluster_remote_vms(struct cluster *c)
+{
+    json_t *out = json_array(), *vm, *view;
+    const char *id;
+
+    json_object_foreach(c->vms, id, vm)
+        if ((view = remote_view(c, vm)))
+            json_array_append_new(out, view);
+    sort_by_name(out);
+    return out;
+}
+
+/* ---- claims, removal, join tokens ---- */
+
+struct claim {
+    struct cluster *c;
+    cluster_claim_fn done;
+    cluster_token_fn token_done;
+    void *arg;
+    char name[KEY_MAX];
+    char token[65];
+    uint64_t expires_ms;
+};
+
+static void claim_done(void *arg, const struct etcd_reply *r)
+{
+    struct claim *cl = arg;
+    char detail[600];
+
+    if (r->rc) {
+        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        cl->done(cl->arg, -EHOSTUNREACH, detail);
+    } else if (!r->succeeded && !(r->nkvs && strcmp(r->kvs[0].value, cl->c->d->cfg->cluster_member) == 0)) {
+        const char *holder = r->nkvs ? r->kvs[0].value : "another member";
+        snprintf(detail, sizeof(detail), "name '%s' is taken by a VM on member %s", cl->name,
+                 holder);
+        cl->done(cl->arg, -EEXIST, detail);
+    } else {
+        cl->done(cl->arg, 0, NULL);
+    }
+    free(cl);
+}
+
+int cluster_claim_name(struct cluster *c, const char *name, cluster_claim_fn done, void *arg)
+{
+    struct claim *cl = calloc(1, sizeof(*cl));
+    char k[KEY_MAX];
+    int rc;
+
+    if (!cl)
+        return -ENOMEM;
+    cl->c = c;
+    cl->done = done;
+    cl->arg = arg;
+    snprintf(cl->name, sizeof(cl->name), "%s", name);
+    key(c, k, "names", name);
+    /* Free: claim it; else say whose (ours is fine: the store refuses a second VM). */
+    rc = etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_absent(k)),
+                  json_pack("[o]", etcd_op_put(k, c->d->cfg->cluster_member, 0)),
+                  json_pack("[o]", etcd_op_range(k, false)), claim_done, cl);
+    if (rc)
+        free(cl);
+    return rc;
+}
+
+void cluster_release_name(struct cluster *c, const char *name)
+{
+    char k[KEY_MAX];
+
+    key(c, k, "names", name);
+    etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_value(k, c->d->cfg->cluster_member)),
+             json_pack("[o]", etcd_op_delete(k, false)), NULL, NULL, NULL);
+}
+
+static void removed(void *arg, const struct etcd_reply *r)
+{
+    struct claim *cl = arg;
+    char detail[600];
+
+    if (r->rc) {
+        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        cl->done(cl->arg, -EHOSTUNREACH, detail);
+    } else if (!r->succeeded) {
+        snprintf(detail, sizeof(detail), "member %s came back online meanwhile", cl->name);
+        cl->done(cl->arg, -EBUSY, detail);
+    } else {
+        emit(cl->c, "cluster.member_removed", cl->name);
+        json_object_del(cl->c->members, cl->name);
+        cl->done(cl->arg, 0, NULL);
+    }
+    free(cl);
+}
+
+int cluster_remove_member(struct cluster *c, const char *name, cluster_claim_fn done, void *arg)
+{
+    struct claim *cl;
+    json_t *ops = json_array(), *vm;
+    const char *id, *n;
+    char k[KEY_MAX];
+    int rc;
+
+    if (!json_object_get(c->members, name)) {
+        json_decref(ops);
+        return -ENOENT;
+    }
+    if (strcmp(name, c->d->cfg->cluster_member) == 0 || json_object_get(c->alive, name)) {
+        json_decref(ops);
+        return -EBUSY;
+    }
+    cl = calloc(1, sizeof(*cl));
+    if (!cl) {
+        json_decref(ops);
+        return -ENOMEM;
+    }
+    cl->c = c;
+    cl->done = done;
+    cl->arg = arg;
+    snprintf(cl->name, sizeof(cl->name), "%s", name);
+    key(c, k, "members", name);
+    json_array_append_new(ops, etcd_op_delete(k, false));
+    json_object_foreach(c->vms, id, vm) {
+        const char *member = json_string_value(json_object_get(vm, "member"));
+        if (!member || strcmp(member, name))
+            continue;
+        key(c, k, "vms", id);
+        json_array_append_new(ops, etcd_op_delete(k, false));
+        if ((n = json_string_value(json_object_get(vm, "name")))) {
+            key(c, k, "names", n);
+            json_array_append_new(ops, etcd_op_delete(k, false));
+        }
+    }
+    /* Only while it is still offline: its alive key absent. */
+    key(c, k, "alive", name);
+    rc = etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_absent(k)), ops, NULL, removed, cl);
+    if (rc)
+        free(cl);
+    return rc;
+}
+
+static void token_put(void *arg, const struct etcd_reply *r)
+{
+    struct claim *cl = arg;
+    char detail[600], expires[32];
+
+    if (r->rc) {
+        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        cl->token_done(cl->arg, -EHOSTUNREACH, NULL, detail);
+    } else {
+        rfc3339(cl->expires_ms, expires);
+        cl->token_done(cl->arg, 0, cl->token, expires);
+    }
+    free(cl);
+}
+
+static void token_lease(void *arg, const struct etcd_reply *r)
+{
+    struct claim *cl = arg;
+    char k[KEY_MAX], detail[600];
+
+    if (r->rc || !r->lease_id) {
+        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s",
+                 r->error ? r->error : "granted no lease");
+        cl->token_done(cl->arg, -EHOSTUNREACH, NULL, detail);
+        free(cl);
+        return;
+    }
+    key(cl->c, k, "join", cl->token);
+    if (etcd_put(cl->c->etcd, k, cl->c->d->cfg->cluster_member, r->lease_id, token_put, cl)) {
+        cl->token_done(cl->arg, -ENOMEM, NULL, "out of memory");
+        free(cl);
+    }
+}
+
+int cluster_make_join_token(struct cluster *c, unsigned ttl_s, cluster_token_fn done, void *arg)
+{
+    struct claim *cl = calloc(1, sizeof(*cl));
+    unsigned char raw[24];
+    int rc;
+
+    if (!cl)
+        return -ENOMEM;
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
+        free(cl);
+        return -EIO;
+    }
+    for (unsigned i = 0; i < sizeof(raw); i++)
+        snprintf(cl->token + 2 * i, 3, "%02x", raw[i]);
+    cl->c = c;
+    cl->token_done = done;
+    cl->arg = arg;
+    cl->expires_ms = now_ms() + (uint64_t)ttl_s * 1000;
+    rc = etcd_lease_grant(c->etcd, ttl_s, token_lease, cl);
+    if (rc)
+        free(cl);
+    return rc;
+}
+
+void cluster_metrics(struct cluster *c, struct strbuf *out)
+{
+    unsigned online = 0, offline = 0;
+    uint64_t ok, failed;
+    const char *name;
+    json_t *rec;
+
+    json_object_foreach(c->members, name, rec) {
+        if (json_object_get(c->alive, name))
+            online++;
+        else
+            offline++;
+    }
+    etcd_counts(c->etcd, &ok, &failed);
+    metrics_family(out, "vmmd_cluster_members", "gauge", "Cluster members by state.");
+    strbuf_printf(out, "vmmd_cluster_members{state=\"online\"} %u\n", online);
+    strbuf_printf(out, "vmmd_cluster_members{state=\"offline\"} %u\n", offline);
+    metrics_family(out, "vmmd_cluster_writable", "gauge",
+                   "1 while etcd answers with a quorum; 0: the cluster is read-only.");
+    strbuf_printf(out, "vmmd_cluster_writable %d\n", c->writable ? 1 : 0);
+    metrics_family(out, "vmmd_cluster_etcd_requests_total", "counter",
+                   "Requests to etcd, answered or failed on every endpoint.");
+    strbuf_printf(out, "vmmd_cluster_etcd_requests_total{result=\"ok\"} %llu\n",
+                  (unsigned long long)ok);
+    strbuf_printf(out, "vmmd_cluster_etcd_requests_total{result=\"error\"} %llu\n",
+                  (unsigned long long)failed);
+}

@@ -1,0 +1,66 @@
+/*
+ * Cluster membership on etcd (--cluster-etcd). Each member keeps its own
+ * SQLite store for what runs on it; etcd holds what must be agreed, under
+ * /vmmd/<cluster>/:
+ *
+ *   members/<name>  the member's record (address, version, capacity, its id)
+ *   alive/<name>    its heartbeat (allocation, time), under its lease: gone
+ *                   when the lease expires, which is what "offline" means
+ *   vms/<id>        each VM as its owner renders it, with "member"
+ *   names/<name>    a VM name's claim: the member holding it (names are
+ *                   unique cluster-wide, claimed with a transaction)
+ *   join/<token>    a join token, under a lease of its lifetime
+ *
+ * Every member reads the whole prefix every second: the VM list, members'
+ * states and the read-only flag are at most that old. A read that fails
+ * (etcd unreachable or without quorum) makes the member read-only until one
+ * succeeds again.
+ */
+#ifndef VMMD_CLUSTER_H
+#define VMMD_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vmmd_daemon;
+struct cluster;
+
+/* Joins (or rejoins) the cluster of d->cfg, running the loop until etcd answered. */
+int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t errlen);
+/* Stops heart-beating without revoking the lease: the workers run on, so the member
+ * stays online until the lease expires (a restart within the TTL is seamless). */
+void cluster_stop(struct cluster *c);
+
+const char *cluster_member_name(const struct cluster *c);
+/* Whether writes are refused now; detail says why. */
+bool cluster_read_only(const struct cluster *c, const char **detail);
+/* GET /v1/cluster's body. */
+json_t *cluster_status_json(struct cluster *c);
+
+/* A local change was committed: the VM records in etcd follow shortly. */
+void cluster_local_changed(struct cluster *c);
+/* A VM of another member by id or name (a new reference; "state" is "unknown" while its
+ * member is offline), or NULL. */
+json_t *cluster_remote_vm(struct cluster *c, const char *id_or_name);
+/* Every other member's VM, sorted by name (a new reference). */
+json_t *cluster_remote_vms(struct cluster *c);
+
+/* Claims a VM name for this member: done gets 0, -EEXIST (holder: the member that has it)
+ * or another -errno with a detail. */
+typedef void (*cluster_claim_fn)(void *arg, int rc, const char *detail);
+int cluster_claim_name(struct cluster *c, const char *name, cluster_claim_fn done, void *arg);
+/* Gives up this member's claim on name (if it holds it). */
+void cluster_release_name(struct cluster *c, const char *name);
+
+/* DELETE /v1/cluster/members/{name}: an offline member's record, VMs and claims go. */
+int cluster_remove_member(struct cluster *c, const char *name, cluster_claim_fn done, void *arg);
+/* POST /v1/cluster/join-tokens: a single-use token under a lease of ttl_s seconds. */
+typedef void (*cluster_token_fn)(void *arg, int rc, const char *token, const char *detail);
+int cluster_make_join_token(struct cluster *c, unsigned ttl_s, cluster_token_fn done, void *arg);
+
+/* Series for /metrics (appended to out). */
+struct strbuf;
+void cluster_metrics(struct cluster *c, struct strbuf *out);
+
+#endif

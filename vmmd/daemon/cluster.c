@@ -37,7 +37,8 @@ struct cluster {
     struct vmmd_daemon *d;
     struct etcd *etcd;
     char prefix[96]; /* /vmmd/<cluster>/ */
-    char self_id[33]; /* this host's member id, kept in <state>/cluster-member */
+    char self_id[33]; /* this host's member id, kept in <state>/cluster-member-id */
+    char secret[65];  /* the members' bearer token for each other, kept in etcd */
     enum join_state join;
     char join_error[512];
     int64_t lease;
@@ -111,8 +112,9 @@ static json_t *capacity_json(struct cluster *c)
 static json_t *member_record(struct cluster *c)
 {
     const char *adv = c->d->cfg->advertise;
-    return json_pack("{s:s,s:s,s:o,s:s,s:I,s:o}", "name", c->d->cfg->cluster_member, "id",
-                     c->self_id, "address", adv ? json_string(adv) : json_null(), "version",
+    return json_pack("{s:s,s:s,s:o,s:o,s:s,s:I,s:o}", "name", c->d->cfg->cluster_member, "id",
+                     c->self_id, "address", adv ? json_string(adv) : json_null(), "tls_pin",
+                     c->d->tls_enabled ? json_string(c->d->tls.pin) : json_null(), "version",
                      VMMD_VERSION, "joined_ms", (json_int_t)c->joined_ms, "capacity",
                      capacity_json(c));
 }
@@ -451,6 +453,40 @@ static void joined(struct cluster *c)
     cluster_local_changed(c);
 }
 
+/* The cluster's secret: the first member to look makes it, the others read it. */
+static void secret_done(void *arg, const struct etcd_reply *r)
+{
+    struct cluster *c = arg;
+
+    if (r->rc)
+        join_fail(c, "etcd: ", r->error);
+    else if (!r->succeeded && (!r->nkvs || strlen(r->kvs[0].value) != 64))
+        join_fail(c, "", "the cluster's secret in etcd is not one of vmmd's");
+    else {
+        if (!r->succeeded)
+            memcpy(c->secret, r->kvs[0].value, 65);
+        joined(c);
+    }
+}
+
+static void fetch_secret(struct cluster *c)
+{
+    unsigned char raw[32];
+    char k[KEY_MAX];
+
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
+        join_fail(c, "", "no random bytes for the cluster's secret");
+        return;
+    }
+    for (unsigned i = 0; i < sizeof(raw); i++)
+        snprintf(c->secret + 2 * i, 3, "%02x", raw[i]);
+    key(c, k, "secret", "members");
+    if (etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_absent(k)),
+                 json_pack("[o]", etcd_op_put(k, c->secret, 0)),
+                 json_pack("[o]", etcd_op_range(k, false)), secret_done, c))
+        join_fail(c, "etcd: ", "cannot ask for the cluster's secret");
+}
+
 static void join_txn_done(void *arg, const struct etcd_reply *r)
 {
     struct cluster *c = arg;
@@ -465,7 +501,7 @@ static void join_txn_done(void *arg, const struct etcd_reply *r)
                       : "the cluster has members: joining it needs --cluster-join-token (make "
                         "one on a member: vmctl cluster join-token)");
     else
-        joined(c);
+        fetch_secret(c);
 }
 
 /* members/ read: rejoin with our own record, bootstrap an empty cluster, or use the token. */
@@ -635,6 +671,67 @@ void cluster_stop(struct cluster *c)
 const char *cluster_member_name(const struct cluster *c)
 {
     return c->d->cfg->cluster_member;
+}
+
+const char *cluster_secret(const struct cluster *c)
+{
+    return c ? c->secret : NULL;
+}
+
+void cluster_serving(struct cluster *c)
+{
+    char k[KEY_MAX], *rec;
+
+    if (!c)
+        return;
+    rec = dump(member_record(c));
+    key(c, k, "members", c->d->cfg->cluster_member);
+    if (rec)
+        etcd_put(c->etcd, k, rec, 0, NULL, NULL);
+    free(rec);
+}
+
+bool cluster_member_address(struct cluster *c, const char *name, const char **url,
+                            const char **pin)
+{
+    json_t *rec = json_object_get(c->members, name);
+
+    *url = json_string_value(json_object_get(rec, "address"));
+    *pin = json_string_value(json_object_get(rec, "tls_pin"));
+    return *url && json_object_get(c->alive, name);
+}
+
+const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
+                          size_t len)
+{
+    const char *name, *best = NULL;
+    json_t *rec;
+    int64_t best_free = 0;
+
+    /* The online member with the most free memory that can hold the VM at all. */
+    json_object_foreach(c->members, name, rec) {
+        json_t *hb = json_object_get(c->alive, name), *cap = json_object_get(rec, "capacity");
+        int64_t total = json_integer_value(json_object_get(cap, "memory_bytes"));
+        int64_t used = json_integer_value(
+            json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
+        int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
+        if (!hb || (uint64_t)cpus < vcpus || total - used < (int64_t)(memory_mib << 20))
+            continue;
+        if (!json_string_value(json_object_get(rec, "address")) &&
+            strcmp(name, c->d->cfg->cluster_member))
+            continue; /* unreachable for requests */
+        if (!best || total - used > best_free) {
+            best = name;
+            best_free = total - used;
+        }
+    }
+    if (best)
+        snprintf(reason, len, "the online member with the most free memory (%lld MiB free)",
+                 (long long)(best_free >> 20));
+    else
+        snprintf(reason, len, "no online member has %llu MiB free and %u CPUs",
+                 (unsigned long long)memory_mib, vcpus);
+    return best;
 }
 
 bool cluster_read_only(const struct cluster *c, const char **detail)

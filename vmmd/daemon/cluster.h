@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vmmd_daemon;
 struct cluster;
@@ -33,6 +34,17 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
 void cluster_stop(struct cluster *c);
 
 const char *cluster_member_name(const struct cluster *c);
+/* The bearer token members send each other (and accept from each other) on TCP. */
+const char *cluster_secret(const struct cluster *c);
+/* The API is up (TLS loaded): the member record gets its address and public-key pin. */
+void cluster_serving(struct cluster *c);
+/* Where member name answers: its advertised URL and TLS pin (NULL when plain HTTP); false
+ * when it has no address or is offline. */
+bool cluster_member_address(struct cluster *c, const char *name, const char **url,
+                            const char **pin);
+/* Placement: the member a new VM should run on, or NULL; reason says why either way. */
+const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
+                          size_t len);
 /* Whether writes are refused now; detail says why. */
 bool cluster_read_only(const struct cluster *c, const char **detail);
 /* GET /v1/cluster's body. */

@@ -281,6 +281,7 @@ static int setup_tcp(struct vmmd_daemon *d, char *err, size_t errlen)
     struct http_server_opts opts = {
         .listener = cfg->insecure_http ? HTTP_LISTENER_TCP : HTTP_LISTENER_TLS,
         .token = d->token,
+        .cluster_token = cluster_secret(d->cluster),
         .max_per_ip = (unsigned)cfg->max_connections_per_ip,
         .header_timeout_s = (unsigned)cfg->header_timeout_s,
     };
@@ -481,6 +482,7 @@ int vmmd_serve_main(int argc, char **argv)
     log_info("vmmd %s serving on %s%s%s%s, state in %s", VMMD_VERSION, cfg.socket_path,
              cfg.listen ? " and " : "", d->tls_enabled ? "https://" : cfg.listen ? "http://" : "",
              cfg.listen ? cfg.listen : "", cfg.state_dir);
+    cluster_serving(d->cluster);
     /* Type=notify: systemd counts the service started once the API answers. */
     int notified = vmmd_sd_notify("READY=1\nSTATUS=serving the API");
     if (notified < 0)

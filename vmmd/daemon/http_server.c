@@ -62,6 +62,7 @@ struct http_server {
     bool body_moved; /* the last MHD_run handed a route some of a body */
     uv_timer_t sweep;
     char *token;
+    char *cluster_token; /* the cluster's secret: other members' requests */
     http_dispatch_fn admit, dispatch;
     unsigned active;
     bool want_suspend_pending;
@@ -83,7 +84,10 @@ static uint64_t mono_ns(void)
 
 bool http_token_matches(const struct http_request *req, const char *candidate)
 {
-    return !req->srv->token || (candidate && access_token_equal(candidate, req->srv->token));
+    return !req->srv->token ||
+           (candidate && (access_token_equal(candidate, req->srv->token) ||
+                          (req->srv->cluster_token &&
+                           access_token_equal(candidate, req->srv->cluster_token))));
 }
 
 enum http_listener http_listener_of(const struct http_request *req)
@@ -545,6 +549,7 @@ int http_server_start(struct vmmd_daemon *d, uv_loop_t *loop, int listen_fd,
     srv->listener = opts->listener;
     srv->conns.next = srv->conns.prev = &srv->conns;
     srv->token = opts->token ? strdup(opts->token) : NULL;
+    srv->cluster_token = opts->cluster_token ? strdup(opts->cluster_token) : NULL;
     /* MHD hands NOTIFY_CONNECTION's cls as the option item's pointer. */
     tcp_opts[1].ptr_value = srv;
     if (opts->listener != HTTP_LISTENER_UNIX)
@@ -585,6 +590,7 @@ err_mhd:
     MHD_stop_daemon(srv->mhd);
 err_srv:
     free(srv->token);
+    free(srv->cluster_token);
     free(srv);
     return -EIO;
 }
@@ -613,6 +619,7 @@ static void free_after_close(uv_handle_t *h)
 
     if (h == (uv_handle_t *)&srv->timer) {
         free(srv->token);
+    free(srv->cluster_token);
         free(srv);
     }
 }

@@ -58,6 +58,7 @@ typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req
 struct http_server_opts {
     enum http_listener listener;
     const char *token;           /* TCP: the bearer token; NULL on the Unix socket */
+    const char *cluster_token;   /* TCP: also accepted: the cluster's secret (other members) */
     const struct vmmd_tls *tls;  /* HTTP_LISTENER_TLS: certificate, key, client CA */
     unsigned max_per_ip;         /* TCP: connections one address may hold */
     unsigned header_timeout_s;   /* TCP: to deliver complete headers */

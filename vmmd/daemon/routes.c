@@ -26,6 +26,7 @@
 #include "routes.h"
 #include "access.h"
 #include "cluster.h"
+#include "cluster_forward.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -245,6 +246,35 @@ void vmmd_admit(struct vmmd_daemon *d, struct http_request *req)
     http_respond_error(req, API_ERR_NOT_FOUND, "no such route: %s %s", req->method, req->url);
 }
 
+/* A request for another member's VM goes there (once: a forwarded one is answered here). */
+static bool forward_to_owner(struct vmmd_daemon *d, struct http_request *req,
+                             const struct route_match *m)
+{
+    struct db_vm vm = {0};
+    json_t *remote;
+    const char *member;
+    char owner[DB_NAME_MAX + 1];
+
+    if (cluster_forwarded(req) || db_vm_get(d->db, m->id, &vm) != -ENOENT) {
+        db_vm_clear(&vm);
+        return false;
+    }
+    remote = cluster_remote_vm(d->cluster, m->id);
+    member = json_string_value(json_object_get(remote, "member"));
+    if (!member) {
+        json_decref(remote);
+        return false;
+    }
+    snprintf(owner, sizeof(owner), "%s", member);
+    json_decref(remote);
+    if (http_header(req, "Upgrade")) /* a WebSocket cannot be relayed by a request */
+        http_respond_error(req, API_ERR_CONFLICT,
+                           "VM '%s' lives on member %s: open its console there", m->id, owner);
+    else
+        cluster_forward(d, req, owner, req->url, req->body, req->body_len);
+    return true;
+}
+
 /* With the whole body, for a request vmmd_admit let through to its route. */
 void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
 {
@@ -263,6 +293,8 @@ void vmmd_dispatch(struct vmmd_daemon *d, struct http_request *req)
                            detail);
         return;
     }
+    if (d->cluster && strncmp(r->path, "/v1/vms/{id}", 12) == 0 && forward_to_owner(d, req, &m))
+        return;
     r->fn(d, req, &m);
 }
 
@@ -310,8 +342,8 @@ int routes_load_vm(struct vmmd_daemon *d, struct http_request *req, const char *
     } else if (remote) {
         const char *member = json_string_value(json_object_get(remote, "member"));
         http_respond_error(req, API_ERR_CONFLICT,
-                           "VM '%s' lives on member %s: send this request to that member "
-                           "(members do not forward requests to each other yet)",
+                           "VM '%s' lives on member %s: a request forwarded to this member "
+                           "is not forwarded again",
                            id, member ? member : "?");
         json_decref(remote);
     } else if (rc == -ENOENT)

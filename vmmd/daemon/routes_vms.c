@@ -6,6 +6,7 @@
  */
 #include "routes.h"
 #include "cluster.h"
+#include "cluster_forward.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "networks.h"
@@ -205,13 +206,84 @@ static void create_claimed(void *arg, int rc, const char *detail)
     free(cc);
 }
 
+/*
+ * Where a create in a cluster runs: "member" pins it, else placement picks the online member
+ * with the most free memory; a clone runs where its snapshot is. True when req went there;
+ * false to create here (with "member" taken out of the body, which the VM parser refuses).
+ */
+static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, json_t *body)
+{
+    json_t *pin = json_object_get(body, "member");
+    const char *from = json_string_value(json_object_get(body, "from_snapshot"));
+    const char *self = cluster_member_name(d->cluster), *target = NULL;
+    char reason[200], vm[DB_NAME_MAX + 1] = "", *text;
+    json_t *remote = NULL, *data;
+    int64_t ev;
+
+    if (pin && !json_is_string(pin)) {
+        http_respond_error(req, API_ERR_BAD_REQUEST, "member: must be a member's name");
+        return true;
+    }
+    if (pin) {
+        target = json_string_value(pin);
+        snprintf(reason, sizeof(reason), "pinned by \"member\"");
+    } else if (from) {
+        snprintf(vm, sizeof(vm), "%.*s", (int)strcspn(from, "/"), from);
+        remote = cluster_remote_vm(d->cluster, vm);
+        target = remote ? json_string_value(json_object_get(remote, "member")) : self;
+        snprintf(reason, sizeof(reason), "where the snapshot is");
+    } else {
+        json_int_t mem = json_integer_value(json_object_get(body, "memory_mib"));
+        json_int_t cpus = json_integer_value(json_object_get(body, "vcpus"));
+        target = cluster_place(d->cluster, mem > 0 ? (uint64_t)mem : 0,
+                               cpus > 0 ? (unsigned)cpus : 1, reason, sizeof(reason));
+        if (!target) {
+            http_respond_error(req, API_ERR_CONFLICT, "no member can take the VM: %s", reason);
+            return true;
+        }
+    }
+    data = json_pack("{s:O?,s:s,s:s}", "name", json_object_get(body, "name"),
+                     "member", target, "reason", reason);
+    text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    if (text && db_event_insert(d->db, "vm.placed", "", text, &ev) == 0)
+        vmmd_event_committed(d, ev);
+    free(text);
+    json_decref(data);
+    if (strcmp(target, self)) {
+        char where[DB_NAME_MAX + 1];
+        snprintf(where, sizeof(where), "%s", target); /* target may be body's */
+        target = where;
+        json_object_del(body, "member");
+        text = json_dumps(body, JSON_COMPACT);
+        if (text)
+            cluster_forward(d, req, target, "/v1/vms", text, strlen(text));
+        else
+            http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        free(text);
+        json_decref(remote);
+        return true;
+    }
+    json_decref(remote);
+    if (pin && (text = (json_object_del(body, "member"), json_dumps(body, JSON_COMPACT)))) {
+        free(req->body);
+        req->body = text;
+        req->body_len = strlen(text);
+    }
+    return false;
+}
+
 void route_vms_create(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     json_t *body = d->cluster ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *name;
     struct create_claim *cc = NULL;
 
     (void)m;
+    if (json_is_object(body) && !cluster_forwarded(req) && placed_elsewhere(d, req, body)) {
+        json_decref(body);
+        return;
+    }
+    name = json_string_value(json_object_get(body, "name"));
     /* Without a valid name the create's own checks answer; no claim is needed. */
     if (name && api_name_valid(name) && (cc = calloc(1, sizeof(*cc)))) {
         cc->d = d;

@@ -1,0 +1,227 @@
+/*
+ * A request for a VM that lives on another member goes to that member, and
+ * its answer (status, type, body) comes back as if this member had given
+ * it. Members speak to each other over TLS with the cluster's secret as the
+ * bearer token, checking the peer's public-key pin from its member record
+ * (members' certificates are self-signed by default, so a CA proves
+ * nothing). A forwarded request says so (Vmmd-Forwarded-By): the receiver
+ * answers it itself and never forwards it again. libcurl runs on the thread
+ * pool; the request stays suspended meanwhile.
+ */
+#include "cluster_forward.h"
+#include "cluster.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FORWARD_TIMEOUT_S 60
+#define ANSWER_MAX        (64u << 20)
+
+struct forward {
+    uv_work_t work;
+    struct http_request *req;
+    char method[16];
+    char *url, *pin, *body, *auth, *from;
+    size_t body_len;
+    char content_type[128];
+    /* the answer */
+    long status;
+    char *answer, answer_type[128], location[512];
+    size_t answer_len;
+    char error[CURL_ERROR_SIZE + 128];
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *userp)
+{
+    struct forward *f = userp;
+    size_t len = size * n;
+    char *grown;
+
+    if (f->answer_len + len > ANSWER_MAX || !(grown = realloc(f->answer, f->answer_len + len)))
+        return 0;
+    memcpy(grown + f->answer_len, data, len);
+    f->answer = grown;
+    f->answer_len += len;
+    return len;
+}
+
+/* The answer's Location (a create's), passed on. */
+static size_t header_line(char *data, size_t size, size_t n, void *userp)
+{
+    struct forward *f = userp;
+    size_t len = size * n;
+
+    if (len > 10 && strncasecmp(data, "Location:", 9) == 0 && len - 9 < sizeof(f->location)) {
+        size_t start = 9 + strspn(data + 9, " \t"), end = len;
+        while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n'))
+            end--;
+        snprintf(f->location, sizeof(f->location), "%.*s", (int)(end - start), data + start);
+    }
+    return len;
+}
+
+static void forward_work(uv_work_t *w)
+{
+    struct forward *f = w->data;
+    struct curl_slist *h = NULL;
+    char line[256], errbuf[CURL_ERROR_SIZE] = "";
+    const char *ctype = NULL;
+    CURL *c = curl_easy_init();
+    CURLcode rc;
+
+    if (!c) {
+        snprintf(f->error, sizeof(f->error), "out of memory");
+        return;
+    }
+    h = curl_slist_append(h, f->auth);
+    snprintf(line, sizeof(line), "Vmmd-Forwarded-By: %s", f->from);
+    h = curl_slist_append(h, line);
+    if (f->content_type[0]) {
+        snprintf(line, sizeof(line), "Content-Type: %s", f->content_type);
+        h = curl_slist_append(h, line);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, f->url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, f->method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (strcmp(f->method, "GET") && strcmp(f->method, "HEAD")) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, f->body ? f->body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)f->body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_line);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)FORWARD_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (f->pin) {
+        /* The pin is the proof of identity; the self-signed chain proves nothing. */
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, f->pin);
+    }
+    rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        snprintf(f->error, sizeof(f->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+        snprintf(f->answer_type, sizeof(f->answer_type), "%s", ctype ? ctype : "text/plain");
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static void forward_free(struct forward *f)
+{
+    free(f->url);
+    free(f->pin);
+    free(f->body);
+    free(f->auth);
+    free(f->from);
+    free(f->answer);
+    free(f);
+}
+
+static void forward_done(uv_work_t *w, int status)
+{
+    struct forward *f = w->data;
+
+    if (status || f->error[0] || f->status < 100 || f->status > 599)
+        http_respond_error(f->req, API_ERR_BAD_GATEWAY, "the VM's member did not answer: %s",
+                           f->error[0] ? f->error : "no HTTP answer");
+    else {
+        http_respond_bytes(f->req, (unsigned)f->status, f->answer_type,
+                           f->answer ? f->answer : "", f->answer_len);
+        if (f->location[0])
+            http_add_header(f->req, "Location", f->location);
+    }
+    forward_free(f);
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    struct forward *f = cls;
+    char *k, *v, *grown;
+    size_t len;
+    CURL *esc = curl_easy_init();
+
+    (void)kind;
+    if (!esc)
+        return MHD_NO;
+    k = curl_easy_escape(esc, key, 0);
+    v = value ? curl_easy_escape(esc, value, 0) : NULL;
+    len = strlen(f->url) + (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 3;
+    grown = k ? realloc(f->url, len) : NULL;
+    if (grown) {
+        f->url = grown;
+        snprintf(f->url + strlen(f->url), len - strlen(f->url), "%s%s%s%s",
+                 strchr(f->url, '?') ? "&" : "?", k, v ? "=" : "", v ? v : "");
+    }
+    curl_free(k);
+    curl_free(v);
+    curl_easy_cleanup(esc);
+    return grown ? MHD_YES : MHD_NO;
+}
+
+bool cluster_forwarded(struct http_request *req)
+{
+    return http_header(req, "Vmmd-Forwarded-By") != NULL;
+}
+
+int cluster_forward(struct vmmd_daemon *d, struct http_request *req, const char *member,
+                    const char *path, const char *body, size_t body_len)
+{
+    struct forward *f;
+    const char *url, *pin, *ctype = http_header(req, "Content-Type");
+    size_t len;
+
+    if (!cluster_member_address(d->cluster, member, &url, &pin)) {
+        http_respond_error(req, API_ERR_UNAVAILABLE,
+                           "member %s is offline or advertises no address (--advertise): "
+                           "its VMs cannot be reached now",
+                           member);
+        return -EHOSTUNREACH;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        goto oom;
+    f->work.data = f;
+    f->req = req;
+    snprintf(f->method, sizeof(f->method), "%s", req->method);
+    len = strlen(url) + strlen(path) + 1;
+    f->url = malloc(len);
+    if (f->url)
+        snprintf(f->url, len, "%s%s", url, path);
+    f->pin = pin ? strdup(pin) : NULL;
+    f->from = strdup(cluster_member_name(d->cluster));
+    len = strlen(cluster_secret(d->cluster)) + 32;
+    f->auth = malloc(len);
+    if (f->auth)
+        snprintf(f->auth, len, "Authorization: Bearer %s", cluster_secret(d->cluster));
+    if (body_len && (f->body = malloc(body_len)))
+        memcpy(f->body, body, body_len);
+    f->body_len = body_len;
+    if (ctype)
+        snprintf(f->content_type, sizeof(f->content_type), "%s", ctype);
+    if (!f->url || !f->from || !f->auth || (pin && !f->pin) || (body_len && !f->body) ||
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, f) < 0 || !f->url)
+        goto oom;
+    if (uv_queue_work(d->loop, &f->work, forward_work, forward_done))
+        goto oom;
+    log_debug("cluster: %s %s forwarded to %s", req->method, path, member);
+    http_suspend(req);
+    return 0;
+oom:
+    if (f)
+        forward_free(f);
+    http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+    return -ENOMEM;
+}

@@ -1,0 +1,201 @@
+#!/bin/bash
+# Integration: a cluster of three vmmd members on a three-member etcd of the
+# test's own (issue 16), on this host: separate state directories, sockets,
+# TLS ports. Checked:
+#   - joining: the first member bootstraps; the next need a join token, which
+#     works once; a member restarted later rejoins without one;
+#   - one API: VMs created through any member (pinned with "member", or placed
+#     by free memory, with a vm.placed event), listed by every member with
+#     their member; start, console, stop of a VM sent to members that do not
+#     have it (forwarded over TLS with the cluster's secret); a name taken on
+#     another member refused with 409;
+#   - kill -9 of a member: offline for the others within the lease TTL, its
+#     VMs "unknown" (never "running" from a stale record), requests for them
+#     503; the VM's worker runs on and is the only one (nothing runs twice);
+#     restarted, the member rejoins and its VM is running again;
+#   - etcd: one of three members killed changes nothing; two killed make the
+#     cluster read-only (writes 503 with a detail, reads answered from the last
+#     state) and it recovers by itself when they return;
+#   - removing a member: refused while it is online, done once it is offline
+#     (its records go); bad bodies and unknown members.
+# Usage: test_cluster.sh VMMD GUEST_DIR
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$(cd "$2" && pwd)
+HERE=$(dirname "${BASH_SOURCE[0]}")
+. "$HERE/daemon_fixture.sh"
+. "$HERE/etcd_fixture.sh"
+require_kvm "test_cluster.sh"
+[[ -x /usr/bin/etcd ]] || { echo "SKIPPED: no etcd (apt-get install etcd-server)" >&2; exit 77; }
+
+TTL=4
+CLUSTER=t$$
+STATE3=$tmp/state3 SOCK3=$tmp/state3/vmmd.sock
+daemon3_pid=
+P1=$((PORT)) P2=$((PORT + 1)) P3=$((PORT + 2))
+trap 'etcd_cleanup; [[ -n $daemon3_pid ]] && kill -9 $daemon3_pid 2>/dev/null;
+      pkill -9 -f -- "--control $STATE3/run/" 2>/dev/null; cleanup' EXIT
+fail_detail() { echo "(status $status: $(head -c 300 "$tmp/body"))"; }
+
+sock_of() { case $1 in m1) echo "$SOCK" ;; m2) echo "$SOCK2" ;; m3) echo "$SOCK3" ;; esac; }
+# on MEMBER METHOD PATH [JSON]: api against that member
+on() {
+    local m=$1
+    shift
+    SOCK=$(sock_of "$m") api "$@"
+}
+# member N [serve flags]: start member mN (m1 and m2 through the fixture's two daemons)
+member() {
+    local n=$1 port
+    shift
+    port=$((PORT + n - 1))
+    set -- --cluster-etcd "$ETCD_ENDPOINTS" --cluster-name "$CLUSTER" --cluster-member "m$n" \
+        --cluster-lease-ttl $TTL --listen "127.0.0.1:$port" --advertise "https://127.0.0.1:$port" "$@"
+    case $n in
+    1) start_daemon "$@" ;;
+    2) start_daemon2 "$@" ;;
+    3) serve "$STATE3" "$SOCK3" "v$(printf '%04d' $((RANDOM % 10000)))" vmmd3 "$@" && daemon3_pid=$serve_pid ;;
+    esac
+}
+token() {
+    on m1 POST /v1/cluster/join-tokens '{"ttl_s":600}'
+    jbody .token
+}
+# member_state FROM NAME: online/offline as FROM sees it
+member_state() {
+    on "$1" GET /v1/cluster
+    jq -r --arg n "$2" '.members[] | select(.name == $n) | .state' "$tmp/body"
+}
+# wait_for SECONDS COMMAND...: until COMMAND succeeds
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ((SECONDS < deadline)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    "$@"
+}
+is() { [[ $("${@:3}") == "$2" ]]; }
+# vm_field FROM VM FIELD: the VM's FIELD in FROM's list
+vm_field() {
+    on "$1" GET /v1/vms
+    jq -r --arg n "$2" ".[] | select(.name == \$n) | .$3" "$tmp/body"
+}
+# workers_of ID: the VM's workers on this host, under any member's state directory
+workers_of() { pgrep -f -- "--control .*/run/$1/" | while read -r p; do
+    [[ $(ps -o ppid= -p "$p" | tr -d ' ') == 1 ]] || echo "$p"; done | wc -l; }
+
+etcd_start_cluster || { echo "FAIL etcd did not start"; exit 1; }
+check "three etcd members healthy" 0
+
+# --- joining --------------------------------------------------------------------
+member 1 || exit 1
+on m1 GET /v1/cluster
+check "the first member bootstraps the cluster" \
+    $([[ $status == 200 && $(jbody .enabled) == true && $(jbody '.members | length') == 1 ]]; echo $?)
+if "$VMMD" serve --state-dir "$STATE2" --image-dir "$GUESTS" --no-networks \
+    --cluster-etcd "$ETCD_ENDPOINTS" --cluster-name "$CLUSTER" --cluster-member m2 \
+    >"$tmp/notoken.out" 2>&1; then rc=0; else rc=$?; fi
+check "a member without a join token is refused (exit $rc)" \
+    $([[ $rc != 0 ]] && grep -q "needs --cluster-join-token" "$tmp/notoken.out"; echo $?)
+T=$(token)
+member 2 --cluster-join-token "$T" || exit 1
+if "$VMMD" serve --state-dir "$STATE3" --image-dir "$GUESTS" --no-networks \
+    --cluster-etcd "$ETCD_ENDPOINTS" --cluster-name "$CLUSTER" --cluster-member m3 \
+    --cluster-join-token "$T" >"$tmp/reused.out" 2>&1; then rc=0; else rc=$?; fi
+check "a join token works once" $([[ $rc != 0 ]] && grep -q "not valid" "$tmp/reused.out"; echo $?)
+member 3 --cluster-join-token "$(token)" || exit 1
+for m in m1 m2 m3; do
+    wait_for 5 is x 3 sh -c "curl -s --unix-socket $(sock_of $m) http://vmmd/v1/cluster | jq '[.members[] | select(.state == \"online\")] | length' | sed s/3/x/"
+    on $m GET /v1/cluster
+    check "$m sees three members online" \
+        $([[ $(jq '[.members[] | select(.state == "online")] | length' "$tmp/body") == 3 ]]; echo $?)
+done
+on m1 POST /v1/cluster/join-tokens '{"ttl_s":5}'
+check "join token ttl out of range: 400" $([[ $status == 400 ]]; echo $?)
+on m1 POST /v1/cluster/join-tokens '{"ttl":600}'
+check "join token unknown field: 400 naming it" $([[ $status == 400 && $(jbody .detail) == ttl:* ]]; echo $?)
+
+# --- one API on every member ----------------------------------------------------------
+counter() { echo "{\"name\":\"$1\",\"mode\":\"pv\",\"vcpus\":1,\"memory_mib\":64,\"kernel\":\"$GUESTS/guest-counter.elf\"$2}"; }
+on m1 POST /v1/vms "$(counter c2 ',"member":"m2"')"
+c2=$(jbody .id)
+check "create through m1 pinned to m2: 201 with member m2" \
+    $([[ $status == 201 && $(jbody .member) == m2 ]]; echo $?)
+on m3 POST /v1/vms "$(counter placed)"
+placed_on=$(jbody .member)
+check "create without member: placed on $placed_on" $([[ $status == 201 && $placed_on == m? ]]; echo $?)
+events=$(curl -s -m 1 --unix-socket "$SOCK3" "http://vmmd/v1/events?since=0")
+check "the placement is an event with its reason" \
+    $(grep -q '"member":"'"$placed_on"'","reason":"the online member with the most free memory' <<<"$events"; echo $?)
+on m3 POST /v1/vms "$(counter c2 ',"member":"m3"')"
+check "a name used on another member: 409 naming it" \
+    $([[ $status == 409 && $(jbody .detail) == *"taken by a VM on member m2"* ]]; echo $?)
+for m in m1 m2 m3; do
+    wait_for 3 is m2 vm_field $m c2 member
+    check "$m lists c2 on m2" $([[ $(vm_field $m c2 member) == m2 && $(vm_field $m placed member) == "$placed_on" ]]; echo $?)
+done
+on m3 POST /v1/vms/c2/start
+check "start c2 through m3 (forwarded)" $([[ $status == 200 ]]; echo $?)
+SOCK=$SOCK3 wait_console c2 "counter: 3 ok" 10
+check "c2's console through m3 shows it counting" $?
+on m1 GET /v1/vms/c2/stats
+check "c2's stats through m1" $([[ $status == 200 ]]; echo $?)
+check "c2 runs in one worker" $([[ $(workers_of "$c2") == 1 ]]; echo $?)
+
+# --- a member killed ----------------------------------------------------------------
+kill -9 "$daemon2_pid"
+t0=$SECONDS
+wait_for $((TTL + 4)) is offline member_state m1 m2
+check "m2 killed: offline for m1 after $((SECONDS - t0)) s (TTL $TTL s)" \
+    $([[ $(member_state m1 m2) == offline ]]; echo $?)
+check "its VM shows unknown, not running" $([[ $(vm_field m3 c2 state) == unknown ]]; echo $?)
+on m1 POST /v1/vms/c2/stop
+check "a request for its VM: 503" $([[ $status == 503 ]]; echo $?)
+check "c2's worker runs on, once" $([[ $(workers_of "$c2") == 1 ]]; echo $?)
+member 2 || exit 1
+wait_for 5 is online member_state m1 m2
+check "m2 restarted rejoins without a token" $([[ $(member_state m1 m2) == online ]]; echo $?)
+wait_for 3 is running vm_field m1 c2 state
+check "c2 is running again, in one worker" \
+    $([[ $(vm_field m1 c2 state) == running && $(workers_of "$c2") == 1 ]]; echo $?)
+
+# --- etcd losing members ------------------------------------------------------------------
+etcd_kill 1
+on m2 POST /v1/vms "$(counter e1 ',"member":"m1"')"
+check "one etcd member down: creates still work" $([[ $status == 201 ]]; echo $?)
+etcd_kill 2
+wait_for 10 is false sh -c "curl -s --unix-socket $SOCK http://vmmd/v1/cluster | jq .writable"
+on m1 POST /v1/vms "$(counter e2 ',"member":"m1"')"
+check "two etcd members down: writes 503 read-only" \
+    $([[ $status == 503 && $(jbody .detail) == "the cluster is read-only"* ]]; echo $?)
+on m1 GET /v1/vms
+check "reads answered from the last state" \
+    $([[ $status == 200 && $(jq '[.[] | select(.name == "c2")] | length' "$tmp/body") == 1 ]]; echo $?)
+etcd_restart 1 && etcd_restart 2
+t0=$SECONDS
+wait_for 20 is true sh -c "curl -s --unix-socket $SOCK http://vmmd/v1/cluster | jq .writable"
+on m1 POST /v1/vms "$(counter e2 ',"member":"m1"')"
+check "quorum back: writable again after $((SECONDS - t0)) s" $([[ $status == 201 ]]; echo $?)
+
+# --- removing members -------------------------------------------------------------------
+on m1 DELETE /v1/cluster/members/m2
+check "an online member cannot be removed: 409" $([[ $status == 409 ]]; echo $?)
+on m1 DELETE /v1/cluster/members/nope
+check "an unknown member: 404" $([[ $status == 404 ]]; echo $?)
+on m3 POST /v1/vms "$(counter on3 ',"member":"m3"')"
+kill -9 "$daemon3_pid"
+daemon3_pid=
+wait_for $((TTL + 4)) is offline member_state m1 m3
+on m1 DELETE /v1/cluster/members/m3
+check "an offline member is removed: 204" $([[ $status == 204 ]]; echo $?)
+on m2 GET /v1/cluster
+check "the others no longer list it, nor its VMs" \
+    $([[ $(jbody '.members | length') == 2 && -z $(vm_field m2 on3 name) ]]; echo $?)
+on m1 GET /metrics
+check "metrics: members by state, writable" \
+    $(grep -q '^vmmd_cluster_members{state="online"} 2' "$tmp/body" && grep -q '^vmmd_cluster_writable 1' "$tmp/body"; echo $?)
+on m1 POST /v1/vms/c2/stop
+finish

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "http.h"
+#include "output.h" /* cli_jstr, cli_jint */
 
 /*
  * Sends method path (with an optional JSON body) and checks the answer: an
@@ -30,10 +31,6 @@ int cli_call_object(struct cli_ctx *ctx, const char *method, const char *collect
 
 /* Prints the body exactly as the API sent it (plus a final newline). */
 void cli_print_body(const struct cli_response *r);
-
-/* A string field, or NULL; an integer field, or 0. */
-const char *cli_jstr(json_t *o, const char *key);
-long long cli_jint(json_t *o, const char *key);
 
 /* "key:            value" ("-" for NULL). */
 void cli_kv(const char *key, const char *value);

@@ -141,6 +141,18 @@ int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *
     return 0;
 }
 
+int cli_delete_named(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+                     const char *collection, const char *said)
+{
+    char line[300];
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first)))
+        return rc;
+    snprintf(line, sizeof(line), "%s %s", said, argv[first]);
+    return cli_delete_and_say(ctx, collection, argv[first], NULL, line);
+}
+
 int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
                      void (*print)(json_t *obj))
 {

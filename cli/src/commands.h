@@ -57,6 +57,13 @@ int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *
                        const char *suffix, const char *said);
 
 /*
+ * A `delete NAME`-like subcommand (image, volume, network delete, cluster remove): parses its one
+ * argument NAME and cli_delete_and_say()s /v1/COLLECTION/NAME, saying "SAID NAME".
+ */
+int cli_delete_named(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+                     const char *collection, const char *said);
+
+/*
  * Prints an object answer: the body with --output json, else print(obj). Frees obj and r;
  * returns 0.
  */

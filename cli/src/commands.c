@@ -1495,6 +1495,9 @@ const struct cli_command cli_commands[] = {
      "  Its disks must be on storage both hosts share, at the same paths or volume names.\n"},
     {"migration", cli_cmd_migration, "VM",
      "Show a VM's migration: state, round, pages left, bytes sent, downtime.", NULL},
+    {"cluster", cli_cmd_cluster, "list|remove|join-token ...",
+     "Manage the cluster this daemon is a member of: its members and join tokens.",
+     cli_cluster_help},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -129,4 +129,8 @@ extern const char cli_snapshot_help[];
 int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_migration(struct cli_ctx *ctx, int argc, char **argv);
 
+/* `vmctl cluster ...` (cluster.c) and the group's help. */
+int cli_cmd_cluster(struct cli_ctx *ctx, int argc, char **argv);
+extern const char cli_cluster_help[];
+
 #endif

@@ -71,7 +71,11 @@ void cli_cluster_row(json_t *m, time_t now, struct cli_cluster_row *row)
     else
         snprintf(row->vms, sizeof(row->vms), "-");
     if (json_is_number(json_object_get(cap, "memory_bytes"))) {
-        cli_format_bytes(cli_jint(alloc, "memory_bytes"), used);
+        /* An offline member's allocation may be gone while its capacity is still known. */
+        if (json_is_object(alloc))
+            cli_format_bytes(cli_jint(alloc, "memory_bytes"), used);
+        else
+            snprintf(used, sizeof(used), "-");
         cli_format_bytes(cli_jint(cap, "memory_bytes"), total);
         snprintf(row->memory, sizeof(row->memory), "%s of %s", used, total);
     } else {

@@ -1,4 +1,4 @@
-# bash completion for vmctl(1). VM, network, image, volume and snapshot names come from the
+# bash completion for vmctl(1). VM, network, image, volume, snapshot and member names come from the
 # daemon itself (`vmctl list`, `vmctl image list`, `vmctl snapshot list VM` ...), using the same --socket/--url/--token-file/--cacert/--tls-pin as the command
 # line being completed.
 
@@ -92,7 +92,7 @@ _vmctl_positionals()
     pos=()
     for ((i = $1; i < cword; i++)); do
         case ${words[i]} in
-        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --disk) ((i++)) ;;
+        --socket | --url | --token-file | --cacert | --tls-pin | --output | -o | --disk | --ttl) ((i++)) ;;
         -*) ;;
         *) pos+=("${words[i]}") ;;
         esac
@@ -231,6 +231,31 @@ _vmctl_migrate()
     fi
 }
 
+# The cluster's members, from `vmctl cluster list` (a summary line, then the table).
+_vmctl_members()
+{
+    NO_COLOR=1 vmctl "$@" cluster list 2>/dev/null | awk 'NR > 2 { print $1 }'
+}
+
+# `vmctl cluster ...`: the subcommand, then remove's member or join-token's --ttl. $1 is the
+# index of the word after "cluster"; conn holds the connection flags.
+_vmctl_cluster()
+{
+    local pos opts=$common
+    _vmctl_positionals "$1"
+    [[ $prev == --ttl ]] && return
+    if ((${#pos[@]} == 0)); then
+        COMPREPLY=($(compgen -W "list remove join-token" -- "$cur"))
+        return
+    fi
+    [[ ${pos[0]} == join-token ]] && opts+=" --ttl"
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    elif [[ ${pos[0]} == remove ]] && ((${#pos[@]} == 1)); then
+        COMPREPLY=($(compgen -W "$(_vmctl_members "${conn[@]}")" -- "$cur"))
+    fi
+}
+
 _vmctl()
 {
     local cur prev words cword
@@ -252,9 +277,9 @@ _vmctl()
     }
     local commands="host list create show set limits start stop shutdown reboot pause resume delete
                     console logs events stats wait network storage image volume snapshot restore
-                    clone migrate migration version"
+                    clone migrate migration cluster version"
     local common="--output --socket --url --token-file --cacert --tls-pin --help"
-    local states="stopped starting running paused stopping crashed"
+    local states="stopped starting running paused stopping crashed unknown"
     local limit_keys="bytes_per_s= ops_per_s= burst_bytes= burst_ops="
     local cmd="" cmd_at=0 i conn=()
 
@@ -289,6 +314,10 @@ _vmctl()
     fi
     if [[ $cmd == image || $cmd == volume ]]; then
         _vmctl_storage "$cmd" $((cmd_at + 1))
+        return
+    fi
+    if [[ $cmd == cluster ]]; then
+        _vmctl_cluster $((cmd_at + 1))
         return
     fi
     if [[ $cmd == migrate || $cmd == migration ]]; then

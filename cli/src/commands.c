@@ -22,9 +22,11 @@
 #include "netspec.h"
 #include "output.h"
 #include "storagespec.h"
+#include "vmlistspec.h"
 
+/* "unknown": a VM of an offline cluster member (issue 16); a stand-alone daemon has none. */
 static const char *const vm_states[] = {"stopped",  "starting", "running", "paused",
-                                        "stopping", "crashed",  NULL};
+                                        "stopping", "crashed",  "unknown", NULL};
 
 static bool valid_state(const char *s)
 {
@@ -139,6 +141,18 @@ int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *
     return 0;
 }
 
+int cli_delete_named(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+                     const char *collection, const char *said)
+{
+    char line[300];
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first)))
+        return rc;
+    snprintf(line, sizeof(line), "%s %s", said, argv[first]);
+    return cli_delete_and_say(ctx, collection, argv[first], NULL, line);
+}
+
 int cli_print_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *obj,
                      void (*print)(json_t *obj))
 {
@@ -220,31 +234,6 @@ static int call_vm(struct cli_ctx *ctx, const char *method, const char *name, co
                    const char *body, struct cli_response *r, json_t **root)
 {
     return cli_call_object(ctx, method, "vms", name, suffix, body, r, root);
-}
-
-const char *cli_jstr(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-long long cli_jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? (long long)json_number_value(v) : 0;
-}
-
-static void vm_uptime(json_t *vm, char out[32])
-{
-    const char *state = cli_jstr(vm, "state");
-    time_t started;
-
-    if (!state || (strcmp(state, "running") && strcmp(state, "paused")) ||
-        cli_parse_time(cli_jstr(vm, "started_at"), &started)) {
-        snprintf(out, 32, "-");
-        return;
-    }
-    cli_format_duration(difftime(time(NULL), started), out);
 }
 
 void cli_kv(const char *key, const char *value)
@@ -346,7 +335,7 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
     }
     print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
     cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
-    vm_uptime(vm, buf);
+    cli_vm_uptime(vm, time(NULL), buf);
     cli_kv("uptime:", buf);
     if (json_is_integer(json_object_get(vm, "worker_pid"))) {
         snprintf(buf, sizeof(buf), "%lld", cli_jint(vm, "worker_pid"));
@@ -479,7 +468,7 @@ static int list_opt(void *st, int id, const char *arg)
     if (!valid_state(arg))
         return cli_usage_error(cli_find_command("list"),
                                "--state must be one of stopped, starting, running, paused, "
-                               "stopping, crashed");
+                               "stopping, crashed, unknown");
     o->state = arg;
     return 0;
 }
@@ -523,13 +512,10 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
     static const struct option opts[] = {{"state", required_argument, NULL, CLI_OPT_FIRST},
                                          {"limit", required_argument, NULL, CLI_OPT_FIRST + 1},
                                          {0}};
-    static const char *const headers[] = {"NAME",   "STATE",  "MODE",      "VCPUS",
-                                          "MEMORY", "UPTIME", "AUTOSTART", "ID"};
     struct list_opts o = {0};
     struct cli_table t;
-    json_t *vms, *vm;
+    json_t *vms;
     int first, rc;
-    size_t i;
 
     if ((rc = cli_parse_options(ctx, cli_find_command("list"), argc, argv, opts, list_opt, &o, 0, 0,
                                 &first)))
@@ -540,30 +526,16 @@ static int cmd_list(struct cli_ctx *ctx, int argc, char **argv)
         json_dumpf(vms, stdout, JSON_COMPACT);
         putchar('\n');
     } else {
-        cli_table_init(&t, 8, headers);
-        t.state_col = 1;
-        json_array_foreach(vms, i, vm)
-        {
-            char vcpus[32], mem[32], up[32];
-            const char *cells[8];
-            snprintf(vcpus, sizeof(vcpus), "%lld", cli_jint(vm, "vcpus"));
-            cli_format_mib(cli_jint(vm, "memory_mib"), mem);
-            vm_uptime(vm, up);
-            cells[0] = cli_jstr(vm, "name");
-            cells[1] = cli_jstr(vm, "state");
-            cells[2] = cli_jstr(vm, "mode");
-            cells[3] = vcpus;
-            cells[4] = mem;
-            cells[5] = up;
-            cells[6] = json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no";
-            cells[7] = cli_jstr(vm, "id");
-            cli_table_add(&t, cells);
+        if (cli_vm_list_table(vms, time(NULL), &t) == 0) {
+            cli_table_print(&t, stdout, ctx->colour);
+        } else {
+            fprintf(stderr, "vmctl: out of memory\n");
+            rc = CLI_EXIT_REFUSED;
         }
-        cli_table_print(&t, stdout, ctx->colour);
         cli_table_free(&t);
     }
     json_decref(vms);
-    return 0;
+    return rc;
 }
 
 int cli_print_vm_answer(struct cli_ctx *ctx, struct cli_response *r, json_t *vm)
@@ -1412,9 +1384,10 @@ static int cmd_console(struct cli_ctx *ctx, int argc, char **argv)
 
 const struct cli_command cli_commands[] = {
     {"host", cmd_host, "", "Show the host: version, KVM flavour, capacity, allocation.", NULL},
-    {"list", cmd_list, "[--state S] [--limit N]", "List VMs.",
+    {"list", cmd_list, "[--state S] [--limit N]",
+     "List VMs (in a cluster, every member's, with a MEMBER column).",
      "      --state S            only VMs in state S (stopped, starting, running, paused,\n"
-     "                           stopping, crashed)\n"
+     "                           stopping, crashed; unknown: on an offline cluster member)\n"
      "      --limit N            at most the first N, by name (vmctl asks for 500 at a time)\n"},
     {"create", cmd_create,
      "NAME --kernel K [--initrd I] [--cmdline C] [--mode full|pv] [--vcpus N] [--memory MIB] "
@@ -1522,6 +1495,9 @@ const struct cli_command cli_commands[] = {
      "  Its disks must be on storage both hosts share, at the same paths or volume names.\n"},
     {"migration", cli_cmd_migration, "VM",
      "Show a VM's migration: state, round, pages left, bytes sent, downtime.", NULL},
+    {"cluster", cli_cmd_cluster, "list|remove|join-token ...",
+     "Manage the cluster this daemon is a member of: its members and join tokens.",
+     cli_cluster_help},
     {"version", cmd_version, "", "Print vmctl's and the daemon's versions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

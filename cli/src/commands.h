@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "http.h"
+#include "output.h" /* cli_jstr, cli_jint */
 
 /*
  * Sends method path (with an optional JSON body) and checks the answer: an
@@ -30,10 +31,6 @@ int cli_call_object(struct cli_ctx *ctx, const char *method, const char *collect
 
 /* Prints the body exactly as the API sent it (plus a final newline). */
 void cli_print_body(const struct cli_response *r);
-
-/* A string field, or NULL; an integer field, or 0. */
-const char *cli_jstr(json_t *o, const char *key);
-long long cli_jint(json_t *o, const char *key);
 
 /* "key:            value" ("-" for NULL). */
 void cli_kv(const char *key, const char *value);
@@ -58,6 +55,13 @@ int cli_patch_args(const struct cli_command *cmd, int argc, char **argv, int fro
  */
 int cli_delete_and_say(struct cli_ctx *ctx, const char *collection, const char *name,
                        const char *suffix, const char *said);
+
+/*
+ * A `delete NAME`-like subcommand (image, volume, network delete, cluster remove): parses its one
+ * argument NAME and cli_delete_and_say()s /v1/COLLECTION/NAME, saying "SAID NAME".
+ */
+int cli_delete_named(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+                     const char *collection, const char *said);
 
 /*
  * Prints an object answer: the body with --output json, else print(obj). Frees obj and r;
@@ -124,5 +128,9 @@ extern const char cli_snapshot_help[];
 /* `vmctl migrate` and `vmctl migration` (migrate.c). */
 int cli_cmd_migrate(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_migration(struct cli_ctx *ctx, int argc, char **argv);
+
+/* `vmctl cluster ...` (cluster.c) and the group's help. */
+int cli_cmd_cluster(struct cli_ctx *ctx, int argc, char **argv);
+extern const char cli_cluster_help[];
 
 #endif

@@ -248,13 +248,7 @@ static int net_set(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
 
 static int net_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    char said[128];
-    int first, rc;
-
-    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first)))
-        return rc;
-    snprintf(said, sizeof(said), "deleted network %s", argv[first]);
-    return cli_delete_and_say(ctx, "networks", argv[first], NULL, said);
+    return cli_delete_named(ctx, cmd, argc, argv, "networks", "deleted network");
 }
 
 /* ---- leases ----------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "output.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,10 +149,23 @@ const char *cli_state_colour(const char *state)
     } table[] = {
         {"running", "\033[32m"},  {"paused", "\033[33m"},  {"starting", "\033[36m"},
         {"stopping", "\033[36m"}, {"crashed", "\033[31m"}, {"stopped", "\033[2m"},
+        {"unknown", "\033[35m"}, /* a VM of an offline cluster member */
     };
 
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (strcmp(state, table[i].state) == 0)
             return table[i].colour;
     return "";
+}
+
+const char *cli_jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+long long cli_jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? (long long)json_number_value(v) : 0;
 }

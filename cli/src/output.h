@@ -6,6 +6,7 @@
 #ifndef VMCTL_OUTPUT_H
 #define VMCTL_OUTPUT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,12 @@ void cli_format_mib(int64_t mib, char out[32]);
 void cli_format_bytes(int64_t bytes, char out[32]);
 /* Parses an RFC 3339 UTC time ("2026-11-26T14:42:27.123Z"); 0 or -EINVAL. */
 int cli_parse_time(const char *s, time_t *out);
+/*
+ * A string field of an API object, or NULL; a number field as an integer, or 0. Here rather
+ * than in commands.c so that the pure files that build tables from answers can use them too.
+ */
+const char *cli_jstr(json_t *o, const char *key);
+long long cli_jint(json_t *o, const char *key);
 /* The ANSI colour escape for a VM state ("" for unknown states). */
 const char *cli_state_colour(const char *state);
 

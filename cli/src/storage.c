@@ -243,22 +243,9 @@ static int img_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
     return call_and_print(ctx, "GET", "images", argv[first], NULL, print_image);
 }
 
-/* `image delete` and `volume delete`: collection "images" or "volumes". */
-static int delete_named(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-                        const char *collection, const char *what)
-{
-    char said[160];
-    int first, rc;
-
-    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first)))
-        return rc;
-    snprintf(said, sizeof(said), "deleted %s %s", what, argv[first]);
-    return cli_delete_and_say(ctx, collection, argv[first], NULL, said);
-}
-
 static int img_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    return delete_named(ctx, cmd, argc, argv, "images", "image");
+    return cli_delete_named(ctx, cmd, argc, argv, "images", "deleted image");
 }
 
 /* ---- images: import ----------------------------------------------------------- */
@@ -646,7 +633,7 @@ static int vol_resize(struct cli_ctx *ctx, const struct cli_command *cmd, int ar
 
 static int vol_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    return delete_named(ctx, cmd, argc, argv, "volumes", "volume");
+    return cli_delete_named(ctx, cmd, argc, argv, "volumes", "deleted volume");
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */

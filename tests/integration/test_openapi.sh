@@ -51,6 +51,8 @@ body_for() {
     # The target's side of a migration, called as a source daemon would: doc's name is taken
     # here (409), or the definition does not fit (422).
     "POST /v1/migrations") echo "{\"vm\":{\"name\":\"doc\",\"kernel\":\"$GUESTS/guest-idle.elf\",\"memory_mib\":32},\"timeout_s\":5}" ;;
+    # A stand-alone daemon: 404 "not in a cluster" (the cluster test calls it in a cluster).
+    "POST /v1/cluster/join-tokens") echo '{"ttl_s":600}' ;;
     *) echo "" ;;
     esac
 }
@@ -70,6 +72,9 @@ DELETE /v1/vms/{id}/snapshots/{name}
 POST /v1/vms/{id}/migrate
 GET /v1/vms/{id}/migration
 POST /v1/migrations
+GET /v1/cluster
+POST /v1/cluster/join-tokens
+DELETE /v1/cluster/members/{name}
 POST /v1/vms/{id}/pause
 POST /v1/vms/{id}/resume
 POST /v1/vms/{id}/reboot

@@ -30,7 +30,7 @@ check "missing argument -> exit 2" $([[ $rc == 2 ]]; echo $?)
 v create x
 check "create without --kernel -> exit 2" $([[ $rc == 2 ]]; echo $?)
 all_help=0
-for c in host list create show set start stop shutdown reboot pause resume delete console logs events stats wait network version; do
+for c in host list create show set start stop shutdown reboot pause resume delete console logs events stats wait network cluster version; do
     "$VMCTL" "$c" --help >"$tmp/out" 2>&1 && grep -q "Usage: vmctl $c" "$tmp/out" || { all_help=1; echo "  no help for $c"; }
 done
 rc=0

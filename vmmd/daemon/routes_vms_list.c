@@ -67,8 +67,8 @@ struct list_job {
 };
 
 static struct {
-    struct list_body *cache[VMMD_STATE_COUNT + 1];
-    uint64_t cache_generation[VMMD_STATE_COUNT + 1];
+    struct list_body *cache[VMMD_STATE_COUNT + 2]; /* all, each state, unknown */
+    uint64_t cache_generation[VMMD_STATE_COUNT + 2];
     struct list_waiter *head, **tail;
     bool rendering;
 } lists = {.tail = &lists.head};
@@ -338,7 +338,11 @@ void route_vms_list(struct vmmd_daemon *d, struct http_request *req, const struc
     struct api_error err;
 
     (void)m;
-    if (state) {
+    if (state && d->cluster && strcmp(state, "unknown") == 0) {
+        /* Only other members' VMs are ever unknown (this member is never offline to itself). */
+        q.slot = VMMD_STATE_COUNT + 1;
+        q.state = "unknown";
+    } else if (state) {
         int st = vmmd_state_parse(state);
         if (st < 0) {
             http_respond_error(req, API_ERR_BAD_REQUEST,

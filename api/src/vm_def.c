@@ -16,7 +16,7 @@
 
 static const char *const vm_keys[] = {
     "name",  "mode", "vcpus",     "memory_mib",    "kernel",     "initrd", "cmdline",
-    "disks", "nics", "autostart", "cpu_quota_pct", "cpu_weight", "boot",   NULL};
+    "disks", "nics", "autostart", "cpu_quota_pct", "cpu_weight", "boot",   "ha",   NULL};
 static const char *const disk_keys[] = {"path", "volume", "readonly", "limits", NULL};
 static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", "limits", NULL};
 
@@ -488,6 +488,16 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         strcpy(out->boot, b);
         out->present |= API_F_BOOT;
     }
+    if ((v = json_object_get(root, "ha"))) {
+        const char *h = json_string_value(v);
+
+        if (!json_is_null(v) && (!h || strcmp(h, "restart") != 0)) {
+            api_fail(err, API_ERR_UNPROCESSABLE, "ha: must be \"restart\" or null");
+            goto fail;
+        }
+        snprintf(out->ha, sizeof(out->ha), "%s", h ? h : "");
+        out->present |= API_F_HA;
+    }
     /* A patch may clear the kernel (null) when it switches to "boot": "disk". */
     if ((v = json_object_get(root, "kernel"))) {
         if (!(!create && json_is_null(v)) && get_path_string(v, "kernel", &kernel, err))
@@ -640,6 +650,8 @@ void api_vm_def_apply(const struct api_vm_def *def, struct db_vm *vm)
         vm->cpu_quota_pct = def->cpu_quota_pct;
     if (p & API_F_CPU_WEIGHT)
         vm->cpu_weight = def->cpu_weight;
+    if (p & API_F_HA)
+        snprintf(vm->ha, sizeof(vm->ha), "%s", def->ha);
 }
 
 void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
@@ -653,6 +665,7 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
     vm->autostart = def->autostart;
     vm->cpu_quota_pct = def->cpu_quota_pct;
     vm->cpu_weight = def->cpu_weight;
+    snprintf(vm->ha, sizeof(vm->ha), "%s", def->ha);
     /* void by contract: a failed copy leaves that member NULL for the caller to notice. */
     dup_or_null(def->kernel, &vm->kernel);
     dup_or_null(def->initrd, &vm->initrd);

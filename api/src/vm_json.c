@@ -62,6 +62,7 @@ json_t *api_vm_to_json(const struct db_vm *vm)
     rc |= json_object_set_new(o, "vcpus", json_integer(vm->vcpus));
     rc |= json_object_set_new(o, "memory_mib", json_integer((json_int_t)vm->memory_mib));
     rc |= json_object_set_new(o, "boot", json_string(vm->boot[0] ? vm->boot : "kernel"));
+    rc |= json_object_set_new(o, "ha", vm->ha[0] ? json_string(vm->ha) : json_null());
     rc |= json_object_set_new(o, "kernel", string_or_null(vm->kernel));
     rc |= json_object_set_new(o, "initrd", string_or_null(vm->initrd));
     rc |= json_object_set_new(o, "cmdline", string_or_null(vm->cmdline));

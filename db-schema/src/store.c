@@ -37,7 +37,7 @@
 #define VM_COLUMNS                                                                                 \
     "id, name, mode, vcpus, memory_mib, kernel, initrd, cmdline, disks, nics, autostart, "         \
     "state, state_reason, created_at, updated_at, started_at, worker_pid, cpu_quota_pct, "         \
-    "cpu_weight, boot"
+    "cpu_weight, boot, ha"
 
 enum vm_column {
     COL_ID,
@@ -60,6 +60,7 @@ enum vm_column {
     COL_CPU_QUOTA_PCT,
     COL_CPU_WEIGHT,
     COL_BOOT,
+    COL_HA,
 };
 
 /*
@@ -73,11 +74,12 @@ enum vm_column {
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(VM_INSERT, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "   \
-                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15)")                      \
+                 "?10, ?11, 'stopped', NULL, ?12, ?12, 0, 0, ?13, ?14, ?15, ?16)")                      \
     X(VM_UPDATE,                                                                                   \
       "UPDATE vms SET name = ?2, mode = ?3, vcpus = ?4, memory_mib = ?5, kernel = ?6, "            \
       "initrd = ?7, cmdline = ?8, disks = ?9, nics = ?10, autostart = ?11, "                       \
-      "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15 WHERE id = ?1")         \
+      "updated_at = ?12, cpu_quota_pct = ?13, cpu_weight = ?14, boot = ?15, ha = ?16 "           \
+      "WHERE id = ?1")                                                                             \
     X(VM_SET_STATE, "UPDATE vms SET state = ?2, state_reason = ?3, worker_pid = ?4, "              \
                     "updated_at = ?5, "                                                            \
                     "started_at = CASE WHEN ?2 = 'starting' THEN ?5 ELSE started_at END "          \
@@ -307,6 +309,7 @@ static int bind_vm_definition(sqlite3_stmt *st, const struct db_vm *vm, int64_t 
     db__bind_int(st, 13, vm->cpu_quota_pct, &rc);
     db__bind_int(st, 14, vm->cpu_weight ? vm->cpu_weight : 100, &rc);
     db__bind_text(st, 15, vm->boot[0] ? vm->boot : "kernel", &rc);
+    db__bind_text(st, 16, vm->ha, &rc);
     return rc;
 }
 
@@ -574,6 +577,8 @@ static int vm_from_row(struct db_store *db, sqlite3_stmt *st, struct db_vm *vm)
         ret = db__col_copy(db, st, COL_STATE, vm->state, sizeof(vm->state));
     if (!ret)
         ret = db__col_copy(db, st, COL_BOOT, vm->boot, sizeof(vm->boot));
+    if (!ret)
+        ret = db__col_copy(db, st, COL_HA, vm->ha, sizeof(vm->ha));
     if (!ret && sqlite3_column_bytes(st, COL_KERNEL) > 0)
         ret = db__col_dup(db, st, COL_KERNEL, &vm->kernel);
     if (!ret)

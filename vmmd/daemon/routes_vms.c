@@ -105,7 +105,7 @@ json_t *routes_vm_definition(const json_t *vm_json)
     static const char *const keys[] = {"mode",          "vcpus",      "memory_mib", "boot",
                                        "kernel",        "initrd",     "cmdline",    "disks",
                                        "nics",          "autostart",  "cpu_quota_pct",
-                                       "cpu_weight",    NULL};
+                                       "cpu_weight",    "ha",         NULL};
     json_t *def = json_object();
 
     for (size_t i = 0; keys[i]; i++) {

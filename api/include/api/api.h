@@ -79,10 +79,11 @@ enum api_field {
     API_F_CPU_QUOTA = 1u << 10,
     API_F_CPU_WEIGHT = 1u << 11,
     API_F_BOOT = 1u << 12,
+    API_F_HA = 1u << 13,
 };
 
 /* Fields a running VM's definition may change: applied to its cgroup at once. */
-#define API_F_LIVE (API_F_NAME | API_F_AUTOSTART | API_F_CPU_QUOTA | API_F_CPU_WEIGHT)
+#define API_F_LIVE (API_F_NAME | API_F_AUTOSTART | API_F_CPU_QUOTA | API_F_CPU_WEIGHT | API_F_HA)
 
 #define API_MAX_CPU_QUOTA_PCT  6400 /* 64 vCPUs at 100 % each; 0 is no quota */
 #define API_MAX_CPU_WEIGHT     10000
@@ -106,6 +107,7 @@ struct api_vm_def {
     char name[DB_NAME_MAX + 1];
     char mode[8];
     char boot[8]; /* "kernel" (default) | "disk" */
+    char ha[8];   /* "" (null) | "restart" */
     uint32_t vcpus;
     uint64_t memory_mib;
     char *kernel, *initrd, *cmdline; /* canonical paths; NULL when absent (or null in a patch) */

@@ -26,6 +26,7 @@ struct db_vm {
     uint32_t vcpus;
     uint64_t memory_mib;
     char boot[8];     /* "kernel" | "disk" ("" is taken as "kernel") */
+    char ha[8];       /* "" | "restart": what a cluster does when its member is offline */
     char *kernel;     /* NULL when none (boot "disk") */
     char *initrd;     /* NULL when none */
     char *cmdline;    /* NULL when none */

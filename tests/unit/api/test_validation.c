@@ -1416,7 +1416,8 @@ static void test_vm_to_json(void **state)
                                        "memory_mib", "boot",         "kernel",        "initrd",
                                        "cmdline",    "disks",        "nics",          "autostart",
                                        "state",      "state_reason", "created_at",    "updated_at",
-                                       "started_at", "worker_pid",   "cpu_quota_pct", "cpu_weight"};
+                                       "started_at", "worker_pid",   "cpu_quota_pct", "cpu_weight",
+                                       "ha"};
     struct db_vm vm;
     json_t *j;
 
@@ -1741,8 +1742,8 @@ static void test_openapi_matches_code(void **state)
 
     /* Every documented create/patch field is known to the parser (422 for a bad value, not
      * 400 unknown), and the parser knows no field the document does not list. */
-    /* 13 fields and from_snapshot, which makes the create a clone (api_parse_clone). */
-    assert_int_equal(json_object_size(create_props), 14);
+    /* 14 fields and from_snapshot, which makes the create a clone (api_parse_clone). */
+    assert_int_equal(json_object_size(create_props), 15);
     assert_non_null(json_object_get(create_props, "from_snapshot"));
     for (void *it = json_object_iter(patch_props); it;
          it = json_object_iter_next(patch_props, it)) {

@@ -11,8 +11,12 @@
 #     another member refused with 409;
 #   - kill -9 of a member: offline for the others within the lease TTL, its
 #     VMs "unknown" (never "running" from a stale record), requests for them
-#     503; the VM's worker runs on and is the only one (nothing runs twice);
-#     restarted, the member rejoins and its VM is running again;
+#     503, their workers run on; its "ha": "restart" VM fences itself (its
+#     worker stops without its daemon) and runs on another member; restarted,
+#     the member rejoins, its VM without ha is running again and its copy of
+#     the ha one is dropped: every VM runs in exactly one worker;
+#   - a member cut off from etcd (its only etcd endpoint SIGSTOPped) stops its
+#     ha VM itself before the others start it; back, it drops its copy;
 #   - etcd: one of three members killed changes nothing; two killed make the
 #     cluster read-only (writes 503 with a detail, reads answered from the last
 #     state) and it recovers by itself when they return;
@@ -29,12 +33,12 @@ HERE=$(dirname "${BASH_SOURCE[0]}")
 require_kvm "test_cluster.sh"
 [[ -x /usr/bin/etcd ]] || { echo "SKIPPED: no etcd (apt-get install etcd-server)" >&2; exit 77; }
 
-TTL=4
+TTL=6 # etcd on two loaded cores answers in 300 ms at times: requests wait TTL/6
 CLUSTER=t$$
 STATE3=$tmp/state3 SOCK3=$tmp/state3/vmmd.sock
 daemon3_pid=
 P1=$((PORT)) P2=$((PORT + 1)) P3=$((PORT + 2))
-trap 'etcd_cleanup; [[ -n $daemon3_pid ]] && kill -9 $daemon3_pid 2>/dev/null;
+trap 'cp -r $tmp/*.log /tmp/ctlogs/ 2>/dev/null; etcd_cleanup; [[ -n $daemon3_pid ]] && kill -9 $daemon3_pid 2>/dev/null;
       pkill -9 -f -- "--control $STATE3/run/" 2>/dev/null; cleanup' EXIT
 fail_detail() { echo "(status $status: $(head -c 300 "$tmp/body"))"; }
 
@@ -50,7 +54,10 @@ member() {
     local n=$1 port
     shift
     port=$((PORT + n - 1))
-    set -- --cluster-etcd "$ETCD_ENDPOINTS" --cluster-name "$CLUSTER" --cluster-member "m$n" \
+    # m3 reaches etcd through member 3 only: stopping that one cuts m3 off alone.
+    local eps=$ETCD_ENDPOINTS
+    [[ $n == 3 ]] && eps=$(etcd_endpoint 3)
+    set -- --cluster-etcd "$eps" --cluster-name "$CLUSTER" --cluster-member "m$n" \
         --cluster-lease-ttl $TTL --listen "127.0.0.1:$port" --advertise "https://127.0.0.1:$port" "$@"
     case $n in
     1) start_daemon "$@" ;;
@@ -155,21 +162,57 @@ check "c2's stats through m1" $([[ $status == 200 ]]; echo $?)
 check "c2 runs in one worker" $([[ $(workers_of "$c2") == 1 ]]; echo $?)
 
 # --- a member killed ----------------------------------------------------------------
+on m1 POST /v1/vms "$(counter h1 ',"member":"m2","ha":"restart"')"
+h1=$(jbody .id)
+on m1 POST /v1/vms/h1/start
+check "an ha VM h1 runs on m2" $([[ $status == 200 && $(workers_of "$h1") == 1 ]]; echo $?)
 kill -9 "$daemon2_pid"
 t0=$SECONDS
 wait_for $((TTL + 4)) is offline member_state m1 m2
 check "m2 killed: offline for m1 after $((SECONDS - t0)) s (TTL $TTL s)" \
     $([[ $(member_state m1 m2) == offline ]]; echo $?)
-check "its VM shows unknown, not running" $([[ $(vm_field m3 c2 state) == unknown ]]; echo $?)
+wait_for 2 is unknown vm_field m3 c2 state
+check "its VM without ha shows unknown, not running" $([[ $(vm_field m3 c2 state) == unknown ]]; echo $?)
 on m1 POST /v1/vms/c2/stop
-check "a request for its VM: 503" $([[ $status == 503 ]]; echo $?)
+check "a request for it: 503" $([[ $status == 503 ]]; echo $?)
 check "c2's worker runs on, once" $([[ $(workers_of "$c2") == 1 ]]; echo $?)
+wait_for 10 is running vm_field m1 h1 state
+h1_on=$(vm_field m1 h1 member)
+check "h1 (ha restart) runs on $h1_on $((SECONDS - t0)) s after the kill" \
+    $([[ $(vm_field m1 h1 state) == running && $h1_on != m2 ]]; echo $?)
+check "h1 runs once: m2's worker fenced itself" $([[ $(workers_of "$h1") == 1 ]]; echo $?)
+events=$(curl -s -m 1 --unix-socket "$(sock_of "$h1_on")" "http://vmmd/v1/events?since=0")
+check "a vm.ha_restarted event from m2" $(grep -q '"from":"m2"' <<<"$events"; echo $?)
 member 2 || exit 1
 wait_for 5 is online member_state m1 m2
 check "m2 restarted rejoins without a token" $([[ $(member_state m1 m2) == online ]]; echo $?)
 wait_for 3 is running vm_field m1 c2 state
-check "c2 is running again, in one worker" \
+check "c2 is running again on m2, in one worker" \
     $([[ $(vm_field m1 c2 state) == running && $(workers_of "$c2") == 1 ]]; echo $?)
+wait_for 3 is 1 sh -c "curl -s --unix-socket $SOCK2 http://vmmd/v1/vms | jq '[.[] | select(.name == \"h1\")] | length'"
+on m2 GET /v1/vms
+check "m2 dropped its copy of h1: listed once, on $h1_on, one worker" \
+    $([[ $(jq -r '[.[] | select(.name == "h1")] | map(.member) | join(",")' "$tmp/body") == "$h1_on" && $(workers_of "$h1") == 1 ]]; echo $?)
+
+# --- a member cut off from etcd ------------------------------------------------------
+on m1 POST /v1/vms "$(counter h3 ',"member":"m3","ha":"restart"')"
+h3=$(jbody .id)
+on m1 POST /v1/vms/h3/start
+# Published (a record the others can act on) before the cut.
+wait_for 5 is running vm_field m1 h3 state
+etcd_stop 3
+t0=$SECONDS
+SOCK=$SOCK3 wait_state h3 stopped $TTL
+check "m3 cut off from etcd fences its ha VM within $((SECONDS - t0)) s" $?
+moved_on() { [[ $(vm_field m1 "$1" member) != "$2" && $(vm_field m1 "$1" state) == running ]]; }
+wait_for $((TTL + 10)) moved_on h3 m3
+check "h3 runs elsewhere ($(vm_field m1 h3 member)), once" \
+    $([[ $(vm_field m1 h3 state) == running && $(vm_field m1 h3 member) != m3 && $(workers_of "$h3") == 1 ]]; echo $?)
+etcd_cont 3
+wait_for 10 is online member_state m1 m3
+wait_for 5 is 0 sh -c "curl -s --unix-socket $SOCK3 http://vmmd/v1/vms | jq '[.[] | select(.name == \"h3\" and .member == \"m3\")] | length'"
+check "back, m3 drops its copy: h3 once, in one worker" \
+    $([[ $(member_state m1 m3) == online && $(vm_field m3 h3 member) != m3 && $(workers_of "$h3") == 1 ]]; echo $?)
 
 # --- etcd losing members ------------------------------------------------------------------
 etcd_kill 1

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "strbuf.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,9 @@
 #define POLL_MS            1000
 #define PUBLISH_DELAY_MS   50
 #define KEY_MAX            256
+#define FENCE_CHECK_MS     100
+#define KEEPALIVE_RETRY_MS 250
+#define TAKE_OVER_GRACE_MS 1000 /* an offline member's "ha" VMs wait this long more */
 
 enum join_state { JOINING, JOINED, JOIN_FAILED };
 
@@ -50,6 +54,19 @@ struct cluster {
     json_t *last_beat; /* name -> the newest heartbeat_ms seen, kept while offline */
     json_t *vms;     /* id -> VM (every member's, as published) */
     json_t *published; /* id -> the JSON text this member last wrote for it */
+    json_t *revs;      /* id -> its vms/ key's mod revision (for taking an "ha" VM over) */
+    json_t *offline_since; /* member -> when this member first saw it offline (ms) */
+    json_t *taking;    /* ids of "ha" VMs this member is taking over */
+    json_t *fenced_ids; /* "ha" VMs this member stopped for want of a lease */
+    json_t *names;      /* VM name -> the member holding its claim */
+    json_t *evac_pending; /* VMs of this member's evacuation still moving */
+    unsigned evac_moved, evac_failed;
+    bool evacuating;
+    uint64_t lease_ok_ms; /* when the last renewal that etcd answered was sent */
+    uint64_t hb_sent_ms;
+    bool reconciled;   /* this member's VMs were checked against etcd since the lease */
+    bool fenced;       /* its "ha" VMs were stopped for want of a lease */
+    uv_timer_t fence;
     int64_t revision;
     uv_timer_t heartbeat, poll, publish;
     bool hb_busy, poll_busy, publish_busy, publish_again;
@@ -97,6 +114,8 @@ static void set_writable(struct cluster *c, bool writable, const char *why)
     else
         log_warn("cluster: read-only: %s", why);
     c->writable = writable;
+    if (!writable)
+        c->reconciled = false; /* what etcd says of our VMs is checked again before a write */
     snprintf(c->detail, sizeof(c->detail), "%s", writable ? "" : why);
     c->d->generation++;
 }
@@ -124,7 +143,8 @@ static json_t *heartbeat_json(struct cluster *c)
     struct vm_allocation a = {0};
 
     routes_allocation(c->d, &a);
-    return json_pack("{s:I,s:{s:I,s:I,s:I,s:I}}", "heartbeat_ms", (json_int_t)now_ms(),
+    return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I}}", "heartbeat_ms", (json_int_t)now_ms(),
+                     "evacuating", c->evacuating,
                      "allocation", "memory_bytes", (json_int_t)(a.memory_mib << 20), "vcpus",
                      (json_int_t)a.vcpus, "vms", (json_int_t)a.defined, "vms_running",
                      (json_int_t)a.running);
@@ -169,6 +189,12 @@ static int load_or_make_id(struct cluster *c)
     return n == 32 ? 0 : -EIO;
 }
 
+static void reconcile(struct cluster *c);
+static void take_over_orphans(struct cluster *c);
+static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus,
+                         const char *except, char *reason, size_t len);
+static void adopt_handovers(struct cluster *c);
+
 /* ---- the view: one read of the whole prefix ---- */
 
 static void poll_done(void *arg, const struct etcd_reply *r)
@@ -192,11 +218,17 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     members = json_object();
     alive = json_object();
     vms = json_object();
+    json_object_clear(c->revs);
+    json_object_clear(c->names);
     for (size_t i = 0; i < r->nkvs; i++) {
         const char *k = r->kvs[i].key + plen, *slash = strchr(k, '/');
         json_t *val;
         if (strncmp(r->kvs[i].key, c->prefix, plen) || !slash)
             continue;
+        if (strncmp(k, "names/", 6) == 0) {
+            json_object_set_new(c->names, slash + 1, json_string(r->kvs[i].value));
+            continue;
+        }
         val = json_loads(r->kvs[i].value, 0, NULL);
         if (!json_is_object(val)) {
             json_decref(val);
@@ -206,8 +238,10 @@ static void poll_done(void *arg, const struct etcd_reply *r)
             json_object_set_new(members, slash + 1, val);
         else if (strncmp(k, "alive/", 6) == 0)
             json_object_set_new(alive, slash + 1, val);
-        else if (strncmp(k, "vms/", 4) == 0)
+        else if (strncmp(k, "vms/", 4) == 0) {
             json_object_set_new(vms, slash + 1, val);
+            json_object_set_new(c->revs, slash + 1, json_integer(r->kvs[i].mod_revision));
+        }
         else
             json_decref(val);
     }
@@ -233,11 +267,22 @@ static void poll_done(void *arg, const struct etcd_reply *r)
         c->revision = r->revision;
         c->d->generation++; /* lists that include other members' VMs are stale */
     }
+    json_object_foreach(members, name, v) {
+        if (json_object_get(alive, name))
+            json_object_del(c->offline_since, name);
+        else if (!json_object_get(c->offline_since, name))
+            json_object_set_new(c->offline_since, name, json_integer((json_int_t)now_ms()));
+    }
     /* Reachable again, and our lease is alive: writes are fine. */
-    if (c->lease && json_object_get(alive, c->d->cfg->cluster_member))
+    if (c->lease && json_object_get(alive, c->d->cfg->cluster_member)) {
         set_writable(c, true, "");
-    else if (!c->writable)
+        if (!c->reconciled)
+            reconcile(c);
+        take_over_orphans(c);
+        adopt_handovers(c);
+    } else if (!c->writable) {
         set_writable(c, false, "this member's lease is not (yet) renewed in etcd");
+    }
 }
 
 static void on_poll(uv_timer_t *t)
@@ -280,9 +325,13 @@ static void lease_granted(void *arg, const struct etcd_reply *r)
         return;
     }
     c->lease = r->lease_id;
+    c->lease_ok_ms = c->hb_sent_ms;
+    c->fenced = false;
     log_info("cluster: new lease %llx", (unsigned long long)c->lease);
     put_alive(c);
 }
+
+static void on_heartbeat(uv_timer_t *t);
 
 static void keepalive_done(void *arg, const struct etcd_reply *r)
 {
@@ -292,16 +341,24 @@ static void keepalive_done(void *arg, const struct etcd_reply *r)
     if (r->rc == -ECANCELED)
         return;
     if (r->rc) {
+        /* Again soon rather than a third of the TTL later: etcd may be electing a leader. */
         log_warn("cluster: lease not renewed: %s", r->error);
+        uv_timer_start(&c->heartbeat, on_heartbeat, KEEPALIVE_RETRY_MS,
+                       uv_timer_get_repeat(&c->heartbeat));
         return;
     }
     if (r->ttl <= 0) {
         /* Expired while etcd was out of reach: the others saw us offline. A new one. */
         log_warn("cluster: lease %llx expired; taking a new one", (unsigned long long)c->lease);
+        c->hb_sent_ms = now_ms();
         c->hb_busy = etcd_lease_grant(c->etcd, (int64_t)c->d->cfg->cluster_lease_ttl_s,
                                       lease_granted, c) == 0;
         return;
     }
+    c->lease_ok_ms = c->hb_sent_ms;
+    if (c->fenced)
+        c->reconciled = false; /* the same lease: what was fenced is still ours (reconcile) */
+    c->fenced = false;
     put_alive(c);
 }
 
@@ -311,6 +368,7 @@ static void on_heartbeat(uv_timer_t *t)
 
     if (c->hb_busy)
         return;
+    c->hb_sent_ms = now_ms();
     c->hb_busy = etcd_lease_keepalive(c->etcd, c->lease, keepalive_done, c) == 0;
 }
 
@@ -397,8 +455,10 @@ static json_t *publish_ops(struct cluster *c)
     json_object_foreach_safe(c->published, iter_safe, id, vm) {
         if (json_object_get(seen, id))
             continue;
+        /* Only the record as we wrote it: a VM that migrated away is its target's now. */
         key(c, k, "vms", id);
-        json_array_append_new(ops, etcd_op_delete(k, false));
+        etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_value(k, json_string_value(vm))),
+                 json_pack("[o]", etcd_op_delete(k, false)), NULL, NULL, NULL);
         release_old_name(c, json_string_value(vm), NULL);
         json_object_del(c->published, id);
     }
@@ -415,6 +475,9 @@ static void on_publish(uv_timer_t *t)
         c->publish_again = true;
         return;
     }
+    /* Not before this member knows which of its VMs are still its own (reconcile()). */
+    if (!c->reconciled)
+        return;
     ops = publish_ops(c);
     if (!ops || !json_array_size(ops)) {
         json_decref(ops);
@@ -434,6 +497,435 @@ void cluster_local_changed(struct cluster *c)
         uv_timer_start(&c->publish, on_publish, PUBLISH_DELAY_MS, 0);
 }
 
+/* ---- "ha": fencing and taking over ---- */
+
+uint64_t cluster_fence_ms(const struct cluster *c)
+{
+    /* A worker counts from its daemon's death, which may come a third of the TTL after the
+     * last renewal: half the TTL leaves the lease a sixth of it, and the others wait a grace
+     * on top before they start the VM. */
+    return c->d->cfg->cluster_lease_ttl_s * 1000 / 2;
+}
+
+/* This member counts from the last renewal etcd answered: the lease outlives that by the
+ * TTL, and the others wait a grace more, so three quarters leave a quarter and the grace. */
+static uint64_t self_fence_ms(const struct cluster *c)
+{
+    return c->d->cfg->cluster_lease_ttl_s * 1000 * 3 / 4;
+}
+
+static bool is_active(const char *state)
+{
+    return state && (!strcmp(state, "running") || !strcmp(state, "paused") ||
+                     !strcmp(state, "starting"));
+}
+
+static void vm_event(struct cluster *c, const char *type, const char *vm_id, json_t *data)
+{
+    char *text = dump(data);
+    int64_t ev;
+
+    if (text && db_event_insert(c->d->db, type, vm_id, text, &ev) == 0)
+        vmmd_event_committed(c->d, ev);
+    free(text);
+}
+
+/* No lease renewed for the fencing time: this member's "ha" VMs stop before the others may
+ * start them (they wait for the lease to expire, which is later). */
+static void on_fence(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+
+    if (c->fenced || now_ms() - c->lease_ok_ms < self_fence_ms(c))
+        return;
+    c->fenced = true;
+    if (db_vm_list_page(c->d->db, NULL, NULL, 0, &vms, &n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(vms[i].ha, "restart") || !is_active(vms[i].state))
+            continue;
+        log_warn("cluster: no lease renewed for %llu ms: stopping ha VM %s (fenced)",
+                 (unsigned long long)(now_ms() - c->lease_ok_ms), vms[i].name);
+        supervisor_stop(c->d->sup, vms[i].id, 0, NULL, NULL);
+        json_object_set_new(c->fenced_ids, vms[i].id, json_true());
+        vm_event(c, "vm.fenced", vms[i].id,
+                 json_pack("{s:s,s:s}", "name", vms[i].name, "member", c->d->cfg->cluster_member));
+    }
+    db_vm_list_free(vms, n);
+}
+
+/* The lease is (again) ours: a VM of ours that etcd says another member runs now was taken
+ * over while we were away; our copy (fenced or never started) goes. */
+static void reconcile(struct cluster *c)
+{
+    const char *self = c->d->cfg->cluster_member;
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+
+    if (db_vm_list_page(c->d->db, NULL, NULL, 0, &vms, &n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *rec = json_object_get(c->vms, vms[i].id);
+        const char *owner = json_string_value(json_object_get(rec, "member"));
+        int64_t ev;
+        bool was_fenced = json_object_get(c->fenced_ids, vms[i].id) != NULL;
+        json_object_del(c->fenced_ids, vms[i].id);
+        if (!owner || !strcmp(owner, self)) {
+            struct api_error err;
+            /* Fenced, but nobody took it: the lease came back in time. It runs again. */
+            if (was_fenced && !c->fenced &&
+                supervisor_start(c->d->sup, &vms[i], NULL, NULL, NULL, &err))
+                log_error("cluster: ha VM %s: %s", vms[i].name, err.detail);
+            else if (was_fenced && !c->fenced)
+                log_info("cluster: ha VM %s is still this member's: started again", vms[i].name);
+            continue;
+        }
+        log_warn("cluster: VM %s runs on member %s now: dropping this member's copy",
+                 vms[i].name, owner);
+        supervisor_stop(c->d->sup, vms[i].id, 0, NULL, NULL);
+        json_object_del(c->published, vms[i].id); /* never deleted from etcd by us */
+        if (db_vm_delete(c->d->db, vms[i].id, &ev) == 0)
+            vmmd_event_committed(c->d, ev);
+        routes_remove_run_dir(c->d, vms[i].id);
+    }
+    db_vm_list_free(vms, n);
+    c->reconciled = true;
+    cluster_local_changed(c);
+}
+
+struct take_over {
+    struct cluster *c;
+    char id[DB_ID_LEN + 1], from[DB_NAME_MAX + 1];
+    json_t *vm; /* the record as the offline member left it */
+};
+
+static void take_over_free(struct take_over *t)
+{
+    json_object_del(t->c->taking, t->id);
+    json_decref(t->vm);
+    free(t);
+}
+
+static void taken_started(struct vmmd_daemon *d, void *ctx, int rc, const char *detail)
+{
+    char *id = ctx;
+
+    if (rc)
+        log_error("cluster: ha VM %s did not start here: %s", id, detail ? detail : "");
+    (void)d;
+    free(id);
+}
+
+/* A VM record that etcd gives this member (a take-over, a hand-over): defined here with its
+ * id and definition. 0, or -1 with the reason logged. */
+static int define_here(struct cluster *c, const char *id, json_t *rec, struct db_vm *vm)
+{
+    json_t *def = routes_vm_definition(rec);
+    struct api_vm_def parsed;
+    struct api_error err;
+    char *text;
+    int64_t ev;
+
+    json_object_set(def, "name", json_object_get(rec, "name"));
+    text = dump(def);
+    if (!text || api_parse_vm_create(text, strlen(text), &c->d->limits, &parsed, &err)) {
+        log_error("cluster: VM %s: its definition does not fit here: %s", id,
+                  text ? err.detail : "out of memory");
+        free(text);
+        return -1;
+    }
+    free(text);
+    api_vm_def_to_db(&parsed, vm);
+    api_vm_def_free(&parsed);
+    snprintf(vm->id, sizeof(vm->id), "%s", id);
+    if (db_vm_insert(c->d->db, vm, &ev)) {
+        log_error("cluster: VM %s: cannot record it: %s", id, db_last_error(c->d->db));
+        db_vm_clear(vm);
+        return -1;
+    }
+    vmmd_event_committed(c->d, ev);
+    return 0;
+}
+
+/* The record is ours in etcd: the VM is defined here with its id and started. */
+static void taken(void *arg, const struct etcd_reply *r)
+{
+    struct take_over *t = arg;
+    struct cluster *c = t->c;
+    struct api_error err;
+    struct db_vm vm;
+    char *id;
+
+    if (r->rc || !r->succeeded) {
+        if (r->rc != -ECANCELED)
+            log_info("cluster: ha VM %s: another member took it, or etcd said no", t->id);
+        take_over_free(t);
+        return;
+    }
+    if (define_here(c, t->id, t->vm, &vm)) {
+        take_over_free(t);
+        return;
+    }
+    vm_event(c, "vm.ha_restarted", t->id,
+             json_pack("{s:s,s:s,s:s}", "name", vm.name, "member", c->d->cfg->cluster_member,
+                       "from", t->from));
+    log_warn("cluster: member %s is offline: starting its ha VM %s here", t->from, vm.name);
+    id = strdup(t->id);
+    if (!id || supervisor_start(c->d->sup, &vm, NULL, taken_started, id, &err)) {
+        log_error("cluster: ha VM %s: %s", t->id, id ? err.detail : "out of memory");
+        free(id);
+    }
+    db_vm_clear(&vm);
+    take_over_free(t);
+}
+
+/* Records another member handed over to this one (a stopped VM of an evacuation). */
+static void adopt_handovers(struct cluster *c)
+{
+    const char *self = c->d->cfg->cluster_member, *id;
+    json_t *rec;
+
+    json_object_foreach(c->vms, id, rec) {
+        struct db_vm vm = {0};
+        const char *from = json_string_value(json_object_get(rec, "handover_from"));
+        if (!from || strcmp(json_string_value(json_object_get(rec, "member")) ?: "", self) ||
+            db_vm_get(c->d->db, id, &vm) != -ENOENT) {
+            db_vm_clear(&vm);
+            continue;
+        }
+        if (define_here(c, id, rec, &vm) == 0) {
+            log_info("cluster: VM %s handed over by member %s", vm.name, from);
+            json_object_del(rec, "handover_from"); /* until our record replaces it */
+            db_vm_clear(&vm);
+        }
+    }
+}
+
+/* "ha" VMs whose member has been offline past the grace: one member (the one placement picks,
+ * made sure by a transaction on the VM's record) starts each. */
+static void take_over_orphans(struct cluster *c)
+{
+    const char *self = c->d->cfg->cluster_member, *id;
+    uint64_t now = now_ms();
+    json_t *vm;
+
+    if (!c->reconciled)
+        return;
+    json_object_foreach(c->vms, id, vm) {
+        const char *owner = json_string_value(json_object_get(vm, "member"));
+        const char *name = json_string_value(json_object_get(vm, "name"));
+        json_t *since = owner ? json_object_get(c->offline_since, owner) : NULL;
+        json_t *mine, *ops;
+        char reason[200], k[KEY_MAX], nk[KEY_MAX], *text;
+        const char *target;
+        struct take_over *t;
+
+        if (!owner || !name || !strcmp(owner, self) || !since ||
+            now < (uint64_t)json_integer_value(since) + TAKE_OVER_GRACE_MS ||
+            strcmp(json_string_value(json_object_get(vm, "ha")) ?: "", "restart") ||
+            !is_active(json_string_value(json_object_get(vm, "state"))) ||
+            json_object_get(c->taking, id))
+            continue;
+        target = cluster_place(c, (uint64_t)json_integer_value(json_object_get(vm, "memory_mib")),
+                               (unsigned)json_integer_value(json_object_get(vm, "vcpus")), reason,
+                               sizeof(reason));
+        if (!target || strcmp(target, self)) {
+            log_debug("cluster: ha VM %s of offline member %s: %s starts it (%s)", name, owner,
+                      target ? target : "no member", reason);
+            continue;
+        }
+        t = calloc(1, sizeof(*t));
+        mine = json_deep_copy(vm);
+        if (!t || !mine) {
+            free(t);
+            json_decref(mine);
+            continue;
+        }
+        t->c = c;
+        snprintf(t->id, sizeof(t->id), "%s", id);
+        snprintf(t->from, sizeof(t->from), "%s", owner);
+        t->vm = json_incref(vm);
+        json_object_set_new(mine, "member", json_string(self));
+        json_object_set_new(mine, "state", json_string("starting"));
+        text = dump(mine);
+        key(c, k, "vms", id);
+        key(c, nk, "names", name);
+        ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0),
+                        etcd_op_put(nk, self, 0));
+        free(text);
+        json_object_set_new(c->taking, id, json_true());
+        if (etcd_txn(c->etcd,
+                     json_pack("[o]", etcd_cmp_mod(k, json_integer_value(json_object_get(c->revs, id)))),
+                     ops, NULL, taken, t))
+            take_over_free(t);
+    }
+}
+
+/* ---- evacuation ---- */
+
+static void evacuation_step(struct cluster *c, const char *id, bool ok)
+{
+    if (!json_object_get(c->evac_pending, id))
+        return;
+    json_object_del(c->evac_pending, id);
+    if (ok)
+        c->evac_moved++;
+    else
+        c->evac_failed++;
+    if (json_object_size(c->evac_pending) == 0 && c->evacuating) {
+        c->evacuating = false;
+        log_info("cluster: evacuation done: %u moved, %u failed", c->evac_moved, c->evac_failed);
+        vm_event(c, "cluster.evacuation_done", "",
+                 json_pack("{s:s,s:I,s:I}", "member", c->d->cfg->cluster_member, "moved",
+                           (json_int_t)c->evac_moved, "failed", (json_int_t)c->evac_failed));
+    }
+}
+
+void cluster_migration_ended(struct cluster *c, const char *vm_id, bool ok)
+{
+    evacuation_step(c, vm_id, ok);
+}
+
+struct handover {
+    struct cluster *c;
+    char id[DB_ID_LEN + 1];
+};
+
+/* The record is the target's: the VM leaves this member's store (its disks stay shared). */
+static void handed_over(void *arg, const struct etcd_reply *r)
+{
+    struct handover *h = arg;
+    struct cluster *c = h->c;
+    int64_t ev;
+    bool ok = !r->rc && r->succeeded;
+
+    if (r->rc == -ECANCELED) {
+        free(h);
+        return;
+    }
+    if (ok) {
+        json_object_del(c->published, h->id); /* not deleted from etcd: it is theirs */
+        if (db_vm_delete(c->d->db, h->id, &ev) == 0)
+            vmmd_event_committed(c->d, ev);
+        routes_remove_run_dir(c->d, h->id);
+    } else {
+        log_warn("cluster: VM %s not handed over: %s", h->id,
+                 r->rc ? r->error : "its record changed meanwhile");
+    }
+    evacuation_step(c, h->id, ok);
+    free(h);
+}
+
+static int hand_over(struct cluster *c, const struct db_vm *vm, const char *target)
+{
+    json_t *rec = api_vm_to_json(vm), *ops;
+    struct handover *h = calloc(1, sizeof(*h));
+    char k[KEY_MAX], nk[KEY_MAX], *text, *mine;
+
+    if (!rec || !h) {
+        json_decref(rec);
+        free(h);
+        return -ENOMEM;
+    }
+    h->c = c;
+    snprintf(h->id, sizeof(h->id), "%s", vm->id);
+    json_object_set_new(rec, "member", json_string(target));
+    json_object_set_new(rec, "handover_from", json_string(c->d->cfg->cluster_member));
+    text = dump(rec);
+    key(c, k, "vms", vm->id);
+    key(c, nk, "names", vm->name);
+    mine = (char *)json_string_value(json_object_get(c->published, vm->id));
+    ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0),
+                    etcd_op_put(nk, target, 0));
+    free(text);
+    /* Only while the record is the one we wrote (nobody took the VM meanwhile). */
+    if (etcd_txn(c->etcd, json_pack("[o]", mine ? etcd_cmp_value(k, mine) : etcd_cmp_absent(k)),
+                 ops, NULL, handed_over, h)) {
+        free(h);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
+{
+    const char *self = c->d->cfg->cluster_member;
+    struct db_vm *vms = NULL;
+    size_t n = 0;
+    const char **targets;
+    char reason[200];
+
+    *plan = NULL;
+    if (c->evacuating) {
+        snprintf(why, len, "member %s is being evacuated already", self);
+        return -EBUSY;
+    }
+    if (db_vm_list_page(c->d->db, NULL, NULL, 0, &vms, &n)) {
+        snprintf(why, len, "the store: %s", db_last_error(c->d->db));
+        return -EIO;
+    }
+    targets = calloc(n ? n : 1, sizeof(*targets));
+    if (!targets) {
+        db_vm_list_free(vms, n);
+        snprintf(why, len, "out of memory");
+        return -ENOMEM;
+    }
+    /* Every VM's place first: nothing moves unless everything can. */
+    for (size_t i = 0; i < n; i++) {
+        targets[i] = place(c, vms[i].memory_mib, vms[i].vcpus, self, reason, sizeof(reason));
+        if (!targets[i]) {
+            snprintf(why, len, "VM %s cannot move: %s", vms[i].name, reason);
+            free(targets);
+            db_vm_list_free(vms, n);
+            return -ENOSPC;
+        }
+    }
+    *plan = json_array();
+    c->evacuating = true;
+    c->evac_moved = c->evac_failed = 0;
+    json_object_clear(c->evac_pending);
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(c->evac_pending, vms[i].id, json_true());
+    vm_event(c, "cluster.evacuation_started", "",
+             json_pack("{s:s,s:I}", "member", self, "vms", (json_int_t)n));
+    for (size_t i = 0; i < n; i++) {
+        bool live = !strcmp(vms[i].state, "running") || !strcmp(vms[i].state, "paused");
+        const char *url, *pin;
+        int rc = -EHOSTUNREACH;
+
+        json_array_append_new(*plan, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", vms[i].id, "name",
+                                               vms[i].name, "state", vms[i].state, "action",
+                                               live ? "migrate" : "move", "target", targets[i]));
+        if (!live) {
+            rc = hand_over(c, &vms[i], targets[i]);
+        } else if (cluster_member_address(c, targets[i], &url, &pin)) {
+            /* The target's API, with the cluster's secret; the stream itself carries the
+             * target worker's one-time ticket. */
+            json_t *body = json_pack("{s:s,s:s,s:b}", "target", url, "token", c->secret,
+                                     "insecure", 1);
+            char *text = dump(body);
+            struct api_migrate_req mr;
+            struct api_error err;
+            rc = text && !api_parse_migrate(text, strlen(text), &mr, &err) &&
+                         !routes_migration_begin(c->d, NULL, &vms[i], &mr)
+                     ? 0
+                     : -EIO;
+            free(text);
+        }
+        if (rc) {
+            log_warn("cluster: evacuation: VM %s did not start moving", vms[i].name);
+            evacuation_step(c, vms[i].id, false);
+        }
+    }
+    if (n == 0)
+        evacuation_step(c, "", true); /* nothing to move: done at once */
+    free(targets);
+    db_vm_list_free(vms, n);
+    return 0;
+}
+
 /* ---- join ---- */
 
 static void join_fail(struct cluster *c, const char *what, const char *detail)
@@ -448,7 +940,9 @@ static void joined(struct cluster *c)
 
     c->join = JOINED;
     c->writable = true;
+    c->lease_ok_ms = now_ms();
     uv_timer_start(&c->heartbeat, on_heartbeat, hb, hb);
+    uv_timer_start(&c->fence, on_fence, FENCE_CHECK_MS, FENCE_CHECK_MS);
     uv_timer_start(&c->poll, on_poll, 0, POLL_MS);
     cluster_local_changed(c);
 }
@@ -595,11 +1089,20 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     c->vms = json_object();
     c->published = json_object();
     c->last_beat = json_object();
+    c->fenced_ids = json_object();
+    c->names = json_object();
+    c->evac_pending = json_object();
+    c->taking = json_object();
+    c->offline_since = json_object();
+    c->revs = json_object();
     if ((rc = load_or_make_id(c))) {
         snprintf(err, errlen, "cluster member id in %s: %s", d->cfg->state_dir, strerror(-rc));
         goto fail;
     }
-    c->etcd = etcd_new(d->loop, d->cfg->cluster_etcd, REQUEST_TIMEOUT_MS, err, errlen);
+    /* Short enough that a lease renewal tries every endpoint well within the fencing time. */
+    unsigned timeout = (unsigned)d->cfg->cluster_lease_ttl_s * 1000 / 6;
+    c->etcd = etcd_new(d->loop, d->cfg->cluster_etcd,
+                       timeout < REQUEST_TIMEOUT_MS ? timeout : REQUEST_TIMEOUT_MS, err, errlen);
     if (!c->etcd) {
         rc = -EINVAL;
         goto fail;
@@ -607,7 +1110,8 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     uv_timer_init(d->loop, &c->heartbeat);
     uv_timer_init(d->loop, &c->poll);
     uv_timer_init(d->loop, &c->publish);
-    c->heartbeat.data = c->poll.data = c->publish.data = c;
+    uv_timer_init(d->loop, &c->fence);
+    c->heartbeat.data = c->poll.data = c->publish.data = c->fence.data = c;
     if (etcd_lease_grant(c->etcd, (int64_t)d->cfg->cluster_lease_ttl_s, join_lease, c)) {
         snprintf(err, errlen, "cannot ask etcd for a lease");
         rc = -ENOMEM;
@@ -635,6 +1139,12 @@ fail:
     json_decref(c->vms);
     json_decref(c->published);
     json_decref(c->last_beat);
+    json_decref(c->fenced_ids);
+    json_decref(c->names);
+    json_decref(c->evac_pending);
+    json_decref(c->taking);
+    json_decref(c->offline_since);
+    json_decref(c->revs);
     free(c);
     return rc;
 }
@@ -643,14 +1153,20 @@ static void on_closed(uv_handle_t *h)
 {
     struct cluster *c = h->data;
 
-    /* The last of the three timers to close frees. */
-    if (++c->closed < 3)
+    /* The last of the four timers to close frees. */
+    if (++c->closed < 4)
         return;
     json_decref(c->members);
     json_decref(c->alive);
     json_decref(c->vms);
     json_decref(c->published);
     json_decref(c->last_beat);
+    json_decref(c->fenced_ids);
+    json_decref(c->names);
+    json_decref(c->evac_pending);
+    json_decref(c->taking);
+    json_decref(c->offline_since);
+    json_decref(c->revs);
     free(c);
 }
 
@@ -664,6 +1180,7 @@ void cluster_stop(struct cluster *c)
     uv_close((uv_handle_t *)&c->heartbeat, on_closed);
     uv_close((uv_handle_t *)&c->poll, on_closed);
     uv_close((uv_handle_t *)&c->publish, on_closed);
+    uv_close((uv_handle_t *)&c->fence, on_closed);
 }
 
 /* ---- the view, for the routes ---- */
@@ -704,6 +1221,12 @@ bool cluster_member_address(struct cluster *c, const char *name, const char **ur
 const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
                           size_t len)
 {
+    return place(c, memory_mib, vcpus, NULL, reason, len);
+}
+
+static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus,
+                         const char *except, char *reason, size_t len)
+{
     const char *name, *best = NULL;
     json_t *rec;
     int64_t best_free = 0;
@@ -715,7 +1238,8 @@ const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus
         int64_t used = json_integer_value(
             json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
         int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
-        if (!hb || (uint64_t)cpus < vcpus || total - used < (int64_t)(memory_mib << 20))
+        if (!hb || (uint64_t)cpus < vcpus || total - used < (int64_t)(memory_mib << 20) ||
+            (except && !strcmp(name, except)))
             continue;
         if (!json_string_value(json_object_get(rec, "address")) &&
             strcmp(name, c->d->cfg->cluster_member))
@@ -748,14 +1272,15 @@ static json_t *member_json(struct cluster *c, const char *name, json_t *rec)
 
     rfc3339((uint64_t)json_integer_value(json_object_get(rec, "joined_ms")), joined);
     rfc3339(beat, last);
-    m = json_pack("{s:s,s:O,s:s,s:O,s:s,s:o,s:O,s:O,s:b}", "name", name, "address",
+    m = json_pack("{s:s,s:O,s:s,s:O,s:s,s:o,s:O,s:O,s:b,s:b}", "name", name, "address",
                   json_object_get(rec, "address") ?: json_null(), "state",
                   hb ? "online" : "offline", "version",
                   json_object_get(rec, "version") ?: json_null(), "joined_at", joined,
                   "last_heartbeat", beat ? json_string(last) : json_null(), "capacity",
                   json_object_get(rec, "capacity") ?: json_null(), "allocation",
                   json_object_get(hb, "allocation") ?: json_null(), "self",
-                  strcmp(name, c->d->cfg->cluster_member) == 0);
+                  strcmp(name, c->d->cfg->cluster_member) == 0, "evacuating",
+                  json_is_true(json_object_get(hb, "evacuating")));
     return m;
 }
 
@@ -825,6 +1350,16 @@ json_t *cluster_remote_vm(struct cluster *c, const char *id_or_name)
             return remote_view(c, vm);
     }
     return NULL;
+}
+
+void cluster_note_vm(struct cluster *c, json_t *vm)
+{
+    const char *id = json_string_value(json_object_get(vm, "id"));
+
+    if (id && json_is_string(json_object_get(vm, "member"))) {
+        json_object_set_new(c->vms, id, json_deep_copy(vm));
+        c->d->generation++;
+    }
 }
 
 json_t *cluster_remote_vms(struct cluster *c)

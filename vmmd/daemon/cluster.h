@@ -55,6 +55,9 @@ void cluster_local_changed(struct cluster *c);
 /* A VM of another member by id or name (a new reference; "state" is "unknown" while its
  * member is offline), or NULL. */
 json_t *cluster_remote_vm(struct cluster *c, const char *id_or_name);
+/* A VM another member just created for a request through this one: known here before the
+ * next poll brings its record (read-your-writes through any member). */
+void cluster_note_vm(struct cluster *c, json_t *vm);
 /* Every other member's VM, sorted by name (a new reference). */
 json_t *cluster_remote_vms(struct cluster *c);
 
@@ -70,6 +73,21 @@ int cluster_remove_member(struct cluster *c, const char *name, cluster_claim_fn 
 /* POST /v1/cluster/join-tokens: a single-use token under a lease of ttl_s seconds. */
 typedef void (*cluster_token_fn)(void *arg, int rc, const char *token, const char *detail);
 int cluster_make_join_token(struct cluster *c, unsigned ttl_s, cluster_token_fn done, void *arg);
+
+/* How long an "ha" VM runs on without this member in charge: its worker's --fence-after, and
+ * the time without a renewed lease after which this member stops such VMs itself. Less
+ * than the lease TTL, so that they have stopped before the others may start them. */
+uint64_t cluster_fence_ms(const struct cluster *c);
+
+/*
+ * POST /v1/cluster/members/{self}/evacuate: every VM of this member moves to the others
+ * (placement: most free memory), running and paused ones by live migration, the others by
+ * handing their record over. *plan gets what goes where. -EBUSY (already evacuating) or
+ * -ENOSPC (no other member can take one: nothing started) with why.
+ */
+int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len);
+/* A live migration out of this member ended (routes_migrations.c): an evacuation counts it. */
+void cluster_migration_ended(struct cluster *c, const char *vm_id, bool ok);
 
 /* Series for /metrics (appended to out). */
 struct strbuf;

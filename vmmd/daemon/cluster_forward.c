@@ -24,7 +24,9 @@
 
 struct forward {
     uv_work_t work;
+    struct vmmd_daemon *d;
     struct http_request *req;
+    bool create; /* POST /v1/vms: the new VM is known here at once, not a poll later */
     char method[16];
     char *url, *pin, *body, *auth, *from;
     size_t body_len;
@@ -137,6 +139,12 @@ static void forward_done(uv_work_t *w, int status)
         http_respond_error(f->req, API_ERR_BAD_GATEWAY, "the VM's member did not answer: %s",
                            f->error[0] ? f->error : "no HTTP answer");
     else {
+        json_t *vm = f->create && f->status == 201 && f->d->cluster
+                         ? json_loadb(f->answer ? f->answer : "", f->answer_len, 0, NULL)
+                         : NULL;
+        if (vm)
+            cluster_note_vm(f->d->cluster, vm);
+        json_decref(vm);
         http_respond_bytes(f->req, (unsigned)f->status, f->answer_type,
                            f->answer ? f->answer : "", f->answer_len);
         if (f->location[0])
@@ -194,7 +202,9 @@ int cluster_forward(struct vmmd_daemon *d, struct http_request *req, const char 
     if (!f)
         goto oom;
     f->work.data = f;
+    f->d = d;
     f->req = req;
+    f->create = strcmp(req->method, "POST") == 0 && strcmp(path, "/v1/vms") == 0;
     snprintf(f->method, sizeof(f->method), "%s", req->method);
     len = strlen(url) + strlen(path) + 1;
     f->url = malloc(len);

@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_ANSWER (64u << 20) /* a range of every VM of a large cluster fits */
+#define ROUND_PAUSE_MS 200    /* before trying every endpoint again (an election is short) */
 
 struct etcd {
     uv_loop_t *loop;
@@ -35,6 +37,8 @@ struct etcd_req {
     size_t answer_len;
     bool too_big;
     unsigned endpoint, tries;
+    uint64_t started_ms;
+    uv_timer_t pause; /* between rounds over the endpoints */
     char error[256];
     etcd_done_fn fn;
     void *arg;
@@ -181,6 +185,18 @@ json_t *etcd_cmp_present(const char *key)
         json_object_set_new(o, "result", json_string("GREATER"));
         json_object_set_new(o, "target", json_string("VERSION"));
         json_object_set_new(o, "version", json_integer(0));
+    }
+    return o;
+}
+
+json_t *etcd_cmp_mod(const char *key, int64_t rev)
+{
+    json_t *o = key_object(key, false);
+
+    if (o) {
+        json_object_set_new(o, "result", json_string("EQUAL"));
+        json_object_set_new(o, "target", json_string("MOD"));
+        json_object_set_new(o, "mod_revision", json_integer(rev));
     }
     return o;
 }
@@ -343,6 +359,11 @@ static int start_attempt(struct etcd_req *q)
     return 0;
 }
 
+static void req_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void req_free(struct etcd_req *q)
 {
     if (q->easy) {
@@ -353,7 +374,14 @@ static void req_free(struct etcd_req *q)
     free(q->path);
     free(q->body);
     free(q->answer);
-    free(q);
+    uv_close((uv_handle_t *)&q->pause, req_closed);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void finish(struct etcd_req *q, struct etcd_reply *r)
@@ -371,6 +399,17 @@ static void finish(struct etcd_req *q, struct etcd_reply *r)
         q->fn(q->arg, r);
     free_kvs(r->kvs, r->nkvs);
     req_free(q);
+}
+
+static void finish(struct etcd_req *q, struct etcd_reply *r);
+
+static void next_round(uv_timer_t *t)
+{
+    struct etcd_req *q = t->data;
+    struct etcd_reply r = {.rc = -ENOMEM, .error = "out of memory"};
+
+    if (start_attempt(q))
+        finish(q, &r);
 }
 
 /* A finished attempt: the answer, an etcd refusal, or the next endpoint. */
@@ -413,10 +452,16 @@ static void attempt_done(struct etcd_req *q, CURLcode code)
         return;
     }
     json_decref(root);
-    if (retry && ++q->tries < e->nendpoints) {
+    /* The next endpoint; after a round that failed fast (refused, no leader: an election),
+     * another round after a pause, while the request is younger than one attempt's time. */
+    if (retry && ++q->tries % e->nendpoints) {
         q->endpoint = (q->endpoint + 1) % e->nendpoints;
         if (start_attempt(q) == 0)
             return;
+    } else if (retry && mono_ms() - q->started_ms + ROUND_PAUSE_MS < e->timeout_ms) {
+        q->endpoint = (q->endpoint + 1) % e->nendpoints;
+        uv_timer_start(&q->pause, next_round, ROUND_PAUSE_MS, 0);
+        return;
     }
     r.rc = retry ? -EHOSTUNREACH : -EIO;
     r.error = q->error;
@@ -605,6 +650,9 @@ static int submit(struct etcd *e, const char *path, json_t *body, etcd_done_fn f
         q->fn = fn;
         q->arg = arg;
         q->endpoint = e->preferred;
+        q->started_ms = mono_ms();
+        uv_timer_init(e->loop, &q->pause);
+        q->pause.data = q;
         q->path = strdup(path);
         q->body = json_dumps(body, JSON_COMPACT);
         q->headers = curl_slist_append(NULL, "Content-Type: application/json");

@@ -65,6 +65,8 @@ int etcd_txn(struct etcd *e, json_t *compare, json_t *success, json_t *failure, 
 json_t *etcd_cmp_absent(const char *key);
 /* key exists (its version is above 0) */
 json_t *etcd_cmp_present(const char *key);
+/* key was last written at revision rev (0: it does not exist) */
+json_t *etcd_cmp_mod(const char *key, int64_t rev);
 /* key's value is value */
 json_t *etcd_cmp_value(const char *key, const char *value);
 json_t *etcd_op_put(const char *key, const char *value, int64_t lease);

@@ -89,6 +89,7 @@ static const struct route {
     {"GET", "/v1/cluster", route_cluster_get, AUTH_HEADER},
     {"DELETE", "/v1/cluster/members/{name}", route_cluster_member_delete, AUTH_HEADER},
     {"POST", "/v1/cluster/join-tokens", route_cluster_join_token, AUTH_HEADER},
+    {"POST", "/v1/cluster/members/{name}/evacuate", route_cluster_evacuate, AUTH_HEADER},
     {"GET", "/metrics", route_metrics, AUTH_HEADER},
     {"GET", "/v1/openapi.json", route_openapi, AUTH_HEADER},
     {"GET", "/", route_dashboard_index, AUTH_NONE},

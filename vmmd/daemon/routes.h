@@ -37,6 +37,8 @@ void route_cluster_member_delete(struct vmmd_daemon *d, struct http_request *req
                                  const struct route_match *m);
 void route_cluster_join_token(struct vmmd_daemon *d, struct http_request *req,
                               const struct route_match *m);
+void route_cluster_evacuate(struct vmmd_daemon *d, struct http_request *req,
+                            const struct route_match *m);
 void route_openapi(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
 void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
                          const struct route_match *m);
@@ -101,6 +103,11 @@ int routes_vm_create_body(struct vmmd_daemon *d, struct http_request *req, const
                           size_t len, const char *id, struct db_vm *out);
 /* The definition fields of a VM object (GET /v1/vms/{id}), as a create takes them. */
 json_t *routes_vm_definition(const json_t *vm_json);
+/* Starts a live migration of vm (running or paused) as POST /v1/vms/{id}/migrate does; req
+ * (NULL for an evacuation) gets the answer. 0 when started. */
+struct api_migrate_req;
+int routes_migration_begin(struct vmmd_daemon *d, struct http_request *req,
+                           const struct db_vm *vm, const struct api_migrate_req *mr);
 /* Live migration (routes_migrations.c). */
 void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req,
                       const struct route_match *m);

@@ -5,6 +5,7 @@
  */
 #include "routes.h"
 #include "cluster.h"
+#include "cluster_forward.h"
 
 #include <errno.h>
 #include <string.h>
@@ -120,4 +121,49 @@ void route_cluster_join_token(struct vmmd_daemon *d, struct http_request *req,
         http_respond_error(req, API_ERR_INTERNAL, "cannot ask etcd: %s", strerror(-rc));
     else
         http_suspend(req);
+}
+
+void route_cluster_evacuate(struct vmmd_daemon *d, struct http_request *req,
+                            const struct route_match *m)
+{
+    json_t *status, *plan;
+    bool known = false;
+    char why[300];
+    size_t i;
+    json_t *member;
+    int rc;
+
+    if (!in_cluster(d, req))
+        return;
+    if (req->body_len && strspn(req->body, " \t\r\n") != req->body_len) {
+        json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+        bool empty = json_is_object(body) && json_object_size(body) == 0;
+        json_decref(body);
+        if (!empty) {
+            http_respond_error(req, API_ERR_BAD_REQUEST,
+                               "body: no fields are taken (send {} or nothing)");
+            return;
+        }
+    }
+    status = cluster_status_json(d->cluster);
+    json_array_foreach(json_object_get(status, "members"), i, member)
+        known |= !strcmp(json_string_value(json_object_get(member, "name")) ?: "", m->name);
+    json_decref(status);
+    if (!known) {
+        http_respond_error(req, API_ERR_NOT_FOUND, "no member '%s' in this cluster", m->name);
+        return;
+    }
+    if (strcmp(m->name, cluster_member_name(d->cluster))) {
+        if (!cluster_forwarded(req))
+            cluster_forward(d, req, m->name, req->url, req->body, req->body_len);
+        else
+            http_respond_error(req, API_ERR_CONFLICT, "member '%s' is not this one", m->name);
+        return;
+    }
+    rc = cluster_evacuate(d->cluster, &plan, why, sizeof(why));
+    if (rc)
+        http_respond_error(req, rc == -EBUSY || rc == -ENOSPC ? API_ERR_CONFLICT : API_ERR_INTERNAL,
+                           "%s", why);
+    else
+        http_respond_json(req, 202, json_pack("{s:s,s:o}", "member", m->name, "vms", plan));
 }

@@ -17,6 +17,7 @@
  * now). Progress comes from polling the worker, as events.
  */
 #include "routes.h"
+#include "cluster.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -111,6 +112,9 @@ static void emit(struct vmmd_daemon *d, const char *type, const char *vm_id, jso
         vmmd_event_committed(d, ev);
     free(text);
     json_decref(data);
+    /* An evacuation counts its VMs' migrations as they end. */
+    if (d->cluster && (!strcmp(type, "vm.migrated") || !strcmp(type, "vm.migration_failed")))
+        cluster_migration_ended(d->cluster, vm_id, !strcmp(type, "vm.migrated"));
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -383,7 +387,8 @@ static void on_worker_took_it(struct vmmd_daemon *d, void *ctx, json_t *reply, c
         char text[400];
         snprintf(text, sizeof(text), "the VM's worker refused: %.300s", why ? why : "no answer");
         fail(m, text);
-        http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", text);
+        if (m->req_http) /* none for an evacuation */
+            http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", text);
         return;
     }
     snprintf(m->state, sizeof(m->state), "precopy");
@@ -394,7 +399,8 @@ static void on_worker_took_it(struct vmmd_daemon *d, void *ctx, json_t *reply, c
     log_info("vm %s: migrating to %s", m->vm_name, m->req.target);
     emit(d, "vm.migration_started", m->vm_id,
          json_pack("{s:s, s:s}", "vm", m->vm_name, "target", m->req.target));
-    http_respond_json(m->req_http, 202, migration_json(m));
+    if (m->req_http)
+        http_respond_json(m->req_http, 202, migration_json(m));
 }
 
 /*
@@ -434,7 +440,8 @@ static void target_answered(uv_work_t *w, int status)
         char why[sizeof(m->error)];
         snprintf(why, sizeof(why), "%s", m->error);
         fail(m, why);
-        http_respond_error(m->req_http, API_ERR_BAD_GATEWAY, "%s", why);
+        if (m->req_http) /* none for an evacuation */
+            http_respond_error(m->req_http, API_ERR_BAD_GATEWAY, "%s", why);
         return;
     }
     json_t *cmd = json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}", "cmd", "migrate", "ticket", m->ticket,
@@ -449,7 +456,8 @@ static void target_answered(uv_work_t *w, int status)
         snprintf(why, sizeof(why), "cannot reach the VM's worker: %s",
                  rc == -EBUSY ? "it is busy with another command" : strerror(-rc));
         fail(m, why);
-        http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", why);
+        if (m->req_http) /* none for an evacuation */
+            http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", why);
     }
 }
 
@@ -458,7 +466,6 @@ void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req, const str
     struct api_migrate_req mr;
     struct api_error err = {0};
     struct db_vm vm = {0};
-    struct migration *m;
 
     if (api_parse_migrate(req->body, req->body_len, &mr, &err)) {
         http_respond_problem(req, &err);
@@ -466,21 +473,37 @@ void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req, const str
     }
     if (routes_load_vm(d, req, m_->id, &vm))
         return;
+    routes_migration_begin(d, req, &vm, &mr);
+    db_vm_clear(&vm);
+}
+
+int routes_migration_begin(struct vmmd_daemon *d, struct http_request *req,
+                           const struct db_vm *vm_, const struct api_migrate_req *req_)
+{
+    struct api_migrate_req mr = *req_;
+    const struct db_vm vm = *vm_;
+    struct migration *m;
+    int rc = -1;
+
     if (strcmp(vm.state, "running") && strcmp(vm.state, "paused")) {
-        http_respond_error(req, API_ERR_CONFLICT,
-                           "cannot migrate VM '%s': it is %s (only a running or paused VM moves)",
-                           vm.name, vm.state);
+        if (req)
+            http_respond_error(req, API_ERR_CONFLICT,
+                               "cannot migrate VM '%s': it is %s (only a running or paused VM "
+                               "moves)",
+                               vm.name, vm.state);
         goto out;
     }
     m = find(vm.id);
     if (m && running(m)) {
-        http_respond_error(req, API_ERR_CONFLICT, "VM '%s' is migrating to %s already", vm.name,
-                           m->req.target);
+        if (req)
+            http_respond_error(req, API_ERR_CONFLICT, "VM '%s' is migrating to %s already",
+                               vm.name, m->req.target);
         goto out;
     }
     if (!m) {
         if (!(m = calloc(1, sizeof(*m)))) {
-            http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+            if (req)
+                http_respond_error(req, API_ERR_INTERNAL, "out of memory");
             goto out;
         }
         m->next = migrations;
@@ -508,12 +531,15 @@ void route_vm_migrate(struct vmmd_daemon *d, struct http_request *req, const str
     m->work.data = m;
     if (!m->offer || uv_queue_work(d->loop, &m->work, ask_target, target_answered)) {
         snprintf(m->state, sizeof(m->state), "failed");
-        http_respond_error(req, API_ERR_INTERNAL, "cannot start the migration");
+        if (req)
+            http_respond_error(req, API_ERR_INTERNAL, "cannot start the migration");
         goto out;
     }
-    http_suspend(req);
+    if (req)
+        http_suspend(req);
+    rc = 0;
 out:
-    db_vm_clear(&vm);
+    return rc;
 }
 
 void route_vm_migration(struct vmmd_daemon *d, struct http_request *req,

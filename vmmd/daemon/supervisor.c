@@ -6,6 +6,7 @@
  * transaction with its event, then to the event stream.
  */
 #include "supervisor.h"
+#include "cluster.h"
 #include "routes.h"
 #include "networks.h"
 #include "storage.h"
@@ -191,6 +192,9 @@ static void read_exit_file(struct worker *w, char *state, size_t slen, char *rea
         snprintf(state, slen, "stopped");
         snprintf(reason, rlen, "%s",
                  strcmp(why, "poweroff") == 0 ? "guest powered off" : "stopped");
+    } else if (strcmp(why, "fenced") == 0) {
+        snprintf(state, slen, "stopped");
+        snprintf(reason, rlen, "fenced: its daemon was gone, so the cluster may start it elsewhere");
     } else if (strcmp(why, "migrated") == 0) {
         /* It runs on another host now (the record goes: routes_migrations.c). */
         snprintf(state, slen, "stopped");
@@ -1089,6 +1093,14 @@ int supervisor_start(struct supervisor *sup, const struct db_vm *vm,
     add_arg(argv, &argc, paths[1]);
     add_arg(argv, &argc, "--exit-file");
     add_arg(argv, &argc, paths[2]);
+    /* A cluster may start an "ha" VM elsewhere once this member's lease is gone: its worker
+     * stops by itself well before that when this daemon is gone (cluster.c). */
+    char fence[24];
+    if (d->cluster && strcmp(vm->ha, "restart") == 0) {
+        snprintf(fence, sizeof(fence), "%llu", (unsigned long long)cluster_fence_ms(d->cluster));
+        add_arg(argv, &argc, "--fence-after");
+        add_arg(argv, &argc, fence);
+    }
     if (sup->sandbox.enabled) {
         w->uid = pick_uid(sup, vm->id);
         snprintf(sandbox_uid, sizeof(sandbox_uid), "%u", w->uid);

@@ -50,6 +50,7 @@ struct run_args {
     int on_reboot;
     bool stats, timing, help;
     const char *control, *console_log, *exit_file; /* worker mode (the daemon's) */
+    uint64_t fence_after_ms;
     uint64_t sandbox_uid;
     struct vmmd_opt_list cgroups, disks, nics;
 };
@@ -135,6 +136,14 @@ static const struct vmmd_opt run_options[] = {
              "run it",
      .min = 3,
      .max = INT32_MAX},
+    {.name = "fence-after",
+     .type = VMMD_OPT_UINT,
+     .offset = OFF(fence_after_ms),
+     .metavar = "MS",
+     .help = "with --control: stop the VM when no client (its daemon) has been connected for "
+             "MS milliseconds, so that a cluster may start it elsewhere (self-fencing)",
+     .min = 100,
+     .max = 3600000},
     {.name = "incoming-timeout",
      .type = VMMD_OPT_UINT,
      .offset = OFF(incoming_timeout),
@@ -271,6 +280,39 @@ struct pending_input {
     size_t off, len;
 };
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Self-fencing: a cluster restarts a VM marked "ha" elsewhere once its member's lease has
+ * expired; by then this copy must have stopped. Its daemon keeps a connection open while it
+ * runs, so a worker left alone for fence_after_ms (the daemon killed, or cut off from etcd
+ * and gone) stops the VM. A daemon restarted sooner adopts it as before.
+ */
+static void check_fence(struct worker_ctx *ctx, const struct control_server *ctl)
+{
+    uint64_t now = mono_ms();
+
+    if (!ctx->fence_after_ms || ctx->fenced)
+        return;
+    if (control_server_clients(ctl)) {
+        ctx->lonely_since_ms = 0;
+        return;
+    }
+    if (!ctx->lonely_since_ms)
+        ctx->lonely_since_ms = now;
+    if (now - ctx->lonely_since_ms >= ctx->fence_after_ms) {
+        fprintf(stderr, "vmmd: no daemon for %llu ms: stopping the VM (fenced)\n",
+                (unsigned long long)(now - ctx->lonely_since_ms));
+        ctx->fenced = true;
+        hv_vm_request_stop(ctx->vm);
+    }
+}
+
 /* Forwards console input and serves the control socket until the VM stops,
  * the user escapes, or a signal arrives. */
 static enum loop_end console_loop(struct worker_ctx *ctx, struct control_server *ctl, int sig_fd,
@@ -287,8 +329,12 @@ static enum loop_end console_loop(struct worker_ctx *ctx, struct control_server 
         };
         int nctl = ctl ? control_server_pollfds(ctl, fds + 3) : 0;
 
-        /* With input pending, retry every 10 ms instead of reading more. */
-        if (poll(fds, (nfds_t)(3 + nctl), in.len ? 10 : -1) < 0) {
+        /* With input pending, retry every 10 ms instead of reading more; fencing looks at
+         * the clock every 100 ms. */
+        int timeout = in.len ? 10 : ctx->fence_after_ms ? 100 : -1;
+        if (ctl)
+            check_fence(ctx, ctl);
+        if (poll(fds, (nfds_t)(3 + nctl), timeout) < 0) {
             if (errno == EINTR)
                 continue;
             return LOOP_VM_STOPPED;
@@ -661,6 +707,7 @@ int vmmd_run_main(int argc, char **argv)
         fprintf(stderr, "vmmd run: %s\n", err);
         return VMMD_RUN_EXIT_USAGE;
     }
+    ctx.fence_after_ms = a.control ? a.fence_after_ms : 0;
     if (!a.kernel == !a.firmware || (a.firmware && (a.initrd || a.cmdline || !a.disks.count))) {
         fprintf(stderr, "vmmd run: %s\n",
                 !a.kernel && !a.firmware ? "--kernel or --firmware is required"
@@ -791,7 +838,10 @@ int vmmd_run_main(int argc, char **argv)
         res.status = VMMD_RUN_EXIT_OK;
     }
     if (exit_fd >= 0)
-        write_exit_file(exit_fd, res.migrated ? "migrated" : exit_reason_name(res.reason),
+        write_exit_file(exit_fd,
+                        res.migrated ? "migrated"
+                        : ctx.fenced ? "fenced"
+                                     : exit_reason_name(res.reason),
                         res.detail, res.status);
     if (a.control)
         control_server_close(&ctl);

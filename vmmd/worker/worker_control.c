@@ -408,6 +408,15 @@ static void handle_command(struct control_client *c, const char *line, struct wo
     json_decref(req);
 }
 
+unsigned control_server_clients(const struct control_server *s)
+{
+    unsigned n = 0;
+
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+        n += s->clients[i].fd >= 0;
+    return n;
+}
+
 static void accept_client(struct control_server *s)
 {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);

@@ -29,6 +29,9 @@ struct worker_ctx {
     /* A live migration out, started by "migrate": the VM moved when it reports DONE. */
     struct mig_send *migration;
     uint8_t ticket[MIG_TICKET_BYTES]; /* an incoming migration's */
+    /* --fence-after: the VM stops when no daemon has been connected for this long */
+    uint64_t fence_after_ms, lonely_since_ms;
+    bool fenced;
 };
 
 #define CONTROL_MAX_FDS 2 /* descriptors a command line may carry (SCM_RIGHTS) */
@@ -51,6 +54,8 @@ int control_server_open(struct control_server *s, const char *path);
 void control_server_close(struct control_server *s);
 /* Fills fds (room for 1 + CONTROL_MAX_CLIENTS) and returns how many. */
 int control_server_pollfds(const struct control_server *s, struct pollfd *fds);
+/* Connected clients (the daemon keeps one open while it runs). */
+unsigned control_server_clients(const struct control_server *s);
 /* Handles whatever poll() reported on the fds control_server_pollfds() gave. */
 void control_server_handle(struct control_server *s, const struct pollfd *fds, int n,
                            struct worker_ctx *ctx);

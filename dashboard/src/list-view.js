@@ -1,6 +1,7 @@
 // The VM list (kept live by the store) and the create form, whose
 // validation errors come from the API and are shown next to the field the
-// problem names.
+// problem names. In a cluster (any VM has "member") the list has a Member
+// column.
 
 import { renderActions } from './actions.js';
 import { apiForm } from './form.js';
@@ -69,13 +70,17 @@ function createForm(host) {
   });
 }
 
-function row(vm) {
+const HEADERS = ['Name', 'State', 'Mode', 'vCPUs', 'Memory', 'Uptime', ''];
+const hasMembers = (vms) => vms.some((vm) => vm.member);
+
+function row(vm, withMember) {
   const actions = el('td', { class: 'actions' });
   renderActions(actions, vm);
   return el(
     'tr',
     { 'data-vm-id': vm.id, 'data-vm-name': vm.name, 'data-state': vm.state },
     el('td', { class: 'name' }, el('a', { href: `#/vms/${encodeURIComponent(vm.id)}`, text: vm.name })),
+    withMember ? el('td', { class: 'member', text: vm.member || '–' }) : null,
     el('td', {}, el('span', { class: `state state-${vm.state}`, text: vm.state, title: vm.state_reason || null })),
     el('td', { class: 'mode', text: vm.mode }),
     el('td', { class: 'num', text: vm.vcpus ?? '–' }),
@@ -87,11 +92,10 @@ function row(vm) {
 
 export function listView(main, host) {
   const tbody = el('tbody');
+  const head = el('tr');
   const empty = el('p', { class: 'muted empty', text: 'No VMs yet: create one with the form.' });
-  const table = el('table', { class: 'vms', id: 'vm-table' },
-    el('thead', {}, el('tr', {},
-      ...['Name', 'State', 'Mode', 'vCPUs', 'Memory', 'Uptime', ''].map((h) => el('th', { text: h })))),
-    tbody);
+  const table = el('table', { class: 'vms', id: 'vm-table' }, el('thead', {}, head), tbody);
+  let withMember = null;
   const form = createForm(host);
   main.replaceChildren(
     el('div', { class: 'layout' },
@@ -101,14 +105,19 @@ export function listView(main, host) {
 
   const render = () => {
     const vms = sortedVms();
-    tbody.replaceChildren(...vms.map(row));
+    if (withMember !== hasMembers(vms)) {
+      withMember = hasMembers(vms);
+      const headers = withMember ? [HEADERS[0], 'Member', ...HEADERS.slice(1)] : HEADERS;
+      head.replaceChildren(...headers.map((h) => el('th', { text: h })));
+    }
+    tbody.replaceChildren(...vms.map((vm) => row(vm, withMember)));
     empty.hidden = vms.length > 0 || !store.loaded;
   };
   const updateRow = (id) => {
     const vm = store.vms.get(id);
     const old = tbody.querySelector(`tr[data-vm-id="${CSS.escape(id)}"]`);
-    if (!vm || !old) return render();
-    old.replaceWith(row(vm));
+    if (!vm || !old || withMember !== hasMembers([...store.vms.values()])) return render();
+    old.replaceWith(row(vm, withMember));
   };
   render();
   fillNetworks(form.elements.network);

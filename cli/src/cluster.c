@@ -235,23 +235,19 @@ static int on_evacuation_stream(void *opaque, const char *data, size_t len)
 /* Quiet this long: reconnect from the last event seen (?since=, nothing is lost). */
 #define EVACUATION_IDLE_MS 10000
 
+static bool evacuation_settled(void *st)
+{
+    const struct evacuation *e = st;
+
+    return e->outcome || e->refused;
+}
+
 static int follow_evacuation(struct evacuation *e)
 {
     struct cli_sse sse = {.on_event = on_evacuation_event, .opaque = e};
-    char path[64];
-    int rc = 0;
+    int rc = cli_follow_events(e->ctx, &sse, on_evacuation_stream, &e->last_id,
+                               EVACUATION_IDLE_MS, evacuation_settled, NULL);
 
-    while (!e->outcome) {
-        if (e->last_id >= 0)
-            snprintf(path, sizeof(path), "/v1/events?since=%lld", e->last_id);
-        else
-            snprintf(path, sizeof(path), "/v1/events");
-        sse.len = 0;
-        rc = cli_http_stream(e->ctx, path, on_evacuation_stream, &sse, 0, EVACUATION_IDLE_MS);
-        if (e->refused || rc)
-            break;
-    }
-    free(sse.buf);
     if (e->refused)
         return e->refused;
     if (rc)

@@ -359,6 +359,31 @@ static int simple_parse(struct cli_ctx *ctx, const char *name, int argc, char **
                              max_pos, first);
 }
 
+int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse,
+                      int (*on_data)(void *sse, const char *data, size_t len),
+                      const long long *last_id, long idle_ms, bool (*settled)(void *st),
+                      void (*on_idle)(void *st))
+{
+    char path[64];
+    int rc = 0;
+
+    while (!settled(sse->opaque)) {
+        if (*last_id >= 0)
+            snprintf(path, sizeof(path), "/v1/events?since=%lld", *last_id);
+        else
+            snprintf(path, sizeof(path), "/v1/events");
+        sse->len = 0;
+        rc = cli_http_stream(ctx, path, on_data, sse, 0, idle_ms);
+        if (rc || settled(sse->opaque))
+            break;
+        if (on_idle)
+            on_idle(sse->opaque);
+    }
+    free(sse->buf);
+    sse->buf = NULL;
+    return rc;
+}
+
 /* ---- host, version ------------------------------------------------------ */
 
 /* The TCP listener's TLS: what to compare with, or pass to --tls-pin, before trusting it. */

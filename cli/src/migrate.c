@@ -238,25 +238,24 @@ static void check_migration(struct migrate_watch *w)
 /* Quiet this long: reconnect (?since=, nothing is lost) and ask the source how it goes. */
 #define WATCH_IDLE_MS 5000
 
+static bool migration_settled(void *st)
+{
+    const struct migrate_watch *w = st;
+
+    return w->outcome || w->refused;
+}
+
+static void migration_idle(void *st)
+{
+    check_migration(st);
+}
+
 static int follow_migration(struct migrate_watch *w)
 {
     struct cli_sse sse = {.on_event = on_migrate_event, .opaque = w};
-    char path[64];
-    int rc = 0;
+    int rc = cli_follow_events(w->ctx, &sse, on_migrate_stream, &w->last_id, WATCH_IDLE_MS,
+                               migration_settled, migration_idle);
 
-    while (!w->outcome) {
-        if (w->last_id >= 0)
-            snprintf(path, sizeof(path), "/v1/events?since=%lld", w->last_id);
-        else
-            snprintf(path, sizeof(path), "/v1/events");
-        sse.len = 0;
-        rc = cli_http_stream(w->ctx, path, on_migrate_stream, &sse, 0, WATCH_IDLE_MS);
-        if (w->refused || rc)
-            break;
-        if (!w->outcome)
-            check_migration(w);
-    }
-    free(sse.buf);
     end_progress(w);
     if (w->refused)
         return w->refused;

@@ -137,7 +137,7 @@ enum { OPT_WAIT = CLI_OPT_FIRST };
 struct evacuation {
     struct cli_ctx *ctx;
     const char *member;
-    bool wait, sent;
+    bool wait;
     int refused; /* the request's exit code when the API refused it */
     int outcome; /* 0 going on, 1 done */
     long long failed, last_id;
@@ -183,7 +183,6 @@ static void send_evacuate(struct evacuation *e)
     json_t *answer;
     int rc;
 
-    e->sent = true;
     rc = path ? cli_call(e->ctx, "POST", path, "{}", &r, &answer) : CLI_EXIT_REFUSED;
     free(path);
     if (rc) {
@@ -218,18 +217,13 @@ static int on_evacuation_event(void *opaque, const char *id, const char *type, c
     return e->outcome;
 }
 
-/* The stream's first bytes mean it is connected: now the request goes. */
-static int on_evacuation_stream(void *opaque, const char *data, size_t len)
+/* The stream is connected: now the request goes. */
+static int evacuation_connected(void *st)
 {
-    struct cli_sse *sse = opaque;
-    struct evacuation *e = sse->opaque;
+    struct evacuation *e = st;
 
-    if (!e->sent) {
-        send_evacuate(e);
-        if (e->refused)
-            return 1;
-    }
-    return cli_sse_feed(sse, data, len);
+    send_evacuate(e);
+    return e->refused;
 }
 
 /* Quiet this long: reconnect from the last event seen (?since=, nothing is lost). */
@@ -245,7 +239,7 @@ static bool evacuation_settled(void *st)
 static int follow_evacuation(struct evacuation *e)
 {
     struct cli_sse sse = {.on_event = on_evacuation_event, .opaque = e};
-    int rc = cli_follow_events(e->ctx, &sse, on_evacuation_stream, &e->last_id,
+    int rc = cli_follow_events(e->ctx, &sse, evacuation_connected, &e->last_id,
                                EVACUATION_IDLE_MS, evacuation_settled, NULL);
 
     if (e->refused)

@@ -359,11 +359,29 @@ static int simple_parse(struct cli_ctx *ctx, const char *name, int argc, char **
                              max_pos, first);
 }
 
-int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse,
-                      int (*on_data)(void *sse, const char *data, size_t len),
+struct follow {
+    struct cli_sse *sse;
+    int (*on_connect)(void *st);
+    bool connected;
+};
+
+static int follow_data(void *opaque, const char *data, size_t len)
+{
+    struct follow *f = opaque;
+
+    if (!f->connected) {
+        f->connected = true;
+        if (f->on_connect && f->on_connect(f->sse->opaque))
+            return 1;
+    }
+    return cli_sse_feed(f->sse, data, len);
+}
+
+int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse, int (*on_connect)(void *st),
                       const long long *last_id, long idle_ms, bool (*settled)(void *st),
                       void (*on_idle)(void *st))
 {
+    struct follow f = {.sse = sse, .on_connect = on_connect};
     char path[64];
     int rc = 0;
 
@@ -373,7 +391,7 @@ int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse,
         else
             snprintf(path, sizeof(path), "/v1/events");
         sse->len = 0;
-        rc = cli_http_stream(ctx, path, on_data, sse, 0, idle_ms);
+        rc = cli_http_stream(ctx, path, follow_data, &f, 0, idle_ms);
         if (rc || settled(sse->opaque))
             break;
         if (on_idle)

@@ -159,8 +159,9 @@ static void print_evacuation(json_t *answer)
     struct cli_table t;
     size_t i;
 
-    printf("evacuating %s: %zu VM%s\n", cli_jstr(answer, "member") ? cli_jstr(answer, "member") : "?",
-           json_array_size(vms), json_array_size(vms) == 1 ? "" : "s");
+    printf("evacuating %s: %zu VM%s\n",
+           cli_jstr(answer, "member") ? cli_jstr(answer, "member") : "?", json_array_size(vms),
+           json_array_size(vms) == 1 ? "" : "s");
     if (json_array_size(vms) == 0)
         return;
     cli_table_init(&t, CLI_EVACUATION_COLUMNS, headers);
@@ -239,8 +240,8 @@ static bool evacuation_settled(void *st)
 static int follow_evacuation(struct evacuation *e)
 {
     struct cli_sse sse = {.on_event = on_evacuation_event, .opaque = e};
-    int rc = cli_follow_events(e->ctx, &sse, evacuation_connected, &e->last_id,
-                               EVACUATION_IDLE_MS, evacuation_settled, NULL);
+    int rc = cli_follow_events(e->ctx, &sse, evacuation_connected, &e->last_id, EVACUATION_IDLE_MS,
+                               evacuation_settled, NULL);
 
     if (e->refused)
         return e->refused;

@@ -1705,8 +1705,8 @@ static void test_openapi_document(void **state)
     for (size_t i = 0; i < sizeof(migration_names) / sizeof(migration_names[0]); i++)
         assert_non_null(json_object_get(schemas, migration_names[i]));
     static const char *const cluster_names[] = {
-        "Cluster",   "ClusterMember", "JoinTokenCreate", "JoinToken",
-        "ClusterEvent", "Evacuation",  "EvacuationVM",    "HaRestartedEvent"};
+        "Cluster",      "ClusterMember", "JoinTokenCreate", "JoinToken",
+        "ClusterEvent", "Evacuation",    "EvacuationVM",    "HaRestartedEvent"};
     for (size_t i = 0; i < sizeof(cluster_names) / sizeof(cluster_names[0]); i++)
         assert_non_null(json_object_get(schemas, cluster_names[i]));
     check_refs(doc, doc);

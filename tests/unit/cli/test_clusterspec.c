@@ -179,8 +179,9 @@ static const char evacuation[] =
 
 static void test_evacuation_rows(void **state)
 {
-    static const char *const want[][CLI_EVACUATION_COLUMNS] = {
-        {"web", "running", "migrate", "m1"}, {"db", "stopped", "move", "m3"}, {"odd", "-", "-", "-"}};
+    static const char *const want[][CLI_EVACUATION_COLUMNS] = {{"web", "running", "migrate", "m1"},
+                                                               {"db", "stopped", "move", "m3"},
+                                                               {"odd", "-", "-", "-"}};
     json_t *a = json_loads(evacuation, 0, NULL), *vms = json_object_get(a, "vms");
 
     (void)state;
@@ -212,13 +213,14 @@ static void test_evacuation_events(void **state)
     long long failed = -1;
 
     (void)state;
-    assert_int_equal(feed("cluster.evacuation_started", "{\"member\":\"m2\",\"vms\":2}", line,
-                          &failed),
-                     CLI_EVAC_OTHER);
-    assert_int_equal(feed("vm.migrated",
-                          "{\"vm\":\"web\",\"target\":\"https://127.0.0.1:8441\",\"member\":\"m2\"}",
-                          line, &failed),
-                     CLI_EVAC_PROGRESS);
+    assert_int_equal(
+        feed("cluster.evacuation_started", "{\"member\":\"m2\",\"vms\":2}", line, &failed),
+        CLI_EVAC_OTHER);
+    assert_int_equal(
+        feed("vm.migrated",
+             "{\"vm\":\"web\",\"target\":\"https://127.0.0.1:8441\",\"member\":\"m2\"}", line,
+             &failed),
+        CLI_EVAC_PROGRESS);
     assert_string_equal(line, "  web: migrated to https://127.0.0.1:8441");
     assert_int_equal(feed("vm.migration_failed",
                           "{\"vm\":\"db\",\"error\":\"target full\",\"member\":\"m2\"}", line,
@@ -228,13 +230,13 @@ static void test_evacuation_events(void **state)
     /* Another member's migration, another member's evacuation, an event without a member. */
     assert_int_equal(feed("vm.migrated", "{\"vm\":\"x\",\"member\":\"m3\"}", line, &failed),
                      CLI_EVAC_OTHER);
-    assert_int_equal(feed("cluster.evacuation_done",
-                          "{\"member\":\"m3\",\"moved\":1,\"failed\":0}", line, &failed),
+    assert_int_equal(feed("cluster.evacuation_done", "{\"member\":\"m3\",\"moved\":1,\"failed\":0}",
+                          line, &failed),
                      CLI_EVAC_OTHER);
     assert_int_equal(feed("vm.migrated", "{\"vm\":\"x\"}", line, &failed), CLI_EVAC_OTHER);
     assert_int_equal(failed, -1);
-    assert_int_equal(feed("cluster.evacuation_done",
-                          "{\"member\":\"m2\",\"moved\":1,\"failed\":1}", line, &failed),
+    assert_int_equal(feed("cluster.evacuation_done", "{\"member\":\"m2\",\"moved\":1,\"failed\":1}",
+                          line, &failed),
                      CLI_EVAC_DONE);
     assert_string_equal(line, "evacuated m2: 1 moved, 1 failed");
     assert_int_equal(failed, 1);
@@ -243,10 +245,14 @@ static void test_evacuation_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ttl),  cmocka_unit_test(test_ttl_refused),
-        cmocka_unit_test(test_body), cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_rows), cmocka_unit_test(test_row_partial),
-        cmocka_unit_test(test_ha),   cmocka_unit_test(test_evacuation_rows),
+        cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_ttl_refused),
+        cmocka_unit_test(test_body),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_row_partial),
+        cmocka_unit_test(test_ha),
+        cmocka_unit_test(test_evacuation_rows),
         cmocka_unit_test(test_evacuation_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

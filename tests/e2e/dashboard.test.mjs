@@ -41,15 +41,16 @@
 // tests/integration/test_vmctl_migrate.sh.)
 //
 // Then the cluster (issue 16): this stand-alone daemon's Cluster page says it
-// is not in a cluster and offers no actions, and its VM list has no Member
-// column. A real cluster needs a three-member etcd and three daemons
+// is not in a cluster and offers no actions, its VM list has no Member
+// column and its VM form no Member select, and the form's ha box makes a VM
+// with "ha": "restart". A real cluster needs a three-member etcd and three daemons
 // (tests/integration/test_cluster.sh runs one, ~20 s): here the page is fed a
 // canned three-member GET /v1/cluster and VM list instead (Playwright routes;
 // the event stream stays the real daemon's), and checked: the members' states
 // and figures, Remove only on the offline member, Evacuate confirmed and sent
 // as POST .../evacuate, a join token shown once with its expiry, the VMs
 // grouped and filtered by member with the offline member's VM "unknown", and
-// the VM list's Member column.
+// the VM list's Member column and the form's Member select.
 //
 // Usage: node dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR
 // Exit: 0 all passed, 1 a check failed, 77 skipped (no /dev/kvm).
@@ -605,6 +606,20 @@ async function clusterSteps(page, token, dialogs) {
     await page.locator('#vm-table').waitFor();
     return !(await page.locator('#vm-table thead').textContent()).includes('Member');
   });
+  await step('stand-alone: the VM form has no Member select; its ha box makes a VM with ha restart', async () => {
+    await page.locator('#create-form [data-field="member"]').waitFor({ state: 'hidden' });
+    await page.fill('#create-name', 'e2e-ha');
+    await page.fill('#create-kernel', kernel);
+    await page.fill('#create-memory_mib', '32');
+    await page.check('#create-ha');
+    await page.click('#create-form button[type=submit]');
+    await page.locator('tr[data-vm-name="e2e-ha"]').waitFor();
+    const res = await apiGet('/v1/vms/e2e-ha', token);
+    const vm = res.status === 200 ? await res.json() : {};
+    if (vm.id) await apiSend('DELETE', `/v1/vms/${encodeURIComponent(vm.id)}`, token);
+    await page.uncheck('#create-ha');
+    return vm.ha === 'restart' && !('member' in vm);
+  });
 
   // The canned cluster: GET /v1/cluster and GET /v1/vms answered here, the writes recorded.
   const sent = [];
@@ -686,8 +701,11 @@ async function clusterSteps(page, token, dialogs) {
   await step('cluster: the VM list has a Member column', async () => {
     await page.click('#nav a[data-nav="vms"]');
     await page.locator('#vm-table tr[data-vm-name="c-lost"][data-state="unknown"]').waitFor();
+    await page.locator('#create-form [data-field="member"]').waitFor();
     return (await page.locator('#vm-table thead th').nth(1).textContent()) === 'Member' &&
-      (await page.locator('#vm-table tr[data-vm-name="c-two"] td.member').textContent()) === 'm2';
+      (await page.locator('#vm-table tr[data-vm-name="c-two"] td.member').textContent()) === 'm2' &&
+      (await page.locator('#create-member option').allTextContents()).join(',') ===
+        'any,m1 (online),m2 (online),m3 (offline)';
   });
   await page.unrouteAll({ behavior: 'ignoreErrors' });
   await page.reload();

@@ -237,7 +237,8 @@ _vmctl_members()
     NO_COLOR=1 vmctl "$@" cluster list 2>/dev/null | awk 'NR > 2 { print $1 }'
 }
 
-# `vmctl cluster ...`: the subcommand, then remove's member or join-token's --ttl. $1 is the
+# `vmctl cluster ...`: the subcommand, then remove's or evacuate's member, join-token's --ttl,
+# evacuate's --wait. $1 is the
 # index of the word after "cluster"; conn holds the connection flags.
 _vmctl_cluster()
 {
@@ -245,13 +246,14 @@ _vmctl_cluster()
     _vmctl_positionals "$1"
     [[ $prev == --ttl ]] && return
     if ((${#pos[@]} == 0)); then
-        COMPREPLY=($(compgen -W "list remove join-token" -- "$cur"))
+        COMPREPLY=($(compgen -W "list remove join-token evacuate" -- "$cur"))
         return
     fi
     [[ ${pos[0]} == join-token ]] && opts+=" --ttl"
+    [[ ${pos[0]} == evacuate ]] && opts+=" --wait"
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-    elif [[ ${pos[0]} == remove ]] && ((${#pos[@]} == 1)); then
+    elif [[ ${pos[0]} == remove || ${pos[0]} == evacuate ]] && ((${#pos[@]} == 1)); then
         COMPREPLY=($(compgen -W "$(_vmctl_members "${conn[@]}")" -- "$cur"))
     fi
 }
@@ -361,6 +363,14 @@ _vmctl()
         COMPREPLY=($(compgen -W "kernel disk" -- "$cur"))
         return
         ;;
+    --ha)
+        COMPREPLY=($(compgen -W "restart none" -- "$cur"))
+        return
+        ;;
+    --member)
+        COMPREPLY=($(compgen -W "$(_vmctl_members "${conn[@]}")" -- "$cur"))
+        return
+        ;;
     --nic)
         # network=NAME (names from the daemon), tap=NAME or bridge=NAME, then ,ip= and ,mac=.
         compopt -o nospace 2>/dev/null
@@ -387,13 +397,13 @@ _vmctl()
     local opts=$common
     case $cmd in
     list) opts+=" --state --limit" ;;
-    create) opts+=" --kernel --initrd --cmdline --boot --mode --vcpus --memory --disk --nic --autostart --from-file --cpu-quota --cpu-weight" ;;
+    create) opts+=" --kernel --initrd --cmdline --boot --mode --vcpus --memory --disk --nic --autostart --from-file --cpu-quota --cpu-weight --member --ha" ;;
     shutdown) opts+=" --timeout" ;;
     delete) opts+=" --force" ;;
     logs) opts+=" --tail --follow" ;;
     events) opts+=" --follow" ;;
     wait) opts+=" --state --timeout" ;;
-    set) opts+=" name= mode= boot= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight=" ;;
+    set) opts+=" --ha name= mode= boot= vcpus= memory= kernel= initrd= cmdline= autostart= disks= nics= cpu_quota_pct= cpu_weight= ha=" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

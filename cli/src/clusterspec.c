@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool cli_join_token_ttl(const char *arg, long *ttl_s, const char **why)
 {
@@ -88,4 +89,55 @@ void cli_cluster_row(json_t *m, time_t now, struct cli_cluster_row *row)
     /* A member's clock a little ahead of ours is not a heartbeat from the future. */
     cli_format_duration(difftime(now, beat) > 0 ? difftime(now, beat) : 0, ago);
     snprintf(row->heartbeat, sizeof(row->heartbeat), "%s ago", ago);
+}
+
+json_t *cli_ha_value(const char *arg)
+{
+    if (strcmp(arg, "restart") == 0)
+        return json_string("restart");
+    if (strcmp(arg, "none") == 0)
+        return json_null();
+    return NULL;
+}
+
+static void cell(char *out, size_t size, json_t *obj, const char *key)
+{
+    const char *v = cli_jstr(obj, key);
+
+    snprintf(out, size, "%s", v ? v : "-");
+}
+
+void cli_evacuation_row(json_t *vm, struct cli_evacuation_row *row)
+{
+    cell(row->name, sizeof(row->name), vm, "name");
+    cell(row->state, sizeof(row->state), vm, "state");
+    cell(row->action, sizeof(row->action), vm, "action");
+    cell(row->target, sizeof(row->target), vm, "target");
+}
+
+enum cli_evac_event cli_evacuation_event(const char *member, const char *type, json_t *data,
+                                         char *line, size_t size, long long *failed)
+{
+    const char *of = cli_jstr(data, "member"), *vm = cli_jstr(data, "vm");
+
+    /* Every member's events come through; this evacuation's name the member. */
+    if (!of || strcmp(of, member) != 0)
+        return CLI_EVAC_OTHER;
+    if (strcmp(type, "cluster.evacuation_done") == 0) {
+        *failed = cli_jint(data, "failed");
+        snprintf(line, size, "evacuated %s: %lld moved, %lld failed", member,
+                 cli_jint(data, "moved"), *failed);
+        return CLI_EVAC_DONE;
+    }
+    if (strcmp(type, "vm.migrated") == 0) {
+        snprintf(line, size, "  %s: migrated to %s", vm ? vm : "?",
+                 cli_jstr(data, "target") ? cli_jstr(data, "target") : "another member");
+        return CLI_EVAC_PROGRESS;
+    }
+    if (strcmp(type, "vm.migration_failed") == 0) {
+        snprintf(line, size, "  %s: migration failed: %s", vm ? vm : "?",
+                 cli_jstr(data, "error") ? cli_jstr(data, "error") : "no reason given");
+        return CLI_EVAC_PROGRESS;
+    }
+    return CLI_EVAC_OTHER;
 }

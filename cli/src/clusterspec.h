@@ -1,7 +1,9 @@
 /*
  * The cluster parts of vmctl that need no daemon (issue 16, the contract in
- * shared-cluster.md): `cluster join-token`'s --ttl and request body, and the
- * summary line and member rows `cluster list` prints from GET /v1/cluster.
+ * shared-cluster.md): `cluster join-token`'s --ttl and request body, the
+ * summary line and member rows `cluster list` prints from GET /v1/cluster,
+ * --ha's value, and what `cluster evacuate` prints of its answer and, with
+ * --wait, of the events that follow.
  * Pure functions over jansson values and the current time, so
  * tests/unit/cli tests them directly.
  */
@@ -37,5 +39,25 @@ struct cli_cluster_row {
 };
 /* now: the time the last heartbeat is measured from ("4s ago"). */
 void cli_cluster_row(json_t *member, time_t now, struct cli_cluster_row *row);
+
+/* --ha restart|none (and `set ha=`): "restart" as a string, "none" as null; NULL otherwise. */
+json_t *cli_ha_value(const char *arg);
+
+/* The cells of a row of `cluster evacuate`'s answer: NAME STATE ACTION TARGET. */
+#define CLI_EVACUATION_COLUMNS 4
+struct cli_evacuation_row {
+    char name[64], state[16], action[16], target[64];
+};
+void cli_evacuation_row(json_t *vm, struct cli_evacuation_row *row);
+
+/*
+ * One event while `cluster evacuate NAME --wait` follows the stream (type and its data):
+ * CLI_EVAC_OTHER for an event that is not about member's evacuation; CLI_EVAC_PROGRESS with a
+ * line for a VM of member migrated or failed; CLI_EVAC_DONE with the closing line for its
+ * cluster.evacuation_done, and *failed the VMs that did not move.
+ */
+enum cli_evac_event { CLI_EVAC_OTHER, CLI_EVAC_PROGRESS, CLI_EVAC_DONE };
+enum cli_evac_event cli_evacuation_event(const char *member, const char *type, json_t *data,
+                                         char *line, size_t size, long long *failed);
 
 #endif

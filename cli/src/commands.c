@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clusterspec.h"
 #include "commands.h"
 #include "console.h"
 #include "http.h"
@@ -311,6 +312,8 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
     cli_kv("name:", cli_jstr(vm, "name"));
     cli_kv("id:", cli_jstr(vm, "id"));
     print_state_kv(ctx, cli_jstr(vm, "state"));
+    if (cli_jstr(vm, "member"))
+        cli_kv("member:", cli_jstr(vm, "member"));
     if (cli_jstr(vm, "state_reason"))
         cli_kv("reason:", cli_jstr(vm, "state_reason"));
     cli_kv("mode:", cli_jstr(vm, "mode"));
@@ -335,6 +338,9 @@ static void print_vm(const struct cli_ctx *ctx, json_t *vm)
     }
     print_nics(ctx, json_object_get(vm, "nics"), cli_jstr(vm, "id"));
     cli_kv("autostart:", json_is_true(json_object_get(vm, "autostart")) ? "yes" : "no");
+    /* A daemon that knows "ha" always sends it: null is "none". */
+    if (json_object_get(vm, "ha"))
+        cli_kv("ha:", cli_jstr(vm, "ha") ? cli_jstr(vm, "ha") : "none");
     cli_vm_uptime(vm, time(NULL), buf);
     cli_kv("uptime:", buf);
     if (json_is_integer(json_object_get(vm, "worker_pid"))) {
@@ -351,6 +357,49 @@ static int simple_parse(struct cli_ctx *ctx, const char *name, int argc, char **
 {
     return cli_parse_options(ctx, cli_find_command(name), argc, argv, NULL, NULL, NULL, min_pos,
                              max_pos, first);
+}
+
+struct follow {
+    struct cli_sse *sse;
+    int (*on_connect)(void *st);
+    bool connected;
+};
+
+static int follow_data(void *opaque, const char *data, size_t len)
+{
+    struct follow *f = opaque;
+
+    if (!f->connected) {
+        f->connected = true;
+        if (f->on_connect && f->on_connect(f->sse->opaque))
+            return 1;
+    }
+    return cli_sse_feed(f->sse, data, len);
+}
+
+int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse, int (*on_connect)(void *st),
+                      const long long *last_id, long idle_ms, bool (*settled)(void *st),
+                      void (*on_idle)(void *st))
+{
+    struct follow f = {.sse = sse, .on_connect = on_connect};
+    char path[64];
+    int rc = 0;
+
+    while (!settled(sse->opaque)) {
+        if (*last_id >= 0)
+            snprintf(path, sizeof(path), "/v1/events?since=%lld", *last_id);
+        else
+            snprintf(path, sizeof(path), "/v1/events");
+        sse->len = 0;
+        rc = cli_http_stream(ctx, path, follow_data, &f, 0, idle_ms);
+        if (rc || settled(sse->opaque))
+            break;
+        if (on_idle)
+            on_idle(sse->opaque);
+    }
+    free(sse->buf);
+    sse->buf = NULL;
+    return rc;
 }
 
 /* ---- host, version ------------------------------------------------------ */
@@ -701,6 +750,17 @@ struct create_opts {
     int bad;
 };
 
+/* --ha restart|none into obj's "ha" (none: null, which a PATCH takes as "no ha"). */
+static int set_ha(const struct cli_command *cmd, json_t *obj, const char *arg)
+{
+    json_t *ha = cli_ha_value(arg);
+
+    if (!ha)
+        return cli_usage_error(cmd, "--ha must be restart or none, not '%s'", arg);
+    json_object_set_new(obj, "ha", ha);
+    return 0;
+}
+
 static int create_opt(void *st, int id, const char *arg)
 {
     const struct cli_command *cmd = cli_find_command("create");
@@ -781,6 +841,11 @@ static int create_opt(void *st, int id, const char *arg)
             return cli_usage_error(cmd, "--boot must be kernel or disk");
         json_object_set_new(o->def, "boot", json_string(arg));
         break;
+    case 13:
+        json_object_set_new(o->def, "member", json_string(arg));
+        break;
+    case 14:
+        return set_ha(cmd, o->def, arg);
     }
     return 0;
 }
@@ -801,6 +866,8 @@ static int cmd_create(struct cli_ctx *ctx, int argc, char **argv)
         {"cpu-quota", required_argument, NULL, CLI_OPT_FIRST + 10},
         {"cpu-weight", required_argument, NULL, CLI_OPT_FIRST + 11},
         {"boot", required_argument, NULL, CLI_OPT_FIRST + 12},
+        {"member", required_argument, NULL, CLI_OPT_FIRST + 13},
+        {"ha", required_argument, NULL, CLI_OPT_FIRST + 14},
         {0},
     };
     const struct cli_command *cmd = cli_find_command("create");
@@ -893,6 +960,8 @@ static json_t *set_value(char key[64], const char *value)
         return cli_parse_long(value, LONG_MIN, LONG_MAX, &n) ? NULL : json_integer(n);
     if (strcmp(key, "autostart") == 0)
         return cli_json_bool(value);
+    if (strcmp(key, "ha") == 0)
+        return cli_ha_value(value);
     if (strcmp(key, "disks") == 0 || strcmp(key, "nics") == 0)
         return json_loads(value, JSON_DECODE_ANY, NULL);
     if ((strcmp(key, "initrd") == 0 || strcmp(key, "cmdline") == 0 || strcmp(key, "kernel") == 0) &&
@@ -901,16 +970,37 @@ static json_t *set_value(char key[64], const char *value)
     return json_string(value);
 }
 
+static int set_opt(void *st, int id, const char *arg)
+{
+    struct cli_body_opts *o = st;
+
+    (void)id;
+    return set_ha(o->cmd, o->body, arg);
+}
+
 static int cmd_set(struct cli_ctx *ctx, int argc, char **argv)
 {
+    static const struct option opts[] = {{"ha", required_argument, NULL, CLI_OPT_FIRST}, {0}};
+    struct cli_body_opts o = {.cmd = cli_find_command("set"), .body = json_object()};
     json_t *patch = NULL;
+    const char *key;
+    json_t *v;
     char *body, *path;
     int first, rc;
 
-    if ((rc = simple_parse(ctx, "set", argc, argv, 2, -1, &first)))
+    rc = cli_parse_options(ctx, o.cmd, argc, argv, opts, set_opt, &o, 1, -1, &first);
+    if (!rc)
+        rc = cli_patch_args(o.cmd, argc, argv, first + 1, set_value, &patch);
+    if (!rc && json_object_size(o.body) + json_object_size(patch) == 0)
+        rc = cli_usage_error(o.cmd, "nothing to change: give KEY=VALUE or --ha");
+    if (rc) {
+        json_decref(patch);
+        json_decref(o.body);
         return rc;
-    if ((rc = cli_patch_args(cli_find_command("set"), argc, argv, first + 1, set_value, &patch)))
-        return rc;
+    }
+    /* --ha and ha= say the same; the option wins. */
+    json_object_foreach(o.body, key, v) json_object_set(patch, key, v);
+    json_decref(o.body);
     body = json_dumps(patch, JSON_COMPACT);
     path = vm_path(argv[first], NULL);
     rc = get_and_print_vm(ctx, "PATCH", path, body);
@@ -1394,7 +1484,7 @@ const struct cli_command cli_commands[] = {
      "[--disk PATH[,ro][,LIMIT=N]...|volume=NAME[,ro][,LIMIT=N]...]... "
      "[--nic network=NAME[,ip=IP]|tap=NAME|bridge=NAME[,mac=MAC][,LIMIT=N]...]... "
      "[--autostart] "
-     "[--cpu-quota PCT] [--cpu-weight N]\n"
+     "[--cpu-quota PCT] [--cpu-weight N] [--member NAME] [--ha restart|none]\n"
      "       vmctl create NAME --boot disk --disk PATH[,ro]... [--mode full|pv] ...\n"
      "       vmctl create [NAME] --from-file DEF.json",
      "Define a VM (it starts stopped).",
@@ -1416,13 +1506,20 @@ const struct cli_command cli_commands[] = {
      "      --autostart          start with the daemon\n"
      "      --cpu-quota PCT      CPU time cap, percent of one host CPU (default 0: none)\n"
      "      --cpu-weight N       share of contended CPU, 1-10000 (default 100)\n"
+     "      --member NAME        in a cluster: the member it lives on (default: the online\n"
+     "                           member with the most free memory)\n"
+     "      --ha restart|none    in a cluster: restart it on another member when its own\n"
+     "                           goes offline (default none)\n"
      "      --from-file FILE     the definition as JSON (- for stdin); flags override it\n"},
     {"show", cmd_show, "NAME", "Show a VM's definition and state.", NULL},
-    {"set", cmd_set, "NAME KEY=VALUE...",
+    {"set", cmd_set, "NAME [KEY=VALUE]... [--ha restart|none]",
      "Change a VM (definition only while stopped; name, autostart, CPU limits any time).",
      "  keys: name, mode, boot, vcpus, memory (MiB), kernel, initrd, cmdline, autostart,\n"
      "        cpu_quota_pct, cpu_weight, disks and nics (as JSON arrays); kernel=, initrd=\n"
-     "        or cmdline= clears them (boot=disk kernel= switches to disk boot)\n"},
+     "        or cmdline= clears them (boot=disk kernel= switches to disk boot);\n"
+     "        ha (restart or none, as --ha)\n"
+     "      --ha restart|none    in a cluster: restart it on another member when its own\n"
+     "                           goes offline, or not\n"},
     {"limits", cli_cmd_limits, "NAME DEVICE [KEY=N]...",
      "Show or change a disk's or NIC's I/O limits (DEVICE: disk0.., net0..), also while it "
      "runs.",

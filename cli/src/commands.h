@@ -84,6 +84,20 @@ struct cli_body_opts {
 int cli_post_named(struct cli_ctx *ctx, const char *path, const char *name, json_t *body,
                    void (*print)(json_t *obj));
 
+struct cli_sse;
+
+/*
+ * Follows GET /v1/events (from *last_id on, or from now when it is negative; the sse's
+ * on_event keeps *last_id) until settled(sse->opaque) says it is over. Once the first
+ * stream is connected (its first bytes), on_connect(sse->opaque) (when given) runs once:
+ * a request sent then cannot have events the stream misses; nonzero from it stops. A
+ * stream that goes quiet for idle_ms or closes is opened again, after on_idle(sse->opaque)
+ * (when given) had a look. Frees sse->buf. Returns 0, or the stream's error exit code.
+ */
+int cli_follow_events(struct cli_ctx *ctx, struct cli_sse *sse, int (*on_connect)(void *st),
+                      const long long *last_id, long idle_ms, bool (*settled)(void *st),
+                      void (*on_idle)(void *st));
+
 /* A subcommand of a command group (`vmctl network create`, `vmctl image import`). */
 struct cli_subcommand {
     struct cli_command cmd; /* cmd.name is "network create" and so on */

@@ -103,7 +103,6 @@ static void print_migration(json_t *m)
 struct migrate_watch {
     struct cli_ctx *ctx;
     const char *vm_arg, *target, *body;
-    bool sent;                  /* the request went (once the stream was connected) */
     int refused;                /* its exit code when the daemon did not start it */
     json_t *started;            /* the 202's Migration object */
     struct cli_response answer; /* and the answer as sent, for --no-wait --output json */
@@ -144,7 +143,6 @@ static void send_request(struct migrate_watch *w)
     const char *name;
     int rc;
 
-    w->sent = true;
     rc = path ? cli_call(w->ctx, "POST", path, w->body, &r, &w->started) : CLI_EXIT_REFUSED;
     free(path);
     if (rc) {
@@ -184,18 +182,13 @@ static int on_migrate_event(void *opaque, const char *id, const char *type, cons
     return w->outcome != 0;
 }
 
-/* The stream's first bytes (its retry line) mean it is connected: now the request goes. */
-static int on_migrate_stream(void *opaque, const char *data, size_t len)
+/* The stream is connected (its first bytes, the retry line): now the request goes. */
+static int migrate_connected(void *st)
 {
-    struct cli_sse *sse = opaque;
-    struct migrate_watch *w = sse->opaque;
+    struct migrate_watch *w = st;
 
-    if (!w->sent) {
-        send_request(w);
-        if (w->refused)
-            return 1;
-    }
-    return cli_sse_feed(sse, data, len);
+    send_request(w);
+    return w->refused;
 }
 
 /*
@@ -238,25 +231,24 @@ static void check_migration(struct migrate_watch *w)
 /* Quiet this long: reconnect (?since=, nothing is lost) and ask the source how it goes. */
 #define WATCH_IDLE_MS 5000
 
+static bool migration_settled(void *st)
+{
+    const struct migrate_watch *w = st;
+
+    return w->outcome || w->refused;
+}
+
+static void migration_idle(void *st)
+{
+    check_migration(st);
+}
+
 static int follow_migration(struct migrate_watch *w)
 {
     struct cli_sse sse = {.on_event = on_migrate_event, .opaque = w};
-    char path[64];
-    int rc = 0;
+    int rc = cli_follow_events(w->ctx, &sse, migrate_connected, &w->last_id, WATCH_IDLE_MS,
+                               migration_settled, migration_idle);
 
-    while (!w->outcome) {
-        if (w->last_id >= 0)
-            snprintf(path, sizeof(path), "/v1/events?since=%lld", w->last_id);
-        else
-            snprintf(path, sizeof(path), "/v1/events");
-        sse.len = 0;
-        rc = cli_http_stream(w->ctx, path, on_migrate_stream, &sse, 0, WATCH_IDLE_MS);
-        if (w->refused || rc)
-            break;
-        if (!w->outcome)
-            check_migration(w);
-    }
-    free(sse.buf);
     end_progress(w);
     if (w->refused)
         return w->refused;

@@ -1,10 +1,11 @@
 // The dashboard's entry point: login when the daemon wants a token (it is
 // served over TCP), then the VM list (#/) or one VM (#/vms/<id>), the
 // networks (#/networks) or one network (#/networks/<name>), the storage
-// (#/storage), all kept live by the event stream.
+// (#/storage), the cluster (#/cluster), all kept live by the event stream.
 
 import { setLifecycle } from './actions.js';
 import { ApiError, api, getToken, setToken } from './api.js';
+import { clusterView } from './cluster-view.js';
 import { el } from './format.js';
 import { listView } from './list-view.js';
 import { networkView, networksView } from './network-view.js';
@@ -39,11 +40,13 @@ function route() {
   let section = 'vms';
   if (network || location.hash === '#/networks') section = 'networks';
   else if (location.hash === '#/storage') section = 'storage';
+  else if (location.hash === '#/cluster') section = 'cluster';
   for (const link of nav.querySelectorAll('a')) link.classList.toggle('current', link.dataset.nav === section);
   if (vm) closeView = vmView(main, decodeURIComponent(vm[1]));
   else if (network) closeView = networkView(main, decodeURIComponent(network[1]));
   else if (section === 'networks') closeView = networksView(main);
   else if (section === 'storage') closeView = storageView(main);
+  else if (section === 'cluster') closeView = clusterView(main);
   else closeView = listView(main, host);
 }
 

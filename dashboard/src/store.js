@@ -58,7 +58,8 @@ let onUnauthorized = () => {};
 // 'storage' (all of it loaded), 'pools', 'image' and 'volume' (one changed, id is its
 // name), 'image-deleted' and 'volume-deleted'; for snapshots 'snapshots' (a VM's list
 // changed, id is the VM's) and 'restored' (the VM was put back to a snapshot); for
-// migrations 'migration' (id is the VM's; store.migrations holds what is known).
+// migrations 'migration' (id is the VM's; store.migrations holds what is known); for the
+// cluster 'cluster' (id is the member the event names).
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -273,8 +274,21 @@ const migrationHandlers = {
   },
 };
 
+const CLUSTER_EVENTS = ['member_joined', 'member_offline', 'member_online', 'member_removed',
+  'evacuation_started', 'evacuation_done'];
+
+const clusterHandlers = {
+  ...Object.fromEntries(CLUSTER_EVENTS.map((e) => [`cluster.${e}`, (data) => emit('cluster', data.member)])),
+  'vm.ha_restarted'(data) {
+    const id = data.id || vmIdByName(data.name);
+    if (id) refresh(id);
+    emit('cluster', data.member);
+  },
+};
+
 const handlers = {
   ...networkHandlers,
+  ...clusterHandlers,
   ...storageHandlers,
   ...snapshotHandlers,
   ...migrationHandlers,

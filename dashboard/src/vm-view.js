@@ -251,11 +251,13 @@ function summary(vm, extra) {
     title.replaceChildren(current.name, ' ',
       el('span', { class: `state state-${current.state}`, id: 'vm-state', text: current.state }));
     facts.replaceChildren(
+      ...(current.member ? [el('dt', { text: 'Member' }), el('dd', { class: 'member', text: current.member })] : []),
       el('dt', { text: 'Mode' }), el('dd', { text: current.mode }),
       el('dt', { text: 'vCPUs' }), el('dd', { text: current.vcpus ?? '–' }),
       el('dt', { text: 'Memory' }), el('dd', { text: mib(current.memory_mib) }),
       el('dt', { text: 'Kernel' }), el('dd', {}, el('code', { text: current.kernel ?? '–' })),
       ...deviceFacts(current),
+      el('dt', { text: 'HA' }), el('dd', { class: 'ha', text: current.ha ? `${current.ha} (on another member if this one goes offline)` : 'none' }),
       el('dt', { text: 'Reason' }), el('dd', { text: current.state_reason || '–' }),
     );
     fillLeases(current, facts);

@@ -40,6 +40,18 @@
 // is disabled. (A migration that works needs a second daemon: see
 // tests/integration/test_vmctl_migrate.sh.)
 //
+// Then the cluster (issue 16): this stand-alone daemon's Cluster page says it
+// is not in a cluster and offers no actions, its VM list has no Member
+// column and its VM form no Member select, and the form's ha box makes a VM
+// with "ha": "restart". A real cluster needs a three-member etcd and three daemons
+// (tests/integration/test_cluster.sh runs one, ~20 s): here the page is fed a
+// canned three-member GET /v1/cluster and VM list instead (Playwright routes;
+// the event stream stays the real daemon's), and checked: the members' states
+// and figures, Remove only on the offline member, Evacuate confirmed and sent
+// as POST .../evacuate, a join token shown once with its expiry, the VMs
+// grouped and filtered by member with the offline member's VM "unknown", and
+// the VM list's Member column and the form's Member select.
+//
 // Usage: node dashboard.test.mjs VMMD GUEST_DIR ARTIFACT_DIR
 // Exit: 0 all passed, 1 a check failed, 77 skipped (no /dev/kvm).
 
@@ -550,6 +562,155 @@ async function migrateSteps(page, token) {
   if (vmId) await apiSend('DELETE', `/v1/vms/${encodeURIComponent(vmId)}?force=true`, token);
 }
 
+// A canned three-member cluster: m1 (this one) and m2 online, m3 offline with a VM.
+function cannedCluster() {
+  const now = Date.now();
+  const iso = (ago) => new Date(now - ago * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const gib = 1024 ** 3;
+  const member = (name, state, ago, alloc, extra = {}) => ({
+    name, state, address: `https://127.0.0.1:844${name.slice(1)}`, version: '0.9.0',
+    joined_at: iso(3600), last_heartbeat: iso(ago),
+    capacity: { memory_bytes: 8 * gib, vcpus: 2 }, allocation: alloc, evacuating: false, self: false, ...extra,
+  });
+  return {
+    enabled: true, name: 'c1', member: 'm1', writable: true, detail: null, lease_ttl_s: 10,
+    members: [
+      member('m1', 'online', 1, { memory_bytes: 2 * gib, vcpus: 1, vms: 1, vms_running: 1 }, { self: true }),
+      member('m2', 'online', 2, { memory_bytes: 6 * gib, vcpus: 2, vms: 2, vms_running: 1 }),
+      member('m3', 'offline', 40, null),
+    ],
+  };
+}
+
+function cannedVms() {
+  const vm = (id, name, member, state, ha = null) => ({
+    id, name, member, state, ha, state_reason: null, mode: 'pv', vcpus: 1, memory_mib: 64,
+    kernel: '/x/guest-counter.elf', started_at: null, nics: [], disks: [],
+  });
+  return [vm('c0000001', 'c-one', 'm1', 'running'), vm('c0000002', 'c-two', 'm2', 'running', 'restart'),
+    vm('c0000003', 'c-three', 'm2', 'stopped'), vm('c0000004', 'c-lost', 'm3', 'unknown', 'restart')];
+}
+
+// The cluster part of the test (see the top of this file).
+async function clusterSteps(page, token, dialogs) {
+  await step('stand-alone: the Cluster page says "not in a cluster" and offers no actions', async () => {
+    await page.click('#nav a[data-nav="cluster"]');
+    await page.locator('#cluster-standalone:visible', { hasText: 'not in a cluster' }).waitFor();
+    const res = await apiGet('/v1/cluster', token);
+    return res.status === 200 && (await res.json()).enabled === false &&
+      (await page.locator('#join-token-new:visible, [data-action="evacuate"]:visible, [data-action="remove"]:visible')
+        .count()) === 0;
+  });
+  await step('stand-alone: the VM list has no Member column', async () => {
+    await page.click('#nav a[data-nav="vms"]');
+    await page.locator('#vm-table').waitFor();
+    return !(await page.locator('#vm-table thead').textContent()).includes('Member');
+  });
+  await step('stand-alone: the VM form has no Member select; its ha box makes a VM with ha restart', async () => {
+    await page.locator('#create-form [data-field="member"]').waitFor({ state: 'hidden' });
+    await page.fill('#create-name', 'e2e-ha');
+    await page.fill('#create-kernel', kernel);
+    await page.fill('#create-memory_mib', '32');
+    await page.check('#create-ha');
+    await page.click('#create-form button[type=submit]');
+    await page.locator('tr[data-vm-name="e2e-ha"]').waitFor();
+    const res = await apiGet('/v1/vms/e2e-ha', token);
+    const vm = res.status === 200 ? await res.json() : {};
+    if (vm.id) await apiSend('DELETE', `/v1/vms/${encodeURIComponent(vm.id)}`, token);
+    await page.uncheck('#create-ha');
+    return vm.ha === 'restart' && !('member' in vm);
+  });
+
+  // The canned cluster: GET /v1/cluster and GET /v1/vms answered here, the writes recorded.
+  const sent = [];
+  const json = (route, status, body, headers = {}) => route.fulfill({
+    status, headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body),
+  });
+  const lastEvent = (await apiGet('/v1/vms', token)).headers.get('Vmmd-Last-Event-Id') || '0';
+  await page.route(/\/v1\/cluster$/, (route) => json(route, 200, cannedCluster()));
+  await page.route(/\/v1\/vms$/, (route) => (route.request().method() === 'GET'
+    ? json(route, 200, cannedVms(), { 'Vmmd-Last-Event-Id': lastEvent }) : route.continue()));
+  await page.route(/\/v1\/cluster\/(members|join-tokens)/, (route) => {
+    const req = route.request();
+    sent.push(`${req.method()} ${new URL(req.url()).pathname}`);
+    if (req.url().endsWith('/evacuate')) {
+      return json(route, 202, { member: 'm2', vms: [
+        { id: 'c0000002', name: 'c-two', state: 'running', action: 'migrate', target: 'm1' },
+        { id: 'c0000003', name: 'c-three', state: 'stopped', action: 'move', target: 'm1' }] });
+    }
+    if (req.url().endsWith('/join-tokens')) {
+      return json(route, 201, { token: 'vjt-canned-0123456789abcdef', expires_at: '2026-12-04T09:00:00Z' });
+    }
+    return route.fulfill({ status: 204 });
+  });
+  await page.goto(`${base}/#/cluster`);
+  await page.reload(); // the store lists the (canned) VMs again
+  const memberRow = (name) => page.locator(`#member-table tr[data-member="${name}"]`);
+  await step('cluster: the members with state, address, version, heartbeat age, VMs and memory', async () => {
+    await memberRow('m3').waitFor();
+    const offline = memberRow('m3').locator('.member-state-offline');
+    const bar = memberRow('m2').locator('progress.usage');
+    return (await page.locator('#member-table tbody tr').count()) === 3 &&
+      (await offline.textContent()) === 'offline' &&
+      (await memberRow('m1').locator('.member-state-online').count()) === 1 &&
+      (await memberRow('m1').locator('.name').textContent()).includes('this one') &&
+      (await memberRow('m2').locator('.address').textContent()) === 'https://127.0.0.1:8442' &&
+      (await memberRow('m2').locator('.version').textContent()) === '0.9.0' &&
+      /^\d+s ago$/.test(await memberRow('m3').locator('.heartbeat').textContent()) &&
+      (await memberRow('m2').locator('.vms').textContent()) === '2 (1 running)' &&
+      (await bar.getAttribute('value')) === String(6 * 1024 ** 3) &&
+      (await memberRow('m2').locator('.memory-text').textContent()) === '6.0 GiB of 8.0 GiB' &&
+      (await memberRow('m3').locator('.memory-text').textContent()) === '– of 8.0 GiB' &&
+      (await page.locator('#cluster-summary').textContent()).includes('2 of 3 members online');
+  });
+  await step('cluster: Remove only on the offline member, Evacuate only on the online ones', async () => {
+    const enabled = async (m, a) => memberRow(m).locator(`[data-action="${a}"]`).isEnabled();
+    return !(await enabled('m1', 'remove')) && !(await enabled('m2', 'remove')) && (await enabled('m3', 'remove')) &&
+      (await enabled('m2', 'evacuate')) && !(await enabled('m3', 'evacuate'));
+  });
+  await step('cluster: Evacuate asks first, then POSTs .../evacuate and says how many VMs move', async () => {
+    await memberRow('m2').locator('[data-action="evacuate"]').click();
+    await page.locator('#cluster-notice', { hasText: 'Evacuating m2: 2 VMs' }).waitFor();
+    return (dialogs.at(-1) || '').startsWith('Evacuate m2?') &&
+      sent.includes('POST /v1/cluster/members/m2/evacuate');
+  });
+  await step('cluster: Remove of the offline member asks first, then DELETEs it', async () => {
+    await memberRow('m3').locator('[data-action="remove"]').click();
+    await page.locator('#cluster-notice', { hasText: 'm3 removed' }).waitFor();
+    return (dialogs.at(-1) || '').startsWith('Remove m3') && sent.includes('DELETE /v1/cluster/members/m3');
+  });
+  await step('cluster: New join token shows the token once with its expiry', async () => {
+    await page.click('#join-token-new');
+    await page.locator('#join-token-value', { hasText: 'vjt-canned-0123456789abcdef' }).waitFor();
+    return (await page.locator('#join-token-expiry').textContent()).includes('2026-12-04T09:00:00Z') &&
+      sent.includes('POST /v1/cluster/join-tokens');
+  });
+  await step('cluster: VMs grouped by member, the offline member\'s VM "unknown"', async () => {
+    const lost = page.locator('.member-vms[data-member="m3"] tr[data-vm-name="c-lost"] .state-unknown');
+    await lost.waitFor();
+    return (await page.locator('.member-vms[data-member="m2"] tbody tr').count()) === 2 &&
+      (await page.locator('.member-vms[data-member="m2"] tr[data-vm-name="c-two"] .ha').textContent()) === 'restart';
+  });
+  await page.screenshot({ path: path.join(artifacts, 'cluster.png'), fullPage: true });
+  console.log(`screenshot: ${path.join(artifacts, 'cluster.png')}`);
+  await step('cluster: the member filter keeps one member\'s VMs', async () => {
+    await page.selectOption('#member-filter', 'm3');
+    return (await page.locator('.member-vms').count()) === 1 &&
+      (await page.locator('.member-vms[data-member="m3"] tr[data-vm-name="c-lost"]').count()) === 1;
+  });
+  await step('cluster: the VM list has a Member column', async () => {
+    await page.click('#nav a[data-nav="vms"]');
+    await page.locator('#vm-table tr[data-vm-name="c-lost"][data-state="unknown"]').waitFor();
+    await page.locator('#create-form [data-field="member"]').waitFor();
+    return (await page.locator('#vm-table thead th').nth(1).textContent()) === 'Member' &&
+      (await page.locator('#vm-table tr[data-vm-name="c-two"] td.member').textContent()) === 'm2' &&
+      (await page.locator('#create-member option').allTextContents()).join(',') ===
+        'any,m1 (online),m2 (online),m3 (offline)';
+  });
+  await page.unrouteAll({ behavior: 'ignoreErrors' });
+  await page.reload();
+}
+
 async function main() {
   const started = Date.now();
   if (!(await waitForDaemon())) {
@@ -709,6 +870,7 @@ async function main() {
   await storageSteps(page, token, dialogs);
   await snapshotSteps(page, token, dialogs);
   await migrateSteps(page, token);
+  await clusterSteps(page, token, dialogs);
   check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.join('; '));
   check('nothing was fetched from anywhere but vmmd', external.length === 0, external.join(' '));
   console.log(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);

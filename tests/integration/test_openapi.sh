@@ -75,6 +75,7 @@ POST /v1/migrations
 GET /v1/cluster
 POST /v1/cluster/join-tokens
 DELETE /v1/cluster/members/{name}
+POST /v1/cluster/members/{name}/evacuate
 POST /v1/vms/{id}/pause
 POST /v1/vms/{id}/resume
 POST /v1/vms/{id}/reboot

@@ -120,6 +120,21 @@ v create capped2 --kernel "$GUESTS/guest-idle.elf" --cpu-weight lots
 check "a CPU weight that is not a number -> exit 2" $([[ $rc == 2 ]]; echo $?)
 v delete capped
 
+# --- ha and the cluster verbs on a stand-alone daemon (issue 16) -------------------
+v create hav --kernel "$GUESTS/guest-idle.elf" --memory 32 --ha restart
+check "create --ha restart: show says ha restart" $([[ $rc == 0 ]] && grep -q "^ha: *restart$" "$tmp/out"; echo $?)
+v set hav --ha none -o json
+check "set --ha none: ha null" $([[ $rc == 0 && $(jout .ha) == null ]]; echo $?)
+v set hav ha=restart -o json
+check "set ha=restart" $([[ $rc == 0 && $(jout .ha) == restart ]]; echo $?)
+v set hav --ha always
+check "--ha that is not restart or none -> exit 2" $([[ $rc == 2 ]]; echo $?)
+v set hav
+check "set with nothing to change -> exit 2" $([[ $rc == 2 ]]; echo $?)
+v cluster evacuate m1
+check "cluster evacuate on a stand-alone daemon -> exit 1" $([[ $rc == 1 ]]; echo $?)
+v delete hav
+
 # --- bash completion: VM names from the daemon ------------------------------------
 completion=$(dirname "$0")/../../cli/vmctl.bash
 mkdir -p "$tmp/bin" && ln -sf "$(readlink -f "$VMCTL")" "$tmp/bin/vmctl"

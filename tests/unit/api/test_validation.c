@@ -1590,6 +1590,7 @@ static void test_openapi_document(void **state)
         {"/v1/migrations", "post"},
         {"/v1/cluster", "get"},
         {"/v1/cluster/members/{name}", "delete"},
+        {"/v1/cluster/members/{name}/evacuate", "post"},
         {"/v1/cluster/join-tokens", "post"},
         {"/v1/events", "get"},
         {"/metrics", "get"},
@@ -1703,8 +1704,9 @@ static void test_openapi_document(void **state)
                                                   "MigrationEvent"};
     for (size_t i = 0; i < sizeof(migration_names) / sizeof(migration_names[0]); i++)
         assert_non_null(json_object_get(schemas, migration_names[i]));
-    static const char *const cluster_names[] = {"Cluster", "ClusterMember", "JoinTokenCreate",
-                                                "JoinToken", "ClusterEvent"};
+    static const char *const cluster_names[] = {
+        "Cluster",      "ClusterMember", "JoinTokenCreate", "JoinToken",
+        "ClusterEvent", "Evacuation",    "EvacuationVM",    "HaRestartedEvent"};
     for (size_t i = 0; i < sizeof(cluster_names) / sizeof(cluster_names[0]); i++)
         assert_non_null(json_object_get(schemas, cluster_names[i]));
     check_refs(doc, doc);

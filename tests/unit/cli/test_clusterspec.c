@@ -1,7 +1,9 @@
 /*
  * vmctl's cluster one-liners (cli/src/clusterspec.c): `cluster join-token`'s
  * --ttl and body, and the summary line and member rows `cluster list` prints,
- * from GET /v1/cluster answers as shared-cluster.md has them.
+ * from GET /v1/cluster answers as shared-cluster.md has them; --ha's value, and
+ * `cluster evacuate`'s rows and the events its --wait follows (phase 2 of the
+ * contract).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,12 +153,107 @@ static void test_row_partial(void **state)
     json_decref(members);
 }
 
+static void test_ha(void **state)
+{
+    json_t *v;
+
+    (void)state;
+    v = cli_ha_value("restart");
+    assert_string_equal(json_string_value(v), "restart");
+    json_decref(v);
+    /* none is null: what a PATCH sends to turn ha off. */
+    assert_true(json_is_null(cli_ha_value("none")));
+    assert_null(cli_ha_value(""));
+    assert_null(cli_ha_value("Restart"));
+    assert_null(cli_ha_value("always"));
+}
+
+/* POST /v1/cluster/members/m2/evacuate's 202: one VM migrated, one moved, one with less. */
+static const char evacuation[] =
+    "{\"member\": \"m2\", \"vms\": ["
+    " {\"id\": \"a1\", \"name\": \"web\", \"state\": \"running\", \"action\": \"migrate\","
+    "  \"target\": \"m1\"},"
+    " {\"id\": \"a2\", \"name\": \"db\", \"state\": \"stopped\", \"action\": \"move\","
+    "  \"target\": \"m3\"},"
+    " {\"id\": \"a3\", \"name\": \"odd\"}]}";
+
+static void test_evacuation_rows(void **state)
+{
+    static const char *const want[][CLI_EVACUATION_COLUMNS] = {{"web", "running", "migrate", "m1"},
+                                                               {"db", "stopped", "move", "m3"},
+                                                               {"odd", "-", "-", "-"}};
+    json_t *a = json_loads(evacuation, 0, NULL), *vms = json_object_get(a, "vms");
+
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        struct cli_evacuation_row row;
+        const char *got[CLI_EVACUATION_COLUMNS] = {row.name, row.state, row.action, row.target};
+        cli_evacuation_row(json_array_get(vms, i), &row);
+        for (size_t c = 0; c < CLI_EVACUATION_COLUMNS; c++)
+            assert_string_equal(got[c], want[i][c]);
+    }
+    json_decref(a);
+}
+
+/* The events --wait sees: every member's, each naming its member in "member". */
+static enum cli_evac_event feed(const char *type, const char *data, char *line, long long *failed)
+{
+    json_t *d = json_loads(data, 0, NULL);
+    enum cli_evac_event e;
+
+    assert_non_null(d);
+    e = cli_evacuation_event("m2", type, d, line, 256, failed);
+    json_decref(d);
+    return e;
+}
+
+static void test_evacuation_events(void **state)
+{
+    char line[256] = "";
+    long long failed = -1;
+
+    (void)state;
+    assert_int_equal(
+        feed("cluster.evacuation_started", "{\"member\":\"m2\",\"vms\":2}", line, &failed),
+        CLI_EVAC_OTHER);
+    assert_int_equal(
+        feed("vm.migrated",
+             "{\"vm\":\"web\",\"target\":\"https://127.0.0.1:8441\",\"member\":\"m2\"}", line,
+             &failed),
+        CLI_EVAC_PROGRESS);
+    assert_string_equal(line, "  web: migrated to https://127.0.0.1:8441");
+    assert_int_equal(feed("vm.migration_failed",
+                          "{\"vm\":\"db\",\"error\":\"target full\",\"member\":\"m2\"}", line,
+                          &failed),
+                     CLI_EVAC_PROGRESS);
+    assert_string_equal(line, "  db: migration failed: target full");
+    /* Another member's migration, another member's evacuation, an event without a member. */
+    assert_int_equal(feed("vm.migrated", "{\"vm\":\"x\",\"member\":\"m3\"}", line, &failed),
+                     CLI_EVAC_OTHER);
+    assert_int_equal(feed("cluster.evacuation_done", "{\"member\":\"m3\",\"moved\":1,\"failed\":0}",
+                          line, &failed),
+                     CLI_EVAC_OTHER);
+    assert_int_equal(feed("vm.migrated", "{\"vm\":\"x\"}", line, &failed), CLI_EVAC_OTHER);
+    assert_int_equal(failed, -1);
+    assert_int_equal(feed("cluster.evacuation_done", "{\"member\":\"m2\",\"moved\":1,\"failed\":1}",
+                          line, &failed),
+                     CLI_EVAC_DONE);
+    assert_string_equal(line, "evacuated m2: 1 moved, 1 failed");
+    assert_int_equal(failed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ttl),  cmocka_unit_test(test_ttl_refused),
-        cmocka_unit_test(test_body), cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_rows), cmocka_unit_test(test_row_partial),
+        cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_ttl_refused),
+        cmocka_unit_test(test_body),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_row_partial),
+        cmocka_unit_test(test_ha),
+        cmocka_unit_test(test_evacuation_rows),
+        cmocka_unit_test(test_evacuation_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,9 @@
 #   - etcd: one of three members killed changes nothing; two killed make the
 #     cluster read-only (writes 503 with a detail, reads answered from the last
 #     state) and it recovers by itself when they return;
+#   - evacuating a member: its running VM moves by live migration (counting
+#     on, one worker), its stopped one is handed over (same id), both names
+#     with them; the member ends empty;
 #   - removing a member: refused while it is online, done once it is offline
 #     (its records go); bad bodies and unknown members.
 # Usage: test_cluster.sh VMMD GUEST_DIR
@@ -38,7 +41,7 @@ CLUSTER=t$$
 STATE3=$tmp/state3 SOCK3=$tmp/state3/vmmd.sock
 daemon3_pid=
 P1=$((PORT)) P2=$((PORT + 1)) P3=$((PORT + 2))
-trap 'cp -r $tmp/*.log /tmp/ctlogs/ 2>/dev/null; etcd_cleanup; [[ -n $daemon3_pid ]] && kill -9 $daemon3_pid 2>/dev/null;
+trap 'etcd_cleanup; [[ -n $daemon3_pid ]] && kill -9 $daemon3_pid 2>/dev/null;
       pkill -9 -f -- "--control $STATE3/run/" 2>/dev/null; cleanup' EXIT
 fail_detail() { echo "(status $status: $(head -c 300 "$tmp/body"))"; }
 
@@ -166,6 +169,7 @@ on m1 POST /v1/vms "$(counter h1 ',"member":"m2","ha":"restart"')"
 h1=$(jbody .id)
 on m1 POST /v1/vms/h1/start
 check "an ha VM h1 runs on m2" $([[ $status == 200 && $(workers_of "$h1") == 1 ]]; echo $?)
+wait_for 5 is running vm_field m3 h1 state # its record is out (the others act on it)
 kill -9 "$daemon2_pid"
 t0=$SECONDS
 wait_for $((TTL + 4)) is offline member_state m1 m2
@@ -215,7 +219,10 @@ check "back, m3 drops its copy: h3 once, in one worker" \
     $([[ $(member_state m1 m3) == online && $(vm_field m3 h3 member) != m3 && $(workers_of "$h3") == 1 ]]; echo $?)
 
 # --- etcd losing members ------------------------------------------------------------------
+writable() { on "$1" GET /v1/cluster; [[ $(jbody .writable) == true ]]; }
+for m in m1 m2 m3; do wait_for 15 writable $m; wait_for 10 is online member_state m2 $m; done
 etcd_kill 1
+etcd_wait_healthy 10 # a leader among the two left (an election takes a second or two)
 on m2 POST /v1/vms "$(counter e1 ',"member":"m1"')"
 check "one etcd member down: creates still work" $([[ $status == 201 ]]; echo $?)
 etcd_kill 2
@@ -231,6 +238,34 @@ t0=$SECONDS
 wait_for 20 is true sh -c "curl -s --unix-socket $SOCK http://vmmd/v1/cluster | jq .writable"
 on m1 POST /v1/vms "$(counter e2 ',"member":"m1"')"
 check "quorum back: writable again after $((SECONDS - t0)) s" $([[ $status == 201 ]]; echo $?)
+
+# --- evacuating a member ------------------------------------------------------------------
+for m in m1 m2 m3; do wait_for 15 writable $m; done
+on m1 POST /v1/vms "$(counter s2 ',"member":"m2"')"
+s2=$(jbody .id)
+on m3 POST /v1/cluster/members/m2/evacuate '{"wait":true}'
+check "evacuate with a field: 400" $([[ $status == 400 ]]; echo $?)
+on m3 POST /v1/cluster/members/m2/evacuate
+check "evacuate m2 through m3: 202 with the plan" \
+    $([[ $status == 202 && $(jq -r '[.vms[] | select(.name == "c2") | .action] | join(",")' "$tmp/body") == migrate &&
+        $(jq -r '[.vms[] | select(.name == "s2") | .action] | join(",")' "$tmp/body") == move ]]; echo $?)
+on m2 POST /v1/cluster/members/m2/evacuate
+check "a second evacuation: 409 while the first moves, else nothing left to move" \
+    $([[ $status == 409 || ($status == 202 && $(jbody '.vms | length') == 0) ]]; echo $?)
+vms_on_m2() { on m2 GET /v1/vms; jq '[.[] | select(.member == "m2")] | length' "$tmp/body"; }
+wait_for 30 is 0 vms_on_m2
+check "m2 ends empty" $([[ $(vms_on_m2) == 0 ]]; echo $?)
+wait_for 3 moved_on c2 m2
+check "c2 runs on $(vm_field m1 c2 member) after the live migration, in one worker" \
+    $(moved_on c2 m2 && [[ $(workers_of "$c2") == 1 ]]; echo $?)
+SOCK=$(sock_of "$(vm_field m1 c2 member)") wait_console c2 "counter: [0-9]* ok" 5
+check "c2's console counts on at its new member ($(grep -o 'counter: [0-9]*' "$tmp/body" | tail -n 1))" $?
+check "s2 (stopped) was handed over to $(vm_field m1 s2 member), same id" \
+    $([[ $(vm_field m1 s2 member) != m2 && $(vm_field m1 s2 id) == "$s2" && $(vm_field m1 s2 state) == stopped ]]; echo $?)
+events=$(curl -s -m 1 --unix-socket "$SOCK2" "http://vmmd/v1/events?since=0")
+check "cluster.evacuation_done on m2: 2 moved" $(grep -q '"member":"m2","moved":2,"failed":0' <<<"$events"; echo $?)
+on "$(vm_field m1 s2 member)" POST /v1/vms "$(counter s2 ',"member":"m2"')"
+check "the names moved with them (s2 taken: 409)" $([[ $status == 409 ]]; echo $?)
 
 # --- removing members -------------------------------------------------------------------
 on m1 DELETE /v1/cluster/members/m2

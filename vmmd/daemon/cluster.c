@@ -33,6 +33,7 @@
 #define KEY_MAX            256
 #define FENCE_CHECK_MS     100
 #define KEEPALIVE_RETRY_MS 250
+#define READ_ONLY_AFTER_MS 2000
 #define TAKE_OVER_GRACE_MS 1000 /* an offline member's "ha" VMs wait this long more */
 
 enum join_state { JOINING, JOINED, JOIN_FAILED };
@@ -40,7 +41,7 @@ enum join_state { JOINING, JOINED, JOIN_FAILED };
 struct cluster {
     struct vmmd_daemon *d;
     struct etcd *etcd;
-    char prefix[96]; /* /vmmd/<cluster>/ */
+    char prefix[96];  /* /vmmd/<cluster>/ */
     char self_id[33]; /* this host's member id, kept in <state>/cluster-member-id */
     char secret[65];  /* the members' bearer token for each other, kept in etcd */
     enum join_state join;
@@ -49,23 +50,25 @@ struct cluster {
     uint64_t joined_ms, last_poll_ok_ms;
     bool writable, stopping;
     char detail[512];
-    json_t *members; /* name -> record */
-    json_t *alive;   /* name -> heartbeat */
-    json_t *last_beat; /* name -> the newest heartbeat_ms seen, kept while offline */
-    json_t *vms;     /* id -> VM (every member's, as published) */
-    json_t *published; /* id -> the JSON text this member last wrote for it */
-    json_t *revs;      /* id -> its vms/ key's mod revision (for taking an "ha" VM over) */
+    json_t *members;       /* name -> record */
+    json_t *alive;         /* name -> heartbeat */
+    json_t *last_beat;     /* name -> the newest heartbeat_ms seen, kept while offline */
+    json_t *vms;           /* id -> VM (every member's, as published) */
+    json_t *published;     /* id -> the JSON text this member last wrote for it */
+    json_t *revs;          /* id -> its vms/ key's mod revision (for taking an "ha" VM over) */
     json_t *offline_since; /* member -> when this member first saw it offline (ms) */
-    json_t *taking;    /* ids of "ha" VMs this member is taking over */
-    json_t *fenced_ids; /* "ha" VMs this member stopped for want of a lease */
-    json_t *names;      /* VM name -> the member holding its claim */
-    json_t *evac_pending; /* VMs of this member's evacuation still moving */
+    json_t *taking;        /* ids of "ha" VMs this member is taking over */
+    json_t *fenced_ids;    /* "ha" VMs this member stopped for want of a lease */
+    json_t *names;         /* VM name -> the member holding its claim */
+    json_t *arrived;       /* VMs that came here by live migration (their record is the source's) */
+    json_t *handovers;     /* [id, target] of an evacuation, sent once no publish is in flight */
+    json_t *evac_pending;  /* VMs of this member's evacuation still moving */
     unsigned evac_moved, evac_failed;
     bool evacuating;
     uint64_t lease_ok_ms; /* when the last renewal that etcd answered was sent */
     uint64_t hb_sent_ms;
-    bool reconciled;   /* this member's VMs were checked against etcd since the lease */
-    bool fenced;       /* its "ha" VMs were stopped for want of a lease */
+    bool reconciled; /* this member's VMs were checked against etcd since the lease */
+    bool fenced;     /* its "ha" VMs were stopped for want of a lease */
     uv_timer_t fence;
     int64_t revision;
     uv_timer_t heartbeat, poll, publish;
@@ -144,10 +147,9 @@ static json_t *heartbeat_json(struct cluster *c)
 
     routes_allocation(c->d, &a);
     return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I}}", "heartbeat_ms", (json_int_t)now_ms(),
-                     "evacuating", c->evacuating,
-                     "allocation", "memory_bytes", (json_int_t)(a.memory_mib << 20), "vcpus",
-                     (json_int_t)a.vcpus, "vms", (json_int_t)a.defined, "vms_running",
-                     (json_int_t)a.running);
+                     "evacuating", c->evacuating, "allocation", "memory_bytes",
+                     (json_int_t)(a.memory_mib << 20), "vcpus", (json_int_t)a.vcpus, "vms",
+                     (json_int_t)a.defined, "vms_running", (json_int_t)a.running);
 }
 
 static char *dump(json_t *j)
@@ -191,9 +193,10 @@ static int load_or_make_id(struct cluster *c)
 
 static void reconcile(struct cluster *c);
 static void take_over_orphans(struct cluster *c);
-static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus,
-                         const char *except, char *reason, size_t len);
+static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, const char *except,
+                         char *reason, size_t len);
 static void adopt_handovers(struct cluster *c);
+static void claim_own_names(struct cluster *c);
 
 /* ---- the view: one read of the whole prefix ---- */
 
@@ -210,6 +213,9 @@ static void poll_done(void *arg, const struct etcd_reply *r)
         return;
     if (r->rc) {
         char why[400];
+        /* One failed read is an election or a slow disk; two seconds of them is an outage. */
+        if (now_ms() - c->last_poll_ok_ms < READ_ONLY_AFTER_MS)
+            return;
         snprintf(why, sizeof(why), "etcd unreachable or without quorum (%s)", r->error);
         set_writable(c, false, why);
         return;
@@ -241,14 +247,14 @@ static void poll_done(void *arg, const struct etcd_reply *r)
         else if (strncmp(k, "vms/", 4) == 0) {
             json_object_set_new(vms, slash + 1, val);
             json_object_set_new(c->revs, slash + 1, json_integer(r->kvs[i].mod_revision));
-        }
-        else
+        } else
             json_decref(val);
     }
     /* Members that came or went since the last look (the first look has nothing before it). */
     json_object_foreach(alive, name, v)
         json_object_set(c->last_beat, name, json_object_get(v, "heartbeat_ms"));
-    json_object_foreach(c->revision ? members : NULL, name, v) {
+    json_object_foreach(c->revision ? members : NULL, name, v)
+    {
         bool was = json_object_get(c->alive, name) != NULL, is = json_object_get(alive, name);
         if (!json_object_get(c->members, name))
             emit(c, "cluster.member_joined", name);
@@ -267,7 +273,8 @@ static void poll_done(void *arg, const struct etcd_reply *r)
         c->revision = r->revision;
         c->d->generation++; /* lists that include other members' VMs are stale */
     }
-    json_object_foreach(members, name, v) {
+    json_object_foreach(members, name, v)
+    {
         if (json_object_get(alive, name))
             json_object_del(c->offline_since, name);
         else if (!json_object_get(c->offline_since, name))
@@ -276,10 +283,10 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     /* Reachable again, and our lease is alive: writes are fine. */
     if (c->lease && json_object_get(alive, c->d->cfg->cluster_member)) {
         set_writable(c, true, "");
-        if (!c->reconciled)
-            reconcile(c);
+        reconcile(c);
         take_over_orphans(c);
         adopt_handovers(c);
+        claim_own_names(c);
     } else if (!c->writable) {
         set_writable(c, false, "this member's lease is not (yet) renewed in etcd");
     }
@@ -348,8 +355,11 @@ static void keepalive_done(void *arg, const struct etcd_reply *r)
         return;
     }
     if (r->ttl <= 0) {
-        /* Expired while etcd was out of reach: the others saw us offline. A new one. */
+        /* Expired while etcd was out of reach: the others saw us offline and may have
+         * started our fenced VMs. Those stay stopped here (reconcile() drops the ones that
+         * moved); only an operator starts the others again. A new lease. */
         log_warn("cluster: lease %llx expired; taking a new one", (unsigned long long)c->lease);
+        json_object_clear(c->fenced_ids);
         c->hb_sent_ms = now_ms();
         c->hb_busy = etcd_lease_grant(c->etcd, (int64_t)c->d->cfg->cluster_lease_ttl_s,
                                       lease_granted, c) == 0;
@@ -375,6 +385,7 @@ static void on_heartbeat(uv_timer_t *t)
 /* ---- publishing this member's VMs ---- */
 
 static void on_publish(uv_timer_t *t);
+static void run_handovers(struct cluster *c);
 
 static void publish_done(void *arg, const struct etcd_reply *r)
 {
@@ -383,12 +394,14 @@ static void publish_done(void *arg, const struct etcd_reply *r)
     c->publish_busy = false;
     if (r->rc == -ECANCELED)
         return;
-    if (r->rc) {
-        log_warn("cluster: VM records not written: %s", r->error);
+    if (r->rc || !r->succeeded) {
+        log_warn("cluster: VM records not written: %s",
+                 r->rc ? r->error : "this member's lease is not the one in etcd");
         json_object_clear(c->published); /* all of them again, in a second */
         uv_timer_start(&c->publish, on_publish, POLL_MS, 0);
         return;
     }
+    run_handovers(c);
     if (c->publish_again) {
         c->publish_again = false;
         cluster_local_changed(c);
@@ -436,10 +449,21 @@ static json_t *publish_ops(struct cluster *c)
         char *text;
         const char *old;
         json_object_set_new(j, "member", json_string(c->d->cfg->cluster_member));
+        json_object_set_new(seen, vms[i].id, json_true());
+        /* A record that names another member is theirs, unless the VM came here by a live
+         * migration: our copy is a stale one that reconcile() drops once it has stopped. */
+        const char *owner =
+            json_string_value(json_object_get(json_object_get(c->vms, vms[i].id), "member"));
+        if ((owner && strcmp(owner, c->d->cfg->cluster_member) &&
+             !json_object_get(c->arrived, vms[i].id)) ||
+            json_object_get(c->evac_pending, vms[i].id)) {
+            json_decref(j);
+            continue;
+        }
+        json_object_del(c->arrived, vms[i].id); /* once written, the record is ours */
         text = dump(j);
         if (!text)
             continue;
-        json_object_set_new(seen, vms[i].id, json_true());
         old = json_string_value(json_object_get(c->published, vms[i].id));
         if (!old || strcmp(old, text)) {
             if (!old || release_old_name(c, old, vms[i].name))
@@ -452,7 +476,8 @@ static json_t *publish_ops(struct cluster *c)
     }
     db_vm_list_free(vms, n);
     void *iter_safe;
-    json_object_foreach_safe(c->published, iter_safe, id, vm) {
+    json_object_foreach_safe(c->published, iter_safe, id, vm)
+    {
         if (json_object_get(seen, id))
             continue;
         /* Only the record as we wrote it: a VM that migrated away is its target's now. */
@@ -488,12 +513,20 @@ static void on_publish(uv_timer_t *t)
         json_array_remove(ops, 100);
         c->publish_again = true;
     }
-    c->publish_busy = etcd_txn(c->etcd, json_array(), ops, NULL, publish_done, c) == 0;
+    /*
+     * Only under the lease that is ours now: a write sent before a partition may reach etcd
+     * after it healed, when the others have taken our "ha" VMs over; it must not undo that.
+     */
+    char ak[KEY_MAX];
+    key(c, ak, "alive", c->d->cfg->cluster_member);
+    c->publish_busy = etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_lease(ak, c->lease)), ops, NULL,
+                               publish_done, c) == 0;
 }
 
 void cluster_local_changed(struct cluster *c)
 {
-    if (c && !c->stopping && c->join == JOINED)
+    /* At most PUBLISH_DELAY_MS after the first change, however many follow. */
+    if (c && !c->stopping && c->join == JOINED && !uv_is_active((uv_handle_t *)&c->publish))
         uv_timer_start(&c->publish, on_publish, PUBLISH_DELAY_MS, 0);
 }
 
@@ -516,8 +549,8 @@ static uint64_t self_fence_ms(const struct cluster *c)
 
 static bool is_active(const char *state)
 {
-    return state && (!strcmp(state, "running") || !strcmp(state, "paused") ||
-                     !strcmp(state, "starting"));
+    return state &&
+           (!strcmp(state, "running") || !strcmp(state, "paused") || !strcmp(state, "starting"));
 }
 
 static void vm_event(struct cluster *c, const char *type, const char *vm_id, json_t *data)
@@ -570,8 +603,10 @@ static void reconcile(struct cluster *c)
         json_t *rec = json_object_get(c->vms, vms[i].id);
         const char *owner = json_string_value(json_object_get(rec, "member"));
         int64_t ev;
-        bool was_fenced = json_object_get(c->fenced_ids, vms[i].id) != NULL;
-        json_object_del(c->fenced_ids, vms[i].id);
+        /* Fenced ones are looked at once, the first time after the lease was renewed. */
+        bool was_fenced = !c->reconciled && json_object_get(c->fenced_ids, vms[i].id);
+        if (!c->reconciled)
+            json_object_del(c->fenced_ids, vms[i].id);
         if (!owner || !strcmp(owner, self)) {
             struct api_error err;
             /* Fenced, but nobody took it: the lease came back in time. It runs again. */
@@ -582,8 +617,13 @@ static void reconcile(struct cluster *c)
                 log_info("cluster: ha VM %s is still this member's: started again", vms[i].name);
             continue;
         }
-        log_warn("cluster: VM %s runs on member %s now: dropping this member's copy",
-                 vms[i].name, owner);
+        /* Running here while its record names another member: it has just arrived (a live
+         * migration) and our record is not out yet. Only "ha" VMs are taken over, and ours
+         * were stopped (fenced) before that could happen. */
+        if (is_active(vms[i].state))
+            continue;
+        log_warn("cluster: VM %s runs on member %s now: dropping this member's copy", vms[i].name,
+                 owner);
         supervisor_stop(c->d->sup, vms[i].id, 0, NULL, NULL);
         json_object_del(c->published, vms[i].id); /* never deleted from etcd by us */
         if (db_vm_delete(c->d->db, vms[i].id, &ev) == 0)
@@ -591,8 +631,10 @@ static void reconcile(struct cluster *c)
         routes_remove_run_dir(c->d, vms[i].id);
     }
     db_vm_list_free(vms, n);
-    c->reconciled = true;
-    cluster_local_changed(c);
+    if (!c->reconciled) {
+        c->reconciled = true;
+        cluster_local_changed(c);
+    }
 }
 
 struct take_over {
@@ -687,7 +729,8 @@ static void adopt_handovers(struct cluster *c)
     const char *self = c->d->cfg->cluster_member, *id;
     json_t *rec;
 
-    json_object_foreach(c->vms, id, rec) {
+    json_object_foreach(c->vms, id, rec)
+    {
         struct db_vm vm = {0};
         const char *from = json_string_value(json_object_get(rec, "handover_from"));
         if (!from || strcmp(json_string_value(json_object_get(rec, "member")) ?: "", self) ||
@@ -713,7 +756,8 @@ static void take_over_orphans(struct cluster *c)
 
     if (!c->reconciled)
         return;
-    json_object_foreach(c->vms, id, vm) {
+    json_object_foreach(c->vms, id, vm)
+    {
         const char *owner = json_string_value(json_object_get(vm, "member"));
         const char *name = json_string_value(json_object_get(vm, "name"));
         json_t *since = owner ? json_object_get(c->offline_since, owner) : NULL;
@@ -752,14 +796,32 @@ static void take_over_orphans(struct cluster *c)
         text = dump(mine);
         key(c, k, "vms", id);
         key(c, nk, "names", name);
-        ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0),
-                        etcd_op_put(nk, self, 0));
+        ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0), etcd_op_put(nk, self, 0));
         free(text);
         json_object_set_new(c->taking, id, json_true());
-        if (etcd_txn(c->etcd,
-                     json_pack("[o]", etcd_cmp_mod(k, json_integer_value(json_object_get(c->revs, id)))),
-                     ops, NULL, taken, t))
+        if (etcd_txn(
+                c->etcd,
+                json_pack("[o]", etcd_cmp_mod(k, json_integer_value(json_object_get(c->revs, id)))),
+                ops, NULL, taken, t))
             take_over_free(t);
+    }
+}
+
+/* Our VMs' names are ours: one that came by migration finds its name claimed by the source
+ * until the source lets it go. */
+static void claim_own_names(struct cluster *c)
+{
+    const char *id;
+    json_t *rec;
+
+    json_object_foreach(c->vms, id, rec)
+    {
+        const char *name = json_string_value(json_object_get(rec, "name"));
+        if (name &&
+            !strcmp(json_string_value(json_object_get(rec, "member")) ?: "",
+                    c->d->cfg->cluster_member) &&
+            !json_object_get(c->names, name))
+            claim_quietly(c, name);
     }
 }
 
@@ -788,6 +850,12 @@ void cluster_migration_ended(struct cluster *c, const char *vm_id, bool ok)
     evacuation_step(c, vm_id, ok);
 }
 
+void cluster_vm_arrived(struct cluster *c, const char *vm_id)
+{
+    json_object_set_new(c->arrived, vm_id, json_true());
+    cluster_local_changed(c);
+}
+
 struct handover {
     struct cluster *c;
     char id[DB_ID_LEN + 1];
@@ -812,7 +880,7 @@ static void handed_over(void *arg, const struct etcd_reply *r)
         routes_remove_run_dir(c->d, h->id);
     } else {
         log_warn("cluster: VM %s not handed over: %s", h->id,
-                 r->rc ? r->error : "its record changed meanwhile");
+                 r->rc ? r->error : "this member's lease is not the one in etcd");
     }
     evacuation_step(c, h->id, ok);
     free(h);
@@ -822,7 +890,7 @@ static int hand_over(struct cluster *c, const struct db_vm *vm, const char *targ
 {
     json_t *rec = api_vm_to_json(vm), *ops;
     struct handover *h = calloc(1, sizeof(*h));
-    char k[KEY_MAX], nk[KEY_MAX], *text, *mine;
+    char k[KEY_MAX], nk[KEY_MAX], ak[KEY_MAX], *text;
 
     if (!rec || !h) {
         json_decref(rec);
@@ -836,17 +904,35 @@ static int hand_over(struct cluster *c, const struct db_vm *vm, const char *targ
     text = dump(rec);
     key(c, k, "vms", vm->id);
     key(c, nk, "names", vm->name);
-    mine = (char *)json_string_value(json_object_get(c->published, vm->id));
-    ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0),
-                    etcd_op_put(nk, target, 0));
+    key(c, ak, "alive", c->d->cfg->cluster_member);
+    ops = json_pack("[o,o]", etcd_op_put(k, text ? text : "{}", 0), etcd_op_put(nk, target, 0));
     free(text);
-    /* Only while the record is the one we wrote (nobody took the VM meanwhile). */
-    if (etcd_txn(c->etcd, json_pack("[o]", mine ? etcd_cmp_value(k, mine) : etcd_cmp_absent(k)),
-                 ops, NULL, handed_over, h)) {
+    /* Only under our lease: while it lives, nobody has taken our VMs over. */
+    if (etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_lease(ak, c->lease)), ops, NULL, handed_over,
+                 h)) {
         free(h);
         return -ENOMEM;
     }
     return 0;
+}
+
+static void run_handovers(struct cluster *c)
+{
+    size_t i;
+    json_t *h;
+
+    if (c->publish_busy || !json_array_size(c->handovers))
+        return;
+    json_array_foreach(c->handovers, i, h)
+    {
+        struct db_vm vm = {0};
+        const char *id = json_string_value(json_array_get(h, 0));
+        if (db_vm_get(c->d->db, id, &vm) ||
+            hand_over(c, &vm, json_string_value(json_array_get(h, 1))))
+            evacuation_step(c, id, false);
+        db_vm_clear(&vm);
+    }
+    json_array_clear(c->handovers);
 }
 
 int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
@@ -899,12 +985,14 @@ int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
                                                vms[i].name, "state", vms[i].state, "action",
                                                live ? "migrate" : "move", "target", targets[i]));
         if (!live) {
-            rc = hand_over(c, &vms[i], targets[i]);
+            /* After any record write in flight, which could land after the hand-over. */
+            json_array_append_new(c->handovers, json_pack("[s,s]", vms[i].id, targets[i]));
+            rc = 0;
         } else if (cluster_member_address(c, targets[i], &url, &pin)) {
             /* The target's API, with the cluster's secret; the stream itself carries the
              * target worker's one-time ticket. */
-            json_t *body = json_pack("{s:s,s:s,s:b}", "target", url, "token", c->secret,
-                                     "insecure", 1);
+            json_t *body =
+                json_pack("{s:s,s:s,s:b}", "target", url, "token", c->secret, "insecure", 1);
             char *text = dump(body);
             struct api_migrate_req mr;
             struct api_error err;
@@ -921,6 +1009,7 @@ int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
     }
     if (n == 0)
         evacuation_step(c, "", true); /* nothing to move: done at once */
+    run_handovers(c);
     free(targets);
     db_vm_list_free(vms, n);
     return 0;
@@ -1091,6 +1180,8 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     c->last_beat = json_object();
     c->fenced_ids = json_object();
     c->names = json_object();
+    c->arrived = json_object();
+    c->handovers = json_array();
     c->evac_pending = json_object();
     c->taking = json_object();
     c->offline_since = json_object();
@@ -1141,6 +1232,8 @@ fail:
     json_decref(c->last_beat);
     json_decref(c->fenced_ids);
     json_decref(c->names);
+    json_decref(c->arrived);
+    json_decref(c->handovers);
     json_decref(c->evac_pending);
     json_decref(c->taking);
     json_decref(c->offline_since);
@@ -1163,6 +1256,8 @@ static void on_closed(uv_handle_t *h)
     json_decref(c->last_beat);
     json_decref(c->fenced_ids);
     json_decref(c->names);
+    json_decref(c->arrived);
+    json_decref(c->handovers);
     json_decref(c->evac_pending);
     json_decref(c->taking);
     json_decref(c->offline_since);
@@ -1208,8 +1303,7 @@ void cluster_serving(struct cluster *c)
     free(rec);
 }
 
-bool cluster_member_address(struct cluster *c, const char *name, const char **url,
-                            const char **pin)
+bool cluster_member_address(struct cluster *c, const char *name, const char **url, const char **pin)
 {
     json_t *rec = json_object_get(c->members, name);
 
@@ -1224,19 +1318,20 @@ const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus
     return place(c, memory_mib, vcpus, NULL, reason, len);
 }
 
-static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus,
-                         const char *except, char *reason, size_t len)
+static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, const char *except,
+                         char *reason, size_t len)
 {
     const char *name, *best = NULL;
     json_t *rec;
     int64_t best_free = 0;
 
     /* The online member with the most free memory that can hold the VM at all. */
-    json_object_foreach(c->members, name, rec) {
+    json_object_foreach(c->members, name, rec)
+    {
         json_t *hb = json_object_get(c->alive, name), *cap = json_object_get(rec, "capacity");
         int64_t total = json_integer_value(json_object_get(cap, "memory_bytes"));
-        int64_t used = json_integer_value(
-            json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
+        int64_t used =
+            json_integer_value(json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
         int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
         if (!hb || (uint64_t)cpus < vcpus || total - used < (int64_t)(memory_mib << 20) ||
             (except && !strcmp(name, except)))
@@ -1316,11 +1411,10 @@ json_t *cluster_status_json(struct cluster *c)
     json_object_foreach(c->members, name, rec)
         json_array_append_new(members, member_json(c, name, rec));
     sort_by_name(members);
-    return json_pack("{s:b,s:s,s:s,s:b,s:o,s:I,s:o}", "enabled", 1, "name",
-                     c->d->cfg->cluster_name, "member", c->d->cfg->cluster_member, "writable",
-                     c->writable, "detail", c->writable ? json_null() : json_string(c->detail),
-                     "lease_ttl_s", (json_int_t)c->d->cfg->cluster_lease_ttl_s, "members",
-                     members);
+    return json_pack("{s:b,s:s,s:s,s:b,s:o,s:I,s:o}", "enabled", 1, "name", c->d->cfg->cluster_name,
+                     "member", c->d->cfg->cluster_member, "writable", c->writable, "detail",
+                     c->writable ? json_null() : json_string(c->detail), "lease_ttl_s",
+                     (json_int_t)c->d->cfg->cluster_lease_ttl_s, "members", members);
 }
 
 /* A VM record of another member as GET shows it: "unknown" while that member is offline. */
@@ -1344,7 +1438,8 @@ json_t *cluster_remote_vm(struct cluster *c, const char *id_or_name)
 
     if (vm)
         return remote_view(c, vm);
-    json_object_foreach(c->vms, id, vm) {
+    json_object_foreach(c->vms, id, vm)
+    {
         const char *name = json_string_value(json_object_get(vm, "name"));
         if (name && strcmp(name, id_or_name) == 0)
             return remote_view(c, vm);
@@ -1367,9 +1462,8 @@ json_t *cluster_remote_vms(struct cluster *c)
     json_t *out = json_array(), *vm, *view;
     const char *id;
 
-    json_object_foreach(c->vms, id, vm)
-        if ((view = remote_view(c, vm)))
-            json_array_append_new(out, view);
+    json_object_foreach(c->vms, id, vm) if ((view = remote_view(c, vm)))
+        json_array_append_new(out, view);
     sort_by_name(out);
     return out;
 }
@@ -1394,7 +1488,8 @@ static void claim_done(void *arg, const struct etcd_reply *r)
     if (r->rc) {
         snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
         cl->done(cl->arg, -EHOSTUNREACH, detail);
-    } else if (!r->succeeded && !(r->nkvs && strcmp(r->kvs[0].value, cl->c->d->cfg->cluster_member) == 0)) {
+    } else if (!r->succeeded &&
+               !(r->nkvs && strcmp(r->kvs[0].value, cl->c->d->cfg->cluster_member) == 0)) {
         const char *holder = r->nkvs ? r->kvs[0].value : "another member";
         snprintf(detail, sizeof(detail), "name '%s' is taken by a VM on member %s", cl->name,
                  holder);
@@ -1482,7 +1577,8 @@ int cluster_remove_member(struct cluster *c, const char *name, cluster_claim_fn 
     snprintf(cl->name, sizeof(cl->name), "%s", name);
     key(c, k, "members", name);
     json_array_append_new(ops, etcd_op_delete(k, false));
-    json_object_foreach(c->vms, id, vm) {
+    json_object_foreach(c->vms, id, vm)
+    {
         const char *member = json_string_value(json_object_get(vm, "member"));
         if (!member || strcmp(member, name))
             continue;
@@ -1566,7 +1662,8 @@ void cluster_metrics(struct cluster *c, struct strbuf *out)
     const char *name;
     json_t *rec;
 
-    json_object_foreach(c->members, name, rec) {
+    json_object_foreach(c->members, name, rec)
+    {
         if (json_object_get(c->alive, name))
             online++;
         else

@@ -88,6 +88,8 @@ uint64_t cluster_fence_ms(const struct cluster *c);
 int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len);
 /* A live migration out of this member ended (routes_migrations.c): an evacuation counts it. */
 void cluster_migration_ended(struct cluster *c, const char *vm_id, bool ok);
+/* A VM arrived here by live migration: its record (still the source's) becomes ours. */
+void cluster_vm_arrived(struct cluster *c, const char *vm_id);
 
 /* Series for /metrics (appended to out). */
 struct strbuf;

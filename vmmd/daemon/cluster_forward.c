@@ -145,8 +145,8 @@ static void forward_done(uv_work_t *w, int status)
         if (vm)
             cluster_note_vm(f->d->cluster, vm);
         json_decref(vm);
-        http_respond_bytes(f->req, (unsigned)f->status, f->answer_type,
-                           f->answer ? f->answer : "", f->answer_len);
+        http_respond_bytes(f->req, (unsigned)f->status, f->answer_type, f->answer ? f->answer : "",
+                           f->answer_len);
         if (f->location[0])
             http_add_header(f->req, "Location", f->location);
     }
@@ -154,7 +154,7 @@ static void forward_done(uv_work_t *w, int status)
 }
 
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
+                               const char *value)
 {
     struct forward *f = cls;
     char *k, *v, *grown;

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_ANSWER (64u << 20) /* a range of every VM of a large cluster fits */
-#define ROUND_PAUSE_MS 200    /* before trying every endpoint again (an election is short) */
+#define MAX_ANSWER     (64u << 20) /* a range of every VM of a large cluster fits */
+#define ROUND_PAUSE_MS 200         /* before trying every endpoint again (an election is short) */
 
 struct etcd {
     uv_loop_t *loop;
@@ -201,6 +201,18 @@ json_t *etcd_cmp_mod(const char *key, int64_t rev)
     return o;
 }
 
+json_t *etcd_cmp_lease(const char *key, int64_t lease)
+{
+    json_t *o = key_object(key, false);
+
+    if (o) {
+        json_object_set_new(o, "result", json_string("EQUAL"));
+        json_object_set_new(o, "target", json_string("LEASE"));
+        json_object_set_new(o, "lease", json_integer(lease));
+    }
+    return o;
+}
+
 json_t *etcd_cmp_value(const char *key, const char *value)
 {
     json_t *o = with_value(key_object(key, false), value, 0);
@@ -261,7 +273,8 @@ static int parse_kvs(json_t *arr, struct etcd_reply *r)
     r->kvs = calloc(json_array_size(arr), sizeof(*r->kvs));
     if (!r->kvs)
         return -ENOMEM;
-    json_array_foreach(arr, i, kv) {
+    json_array_foreach(arr, i, kv)
+    {
         const char *k = json_string_value(json_object_get(kv, "key"));
         const char *v = json_string_value(json_object_get(kv, "value"));
         struct etcd_kv *out = &r->kvs[r->nkvs];
@@ -297,7 +310,8 @@ static int parse_answer(json_t *root, struct etcd_reply *r)
     if (json_is_array(responses)) {
         size_t i;
         json_t *one;
-        json_array_foreach(responses, i, one) {
+        json_array_foreach(responses, i, one)
+        {
             json_t *range = json_object_get(one, "response_range");
             if (range)
                 return parse_kvs(json_object_get(range, "kvs"), r);
@@ -435,8 +449,8 @@ static void attempt_done(struct etcd_req *q, CURLcode code)
         const char *msg = json_string_value(json_object_get(root, "message"));
         if (!msg)
             msg = json_string_value(json_object_get(root, "error"));
-        snprintf(q->error, sizeof(q->error), "%s: HTTP %ld: %s", e->endpoints[q->endpoint],
-                 status, msg ? msg : "no message");
+        snprintf(q->error, sizeof(q->error), "%s: HTTP %ld: %s", e->endpoints[q->endpoint], status,
+                 msg ? msg : "no message");
         /* A member without a leader or quorum answers 5xx; another may have both. */
         retry = status >= 500;
     } else {
@@ -452,13 +466,14 @@ static void attempt_done(struct etcd_req *q, CURLcode code)
         return;
     }
     json_decref(root);
-    /* The next endpoint; after a round that failed fast (refused, no leader: an election),
-     * another round after a pause, while the request is younger than one attempt's time. */
+    /* The next endpoint; after a round that failed (refused, no leader: an election, which
+     * takes a second or two), another round after a pause, while the request is younger
+     * than three attempts' time. */
     if (retry && ++q->tries % e->nendpoints) {
         q->endpoint = (q->endpoint + 1) % e->nendpoints;
         if (start_attempt(q) == 0)
             return;
-    } else if (retry && mono_ms() - q->started_ms + ROUND_PAUSE_MS < e->timeout_ms) {
+    } else if (retry && mono_ms() - q->started_ms + ROUND_PAUSE_MS < 3 * e->timeout_ms) {
         q->endpoint = (q->endpoint + 1) % e->nendpoints;
         uv_timer_start(&q->pause, next_round, ROUND_PAUSE_MS, 0);
         return;

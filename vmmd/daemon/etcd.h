@@ -28,11 +28,11 @@ struct etcd_kv {
 };
 
 struct etcd_reply {
-    int rc;            /* 0; -EHOSTUNREACH every endpoint failed; -EPROTO an answer not
-                          understood; -EIO etcd refused the request; -ECANCELED client closed */
-    const char *error; /* what went wrong when rc < 0 */
-    int64_t revision;  /* the store's revision the answer is from */
-    bool succeeded;    /* a transaction's compares held */
+    int rc;              /* 0; -EHOSTUNREACH every endpoint failed; -EPROTO an answer not
+                            understood; -EIO etcd refused the request; -ECANCELED client closed */
+    const char *error;   /* what went wrong when rc < 0 */
+    int64_t revision;    /* the store's revision the answer is from */
+    bool succeeded;      /* a transaction's compares held */
     struct etcd_kv *kvs; /* a range's keys (and a transaction's first range), in key order */
     size_t nkvs;
     int64_t lease_id, ttl; /* lease grant and keep-alive; ttl 0: the lease is gone */
@@ -67,6 +67,8 @@ json_t *etcd_cmp_absent(const char *key);
 json_t *etcd_cmp_present(const char *key);
 /* key was last written at revision rev (0: it does not exist) */
 json_t *etcd_cmp_mod(const char *key, int64_t rev);
+/* key is attached to lease */
+json_t *etcd_cmp_lease(const char *key, int64_t lease);
 /* key's value is value */
 json_t *etcd_cmp_value(const char *key, const char *value);
 json_t *etcd_op_put(const char *key, const char *value, int64_t lease);

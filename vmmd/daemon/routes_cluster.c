@@ -98,7 +98,8 @@ void route_cluster_join_token(struct vmmd_daemon *d, struct http_request *req,
             json_decref(body);
             return;
         }
-        json_object_foreach(body, field, v) {
+        json_object_foreach(body, field, v)
+        {
             if (strcmp(field, "ttl_s")) {
                 http_respond_error(req, API_ERR_BAD_REQUEST, "%s: unknown field", field);
                 json_decref(body);
@@ -146,8 +147,8 @@ void route_cluster_evacuate(struct vmmd_daemon *d, struct http_request *req,
         }
     }
     status = cluster_status_json(d->cluster);
-    json_array_foreach(json_object_get(status, "members"), i, member)
-        known |= !strcmp(json_string_value(json_object_get(member, "name")) ?: "", m->name);
+    json_array_foreach(json_object_get(status, "members"), i, member) known |=
+        !strcmp(json_string_value(json_object_get(member, "name")) ?: "", m->name);
     json_decref(status);
     if (!known) {
         http_respond_error(req, API_ERR_NOT_FOUND, "no member '%s' in this cluster", m->name);

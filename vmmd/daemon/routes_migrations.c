@@ -115,6 +115,8 @@ static void emit(struct vmmd_daemon *d, const char *type, const char *vm_id, jso
     /* An evacuation counts its VMs' migrations as they end. */
     if (d->cluster && (!strcmp(type, "vm.migrated") || !strcmp(type, "vm.migration_failed")))
         cluster_migration_ended(d->cluster, vm_id, !strcmp(type, "vm.migrated"));
+    if (d->cluster && !strcmp(type, "vm.migrated_in"))
+        cluster_vm_arrived(d->cluster, vm_id);
 }
 
 static void on_timer_closed(uv_handle_t *h)

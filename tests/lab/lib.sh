@@ -5,6 +5,7 @@
 # kernel and CACHE/generic for the generic one (linux-image-amd64, which has
 # the emulated NIC drivers such as e1000 that the cloud kernel lacks).
 PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe, for users whose PATH lacks them
+LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # lab_kernel_dir CACHE cloud|generic: where that kernel's files are.
 lab_kernel_dir() {
@@ -100,9 +101,11 @@ lab_l1_root() {
     printf 'root:x:0:\n' > "$root/etc/group"
 }
 
-# lab_pack_l1 R INIT OUT: INIT as R's /init, R packed into the initramfs OUT
-# (uncompressed: decompressing under TCG is slow).
+# lab_pack_l1 R INIT OUT: INIT as R's /init (with l1-lib.sh, which it sources, as
+# /lab-lib.sh), R packed into the initramfs OUT (uncompressed: decompressing under
+# TCG is slow).
 lab_pack_l1() {
+    cp "$LAB_LIB_DIR/l1-lib.sh" "$1/lab-lib.sh"
     cp "$2" "$1/init"
     chmod 755 "$1/init"
     (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$3"

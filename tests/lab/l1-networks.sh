@@ -6,34 +6,8 @@
 # with no route back to the guests' networks) stands in for the internet.
 # Results are "LAB-CHECK ok|fail NAME [detail]" lines on ttyS0; each L2's
 # "LAB:" console lines are copied as "LAB-VM <name> <line>".
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib
-export HOME=/root TMPDIR=/tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec > /dev/ttyS0 2>&1 < /dev/null
-mkdir -p /dev/pts /root /run /var/run
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-. /lab.conf
-up() { cut -d' ' -f1 /proc/uptime; }
-finish() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
-fail() { echo "LAB: ERROR $*"; dmesg | tail -n 20; finish; }
-ok() { echo "LAB-CHECK ok $*"; }
-bad() { echo "LAB-CHECK fail $*"; }
-check() { # check NAME DETAIL COMMAND...: ok when COMMAND succeeds
-    name=$1 detail=$2
-    shift 2
-    if "$@"; then ok "$name $detail"; else bad "$name $detail"; fi
-}
+. /lab-lib.sh
 ip() { /usr/sbin/ip "$@"; } # iproute2's: busybox's has no network namespaces
-echo "LAB: L1 init reached t=$(up)"
-for m in $(cat /lib/modules/l1/order); do
-    insmod /lib/modules/l1/$m.ko || fail "insmod $m failed"
-done
-[ -c /dev/kvm ] || fail "no /dev/kvm"
 ip link set lo up
 
 # The outside world: 203.0.113.2 in its own namespace, reachable from L1 only.

@@ -5,40 +5,7 @@
 # L2 (2 vCPUs each, an ext4 image in L1 as its disk) whose init runs l2-init.sh's
 # "snapbusy" loop; L1 snapshots, restores and fscks them through the API.
 # Results are "LAB-CHECK ok|fail NAME [detail]" and "LAB-RESULT ..." lines on ttyS0.
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib
-export HOME=/root TMPDIR=/tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec > /dev/ttyS0 2>&1 < /dev/null
-mkdir -p /dev/pts /root /run /var/run
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-. /lab.conf
-up() { cut -d' ' -f1 /proc/uptime; }
-finish() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
-fail() { echo "LAB: ERROR $*"; dmesg | tail -n 20; finish; }
-ok() { echo "LAB-CHECK ok $*"; }
-bad() { echo "LAB-CHECK fail $*"; }
-check() { # check NAME DETAIL COMMAND...: ok when COMMAND succeeds
-    name=$1 detail=$2
-    shift 2
-    if "$@"; then ok "$name $detail"; else bad "$name $detail"; fi
-}
-# now_ms: L1's wall clock in milliseconds (busybox date has no %N).
-now_ms() {
-    adjtimex | while read -r k v rest; do
-        case $k in time.tv_sec:) s=$v ;; time.tv_usec:) echo $((s * 1000 + v / 1000)) ;; esac
-    done
-}
-ms_to_s() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b - a) / 1000}'; }
-echo "LAB: L1 init reached t=$(up)"
-for m in $(cat /lib/modules/l1/order); do
-    insmod /lib/modules/l1/$m.ko || fail "insmod $m failed"
-done
-[ -c /dev/kvm ] || fail "no /dev/kvm"
+. /lab-lib.sh
 
 STATE=/run/vmmd SOCK=/run/vmmd/vmmd.sock
 mkdir -p $STATE

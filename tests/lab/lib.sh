@@ -5,6 +5,7 @@
 # kernel and CACHE/generic for the generic one (linux-image-amd64, which has
 # the emulated NIC drivers such as e1000 that the cloud kernel lacks).
 PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe, for users whose PATH lacks them
+LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # lab_kernel_dir CACHE cloud|generic: where that kernel's files are.
 lab_kernel_dir() {
@@ -68,14 +69,56 @@ lab_copy_with_libs() {
              | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}')
 }
 
+# lab_copy_qemu ROOT QEMU: qemu-system-x86_64 (the executable QEMU) with its
+# libraries at ROOT/usr/bin, and the firmware it loads. QEMU looks in
+# <bindir>/../share/qemu, ../share/seabios, ../lib/ipxe/qemu. microvm needs
+# bios-microvm.bin (-> qboot.rom); pc needs bios-256k.bin, linuxboot_dma.bin,
+# kvmvapic.bin; -nodefaults -vga none avoids vgabios/NIC roms (efi-virtio.rom:
+# virtio-net-pci's option ROM; the lab's NICs have romfile= anyway).
+lab_copy_qemu() {
+    local root=$1 f
+    lab_copy_with_libs "$root" "$2" /usr/bin/qemu-system-x86_64
+    for f in /usr/share/qemu/{bios-microvm.bin,qboot.rom,bios-256k.bin,bios.bin,linuxboot.bin,linuxboot_dma.bin,kvmvapic.bin,multiboot.bin,multiboot_dma.bin,pvh.bin,efi-virtio.rom} \
+             /usr/share/seabios/{bios-256k.bin,bios.bin,bios-microvm.bin} /usr/lib/ipxe/qemu/efi-virtio.rom; do
+        [[ -e $f && ! -e $root$f ]] || continue
+        mkdir -p "$root$(dirname "$f")"
+        cp -L "$f" "$root$f"
+    done
+}
+
+# lab_l1_root R K VMMD: the start of a daemon-in-L1 test's root in R: busybox, K's
+# kernel and L2 initrd (with its driver modules) in /l2, vmmd and vmmd-daemon (beside
+# VMMD) with their libraries, root in /etc/passwd and /etc/group. Needs CACHE.
+lab_l1_root() {
+    local root=$1 k=$2 vmmd=$3
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,l2,lib64}
+    cp "$CACHE/busybox" "$root/bin/busybox"
+    cp "$k/vmlinuz" "$root/l2/vmlinuz"
+    cat "$k/l2-initrd.cpio.gz" "$k/l2-modules.cpio.gz" > "$root/l2/initrd"
+    lab_copy_with_libs "$root" "$vmmd" /vmmd
+    lab_copy_with_libs "$root" "$(dirname "$vmmd")/vmmd-daemon" /vmmd-daemon
+    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+    printf 'root:x:0:\n' > "$root/etc/group"
+}
+
+# lab_pack_l1 R INIT OUT: INIT as R's /init (with l1-lib.sh, which it sources, as
+# /lab-lib.sh), R packed into the initramfs OUT (uncompressed: decompressing under
+# TCG is slow).
+lab_pack_l1() {
+    cp "$LAB_LIB_DIR/l1-lib.sh" "$1/lab-lib.sh"
+    cp "$2" "$1/init"
+    chmod 755 "$1/init"
+    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$3"
+}
+
 # lab_median: the median of the numbers on stdin, one a line (NA when none).
 lab_median() {
     sort -n | awk '{v[NR] = $1} END {if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
 # lab_bench_options SCRIPT ARGS...: what the lab benchmarks take, into VMMD,
-# VCPUS, TIMEOUT and CACHE (set their defaults first), and BENCH_RUNS into
-# RUNS (default 3); --help prints SCRIPT's header. Exits on a usage error, and
+# VCPUS, TIMEOUT and CACHE (set their defaults first), and --runs N (or
+# BENCH_RUNS) into RUNS (default 3); --help prints SCRIPT's header. Exits on a usage error, and
 # with 77 (skip) when qemu-system-x86_64 is missing.
 lab_bench_options() {
     local script=$1 name
@@ -88,11 +131,12 @@ lab_bench_options() {
             --vcpus) VCPUS=${2:?}; shift 2 ;;
             --timeout) TIMEOUT=${2:?}; shift 2 ;;
             --cache) CACHE=${2:?}; shift 2 ;;
+            --runs) RUNS=${2:?}; shift 2 ;;
             -h|--help) sed -n '2,/^set -euo/p' "$script" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
             *) echo "$name: unknown argument: $1" >&2; exit 2 ;;
         esac
     done
-    [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "$name: BENCH_RUNS must be a positive integer" >&2; exit 2; }
+    [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "$name: --runs (BENCH_RUNS) must be a positive integer" >&2; exit 2; }
     if ! command -v qemu-system-x86_64 >/dev/null; then
         echo "$name: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)" >&2
         exit 77

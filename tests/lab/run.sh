@@ -199,17 +199,7 @@ if [[ $BOOT == disk ]]; then
     mkdir -p "$R${FIRMWARE%/*}" && cp "$FIRMWARE" "$R$FIRMWARE"
 fi
 if [[ $NEED_QEMU == 1 ]]; then
-    copy_with_libs "$QEMU" /usr/bin/qemu-system-x86_64
-    # Firmware: qemu looks in <bindir>/../share/qemu, ../share/seabios, ../lib/ipxe/qemu.
-    # microvm needs bios-microvm.bin (-> qboot.rom); pc needs bios-256k.bin,
-    # linuxboot_dma.bin, kvmvapic.bin; -nodefaults -vga none avoids vgabios/NIC roms
-    # (efi-virtio.rom: virtio-net-pci's option ROM).
-    for f in /usr/share/qemu/{bios-microvm.bin,qboot.rom,bios-256k.bin,bios.bin,linuxboot.bin,linuxboot_dma.bin,kvmvapic.bin,multiboot.bin,multiboot_dma.bin,pvh.bin,efi-virtio.rom} \
-             /usr/share/seabios/{bios-256k.bin,bios.bin,bios-microvm.bin} /usr/lib/ipxe/qemu/efi-virtio.rom; do
-        [[ -e $f && ! -e $R$f ]] || continue
-        mkdir -p "$R$(dirname "$f")"
-        cp -L "$f" "$R$f"
-    done
+    lab_copy_qemu "$R" "$QEMU"
     VMM_DESC+="${VMM_DESC:+, }$QEMU ($("$QEMU" --version | head -n1))"
 fi
 [[ $IPERF == 1 ]] && lab_copy_with_libs "$R" "$CACHE/iperf3/root/usr/bin/iperf3" /usr/bin/iperf3 "$CACHE/iperf3/root"

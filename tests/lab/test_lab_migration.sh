@@ -80,16 +80,9 @@ WORK=$(mktemp -d "$CACHE/runs/mig.XXXXXX")
 cleanup() { if [[ $KEEP == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 R=$WORK/root
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,l2,lib64}
-cp "$CACHE/busybox" "$R/bin/busybox"
-cp "$K/vmlinuz" "$R/l2/vmlinuz"
-cat "$K/l2-initrd.cpio.gz" "$K/l2-modules.cpio.gz" > "$R/l2/initrd"
+lab_l1_root "$R" "$K" "$VMMD"
 lab_install_modules "$K" "$R/lib/modules/l1" kvm-amd tun bridge || { echo "cannot install L1 modules" >&2; exit 1; }
-lab_copy_with_libs "$R" "$VMMD" /vmmd
-lab_copy_with_libs "$R" "$(dirname "$VMMD")/vmmd-daemon" /vmmd-daemon
 lab_copy_with_libs "$R" "$(command -v curl)" /usr/sbin/curl
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
-printf 'root:x:0:\n' > "$R/etc/group"
 cat > "$R/lab.conf" <<EOF
 L2_MEM='$L2_MEM'
 L2_WAIT='$L2_WAIT'
@@ -99,9 +92,7 @@ L2_IP=10.0.3.2
 MIG_DOWNTIME_MS='${LAB_MIG_DOWNTIME_MS:-2000}'
 L2_SLEEP='${LAB_MIG_SLEEP:-read}'
 EOF
-cp "$HERE/l1-migration.sh" "$R/init"
-chmod 755 "$R/init"
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/l1-initrd.cpio"
+lab_pack_l1 "$R" "$HERE/l1-migration.sh" "$WORK/l1-initrd.cpio"
 echo "test_lab_migration.sh: L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB," \
      "kernel $(cat "$K/kver"), vmmd $VMMD" >&2
 

@@ -90,9 +90,7 @@ L2_MEM='$L2_MEM'
 L2_WAIT='$L2_WAIT'
 L2_CMDLINE='console=ttyS0 panic=-1 reboot=t quiet'
 EOF
-cp "$HERE/l1-networks.sh" "$R/init"
-chmod 755 "$R/init"
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/l1-initrd.cpio"
+lab_pack_l1 "$R" "$HERE/l1-networks.sh" "$WORK/l1-initrd.cpio"
 echo "test_lab_networks.sh: L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB," \
      "L1 kernel $(cat "$K1/kver"), L2 kernel $(cat "$K2/kver"), vmmd $VMMD" >&2
 

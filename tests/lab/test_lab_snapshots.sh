@@ -85,27 +85,18 @@ WORK=$(mktemp -d "$CACHE/runs/snap.XXXXXX")
 cleanup() { if [[ $KEEP == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 R=$WORK/root
-mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,l2,lib64}
-cp "$CACHE/busybox" "$R/bin/busybox"
-cp "$K/vmlinuz" "$R/l2/vmlinuz"
-cat "$K/l2-initrd.cpio.gz" "$K/l2-modules.cpio.gz" > "$R/l2/initrd"
+lab_l1_root "$R" "$K" "$VMMD"
 lab_install_modules "$K" "$R/lib/modules/l1" kvm-amd || { echo "cannot install L1 modules" >&2; exit 1; }
-lab_copy_with_libs "$R" "$VMMD" /vmmd
-lab_copy_with_libs "$R" "$(dirname "$VMMD")/vmmd-daemon" /vmmd-daemon
 for t in curl socat e2fsck debugfs mke2fs; do
     lab_copy_with_libs "$R" "$(command -v $t)" "/usr/sbin/$t"
 done
 [[ -f /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$R/etc/"
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
-printf 'root:x:0:\n' > "$R/etc/group"
 cat > "$R/lab.conf" <<EOF
 L2_MEM='$L2_MEM'
 L2_WAIT='$L2_WAIT'
 L2_CMDLINE='console=ttyS0 panic=-1 reboot=t quiet'
 EOF
-cp "$HERE/l1-snapshots.sh" "$R/init"
-chmod 755 "$R/init"
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/l1-initrd.cpio"
+lab_pack_l1 "$R" "$HERE/l1-snapshots.sh" "$WORK/l1-initrd.cpio"
 echo "test_lab_snapshots.sh: L1 initrd $(( $(stat -c %s "$WORK/l1-initrd.cpio") / 1048576 )) MiB," \
      "kernel $(cat "$K/kver"), vmmd $VMMD" >&2
 

@@ -1161,6 +1161,24 @@ static void join_lease(void *arg, const struct etcd_reply *r)
         join_fail(c, "etcd: ", "cannot read the members");
 }
 
+static void cluster_free(struct cluster *c)
+{
+    json_decref(c->members);
+    json_decref(c->alive);
+    json_decref(c->vms);
+    json_decref(c->published);
+    json_decref(c->last_beat);
+    json_decref(c->fenced_ids);
+    json_decref(c->names);
+    json_decref(c->arrived);
+    json_decref(c->handovers);
+    json_decref(c->evac_pending);
+    json_decref(c->taking);
+    json_decref(c->offline_since);
+    json_decref(c->revs);
+    free(c);
+}
+
 int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t errlen)
 {
     struct cluster *c = calloc(1, sizeof(*c));
@@ -1225,20 +1243,7 @@ fail_timers:
     cluster_stop(c);
     return rc;
 fail:
-    json_decref(c->members);
-    json_decref(c->alive);
-    json_decref(c->vms);
-    json_decref(c->published);
-    json_decref(c->last_beat);
-    json_decref(c->fenced_ids);
-    json_decref(c->names);
-    json_decref(c->arrived);
-    json_decref(c->handovers);
-    json_decref(c->evac_pending);
-    json_decref(c->taking);
-    json_decref(c->offline_since);
-    json_decref(c->revs);
-    free(c);
+    cluster_free(c);
     return rc;
 }
 
@@ -1249,20 +1254,7 @@ static void on_closed(uv_handle_t *h)
     /* The last of the four timers to close frees. */
     if (++c->closed < 4)
         return;
-    json_decref(c->members);
-    json_decref(c->alive);
-    json_decref(c->vms);
-    json_decref(c->published);
-    json_decref(c->last_beat);
-    json_decref(c->fenced_ids);
-    json_decref(c->names);
-    json_decref(c->arrived);
-    json_decref(c->handovers);
-    json_decref(c->evac_pending);
-    json_decref(c->taking);
-    json_decref(c->offline_since);
-    json_decref(c->revs);
-    free(c);
+    cluster_free(c);
 }
 
 void cluster_stop(struct cluster *c)

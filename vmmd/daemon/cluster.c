@@ -96,16 +96,21 @@ static void key(const struct cluster *c, char out[KEY_MAX], const char *kind, co
     snprintf(out, KEY_MAX, "%s%s/%s", c->prefix, kind, name);
 }
 
-static void emit(struct cluster *c, const char *type, const char *member)
+/* An event in this member's stream; data is stolen. */
+static void vm_event(struct cluster *c, const char *type, const char *vm_id, json_t *data)
 {
-    json_t *data = json_pack("{s:s}", "member", member);
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     int64_t ev;
 
-    if (text && db_event_insert(c->d->db, type, "", text, &ev) == 0)
+    if (text && db_event_insert(c->d->db, type, vm_id, text, &ev) == 0)
         vmmd_event_committed(c->d, ev);
     free(text);
     json_decref(data);
+}
+
+static void emit(struct cluster *c, const char *type, const char *member)
+{
+    vm_event(c, type, "", json_pack("{s:s}", "member", member));
 }
 
 static void set_writable(struct cluster *c, bool writable, const char *why)
@@ -551,16 +556,6 @@ static bool is_active(const char *state)
 {
     return state &&
            (!strcmp(state, "running") || !strcmp(state, "paused") || !strcmp(state, "starting"));
-}
-
-static void vm_event(struct cluster *c, const char *type, const char *vm_id, json_t *data)
-{
-    char *text = dump(data);
-    int64_t ev;
-
-    if (text && db_event_insert(c->d->db, type, vm_id, text, &ev) == 0)
-        vmmd_event_committed(c->d, ev);
-    free(text);
 }
 
 /* No lease renewed for the fencing time: this member's "ha" VMs stop before the others may
@@ -1472,13 +1467,34 @@ struct claim {
     uint64_t expires_ms;
 };
 
+static struct claim *claim_new(struct cluster *c, const char *name, cluster_claim_fn done,
+                               cluster_token_fn token_done, void *arg)
+{
+    struct claim *cl = calloc(1, sizeof(*cl));
+
+    if (cl) {
+        cl->c = c;
+        cl->done = done;
+        cl->token_done = token_done;
+        cl->arg = arg;
+        snprintf(cl->name, sizeof(cl->name), "%s", name);
+    }
+    return cl;
+}
+
+/* What a request's answer says when etcd did not answer it. */
+static void read_only_detail(char *detail, size_t len, const char *error)
+{
+    snprintf(detail, len, "the cluster is read-only: etcd %s", error ? error : "gave no answer");
+}
+
 static void claim_done(void *arg, const struct etcd_reply *r)
 {
     struct claim *cl = arg;
     char detail[600];
 
     if (r->rc) {
-        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        read_only_detail(detail, sizeof(detail), r->error);
         cl->done(cl->arg, -EHOSTUNREACH, detail);
     } else if (!r->succeeded &&
                !(r->nkvs && strcmp(r->kvs[0].value, cl->c->d->cfg->cluster_member) == 0)) {
@@ -1494,16 +1510,12 @@ static void claim_done(void *arg, const struct etcd_reply *r)
 
 int cluster_claim_name(struct cluster *c, const char *name, cluster_claim_fn done, void *arg)
 {
-    struct claim *cl = calloc(1, sizeof(*cl));
+    struct claim *cl = claim_new(c, name, done, NULL, arg);
     char k[KEY_MAX];
     int rc;
 
     if (!cl)
         return -ENOMEM;
-    cl->c = c;
-    cl->done = done;
-    cl->arg = arg;
-    snprintf(cl->name, sizeof(cl->name), "%s", name);
     key(c, k, "names", name);
     /* Free: claim it; else say whose (ours is fine: the store refuses a second VM). */
     rc = etcd_txn(c->etcd, json_pack("[o]", etcd_cmp_absent(k)),
@@ -1529,7 +1541,7 @@ static void removed(void *arg, const struct etcd_reply *r)
     char detail[600];
 
     if (r->rc) {
-        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        read_only_detail(detail, sizeof(detail), r->error);
         cl->done(cl->arg, -EHOSTUNREACH, detail);
     } else if (!r->succeeded) {
         snprintf(detail, sizeof(detail), "member %s came back online meanwhile", cl->name);
@@ -1558,15 +1570,11 @@ int cluster_remove_member(struct cluster *c, const char *name, cluster_claim_fn 
         json_decref(ops);
         return -EBUSY;
     }
-    cl = calloc(1, sizeof(*cl));
+    cl = claim_new(c, name, done, NULL, arg);
     if (!cl) {
         json_decref(ops);
         return -ENOMEM;
     }
-    cl->c = c;
-    cl->done = done;
-    cl->arg = arg;
-    snprintf(cl->name, sizeof(cl->name), "%s", name);
     key(c, k, "members", name);
     json_array_append_new(ops, etcd_op_delete(k, false));
     json_object_foreach(c->vms, id, vm)
@@ -1595,7 +1603,7 @@ static void token_put(void *arg, const struct etcd_reply *r)
     char detail[600], expires[32];
 
     if (r->rc) {
-        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s", r->error);
+        read_only_detail(detail, sizeof(detail), r->error);
         cl->token_done(cl->arg, -EHOSTUNREACH, NULL, detail);
     } else {
         rfc3339(cl->expires_ms, expires);
@@ -1610,8 +1618,7 @@ static void token_lease(void *arg, const struct etcd_reply *r)
     char k[KEY_MAX], detail[600];
 
     if (r->rc || !r->lease_id) {
-        snprintf(detail, sizeof(detail), "the cluster is read-only: etcd %s",
-                 r->error ? r->error : "granted no lease");
+        read_only_detail(detail, sizeof(detail), r->error ? r->error : "granted no lease");
         cl->token_done(cl->arg, -EHOSTUNREACH, NULL, detail);
         free(cl);
         return;
@@ -1625,7 +1632,7 @@ static void token_lease(void *arg, const struct etcd_reply *r)
 
 int cluster_make_join_token(struct cluster *c, unsigned ttl_s, cluster_token_fn done, void *arg)
 {
-    struct claim *cl = calloc(1, sizeof(*cl));
+    struct claim *cl = claim_new(c, "", NULL, done, arg);
     unsigned char raw[24];
     int rc;
 
@@ -1637,9 +1644,6 @@ int cluster_make_join_token(struct cluster *c, unsigned ttl_s, cluster_token_fn 
     }
     for (unsigned i = 0; i < sizeof(raw); i++)
         snprintf(cl->token + 2 * i, 3, "%02x", raw[i]);
-    cl->c = c;
-    cl->token_done = done;
-    cl->arg = arg;
     cl->expires_ms = now_ms() + (uint64_t)ttl_s * 1000;
     rc = etcd_lease_grant(c->etcd, ttl_s, token_lease, cl);
     if (rc)

@@ -165,62 +165,49 @@ static json_t *with_value(json_t *o, const char *value, int64_t lease)
     return o;
 }
 
-json_t *etcd_cmp_absent(const char *key)
+/* {"key", "result", "target", field: v}, the gateway's Compare; v stolen. */
+static json_t *compare(const char *key, const char *result, const char *target, const char *field,
+                       json_t *v)
 {
     json_t *o = key_object(key, false);
 
-    if (o) {
-        json_object_set_new(o, "result", json_string("EQUAL"));
-        json_object_set_new(o, "target", json_string("CREATE"));
-        json_object_set_new(o, "create_revision", json_integer(0));
+    if (!o || !v) {
+        json_decref(o);
+        json_decref(v);
+        return NULL;
     }
+    json_object_set_new(o, "result", json_string(result));
+    json_object_set_new(o, "target", json_string(target));
+    json_object_set_new(o, field, v);
     return o;
+}
+
+json_t *etcd_cmp_absent(const char *key)
+{
+    return compare(key, "EQUAL", "CREATE", "create_revision", json_integer(0));
 }
 
 json_t *etcd_cmp_present(const char *key)
 {
-    json_t *o = key_object(key, false);
-
-    if (o) {
-        json_object_set_new(o, "result", json_string("GREATER"));
-        json_object_set_new(o, "target", json_string("VERSION"));
-        json_object_set_new(o, "version", json_integer(0));
-    }
-    return o;
+    return compare(key, "GREATER", "VERSION", "version", json_integer(0));
 }
 
 json_t *etcd_cmp_mod(const char *key, int64_t rev)
 {
-    json_t *o = key_object(key, false);
-
-    if (o) {
-        json_object_set_new(o, "result", json_string("EQUAL"));
-        json_object_set_new(o, "target", json_string("MOD"));
-        json_object_set_new(o, "mod_revision", json_integer(rev));
-    }
-    return o;
+    return compare(key, "EQUAL", "MOD", "mod_revision", json_integer(rev));
 }
 
 json_t *etcd_cmp_lease(const char *key, int64_t lease)
 {
-    json_t *o = key_object(key, false);
-
-    if (o) {
-        json_object_set_new(o, "result", json_string("EQUAL"));
-        json_object_set_new(o, "target", json_string("LEASE"));
-        json_object_set_new(o, "lease", json_integer(lease));
-    }
-    return o;
+    return compare(key, "EQUAL", "LEASE", "lease", json_integer(lease));
 }
 
 json_t *etcd_cmp_value(const char *key, const char *value)
 {
-    json_t *o = with_value(key_object(key, false), value, 0);
+    char *v = etcd_base64(value, strlen(value));
+    json_t *o = compare(key, "EQUAL", "VALUE", "value", v ? json_string(v) : NULL);
 
-    if (o) {
-        json_object_set_new(o, "result", json_string("EQUAL"));
-        json_object_set_new(o, "target", json_string("VALUE"));
-    }
+    free(v);
     return o;
 }
 

@@ -133,6 +133,13 @@ static void stop_polling(struct migration *m)
     }
 }
 
+/* The request that started the migration gets the error (an evacuation's has none). */
+static void refuse(struct migration *m, enum api_error_kind kind, const char *text)
+{
+    if (m->req_http)
+        http_respond_error(m->req_http, kind, "%s", text);
+}
+
 static void fail(struct migration *m, const char *why)
 {
     snprintf(m->state, sizeof(m->state), "failed");
@@ -389,8 +396,7 @@ static void on_worker_took_it(struct vmmd_daemon *d, void *ctx, json_t *reply, c
         char text[400];
         snprintf(text, sizeof(text), "the VM's worker refused: %.300s", why ? why : "no answer");
         fail(m, text);
-        if (m->req_http) /* none for an evacuation */
-            http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", text);
+        refuse(m, API_ERR_CONFLICT, text);
         return;
     }
     snprintf(m->state, sizeof(m->state), "precopy");
@@ -442,8 +448,7 @@ static void target_answered(uv_work_t *w, int status)
         char why[sizeof(m->error)];
         snprintf(why, sizeof(why), "%s", m->error);
         fail(m, why);
-        if (m->req_http) /* none for an evacuation */
-            http_respond_error(m->req_http, API_ERR_BAD_GATEWAY, "%s", why);
+        refuse(m, API_ERR_BAD_GATEWAY, why);
         return;
     }
     json_t *cmd = json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}", "cmd", "migrate", "ticket", m->ticket,
@@ -458,8 +463,7 @@ static void target_answered(uv_work_t *w, int status)
         snprintf(why, sizeof(why), "cannot reach the VM's worker: %s",
                  rc == -EBUSY ? "it is busy with another command" : strerror(-rc));
         fail(m, why);
-        if (m->req_http) /* none for an evacuation */
-            http_respond_error(m->req_http, API_ERR_CONFLICT, "%s", why);
+        refuse(m, API_ERR_CONFLICT, why);
     }
 }
 

@@ -235,6 +235,9 @@ static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, js
     } else {
         json_int_t mem = json_integer_value(json_object_get(body, "memory_mib"));
         json_int_t cpus = json_integer_value(json_object_get(body, "vcpus"));
+        /* Out of range: created here, where the definition's checks answer 422. */
+        if (mem > (json_int_t)API_MAX_MEMORY || cpus > API_MAX_VCPUS)
+            return false;
         target = cluster_place(d->cluster, mem > 0 ? (uint64_t)mem : 0,
                                cpus > 0 ? (unsigned)cpus : 1, reason, sizeof(reason));
         if (!target) {

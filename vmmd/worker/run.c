@@ -295,10 +295,11 @@ static uint64_t mono_ms(void)
  */
 static void check_fence(struct worker_ctx *ctx, const struct control_server *ctl)
 {
-    uint64_t now = mono_ms();
+    uint64_t now;
 
     if (!ctx->fence_after_ms || ctx->fenced)
         return;
+    now = mono_ms();
     if (control_server_clients(ctl)) {
         ctx->lonely_since_ms = 0;
         return;

@@ -60,6 +60,7 @@ struct cluster {
     json_t *taking;        /* ids of "ha" VMs this member is taking over */
     json_t *fenced_ids;    /* "ha" VMs this member stopped for want of a lease */
     json_t *names;         /* VM name -> the member holding its claim */
+    json_t *objects;       /* kind ("networks", "images") -> name -> {"value", "rev"} */
     json_t *arrived;       /* VMs that came here by live migration (their record is the source's) */
     json_t *handovers;     /* [id, target] of an evacuation, sent once no publish is in flight */
     json_t *evac_pending;  /* VMs of this member's evacuation still moving */
@@ -205,6 +206,19 @@ static void claim_own_names(struct cluster *c);
 
 /* ---- the view: one read of the whole prefix ---- */
 
+/* A cluster object (networks/<n>, images/<n>) of the poll; val is stolen. */
+static void set_object(struct cluster *c, const char *kind, size_t kind_len, const char *name,
+                       json_t *val, int64_t rev)
+{
+    char k[32];
+    json_t *of;
+
+    snprintf(k, sizeof(k), "%.*s", (int)kind_len, kind);
+    if (!(of = json_object_get(c->objects, k)))
+        json_object_set_new(c->objects, k, of = json_object());
+    json_object_set_new(of, name, json_pack("{s:o,s:I}", "value", val, "rev", (json_int_t)rev));
+}
+
 static void poll_done(void *arg, const struct etcd_reply *r)
 {
     struct cluster *c = arg;
@@ -231,6 +245,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     vms = json_object();
     json_object_clear(c->revs);
     json_object_clear(c->names);
+    json_object_clear(c->objects);
     for (size_t i = 0; i < r->nkvs; i++) {
         const char *k = r->kvs[i].key + plen, *slash = strchr(k, '/');
         json_t *val;
@@ -253,7 +268,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
             json_object_set_new(vms, slash + 1, val);
             json_object_set_new(c->revs, slash + 1, json_integer(r->kvs[i].mod_revision));
         } else
-            json_decref(val);
+            set_object(c, k, (size_t)(slash - k), slash + 1, val, r->kvs[i].mod_revision);
     }
     /* Members that came or went since the last look (the first look has nothing before it). */
     json_object_foreach(alive, name, v)
@@ -1165,6 +1180,7 @@ static void cluster_free(struct cluster *c)
     json_decref(c->last_beat);
     json_decref(c->fenced_ids);
     json_decref(c->names);
+    json_decref(c->objects);
     json_decref(c->arrived);
     json_decref(c->handovers);
     json_decref(c->evac_pending);
@@ -1193,6 +1209,7 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     c->last_beat = json_object();
     c->fenced_ids = json_object();
     c->names = json_object();
+    c->objects = json_object();
     c->arrived = json_object();
     c->handovers = json_array();
     c->evac_pending = json_object();
@@ -1266,6 +1283,27 @@ void cluster_stop(struct cluster *c)
 }
 
 /* ---- the view, for the routes ---- */
+
+struct etcd *cluster_etcd(struct cluster *c)
+{
+    return c->etcd;
+}
+
+void cluster_key(const struct cluster *c, char *out, size_t len, const char *kind,
+                 const char *name)
+{
+    snprintf(out, len, "%s%s/%s", c->prefix, kind, name);
+}
+
+int64_t cluster_lease(const struct cluster *c)
+{
+    return c->lease;
+}
+
+json_t *cluster_objects(struct cluster *c, const char *kind)
+{
+    return json_object_get(c->objects, kind);
+}
 
 const char *cluster_member_name(const struct cluster *c)
 {

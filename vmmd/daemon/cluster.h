@@ -91,6 +91,21 @@ void cluster_migration_ended(struct cluster *c, const char *vm_id, bool ok);
 /* A VM arrived here by live migration: its record (still the source's) becomes ours. */
 void cluster_vm_arrived(struct cluster *c, const char *vm_id);
 
+/*
+ * Cluster objects kept beside the VMs, under <prefix><kind>/<name> (networks, images):
+ * defined once in etcd, realised on the members that need them.
+ */
+struct etcd;
+struct etcd *cluster_etcd(struct cluster *c);
+/* <prefix><kind>/<name> into out. */
+void cluster_key(const struct cluster *c, char *out, size_t len, const char *kind,
+                 const char *name);
+/* This member's lease (0 while it has none): its alive/<self> key is attached to it. */
+int64_t cluster_lease(const struct cluster *c);
+/* The last poll's objects of kind: name -> {"value": parsed JSON, "rev": mod revision}
+ * (borrowed; NULL when there are none). */
+json_t *cluster_objects(struct cluster *c, const char *kind);
+
 /* Series for /metrics (appended to out). */
 struct strbuf;
 void cluster_metrics(struct cluster *c, struct strbuf *out);

@@ -106,7 +106,13 @@ enum vm_column {
     X(EV_DELETED, "INSERT INTO events (ts, type, vm_id, data) SELECT ?2, 'vm.deleted', id, "       \
                   "json_object('id', id, 'name', name) FROM vms WHERE id = ?1")                    \
     X(EV_INSERT, "INSERT INTO events (ts, type, vm_id, data) VALUES (?1, ?2, ?3, ?4)")             \
-    X(EV_SINCE, "SELECT id, ts, type, vm_id, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2") \
+    X(EV_SINCE, "SELECT id, ts, type, vm_id, data, origin FROM events WHERE id > ?1 "             \
+                "ORDER BY id LIMIT ?2")                                                            \
+    X(EV_RELAY_INSERT, "INSERT INTO events (ts, type, vm_id, data, origin) "                      \
+                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                              \
+    X(RELAY_GET, "SELECT last_id FROM event_relay WHERE member_id = ?1")                           \
+    X(RELAY_SET, "INSERT INTO event_relay (member_id, last_id) VALUES (?1, ?2) "                   \
+                 "ON CONFLICT (member_id) DO UPDATE SET last_id = excluded.last_id")               \
     /* The last id handed out, not max(id): that stays right once old events are pruned. */        \
     X(EV_LAST_ID, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)")   \
     /* The first kept event, or the next id to come when none is kept: min(id) is one seek. */     \
@@ -472,6 +478,84 @@ int db_event_insert(struct db_store *db, const char *type, const char *vm_id, co
 
 static int64_t query_int(struct db_store *db, enum db_stmt_id which);
 
+/* Within a transaction: the member's relay position. */
+static int relay_get(struct db_store *db, const char *member_id, int64_t *last)
+{
+    sqlite3_stmt *st = db->stmt[STMT_RELAY_GET];
+    int rc = SQLITE_OK;
+
+    *last = 0;
+    db__bind_text(st, 1, member_id, &rc);
+    if (rc != SQLITE_OK) {
+        db__stmt_done(st);
+        return db__error(db, rc);
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *last = sqlite3_column_int64(st, 0);
+    db__stmt_done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db__error(db, rc);
+}
+
+static int relay_set(struct db_store *db, const char *member_id, int64_t last)
+{
+    sqlite3_stmt *st = db->stmt[STMT_RELAY_SET];
+    int rc = SQLITE_OK;
+
+    db__bind_text(st, 1, member_id, &rc);
+    db__bind_int(st, 2, last, &rc);
+    return db__run_bound(db, st, rc);
+}
+
+int db_event_relay(struct db_store *db, const char *member_id, const char *origin,
+                   int64_t origin_id, const struct db_event *ev, int64_t *event_id)
+{
+    sqlite3_stmt *st = db->stmt[STMT_EV_RELAY_INSERT];
+    int rc = SQLITE_OK;
+    int64_t last;
+    int ret;
+
+    if (!member_id || !member_id[0] || !origin || !origin[0] || origin_id <= 0)
+        return db__fail(db, -EINVAL, "a relayed event needs its member and its id there");
+    ret = db__tx_begin(db);
+    if (ret)
+        return ret;
+    ret = relay_get(db, member_id, &last);
+    if (!ret && origin_id <= last)
+        ret = db__fail(db, -EALREADY, "event %lld of %s was copied already",
+                       (long long)origin_id, origin);
+    if (!ret) {
+        db__bind_int(st, 1, db__now_ms(), &rc);
+        db__bind_text(st, 2, ev->type, &rc);
+        db__bind_text(st, 3, ev->vm_id[0] ? ev->vm_id : NULL, &rc);
+        db__bind_text(st, 4, ev->data_json ? ev->data_json : "{}", &rc);
+        db__bind_text(st, 5, origin, &rc);
+        ret = db__run_bound(db, st, rc);
+    }
+    int64_t id = ret ? 0 : sqlite3_last_insert_rowid(db->sql);
+    if (!ret)
+        ret = relay_set(db, member_id, origin_id);
+    return db__end_write(db, ret, id, event_id);
+}
+
+int db_event_relay_position(struct db_store *db, const char *member_id, int64_t *last)
+{
+    return relay_get(db, member_id, last);
+}
+
+int db_event_relay_start(struct db_store *db, const char *member_id, int64_t last)
+{
+    int64_t have;
+    int ret = db__tx_begin(db);
+
+    if (ret)
+        return ret;
+    ret = relay_get(db, member_id, &have);
+    if (!ret && have == 0)
+        ret = relay_set(db, member_id, last);
+    return db__end_write(db, ret, 0, NULL);
+}
+
 int db_events_prune(struct db_store *db, int64_t before_ts, uint64_t keep_count, size_t batch,
                     size_t *deleted)
 {
@@ -794,6 +878,10 @@ int db_events_since(struct db_store *db, int64_t since, size_t limit,
         ret = db__col_copy(db, st, 2, ev.type, sizeof(ev.type));
         if (!ret && sqlite3_column_type(st, 3) != SQLITE_NULL)
             ret = db__col_copy(db, st, 3, ev.vm_id, sizeof(ev.vm_id));
+        if (ret)
+            break;
+        if (!ret)
+            ret = db__col_copy(db, st, 5, ev.origin, sizeof(ev.origin));
         if (ret)
             break;
         ev.data_json = (const char *)sqlite3_column_text(st, 4);

@@ -23,6 +23,9 @@
 #   - evacuating a member: its running VM moves by live migration (counting
 #     on, one worker), its stopped one is handed over (same id), both names
 #     with them; the member ends empty;
+#   - events and metrics through any member cover the cluster: another member's
+#     event once in every stream, with its origin; membership events not copied;
+#     ?local=1 for one member's own; metrics labelled with their member;
 #   - removing a member: refused while it is online, done once it is offline
 #     (its records go); bad bodies and unknown members.
 # Usage: test_cluster.sh VMMD GUEST_DIR
@@ -164,6 +167,30 @@ on m1 GET /v1/vms/c2/stats
 check "c2's stats through m1" $([[ $status == 200 ]]; echo $?)
 check "c2 runs in one worker" $([[ $(workers_of "$c2") == 1 ]]; echo $?)
 
+# --- the cluster's events and metrics through any member -------------------------------------
+# stream_of MEMBER [QUERY]: the member's events from the start, as SSE
+stream_of() { curl -s -m 1 --unix-socket "$(sock_of "$1")" "http://vmmd/v1/events?since=0${2:-}"; }
+# running_events MEMBER: c2's "running" state changes in the member's stream, with their origin
+running_events() { stream_of "$1" | grep '^data: ' | grep "\"id\":\"$c2\"" | grep '"state":"running"' | grep -o '"origin":"[a-z0-9]*"' | sort | uniq -c | tr -s ' '; }
+wait_for 3 is ' 1 "origin":"m2"' running_events m3
+check "m2's event (c2 running) in m1's and m3's streams, once, with origin m2" \
+    $([[ $(running_events m1) == ' 1 "origin":"m2"' && $(running_events m3) == ' 1 "origin":"m2"' ]]; echo $?)
+stream_of m1 >"$tmp/stream"
+check "m1's own events carry origin m1 (its vm.placed)" \
+    $(grep -A1 '^event: vm.placed' "$tmp/stream" | grep -c '"origin":"m1","name":"c2","member":"m2"' >/dev/null; echo $?)
+check "a local stream has this member's events only" \
+    $(stream_of m1 '&local=1' >"$tmp/local"; grep -q '"origin":"m1"' "$tmp/local" && ! grep -q '"origin":"m[23]"' "$tmp/local"; echo $?)
+check "a membership event is not copied: each member sees it itself" \
+    $([[ $(grep -A1 '^event: cluster.member_joined' "$tmp/stream" | grep -c '"member":"m3"') == 1 ]]; echo $?)
+on m1 GET /metrics
+check "m1's metrics cover the cluster: c2's state from m2, labelled with its member" \
+    $([[ $status == 200 ]] && grep -q '^vmmd_vm_state{member="m2",id="'"$c2"'",name="c2",mode="pv",state="running"} 1' "$tmp/body" &&
+      grep -q '^vmmd_cluster_scrape_ok{member="m3"} 1' "$tmp/body" && [[ $(grep -c '^# TYPE vmmd_vm_state ' "$tmp/body") == 1 ]]; echo $?)
+on m1 GET '/metrics?local=1'
+check "?local=1: only m1's series" $(! grep -q 'member="m2"' "$tmp/body" && grep -q '^vmmd_cluster_events_copied_total [1-9]' "$tmp/body"; echo $?)
+on m1 GET '/v1/events?local=2'
+check "local=2: 400" $([[ $status == 400 ]]; echo $?)
+
 # --- a member killed ----------------------------------------------------------------
 on m1 POST /v1/vms "$(counter h1 ',"member":"m2","ha":"restart"')"
 h1=$(jbody .id)
@@ -282,7 +309,7 @@ members_seen() { on "$1" GET /v1/cluster; jbody '.members | length'; }
 wait_for 3 is 2 members_seen m2
 check "the others no longer list it (within a poll), nor its VMs" \
     $([[ $(members_seen m2) == 2 && -z $(vm_field m2 on3 name) ]]; echo $?)
-on m1 GET /metrics
+on m1 GET '/metrics?local=1'
 check "metrics: members by state, writable" \
     $(grep -q '^vmmd_cluster_members{state="online"} 2' "$tmp/body" && grep -q '^vmmd_cluster_writable 1' "$tmp/body"; echo $?)
 on m1 POST /v1/vms/c2/stop

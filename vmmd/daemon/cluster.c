@@ -10,6 +10,7 @@
  *              vms/<id> (with their name's claim), deletes those that went
  */
 #include "cluster.h"
+#include "cluster_events.h"
 #include "daemon.h"
 #include "etcd.h"
 #include "log.h"
@@ -60,6 +61,7 @@ struct cluster {
     json_t *taking;        /* ids of "ha" VMs this member is taking over */
     json_t *fenced_ids;    /* "ha" VMs this member stopped for want of a lease */
     json_t *names;         /* VM name -> the member holding its claim */
+    struct cluster_events *events; /* the other members' events, copied into this one's */
     json_t *objects;       /* kind ("networks", "images") -> name -> {"value", "rev"} */
     json_t *arrived;       /* VMs that came here by live migration (their record is the source's) */
     json_t *handovers;     /* [id, target] of an evacuation, sent once no publish is in flight */
@@ -293,6 +295,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
         c->revision = r->revision;
         c->d->generation++; /* lists that include other members' VMs are stale */
     }
+    cluster_events_sync(c->events, members, alive, c->d->cfg->cluster_member);
     json_object_foreach(members, name, v)
     {
         if (json_object_get(alive, name))
@@ -1173,6 +1176,7 @@ static void join_lease(void *arg, const struct etcd_reply *r)
 
 static void cluster_free(struct cluster *c)
 {
+    cluster_events_free(c->events);
     json_decref(c->members);
     json_decref(c->alive);
     json_decref(c->vms);
@@ -1216,6 +1220,11 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     c->taking = json_object();
     c->offline_since = json_object();
     c->revs = json_object();
+    if (!(c->events = cluster_events_new(d, c))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
     if ((rc = load_or_make_id(c))) {
         snprintf(err, errlen, "cluster member id in %s: %s", d->cfg->state_dir, strerror(-rc));
         goto fail;
@@ -1276,6 +1285,8 @@ void cluster_stop(struct cluster *c)
     c->stopping = true;
     etcd_free(c->etcd); /* callbacks get -ECANCELED and leave c alone */
     c->etcd = NULL;
+    cluster_events_free(c->events);
+    c->events = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_closed);
     uv_close((uv_handle_t *)&c->poll, on_closed);
     uv_close((uv_handle_t *)&c->publish, on_closed);
@@ -1335,6 +1346,20 @@ bool cluster_member_address(struct cluster *c, const char *name, const char **ur
     *url = json_string_value(json_object_get(rec, "address"));
     *pin = json_string_value(json_object_get(rec, "tls_pin"));
     return *url && json_object_get(c->alive, name);
+}
+
+json_t *cluster_peers(struct cluster *c)
+{
+    json_t *out = json_array();
+    const char *name, *url, *pin;
+    json_t *rec;
+
+    json_object_foreach(c->members, name, rec)
+    {
+        if (strcmp(name, c->d->cfg->cluster_member) && cluster_member_address(c, name, &url, &pin))
+            json_array_append_new(out, json_string(name));
+    }
+    return out;
 }
 
 const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
@@ -1704,6 +1729,10 @@ void cluster_metrics(struct cluster *c, struct strbuf *out)
             offline++;
     }
     etcd_counts(c->etcd, &ok, &failed);
+    metrics_family(out, "vmmd_cluster_events_copied_total", "counter",
+                   "Other members' events copied into this member's event stream.");
+    strbuf_printf(out, "vmmd_cluster_events_copied_total %llu\n",
+                  c->events ? cluster_events_copied(c->events) : 0ULL);
     metrics_family(out, "vmmd_cluster_members", "gauge", "Cluster members by state.");
     strbuf_printf(out, "vmmd_cluster_members{state=\"online\"} %u\n", online);
     strbuf_printf(out, "vmmd_cluster_members{state=\"offline\"} %u\n", offline);

@@ -42,6 +42,8 @@ void cluster_serving(struct cluster *c);
  * when it has no address or is offline. */
 bool cluster_member_address(struct cluster *c, const char *name, const char **url,
                             const char **pin);
+/* The other members that are online and reachable (names, a new array). */
+json_t *cluster_peers(struct cluster *c);
 /* Placement: the member a new VM should run on, or NULL; reason says why either way. */
 const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
                           size_t len);

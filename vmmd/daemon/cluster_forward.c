@@ -27,6 +27,10 @@ struct forward {
     struct vmmd_daemon *d;
     struct http_request *req;
     bool create; /* POST /v1/vms: the new VM is known here at once, not a poll later */
+    long timeout_ms;
+    /* a fetch (cluster_fetch): its callback, instead of answering a request */
+    cluster_fetch_fn fetched;
+    void *ctx;
     char method[16];
     char *url, *pin, *body, *auth, *from;
     size_t body_len;
@@ -67,29 +71,51 @@ static size_t header_line(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+CURL *cluster_peer_easy(const char *url, const char *pin, const char *auth, const char *from,
+                        struct curl_slist **headers, char *errbuf)
+{
+    char line[256];
+    CURL *c = curl_easy_init();
+
+    *headers = NULL;
+    if (!c)
+        return NULL;
+    *headers = curl_slist_append(*headers, auth);
+    snprintf(line, sizeof(line), "Vmmd-Forwarded-By: %s", from);
+    *headers = curl_slist_append(*headers, line);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (pin) {
+        /* The pin is the proof of identity; the self-signed chain proves nothing. */
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
+    }
+    return c;
+}
+
 static void forward_work(uv_work_t *w)
 {
     struct forward *f = w->data;
     struct curl_slist *h = NULL;
     char line[256], errbuf[CURL_ERROR_SIZE] = "";
     const char *ctype = NULL;
-    CURL *c = curl_easy_init();
+    CURL *c = cluster_peer_easy(f->url, f->pin, f->auth, f->from, &h, errbuf);
     CURLcode rc;
 
     if (!c) {
         snprintf(f->error, sizeof(f->error), "out of memory");
         return;
     }
-    h = curl_slist_append(h, f->auth);
-    snprintf(line, sizeof(line), "Vmmd-Forwarded-By: %s", f->from);
-    h = curl_slist_append(h, line);
     if (f->content_type[0]) {
         snprintf(line, sizeof(line), "Content-Type: %s", f->content_type);
         h = curl_slist_append(h, line);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     }
-    curl_easy_setopt(c, CURLOPT_URL, f->url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, f->method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (strcmp(f->method, "GET") && strcmp(f->method, "HEAD")) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, f->body ? f->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)f->body_len);
@@ -98,16 +124,7 @@ static void forward_work(uv_work_t *w)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_line);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)FORWARD_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (f->pin) {
-        /* The pin is the proof of identity; the self-signed chain proves nothing. */
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, f->pin);
-    }
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, f->timeout_ms);
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
         snprintf(f->error, sizeof(f->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -134,8 +151,12 @@ static void forward_free(struct forward *f)
 static void forward_done(uv_work_t *w, int status)
 {
     struct forward *f = w->data;
+    bool failed = status || f->error[0] || f->status < 100 || f->status > 599;
 
-    if (status || f->error[0] || f->status < 100 || f->status > 599)
+    if (f->fetched)
+        f->fetched(f->ctx, failed ? 0 : (unsigned)f->status, f->answer ? f->answer : "",
+                   f->answer_len, f->error[0] ? f->error : "no HTTP answer");
+    else if (failed)
         http_respond_error(f->req, API_ERR_BAD_GATEWAY, "the VM's member did not answer: %s",
                            f->error[0] ? f->error : "no HTTP answer");
     else {
@@ -159,13 +180,10 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     struct forward *f = cls;
     char *k, *v, *grown;
     size_t len;
-    CURL *esc = curl_easy_init();
 
     (void)kind;
-    if (!esc)
-        return MHD_NO;
-    k = curl_easy_escape(esc, key, 0);
-    v = value ? curl_easy_escape(esc, value, 0) : NULL;
+    k = curl_easy_escape(NULL, key, 0);
+    v = value ? curl_easy_escape(NULL, value, 0) : NULL;
     len = strlen(f->url) + (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 3;
     grown = k ? realloc(f->url, len) : NULL;
     if (grown) {
@@ -175,7 +193,6 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     }
     curl_free(k);
     curl_free(v);
-    curl_easy_cleanup(esc);
     return grown ? MHD_YES : MHD_NO;
 }
 
@@ -184,28 +201,21 @@ bool cluster_forwarded(struct http_request *req)
     return http_header(req, "Vmmd-Forwarded-By") != NULL;
 }
 
-int cluster_forward(struct vmmd_daemon *d, struct http_request *req, const char *member,
-                    const char *path, const char *body, size_t body_len)
+/* A call to member's path: -EHOSTUNREACH (offline, no address) or -ENOMEM, else 0 with *out. */
+static int forward_new(struct vmmd_daemon *d, const char *member, const char *path,
+                       struct forward **out)
 {
     struct forward *f;
-    const char *url, *pin, *ctype = http_header(req, "Content-Type");
+    const char *url, *pin;
     size_t len;
 
-    if (!cluster_member_address(d->cluster, member, &url, &pin)) {
-        http_respond_error(req, API_ERR_UNAVAILABLE,
-                           "member %s is offline or advertises no address (--advertise): "
-                           "its VMs cannot be reached now",
-                           member);
+    if (!cluster_member_address(d->cluster, member, &url, &pin))
         return -EHOSTUNREACH;
-    }
-    f = calloc(1, sizeof(*f));
-    if (!f)
-        goto oom;
+    if (!(f = calloc(1, sizeof(*f))))
+        return -ENOMEM;
     f->work.data = f;
     f->d = d;
-    f->req = req;
-    f->create = strcmp(req->method, "POST") == 0 && strcmp(path, "/v1/vms") == 0;
-    snprintf(f->method, sizeof(f->method), "%s", req->method);
+    f->timeout_ms = FORWARD_TIMEOUT_S * 1000L;
     len = strlen(url) + strlen(path) + 1;
     f->url = malloc(len);
     if (f->url)
@@ -216,13 +226,40 @@ int cluster_forward(struct vmmd_daemon *d, struct http_request *req, const char 
     f->auth = malloc(len);
     if (f->auth)
         snprintf(f->auth, len, "Authorization: Bearer %s", cluster_secret(d->cluster));
+    if (!f->url || !f->from || !f->auth || (pin && !f->pin)) {
+        forward_free(f);
+        return -ENOMEM;
+    }
+    *out = f;
+    return 0;
+}
+
+int cluster_forward(struct vmmd_daemon *d, struct http_request *req, const char *member,
+                    const char *path, const char *body, size_t body_len)
+{
+    struct forward *f = NULL;
+    const char *ctype = http_header(req, "Content-Type");
+    int rc = forward_new(d, member, path, &f);
+
+    if (rc == -EHOSTUNREACH) {
+        http_respond_error(req, API_ERR_UNAVAILABLE,
+                           "member %s is offline or advertises no address (--advertise): "
+                           "its VMs cannot be reached now",
+                           member);
+        return rc;
+    }
+    if (rc)
+        goto oom;
+    f->req = req;
+    f->create = strcmp(req->method, "POST") == 0 && strcmp(path, "/v1/vms") == 0;
+    snprintf(f->method, sizeof(f->method), "%s", req->method);
     if (body_len && (f->body = malloc(body_len)))
         memcpy(f->body, body, body_len);
     f->body_len = body_len;
     if (ctype)
         snprintf(f->content_type, sizeof(f->content_type), "%s", ctype);
-    if (!f->url || !f->from || !f->auth || (pin && !f->pin) || (body_len && !f->body) ||
-        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, f) < 0 || !f->url)
+    if ((body_len && !f->body) ||
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, f) < 0)
         goto oom;
     if (uv_queue_work(d->loop, &f->work, forward_work, forward_done))
         goto oom;
@@ -234,4 +271,23 @@ oom:
         forward_free(f);
     http_respond_error(req, API_ERR_INTERNAL, "out of memory");
     return -ENOMEM;
+}
+
+int cluster_fetch(struct vmmd_daemon *d, const char *member, const char *path, long timeout_ms,
+                  cluster_fetch_fn done, void *ctx)
+{
+    struct forward *f = NULL;
+    int rc = forward_new(d, member, path, &f);
+
+    if (rc)
+        return rc;
+    snprintf(f->method, sizeof(f->method), "GET");
+    f->timeout_ms = timeout_ms;
+    f->fetched = done;
+    f->ctx = ctx;
+    if (uv_queue_work(d->loop, &f->work, forward_work, forward_done)) {
+        forward_free(f);
+        return -ENOMEM;
+    }
+    return 0;
 }

@@ -61,4 +61,13 @@ void metrics_http_observe(struct metrics_http *m, const char *method, const char
                           unsigned status, double seconds);
 void metrics_http_write(struct strbuf *t, const struct metrics_http *m);
 
+/*
+ * A cluster's expositions as one (texts[i] is members[i]'s): every sample gets
+ * member="<name>" as its first label, and each family keeps its first HELP and
+ * TYPE and gathers every member's samples, as the format wants them. Lines that
+ * are neither a comment nor a sample are dropped. 0, or -ENOMEM.
+ */
+int metrics_merge(struct strbuf *out, const char *const *members, const char *const *texts,
+                  size_t n);
+
 #endif

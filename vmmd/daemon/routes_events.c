@@ -16,6 +16,7 @@
  * the body of a refused stream, and stops reconnecting after one.
  */
 #include "routes.h"
+#include "cluster.h"
 #include "event_policy.h"
 #include "log.h"
 #include "strbuf.h"
@@ -60,6 +61,7 @@ struct sse_client {
     uint64_t progress_ms; /* it last took data, or last fell behind */
     struct strbuf out; /* what goes to the client next, from off on */
     size_t off;
+    bool local;     /* ?local=1: this daemon's own events only */
     bool waiting;   /* suspended until the next event */
     bool keepalive; /* send a comment line at the next read */
     bool ended;
@@ -84,12 +86,31 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * In a cluster every event says which member recorded it: "origin" leads its
+ * data (copies of other members' events carry theirs). A member's relay of
+ * this member's events asks for ?local=1: its own events only.
+ */
 static int append_event(void *opaque, const struct db_event *ev)
 {
     struct sse_client *c = opaque;
+    struct cluster *cl = c->es->d->cluster;
+    const char *origin = ev->origin[0] ? ev->origin : cl ? cluster_member_name(cl) : NULL;
+    const char *data = ev->data_json;
+    int rc;
 
-    if (strbuf_printf(&c->out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev->id, ev->type,
-                      ev->data_json))
+    if (c->local && ev->origin[0]) {
+        c->last_id = ev->id;
+        return 0;
+    }
+    if (origin && data[0] == '{')
+        rc = strbuf_printf(&c->out, "id: %lld\nevent: %s\ndata: {\"origin\":\"%s\"%s%s\n\n",
+                           (long long)ev->id, ev->type, origin, data[1] == '}' ? "" : ",",
+                           data + 1);
+    else
+        rc = strbuf_printf(&c->out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev->id,
+                           ev->type, data);
+    if (rc)
         return -ENOMEM;
     c->last_id = ev->id;
     return c->out.len > SSE_BUF_LIMIT;
@@ -121,9 +142,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (c->off == c->out.len) {
         c->off = c->out.len = 0;
+        int64_t before;
         if (c->last_id < c->es->oldest_id - 1)
             append_reset(c, c->es->oldest_id);
-        db_events_since(c->es->d->db, c->last_id, BATCH, append_event, c);
+        /* A local stream skips copies of others' events: a skipped batch is no end. */
+        do {
+            before = c->last_id;
+            db_events_since(c->es->d->db, c->last_id, BATCH, append_event, c);
+        } while (c->out.len == 0 && c->last_id != before && !c->out.oom);
         if (c->out.len == 0 && c->keepalive)
             strbuf_printf(&c->out, ": keepalive\n\n");
         c->keepalive = false;
@@ -170,6 +196,7 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
 {
     const char *since = http_query(req, "since");
     const char *last = http_header(req, "Last-Event-ID");
+    const char *local = http_query(req, "local");
     int sndbuf = SSE_SNDBUF, fd;
     struct sse_client *c;
     struct MHD_Response *resp;
@@ -197,9 +224,18 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
         }
         c->last_id = id;
     }
+    if (local && strcmp(local, "0") && strcmp(local, "1")) {
+        free(c);
+        http_respond_error(req, API_ERR_BAD_REQUEST, "local: must be 0 or 1");
+        return;
+    }
+    c->local = local && local[0] == '1';
     c->sent_id = c->last_id;
     c->progress_ms = mono_ms();
-    if (strbuf_printf(&c->out, "retry: %d\n\n", SSE_RETRY_MS)) {
+    /* A local stream (a member's relay) starts with the position it starts from: an id alone,
+     * no event, so the relay knows where it is before the first event comes. */
+    if (strbuf_printf(&c->out, "retry: %d\n\n", SSE_RETRY_MS) ||
+        (c->local && strbuf_printf(&c->out, "id: %lld\n\n", (long long)c->last_id))) {
         free(c);
         http_respond_error(req, API_ERR_INTERNAL, "out of memory");
         return;

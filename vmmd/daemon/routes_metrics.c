@@ -9,9 +9,16 @@
  * when all have replied, or after SCRAPE_DEADLINE_MS with what it has (a VM
  * whose worker did not answer in time loses only its worker-fed series, and
  * vmmd_scrape_workers_unanswered says how many did not).
+ *
+ * In a cluster the answer covers every member: this member's series and each
+ * online member's own (GET /metrics?local=1, fetched at once, waited for at
+ * most CLUSTER_SCRAPE_MS), every sample labelled with its member, and
+ * vmmd_cluster_scrape_ok saying whose series are in it. A Prometheus that
+ * scrapes every member should ask for ?local=1: each series once.
  */
 #include "routes.h"
 #include "cluster.h"
+#include "cluster_forward.h"
 #include "event_policy.h"
 #include "lifecycle.h"
 #include "metrics.h"
@@ -47,9 +54,12 @@ struct scrape_slot {
     size_t index;
 };
 
+#define CLUSTER_SCRAPE_MS 2000
+
 struct scrape {
     struct vmmd_daemon *d;
     struct http_request *req;
+    bool cluster; /* the other members' series too */
     struct db_vm *vms;
     size_t n;
     json_t **stats;            /* the worker's stats reply per VM; NULL when none */
@@ -293,6 +303,105 @@ static void on_deadline_closed(uv_handle_t *h)
     scrape_unref(h->data);
 }
 
+static void respond_text(struct http_request *req, const char *text, size_t len)
+{
+    http_respond_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+/* A cluster-wide scrape: this member's text, then each other member's as it comes. */
+struct member_scrape {
+    struct http_request *req;
+    size_t n, waiting;
+    char **names, **texts; /* [0] is this member; a text is NULL while missing */
+};
+
+static void member_scrape_answer(struct member_scrape *ms)
+{
+    struct strbuf t = {0};
+
+    metrics_merge(&t, (const char *const *)ms->names, (const char *const *)ms->texts, ms->n);
+    metrics_family(&t, "vmmd_cluster_scrape_ok", "gauge",
+                   "1 for each member whose series this answer holds, 0 for one that did not "
+                   "answer in time.");
+    for (size_t i = 0; i < ms->n; i++) {
+        char name[256];
+        metrics_escape(ms->names[i], name, sizeof(name));
+        strbuf_printf(&t, "vmmd_cluster_scrape_ok{member=\"%s\"} %d\n", name,
+                      ms->texts[i] != NULL);
+    }
+    if (t.oom)
+        http_respond_error(ms->req, API_ERR_INTERNAL, "out of memory");
+    else
+        respond_text(ms->req, t.buf, t.len);
+    free(t.buf);
+    for (size_t i = 0; i < ms->n; i++) {
+        free(ms->names[i]);
+        free(ms->texts[i]);
+    }
+    free(ms->names);
+    free(ms->texts);
+    free(ms);
+}
+
+struct member_slot {
+    struct member_scrape *ms;
+    size_t index;
+};
+
+static void member_scraped(void *ctx, unsigned status, const char *body, size_t len,
+                           const char *error)
+{
+    struct member_slot *slot = ctx;
+    struct member_scrape *ms = slot->ms;
+
+    (void)error;
+    if (status == 200)
+        ms->texts[slot->index] = strndup(body, len);
+    free(slot);
+    if (--ms->waiting == 0)
+        member_scrape_answer(ms);
+}
+
+static void scrape_members(struct vmmd_daemon *d, struct http_request *req, const char *own)
+{
+    json_t *peers = cluster_peers(d->cluster);
+    struct member_scrape *ms = calloc(1, sizeof(*ms));
+    size_t n = json_array_size(peers) + 1;
+
+    if (!ms || !(ms->names = calloc(n, sizeof(char *))) || !(ms->texts = calloc(n, sizeof(char *)))) {
+        if (ms)
+            free(ms->names);
+        free(ms);
+        json_decref(peers);
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    ms->req = req;
+    ms->n = n;
+    ms->names[0] = strdup(cluster_member_name(d->cluster));
+    ms->texts[0] = strdup(own);
+    ms->waiting = 1; /* ours, until every fetch is out */
+    for (size_t i = 1; i < n; i++) {
+        struct member_slot *slot = malloc(sizeof(*slot));
+        ms->names[i] = strdup(json_string_value(json_array_get(peers, i - 1)));
+        if (!slot || !ms->names[i]) {
+            free(slot);
+            continue;
+        }
+        *slot = (struct member_slot){.ms = ms, .index = i};
+        ms->waiting++;
+        if (cluster_fetch(d, ms->names[i], "/metrics?local=1", CLUSTER_SCRAPE_MS, member_scraped,
+                          slot)) {
+            ms->waiting--;
+            free(slot);
+        }
+    }
+    json_decref(peers);
+    http_suspend(req);
+    if (--ms->waiting == 0)
+        member_scrape_answer(ms);
+}
+
 static void answer(struct scrape *s)
 {
     struct strbuf t = {0};
@@ -307,9 +416,10 @@ static void answer(struct scrape *s)
         storage_metrics(s->d->storage, &t);
     if (t.oom)
         http_respond_error(s->req, API_ERR_INTERNAL, "out of memory");
+    else if (s->cluster)
+        scrape_members(s->d, s->req, t.buf ? t.buf : "");
     else
-        http_respond_bytes(s->req, 200, "text/plain; version=0.0.4; charset=utf-8",
-                           t.buf ? t.buf : "", t.len);
+        respond_text(s->req, t.buf ? t.buf : "", t.len);
     free(t.buf);
     if (s->timer_open) {
         s->timer_open = false;
@@ -351,6 +461,14 @@ void route_metrics(struct vmmd_daemon *d, struct http_request *req, const struct
         http_respond_error(req, API_ERR_INTERNAL, "cannot list the VMs");
         return;
     }
+    const char *local = http_query(req, "local");
+    if (local && strcmp(local, "0") && strcmp(local, "1")) {
+        db_vm_list_free(s->vms, s->n);
+        free(s);
+        http_respond_error(req, API_ERR_BAD_REQUEST, "local: must be 0 or 1");
+        return;
+    }
+    s->cluster = d->cluster && !(local && local[0] == '1');
     s->d = d;
     s->req = req;
     s->refs = 1; /* ours until the commands are out */

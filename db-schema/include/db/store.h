@@ -48,6 +48,7 @@ struct db_event {
     int64_t ts; /* unix time in ms */
     char type[32]; /* vm.created | vm.updated | vm.state_changed | vm.deleted | daemon.started */
     char vm_id[DB_ID_LEN + 1]; /* "" for daemon events */
+    char origin[DB_NAME_MAX + 1]; /* the cluster member it was copied from; "" for this daemon's */
     const char *data_json;     /* JSON object text; valid during the callback only */
 };
 
@@ -103,6 +104,18 @@ void db_vm_list_free(struct db_vm *vms, size_t count);
 int db_events_since(struct db_store *db, int64_t since, size_t limit,
                     int (*fn)(void *opaque, const struct db_event *ev), void *opaque);
 int64_t db_last_event_id(struct db_store *db);
+/*
+ * Cluster (migration 008): an event of another member, copied here with origin (its name),
+ * in one transaction with the member's relay position (origin_id, the event's id there;
+ * member_id is the member's lasting id). -EALREADY when origin_id is not past the position:
+ * a relay that reconnected never copies an event twice. ev's type, vm_id, data_json are used.
+ */
+int db_event_relay(struct db_store *db, const char *member_id, const char *origin,
+                   int64_t origin_id, const struct db_event *ev, int64_t *event_id);
+/* The member's relay position: the last of its event ids copied here (0: none yet). */
+int db_event_relay_position(struct db_store *db, const char *member_id, int64_t *last);
+/* Sets the member's position when it has none: a first relay starts at the member's now. */
+int db_event_relay_start(struct db_store *db, const char *member_id, int64_t last);
 /*
  * Retention. The events kept are always one run of ids, from
  * db_events_oldest_id() (the next id to come when none is kept) to

@@ -38,6 +38,7 @@ struct event_copy {
     int64_t id, ts;
     char type[32];
     char vm_id[DB_ID_LEN + 1];
+    char origin[DB_NAME_MAX + 1];
     char *data;
 };
 
@@ -128,6 +129,7 @@ static int log_event(void *opaque, const struct db_event *ev)
     c->ts = ev->ts;
     snprintf(c->type, sizeof(c->type), "%s", ev->type);
     snprintf(c->vm_id, sizeof(c->vm_id), "%s", ev->vm_id);
+    snprintf(c->origin, sizeof(c->origin), "%s", ev->origin);
     c->data = xstrdup(ev->data_json);
     if (log->db) {
         log->nested_ret = db_events_since(log->db, 0, 0, log_event, log);
@@ -979,6 +981,44 @@ static void test_events_since(void **state)
 }
 
 /* Retention: by count and by age, a prefix at a time, in bounded batches. */
+/* A cluster's relayed events: marked with their member, each copied once, positions kept. */
+static void test_event_relay(void **state)
+{
+    struct fixture *f = *state;
+    struct db_event ev = {.type = "vm.created", .vm_id = ID1, .data_json = "{\"name\":\"a\"}"};
+    struct event_log log;
+    int64_t own, copied, pos = -1;
+
+    assert_int_equal(db_event_relay_position(f->db, "m2id", &pos), 0);
+    assert_int_equal(pos, 0);
+    assert_int_equal(db_event_relay_start(f->db, "m2id", 40), 0);
+    assert_int_equal(db_event_relay_start(f->db, "m2id", 7), 0); /* has one: kept */
+    assert_int_equal(db_event_relay_position(f->db, "m2id", &pos), 0);
+    assert_int_equal(pos, 40);
+    assert_int_equal(db_event_insert(f->db, "daemon.started", "", NULL, &own), 0);
+    assert_int_equal(db_event_relay(f->db, "m2id", "m2", 41, &ev, &copied), 0);
+    assert_true(copied > own);
+    /* Again, or an older one (a relay that reconnected): nothing written. */
+    assert_int_equal(db_event_relay(f->db, "m2id", "m2", 41, &ev, NULL), -EALREADY);
+    assert_int_equal(db_event_relay(f->db, "m2id", "m2", 12, &ev, NULL), -EALREADY);
+    assert_int_equal(db_event_relay(f->db, "m3id", "m3", 0, &ev, NULL), -EINVAL);
+    assert_int_equal(db_event_relay(f->db, "", "m3", 5, &ev, NULL), -EINVAL);
+    ev.data_json = "[1]"; /* not an object: the CHECK refuses it, the position stays */
+    assert_int_equal(db_event_relay(f->db, "m2id", "m2", 42, &ev, NULL), -EINVAL);
+    assert_int_equal(db_event_relay_position(f->db, "m2id", &pos), 0);
+    assert_int_equal(pos, 41);
+
+    read_events(f->db, 0, &log);
+    assert_int_equal(log.n, 2);
+    assert_string_equal(log.ev[0].origin, "");
+    assert_int_equal(log.ev[1].id, copied);
+    assert_string_equal(log.ev[1].origin, "m2");
+    assert_string_equal(log.ev[1].type, "vm.created");
+    assert_string_equal(log.ev[1].vm_id, ID1);
+    assert_string_equal(log.ev[1].data, "{\"name\":\"a\"}");
+    log_free(&log);
+}
+
 static void test_events_prune(void **state)
 {
     struct fixture *f = *state;
@@ -1493,6 +1533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_id, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_get_prefers_id, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_events_since, setup_db, teardown),
+        cmocka_unit_test_setup_teardown(test_event_relay, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_events_prune, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_event_insert_validation, setup_db, teardown),
         cmocka_unit_test_setup_teardown(test_strings_round_trip, setup_db, teardown),

@@ -119,6 +119,36 @@ static void test_http_series_bounded(void **state)
     assert_int_equal(m.dropped, 10);
 }
 
+/* Two members' texts as one: a family each, every sample with its member first. */
+static void test_merge(void **state)
+{
+    const char *members[] = {"m1", "m\"2"};
+    const char *texts[] = {
+        "# HELP vmmd_vms VMs.\n# TYPE vmmd_vms gauge\nvmmd_vms{state=\"running\"} 2\n"
+        "# HELP vmmd_up Up.\n# TYPE vmmd_up gauge\nvmmd_up 1\n"
+        "# HELP lat Latency.\n# TYPE lat histogram\nlat_bucket{le=\"1\"} 3\nlat_sum 0.5\n"
+        "lat_count 3\n",
+        /* another order, a family the first has not, garbage, no final newline */
+        "# HELP vmmd_up Up, said differently.\n# TYPE vmmd_up gauge\nvmmd_up 0\n"
+        "not a sample\n{x} 1\n# a comment\n# TYPE extra counter\nextra_total{} 7\n"
+        "# TYPE vmmd_vms gauge\nvmmd_vms{state=\"running\"} 5",
+    };
+    struct strbuf t = {0};
+
+    (void)state;
+    assert_int_equal(metrics_merge(&t, members, texts, 2), 0);
+    assert_string_equal(t.buf, "# HELP vmmd_vms VMs.\n# TYPE vmmd_vms gauge\n"
+                               "vmmd_vms{member=\"m1\",state=\"running\"} 2\n"
+                               "vmmd_vms{member=\"m\\\"2\",state=\"running\"} 5\n"
+                               "# HELP vmmd_up Up.\n# TYPE vmmd_up gauge\n"
+                               "vmmd_up{member=\"m1\"} 1\nvmmd_up{member=\"m\\\"2\"} 0\n"
+                               "# HELP lat Latency.\n# TYPE lat histogram\n"
+                               "lat_bucket{member=\"m1\",le=\"1\"} 3\nlat_sum{member=\"m1\"} 0.5\n"
+                               "lat_count{member=\"m1\"} 3\n"
+                               "# TYPE extra counter\nextra_total{member=\"m\\\"2\"} 7\n");
+    free(t.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_histogram_text),
         cmocka_unit_test(test_http_series),
         cmocka_unit_test(test_http_series_bounded),
+        cmocka_unit_test(test_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

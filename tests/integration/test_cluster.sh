@@ -23,6 +23,9 @@
 #   - evacuating a member: its running VM moves by live migration (counting
 #     on, one worker), its stopped one is handed over (same id), both names
 #     with them; the member ends empty;
+#   - placement by what a VM needs: to the member with its volume; 409 saying
+#     what each member lacks; an ha VM on its member's own volume is not
+#     restarted elsewhere (vm.ha_stranded), and blocks that member's evacuation;
 #   - events and metrics through any member cover the cluster: another member's
 #     event once in every stream, with its origin; membership events not copied;
 #     ?local=1 for one member's own; metrics labelled with their member;
@@ -191,11 +194,31 @@ check "?local=1: only m1's series" $(! grep -q 'member="m2"' "$tmp/body" && grep
 on m1 GET '/v1/events?local=2'
 check "local=2: 400" $([[ $status == 400 ]]; echo $?)
 
+# --- placement by what a VM needs ------------------------------------------------------------
+on m3 POST /v1/volumes '{"name":"v3","size_mib":1}'
+check "a volume v3 on m3" $([[ $status == 201 ]]; echo $?)
+# m3's heartbeat (every TTL/3) tells the others it has v3
+with_v3() { on m1 POST /v1/vms "$(counter d3 ',"disks":[{"volume":"v3"}]')"; [[ $status == 201 ]]; }
+wait_for $((TTL / 3 + 2)) with_v3
+check "a VM on v3 created through m1 is placed on m3, where the volume is" \
+    $([[ $status == 201 && $(jbody .member) == m3 ]]; echo $?)
+on m2 POST /v1/vms "$(counter nv ',"disks":[{"volume":"nowhere"}]')"
+check "a volume no member has: 409 saying what each lacks" \
+    $([[ $status == 409 && $(jbody .detail) == *"m1 has no volume 'nowhere'"*"m3 has no volume 'nowhere'"* ]]; echo $?)
+on m2 POST /v1/vms "$(counter nn ',"nics":[{"network":"lan"}]')"
+check "a NIC on a network no member has: 409" \
+    $([[ $status == 409 && $(jbody .detail) == *"m2 has no network 'lan'"* ]]; echo $?)
+
 # --- a member killed ----------------------------------------------------------------
 on m1 POST /v1/vms "$(counter h1 ',"member":"m2","ha":"restart"')"
 h1=$(jbody .id)
 on m1 POST /v1/vms/h1/start
 check "an ha VM h1 runs on m2" $([[ $status == 200 && $(workers_of "$h1") == 1 ]]; echo $?)
+on m2 POST /v1/volumes '{"name":"v2","size_mib":1}'
+on m2 POST /v1/vms "$(counter hv ',"member":"m2","ha":"restart","disks":[{"volume":"v2"}]')"
+on m2 POST /v1/vms/hv/start
+check "an ha VM hv on m2's volume v2 runs" $([[ $status == 200 ]]; echo $?)
+wait_for 5 is running vm_field m3 hv state
 wait_for 5 is running vm_field m3 h1 state # its record is out (the others act on it)
 kill -9 "$daemon2_pid"
 t0=$SECONDS
@@ -214,6 +237,11 @@ check "h1 (ha restart) runs on $h1_on $((SECONDS - t0)) s after the kill" \
 check "h1 runs once: m2's worker fenced itself" $([[ $(workers_of "$h1") == 1 ]]; echo $?)
 events=$(curl -s -m 1 --unix-socket "$(sock_of "$h1_on")" "http://vmmd/v1/events?since=0")
 check "a vm.ha_restarted event from m2" $(grep -q '"from":"m2"' <<<"$events"; echo $?)
+stream_of m1 >"$tmp/stream"
+check "hv (on m2's own volume) is not restarted elsewhere: unknown, one vm.ha_stranded" \
+    $([[ $(vm_field m1 hv state) == unknown && $(vm_field m1 hv member) == m2 &&
+        $(grep -A1 '^event: vm.ha_stranded' "$tmp/stream" | grep -c '"name":"hv"') == 1 ]] &&
+      grep -q "is volume 'v2', in its member's own storage" "$tmp/stream"; echo $?)
 member 2 || exit 1
 wait_for 5 is online member_state m1 m2
 check "m2 restarted rejoins without a token" $([[ $(member_state m1 m2) == online ]]; echo $?)
@@ -224,6 +252,11 @@ wait_for 3 is 1 sh -c "curl -s --unix-socket $SOCK2 http://vmmd/v1/vms | jq '[.[
 on m2 GET /v1/vms
 check "m2 dropped its copy of h1: listed once, on $h1_on, one worker" \
     $([[ $(jq -r '[.[] | select(.name == "h1")] | map(.member) | join(",")' "$tmp/body") == "$h1_on" && $(workers_of "$h1") == 1 ]]; echo $?)
+on m1 POST /v1/cluster/members/m2/evacuate
+check "evacuating m2 while a VM is on its own volume: 409 naming it, nothing moved" \
+    $([[ $status == 409 && $(jbody .detail) == *"VM hv cannot move"*"no volume 'v2'"* ]]; echo $?)
+on m2 DELETE /v1/vms/hv
+on m2 DELETE /v1/volumes/v2
 
 # --- a member cut off from etcd ------------------------------------------------------
 on m1 POST /v1/vms "$(counter h3 ',"member":"m3","ha":"restart"')"

@@ -59,6 +59,7 @@ struct cluster {
     json_t *revs;          /* id -> its vms/ key's mod revision (for taking an "ha" VM over) */
     json_t *offline_since; /* member -> when this member first saw it offline (ms) */
     json_t *taking;        /* ids of "ha" VMs this member is taking over */
+    json_t *stranded;      /* "ha" VMs that cannot move (local storage), reported once */
     json_t *fenced_ids;    /* "ha" VMs this member stopped for want of a lease */
     json_t *names;         /* VM name -> the member holding its claim */
     struct cluster_events *events; /* the other members' events, copied into this one's */
@@ -139,14 +140,43 @@ static json_t *capacity_json(struct cluster *c)
                      (json_int_t)c->d->host_cpus);
 }
 
+/* The modes this host runs: both with a usable /dev/kvm, none without. */
+static json_t *modes_json(void)
+{
+    return access("/dev/kvm", R_OK | W_OK) == 0 ? json_pack("[s,s]", "full", "pv") : json_array();
+}
+
 static json_t *member_record(struct cluster *c)
 {
     const char *adv = c->d->cfg->advertise;
-    return json_pack("{s:s,s:s,s:o,s:o,s:s,s:I,s:o}", "name", c->d->cfg->cluster_member, "id",
-                     c->self_id, "address", adv ? json_string(adv) : json_null(), "tls_pin",
+    return json_pack("{s:s,s:s,s:o,s:o,s:s,s:I,s:o,s:o,s:b}", "name", c->d->cfg->cluster_member,
+                     "id", c->self_id, "address", adv ? json_string(adv) : json_null(), "tls_pin",
                      c->d->tls_enabled ? json_string(c->d->tls.pin) : json_null(), "version",
                      VMMD_VERSION, "joined_ms", (json_int_t)c->joined_ms, "capacity",
-                     capacity_json(c));
+                     capacity_json(c), "modes", modes_json(), "networks_managed",
+                     !c->d->cfg->no_networks);
+}
+
+/* The names of this member's volumes and networks: placement sends VMs that use them here. */
+static json_t *local_names(struct cluster *c, bool volumes)
+{
+    json_t *out = json_array();
+    size_t n = 0;
+
+    if (volumes) {
+        struct db_volume *v = NULL;
+        if (db_volume_list(c->d->db, &v, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(out, json_string(v[i].name));
+        free(v);
+    } else {
+        struct db_network *net = NULL;
+        if (db_network_list(c->d->db, &net, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(out, json_string(net[i].name));
+        free(net);
+    }
+    return out;
 }
 
 static json_t *heartbeat_json(struct cluster *c)
@@ -154,10 +184,12 @@ static json_t *heartbeat_json(struct cluster *c)
     struct vm_allocation a = {0};
 
     routes_allocation(c->d, &a);
-    return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I}}", "heartbeat_ms", (json_int_t)now_ms(),
-                     "evacuating", c->evacuating, "allocation", "memory_bytes",
-                     (json_int_t)(a.memory_mib << 20), "vcpus", (json_int_t)a.vcpus, "vms",
-                     (json_int_t)a.defined, "vms_running", (json_int_t)a.running);
+    return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I},s:o,s:o}", "heartbeat_ms",
+                     (json_int_t)now_ms(), "evacuating", c->evacuating, "allocation",
+                     "memory_bytes", (json_int_t)(a.memory_mib << 20), "vcpus",
+                     (json_int_t)a.vcpus, "vms", (json_int_t)a.defined, "vms_running",
+                     (json_int_t)a.running, "volumes", local_names(c, true), "networks",
+                     local_names(c, false));
 }
 
 static char *dump(json_t *j)
@@ -201,8 +233,8 @@ static int load_or_make_id(struct cluster *c)
 
 static void reconcile(struct cluster *c);
 static void take_over_orphans(struct cluster *c);
-static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, const char *except,
-                         char *reason, size_t len);
+static const char *place(struct cluster *c, const json_t *vm, const char *except, char *reason,
+                         size_t len);
 static void adopt_handovers(struct cluster *c);
 static void claim_own_names(struct cluster *c);
 
@@ -761,6 +793,40 @@ static void adopt_handovers(struct cluster *c)
 
 /* "ha" VMs whose member has been offline past the grace: one member (the one placement picks,
  * made sure by a transaction on the VM's record) starts each. */
+/*
+ * An "ha" VM restarts elsewhere only when its storage is there too: a volume is
+ * a file in its member's pool, which no other member sees. Disks by path (under
+ * the image directories, which an operator shares between hosts) are assumed shared.
+ */
+static bool on_local_storage(const json_t *vm, char *why, size_t len)
+{
+    size_t i;
+    json_t *disk;
+
+    json_array_foreach(json_object_get(vm, "disks"), i, disk)
+    {
+        const char *vol = json_string_value(json_object_get(disk, "volume"));
+        if (vol) {
+            snprintf(why, len, "its disk is volume '%s', in its member's own storage", vol);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool first_online(struct cluster *c, const char *self)
+{
+    const char *name;
+    json_t *hb;
+
+    json_object_foreach(c->alive, name, hb)
+    {
+        if (strcmp(name, self) < 0)
+            return false;
+    }
+    return true;
+}
+
 static void take_over_orphans(struct cluster *c)
 {
     const char *self = c->d->cfg->cluster_member, *id;
@@ -785,9 +851,19 @@ static void take_over_orphans(struct cluster *c)
             !is_active(json_string_value(json_object_get(vm, "state"))) ||
             json_object_get(c->taking, id))
             continue;
-        target = cluster_place(c, (uint64_t)json_integer_value(json_object_get(vm, "memory_mib")),
-                               (unsigned)json_integer_value(json_object_get(vm, "vcpus")), reason,
-                               sizeof(reason));
+        if (on_local_storage(vm, reason, sizeof(reason))) {
+            /* Said once in the cluster: by the first online member by name. */
+            if (!json_object_get(c->stranded, id) && first_online(c, self)) {
+                json_object_set_new(c->stranded, id, json_true());
+                log_warn("cluster: ha VM %s of offline member %s stays there: %s", name, owner,
+                         reason);
+                vm_event(c, "vm.ha_stranded", id,
+                         json_pack("{s:s,s:s,s:s,s:s}", "id", id, "name", name, "member", owner,
+                                   "reason", reason));
+            }
+            continue;
+        }
+        target = cluster_place(c, vm, reason, sizeof(reason));
         if (!target || strcmp(target, self)) {
             log_debug("cluster: ha VM %s of offline member %s: %s starts it (%s)", name, owner,
                       target ? target : "no member", reason);
@@ -973,7 +1049,9 @@ int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
     }
     /* Every VM's place first: nothing moves unless everything can. */
     for (size_t i = 0; i < n; i++) {
-        targets[i] = place(c, vms[i].memory_mib, vms[i].vcpus, self, reason, sizeof(reason));
+        json_t *vm = api_vm_to_json(&vms[i]);
+        targets[i] = vm ? place(c, vm, self, reason, sizeof(reason)) : NULL;
+        json_decref(vm);
         if (!targets[i]) {
             snprintf(why, len, "VM %s cannot move: %s", vms[i].name, reason);
             free(targets);
@@ -1189,6 +1267,7 @@ static void cluster_free(struct cluster *c)
     json_decref(c->handovers);
     json_decref(c->evac_pending);
     json_decref(c->taking);
+    json_decref(c->stranded);
     json_decref(c->offline_since);
     json_decref(c->revs);
     free(c);
@@ -1218,6 +1297,7 @@ int cluster_join(struct vmmd_daemon *d, struct cluster **out, char *err, size_t 
     c->handovers = json_array();
     c->evac_pending = json_object();
     c->taking = json_object();
+    c->stranded = json_object();
     c->offline_since = json_object();
     c->revs = json_object();
     if (!(c->events = cluster_events_new(d, c))) {
@@ -1362,44 +1442,103 @@ json_t *cluster_peers(struct cluster *c)
     return out;
 }
 
-const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
-                          size_t len)
+const char *cluster_place(struct cluster *c, const json_t *vm, char *reason, size_t len)
 {
-    return place(c, memory_mib, vcpus, NULL, reason, len);
+    return place(c, vm, NULL, reason, len);
 }
 
-static const char *place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, const char *except,
-                         char *reason, size_t len)
+static bool listed(const json_t *names, const char *name)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(names, i, v)
+    {
+        if (json_is_string(v) && !strcmp(json_string_value(v), name))
+            return true;
+    }
+    return false;
+}
+
+/* Why member (record rec, heartbeat hb) cannot run vm, into why; false when it can. */
+static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const json_t *hb,
+                  char *why, size_t len)
+{
+    const json_t *cap = json_object_get(rec, "capacity"), *modes = json_object_get(rec, "modes");
+    int64_t total = json_integer_value(json_object_get(cap, "memory_bytes"));
+    int64_t used =
+        json_integer_value(json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
+    int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
+    int64_t mem = json_integer_value(json_object_get(vm, "memory_mib"));
+    int64_t vcpus = json_integer_value(json_object_get(vm, "vcpus"));
+    const char *mode = json_string_value(json_object_get(vm, "mode"));
+    json_t *dev, *cluster_nets = cluster_objects(c, "networks");
+    size_t i;
+
+    if (!hb)
+        return snprintf(why, len, "offline"), true;
+    if (mode && json_is_array(modes) && !listed(modes, mode))
+        return snprintf(why, len, "cannot run %s mode (no /dev/kvm)", mode), true;
+    if (cpus < (vcpus > 0 ? vcpus : 1))
+        return snprintf(why, len, "has %lld CPUs", (long long)cpus), true;
+    if (total - used < (mem > 0 ? mem : 0) << 20)
+        return snprintf(why, len, "has %lld MiB free", (long long)((total - used) >> 20)), true;
+    json_array_foreach(json_object_get(vm, "disks"), i, dev)
+    {
+        const char *vol = json_string_value(json_object_get(dev, "volume"));
+        if (vol && !listed(json_object_get(hb, "volumes"), vol))
+            return snprintf(why, len, "has no volume '%s'", vol), true;
+    }
+    json_array_foreach(json_object_get(vm, "nics"), i, dev)
+    {
+        const char *net = json_string_value(json_object_get(dev, "network"));
+        if (!net || listed(json_object_get(hb, "networks"), net))
+            continue;
+        if (!json_is_true(json_object_get(rec, "networks_managed")))
+            return snprintf(why, len, "manages no networks (--no-networks)"), true;
+        if (!json_object_get(cluster_nets, net))
+            return snprintf(why, len, "has no network '%s'", net), true;
+    }
+    return false;
+}
+
+static const char *place(struct cluster *c, const json_t *vm, const char *except, char *reason,
+                         size_t len)
 {
     const char *name, *best = NULL;
     json_t *rec;
     int64_t best_free = 0;
+    struct strbuf no = {0};
 
-    /* The online member with the most free memory that can hold the VM at all. */
+    /* The online member with the most free memory that has what the VM needs. */
     json_object_foreach(c->members, name, rec)
     {
         json_t *hb = json_object_get(c->alive, name), *cap = json_object_get(rec, "capacity");
-        int64_t total = json_integer_value(json_object_get(cap, "memory_bytes"));
-        int64_t used =
+        int64_t free_bytes =
+            json_integer_value(json_object_get(cap, "memory_bytes")) -
             json_integer_value(json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
-        int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
-        if (!hb || (uint64_t)cpus < vcpus || total - used < (int64_t)(memory_mib << 20) ||
-            (except && !strcmp(name, except)))
+        char why[160];
+
+        if (except && !strcmp(name, except))
             continue;
         if (!json_string_value(json_object_get(rec, "address")) &&
             strcmp(name, c->d->cfg->cluster_member))
-            continue; /* unreachable for requests */
-        if (!best || total - used > best_free) {
-            best = name;
-            best_free = total - used;
+            snprintf(why, sizeof(why), "advertises no address");
+        else if (!unfit(c, vm, rec, hb, why, sizeof(why))) {
+            if (!best || free_bytes > best_free) {
+                best = name;
+                best_free = free_bytes;
+            }
+            continue;
         }
+        strbuf_printf(&no, "%s%s %s", no.len ? "; " : "", name, why);
     }
     if (best)
         snprintf(reason, len, "the online member with the most free memory (%lld MiB free)",
                  (long long)(best_free >> 20));
     else
-        snprintf(reason, len, "no online member has %llu MiB free and %u CPUs",
-                 (unsigned long long)memory_mib, vcpus);
+        snprintf(reason, len, "no member has what it needs: %s", no.len ? no.buf : "none other");
+    free(no.buf);
     return best;
 }
 

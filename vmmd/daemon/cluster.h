@@ -44,9 +44,13 @@ bool cluster_member_address(struct cluster *c, const char *name, const char **ur
                             const char **pin);
 /* The other members that are online and reachable (names, a new array). */
 json_t *cluster_peers(struct cluster *c);
-/* Placement: the member a new VM should run on, or NULL; reason says why either way. */
-const char *cluster_place(struct cluster *c, uint64_t memory_mib, unsigned vcpus, char *reason,
-                          size_t len);
+/*
+ * Placement: the member a VM (a definition: mode, vcpus, memory_mib, disks, nics) should run
+ * on, or NULL; reason says why either way. Candidates are the online members that run its
+ * mode and have its CPUs, its memory free, its volumes and its networks (or manage networks
+ * and the cluster defines them); the one with the most free memory wins.
+ */
+const char *cluster_place(struct cluster *c, const json_t *vm, char *reason, size_t len);
 /* Whether writes are refused now; detail says why. */
 bool cluster_read_only(const struct cluster *c, const char **detail);
 /* GET /v1/cluster's body. */

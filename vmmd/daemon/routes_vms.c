@@ -208,7 +208,7 @@ static void create_claimed(void *arg, int rc, const char *detail)
 
 /*
  * Where a create in a cluster runs: "member" pins it, else placement picks the online member
- * with the most free memory; a clone runs where its snapshot is. True when req went there;
+ * with the most free memory that has what the VM needs; a clone runs where its snapshot is. True when req went there;
  * false to create here (with "member" taken out of the body, which the VM parser refuses).
  */
 static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, json_t *body)
@@ -238,8 +238,7 @@ static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, js
         /* Out of range: created here, where the definition's checks answer 422. */
         if (mem > (json_int_t)API_MAX_MEMORY || cpus > API_MAX_VCPUS)
             return false;
-        target = cluster_place(d->cluster, mem > 0 ? (uint64_t)mem : 0,
-                               cpus > 0 ? (unsigned)cpus : 1, reason, sizeof(reason));
+        target = cluster_place(d->cluster, body, reason, sizeof(reason));
         if (!target) {
             http_respond_error(req, API_ERR_CONFLICT, "no member can take the VM: %s", reason);
             return true;

@@ -1416,6 +1416,9 @@ static int print_event(void *opaque, const char *id, const char *type, const cha
     }
     if (ev && cli_jstr(ev, "reason"))
         printf(" (%s)", cli_jstr(ev, "reason"));
+    /* In a cluster: the member that recorded it. */
+    if (ev && cli_jstr(ev, "origin"))
+        printf(" [%s]", cli_jstr(ev, "origin"));
     putchar('\n');
     fflush(stdout);
     json_decref(ev);

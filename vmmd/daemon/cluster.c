@@ -1080,17 +1080,17 @@ int cluster_evacuate(struct cluster *c, json_t **plan, char *why, size_t len)
             json_array_append_new(c->handovers, json_pack("[s,s]", vms[i].id, targets[i]));
             rc = 0;
         } else if (cluster_member_address(c, targets[i], &url, &pin)) {
-            /* The target's API, with the cluster's secret; the stream itself carries the
-             * target worker's one-time ticket. */
-            json_t *body =
-                json_pack("{s:s,s:s,s:b}", "target", url, "token", c->secret, "insecure", 1);
+            /* The target's API, with the cluster's secret and the target's pin; the stream
+             * itself carries the target worker's one-time ticket. */
+            json_t *body = json_pack("{s:s,s:s}", "target", url, "token", c->secret);
             char *text = dump(body);
             struct api_migrate_req mr;
             struct api_error err;
-            rc = text && !api_parse_migrate(text, strlen(text), &mr, &err) &&
-                         !routes_migration_begin(c->d, NULL, &vms[i], &mr)
-                     ? 0
-                     : -EIO;
+            rc = text && !api_parse_migrate(text, strlen(text), &mr, &err) ? 0 : -EIO;
+            if (!rc && pin)
+                snprintf(mr.pin, sizeof(mr.pin), "%s", pin);
+            if (!rc && routes_migration_begin(c->d, NULL, &vms[i], &mr))
+                rc = -EIO;
             free(text);
         }
         if (rc) {

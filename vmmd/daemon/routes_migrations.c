@@ -355,10 +355,13 @@ static void ask_target(uv_work_t *w)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)TARGET_REQUEST_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (m->req.insecure) {
+    if (m->req.insecure || m->req.pin[0]) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    /* A member's certificate is self-signed: its pin is what identifies it. */
+    if (m->req.pin[0])
+        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, m->req.pin);
     cc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     reply = answer.buf ? json_loads(answer.buf, 0, NULL) : NULL;

@@ -310,6 +310,7 @@ struct api_migrate_req {
     char token[128];  /* the target's API token, "" when none */
     uint64_t max_downtime_ms, timeout_s;
     bool insecure; /* https: do not verify the target's certificate */
+    char pin[128]; /* not from the body: a cluster member's public-key pin ("sha256//...") */
 };
 int api_parse_migrate(const char *body, size_t len, struct api_migrate_req *out,
                       struct api_error *err);

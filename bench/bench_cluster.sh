@@ -14,7 +14,12 @@
 #      /v1/vms to m1 with "member": "m2", POST .../start to m1, GET to m1 until
 #      its state is running (forwarded to m2 each time); SAMPLES of them,
 #      median and p99;
-#   3. HA: a VM with "ha": "restart" pinned to m3 and running; kill -9 of m3's
+#   3. another member's event in this member's stream: a VM created on m2
+#      until its first event (vm.placed) arrives in m1's event stream (open
+#      before, lines stamped as they come), SAMPLES of them, median;
+#   4. GET /metrics through m1 (every member's series, merged) against m1's own
+#      (?local=1): median time of SAMPLES;
+#   5. HA (last: it kills a member): a VM with "ha": "restart" pinned to m3 and running; kill -9 of m3's
 #      daemon; the time until m1 lists the VM running on another member. The
 #      lease TTL (--ttl, default 4 s) is most of it. A daemon without ha
 #      support refuses the create with 400: "n/a (daemon has no ha support)";
@@ -246,7 +251,47 @@ echo "2. create-to-running through m1 of a VM pinned to m2 (POST, POST start, GE
 echo "   median $(ms "$(awk '{print $1}' "$tmp/c2r" | median)") ms (runs $(awk '{printf "%.1f\n", $1 / 1e6}' "$tmp/c2r" | joined)), p99 $(ms "$(awk '{print $2}' "$tmp/c2r" | median)") ms (runs $(awk '{printf "%.1f\n", $2 / 1e6}' "$tmp/c2r" | joined)); median of $RUNS runs"
 echo "   of which create until m1 takes the start (not 404: it knows the VM): median $(ms "$(awk '{print $3}' "$tmp/c2r" | median)") ms (runs $(awk '{printf "%.1f\n", $3 / 1e6}' "$tmp/c2r" | joined))"
 
-# --- 3. kill -9 of a member to its ha VM running elsewhere ----------------------------------
+# --- 3. another member's event in this member's stream --------------------------------------
+# m1's stream, each data line stamped with when it came (ns) as it arrives
+curl -sN --unix-socket "$SOCK" "http://vmmd/v1/events" |
+    while IFS= read -r line; do [[ $line == data:* ]] && echo "$(now_ns) $line"; done >"$tmp/stream" &
+stream_pid=$!
+sleep 0.5
+: >"$tmp/relay"
+for run in $(seq "$RUNS"); do
+    : >"$tmp/relay.$run"
+    for s in $(seq "$SAMPLES"); do
+        name=ev-$run-$s
+        start=$(now_ns)
+        on m2 POST /v1/vms "$(vm_json "$name" m2)"
+        need 201 "create $name on m2"
+        until seen=$(grep -m1 "\"name\":\"$name\"" "$tmp/stream"); do
+            (($(now_ns) - start < 10000000000)) || { echo "bench_cluster: $name's event not in m1's stream in 10 s" >&2; exit 1; }
+            sleep 0.005
+        done
+        echo $((${seen%% *} - start)) >>"$tmp/relay.$run"
+        on m2 DELETE "/v1/vms/$name"
+    done
+    median <"$tmp/relay.$run" >>"$tmp/relay"
+done
+kill "$stream_pid" 2>/dev/null || true
+echo "3. a VM created on m2 until its first event (vm.placed) is in m1's event stream (copied from m2's), $SAMPLES a run:"
+echo "   median $(ms "$(median <"$tmp/relay")") ms (runs $(awk '{printf "%.1f\n", $1 / 1e6}' "$tmp/relay" | joined))"
+
+# --- 4. /metrics of the whole cluster through one member --------------------------------------
+metrics_ms() { # QUERY: median ms of SAMPLES GET /metrics to m1
+    for _ in $(seq "$SAMPLES"); do
+        curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$SOCK" "http://vmmd/metrics$1"
+    done | awk '{print $1 * 1000}' | median
+}
+: >"$tmp/scrape"
+for run in $(seq "$RUNS"); do
+    echo "$(metrics_ms '') $(metrics_ms '?local=1')" >>"$tmp/scrape"
+done
+curl -s --unix-socket "$SOCK" "http://vmmd/metrics" >"$tmp/metrics"
+echo "4. GET /metrics through m1: the cluster's ($(grep '^vmmd_vm_state{' "$tmp/metrics" | grep -o 'id="[^"]*"' | sort -u | wc -l) VMs, $(stat -c %s "$tmp/metrics") bytes) median $(awk '{print $1}' "$tmp/scrape" | median) ms (runs $(awk '{print $1}' "$tmp/scrape" | joined)); m1's own (?local=1) $(awk '{print $2}' "$tmp/scrape" | median) ms; $SAMPLES a run"
+
+# --- 5. kill -9 of a member to its ha VM running elsewhere ----------------------------------
 ha_run() { # RUN: prints the ms, or n/a and why
     local name=ha-$1 start
     on m1 POST /v1/vms "$(vm_json "$name" m3 '"ha":"restart"')"
@@ -281,8 +326,8 @@ for run in $(seq "$RUNS"); do
     wait_online 3
 done
 if grep -q "^n/a" "$tmp/ha"; then
-    echo "3. kill -9 of m3 to its ha:\"restart\" VM running on another member: $(grep "^n/a" "$tmp/ha" | head -n 1)"
+    echo "5. kill -9 of m3 to its ha:\"restart\" VM running on another member: $(grep "^n/a" "$tmp/ha" | head -n 1)"
 else
-    echo "3. kill -9 of m3 to its ha:\"restart\" VM running on another member (lease TTL $TTL s): median $(median <"$tmp/ha") ms (runs $(joined <"$tmp/ha"))"
+    echo "5. kill -9 of m3 to its ha:\"restart\" VM running on another member (lease TTL $TTL s): median $(median <"$tmp/ha") ms (runs $(joined <"$tmp/ha"))"
 fi
 echo "no peer: there is no other cluster manager on this machine to run the same steps against, so no ratios"

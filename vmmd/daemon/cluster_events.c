@@ -223,7 +223,8 @@ static void store(struct cluster_events *ce, struct relayed *e)
                      db_last_error(ce->d->db));
         return;
     }
-    if (strncmp(e->type, "cluster.member_", 15) == 0)
+    /* A reset says the member's own stream has a gap; this one has none to report. */
+    if (strncmp(e->type, "cluster.member_", 15) == 0 || strcmp(e->type, "events.reset") == 0)
         return;
     data = json_loads(e->data ? e->data : "", 0, NULL);
     if (!json_is_object(data)) {

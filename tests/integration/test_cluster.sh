@@ -248,6 +248,12 @@ check "m2 restarted rejoins without a token" $([[ $(member_state m1 m2) == onlin
 wait_for 3 is running vm_field m1 c2 state
 check "c2 is running again on m2, in one worker" \
     $([[ $(vm_field m1 c2 state) == running && $(workers_of "$c2") == 1 ]]; echo $?)
+# m2's events while m1 could not follow it (its restart) come once m2 is back, none twice.
+# (Its first start came before it joined: a relay starts at a new member's present.)
+m2_starts() { stream_of m1 >"$tmp/stream"; grep -A1 '^event: daemon.started' "$tmp/stream" | grep -c '"origin":"m2"'; }
+wait_for 3 is 1 m2_starts
+check "m1's stream has m2's daemon.started of its restart (after the gap), and no event twice" \
+    $([[ $(m2_starts) == 1 && $(grep -A1 '^event: vm.created' "$tmp/stream" | grep -c "\"origin\":\"m2\",\"id\":\"$c2\"") == 1 ]]; echo $?)
 wait_for 3 is 1 sh -c "curl -s --unix-socket $SOCK2 http://vmmd/v1/vms | jq '[.[] | select(.name == \"h1\")] | length'"
 on m2 GET /v1/vms
 check "m2 dropped its copy of h1: listed once, on $h1_on, one worker" \

@@ -51,6 +51,9 @@ struct http_request {
      * may see a reset); one that must be heard keeps reading until dispatch. */
     void (*body_sink)(struct http_request *req, const char *data, size_t len);
     void (*stream_done)(void *stream); /* called when the request ends, if set */
+    /* Under way (read, answered, being sent): MHD runs again at once while any is. Not an
+     * event stream (http_respond_stream) nor a WebSocket, which last as long as they like. */
+    bool busy;
 };
 
 typedef void (*http_dispatch_fn)(struct vmmd_daemon *d, struct http_request *req);
@@ -92,6 +95,8 @@ void http_respond_bytes(struct http_request *req, unsigned status, const char *c
                         const void *data, size_t len);
 void http_respond_empty(struct http_request *req, unsigned status);
 void http_respond_mhd(struct http_request *req, unsigned status, struct MHD_Response *resp);
+/* An answer that never ends by itself (server-sent events): the server does not hurry it. */
+void http_respond_stream(struct http_request *req, unsigned status, struct MHD_Response *resp);
 void http_add_header(struct http_request *req, const char *name, const char *value);
 /* The handler will answer later. */
 void http_suspend(struct http_request *req);

@@ -247,7 +247,7 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     c->next = d->events->clients;
     d->events->clients = c;
-    http_respond_mhd(req, 200, resp);
+    http_respond_stream(req, 200, resp);
 }
 
 /*

@@ -1,0 +1,156 @@
+#!/bin/bash
+# Integration: managed networks as cluster objects (issue 16, phase 3). A
+# one-member etcd of the test's own and two vmmd members on this host, both
+# with managed networks, each with its own --network-prefix (bridges and nft
+# tables apart). Checked:
+#   - a network defined through m1 is in etcd only: listed by m2 within a
+#     poll, "defined" and realised nowhere; the same name again: 409;
+#   - a VM with a NIC on it created on m2 realises it there (m2's bridge, a
+#     network.realised event, "members": ["m2"] through m1) and not on m1;
+#   - delete while a VM of any member uses it: 409 naming the VM and member;
+#   - a PATCH through m1 reaches m2's realisation (its bridge's MTU);
+#   - deleted through m1 once the VM is gone: m2's realisation goes too;
+#   - etcd gone: POST /v1/networks 503 (the cluster is read-only);
+#   - vmctl network list shows a MEMBERS column in a cluster.
+# Two members realising the same cidr on ONE host would clash (one subnet on two
+# bridges: the second member refuses it, its route overlaps), so each network here
+# is realised on one member at a time. On separate hosts every member may realise it.
+# Usage: test_cluster_networks.sh VMMD GUEST_DIR [VMCTL]
+set -uo pipefail
+
+VMMD=$1
+GUESTS=$(cd "$2" && pwd)
+VMCTL=${3:-}
+HERE=$(dirname "${BASH_SOURCE[0]}")
+. "$HERE/daemon_fixture.sh"
+. "$HERE/etcd_fixture.sh"
+[[ -x /usr/bin/etcd ]] || { echo "SKIPPED: no etcd (apt-get install etcd-server)" >&2; exit 77; }
+missing=
+[[ $(id -u) == 0 ]] || missing+=" root"
+command -v nft >/dev/null || missing+=" nft"
+command -v dnsmasq >/dev/null || missing+=" dnsmasq"
+if [[ -n $missing ]]; then
+    echo "SKIPPED: managed networks need$missing; test_cluster_networks.sh did not run" >&2
+    exit 77
+fi
+
+TTL=6 # heartbeats (which say where networks are realised) every TTL/3
+CLUSTER=n$$
+trap 'etcd_cleanup; cleanup' EXIT
+fail_detail() { echo "(status $status: $(head -c 300 "$tmp/body"))"; }
+
+on() { # on MEMBER METHOD PATH [JSON]
+    local m=$1
+    shift
+    case $m in m1) api "$@" ;; m2) api2 "$@" ;; esac
+}
+wait_for() { # wait_for SECONDS COMMAND...
+    local deadline=$((SECONDS + $1))
+    shift
+    while ((SECONDS < deadline)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    "$@"
+}
+# field MEMBER NETWORK FILTER: jq FILTER on the network as MEMBER shows it ("" when absent)
+field() {
+    on "$1" GET "/v1/networks/$2"
+    [[ $status == 200 ]] && jbody "$3"
+}
+is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...
+listed() { on "$1" GET /v1/networks; [[ $(jq --arg n "$2" '[.[] | select(.name == $n)] | length' "$tmp/body") == 1 ]]; }
+bridge_mtu() { cat "/sys/class/net/$1/mtu" 2>/dev/null; }
+
+# A one-member etcd (etcd_fixture.sh's helpers, one member instead of three).
+ETCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-etcd.XXXXXX")
+etcd__pick_ports
+ETCD_TOKEN="vmmd-test-$$-$RANDOM-$(date +%s%N)"
+ETCD_INITIAL_CLUSTER=m1=http://127.0.0.1:$(etcd__peer_port 1)
+ETCD_ENDPOINTS=$(etcd_endpoint 1)
+etcd__run 1 new
+etcd_wait_healthy 30 || { echo "FAIL etcd did not start"; exit 1; }
+
+member() { # member N [serve flags]
+    local n=$1 port=$((PORT + $1 - 1))
+    shift
+    set -- --cluster-etcd "$ETCD_ENDPOINTS" --cluster-name "$CLUSTER" --cluster-member "m$n" \
+        --cluster-lease-ttl $TTL --listen "127.0.0.1:$port" --advertise "https://127.0.0.1:$port" "$@"
+    if [[ $n == 1 ]]; then start_daemon "$@"; else start_daemon2 "$@"; fi
+}
+member 1 || exit 1
+on m1 POST /v1/cluster/join-tokens '{"ttl_s":600}'
+member 2 --cluster-join-token "$(jbody .token)" || exit 1
+B1=$NETPFX-cn1 B2=$NETPFX2-cn1
+
+# --- defined once ------------------------------------------------------------------
+on m1 POST /v1/networks '{"name":"cn1","mtu":1500}'
+cidr=$(jbody .cidr)
+check "define cn1 through m1: 201, $cidr, defined, realised nowhere" \
+    $([[ $status == 201 && $cidr == */24 && $(jbody .state) == defined && $(jbody '.members | length') == 0 ]]; echo $?)
+check "defining is not realising: no bridge on m1" $([[ ! -e /sys/class/net/$B1 ]]; echo $?)
+t0=$SECONDS
+wait_for 2 listed m2 cn1
+check "m2 lists cn1 within 2 s ($((SECONDS - t0)) s), same cidr" \
+    $(listed m2 cn1 && [[ $(field m2 cn1 .cidr) == "$cidr" ]]; echo $?)
+on m2 POST /v1/networks '{"name":"cn1"}'
+check "the same name through m2: 409" $([[ $status == 409 && $(jbody .detail) == *"network 'cn1' exists"* ]]; echo $?)
+on m2 POST /v1/networks "{\"name\":\"cn2\",\"cidr\":\"$cidr\"}"
+check "another network on cn1's cidr: 409 naming cn1" $([[ $status == 409 && $(jbody .detail) == *cn1* ]]; echo $?)
+
+# --- realised where a VM needs it -----------------------------------------------------
+on m2 POST /v1/vms "$(vm_json web idle '"member":"m2","nics":[{"network":"cn1"}]')"
+check "a VM on cn1 created on m2: 201" $([[ $status == 201 ]]; echo $?)
+check "m2 realised cn1: its bridge $B2 exists" $([[ -e /sys/class/net/$B2 ]]; echo $?)
+check "m1 did not: no $B1" $([[ ! -e /sys/class/net/$B1 ]]; echo $?)
+curl -s -m 1 --unix-socket "$SOCK2" "http://vmmd/v1/events?since=0&local=1" >"$tmp/stream"
+check "a network.realised event on m2" \
+    $(grep -A1 '^event: network.realised' "$tmp/stream" | grep -q '"network":"cn1","member":"m2"'; echo $?)
+check "m2 shows its realisation: active on $B2" \
+    $([[ $(field m2 cn1 .state) == active && $(field m2 cn1 .bridge) == "$B2" ]]; echo $?)
+t0=$SECONDS
+wait_for $((TTL / 3 + 2)) is m2 field m1 cn1 '.members | join(",")'
+check "m1 sees members [m2] (a heartbeat later: $((SECONDS - t0)) s), cn1 defined there" \
+    $([[ $(field m1 cn1 '.members | join(",")') == m2 && $(field m1 cn1 .state) == defined ]]; echo $?)
+if [[ -n $VMCTL ]]; then
+    VMMD_SOCKET=$SOCK NO_COLOR=1 "$VMCTL" network list >"$tmp/out" 2>&1
+    check "vmctl network list: a MEMBERS column with m2" \
+        $(head -n 1 "$tmp/out" | grep -q MEMBERS && grep -q '^cn1 .* m2 *$' "$tmp/out"; echo $?)
+fi
+
+# --- delete while used, change --------------------------------------------------------
+on m1 DELETE /v1/networks/cn1
+check "delete through m1 while m2's VM uses it: 409 naming VM and member" \
+    $([[ $status == 409 && $(jbody .detail) == *"web (member m2)"* ]]; echo $?)
+on m1 GET /v1/networks/cn1/leases
+check "its leases through m1, which did not realise it: 404 naming m2" \
+    $([[ $status == 404 && $(jbody .detail) == *"not realised on member m1"*"(m2)" ]]; echo $?)
+on m1 PATCH /v1/networks/cn1 '{"mtu":1400}'
+check "PATCH through m1: 200, mtu 1400" $([[ $status == 200 && $(jbody .mtu) == 1400 ]]; echo $?)
+t0=$SECONDS
+wait_for 3 is 1400 bridge_mtu "$B2"
+check "the change reaches m2's realisation ($B2 mtu $(bridge_mtu "$B2") after $((SECONDS - t0)) s)" \
+    $([[ $(bridge_mtu "$B2") == 1400 && $(field m2 cn1 .mtu) == 1400 ]]; echo $?)
+
+# --- deleted once nothing uses it --------------------------------------------------------
+on m2 DELETE /v1/vms/web
+# m1 knows the VM went once m2 published it and m1 polled (about a second).
+delete_cn1() { on m1 DELETE /v1/networks/cn1; [[ $status == 204 ]]; }
+wait_for 3 delete_cn1
+check "delete through m1 once the VM is gone: 204" $([[ $status == 204 ]]; echo $?)
+t0=$SECONDS
+wait_for 3 test ! -e "/sys/class/net/$B2"
+check "m2's realisation goes ($((SECONDS - t0)) s)" $([[ ! -e /sys/class/net/$B2 ]]; echo $?)
+wait_for 2 eval '! listed m2 cn1'
+check "listed by neither member" $(! listed m1 cn1 && ! listed m2 cn1; echo $?)
+on m1 GET /v1/networks/cn1
+check "GET cn1: 404" $([[ $status == 404 ]]; echo $?)
+
+# --- etcd gone: read-only ------------------------------------------------------------------
+etcd_kill 1
+writable() { on m1 GET /v1/cluster; jbody .writable; }
+wait_for 10 is false writable
+on m1 POST /v1/networks '{"name":"cn3"}'
+check "etcd gone: POST /v1/networks 503 read-only" \
+    $([[ $status == 503 && $(jbody .detail) == "the cluster is read-only"* ]]; echo $?)
+finish

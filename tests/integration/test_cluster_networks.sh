@@ -9,7 +9,9 @@
 #     network.realised event, "members": ["m2"] through m1) and not on m1;
 #   - delete while a VM of any member uses it: 409 naming the VM and member;
 #   - a PATCH through m1 reaches m2's realisation (its bridge's MTU);
-#   - deleted through m1 once the VM is gone: m2's realisation goes too;
+#   - deleted through m1 once the VM is gone: m2's realisation goes too, and
+#     also when m2 was down at the time (at its restart);
+#   - m1's first-start default network becomes the cluster's "default";
 #   - etcd gone: POST /v1/networks 503 (the cluster is read-only);
 #   - vmctl network list shows a MEMBERS column in a cluster.
 # Two members realising the same cidr on ONE host would clash (one subnet on two
@@ -78,10 +80,16 @@ member() { # member N [serve flags]
         --cluster-lease-ttl $TTL --listen "127.0.0.1:$port" --advertise "https://127.0.0.1:$port" "$@"
     if [[ $n == 1 ]]; then start_daemon "$@"; else start_daemon2 "$@"; fi
 }
-member 1 || exit 1
+member 1 --default-network auto || exit 1
 on m1 POST /v1/cluster/join-tokens '{"ttl_s":600}'
 member 2 --cluster-join-token "$(jbody .token)" || exit 1
 B1=$NETPFX-cn1 B2=$NETPFX2-cn1
+
+# --- the default network -------------------------------------------------------------
+wait_for $((TTL / 3 + 2)) is m1 field m2 default '.members | join(",")'
+check "m1's first-start default network is the cluster's: m2 lists it, realised on m1" \
+    $([[ $(field m2 default '.members | join(",")') == m1 && $(field m2 default .state) == defined &&
+        -e /sys/class/net/$NETPFX-default ]]; echo $?)
 
 # --- defined once ------------------------------------------------------------------
 on m1 POST /v1/networks '{"name":"cn1","mtu":1500}'
@@ -145,6 +153,30 @@ wait_for 2 eval '! listed m2 cn1'
 check "listed by neither member" $(! listed m1 cn1 && ! listed m2 cn1; echo $?)
 on m1 GET /v1/networks/cn1
 check "GET cn1: 404" $([[ $status == 404 ]]; echo $?)
+curl -s -m 1 --unix-socket "$SOCK" "http://vmmd/v1/events?since=0&local=1" >"$tmp/stream"
+check "m1 (which took the requests) recorded network.created, .updated, .deleted of cn1" \
+    $(for e in created updated deleted; do
+        grep -A1 "^event: network.$e" "$tmp/stream" | grep -q '"name":"cn1"' || exit 1
+      done; echo $?)
+
+# --- a member that was down when the definition went ---------------------------------
+on m1 POST /v1/networks '{"name":"cn2"}'
+wait_for 2 listed m2 cn2
+on m2 POST /v1/vms "$(vm_json db idle '"member":"m2","nics":[{"network":"cn2"}]')"
+on m2 DELETE /v1/vms/db
+check "cn2 realised on m2 by a VM, the VM deleted" $([[ $status == 204 && -e /sys/class/net/$NETPFX2-cn2 ]]; echo $?)
+# m2's record of the VM's deletion is out (m1 lists it no more) before m2 goes.
+vm_listed() { on m1 GET /v1/vms; [[ $(jq --arg n "$1" '[.[] | select(.name == $n)] | length' "$tmp/body") != 0 ]]; }
+wait_for 3 eval '! vm_listed db'
+kill -9 "$daemon2_pid"
+delete_cn2() { on m1 DELETE /v1/networks/cn2; [[ $status == 204 ]]; }
+wait_for 3 delete_cn2
+check "cn2 deleted through m1 while m2 is down: 204" $([[ $status == 204 ]]; echo $?)
+member 2 || exit 1
+t0=$SECONDS
+wait_for 3 test ! -e "/sys/class/net/$NETPFX2-cn2"
+check "m2 restarted removes its realisation of cn2 ($((SECONDS - t0)) s after it answered)" \
+    $([[ ! -e /sys/class/net/$NETPFX2-cn2 ]] && ! listed m2 cn2; echo $?)
 
 # --- etcd gone: read-only ------------------------------------------------------------------
 etcd_kill 1

@@ -27,14 +27,7 @@ HERE=$(dirname "${BASH_SOURCE[0]}")
 . "$HERE/daemon_fixture.sh"
 . "$HERE/etcd_fixture.sh"
 [[ -x /usr/bin/etcd ]] || { echo "SKIPPED: no etcd (apt-get install etcd-server)" >&2; exit 77; }
-missing=
-[[ $(id -u) == 0 ]] || missing+=" root"
-command -v nft >/dev/null || missing+=" nft"
-command -v dnsmasq >/dev/null || missing+=" dnsmasq"
-if [[ -n $missing ]]; then
-    echo "SKIPPED: managed networks need$missing; test_cluster_networks.sh did not run" >&2
-    exit 77
-fi
+require_networks test_cluster_networks.sh
 
 TTL=6 # heartbeats (which say where networks are realised) every TTL/3
 CLUSTER=n$$
@@ -46,21 +39,11 @@ on() { # on MEMBER METHOD PATH [JSON]
     shift
     case $m in m1) api "$@" ;; m2) api2 "$@" ;; esac
 }
-wait_for() { # wait_for SECONDS COMMAND...
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
 # field MEMBER NETWORK FILTER: jq FILTER on the network as MEMBER shows it ("" when absent)
 field() {
     on "$1" GET "/v1/networks/$2"
     [[ $status == 200 ]] && jbody "$3"
 }
-is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...
 listed() { on "$1" GET /v1/networks; [[ $(jq --arg n "$2" '[.[] | select(.name == $n)] | length' "$tmp/body") == 1 ]]; }
 bridge_mtu() { cat "/sys/class/net/$1/mtu" 2>/dev/null; }
 

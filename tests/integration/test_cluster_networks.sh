@@ -12,6 +12,7 @@
 #   - deleted through m1 once the VM is gone: m2's realisation goes too, and
 #     also when m2 was down at the time (at its restart);
 #   - m1's first-start default network becomes the cluster's "default";
+#   - a VM handed over (evacuation) realises its network where it starts;
 #   - etcd gone: POST /v1/networks 503 (the cluster is read-only);
 #   - vmctl network list shows a MEMBERS column in a cluster.
 # Two members realising the same cidr on ONE host would clash (one subnet on two
@@ -160,6 +161,26 @@ t0=$SECONDS
 wait_for 3 test ! -e "/sys/class/net/$NETPFX2-cn2"
 check "m2 restarted removes its realisation of cn2 ($((SECONDS - t0)) s after it answered)" \
     $([[ ! -e /sys/class/net/$NETPFX2-cn2 ]] && ! listed m2 cn2; echo $?)
+
+# --- realised at a start: a VM handed over by an evacuation -----------------------------
+# cn4 is realised on m1 by its VM h; m1 is evacuated, h (stopped) is handed over to m2, and
+# m2 realises cn4 when h starts. m1's realisation stays (its definition does): its bridge's
+# address is flushed first, as on one host m2 would refuse a subnet routed to m1's bridge.
+on m1 POST /v1/networks '{"name":"cn4"}'
+on m1 POST /v1/vms "$(vm_json h idle '"member":"m1","nics":[{"network":"cn4"}]')"
+check "a VM h on cn4 created on m1 realises it there" $([[ $status == 201 && -e /sys/class/net/$NETPFX-cn4 ]]; echo $?)
+ip addr flush dev "$NETPFX-cn4"
+# (placement knows cn4 from m1's next poll: until then no member "has" it)
+evacuate_m1() { on m1 POST /v1/cluster/members/m1/evacuate; [[ $status == 202 ]]; }
+wait_for 3 evacuate_m1
+vm_on_m2() { on m2 GET /v1/vms/h; [[ $(jbody .member) == m2 && $(jbody .state) == stopped ]]; }
+wait_for 5 vm_on_m2
+check "evacuating m1 hands h over to m2, which has no cn4 yet" \
+    $(vm_on_m2 && [[ ! -e /sys/class/net/$NETPFX2-cn4 ]]; echo $?)
+on m2 POST /v1/vms/h/start
+check "h starts on m2, which realises cn4 for it first" \
+    $([[ $status == 200 && -e /sys/class/net/$NETPFX2-cn4 && $(field m2 cn4 .state) == active ]]; echo $?)
+on m2 POST /v1/vms/h/stop
 
 # --- etcd gone: read-only ------------------------------------------------------------------
 etcd_kill 1

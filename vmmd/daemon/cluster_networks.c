@@ -450,19 +450,13 @@ static json_t *view(struct vmmd_daemon *d, const char *name, const json_t *v)
     return o;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
-                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
-}
-
 void cluster_networks_list(struct vmmd_daemon *d, struct http_request *req, const char *name)
 {
-    json_t *defs = definitions(d), *v, *items[1024];
+    json_t *defs = definitions(d), *all, *v, *arr;
     struct db_network *local = NULL;
     size_t n = 0, count = 0;
+    const char **names;
     const char *key;
-    json_t *arr;
 
     if (name) {
         json_t *o = view(d, name, json_object_get(defs, name));
@@ -473,19 +467,31 @@ void cluster_networks_list(struct vmmd_daemon *d, struct http_request *req, cons
         json_decref(defs);
         return;
     }
-    /* The cluster's networks, and this member's own (from before it joined). */
-    json_object_foreach(defs, key, v) if (n < 1024 && (items[n] = view(d, key, v))) n++;
+    /* The cluster's networks, and this member's own (from before it joined), by name. */
+    all = json_copy(defs);
     if (db_network_list(d->db, &local, &count) == 0)
-        for (size_t i = 0; i < count && n < 1024; i++)
-            if (!json_object_get(defs, local[i].name) && (items[n] = view(d, local[i].name, NULL)))
-                n++;
+        for (size_t i = 0; i < count; i++)
+            if (!json_object_get(all, local[i].name))
+                json_object_set_new(all, local[i].name, json_null());
     free(local);
-    json_decref(defs);
-    qsort(items, n, sizeof(items[0]), by_name);
+    names = calloc(json_object_size(all) + 1, sizeof(*names));
     arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, items[i]);
-    http_respond_json(req, 200, arr);
+    if (!names || !arr) {
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    json_object_foreach(all, key, v) names[n++] = key;
+    qsort(names, n, sizeof(names[0]), by_string);
+    for (size_t i = 0; i < n; i++) {
+        v = json_object_get(all, names[i]);
+        json_array_append_new(arr, view(d, names[i], json_is_object(v) ? v : NULL));
+    }
+    http_respond_json(req, 200, json_incref(arr));
+out:
+    json_decref(arr);
+    free(names);
+    json_decref(all);
+    json_decref(defs);
 }
 
 /* VMs of the whole cluster with a NIC on name ("vm (member m)", comma-separated) into out. */

@@ -52,7 +52,9 @@ int networks_forward_delete(struct networks *n, const char *name, int64_t id,
 /*
  * A VM definition's NICs against the networks: each names a network that
  * exists (422), a static ip lies inside it and is not its network, gateway
- * or broadcast address (422), and no other VM's NIC has it (409).
+ * or broadcast address (422), and no other VM's NIC has it (409). In a
+ * cluster a network the cluster defines but this member lacks is realised
+ * here first (cluster_networks.c), here and in networks_check_start.
  */
 int networks_check_vm(struct networks *n, const struct db_vm *vm, struct api_error *err);
 /* Before a VM starts: the networks its NICs are on are up (409 otherwise). */

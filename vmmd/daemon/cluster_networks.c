@@ -245,6 +245,13 @@ bool cluster_networks_overlap(struct vmmd_daemon *d, const char *name, uint32_t 
     return hit;
 }
 
+/* The same network but for name, bridge and times. */
+static bool same_network(const struct db_network *a, const struct db_network *b)
+{
+    return strcmp(a->cidr, b->cidr) == 0 && a->nat == b->nat && a->dhcp == b->dhcp &&
+           a->mtu == b->mtu && strcmp(a->dns_domain, b->dns_domain) == 0;
+}
+
 /* The local realisation of name brought to its definition v (NULL: the definition went). */
 static void follow(struct vmmd_daemon *d, const char *name, const json_t *v)
 {
@@ -257,13 +264,10 @@ static void follow(struct vmmd_daemon *d, const char *name, const json_t *v)
         return;
     if (v) {
         to_network(v, &want);
-        if (strcmp(want.cidr, local.cidr) != 0) {
-            /* Deleted and defined again with another cidr between two polls. */
-            v = NULL;
-        } else {
-            if (want.nat == local.nat && want.dhcp == local.dhcp && want.mtu == local.mtu &&
-                strcmp(want.dns_domain, local.dns_domain) == 0)
-                return;
+        if (same_network(&want, &local))
+            return;
+        /* Another cidr: deleted and defined again between two polls; the old one goes. */
+        if (strcmp(want.cidr, local.cidr) == 0) {
             to_def(v, &def);
             if (networks_update(d->nets, name, &def, &err))
                 log_error("network %s: the cluster's change: %s", name, err.detail);
@@ -318,12 +322,6 @@ struct default_put {
     struct vmmd_daemon *d;
     struct db_network net;
 };
-
-static bool same_network(const struct db_network *a, const struct db_network *b)
-{
-    return strcmp(a->cidr, b->cidr) == 0 && a->nat == b->nat && a->dhcp == b->dhcp &&
-           a->mtu == b->mtu && strcmp(a->dns_domain, b->dns_domain) == 0;
-}
 
 static void default_put_done(void *arg, const struct etcd_reply *r)
 {

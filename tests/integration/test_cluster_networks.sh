@@ -13,6 +13,7 @@
 #     also when m2 was down at the time (at its restart);
 #   - m1's first-start default network becomes the cluster's "default";
 #   - a VM handed over (evacuation) realises its network where it starts;
+#   - a definition put into etcd by hand that is not valid is refused (409), not realised;
 #   - etcd gone: POST /v1/networks 503 (the cluster is read-only);
 #   - vmctl network list shows a MEMBERS column in a cluster.
 # Two members realising the same cidr on ONE host would clash (one subnet on two
@@ -181,6 +182,14 @@ on m2 POST /v1/vms/h/start
 check "h starts on m2, which realises cn4 for it first" \
     $([[ $status == 200 && -e /sys/class/net/$NETPFX2-cn4 && $(field m2 cn4 .state) == active ]]; echo $?)
 on m2 POST /v1/vms/h/stop
+
+# --- a definition in etcd that is not valid (written behind the members' backs) ---------
+etcd_ctl put "/vmmd/$CLUSTER/networks/bad" '{"name":"bad","cidr":"10.1.2.3/99","mtu":1}' >/dev/null
+wait_for 2 listed m2 bad
+on m2 POST /v1/vms "$(vm_json onbad idle '"member":"m2","nics":[{"network":"bad"}]')"
+check "a VM on it: 409, the definition is not valid, nothing realised" \
+    $([[ $status == 409 && $(jbody .detail) == *"definition of network 'bad' is not valid"* &&
+        ! -e /sys/class/net/$NETPFX2-bad ]]; echo $?)
 
 # --- etcd gone: read-only ------------------------------------------------------------------
 etcd_kill 1

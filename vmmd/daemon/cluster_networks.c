@@ -156,19 +156,25 @@ static json_t *to_definition(const struct db_network *net)
                      (json_int_t)net->updated_at);
 }
 
-static void to_def(const json_t *v, struct api_network_def *def)
+/* A definition checked as a create's body is: another member wrote it, and it is realised here
+ * as it says. */
+static int to_def(const json_t *v, struct api_network_def *def, struct api_error *err)
 {
-    struct db_network net;
+    json_t *body = json_copy((json_t *)v);
+    char *text;
+    int rc;
 
-    to_network(v, &net);
-    memset(def, 0, sizeof(*def));
-    def->present = API_NF_CIDR | API_NF_NAT | API_NF_DHCP | API_NF_DNS_DOMAIN | API_NF_MTU;
-    snprintf(def->name, sizeof(def->name), "%s", net.name);
-    snprintf(def->cidr, sizeof(def->cidr), "%s", net.cidr);
-    def->nat = net.nat;
-    def->dhcp = net.dhcp;
-    snprintf(def->dns_domain, sizeof(def->dns_domain), "%s", net.dns_domain);
-    def->mtu = net.mtu;
+    json_object_del(body, "created_ms");
+    json_object_del(body, "updated_ms");
+    text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return api_fail(err, API_ERR_INTERNAL, "out of memory");
+    rc = api_parse_network_create(text, strlen(text), def, err);
+    free(text);
+    if (!rc && !def->cidr[0])
+        rc = api_fail(err, API_ERR_UNPROCESSABLE, "cidr: missing");
+    return rc;
 }
 
 /* ---- realisations -------------------------------------------------------------- */
@@ -205,7 +211,11 @@ int cluster_networks_realise(struct vmmd_daemon *d, const char *name, struct api
 
     if (!v || !d->nets)
         return api_fail(err, API_ERR_UNPROCESSABLE, "no network named '%s'", name);
-    to_def(v, &def);
+    if (to_def(v, &def, &why))
+        return api_fail(err, API_ERR_CONFLICT,
+                        "the cluster's definition of network '%s' is not valid (%s); delete it "
+                        "and define it again",
+                        name, why.detail);
     if (networks_create_network(d->nets, &def, &net, &why)) {
         /* Another member's realisation on this host, a host route: the definition stands. */
         return api_fail(err, why.kind,
@@ -252,6 +262,16 @@ static bool same_network(const struct db_network *a, const struct db_network *b)
            a->mtu == b->mtu && strcmp(a->dns_domain, b->dns_domain) == 0;
 }
 
+/* The poll comes back every second: what cannot be followed is logged once, until it can. */
+static void stuck(struct cluster_networks *cn, const char *name, const char *what,
+                  const char *detail)
+{
+    if (cn && !json_object_get(cn->stuck, name)) {
+        log_warn("network %s: %s: %s", name, what, detail);
+        json_object_set_new(cn->stuck, name, json_true());
+    }
+}
+
 /* The local realisation of name brought to its definition v (NULL: the definition went). */
 static void follow(struct vmmd_daemon *d, const char *name, const json_t *v)
 {
@@ -265,29 +285,27 @@ static void follow(struct vmmd_daemon *d, const char *name, const json_t *v)
     if (v) {
         to_network(v, &want);
         if (same_network(&want, &local))
-            return;
+            goto done;
         /* Another cidr: deleted and defined again between two polls; the old one goes. */
         if (strcmp(want.cidr, local.cidr) == 0) {
-            to_def(v, &def);
-            if (networks_update(d->nets, name, &def, &err))
-                log_error("network %s: the cluster's change: %s", name, err.detail);
-            else
-                log_info("network %s: the cluster's change applied", name);
-            return;
+            if (to_def(v, &def, &err) || networks_update(d->nets, name, &def, &err)) {
+                stuck(cn, name, "the cluster's change is not applied here", err.detail);
+                return;
+            }
+            log_info("network %s: the cluster's change applied", name);
+            goto done;
         }
     }
     if (networks_delete(d->nets, name, &err)) {
         /* A VM defined here since the definition went (a race with the DELETE's check). */
-        if (cn && !json_object_get(cn->stuck, name)) {
-            log_warn("network %s: gone from the cluster but kept here: %s", name, err.detail);
-            json_object_set_new(cn->stuck, name, json_true());
-        }
+        stuck(cn, name, "gone from the cluster but kept here", err.detail);
         return;
     }
-    if (cn)
-        json_object_del(cn->stuck, name);
     mark_realisation(d, name, false);
     log_info("network %s: its definition went from the cluster; realisation removed", name);
+done:
+    if (cn)
+        json_object_del(cn->stuck, name);
 }
 
 void cluster_networks_poll(struct vmmd_daemon *d, json_t *alive, int64_t revision)

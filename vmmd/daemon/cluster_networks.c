@@ -33,7 +33,7 @@
 struct cluster_networks {
     json_t *beats;   /* member -> its heartbeat, as of the last poll */
     json_t *written; /* name -> {"value": definition or null (deleted), "rev"} */
-    json_t *stuck;   /* realisations whose removal was refused (logged once) */
+    json_t *stuck;   /* realisations the poll cannot follow (logged once, until it can) */
 };
 
 /* A write to etcd for a request, answered when etcd answers. */
@@ -410,16 +410,19 @@ static int by_string(const void *a, const void *b)
 static json_t *members_of(struct vmmd_daemon *d, const char *name)
 {
     struct cluster_networks *cn = state(d);
-    const char *self = cluster_member_name(d->cluster), *member, *list[256];
+    json_t *beats = cn ? cn->beats : NULL, *hb, *out = json_array(), *v;
+    const char *self = cluster_member_name(d->cluster), *member;
+    const char **list = calloc(json_object_size(beats) + 1, sizeof(*list));
     struct db_network local;
     size_t n = 0, i;
-    json_t *hb, *out = json_array(), *v;
 
+    if (!list)
+        return out;
     if (db_network_get(d->db, name, &local) == 0)
         list[n++] = self;
-    json_object_foreach(cn ? cn->beats : NULL, member, hb)
+    json_object_foreach(beats, member, hb)
     {
-        if (strcmp(member, self) == 0 || n == sizeof(list) / sizeof(list[0]))
+        if (strcmp(member, self) == 0)
             continue;
         json_array_foreach(json_object_get(hb, "networks"), i, v)
         {
@@ -432,6 +435,7 @@ static json_t *members_of(struct vmmd_daemon *d, const char *name)
     qsort(list, n, sizeof(list[0]), by_string);
     for (i = 0; i < n; i++)
         json_array_append_new(out, json_string(list[i]));
+    free(list);
     return out;
 }
 

@@ -21,7 +21,8 @@
 
 const char cli_network_help[] =
     "  Subcommands (vmctl network SUBCOMMAND --help for each):\n"
-    "    list                      the networks: state, CIDR, bridge, NAT, leases\n"
+    "    list                      the networks: state, CIDR, bridge, NAT, leases (and in a\n"
+    "                              cluster the members that realised each)\n"
     "    show NAME                 one network, its dnsmasq and the VM NICs on it\n"
     "    create NAME [--cidr CIDR] [--no-nat] [--no-dhcp] [--dns-domain D] [--mtu N]\n"
     "    set NAME KEY=VALUE...     nat, dhcp, dns_domain, mtu\n"
@@ -41,6 +42,21 @@ static int call_network(struct cli_ctx *ctx, const char *method, const char *nam
 static const char *yes_no(json_t *o, const char *key)
 {
     return json_is_true(json_object_get(o, key)) ? "yes" : "no";
+}
+
+/* A network's "members" (in a cluster: where it is realised), comma-separated; "" if none. */
+static void members_text(json_t *net, char *out, size_t size)
+{
+    json_t *m;
+    size_t i, len = 0;
+
+    out[0] = 0;
+    json_array_foreach(json_object_get(net, "members"), i, m)
+    {
+        if (json_is_string(m) && len < size)
+            len += (size_t)snprintf(out + len, size - len, "%s%s", len ? "," : "",
+                                    json_string_value(m));
+    }
 }
 
 static void print_network(json_t *net)
@@ -88,6 +104,10 @@ static void print_network(json_t *net)
     }
     snprintf(buf, sizeof(buf), "%lld", cli_jint(net, "forwards"));
     cli_kv("forwards:", buf);
+    if (json_is_array(json_object_get(net, "members"))) {
+        members_text(net, buf, sizeof(buf));
+        cli_kv("members:", buf[0] ? buf : "- (realised nowhere yet)");
+    }
     cli_kv("created:", cli_jstr(net, "created_at"));
 }
 
@@ -95,11 +115,13 @@ static void print_network(json_t *net)
 
 static int net_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    static const char *const headers[] = {"NAME", "STATE",  "CIDR",    "BRIDGE",  "NAT",
-                                          "DHCP", "LEASES", "VM NICS", "FORWARDS"};
+    static const char *const headers[] = {"NAME",   "STATE",   "CIDR",     "BRIDGE", "NAT",
+                                          "DHCP",   "LEASES",  "VM NICS",  "FORWARDS",
+                                          "MEMBERS"};
     struct cli_response r;
     struct cli_table t;
     json_t *nets, *net;
+    bool clustered = false;
     int first, rc;
     size_t i;
 
@@ -113,16 +135,19 @@ static int net_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
         cli_response_free(&r);
         return 0;
     }
-    cli_table_init(&t, 9, headers);
+    /* In a cluster each network says which members realised it. */
+    json_array_foreach(nets, i, net) clustered |= json_is_array(json_object_get(net, "members"));
+    cli_table_init(&t, clustered ? 10 : 9, headers);
     json_array_foreach(nets, i, net)
     {
-        char leases[32] = "-", nics[32], forwards[32];
-        const char *cells[9];
+        char leases[32] = "-", nics[32], forwards[32], members[256] = "";
+        const char *cells[10];
         struct cli_response lr;
         json_t *l;
 
-        /* The lease count is one more request a network; a refusal leaves it "-". */
-        if (json_is_true(json_object_get(net, "dhcp")) &&
+        /* The lease count is one more request a network; a refusal leaves it "-". A
+         * network a cluster defines but this member did not realise has none here. */
+        if (json_is_true(json_object_get(net, "dhcp")) && cli_jstr(net, "bridge") &&
             call_network(ctx, "GET", cli_jstr(net, "name"), "/leases", NULL, &lr, &l) == 0) {
             snprintf(leases, sizeof(leases), "%zu", json_array_size(l));
             json_decref(l);
@@ -130,6 +155,7 @@ static int net_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
         }
         snprintf(nics, sizeof(nics), "%zu", json_array_size(json_object_get(net, "nics")));
         snprintf(forwards, sizeof(forwards), "%lld", cli_jint(net, "forwards"));
+        members_text(net, members, sizeof(members));
         cells[0] = cli_jstr(net, "name");
         cells[1] = cli_jstr(net, "state");
         cells[2] = cli_jstr(net, "cidr");
@@ -139,6 +165,7 @@ static int net_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
         cells[6] = leases;
         cells[7] = nics;
         cells[8] = forwards;
+        cells[9] = members[0] ? members : "-";
         cli_table_add(&t, cells);
     }
     cli_table_print(&t, stdout, false);

@@ -1,7 +1,8 @@
 # Sourced by the integration tests that run a real vmmd daemon. The caller
 # sets VMMD and GUESTS; this gives it a private state directory ($tmp,
 # $STATE, $SOCK, $PORT), start_daemon [extra serve flags], check NAME STATUS
-# with PASS/FAIL counting, api/jbody/wait_state/vm_json for requests, finish (the closing "N passed, N failed" line and
+# with PASS/FAIL counting, api/jbody/wait_state/vm_json for requests, wait_for/is to wait on
+# any command, require_kvm/require_networks for loud skips, finish (the closing "N passed, N failed" line and
 # the status), and a cleanup that also ends the workers the test started
 # (they outlive the daemon by design). A script may define fail_detail to
 # add context to its FAIL lines.
@@ -68,6 +69,30 @@ require_kvm() {
         exit 77
     fi
 }
+
+# require_networks SCRIPT: a loud skip where managed networks cannot run (root, nft, dnsmasq).
+require_networks() {
+    local missing=
+    [[ $(id -u) == 0 ]] || missing+=" root"
+    command -v nft >/dev/null || missing+=" nft"
+    command -v dnsmasq >/dev/null || missing+=" dnsmasq"
+    if [[ -n $missing ]]; then
+        echo "SKIPPED: managed networks need$missing; $1 did not run" >&2
+        exit 77
+    fi
+}
+
+# wait_for SECONDS COMMAND...: until COMMAND succeeds (its status, once more at the end)
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ((SECONDS < deadline)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    "$@"
+}
+is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...: COMMAND prints VALUE
 
 # --- talking to the daemon over its Unix socket ---------------------------------
 # api METHOD PATH [JSON] -> $status, body in $tmp/body

@@ -83,17 +83,6 @@ member_state() {
     on "$1" GET /v1/cluster
     jq -r --arg n "$2" '.members[] | select(.name == $n) | .state' "$tmp/body"
 }
-# wait_for SECONDS COMMAND...: until COMMAND succeeds
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    "$@"
-}
-is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...: COMMAND prints VALUE
 # vm_field FROM VM FIELD: the VM's FIELD in FROM's list
 vm_field() {
     on "$1" GET /v1/vms

@@ -18,14 +18,7 @@ GUESTS=$(cd "$3" && pwd)
 . "$(dirname "${BASH_SOURCE[0]}")/daemon_fixture.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/vmctl_fixture.sh"
 
-missing=
-[[ $(id -u) == 0 ]] || missing+=" root"
-command -v nft >/dev/null || missing+=" nft"
-command -v dnsmasq >/dev/null || missing+=" dnsmasq"
-if [[ -n $missing ]]; then
-    echo "SKIPPED: managed networks need$missing; the vmctl network tests did not run" >&2
-    exit 77
-fi
+require_networks "the vmctl network tests"
 
 # --- usage errors, before the daemon --------------------------------------------
 v network

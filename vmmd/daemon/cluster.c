@@ -11,6 +11,7 @@
  */
 #include "cluster.h"
 #include "cluster_events.h"
+#include "cluster_networks.h"
 #include "daemon.h"
 #include "etcd.h"
 #include "log.h"
@@ -323,6 +324,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     c->members = members;
     c->alive = alive;
     c->vms = vms;
+    cluster_networks_poll(c->d, alive, r->revision);
     if (r->revision != c->revision) {
         c->revision = r->revision;
         c->d->generation++; /* lists that include other members' VMs are stale */

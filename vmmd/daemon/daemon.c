@@ -5,6 +5,7 @@
  */
 #include "daemon.h"
 #include "cluster.h"
+#include "cluster_networks.h"
 #include "log.h"
 #include "sd_notify.h"
 #include "routes.h"
@@ -503,6 +504,7 @@ out:
     if (d->sup)
         supervisor_destroy(d->sup);
     networks_destroy(d->nets);
+    cluster_networks_free(d->cluster_nets);
     storage_destroy(d->storage);
     routes_migrations_free();
     /* uv_run has returned, so no list render is using the reader any more. */

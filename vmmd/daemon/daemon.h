@@ -18,6 +18,7 @@ struct networks;
 struct storage;
 struct event_stream;
 struct cluster;
+struct cluster_networks;
 
 /* Counters for /metrics. */
 struct vmmd_metrics {
@@ -50,6 +51,7 @@ struct vmmd_daemon {
     struct storage *storage;
     struct event_stream *events;
     struct cluster *cluster; /* NULL: stand-alone */
+    struct cluster_networks *cluster_nets; /* the cluster's networks as this member sees them */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     bool stopping;

@@ -11,6 +11,7 @@
  * The networks' files live in <state>/networks/<name>/.
  */
 #include "networks.h"
+#include "cluster_networks.h"
 #include "daemon.h"
 #include "log.h"
 #include "net_dnsmasq.h"
@@ -572,8 +573,11 @@ static bool overlaps(uint32_t a, unsigned pa, uint32_t b, unsigned pb)
 /*
  * 0 when net/prefix overlaps no other network and no host route (routes on
  * the networks' own bridges aside); else -EEXIST and what it overlaps in why.
+ * In a cluster the other networks include the cluster's definitions (but
+ * name's own: realising it is not a clash with itself).
  */
-static int check_free(struct networks *n, uint32_t net, unsigned prefix, char *why, size_t len)
+static int check_free(struct networks *n, const char *name, uint32_t net, unsigned prefix,
+                      char *why, size_t len)
 {
     struct net_route routes[MAX_ROUTES];
     size_t nr = net_link_routes(routes, MAX_ROUTES), nn = 0;
@@ -592,6 +596,8 @@ static int check_free(struct networks *n, uint32_t net, unsigned prefix, char *w
             rc = -EEXIST;
         }
     }
+    if (!rc && n->d->cluster && cluster_networks_overlap(n->d, name, net, prefix, why, len))
+        rc = -EEXIST;
     for (size_t i = 0; i < nr && !rc; i++) {
         bool ours = false;
         for (size_t k = 0; k < nn; k++)
@@ -608,14 +614,14 @@ static int check_free(struct networks *n, uint32_t net, unsigned prefix, char *w
 }
 
 /* A free /24 among 10.71.0.0/24 .. 10.90.255.0/24. */
-static int pick_cidr(struct networks *n, char out[DB_CIDR_MAX + 1])
+static int pick_cidr(struct networks *n, const char *name, char out[DB_CIDR_MAX + 1])
 {
     char why[256], a[16];
 
     for (uint32_t second = 71; second <= 90; second++)
         for (uint32_t third = 0; third < 256; third++) {
             uint32_t net = 10u << 24 | second << 16 | third << 8;
-            if (check_free(n, net, 24, why, sizeof(why)) == 0) {
+            if (check_free(n, name, net, 24, why, sizeof(why)) == 0) {
                 api_ipv4_format(net, a);
                 snprintf(out, DB_CIDR_MAX + 1, "%s/24", a);
                 return 0;
@@ -646,13 +652,31 @@ static int store_fail(struct networks *n, struct api_error *err, int rc, const c
                     db_last_error(n->d->db));
 }
 
+int networks_choose_cidr(struct networks *n, const struct api_network_def *def,
+                        char out[DB_CIDR_MAX + 1], struct api_error *err)
+{
+    char why[512];
+    uint32_t addr;
+    unsigned prefix;
+
+    if (def->cidr[0]) {
+        snprintf(out, DB_CIDR_MAX + 1, "%s", def->cidr);
+        api_ipv4_parse_cidr(out, &addr, &prefix);
+        if (check_free(n, def->name, addr, prefix, why, sizeof(why)))
+            return api_fail(err, API_ERR_CONFLICT, "cidr: %s %s", out, why);
+    } else if (pick_cidr(n, def->name, out)) {
+        return api_fail(err, API_ERR_CONFLICT,
+                        "cidr: no free /24 in 10.71.0.0-10.90.255.0; "
+                        "give one");
+    }
+    return 0;
+}
+
 int networks_create_network(struct networks *n, const struct api_network_def *def,
                             struct db_network *out, struct api_error *err)
 {
     struct db_network net = {0}, existing;
     char why[512];
-    uint32_t addr;
-    unsigned prefix;
     int64_t ev = 0;
     int rc;
 
@@ -662,16 +686,8 @@ int networks_create_network(struct networks *n, const struct api_network_def *de
         return api_fail(err, API_ERR_CONFLICT, "name: a network named '%s' exists already",
                         def->name);
     snprintf(net.name, sizeof(net.name), "%s", def->name);
-    if (def->cidr[0]) {
-        snprintf(net.cidr, sizeof(net.cidr), "%s", def->cidr);
-        api_ipv4_parse_cidr(net.cidr, &addr, &prefix);
-        if (check_free(n, addr, prefix, why, sizeof(why)))
-            return api_fail(err, API_ERR_CONFLICT, "cidr: %s %s", net.cidr, why);
-    } else if (pick_cidr(n, net.cidr)) {
-        return api_fail(err, API_ERR_CONFLICT,
-                        "cidr: no free /24 in 10.71.0.0-10.90.255.0; "
-                        "give one");
-    }
+    if (networks_choose_cidr(n, def, net.cidr, err))
+        return -1;
     bridge_name(n, net.name, net.bridge);
     net.nat = def->nat;
     net.dhcp = def->dhcp;
@@ -733,8 +749,7 @@ int networks_update(struct networks *n, const char *name, const struct api_netwo
     return 0;
 }
 
-/* The VMs (names, comma-separated) with a NIC on the network; "" when none. */
-static int attached_vms(struct networks *n, const char *name, char *out, size_t size)
+int networks_attached_vms(struct networks *n, const char *name, char *out, size_t size)
 {
     struct nic_ref *nics;
     size_t count, len = 0;
@@ -775,7 +790,7 @@ int networks_delete(struct networks *n, const char *name, struct api_error *err)
 
     if (load_network(n, name, &net, err))
         return -1;
-    rc = attached_vms(n, name, vms, sizeof(vms));
+    rc = networks_attached_vms(n, name, vms, sizeof(vms));
     if (rc)
         return store_fail(n, err, rc, "read");
     if (vms[0])
@@ -811,6 +826,7 @@ static void ensure_default(struct networks *n)
 {
     const char *want = n->d->cfg->default_network;
     struct api_network_def def = {.nat = true, .dhcp = true, .mtu = API_NET_DEFAULT_MTU};
+    struct db_network net;
     struct api_error err;
     char done[16];
     uint32_t a;
@@ -831,10 +847,12 @@ static void ensure_default(struct networks *n)
         }
         snprintf(def.cidr, sizeof(def.cidr), "%s", want);
     }
-    if (networks_create_network(n, &def, NULL, &err)) {
+    if (networks_create_network(n, &def, &net, &err)) {
         log_error("the default network: %s", err.detail);
         return;
     }
+    if (n->d->cluster)
+        cluster_networks_publish_default(n->d, &net);
     /* Once: a user who deletes it does not get it back at the next start. */
     if (db_setting_set(n->d->db, SETTING_DEFAULT, "created"))
         log_warn("cannot record that the default network exists: %s", db_last_error(n->d->db));
@@ -883,6 +901,11 @@ void networks_start(struct networks *n)
         log_error("networks: the firewall: %s", why);
 }
 
+const char *networks_unavailable(const struct networks *n)
+{
+    return n->unavailable[0] ? n->unavailable : NULL;
+}
+
 const char *networks_bridge_of(struct networks *n, const char *name)
 {
     struct net_rt *r = name ? rt_find(n, name) : NULL;
@@ -911,6 +934,12 @@ int networks_check_vm(struct networks *n, const struct db_vm *vm, struct api_err
         if (!name)
             continue;
         rc = db_network_get(n->d->db, name, &net);
+        /* A network the cluster defines is realised here on first use. */
+        if (rc == -ENOENT && n->d->cluster && cluster_networks_defines(n->d, name)) {
+            if ((ret = cluster_networks_realise(n->d, name, err)))
+                break;
+            rc = db_network_get(n->d->db, name, &net);
+        }
         if (rc) {
             ret = rc == -ENOENT ? api_fail(err, API_ERR_UNPROCESSABLE,
                                            "nics[%zu].network: no network named '%s'", i, name)
@@ -958,6 +987,13 @@ int networks_check_start(struct networks *n, const struct db_vm *vm, struct api_
         const char *name = json_string_value(json_object_get(item, "network"));
         struct net_rt *r = name ? rt_find(n, name) : NULL;
 
+        /* A VM that came from another member (take-over, hand-over, migration) brings its
+         * NICs' networks here. */
+        if (name && !r && n->d->cluster && cluster_networks_defines(n->d, name)) {
+            if ((ret = cluster_networks_realise(n->d, name, err)))
+                break;
+            r = rt_find(n, name);
+        }
         if (name && (!r || !r->up)) {
             ret = api_fail(err, API_ERR_CONFLICT, "nics[%zu]: network '%s' is not up: %s", i, name,
                            n->unavailable[0] ? n->unavailable

@@ -1,5 +1,10 @@
-/* /v1/networks: managed networks, their leases and port forwards (networks.c does the work). */
+/*
+ * /v1/networks: managed networks, their leases and port forwards (networks.c does the work).
+ * In a cluster the networks themselves are the cluster's (cluster_networks.c); leases and
+ * forwards stay this member's, as they are things of its host.
+ */
 #include "routes.h"
+#include "cluster_networks.h"
 #include "networks.h"
 
 #include <stdio.h>
@@ -11,14 +16,20 @@ void route_networks_list(struct vmmd_daemon *d, struct http_request *req,
     struct api_error err;
 
     (void)m;
-    routes_respond(req, 200, networks_list_json(d->nets, NULL, &err), &err);
+    if (d->cluster)
+        cluster_networks_list(d, req, NULL);
+    else
+        routes_respond(req, 200, networks_list_json(d->nets, NULL, &err), &err);
 }
 
 void route_network_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_error err;
 
-    routes_respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
+    if (d->cluster)
+        cluster_networks_list(d, req, m->name);
+    else
+        routes_respond(req, 200, networks_list_json(d->nets, m->name, &err), &err);
 }
 
 void route_networks_create(struct vmmd_daemon *d, struct http_request *req,
@@ -30,8 +41,15 @@ void route_networks_create(struct vmmd_daemon *d, struct http_request *req,
     char location[96];
 
     (void)m;
-    if (api_parse_network_create(req->body, req->body_len, &def, &err) ||
-        networks_create_network(d->nets, &def, &net, &err)) {
+    if (api_parse_network_create(req->body, req->body_len, &def, &err)) {
+        http_respond_problem(req, &err);
+        return;
+    }
+    if (d->cluster) {
+        cluster_networks_create(d, req, &def);
+        return;
+    }
+    if (networks_create_network(d->nets, &def, &net, &err)) {
         http_respond_problem(req, &err);
         return;
     }
@@ -46,8 +64,15 @@ void route_network_patch(struct vmmd_daemon *d, struct http_request *req,
     struct api_network_def def;
     struct api_error err;
 
-    if (api_parse_network_patch(req->body, req->body_len, &def, &err) ||
-        networks_update(d->nets, m->name, &def, &err)) {
+    if (api_parse_network_patch(req->body, req->body_len, &def, &err)) {
+        http_respond_problem(req, &err);
+        return;
+    }
+    if (d->cluster) {
+        cluster_networks_patch(d, req, m->name, &def);
+        return;
+    }
+    if (networks_update(d->nets, m->name, &def, &err)) {
         http_respond_problem(req, &err);
         return;
     }
@@ -59,7 +84,9 @@ void route_network_delete(struct vmmd_daemon *d, struct http_request *req,
 {
     struct api_error err;
 
-    if (networks_delete(d->nets, m->name, &err))
+    if (d->cluster)
+        cluster_networks_delete(d, req, m->name);
+    else if (networks_delete(d->nets, m->name, &err))
         http_respond_problem(req, &err);
     else
         http_respond_empty(req, 204);
@@ -70,6 +97,8 @@ void route_network_leases(struct vmmd_daemon *d, struct http_request *req,
 {
     struct api_error err;
 
+    if (cluster_networks_elsewhere(d, req, m->name))
+        return;
     routes_respond(req, 200, networks_leases_json(d->nets, m->name, &err), &err);
 }
 
@@ -78,6 +107,8 @@ void route_network_forwards_list(struct vmmd_daemon *d, struct http_request *req
 {
     struct api_error err;
 
+    if (cluster_networks_elsewhere(d, req, m->name))
+        return;
     routes_respond(req, 200, networks_forwards_json(d->nets, m->name, 0, &err), &err);
 }
 
@@ -89,6 +120,8 @@ void route_network_forwards_create(struct vmmd_daemon *d, struct http_request *r
     char location[200];
     int64_t id = 0;
 
+    if (cluster_networks_elsewhere(d, req, m->name))
+        return;
     if (api_parse_forward_create(req->body, req->body_len, &def, &err) ||
         networks_forward_add(d->nets, m->name, &def, &id, &err)) {
         http_respond_problem(req, &err);
@@ -106,6 +139,8 @@ void route_network_forward_delete(struct vmmd_daemon *d, struct http_request *re
     char *end;
     long long id = strtoll(m->id, &end, 10);
 
+    if (cluster_networks_elsewhere(d, req, m->name))
+        return;
     if (*end || id <= 0) {
         http_respond_error(req, API_ERR_NOT_FOUND, "no forward '%s': ids are positive integers",
                            m->id);

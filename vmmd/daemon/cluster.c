@@ -1474,7 +1474,7 @@ static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const 
     int64_t mem = json_integer_value(json_object_get(vm, "memory_mib"));
     int64_t vcpus = json_integer_value(json_object_get(vm, "vcpus"));
     const char *mode = json_string_value(json_object_get(vm, "mode"));
-    json_t *dev, *cluster_nets = cluster_objects(c, "networks");
+    json_t *dev;
     size_t i;
 
     if (!hb)
@@ -1498,7 +1498,7 @@ static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const 
             continue;
         if (!json_is_true(json_object_get(rec, "networks_managed")))
             return snprintf(why, len, "manages no networks (--no-networks)"), true;
-        if (!json_object_get(cluster_nets, net))
+        if (!cluster_networks_defines(c->d, net))
             return snprintf(why, len, "has no network '%s'", net), true;
     }
     return false;

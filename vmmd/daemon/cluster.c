@@ -12,6 +12,7 @@
 #include "cluster.h"
 #include "cluster_events.h"
 #include "cluster_networks.h"
+#include "cluster_images.h"
 #include "daemon.h"
 #include "etcd.h"
 #include "log.h"
@@ -185,12 +186,12 @@ static json_t *heartbeat_json(struct cluster *c)
     struct vm_allocation a = {0};
 
     routes_allocation(c->d, &a);
-    return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I},s:o,s:o}", "heartbeat_ms",
+    return json_pack("{s:I,s:b,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:o}", "heartbeat_ms",
                      (json_int_t)now_ms(), "evacuating", c->evacuating, "allocation",
                      "memory_bytes", (json_int_t)(a.memory_mib << 20), "vcpus",
                      (json_int_t)a.vcpus, "vms", (json_int_t)a.defined, "vms_running",
                      (json_int_t)a.running, "volumes", local_names(c, true), "networks",
-                     local_names(c, false));
+                     local_names(c, false), "images", cluster_images_held(c->d));
 }
 
 static char *dump(json_t *j)
@@ -347,6 +348,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     } else if (!c->writable) {
         set_writable(c, false, "this member's lease is not (yet) renewed in etcd");
     }
+    cluster_images_poll(c->d, alive);
 }
 
 static void on_poll(uv_timer_t *t)

@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "cluster.h"
 #include "cluster_networks.h"
+#include "cluster_images.h"
 #include "log.h"
 #include "sd_notify.h"
 #include "routes.h"
@@ -506,6 +507,7 @@ out:
     networks_destroy(d->nets);
     cluster_networks_free(d->cluster_nets);
     storage_destroy(d->storage);
+    cluster_images_free(d);
     routes_migrations_free();
     /* uv_run has returned, so no list render is using the reader any more. */
     if (d->db_reader)

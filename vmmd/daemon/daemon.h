@@ -19,6 +19,7 @@ struct storage;
 struct event_stream;
 struct cluster;
 struct cluster_networks;
+struct cluster_images;
 
 /* Counters for /metrics. */
 struct vmmd_metrics {
@@ -52,6 +53,7 @@ struct vmmd_daemon {
     struct event_stream *events;
     struct cluster *cluster; /* NULL: stand-alone */
     struct cluster_networks *cluster_nets; /* the cluster's networks as this member sees them */
+    struct cluster_images *cluster_images; /* cluster_images.c's state, made on first use */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     bool stopping;

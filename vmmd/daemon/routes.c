@@ -80,6 +80,7 @@ static const struct route {
     {"GET", "/v1/images", route_images_list, AUTH_HEADER},
     {"POST", "/v1/images", route_images_create, AUTH_HEADER},
     {"GET", "/v1/images/{name}", route_image_get, AUTH_HEADER},
+    {"GET", "/v1/images/{name}/content", route_image_content, AUTH_HEADER},
     {"DELETE", "/v1/images/{name}", route_image_delete, AUTH_HEADER},
     {"GET", "/v1/volumes", route_volumes_list, AUTH_HEADER},
     {"POST", "/v1/volumes", route_volumes_create, AUTH_HEADER},

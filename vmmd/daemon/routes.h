@@ -68,6 +68,8 @@ void route_images_admit(struct vmmd_daemon *d, struct http_request *req,
 void route_images_create(struct vmmd_daemon *d, struct http_request *req,
                          const struct route_match *m);
 void route_image_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m);
+void route_image_content(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m);
 void route_image_delete(struct vmmd_daemon *d, struct http_request *req,
                         const struct route_match *m);
 void route_volumes_list(struct vmmd_daemon *d, struct http_request *req,

@@ -1,6 +1,10 @@
-/* /v1/storage, /v1/images, /v1/volumes (storage.c does the work). */
+/* /v1/storage, /v1/images, /v1/volumes (storage.c does the work; cluster_images.c in a
+ * cluster, where images are the cluster's). */
 #include "routes.h"
+#include "cluster_images.h"
 #include "storage.h"
+
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +22,42 @@ void route_images_list(struct vmmd_daemon *d, struct http_request *req, const st
     struct api_error err;
 
     (void)m;
-    routes_respond(req, 200, storage_images_json(d->storage, NULL, &err), &err);
+    routes_respond(req, 200,
+                   d->cluster ? cluster_images_json(d, NULL, &err)
+                              : storage_images_json(d->storage, NULL, &err),
+                   &err);
 }
 
 void route_image_get(struct vmmd_daemon *d, struct http_request *req, const struct route_match *m)
 {
     struct api_error err;
 
-    routes_respond(req, 200, storage_images_json(d->storage, m->name, &err), &err);
+    routes_respond(req, 200,
+                   d->cluster ? cluster_images_json(d, m->name, &err)
+                              : storage_images_json(d->storage, m->name, &err),
+                   &err);
+}
+
+/* The image's bytes straight from its file: MHD reads it as the client takes it. */
+void route_image_content(struct vmmd_daemon *d, struct http_request *req,
+                         const struct route_match *m)
+{
+    struct MHD_Response *resp;
+    struct api_error err;
+    uint64_t size;
+    int fd;
+
+    if (storage_image_open(d->storage, m->name, &fd, &size, &err)) {
+        http_respond_problem(req, &err);
+        return;
+    }
+    if (!(resp = MHD_create_response_from_fd64(size, fd))) {
+        close(fd);
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_respond_mhd(req, 200, resp);
 }
 
 void route_image_delete(struct vmmd_daemon *d, struct http_request *req,
@@ -33,6 +65,8 @@ void route_image_delete(struct vmmd_daemon *d, struct http_request *req,
 {
     struct api_error err;
 
+    if (cluster_images_delete(d, req, m->name))
+        return;
     if (storage_image_delete(d->storage, m->name, &err))
         http_respond_problem(req, &err);
     else
@@ -95,6 +129,7 @@ void route_images_admit(struct vmmd_daemon *d, struct http_request *req,
     }
     if (api_parse_image_upload(http_query(req, "name"), http_query(req, "format"),
                                http_query(req, "pool"), &def, &err) ||
+        cluster_images_check_name(d, def.name, &err) ||
         !(ur->u =
               storage_upload_begin(d->storage, &def, http_header(req, "Content-Length"), &err))) {
         free(ur);
@@ -140,6 +175,7 @@ void route_images_create(struct vmmd_daemon *d, struct http_request *req,
     }
     if (api_parse_image_import(req->body, req->body_len, storage_import_limits(d->storage), &def,
                                &err) ||
+        cluster_images_check_name(d, def.name, &err) ||
         storage_image_import(d->storage, &def, &image, &err) || !image)
         http_respond_problem(req, &err);
     else
@@ -184,7 +220,7 @@ void route_volumes_create(struct vmmd_daemon *d, struct http_request *req,
 
     (void)m;
     if (api_parse_volume_create(req->body, req->body_len, &def, &err) ||
-        storage_volume_create(d->storage, &def, volume_made, req, &err))
+        cluster_images_volume_create(d, &def, volume_made, req, &err))
         http_respond_problem(req, &err);
     else
         http_suspend(req); /* the copy runs on the thread pool */

@@ -1,5 +1,6 @@
 /* Storage pools, images and volumes (see storage.h). */
 #include "storage.h"
+#include "cluster_images.h"
 #include "daemon.h"
 #include "file_clone.h"
 #include "image_import.h"
@@ -421,6 +422,8 @@ static void image_finish(struct storage *s, struct db_image *img, const char *ev
         log_error("image %s: recording that it is %s: %s", img->name, img->state,
                   db_last_error(s->d->db));
     committed(s, ev);
+    if (!rc && event && strcmp(event, "image.ready") == 0)
+        cluster_images_ready(s->d, img); /* defined in the cluster (nothing stand-alone) */
 }
 
 static void import_done(uv_work_t *w, int status)
@@ -646,6 +649,86 @@ int storage_image_delete(struct storage *s, const char *name, struct api_error *
         unlink(path);
     }
     log_info("image %s: deleted", name);
+    return 0;
+}
+
+int storage_image_open(struct storage *s, const char *name, int *fd, uint64_t *size,
+                       struct api_error *err)
+{
+    const struct pool *p;
+    struct db_image img;
+    struct stat st;
+    char path[PATH_MAX];
+    int rc = db_image_get(s->d->db, name, &img);
+
+    if (rc == -ENOENT)
+        return api_fail(err, API_ERR_NOT_FOUND, "no image named '%s'", name);
+    if (rc)
+        return store_failed(s, err, rc, "reading the image");
+    if (strcmp(img.state, "ready") != 0)
+        return api_fail(err, API_ERR_CONFLICT, "image '%s' is %s, not ready", name, img.state);
+    if (!(p = pool_find(s, img.pool)))
+        return api_fail(err, API_ERR_CONFLICT, "the pool of image '%s' (%s) is gone", name,
+                        img.pool);
+    file_path(path, p, name, "img");
+    if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(*fd, &st) < 0) {
+        rc = errno;
+        if (*fd >= 0)
+            close(*fd);
+        return api_fail(err, API_ERR_INTERNAL, "opening image '%s': %s", name, strerror(rc));
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int storage_image_part_open(struct storage *s, const char *name, uint64_t size,
+                            char part[PATH_MAX], int *fd, struct api_error *err)
+{
+    const struct pool *p = pool_find(s, DEFAULT_IMAGE_POOL);
+
+    if (image_name_free(s, name, err))
+        return -1;
+    /* Data takes at most its size; holes stay holes. */
+    if (size > pool_free_bytes(p))
+        return no_room(err, p, size);
+    part_path(part, p, name, "img");
+    if ((*fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        return api_fail(err, errno == EEXIST ? API_ERR_CONFLICT : API_ERR_INTERNAL,
+                        errno == EEXIST ? "image '%s' is being copied here"
+                                        : "cannot create the image file for '%s'",
+                        name);
+    return 0;
+}
+
+int storage_image_adopt(struct storage *s, const char *name, const char *part, uint64_t size,
+                        const char *sha256, const char *source, struct api_error *err)
+{
+    const struct pool *p = pool_find(s, DEFAULT_IMAGE_POOL);
+    struct db_image img = {0};
+    char final[PATH_MAX];
+    int64_t ev = 0;
+    int rc;
+
+    file_path(final, p, name, "img");
+    if (rename(part, final) < 0) {
+        rc = errno;
+        unlink(part);
+        return api_fail(err, API_ERR_INTERNAL, "renaming into place: %s", strerror(rc));
+    }
+    snprintf(img.name, sizeof(img.name), "%s", name);
+    snprintf(img.pool, sizeof(img.pool), "%s", p->name);
+    snprintf(img.state, sizeof(img.state), "ready");
+    snprintf(img.format, sizeof(img.format), "raw");
+    snprintf(img.sha256, sizeof(img.sha256), "%s", sha256);
+    snprintf(img.source, sizeof(img.source), "%s", source);
+    img.size_bytes = img.source_bytes = size;
+    if ((rc = db_image_insert(s->d->db, &img, &ev))) {
+        unlink(final);
+        if (rc == -EEXIST)
+            return api_fail(err, API_ERR_CONFLICT, "name: an image named '%s' exists", name);
+        return store_failed(s, err, rc, "recording the image");
+    }
+    committed(s, ev);
     return 0;
 }
 

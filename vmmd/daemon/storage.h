@@ -10,6 +10,7 @@
 #define VMMD_STORAGE_H
 
 #include <jansson.h>
+#include <limits.h>
 
 #include "api/api.h"
 #include "db/store.h"
@@ -39,6 +40,19 @@ const struct api_limits *storage_import_limits(struct storage *s);
 int storage_image_import(struct storage *s, const struct api_image_def *def, json_t **out,
                          struct api_error *err);
 int storage_image_delete(struct storage *s, const char *name, struct api_error *err);
+/* A ready image's file, opened for reading (GET /v1/images/{name}/content), and its size. */
+int storage_image_open(struct storage *s, const char *name, int *fd, uint64_t *size,
+                       struct api_error *err);
+/*
+ * A copy of an image another cluster member holds (cluster_images.c): part_open makes a
+ * hidden file for it in the default image pool (409 name taken, 507 no room for size);
+ * adopt renames the finished, checked file into place and records it ready, source saying
+ * where it came from (the part file is gone either way).
+ */
+int storage_image_part_open(struct storage *s, const char *name, uint64_t size,
+                            char part[PATH_MAX], int *fd, struct api_error *err);
+int storage_image_adopt(struct storage *s, const char *name, const char *part, uint64_t size,
+                        const char *sha256, const char *source, struct api_error *err);
 
 /*
  * An upload, as its body arrives (the HTTP server hands it over piece by

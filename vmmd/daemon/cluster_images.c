@@ -68,6 +68,7 @@ struct cluster_images {
     json_t *holders; /* member -> [image names], from the last poll's heartbeats */
     json_t *defined; /* names defined at the last poll: a copy whose name goes is deleted */
     json_t *kept;    /* copies kept for their volumes (logged once) */
+    json_t *deleted; /* name -> the revision of a definition deleted here, until polls agree */
     struct fetch *fetches;
 };
 
@@ -88,6 +89,7 @@ static struct cluster_images *state(struct vmmd_daemon *d)
     ci->holders = json_object();
     ci->defined = json_object();
     ci->kept = json_object();
+    ci->deleted = json_object();
     d->cluster_images = ci;
     return ci;
 }
@@ -101,15 +103,21 @@ void cluster_images_free(struct vmmd_daemon *d)
     json_decref(ci->holders);
     json_decref(ci->defined);
     json_decref(ci->kept);
+    json_decref(ci->deleted);
     free(ci);
     d->cluster_images = NULL;
 }
 
-/* The cluster's definition of name (borrowed), or NULL. */
+/* The cluster's definition of name (borrowed), or NULL; one this member deleted is gone at
+ * once, not a poll later (read-your-writes). */
 static json_t *definition(struct vmmd_daemon *d, const char *name)
 {
-    return json_object_get(json_object_get(cluster_objects(d->cluster, "images"), name),
-                           "value");
+    json_t *obj = json_object_get(cluster_objects(d->cluster, "images"), name);
+    json_t *gone = d->cluster_images ? json_object_get(d->cluster_images->deleted, name) : NULL;
+
+    if (gone && json_integer_value(gone) == json_integer_value(json_object_get(obj, "rev")))
+        return NULL;
+    return json_object_get(obj, "value");
 }
 
 static void emit(struct vmmd_daemon *d, const char *type, json_t *data)
@@ -359,8 +367,8 @@ json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_
 
         json_array_foreach(local, i, item) have |=
             strcmp(json_string_value(json_object_get(item, "name")), n) == 0;
-        if (!have)
-            json_array_append_new(out, cluster_view(d, n, json_object_get(entry, "value"), NULL));
+        if (!have && definition(d, n))
+            json_array_append_new(out, cluster_view(d, n, definition(d, n), NULL));
     }
     json_decref(local);
     return out;
@@ -368,10 +376,22 @@ json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_
 
 /* ---- deleting ---------------------------------------------------------------------- */
 
+struct delete_req {
+    struct http_request *req;
+    struct vmmd_daemon *d;
+    char name[DB_NAME_MAX + 1];
+    json_int_t rev;
+};
+
 static void deleted(void *arg, const struct etcd_reply *r)
 {
-    struct http_request *req = arg;
+    struct delete_req *dr = arg;
+    struct http_request *req = dr->req;
+    struct cluster_images *ci = r->rc == 0 && dr->d->cluster ? state(dr->d) : NULL;
 
+    if (ci)
+        json_object_set_new(ci->deleted, dr->name, json_integer(dr->rev));
+    free(dr);
     if (r->rc == 0)
         http_respond_empty(req, 204);
     else
@@ -383,20 +403,32 @@ static void deleted(void *arg, const struct etcd_reply *r)
 bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, const char *name)
 {
     struct api_error err;
+    struct delete_req *dr;
     char k[KEY_MAX];
 
     if (!d->cluster || !definition(d, name))
         return false;
+    if (!(dr = calloc(1, sizeof(*dr)))) {
+        http_respond_error(req, API_ERR_INTERNAL, "out of memory");
+        return true;
+    }
+    dr->req = req;
+    dr->d = d;
+    snprintf(dr->name, sizeof(dr->name), "%s", name);
+    dr->rev = json_integer_value(
+        json_object_get(json_object_get(cluster_objects(d->cluster, "images"), name), "rev"));
     /* This member's copy first: one with volumes is refused (409) as stand-alone. */
     if (storage_image_delete(d->storage, name, &err) && err.kind != API_ERR_NOT_FOUND) {
+        free(dr);
         http_respond_problem(req, &err);
         return true;
     }
     cluster_key(d->cluster, k, sizeof(k), "images", name);
-    if (etcd_delete(cluster_etcd(d->cluster), k, false, deleted, req) < 0)
+    if (etcd_delete(cluster_etcd(d->cluster), k, false, deleted, dr) < 0) {
+        free(dr);
         http_respond_error(req, API_ERR_UNAVAILABLE, "cannot reach etcd to delete image '%s'",
                            name);
-    else
+    } else
         http_suspend(req);
     return true;
 }
@@ -408,6 +440,7 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
     struct db_image *img = NULL;
     struct api_error err;
     const char *name;
+    void *tmp;
     size_t n = 0;
 
     if (!ci)
@@ -436,6 +469,11 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
     free(img);
     json_object_clear(ci->defined);
     json_object_foreach(defs, name, v) json_object_set_new(ci->defined, name, json_true());
+    /* A deletion this member made is hidden until the polls stop showing that revision. */
+    json_object_foreach_safe(ci->deleted, tmp, name, v) if (
+        json_integer_value(v) != json_integer_value(json_object_get(json_object_get(defs, name),
+                                                                    "rev")))
+        json_object_del(ci->deleted, name);
 }
 
 json_t *cluster_images_held(struct vmmd_daemon *d)

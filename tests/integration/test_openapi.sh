@@ -97,6 +97,7 @@ GET /v1/storage
 GET /v1/images
 POST /v1/images
 GET /v1/images/{name}
+GET /v1/images/{name}/content
 GET /v1/volumes
 POST /v1/volumes
 GET /v1/volumes/{name}

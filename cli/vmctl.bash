@@ -49,7 +49,7 @@ _vmctl_storage()
     --pool | --size) return ;;
     esac
     if [[ $kind == image ]]; then
-        subs="list show import delete"
+        subs="list show import delete download"
     else
         subs="list show create resize delete"
     fi
@@ -71,6 +71,11 @@ _vmctl_storage()
         ;;
     import)
         # NAME is new; then the file to upload.
+        ((npos == 1)) && COMPREPLY=($(compgen -f -- "$cur"))
+        ;;
+    download)
+        # an image, then the file to write
+        ((npos == 0)) && COMPREPLY=($(compgen -W "$(_vmctl_stored "$kind" "${conn[@]}")" -- "$cur"))
         ((npos == 1)) && COMPREPLY=($(compgen -f -- "$cur"))
         ;;
     esac

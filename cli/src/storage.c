@@ -26,13 +26,14 @@
 #include "sse.h"
 #include "storagespec.h"
 
-/* Both lists have eight columns. */
+/* Both lists have eight columns (images a ninth, MEMBERS, in a cluster). */
 #define LIST_COLUMNS 8
 
 const char cli_image_help[] =
     "  Subcommands (vmctl image SUBCOMMAND --help for each):\n"
-    "    list                      the images: state, format, size, sha256, volumes\n"
+    "    list                      the images: state, format, size, sha256, volumes (members)\n"
     "    show NAME                 one image\n"
+    "    download NAME FILE        its raw bytes into FILE\n"
     "    import NAME FILE [--format auto|raw|qcow2] [--pool P]\n"
     "                              upload FILE, with a progress bar\n"
     "    import NAME --path PATH [--format auto|raw|qcow2] [--pool P]\n"
@@ -72,15 +73,16 @@ static void join_names(json_t *names, char *out, size_t size)
     }
 }
 
-/* `image list`, `volume list`: the body with --output json, else a row per element. */
+/* `image list`, `volume list`: the body with --output json, else a row per element. A last
+ * column for the field optional (headers has one more) is shown when an element has it. */
 static int list_command(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-                        const char *path, const char *const *headers,
+                        const char *path, const char *const *headers, const char *optional,
                         void (*row)(json_t *o, struct cli_table *t))
 {
     struct cli_response r;
     struct cli_table t;
     json_t *list, *o;
-    size_t i;
+    size_t i, ncols = LIST_COLUMNS;
     int first, rc;
 
     if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first)))
@@ -90,7 +92,9 @@ static int list_command(struct cli_ctx *ctx, const struct cli_command *cmd, int 
     if (ctx->output == CLI_OUTPUT_JSON) {
         cli_print_body(&r);
     } else {
-        cli_table_init(&t, LIST_COLUMNS, headers);
+        json_array_foreach(list, i, o) if (optional && json_object_get(o, optional))
+            ncols = LIST_COLUMNS + 1;
+        cli_table_init(&t, ncols, headers);
         json_array_foreach(list, i, o) row(o, &t);
         cli_table_print(&t, stdout, false);
         cli_table_free(&t);
@@ -171,21 +175,23 @@ static void image_state(json_t *img, char out[32])
 
 static void image_row(json_t *img, struct cli_table *t)
 {
-    char state[32], size[32], alloc[32], sha[13], vols[32];
-    const char *cells[8] = {cli_jstr(img, "name"),
-                            state,
-                            cli_jstr(img, "format"),
-                            size,
-                            alloc,
-                            cli_jstr(img, "pool"),
-                            sha,
-                            vols};
+    char state[32], size[32], alloc[32], sha[13], vols[32], members[256];
+    const char *cells[LIST_COLUMNS + 1] = {cli_jstr(img, "name"),
+                                           state,
+                                           cli_jstr(img, "format"),
+                                           size,
+                                           alloc,
+                                           cli_jstr(img, "pool"),
+                                           sha,
+                                           vols,
+                                           members};
 
     image_state(img, state);
     bytes_or_dash(img, "size_bytes", size);
     bytes_or_dash(img, "allocated_bytes", alloc);
     cli_sha256_short(cli_jstr(img, "sha256"), sha);
     snprintf(vols, sizeof(vols), "%zu", json_array_size(json_object_get(img, "volumes")));
+    join_names(json_object_get(img, "members"), members, sizeof(members));
     cli_table_add(t, cells);
 }
 
@@ -210,15 +216,20 @@ static void print_image(json_t *img)
     cli_kv("sha256:", cli_jstr(img, "sha256"));
     join_names(json_object_get(img, "volumes"), buf, sizeof(buf));
     cli_kv("volumes:", buf);
+    if (json_object_get(img, "members")) { /* a cluster's image */
+        join_names(json_object_get(img, "members"), buf, sizeof(buf));
+        cli_kv("members:", buf);
+        cli_kv("defined by:", cli_jstr(img, "member"));
+    }
     cli_kv("created:", cli_jstr(img, "created_at"));
 }
 
 static int img_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
-    static const char *const headers[LIST_COLUMNS] = {"NAME",      "STATE", "FORMAT", "SIZE",
-                                                      "ALLOCATED", "POOL",  "SHA256", "VOLUMES"};
+    static const char *const headers[LIST_COLUMNS + 1] = {
+        "NAME", "STATE", "FORMAT", "SIZE", "ALLOCATED", "POOL", "SHA256", "VOLUMES", "MEMBERS"};
 
-    return list_command(ctx, cmd, argc, argv, "/v1/images", headers, image_row);
+    return list_command(ctx, cmd, argc, argv, "/v1/images", headers, "members", image_row);
 }
 
 /* GET or PATCH of /v1/COLLECTION/NAME, its answer printed by print. */
@@ -246,6 +257,58 @@ static int img_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
 static int img_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {
     return cli_delete_named(ctx, cmd, argc, argv, "images", "deleted image");
+}
+
+struct download {
+    FILE *f;
+    int64_t got;
+    int error; /* errno of a failed write */
+};
+
+static int write_chunk(void *opaque, const char *data, size_t len)
+{
+    struct download *dl = opaque;
+
+    if (fwrite(data, 1, len, dl->f) != len) {
+        dl->error = errno;
+        return 1;
+    }
+    dl->got += (int64_t)len;
+    return 0;
+}
+
+/* GET /v1/images/NAME/content into FILE, a chunk at a time; nothing is left of a failure. */
+static int img_download(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
+{
+    struct download dl = {0};
+    char path[512], *esc;
+    const char *file;
+    int first, rc;
+
+    if ((rc = cli_parse_options(ctx, cmd, argc, argv, NULL, NULL, NULL, 2, 2, &first)))
+        return rc;
+    file = argv[first + 1];
+    if (!(esc = cli_http_escape(argv[first])))
+        return CLI_EXIT_USAGE;
+    snprintf(path, sizeof(path), "/v1/images/%s/content", esc);
+    free(esc);
+    if (!(dl.f = fopen(file, "wb"))) {
+        fprintf(stderr, "vmctl: cannot write %s: %s\n", file, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    rc = cli_http_stream(ctx, path, write_chunk, &dl, 0, 0);
+    if (fclose(dl.f) && !dl.error)
+        dl.error = errno;
+    if (!rc && dl.error) {
+        fprintf(stderr, "vmctl: writing %s: %s\n", file, strerror(dl.error));
+        rc = CLI_EXIT_REFUSED;
+    }
+    if (rc) {
+        unlink(file);
+        return rc;
+    }
+    printf("downloaded image %s to %s (%lld bytes)\n", argv[first], file, (long long)dl.got);
+    return 0;
 }
 
 /* ---- images: import ----------------------------------------------------------- */
@@ -551,7 +614,7 @@ static int vol_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc
     static const char *const headers[LIST_COLUMNS] = {"NAME",  "POOL",  "SIZE",     "ALLOCATED",
                                                       "IMAGE", "CLONE", "READONLY", "VMS"};
 
-    return list_command(ctx, cmd, argc, argv, "/v1/volumes", headers, volume_row);
+    return list_command(ctx, cmd, argc, argv, "/v1/volumes", headers, NULL, volume_row);
 }
 
 static int vol_show(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
@@ -659,6 +722,11 @@ static const struct cli_subcommand image_subcommands[] = {
       NULL},
      "delete",
      img_delete},
+    {{"image download", NULL, "NAME FILE",
+      "Download a ready image's raw bytes into FILE (streamed; FILE is removed on failure).",
+      NULL},
+     "download",
+     img_download},
 };
 
 static const struct cli_subcommand volume_subcommands[] = {

@@ -12,11 +12,14 @@
 #     with the digests, and m2 keeps nothing (no image, no file, no volume);
 #   - GET /v1/images/{name}/content stand-alone: the bytes of an upload (cmp),
 #     404 for an unknown image.
-# Usage: test_cluster_images.sh VMMD GUEST_DIR
+#   - vmctl: `image list` has a MEMBERS column in a cluster (none stand-alone),
+#     `image download` writes the bytes (and leaves no file for an unknown image).
+# Usage: test_cluster_images.sh VMMD GUEST_DIR VMCTL
 set -uo pipefail
 
 VMMD=$1
 GUESTS=$(cd "$2" && pwd)
+VMCTL=$3
 HERE=$(dirname "${BASH_SOURCE[0]}")
 . "$HERE/daemon_fixture.sh"
 . "$HERE/etcd_fixture.sh"
@@ -124,6 +127,9 @@ check "m2 records it ready, copied from m1" \
     $([[ $(jbody .state) == ready && $(jbody .source) == cluster:m1 && $(jbody .sha256) == "$SRC_SHA" ]]; echo $?)
 wait_for 6 is m1,m2 members_of m1 base
 check "members [m1, m2] as m1 sees it" $?
+NO_COLOR=1 "$VMCTL" --socket "$SOCK" image list >"$tmp/list"
+check "vmctl image list in a cluster: a MEMBERS column" \
+    $(head -1 "$tmp/list" | grep -q 'VOLUMES *MEMBERS$' && grep -q '^base .*m1, m2$' "$tmp/list"; echo $?)
 check "members [m1, m2] as m2 sees it" $(is m1,m2 members_of m2 base; echo $?)
 realised m2 >"$tmp/realised"
 check "an image.realised event on m2: from m1, its bytes" \
@@ -171,6 +177,15 @@ check "GET /content: the uploaded bytes (cmp), as application/octet-stream with 
       grep -qi '^content-length: 3145728' "$tmp/headers"; echo $?)
 on alone GET /v1/images/nope/content
 check "GET /content of an unknown image: 404" $([[ $status == 404 ]]; echo $?)
+"$VMCTL" --socket "$SOCK3" image download up "$tmp/dl" >"$tmp/dl.out"
+check "vmctl image download: the bytes (cmp)" \
+    $(cmp -s "$tmp/dl" "$IMPORT/base.raw" && grep -q "downloaded image up to $tmp/dl (3145728 bytes)" "$tmp/dl.out"; echo $?)
+"$VMCTL" --socket "$SOCK3" image download nope "$tmp/dl2" 2>"$tmp/dl2.err"
+rc=$?
+check "vmctl image download of an unknown image: exit $rc, no file" \
+    $([[ $rc != 0 && ! -e $tmp/dl2 ]] && grep -q "no image named 'nope'" "$tmp/dl2.err"; echo $?)
+NO_COLOR=1 "$VMCTL" --socket "$SOCK3" image list >"$tmp/list"
+check "vmctl image list stand-alone: no MEMBERS column" $(head -1 "$tmp/list" | grep -q 'VOLUMES$'; echo $?)
 on alone GET /v1/images/up
 check "stand-alone images have no members" $([[ $(jbody .members) == null ]]; echo $?)
 

@@ -436,14 +436,15 @@ bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, cons
 void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
 {
     struct cluster_images *ci = state(d);
-    json_t *defs = cluster_objects(d->cluster, "images"), *hb, *v;
+    json_t *defs = d->cluster ? cluster_objects(d->cluster, "images") : NULL, *hb, *v;
     struct db_image *img = NULL;
     struct api_error err;
     const char *name;
     void *tmp;
     size_t n = 0;
 
-    if (!ci)
+    /* The polls while joining come before d->cluster is set: nothing is served yet. */
+    if (!ci || !d->cluster)
         return;
     json_object_clear(ci->holders);
     json_object_foreach(alive, name, hb) if (json_is_array(json_object_get(hb, "images")))

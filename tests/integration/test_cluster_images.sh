@@ -8,6 +8,9 @@
 #     image.realised event; a second volume copies nothing;
 #   - deleting it: refused where volumes use it; once they are gone, deleted
 #     through m1 it goes from both members (m2's copy with it);
+#   - a qcow2 import (qemu-img, where installed) is defined with its raw file's
+#     digest, so its copy checks out; deleted through the member that copied it,
+#     the importer's file goes too;
 #   - a holder whose file changed behind its back: m2's volume from it is 502
 #     with the digests, and m2 keeps nothing (no image, no file, no volume);
 #   - GET /v1/images/{name}/content stand-alone: the bytes of an upload (cmp),
@@ -148,6 +151,26 @@ check "delete through m1: 204" $([[ $status == 204 ]]; echo $?)
 check "gone from m1" $([[ $(members_of m1 base) == - && ! -e $STATE/images/base.img ]]; echo $?)
 wait_for 3 is - members_of m2 base
 check "gone from m2, its copy with it" $([[ $? == 0 && ! -e $STATE2/images/base.img ]]; echo $?)
+
+# --- a qcow2 import: the definition's digest is of the raw bytes members copy -----------------------
+if command -v qemu-img >/dev/null; then
+    qemu-img convert -f raw -O qcow2 "$IMPORT/base.raw" "$IMPORT/q.qcow2"
+    on m1 POST /v1/images "{\"name\":\"q\",\"path\":\"$IMPORT/q.qcow2\"}"
+    wait_for 20 is ready state_of m1 q
+    wait_for 6 is m1 members_of m2 q
+    on m2 GET /v1/images/q
+    check "a qcow2 import: defined with the sha256 of its raw file" \
+        $([[ $(jbody .sha256) == "$SRC_SHA" && $(jbody .size_bytes) == 3145728 ]]; echo $?)
+    on m2 POST /v1/volumes '{"name":"vq","image":"q"}'
+    check "a volume from it on m2: 201, the copy's bytes the raw's" \
+        $([[ $status == 201 && $(sha256sum "$STATE2/images/q.img" | cut -d' ' -f1) == "$SRC_SHA" ]]; echo $?)
+    on m2 DELETE /v1/volumes/vq && on m2 DELETE /v1/images/q
+    check "deleted through the member that copied it: 204" $([[ $status == 204 ]]; echo $?)
+    wait_for 3 is - members_of m1 q
+    check "m1's own import goes with the definition" $([[ $? == 0 && ! -e $STATE/images/q.img ]]; echo $?)
+else
+    echo "SKIPPED (qcow2 part): qemu-img is not installed" >&2
+fi
 
 # --- a holder whose file is not what the cluster defined -------------------------------------
 on m1 POST /v1/images "{\"name\":\"bad\",\"path\":\"$IMPORT/bad.raw\"}"

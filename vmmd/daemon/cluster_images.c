@@ -304,6 +304,8 @@ static json_t *defined_view(const char *name, json_t *def)
 {
     char source[DB_NAME_MAX + 16];
     time_t t = (time_t)(json_integer_value(json_object_get(def, "created_ms")) / 1000);
+    json_int_t size = json_integer_value(json_object_get(def, "size_bytes"));
+    const char *sha = json_string_value(json_object_get(def, "sha256"));
     struct tm tm;
     char when[40];
 
@@ -311,11 +313,9 @@ static json_t *defined_view(const char *name, json_t *def)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     snprintf(source, sizeof(source), SOURCE_PREFIX "%s",
              json_string_value(json_object_get(def, "member")) ?: "?");
-    return json_pack("{s:s,s:n,s:s,s:s,s:O,s:i,s:O,s:O,s:s,s:n,s:n,s:[],s:s}", "name", name,
-                     "pool", "state", "ready", "format", "raw", "size_bytes",
-                     json_object_get(def, "size_bytes") ?: json_integer(0), "allocated_bytes", 0,
-                     "source_bytes", json_object_get(def, "size_bytes") ?: json_integer(0),
-                     "sha256", json_object_get(def, "sha256") ?: json_null(), "source", source,
+    return json_pack("{s:s,s:n,s:s,s:s,s:I,s:i,s:I,s:s?,s:s,s:n,s:n,s:[],s:s}", "name", name,
+                     "pool", "state", "ready", "format", "raw", "size_bytes", size,
+                     "allocated_bytes", 0, "source_bytes", size, "sha256", sha, "source", source,
                      "progress", "error", "volumes", "created_at", when);
 }
 

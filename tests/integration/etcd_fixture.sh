@@ -12,6 +12,8 @@
 #   etcd_wait_healthy [S]     until every running member is healthy (default 20 s)
 #   etcd_cleanup              kill every member and remove the data; the caller registers
 #                             it on EXIT (with daemon_fixture.sh: trap 'etcd_cleanup; cleanup' EXIT)
+#   wait_for SECONDS CMD...   until CMD succeeds (the cluster's views converge a poll later)
+#   is VALUE CMD...           CMD prints VALUE
 #
 # Ports: six in a row (client and peer of each member), from a base derived from
 # the shell's PID and moved on while `ss` shows any of them taken, so parallel
@@ -137,3 +139,15 @@ etcd_cleanup() {
     ETCD_DIR=
     return 0
 }
+
+# wait_for SECONDS COMMAND...: until COMMAND succeeds
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ((SECONDS < deadline)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    "$@"
+}
+is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...: COMMAND prints VALUE

@@ -49,16 +49,6 @@ member() { # member N [serve flags]
         --listen "127.0.0.1:$port" --advertise "https://127.0.0.1:$port" "$@"
     if [[ $n == 1 ]]; then start_daemon "$@"; else start_daemon2 "$@"; fi
 }
-wait_for() { # wait_for SECONDS COMMAND...
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    "$@"
-}
-is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...: COMMAND prints VALUE
 # members_of FROM IMAGE: the image's members as FROM lists them ("m1,m2"; "-" if not listed)
 members_of() {
     on "$1" GET /v1/images

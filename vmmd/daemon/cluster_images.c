@@ -268,7 +268,7 @@ static bool listed(const json_t *arr, const char *name)
 
 static int by_string(const void *a, const void *b)
 {
-    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The members that hold a ready copy of name, sorted: this one from its store, the others
@@ -276,26 +276,20 @@ static int by_string(const void *a, const void *b)
 static json_t *holders_of(struct vmmd_daemon *d, const char *name, bool here)
 {
     struct cluster_images *ci = state(d);
-    const char *self = cluster_member_name(d->cluster), *m;
-    json_t *out = json_array(), *images, **items;
-    size_t n;
+    const char *self = cluster_member_name(d->cluster), *m, **names;
+    json_t *out = json_array(), *images;
+    size_t n = 0;
 
+    if (!ci || !(names = calloc(json_object_size(ci->holders) + 1, sizeof(*names))))
+        return out;
     if (here)
-        json_array_append_new(out, json_string(self));
-    json_object_foreach(ci ? ci->holders : NULL, m, images) if (strcmp(m, self) != 0 &&
-                                                                  listed(images, name))
-        json_array_append_new(out, json_string(m));
-    /* jansson keeps no sort of its own: sort the items in place through a copy of pointers. */
-    n = json_array_size(out);
-    if (n > 1 && (items = malloc(n * sizeof(*items)))) {
-        for (size_t i = 0; i < n; i++)
-            items[i] = json_incref(json_array_get(out, i));
-        qsort(items, n, sizeof(*items), by_string);
-        json_array_clear(out);
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(out, items[i]);
-        free(items);
-    }
+        names[n++] = self;
+    json_object_foreach(ci->holders, m, images) if (strcmp(m, self) != 0 && listed(images, name))
+        names[n++] = m;
+    qsort(names, n, sizeof(*names), by_string);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, json_string(names[i]));
+    free(names);
     return out;
 }
 

@@ -11,6 +11,8 @@
 #   - a qcow2 import (qemu-img, where installed) is defined with its raw file's
 #     digest, so its copy checks out; deleted through the member that copied it,
 #     the importer's file goes too;
+#   - one name imported on both members at once: the first to complete defines
+#     it, the other's import stays its own and is no holder of the cluster's;
 #   - a holder whose file changed behind its back: m2's volume from it is 502
 #     with the digests, and m2 keeps nothing (no image, no file, no volume);
 #   - GET /v1/images/{name}/content stand-alone: the bytes of an upload (cmp),
@@ -162,6 +164,29 @@ else
     echo "SKIPPED (qcow2 part): qemu-img is not installed" >&2
 fi
 
+# --- one name imported on both members at once: the first to define it wins --------------------
+# m2 has not seen m1's definition yet (its next poll is up to a second away): both imports run.
+on m1 POST /v1/images "{\"name\":\"twice\",\"path\":\"$IMPORT/base.raw\"}"
+on m2 POST /v1/images "{\"name\":\"twice\",\"path\":\"$IMPORT/bad.raw\"}"
+if [[ $status == 202 ]]; then
+    wait_for 10 is ready state_of m2 twice
+    wait_for 10 is ready state_of m1 twice
+    # Almost always m1's import (it started first) defines it: w is the winner, l the other.
+    definer() { on m1 GET /v1/images/twice; [[ $(jbody .member) == m? ]]; }
+    wait_for 5 definer
+    w=$(jbody .member) l=m2
+    [[ $w == m2 ]] && l=m1
+    # l's heartbeat may have named it before l's poll saw w's definition: one more of each
+    wait_for 5 is "$w" members_of "$w" twice
+    on "$l" GET /v1/images/twice
+    check "both imported: $w's defines it; $l's own import holds no copy of it (members [$w])" \
+        $([[ $w == m? && $(jbody .member) == "$w" && $(jbody '.members | join(",")') == "$w" &&
+             $(jbody .source) == "$IMPORT/$([[ $l == m1 ]] && echo base || echo bad).raw" &&
+             $(members_of "$w" twice) == "$w" ]]; echo $?)
+else # m2's poll came between: refused up front as above
+    check "both imported: m2 refused it (409), m1's import defines it" $([[ $status == 409 ]]; echo $?)
+fi
+
 # --- a holder whose file is not what the cluster defined -------------------------------------
 on m1 POST /v1/images "{\"name\":\"bad\",\"path\":\"$IMPORT/bad.raw\"}"
 wait_for 10 is ready state_of m1 bad
@@ -174,7 +199,7 @@ check "a volume on m2 from a changed copy: 502 with the digests" \
 on m2 GET /v1/volumes/vb
 check "m2 has no volume vb" $([[ $status == 404 ]]; echo $?)
 check "m2 has no copy of bad (no image, no file, no .part)" \
-    $([[ $(members_of m2 bad) == m1 && -z $(ls -A "$STATE2/images") ]]; echo $?)
+    $([[ $(members_of m2 bad) == m1 && -z $(ls -A "$STATE2/images" | grep bad) ]]; echo $?)
 
 # --- the content endpoint stand-alone ------------------------------------------------------------
 kill -9 "$daemon_pid" "$daemon2_pid" 2>/dev/null

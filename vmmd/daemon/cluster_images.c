@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_MAX            256
-#define CONNECT_TIMEOUT_S  10
-#define STALL_TIMEOUT_S    30 /* a copy that moves no byte for this long is given up */
-#define SOURCE_PREFIX      "cluster:"
+#define KEY_MAX           256
+#define CONNECT_TIMEOUT_S 10
+#define STALL_TIMEOUT_S   30 /* a copy that moves no byte for this long is given up */
+#define SOURCE_PREFIX     "cluster:"
 
 struct waiter {
     struct waiter *next;
@@ -164,8 +164,8 @@ static void published(void *arg, const struct etcd_reply *r)
                  "copy stays its own",
                  p->name);
     else if (r->rc != -ECANCELED)
-        log_warn("image %s: not defined in the cluster (%s); it stays this member's own",
-                 p->name, r->error);
+        log_warn("image %s: not defined in the cluster (%s); it stays this member's own", p->name,
+                 r->error);
     free(p);
 }
 
@@ -192,9 +192,9 @@ static void publish_put(struct publish *p)
     json_decref(def);
     cluster_key(d->cluster, k, sizeof(k), "images", p->name);
     /* Put if absent: two members importing one name at once, the first one wins. */
-    if (!text || etcd_txn(cluster_etcd(d->cluster), json_pack("[o]", etcd_cmp_absent(k)),
-                          json_pack("[o]", etcd_op_put(k, text, 0)), json_array(), published,
-                          p) < 0) {
+    if (!text ||
+        etcd_txn(cluster_etcd(d->cluster), json_pack("[o]", etcd_cmp_absent(k)),
+                 json_pack("[o]", etcd_op_put(k, text, 0)), json_array(), published, p) < 0) {
         log_warn("image %s: cannot define it in the cluster now", p->name);
         free(p);
     }
@@ -261,8 +261,11 @@ static bool listed(const json_t *arr, const char *name)
     size_t i;
     json_t *v;
 
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-        return true;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+            return true;
+    }
     return false;
 }
 
@@ -284,8 +287,11 @@ static json_t *holders_of(struct vmmd_daemon *d, const char *name, bool here)
         return out;
     if (here)
         names[n++] = self;
-    json_object_foreach(ci->holders, m, images) if (strcmp(m, self) != 0 && listed(images, name))
-        names[n++] = m;
+    json_object_foreach(ci->holders, m, images)
+    {
+        if (strcmp(m, self) != 0 && listed(images, name))
+            names[n++] = m;
+    }
     qsort(names, n, sizeof(*names), by_string);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(out, json_string(names[i]));
@@ -313,11 +319,25 @@ static json_t *defined_view(const char *name, json_t *def)
                      "progress", "error", "volumes", "created_at", when);
 }
 
+/*
+ * Whether a ready local image of this name and source is a copy of the cluster's definition
+ * def: one copied from a member, or the import that defined it. Another import of the name
+ * here (it lost the race to define it) is this member's own and no copy to give anyone.
+ */
+static bool holds_copy(struct vmmd_daemon *d, const char *source, json_t *def)
+{
+    const char *definer = json_string_value(json_object_get(def, "member"));
+
+    return !def || strncmp(source, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) == 0 ||
+           (definer && strcmp(definer, cluster_member_name(d->cluster)) == 0);
+}
+
 /* One image of the cluster's view: local (this member's JSON of it, stolen) or NULL. */
 static json_t *cluster_view(struct vmmd_daemon *d, const char *name, json_t *def, json_t *local)
 {
-    bool here = local && strcmp(json_string_value(json_object_get(local, "state")) ?: "",
-                                "ready") == 0;
+    bool here = local &&
+                strcmp(json_string_value(json_object_get(local, "state")) ?: "", "ready") == 0 &&
+                holds_copy(d, json_string_value(json_object_get(local, "source")) ?: "", def);
     json_t *o = local ? local : defined_view(name, def);
 
     if (def) {
@@ -359,8 +379,10 @@ json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_
     {
         bool have = false;
 
-        json_array_foreach(local, i, item) have |=
-            strcmp(json_string_value(json_object_get(item, "name")), n) == 0;
+        json_array_foreach(local, i, item)
+        {
+            have |= strcmp(json_string_value(json_object_get(item, "name")), n) == 0;
+        }
         if (!have && definition(d, n))
             json_array_append_new(out, cluster_view(d, n, definition(d, n), NULL));
     }
@@ -441,8 +463,11 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
     if (!ci || !d->cluster)
         return;
     json_object_clear(ci->holders);
-    json_object_foreach(alive, name, hb) if (json_is_array(json_object_get(hb, "images")))
-        json_object_set(ci->holders, name, json_object_get(hb, "images"));
+    json_object_foreach(alive, name, hb)
+    {
+        if (json_is_array(json_object_get(hb, "images")))
+            json_object_set(ci->holders, name, json_object_get(hb, "images"));
+    }
     /* A copy goes with its definition: one that was defined at the last look, or one copied
      * from another member (its source says so), never an import of this member's own that
      * is not defined yet. */
@@ -465,10 +490,13 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
     json_object_clear(ci->defined);
     json_object_foreach(defs, name, v) json_object_set_new(ci->defined, name, json_true());
     /* A deletion this member made is hidden until the polls stop showing that revision. */
-    json_object_foreach_safe(ci->deleted, tmp, name, v) if (
-        json_integer_value(v) != json_integer_value(json_object_get(json_object_get(defs, name),
-                                                                    "rev")))
-        json_object_del(ci->deleted, name);
+    json_object_foreach_safe(ci->deleted, tmp, name, v)
+    {
+        json_t *now = json_object_get(json_object_get(defs, name), "rev");
+
+        if (json_integer_value(v) != json_integer_value(now))
+            json_object_del(ci->deleted, name);
+    }
 }
 
 json_t *cluster_images_held(struct vmmd_daemon *d)
@@ -477,9 +505,11 @@ json_t *cluster_images_held(struct vmmd_daemon *d)
     struct db_image *img = NULL;
     size_t n = 0;
 
-    if (db_image_list(d->db, &img, &n) == 0)
+    /* While joining d->cluster is not set yet: nothing to compare with. */
+    if (d->cluster && db_image_list(d->db, &img, &n) == 0)
         for (size_t i = 0; i < n; i++)
-            if (strcmp(img[i].state, "ready") == 0)
+            if (strcmp(img[i].state, "ready") == 0 &&
+                holds_copy(d, img[i].source, definition(d, img[i].name)))
                 json_array_append_new(out, json_string(img[i].name));
     free(img);
     return out;
@@ -687,8 +717,8 @@ static void fetch_done(uv_work_t *w, int status)
              (unsigned long long)f->size, (unsigned long long)ms);
     emit(d, "image.realised",
          json_pack("{s:s,s:s,s:s,s:I,s:I}", "image", f->name, "member",
-                   cluster_member_name(d->cluster), "from", f->from, "bytes",
-                   (json_int_t)f->size, "ms", (json_int_t)ms));
+                   cluster_member_name(d->cluster), "from", f->from, "bytes", (json_int_t)f->size,
+                   "ms", (json_int_t)ms));
     fetch_succeeded(d, f);
 }
 
@@ -702,8 +732,11 @@ static json_t *sources_of(struct vmmd_daemon *d, const char *name, json_t *def)
 
     if (first && listed(all, first))
         json_array_append_new(out, json_string(first));
-    json_array_foreach(all, i, v) if (!first || strcmp(json_string_value(v), first) != 0)
-        json_array_append(out, v);
+    json_array_foreach(all, i, v)
+    {
+        if (!first || strcmp(json_string_value(v), first) != 0)
+            json_array_append(out, v);
+    }
     json_decref(all);
     return out;
 }

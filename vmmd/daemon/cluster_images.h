@@ -42,7 +42,8 @@ int cluster_images_volume_create(struct vmmd_daemon *d, const struct api_volume_
 /* From the cluster's poll: alive is every online member's heartbeat (borrowed). Copies
  * whose definition went are deleted here. */
 void cluster_images_poll(struct vmmd_daemon *d, json_t *alive);
-/* For this member's heartbeat: the names of the images ready here (a new array). */
+/* For this member's heartbeat: the names of the images ready here that are the cluster's
+ * (or not defined), not an import that lost its name to another member's (a new array). */
 json_t *cluster_images_held(struct vmmd_daemon *d);
 /* At exit. */
 void cluster_images_free(struct vmmd_daemon *d);

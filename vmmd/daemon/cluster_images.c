@@ -65,10 +65,11 @@ struct fetch {
 };
 
 struct cluster_images {
-    json_t *holders; /* member -> [image names], from the last poll's heartbeats */
-    json_t *defined; /* names defined at the last poll: a copy whose name goes is deleted */
-    json_t *kept;    /* copies kept for their volumes (logged once) */
-    json_t *deleted; /* name -> the revision of a definition deleted here, until polls agree */
+    json_t *holders;     /* member -> [image names], from the last poll's heartbeats */
+    json_t *defined;     /* names defined at the last poll: a copy whose name goes is deleted */
+    json_t *kept;        /* copies kept for their volumes (logged once) */
+    json_t *deleted;     /* name -> the revision of a definition deleted here, until polls agree */
+    json_t *unpublished; /* this member's imports etcd did not take: defined once it answers */
     struct fetch *fetches;
 };
 
@@ -90,6 +91,7 @@ static struct cluster_images *state(struct vmmd_daemon *d)
     ci->defined = json_object();
     ci->kept = json_object();
     ci->deleted = json_object();
+    ci->unpublished = json_object();
     d->cluster_images = ci;
     return ci;
 }
@@ -104,6 +106,7 @@ void cluster_images_free(struct vmmd_daemon *d)
     json_decref(ci->defined);
     json_decref(ci->kept);
     json_decref(ci->deleted);
+    json_decref(ci->unpublished);
     free(ci);
     d->cluster_images = NULL;
 }
@@ -153,10 +156,22 @@ struct publish {
     int rc;
 };
 
+/* An import completed while etcd was out of reach: the next poll that finds the cluster
+ * writable defines it (lost if the daemon stops before: it stays this member's own). */
+static void publish_later(struct vmmd_daemon *d, const char *name)
+{
+    struct cluster_images *ci = state(d);
+
+    if (ci)
+        json_object_set_new(ci->unpublished, name, json_true());
+}
+
 static void published(void *arg, const struct etcd_reply *r)
 {
     struct publish *p = arg;
 
+    if (r->rc && r->rc != -ECANCELED)
+        publish_later(p->d, p->name);
     if (r->rc == 0 && r->succeeded)
         log_info("image %s: defined in the cluster", p->name);
     else if (r->rc == 0)
@@ -164,7 +179,7 @@ static void published(void *arg, const struct etcd_reply *r)
                  "copy stays its own",
                  p->name);
     else if (r->rc != -ECANCELED)
-        log_warn("image %s: not defined in the cluster (%s); it stays this member's own", p->name,
+        log_warn("image %s: not defined in the cluster yet (%s); again once etcd answers", p->name,
                  r->error);
     free(p);
 }
@@ -195,7 +210,8 @@ static void publish_put(struct publish *p)
     if (!text ||
         etcd_txn(cluster_etcd(d->cluster), json_pack("[o]", etcd_cmp_absent(k)),
                  json_pack("[o]", etcd_op_put(k, text, 0)), json_array(), published, p) < 0) {
-        log_warn("image %s: cannot define it in the cluster now", p->name);
+        log_warn("image %s: cannot define it in the cluster now; again once etcd answers", p->name);
+        publish_later(d, p->name);
         free(p);
     }
     free(text);
@@ -452,10 +468,10 @@ bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, cons
 void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
 {
     struct cluster_images *ci = state(d);
-    json_t *defs = d->cluster ? cluster_objects(d->cluster, "images") : NULL, *hb, *v;
+    json_t *defs = d->cluster ? cluster_objects(d->cluster, "images") : NULL, *hb, *v, *todo;
     struct db_image *img = NULL;
     struct api_error err;
-    const char *name;
+    const char *name, *why;
     void *tmp;
     size_t n = 0;
 
@@ -497,6 +513,19 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
         if (json_integer_value(v) != json_integer_value(now))
             json_object_del(ci->deleted, name);
     }
+    if (cluster_read_only(d->cluster, &why) || !json_object_size(ci->unpublished))
+        return;
+    /* Taken off the list as a whole: a failure puts a name back for the next poll. */
+    todo = ci->unpublished;
+    ci->unpublished = json_object();
+    json_object_foreach(todo, name, v)
+    {
+        struct db_image one;
+
+        if (db_image_get(d->db, name, &one) == 0 && strcmp(one.state, "ready") == 0)
+            cluster_images_ready(d, &one); /* nothing if the name is defined meanwhile */
+    }
+    json_decref(todo);
 }
 
 json_t *cluster_images_held(struct vmmd_daemon *d)

@@ -102,6 +102,9 @@ on m2 GET /v1/images/base
 check "m2's view: ready, the definition's sha256 and size, imported by m1" \
     $([[ $status == 200 && $(jbody .state) == ready && $(jbody .sha256) == "$SRC_SHA" &&
          $(jbody .size_bytes) == 3145728 && $(jbody .member) == m1 && $(jbody .pool) == null ]]; echo $?)
+on m2 GET /v1/images/base/content
+check "its content from m2, which has no copy: 404 naming m1" \
+    $([[ $status == 404 && $(jbody .detail) == "member m2 holds no copy of image 'base'; members that do: m1" ]]; echo $?)
 on m2 POST /v1/images "{\"name\":\"base\",\"path\":\"$IMPORT/bad.raw\"}"
 check "the same name imported on m2: 409 naming m1" \
     $([[ $status == 409 && $(jbody .detail) == "image 'base' exists in the cluster (member m1)" ]]; echo $?)

@@ -406,6 +406,27 @@ json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_
     return out;
 }
 
+void cluster_images_not_here(struct vmmd_daemon *d, const char *name, struct api_error *err)
+{
+    json_t *def = d->cluster ? definition(d, name) : NULL, *holders;
+    char list[256] = "";
+    size_t i;
+    json_t *m;
+
+    if (!def)
+        return;
+    holders = holders_of(d, name, false);
+    json_array_foreach(holders, i, m)
+    {
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                 json_string_value(m));
+    }
+    json_decref(holders);
+    api_fail(err, API_ERR_NOT_FOUND, "member %s holds no copy of image '%s'; %s%s",
+             cluster_member_name(d->cluster), name, list[0] ? "members that do: " : "none does",
+             list);
+}
+
 /* ---- deleting ---------------------------------------------------------------------- */
 
 struct delete_req {

@@ -31,6 +31,9 @@ void cluster_images_ready(struct vmmd_daemon *d, const struct db_image *img);
 /* GET /v1/images (name NULL) and /v1/images/{name} in cluster mode: the cluster's images
  * with "members" (who holds a copy), and this member's own that are not defined. */
 json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_error *err);
+/* GET /v1/images/{name}/content of an image this member has no copy of (err is the 404): in a
+ * cluster that defines it, the detail names the members that have one. */
+void cluster_images_not_here(struct vmmd_daemon *d, const char *name, struct api_error *err);
 /* DELETE /v1/images/{name}: false when the cluster does not define it (storage deletes it
  * as stand-alone); else the request is answered here (now or once etcd did). */
 bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, const char *name);

@@ -48,6 +48,8 @@ void route_image_content(struct vmmd_daemon *d, struct http_request *req,
     int fd;
 
     if (storage_image_open(d->storage, m->name, &fd, &size, &err)) {
+        if (err.kind == API_ERR_NOT_FOUND)
+            cluster_images_not_here(d, m->name, &err);
         http_respond_problem(req, &err);
         return;
     }

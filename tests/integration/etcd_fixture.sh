@@ -3,6 +3,8 @@
 #
 #   etcd_start_cluster        start members 1..3 and wait until all are healthy;
 #                             sets ETCD_ENDPOINTS (the client URLs, comma-separated)
+#   etcd_start_one            member 1 alone, a cluster of one (tests of what vmmd's
+#                             members agree on, not of etcd's quorum); sets ETCD_ENDPOINTS
 #   etcd_endpoint N           member N's client URL
 #   etcd_ctl ARGS...          etcdctl (v3) against all members, 5 s command timeout
 #   etcd_kill N               SIGKILL member N (its data dir stays)
@@ -12,8 +14,6 @@
 #   etcd_wait_healthy [S]     until every running member is healthy (default 20 s)
 #   etcd_cleanup              kill every member and remove the data; the caller registers
 #                             it on EXIT (with daemon_fixture.sh: trap 'etcd_cleanup; cleanup' EXIT)
-#   wait_for SECONDS CMD...   until CMD succeeds (the cluster's views converge a poll later)
-#   is VALUE CMD...           CMD prints VALUE
 #
 # Ports: six in a row (client and peer of each member), from a base derived from
 # the shell's PID and moved on while `ss` shows any of them taken, so parallel
@@ -108,6 +108,17 @@ etcd_start_cluster() {
     etcd_wait_healthy 30 || { tail -n 5 "$ETCD_DIR"/m*.log >&2; return 1; }
 }
 
+etcd_start_one() {
+    [[ -x $ETCD_BIN ]] || { echo "etcd: no $ETCD_BIN (apt-get install etcd-server)" >&2; return 1; }
+    ETCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-etcd.XXXXXX") || return 1
+    etcd__pick_ports
+    ETCD_TOKEN="vmmd-test-$$-$RANDOM-$(date +%s%N)"
+    ETCD_INITIAL_CLUSTER=m1=http://127.0.0.1:$(etcd__peer_port 1)
+    ETCD_ENDPOINTS=$(etcd_endpoint 1)
+    etcd__run 1 new
+    etcd_wait_healthy 30 || { tail -n 5 "$ETCD_DIR"/m1.log >&2; return 1; }
+}
+
 etcd_kill() {
     [[ -n ${ETCD_PIDS[$1]:-} ]] || return 0
     kill -9 "${ETCD_PIDS[$1]}" 2>/dev/null
@@ -139,15 +150,3 @@ etcd_cleanup() {
     ETCD_DIR=
     return 0
 }
-
-# wait_for SECONDS COMMAND...: until COMMAND succeeds
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    "$@"
-}
-is() { [[ $("${@:2}") == "$1" ]]; } # is VALUE COMMAND...: COMMAND prints VALUE

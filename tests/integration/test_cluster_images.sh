@@ -61,16 +61,6 @@ state_of() { on "$1" GET "/v1/images/$2"; jbody .state; }
 realised() { curl -s -m 1 --unix-socket "$(sock_of "$1")" "http://vmmd/v1/events?since=0&local=1" | grep -A1 '^event: image.realised' | grep '^data:'; }
 
 # A one-member etcd: the members' agreement is what is tested here, not etcd's.
-etcd_start_one() {
-    [[ -x $ETCD_BIN ]] || return 1
-    ETCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-etcd.XXXXXX") || return 1
-    etcd__pick_ports
-    ETCD_TOKEN="vmmd-test-$$-$RANDOM"
-    ETCD_INITIAL_CLUSTER=m1=http://127.0.0.1:$(etcd__peer_port 1)
-    ETCD_ENDPOINTS=$(etcd_endpoint 1)
-    etcd__run 1 new
-    etcd_wait_healthy 30
-}
 etcd_start_one || { echo "FAIL etcd did not start"; exit 1; }
 
 # Images with data and holes (the copy keeps holes), each made of its own random bytes.
@@ -179,7 +169,11 @@ if [[ $status == 202 ]]; then
     wait_for 5 definer
     w=$(jbody .member) l=m2
     [[ $w == m2 ]] && l=m1
-    # l's heartbeat may have named it before l's poll saw w's definition: one more of each
+    # l sees w's definition a poll later, and its heartbeat may have named its own import
+    # before: one more of each
+    defined_for_l() { on "$l" GET /v1/images/twice; [[ $(jbody .member) == "$w" ]]; }
+    wait_for 5 defined_for_l
+    sleep 1.2 # l's next heartbeat, then w's poll
     wait_for 5 is "$w" members_of "$w" twice
     on "$l" GET /v1/images/twice
     check "both imported: $w's defines it; $l's own import holds no copy of it (members [$w])" \

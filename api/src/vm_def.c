@@ -20,9 +20,6 @@ static const char *const vm_keys[] = {
 static const char *const disk_keys[] = {"path", "volume", "readonly", "limits", NULL};
 static const char *const nic_keys[] = {"tap", "bridge", "network", "ip", "mac", "limits", NULL};
 
-#define DEFAULT_MODE   "pv"
-#define DEFAULT_VCPUS  1
-#define DEFAULT_MEMORY 256
 #define IFNAME_MAX     15 /* IFNAMSIZ - 1 */
 
 /* ASCII ranges rather than islower()/isdigit(), which follow the locale. */
@@ -440,7 +437,7 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         strcpy(out->name, json_string_value(v)); /* fits: api_name_valid caps the length */
         out->present |= API_F_NAME;
     }
-    strcpy(out->mode, DEFAULT_MODE);
+    strcpy(out->mode, API_DEFAULT_MODE);
     if ((v = json_object_get(root, "mode"))) {
         const char *m = json_string_value(v);
 
@@ -451,14 +448,14 @@ static int parse_vm(const char *body, size_t len, const struct api_limits *limit
         strcpy(out->mode, m);
         out->present |= API_F_MODE;
     }
-    out->vcpus = DEFAULT_VCPUS;
+    out->vcpus = API_DEFAULT_VCPUS;
     if ((v = json_object_get(root, "vcpus"))) {
         if (api__get_uint(v, "vcpus", 1, API_MAX_VCPUS, &n, err))
             goto fail;
         out->vcpus = (uint32_t)n;
         out->present |= API_F_VCPUS;
     }
-    out->memory_mib = DEFAULT_MEMORY;
+    out->memory_mib = API_DEFAULT_MEMORY_MIB;
     if ((v = json_object_get(root, "memory_mib"))) {
         if (api__get_uint(v, "memory_mib", API_MIN_MEMORY, API_MAX_MEMORY, &out->memory_mib, err))
             goto fail;
@@ -658,7 +655,7 @@ void api_vm_def_to_db(const struct api_vm_def *def, struct db_vm *vm)
 {
     memset(vm, 0, sizeof(*vm));
     snprintf(vm->name, sizeof(vm->name), "%s", def->name);
-    snprintf(vm->mode, sizeof(vm->mode), "%s", def->mode[0] ? def->mode : DEFAULT_MODE);
+    snprintf(vm->mode, sizeof(vm->mode), "%s", def->mode[0] ? def->mode : API_DEFAULT_MODE);
     snprintf(vm->boot, sizeof(vm->boot), "%s", def->boot[0] ? def->boot : "kernel");
     vm->vcpus = def->vcpus;
     vm->memory_mib = def->memory_mib;

@@ -180,6 +180,13 @@ if [[ $status == 202 ]]; then
         $([[ $w == m? && $(jbody .member) == "$w" && $(jbody '.members | join(",")') == "$w" &&
              $(jbody .source) == "$IMPORT/$([[ $l == m1 ]] && echo base || echo bad).raw" &&
              $(members_of "$w" twice) == "$w" ]]; echo $?)
+    # The cluster's "twice" deleted through its definer: l's own import (other bytes) stays
+    on "$w" DELETE /v1/images/twice
+    sleep 2.2 # l's polls
+    on "$l" GET /v1/images/twice
+    check "deleting $w's twice leaves $l's own import of that name" \
+        $([[ $status == 200 && $(jbody .state) == ready && $(jbody .source) == "$IMPORT/"* ]]; echo $?)
+    on "$l" DELETE /v1/images/twice
 else # m2's poll came between: refused up front as above
     check "both imported: m2 refused it (409), m1's import defines it" $([[ $status == 409 ]]; echo $?)
 fi

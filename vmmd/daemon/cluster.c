@@ -1473,15 +1473,17 @@ static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const 
     int64_t used =
         json_integer_value(json_object_get(json_object_get(hb, "allocation"), "memory_bytes"));
     int64_t cpus = json_integer_value(json_object_get(cap, "vcpus"));
-    int64_t mem = json_integer_value(json_object_get(vm, "memory_mib"));
-    int64_t vcpus = json_integer_value(json_object_get(vm, "vcpus"));
-    const char *mode = json_string_value(json_object_get(vm, "mode"));
+    /* A create's body may leave these out: the definition's defaults apply. */
+    json_t *jm = json_object_get(vm, "memory_mib"), *jc = json_object_get(vm, "vcpus");
+    int64_t mem = jm ? json_integer_value(jm) : API_DEFAULT_MEMORY_MIB;
+    int64_t vcpus = jc ? json_integer_value(jc) : API_DEFAULT_VCPUS;
+    const char *mode = json_string_value(json_object_get(vm, "mode")) ?: API_DEFAULT_MODE;
     json_t *dev;
     size_t i;
 
     if (!hb)
         return snprintf(why, len, "offline"), true;
-    if (mode && json_is_array(modes) && !listed(modes, mode))
+    if (json_is_array(modes) && !listed(modes, mode))
         return snprintf(why, len, "cannot run %s mode (no /dev/kvm)", mode), true;
     if (cpus < (vcpus > 0 ? vcpus : 1))
         return snprintf(why, len, "has %lld CPUs", (long long)cpus), true;

@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,11 +67,13 @@ struct fetch {
 
 struct cluster_images {
     json_t *holders;     /* member -> [image names], from the last poll's heartbeats */
-    json_t *defined;     /* names defined at the last poll: a copy whose name goes is deleted */
+    json_t *defined;     /* names defined at the last poll -> whether this member held a copy
+                            (deleted when the name goes) */
     json_t *kept;        /* copies kept for their volumes (logged once) */
     json_t *deleted;     /* name -> the revision of a definition deleted here, until polls agree */
     json_t *unpublished; /* this member's imports etcd did not take: defined once it answers */
     struct fetch *fetches;
+    atomic_bool stopping; /* the daemon stops: copies in flight give up */
 };
 
 static uint64_t now_ms(void)
@@ -94,6 +97,28 @@ static struct cluster_images *state(struct vmmd_daemon *d)
     ci->unpublished = json_object();
     d->cluster_images = ci;
     return ci;
+}
+
+void cluster_images_stop(struct vmmd_daemon *d)
+{
+    struct cluster_images *ci = d->cluster_images;
+    struct api_error err;
+
+    if (!ci)
+        return;
+    atomic_store(&ci->stopping, true);
+    /* Answered now, while the HTTP server still runs; the copies end on their own (within
+     * a second: they check the flag), and find no one waiting. */
+    for (struct fetch *f = ci->fetches; f; f = f->next) {
+        api_fail(&err, API_ERR_UNAVAILABLE, "vmmd is stopping: image '%s' was not copied here",
+                 f->name);
+        for (struct waiter *w = f->waiters, *next; w; w = next) {
+            next = w->next;
+            w->done(w->ctx, (unsigned)api_error_status(err.kind), NULL, &err);
+            free(w);
+        }
+        f->waiters = NULL;
+    }
 }
 
 void cluster_images_free(struct vmmd_daemon *d)
@@ -505,13 +530,14 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
         if (json_is_array(json_object_get(hb, "images")))
             json_object_set(ci->holders, name, json_object_get(hb, "images"));
     }
-    /* A copy goes with its definition: one that was defined at the last look, or one copied
-     * from another member (its source says so), never an import of this member's own that
-     * is not defined yet. */
+    /* A copy goes with its definition: one that held the definition's bytes at the last look
+     * (the defining import, or a copy), or one copied from another member (its source says
+     * so); never an import of this member's own that is not defined yet, nor one that lost
+     * its name to another member's import (other bytes). */
     if (db_image_list(d->db, &img, &n) == 0)
         for (size_t i = 0; i < n; i++) {
             if (strcmp(img[i].state, "ready") || json_object_get(defs, img[i].name) ||
-                (!json_object_get(ci->defined, img[i].name) &&
+                (!json_is_true(json_object_get(ci->defined, img[i].name)) &&
                  strncmp(img[i].source, SOURCE_PREFIX, strlen(SOURCE_PREFIX))))
                 continue;
             if (storage_image_delete(d->storage, img[i].name, &err) == 0) {
@@ -523,9 +549,13 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
                 json_object_set_new(ci->kept, img[i].name, json_true());
             }
         }
-    free(img);
     json_object_clear(ci->defined);
-    json_object_foreach(defs, name, v) json_object_set_new(ci->defined, name, json_true());
+    json_object_foreach(defs, name, v) json_object_set_new(ci->defined, name, json_false());
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get(defs, img[i].name) && !strcmp(img[i].state, "ready") &&
+            holds_copy(d, img[i].source, definition(d, img[i].name)))
+            json_object_set_new(ci->defined, img[i].name, json_true());
+    free(img);
     /* A deletion this member made is hidden until the polls stop showing that revision. */
     json_object_foreach_safe(ci->deleted, tmp, name, v)
     {
@@ -587,6 +617,14 @@ static size_t fetch_write(char *data, size_t size, size_t nmemb, void *userp)
     return len;
 }
 
+static int fetch_check_stop(void *userp, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct fetch *f = userp;
+
+    (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&f->ci->stopping) ? 1 : 0;
+}
+
 static void fetch_work(uv_work_t *w)
 {
     struct fetch *f = w->data;
@@ -605,6 +643,9 @@ static void fetch_work(uv_work_t *w)
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)STALL_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, fetch_check_stop);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, f);
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK && !f->too_long && !f->write_failed)
         snprintf(f->error, sizeof(f->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));

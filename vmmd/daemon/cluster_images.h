@@ -48,6 +48,8 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive);
 /* For this member's heartbeat: the names of the images ready here that are the cluster's
  * (or not defined), not an import that lost its name to another member's (a new array). */
 json_t *cluster_images_held(struct vmmd_daemon *d);
+/* The daemon drains: copies in flight give up, their volume requests get 503 now. */
+void cluster_images_stop(struct vmmd_daemon *d);
 /* At exit. */
 void cluster_images_free(struct vmmd_daemon *d);
 

@@ -240,6 +240,7 @@ static void on_drain(uv_timer_t *t)
         d->nets = NULL;
         storage_stop(d->storage);
         routes_migrations_stop();
+        cluster_images_stop(d);
         cluster_stop(d->cluster);
         d->cluster = NULL;
         log_info("stopped; %u VMs keep running in their workers", vms);
@@ -450,6 +451,9 @@ int vmmd_serve_main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     d->cfg = &cfg;
+    /* libuv's pool (4 threads by default) runs image copies, forwards, fetches from other
+     * members and list renders: one long copy must not queue the rest behind it. */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
     d->loop = uv_default_loop();
     d->self_exe = worker_binary();
     d->dashboard_dir_fd = -1;

@@ -159,8 +159,10 @@ static void on_idle(uv_idle_t *idle)
  * between) instead of after the stalled-client backoff. The same while any
  * request is under way: over TLS MHD reads a request and writes its answer
  * a record per run, and with the backoff a 100 KB answer took 50 ms on
- * loopback instead of 5. A stalled handshake has no request yet, and an event
- * stream waits suspended, so neither keeps the loop spinning.
+ * loopback instead of 5. A stalled handshake has no request yet; suspended
+ * requests, event streams and WebSockets are not counted: none of them keeps
+ * the loop spinning (only a stalled handshake beside an answer being sent
+ * does, until one of them ends).
  */
 static void run_mhd(struct http_server *srv)
 {
@@ -188,6 +190,26 @@ static void kick(struct http_server *srv)
     uv_timer_start(&srv->timer, on_timer, 0, 0);
 }
 
+/* A request is counted busy (srv->busy) while it is not suspended: a suspended one waits. */
+static void set_suspended(struct http_request *req, bool suspended)
+{
+    if (req->suspended == suspended)
+        return;
+    req->suspended = suspended;
+    if (req->busy && suspended)
+        req->srv->busy--;
+    else if (req->busy)
+        req->srv->busy++;
+}
+
+/* It never counts again (an event stream, a WebSocket). */
+static void never_busy(struct http_request *req)
+{
+    if (req->busy && !req->suspended)
+        req->srv->busy--;
+    req->busy = false;
+}
+
 static void set_response(struct http_request *req, unsigned status, struct MHD_Response *resp)
 {
     if (req->response) /* a handler answered twice: keep the first */
@@ -197,7 +219,7 @@ static void set_response(struct http_request *req, unsigned status, struct MHD_R
         req->status = status;
     }
     if (req->suspended) {
-        req->suspended = false;
+        set_suspended(req, false);
         MHD_resume_connection(req->conn);
         kick(req->srv);
     }
@@ -205,10 +227,7 @@ static void set_response(struct http_request *req, unsigned status, struct MHD_R
 
 void http_respond_stream(struct http_request *req, unsigned status, struct MHD_Response *resp)
 {
-    if (req->busy) {
-        req->busy = false;
-        req->srv->busy--;
-    }
+    never_busy(req);
     http_respond_mhd(req, status, resp);
 }
 
@@ -280,7 +299,7 @@ void http_suspend(struct http_request *req)
 void http_resume_stream(struct http_request *req)
 {
     if (req->suspended) {
-        req->suspended = false;
+        set_suspended(req, false);
         MHD_resume_connection(req->conn);
         kick(req->srv);
     }
@@ -436,10 +455,8 @@ static enum MHD_Result queue_response(struct http_request *req)
 {
     enum MHD_Result ret = MHD_queue_response(req->conn, req->status, req->response);
 
-    if (req->busy && req->status == MHD_HTTP_SWITCHING_PROTOCOLS) {
-        req->busy = false; /* a WebSocket: MHD hands the socket over */
-        req->srv->busy--;
-    }
+    if (req->status == MHD_HTTP_SWITCHING_PROTOCOLS)
+        never_busy(req); /* a WebSocket: MHD hands the socket over */
 
     MHD_destroy_response(req->response);
     req->response = NULL;
@@ -502,7 +519,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         else
             srv->dispatch(srv->d, req);
         if (!req->response && srv->want_suspend_pending) {
-            req->suspended = true;
+            set_suspended(req, true);
             MHD_suspend_connection(conn);
             return MHD_YES;
         }
@@ -524,8 +541,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (!req)
         return;
-    if (req->busy)
-        srv->busy--;
+    never_busy(req);
     if (req->stream_done)
         req->stream_done(req->stream);
     /* No method: the connection ended inside the headers, before a request was made. */

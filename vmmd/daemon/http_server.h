@@ -51,8 +51,9 @@ struct http_request {
      * may see a reset); one that must be heard keeps reading until dispatch. */
     void (*body_sink)(struct http_request *req, const char *data, size_t len);
     void (*stream_done)(void *stream); /* called when the request ends, if set */
-    /* Under way (read, answered, being sent): MHD runs again at once while any is. Not an
-     * event stream (http_respond_stream) nor a WebSocket, which last as long as they like. */
+    /* Under way (read, answered, being sent): MHD runs again at once while any is not
+     * suspended. Never an event stream (http_respond_stream) nor a WebSocket, which last as
+     * long as they like. */
     bool busy;
 };
 

@@ -145,11 +145,19 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
         int64_t before;
         if (c->last_id < c->es->oldest_id - 1)
             append_reset(c, c->es->oldest_id);
-        /* A local stream skips copies of others' events: a skipped batch is no end. */
+        /* A local stream skips copies of others' events: a skipped batch is no end (a few per
+         * read, so that a long run of copies does not hold the loop; the next read goes on). */
+        int batches = 0;
         do {
             before = c->last_id;
             db_events_since(c->es->d->db, c->last_id, BATCH, append_event, c);
-        } while (c->out.len == 0 && c->last_id != before && !c->out.oom);
+        } while (c->out.len == 0 && c->last_id != before && !c->out.oom && ++batches < 16);
+        /* Skipped ones count as sent: the lag check must not see them as a backlog. */
+        if (c->out.len == 0)
+            c->sent_id = c->last_id;
+        /* More may follow the cap: a comment line, so that MHD reads on instead of waiting. */
+        if (c->out.len == 0 && batches == 16)
+            strbuf_printf(&c->out, ":\n\n");
         if (c->out.len == 0 && c->keepalive)
             strbuf_printf(&c->out, ": keepalive\n\n");
         c->keepalive = false;
@@ -236,6 +244,7 @@ void route_events(struct vmmd_daemon *d, struct http_request *req, const struct 
      * no event, so the relay knows where it is before the first event comes. */
     if (strbuf_printf(&c->out, "retry: %d\n\n", SSE_RETRY_MS) ||
         (c->local && strbuf_printf(&c->out, "id: %lld\n\n", (long long)c->last_id))) {
+        free(c->out.buf);
         free(c);
         http_respond_error(req, API_ERR_INTERNAL, "out of memory");
         return;

@@ -149,6 +149,11 @@ int api_parse_shutdown(const char *body, size_t len, uint32_t *timeout_s, struct
 int api_parse_list_page(const char *limit, const char *after, size_t *limit_out,
                         struct api_error *err);
 
+/* What a VM definition gets for a field it leaves out. */
+#define API_DEFAULT_MODE       "pv"
+#define API_DEFAULT_VCPUS      1
+#define API_DEFAULT_MEMORY_MIB 256
+
 /* A name is [a-z0-9][a-z0-9-]{0,62}. */
 bool api_name_valid(const char *name);
 /* Whether name has the form of a VM id (a lowercase UUID): such names are refused. */

@@ -84,6 +84,27 @@ on m2 POST /v1/networks '{"name":"cn1"}'
 check "the same name through m2: 409" $([[ $status == 409 && $(jbody .detail) == *"network 'cn1' exists"* ]]; echo $?)
 on m2 POST /v1/networks "{\"name\":\"cn2\",\"cidr\":\"$cidr\"}"
 check "another network on cn1's cidr: 409 naming cn1" $([[ $status == 409 && $(jbody .detail) == *cn1* ]]; echo $?)
+# Two members define a network at the same moment, each picking a free /24: they may pick
+# the same one, and then only one may win (the other's etcd transaction sees the change).
+race() { # MEMBER NAME: POST, writing "<status> <detail>" to $tmp/race.NAME
+    local sock=$SOCK
+    [[ $1 == m2 ]] && sock=$SOCK2
+    curl -s -o "$tmp/race.$2.body" -w '%{http_code}' -X POST --unix-socket "$sock" \
+        -H 'Content-Type: application/json' --data-binary "{\"name\":\"$2\"}" \
+        http://vmmd/v1/networks >"$tmp/race.$2"
+}
+race m1 ra &
+pa=$!
+race m2 rb &
+wait $pa $!
+ra=$(cat "$tmp/race.ra") rb=$(cat "$tmp/race.rb")
+cidr_a=$(jq -r .cidr "$tmp/race.ra.body") cidr_b=$(jq -r .cidr "$tmp/race.rb.body")
+check "two defined at once (m1 $ra, m2 $rb): never two on one cidr" \
+    $([[ ($ra == 201 && $rb == 201 && $cidr_a != "$cidr_b") ||
+        ($ra == 201 && $rb == 409 && $(jq -r .detail "$tmp/race.rb.body") == *"changed meanwhile"*) ||
+        ($ra == 409 && $rb == 201 && $(jq -r .detail "$tmp/race.ra.body") == *"changed meanwhile"*) ]]; echo $?)
+[[ $ra$rb == 201201 ]] || echo "(the refused one: $(cat "$tmp/race.ra.body" "$tmp/race.rb.body" | jq -rs 'map(.detail // empty) | join(" ")'))"
+for n in ra rb; do on m1 DELETE "/v1/networks/$n"; done
 
 # --- realised where a VM needs it -----------------------------------------------------
 on m2 POST /v1/vms "$(vm_json web idle '"member":"m2","nics":[{"network":"cn1"}]')"

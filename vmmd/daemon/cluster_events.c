@@ -23,7 +23,8 @@ struct relayed {
     struct relayed *next;
     char member[DB_NAME_MAX + 1], member_id[65];
     int64_t origin_id;
-    bool start; /* no event: the position the member's stream started from */
+    unsigned gen; /* the relay's generation when it read the event */
+    bool start;   /* no event: the position the member's stream started from */
     char type[32];
     char *data;
 };
@@ -32,13 +33,18 @@ struct peer {
     struct cluster_events *ce;
     struct peer *next;
     char name[DB_NAME_MAX + 1], id[65];
-    char *url, *pin, *auth, *from;
+    struct cluster_peer call; /* its address (no path), pin, our credentials */
     pthread_t thread;
     bool started;
     atomic_bool stop, done;
+    /* A copy failed on the loop: the loop bumps gen (after resync_to, its position in the
+     * store); the relay starts again from there and the loop drops what it read before. */
+    atomic_uint gen;
+    atomic_llong resync_to;
     bool seen; /* still followed after this sync */
     /* the relay thread's own */
     int64_t pos; /* the member's last event id handled */
+    unsigned thread_gen;
     char *line;
     size_t len, cap;
     bool overflow;
@@ -60,10 +66,7 @@ struct cluster_events {
 
 static void peer_free(struct peer *p)
 {
-    free(p->url);
-    free(p->pin);
-    free(p->auth);
-    free(p->from);
+    cluster_peer_clear(&p->call);
     free(p->line);
     free(p->data);
     free(p);
@@ -81,6 +84,7 @@ static void post(struct peer *p, bool start)
     snprintf(e->member, sizeof(e->member), "%s", p->name);
     snprintf(e->member_id, sizeof(e->member_id), "%s", p->id);
     e->origin_id = p->id_field;
+    e->gen = p->thread_gen;
     e->start = start;
     if (!start) {
         snprintf(e->type, sizeof(e->type), "%s", p->type);
@@ -155,7 +159,7 @@ static int check_stop(void *userp, curl_off_t a, curl_off_t b, curl_off_t c, cur
     struct peer *p = userp;
 
     (void)a, (void)b, (void)c, (void)d;
-    return atomic_load(&p->stop) ? 1 : 0;
+    return atomic_load(&p->stop) || atomic_load(&p->gen) != p->thread_gen ? 1 : 0;
 }
 
 static void *follow(void *arg)
@@ -170,13 +174,14 @@ static void *follow(void *arg)
         CURL *c;
 
         if (p->pos > 0)
-            snprintf(url, sizeof(url), "%s/v1/events?local=1&since=%lld", p->url,
+            snprintf(url, sizeof(url), "%s/v1/events?local=1&since=%lld", p->call.url,
                      (long long)p->pos);
         else
-            snprintf(url, sizeof(url), "%s/v1/events?local=1", p->url);
+            snprintf(url, sizeof(url), "%s/v1/events?local=1", p->call.url);
         errbuf[0] = 0;
-        c = cluster_peer_easy(url, p->pin, p->auth, p->from, &h, errbuf);
+        c = cluster_peer_easy(&p->call, &h, errbuf);
         if (c) {
+            curl_easy_setopt(c, CURLOPT_URL, url);
             curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stream_bytes);
             curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
             curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -198,6 +203,11 @@ static void *follow(void *arg)
         p->len = 0;
         p->id_field = 0;
         p->type[0] = 0;
+        if (atomic_load(&p->gen) != p->thread_gen) {
+            p->thread_gen = atomic_load(&p->gen);
+            p->pos = atomic_load(&p->resync_to);
+            continue; /* at once: nothing is wrong with the member */
+        }
         for (int i = 0; i < RETRY_MS / 100 && !atomic_load(&p->stop); i++)
             nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
     }
@@ -208,8 +218,28 @@ static void *follow(void *arg)
 /* ---- on the loop ---- */
 
 /* A copied event into the table; membership events are each member's own to see. */
+static struct peer *peer_by_id(struct cluster_events *ce, const char *member_id)
+{
+    for (struct peer *p = ce->peers; p; p = p->next)
+        if (!strcmp(p->id, member_id))
+            return p;
+    return NULL;
+}
+
+/* A copy failed: the member's relay goes back to the position in the store. */
+static void resync(struct cluster_events *ce, struct peer *p)
+{
+    int64_t pos;
+
+    if (!p || db_event_relay_position(ce->d->db, p->id, &pos))
+        return;
+    atomic_store(&p->resync_to, pos);
+    atomic_fetch_add(&p->gen, 1);
+}
+
 static void store(struct cluster_events *ce, struct relayed *e)
 {
+    struct peer *p = peer_by_id(ce, e->member_id);
     struct db_event ev = {0};
     json_t *data;
     const char *vm;
@@ -217,6 +247,8 @@ static void store(struct cluster_events *ce, struct relayed *e)
     int64_t id;
     int rc;
 
+    if (p && e->gen != atomic_load(&p->gen))
+        return; /* read before a failed copy: read again from the store's position */
     if (e->start) {
         if (db_event_relay_start(ce->d->db, e->member_id, e->origin_id))
             log_warn("cluster: cannot record where member %s's events start: %s", e->member,
@@ -248,8 +280,11 @@ static void store(struct cluster_events *ce, struct relayed *e)
         ce->copied++;
         vmmd_event_committed(ce->d, id);
     } else if (rc != -EALREADY) {
-        log_warn("cluster: cannot copy event %lld of member %s: %s", (long long)e->origin_id,
-                 e->member, rc == -ENOMEM ? "out of memory" : db_last_error(ce->d->db));
+        log_warn("cluster: cannot copy event %lld of member %s: %s; reading on from the last "
+                 "one copied",
+                 (long long)e->origin_id, e->member,
+                 rc == -ENOMEM ? "out of memory" : db_last_error(ce->d->db));
+        resync(ce, p);
     }
 }
 
@@ -297,26 +332,18 @@ static void reap(struct cluster_events *ce, bool wait)
     }
 }
 
-static struct peer *start_peer(struct cluster_events *ce, const char *name, const char *id,
-                               const char *url, const char *pin)
+static struct peer *start_peer(struct cluster_events *ce, const char *name, const char *id)
 {
-    struct cluster *c = ce->c;
     struct peer *p = calloc(1, sizeof(*p));
-    size_t len = strlen(cluster_secret(c)) + 32;
 
     if (!p)
         return NULL;
     p->ce = ce;
     snprintf(p->name, sizeof(p->name), "%s", name);
     snprintf(p->id, sizeof(p->id), "%s", id);
-    p->url = strdup(url);
-    p->pin = pin ? strdup(pin) : NULL;
-    p->from = strdup(cluster_member_name(c));
-    if ((p->auth = malloc(len)))
-        snprintf(p->auth, len, "Authorization: Bearer %s", cluster_secret(c));
     if (db_event_relay_position(ce->d->db, id, &p->pos))
         p->pos = 0;
-    if (!p->url || (pin && !p->pin) || !p->from || !p->auth ||
+    if (cluster_peer_init(ce->c, name, "", &p->call) ||
         pthread_create(&p->thread, NULL, follow, p)) {
         log_warn("cluster: cannot follow member %s's events: out of resources", name);
         peer_free(p);
@@ -328,8 +355,8 @@ static struct peer *start_peer(struct cluster_events *ce, const char *name, cons
 
 static bool same_peer(const struct peer *p, const char *id, const char *url, const char *pin)
 {
-    return !strcmp(p->id, id) && !strcmp(p->url, url) &&
-           (pin ? p->pin && !strcmp(p->pin, pin) : !p->pin);
+    return !strcmp(p->id, id) && !strcmp(p->call.url, url) &&
+           (pin ? p->call.pin && !strcmp(p->call.pin, pin) : !p->call.pin);
 }
 
 void cluster_events_sync(struct cluster_events *ce, json_t *members, json_t *alive,
@@ -355,7 +382,7 @@ void cluster_events_sync(struct cluster_events *ce, json_t *members, json_t *ali
             p->seen = true;
             continue;
         }
-        if ((p = start_peer(ce, name, id, url, pin))) {
+        if ((p = start_peer(ce, name, id))) {
             p->seen = true;
             p->next = ce->peers;
             ce->peers = p;

@@ -32,7 +32,8 @@ struct forward {
     cluster_fetch_fn fetched;
     void *ctx;
     char method[16];
-    char *url, *pin, *body, *auth, *from;
+    struct cluster_peer peer;
+    char *body;
     size_t body_len;
     char content_type[128];
     /* the answer */
@@ -71,28 +72,64 @@ static size_t header_line(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-CURL *cluster_peer_easy(const char *url, const char *pin, const char *auth, const char *from,
-                        struct curl_slist **headers, char *errbuf)
+int cluster_peer_init(struct cluster *c, const char *member, const char *path,
+                      struct cluster_peer *out)
+{
+    const char *url, *pin, *secret = cluster_secret(c);
+    size_t len;
+
+    *out = (struct cluster_peer){0};
+    if (!cluster_member_address(c, member, &url, &pin))
+        return -EHOSTUNREACH;
+    len = strlen(url) + strlen(path) + 1;
+    if ((out->url = malloc(len)))
+        snprintf(out->url, len, "%s%s", url, path);
+    out->pin = pin ? strdup(pin) : NULL;
+    out->from = strdup(cluster_member_name(c));
+    len = strlen(secret) + 32;
+    if ((out->auth = malloc(len)))
+        snprintf(out->auth, len, "Authorization: Bearer %s", secret);
+    if (!out->url || (pin && !out->pin) || !out->from || !out->auth) {
+        cluster_peer_clear(out);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void cluster_peer_clear(struct cluster_peer *p)
+{
+    free(p->url);
+    free(p->pin);
+    free(p->auth);
+    free(p->from);
+    *p = (struct cluster_peer){0};
+}
+
+CURL *cluster_peer_easy(const struct cluster_peer *p, struct curl_slist **headers, char *errbuf)
 {
     char line[256];
     CURL *c = curl_easy_init();
+    struct curl_slist *one;
 
     *headers = NULL;
     if (!c)
         return NULL;
-    *headers = curl_slist_append(*headers, auth);
-    snprintf(line, sizeof(line), "Vmmd-Forwarded-By: %s", from);
-    *headers = curl_slist_append(*headers, line);
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    snprintf(line, sizeof(line), "Vmmd-Forwarded-By: %s", p->from);
+    if (!(one = curl_slist_append(NULL, p->auth)) || !(*headers = curl_slist_append(one, line))) {
+        curl_slist_free_all(one);
+        curl_easy_cleanup(c);
+        return NULL;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, p->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (pin) {
+    if (p->pin) {
         /* The pin is the proof of identity; the self-signed chain proves nothing. */
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
+        curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, p->pin);
     }
     return c;
 }
@@ -103,7 +140,7 @@ static void forward_work(uv_work_t *w)
     struct curl_slist *h = NULL;
     char line[256], errbuf[CURL_ERROR_SIZE] = "";
     const char *ctype = NULL;
-    CURL *c = cluster_peer_easy(f->url, f->pin, f->auth, f->from, &h, errbuf);
+    CURL *c = cluster_peer_easy(&f->peer, &h, errbuf);
     CURLcode rc;
 
     if (!c) {
@@ -139,11 +176,8 @@ static void forward_work(uv_work_t *w)
 
 static void forward_free(struct forward *f)
 {
-    free(f->url);
-    free(f->pin);
+    cluster_peer_clear(&f->peer);
     free(f->body);
-    free(f->auth);
-    free(f->from);
     free(f->answer);
     free(f);
 }
@@ -184,12 +218,12 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     (void)kind;
     k = curl_easy_escape(NULL, key, 0);
     v = value ? curl_easy_escape(NULL, value, 0) : NULL;
-    len = strlen(f->url) + (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 3;
-    grown = k ? realloc(f->url, len) : NULL;
+    len = strlen(f->peer.url) + (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 3;
+    grown = k ? realloc(f->peer.url, len) : NULL;
     if (grown) {
-        f->url = grown;
-        snprintf(f->url + strlen(f->url), len - strlen(f->url), "%s%s%s%s",
-                 strchr(f->url, '?') ? "&" : "?", k, v ? "=" : "", v ? v : "");
+        f->peer.url = grown;
+        snprintf(grown + strlen(grown), len - strlen(grown), "%s%s%s%s",
+                 strchr(grown, '?') ? "&" : "?", k, v ? "=" : "", v ? v : "");
     }
     curl_free(k);
     curl_free(v);
@@ -205,31 +239,18 @@ bool cluster_forwarded(struct http_request *req)
 static int forward_new(struct vmmd_daemon *d, const char *member, const char *path,
                        struct forward **out)
 {
-    struct forward *f;
-    const char *url, *pin;
-    size_t len;
+    struct forward *f = calloc(1, sizeof(*f));
+    int rc;
 
-    if (!cluster_member_address(d->cluster, member, &url, &pin))
-        return -EHOSTUNREACH;
-    if (!(f = calloc(1, sizeof(*f))))
+    if (!f)
         return -ENOMEM;
+    if ((rc = cluster_peer_init(d->cluster, member, path, &f->peer))) {
+        free(f);
+        return rc;
+    }
     f->work.data = f;
     f->d = d;
     f->timeout_ms = FORWARD_TIMEOUT_S * 1000L;
-    len = strlen(url) + strlen(path) + 1;
-    f->url = malloc(len);
-    if (f->url)
-        snprintf(f->url, len, "%s%s", url, path);
-    f->pin = pin ? strdup(pin) : NULL;
-    f->from = strdup(cluster_member_name(d->cluster));
-    len = strlen(cluster_secret(d->cluster)) + 32;
-    f->auth = malloc(len);
-    if (f->auth)
-        snprintf(f->auth, len, "Authorization: Bearer %s", cluster_secret(d->cluster));
-    if (!f->url || !f->from || !f->auth || (pin && !f->pin)) {
-        forward_free(f);
-        return -ENOMEM;
-    }
     *out = f;
     return 0;
 }

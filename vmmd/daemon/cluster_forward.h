@@ -23,10 +23,20 @@ typedef void (*cluster_fetch_fn)(void *ctx, unsigned status, const char *body, s
 int cluster_fetch(struct vmmd_daemon *d, const char *member, const char *path, long timeout_ms,
                   cluster_fetch_fn done, void *ctx);
 
-/* A libcurl handle that calls url as this member (from): auth is the "Authorization: Bearer"
- * line with the cluster's secret, pin the peer's public key (NULL: plain HTTP). *headers is
- * freed by the caller after the transfer (curl_slist_free_all); errbuf has CURL_ERROR_SIZE. */
-CURL *cluster_peer_easy(const char *url, const char *pin, const char *auth, const char *from,
-                        struct curl_slist **headers, char *errbuf);
+/* What a call to another member needs, in copies a thread may keep. */
+struct cluster_peer {
+    char *url;  /* the member's address and the path */
+    char *pin;  /* its public-key pin; NULL for plain HTTP */
+    char *auth; /* "Authorization: Bearer <the cluster's secret>" */
+    char *from; /* this member's name (Vmmd-Forwarded-By) */
+};
+/* 0, -EHOSTUNREACH (member offline or without an address) or -ENOMEM (nothing to clear). */
+struct cluster;
+int cluster_peer_init(struct cluster *c, const char *member, const char *path,
+                      struct cluster_peer *out);
+void cluster_peer_clear(struct cluster_peer *p);
+/* A libcurl handle that calls p->url as this member, checking the pin. *headers is freed by
+ * the caller after the transfer (curl_slist_free_all); errbuf has CURL_ERROR_SIZE. */
+CURL *cluster_peer_easy(const struct cluster_peer *p, struct curl_slist **headers, char *errbuf);
 
 #endif

@@ -50,7 +50,7 @@ struct fetch {
     json_t *holders; /* members to try, in order */
     size_t tried;
     char from[DB_NAME_MAX + 1]; /* the member being tried */
-    char *url, *pin, *auth, *self;
+    struct cluster_peer peer; /* the member being tried, and the path */
     char part[PATH_MAX];
     int fd;
     uint64_t start_ms;
@@ -404,7 +404,9 @@ json_t *cluster_images_json(struct vmmd_daemon *d, const char *name, struct api_
                 *err = lerr;
             return local;
         }
-        return cluster_view(d, name, def, local);
+        if (!(out = cluster_view(d, name, def, local)))
+            api_fail(err, API_ERR_INTERNAL, "out of memory");
+        return out;
     }
     if (!(local = storage_images_json(d->storage, NULL, err)))
         return NULL;
@@ -630,7 +632,7 @@ static void fetch_work(uv_work_t *w)
     struct fetch *f = w->data;
     struct curl_slist *h = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *c = cluster_peer_easy(f->url, f->pin, f->auth, f->self, &h, errbuf);
+    CURL *c = cluster_peer_easy(&f->peer, &h, errbuf);
     CURLcode rc;
 
     if (!c) {
@@ -673,10 +675,7 @@ static void fetch_free(struct fetch *f)
         close(f->fd);
     image_hash_free(f->hash);
     json_decref(f->holders);
-    free(f->url);
-    free(f->pin);
-    free(f->auth);
-    free(f->self);
+    cluster_peer_clear(&f->peer);
     free(f);
 }
 
@@ -705,26 +704,22 @@ static void fetch_done(uv_work_t *w, int status);
 static bool fetch_next(struct vmmd_daemon *d, struct fetch *f)
 {
     struct api_error err;
-    const char *url, *pin;
     char path[DB_NAME_MAX + 64];
-    size_t len;
+    int rc;
 
+    snprintf(path, sizeof(path), "/v1/images/%s/content", f->name);
     while (f->tried < json_array_size(f->holders)) {
         const char *m = json_string_value(json_array_get(f->holders, f->tried++));
 
-        if (!cluster_member_address(d->cluster, m, &url, &pin)) {
+        cluster_peer_clear(&f->peer);
+        if ((rc = cluster_peer_init(d->cluster, m, path, &f->peer)) == -EHOSTUNREACH) {
             snprintf(f->why + strlen(f->why), sizeof(f->why) - strlen(f->why),
                      "%s%s: offline or without an address", f->why[0] ? "; " : "", m);
             continue;
         }
+        if (rc)
+            return false;
         snprintf(f->from, sizeof(f->from), "%s", m);
-        snprintf(path, sizeof(path), "/v1/images/%s/content", f->name);
-        free(f->url);
-        free(f->pin);
-        len = strlen(url) + strlen(path) + 1;
-        if ((f->url = malloc(len)))
-            snprintf(f->url, len, "%s%s", url, path);
-        f->pin = pin ? strdup(pin) : NULL;
         if (f->fd >= 0) {
             close(f->fd);
             unlink(f->part);
@@ -734,7 +729,7 @@ static bool fetch_next(struct vmmd_daemon *d, struct fetch *f)
         f->too_long = f->write_failed = false;
         f->error[0] = 0;
         image_hash_free(f->hash);
-        if (!f->url || (pin && !f->pin) || !(f->hash = image_hash_new()))
+        if (!(f->hash = image_hash_new()))
             return false;
         if (storage_image_part_open(d->storage, f->name, f->size, f->part, &f->fd, &err)) {
             f->why_kind = err.kind;
@@ -843,7 +838,6 @@ int cluster_images_volume_create(struct vmmd_daemon *d, const struct api_volume_
     json_t *idef;
     const char *sha;
     json_int_t size;
-    size_t len;
 
     if (!d->cluster || !def->image[0] || db_image_get(d->db, def->image, &img) != -ENOENT ||
         !(idef = definition(d, def->image)))
@@ -886,10 +880,6 @@ int cluster_images_volume_create(struct vmmd_daemon *d, const struct api_volume_
     snprintf(f->name, sizeof(f->name), "%s", def->image);
     snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
     f->holders = sources_of(d, def->image, idef);
-    f->self = strdup(cluster_member_name(d->cluster));
-    len = strlen(cluster_secret(d->cluster)) + 32;
-    if ((f->auth = malloc(len)))
-        snprintf(f->auth, len, "Authorization: Bearer %s", cluster_secret(d->cluster));
     f->next = ci->fetches;
     ci->fetches = f;
     if (!json_array_size(f->holders)) {
@@ -902,7 +892,7 @@ int cluster_images_volume_create(struct vmmd_daemon *d, const struct api_volume_
         fetch_free(f);
         return -1;
     }
-    if (!f->self || !f->auth || !fetch_next(d, f)) {
+    if (!fetch_next(d, f)) {
         api_fail(err, f->why_kind, "image: '%s' could not be copied here: %s", def->image,
                  f->why[0] ? f->why : "out of memory");
         f->waiters = NULL;

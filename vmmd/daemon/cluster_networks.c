@@ -34,6 +34,7 @@ struct cluster_networks {
     json_t *beats;   /* member -> its heartbeat, as of the last poll */
     json_t *written; /* name -> {"value": definition or null (deleted), "rev"} */
     json_t *stuck;   /* realisations the poll cannot follow (logged once, until it can) */
+    int64_t seen;    /* the revision of what this member knows of the definitions */
 };
 
 /* A write to etcd for a request, answered when etcd answers. */
@@ -316,10 +317,13 @@ void cluster_networks_poll(struct vmmd_daemon *d, json_t *alive, int64_t revisio
     const char *name;
     json_t *o, *tmp;
 
-    if (!cn)
+    /* The polls while joining come before d->cluster is set: nothing to follow yet. */
+    if (!cn || !d->cluster)
         return;
     json_decref(cn->beats);
     cn->beats = json_incref(alive);
+    if (revision > cn->seen)
+        cn->seen = revision;
     /* The poll is as new as this member's writes: it tells from now on. */
     json_object_foreach_safe(cn->written, tmp, name, o)
     {
@@ -557,8 +561,13 @@ static void write_done(void *arg, const struct etcd_reply *r)
         goto out;
     }
     if (!r->succeeded) {
-        if (w->status == 201)
+        /* A create's failure range reads its key: taken, or another network came meanwhile. */
+        if (w->status == 201 && r->nkvs)
             http_respond_error(w->req, API_ERR_CONFLICT, "network '%s' exists", w->name);
+        else if (w->status == 201)
+            http_respond_error(w->req, API_ERR_CONFLICT,
+                               "the cluster's networks changed meanwhile (one defined now may "
+                               "overlap this one); try again");
         else
             http_respond_error(w->req, API_ERR_CONFLICT,
                                "network '%s' was changed or deleted meanwhile; read it and try "
@@ -566,6 +575,8 @@ static void write_done(void *arg, const struct etcd_reply *r)
                                w->name);
         goto out;
     }
+    if (cn && r->revision > cn->seen)
+        cn->seen = r->revision;
     if (cn)
         json_object_set_new(
             cn->written, w->name,
@@ -624,8 +635,8 @@ static void write_definition(struct vmmd_daemon *d, struct http_request *req, co
     if (patch)
         w->patch = *patch;
     if (etcd_txn(cluster_etcd(d->cluster), compare,
-                 json_pack("[o]", value ? etcd_op_put(k, text, 0) : etcd_op_delete(k, false)), NULL,
-                 write_done, w)) {
+                 json_pack("[o]", value ? etcd_op_put(k, text, 0) : etcd_op_delete(k, false)),
+                 status == 201 ? json_pack("[o]", etcd_op_range(k, false)) : NULL, write_done, w)) {
         json_decref(value);
         free(w);
         http_respond_error(req, API_ERR_INTERNAL, "cannot ask etcd");
@@ -643,9 +654,10 @@ static void key_of(struct vmmd_daemon *d, const char *name, char k[KEY_MAX])
 void cluster_networks_create(struct vmmd_daemon *d, struct http_request *req,
                              const struct api_network_def *def)
 {
+    struct cluster_networks *cn = state(d);
     struct db_network net = {0};
     struct api_error err;
-    char k[KEY_MAX];
+    char k[KEY_MAX], prefix[KEY_MAX];
 
     if (definition(d, def->name, NULL) || db_network_get(d->db, def->name, &net) == 0) {
         http_respond_error(req, API_ERR_CONFLICT, "network '%s' exists", def->name);
@@ -663,7 +675,12 @@ void cluster_networks_create(struct vmmd_daemon *d, struct http_request *req,
     net.mtu = def->mtu;
     net.created_at = net.updated_at = wall_ms();
     key_of(d, def->name, k);
-    write_definition(d, req, def->name, to_definition(&net), json_pack("[o]", etcd_cmp_absent(k)),
+    cluster_key(d->cluster, prefix, sizeof(prefix), "networks", "");
+    /* Only if no network was defined since the ones its cidr was checked against: two
+     * members picking (or being given) overlapping cidrs at once cannot both win. */
+    write_definition(d, req, def->name, to_definition(&net),
+                     json_pack("[o,o]", etcd_cmp_absent(k),
+                               etcd_cmp_unchanged(prefix, cn ? cn->seen : 0)),
                      201, NULL);
 }
 

@@ -166,10 +166,10 @@ static json_t *with_value(json_t *o, const char *value, int64_t lease)
 }
 
 /* {"key", "result", "target", field: v}, the gateway's Compare; v stolen. */
-static json_t *compare(const char *key, const char *result, const char *target, const char *field,
-                       json_t *v)
+static json_t *compare_keys(const char *key, bool prefix, const char *result,
+                            const char *target, const char *field, json_t *v)
 {
-    json_t *o = key_object(key, false);
+    json_t *o = key_object(key, prefix);
 
     if (!o || !v) {
         json_decref(o);
@@ -180,6 +180,17 @@ static json_t *compare(const char *key, const char *result, const char *target, 
     json_object_set_new(o, "target", json_string(target));
     json_object_set_new(o, field, v);
     return o;
+}
+
+static json_t *compare(const char *key, const char *result, const char *target, const char *field,
+                       json_t *v)
+{
+    return compare_keys(key, false, result, target, field, v);
+}
+
+json_t *etcd_cmp_unchanged(const char *prefix, int64_t rev)
+{
+    return compare_keys(prefix, true, "LESS", "MOD", "mod_revision", json_integer(rev + 1));
 }
 
 json_t *etcd_cmp_absent(const char *key)

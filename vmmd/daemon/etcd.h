@@ -67,6 +67,8 @@ json_t *etcd_cmp_absent(const char *key);
 json_t *etcd_cmp_present(const char *key);
 /* key was last written at revision rev (0: it does not exist) */
 json_t *etcd_cmp_mod(const char *key, int64_t rev);
+/* no key starting with prefix was written after revision rev (a new one neither) */
+json_t *etcd_cmp_unchanged(const char *prefix, int64_t rev);
 /* key is attached to lease */
 json_t *etcd_cmp_lease(const char *key, int64_t lease);
 /* key's value is value */

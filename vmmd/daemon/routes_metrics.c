@@ -315,6 +315,9 @@ struct member_scrape {
     char **names, **texts; /* [0] is this member; a text is NULL while missing */
 };
 
+static void member_scrape_free(struct member_scrape *ms);
+static void member_scrape_fail(struct member_scrape *ms);
+
 static void member_scrape_answer(struct member_scrape *ms)
 {
     struct strbuf t = {0};
@@ -334,6 +337,17 @@ static void member_scrape_answer(struct member_scrape *ms)
     else
         respond_text(ms->req, t.buf, t.len);
     free(t.buf);
+    member_scrape_free(ms);
+}
+
+static void member_scrape_fail(struct member_scrape *ms)
+{
+    http_respond_error(ms->req, API_ERR_INTERNAL, "out of memory");
+    member_scrape_free(ms);
+}
+
+static void member_scrape_free(struct member_scrape *ms)
+{
     for (size_t i = 0; i < ms->n; i++) {
         free(ms->names[i]);
         free(ms->texts[i]);
@@ -380,14 +394,19 @@ static void scrape_members(struct vmmd_daemon *d, struct http_request *req, cons
     ms->n = n;
     ms->names[0] = strdup(cluster_member_name(d->cluster));
     ms->texts[0] = strdup(own);
+    for (size_t i = 1; i < n; i++)
+        ms->names[i] = strdup(json_string_value(json_array_get(peers, i - 1)));
+    json_decref(peers);
+    for (size_t i = 0; i < n; i++)
+        if (!ms->names[i]) {
+            member_scrape_fail(ms);
+            return;
+        }
     ms->waiting = 1; /* ours, until every fetch is out */
     for (size_t i = 1; i < n; i++) {
         struct member_slot *slot = malloc(sizeof(*slot));
-        ms->names[i] = strdup(json_string_value(json_array_get(peers, i - 1)));
-        if (!slot || !ms->names[i]) {
-            free(slot);
+        if (!slot)
             continue;
-        }
         *slot = (struct member_slot){.ms = ms, .index = i};
         ms->waiting++;
         if (cluster_fetch(d, ms->names[i], "/metrics?local=1", CLUSTER_SCRAPE_MS, member_scraped,
@@ -396,7 +415,6 @@ static void scrape_members(struct vmmd_daemon *d, struct http_request *req, cons
             free(slot);
         }
     }
-    json_decref(peers);
     http_suspend(req);
     if (--ms->waiting == 0)
         member_scrape_answer(ms);

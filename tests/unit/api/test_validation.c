@@ -1575,6 +1575,7 @@ static void test_openapi_document(void **state)
         {"/v1/images", "post"},
         {"/v1/images/{name}", "get"},
         {"/v1/images/{name}", "delete"},
+        {"/v1/images/{name}/content", "get"},
         {"/v1/volumes", "get"},
         {"/v1/volumes", "post"},
         {"/v1/volumes/{name}", "get"},

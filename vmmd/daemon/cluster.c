@@ -105,13 +105,7 @@ static void key(const struct cluster *c, char out[KEY_MAX], const char *kind, co
 /* An event in this member's stream; data is stolen. */
 static void vm_event(struct cluster *c, const char *type, const char *vm_id, json_t *data)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    int64_t ev;
-
-    if (text && db_event_insert(c->d->db, type, vm_id, text, &ev) == 0)
-        vmmd_event_committed(c->d, ev);
-    free(text);
-    json_decref(data);
+    vmmd_event(c->d, type, vm_id, data);
 }
 
 static void emit(struct cluster *c, const char *type, const char *member)
@@ -325,7 +319,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     c->members = members;
     c->alive = alive;
     c->vms = vms;
-    cluster_networks_poll(c->d, alive, r->revision);
+    cluster_networks_poll(c->d, r->revision);
     if (r->revision != c->revision) {
         c->revision = r->revision;
         c->d->generation++; /* lists that include other members' VMs are stale */
@@ -348,7 +342,7 @@ static void poll_done(void *arg, const struct etcd_reply *r)
     } else if (!c->writable) {
         set_writable(c, false, "this member's lease is not (yet) renewed in etcd");
     }
-    cluster_images_poll(c->d, alive);
+    cluster_images_poll(c->d);
 }
 
 static void on_poll(uv_timer_t *t)
@@ -1451,7 +1445,7 @@ const char *cluster_place(struct cluster *c, const json_t *vm, char *reason, siz
     return place(c, vm, NULL, reason, len);
 }
 
-static bool listed(const json_t *names, const char *name)
+bool cluster_names_have(const json_t *names, const char *name)
 {
     size_t i;
     json_t *v;
@@ -1462,6 +1456,33 @@ static bool listed(const json_t *names, const char *name)
             return true;
     }
     return false;
+}
+
+static int by_cstring(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *cluster_members_listing(struct cluster *c, const char *key, const char *name, bool self)
+{
+    const char *me = c->d->cfg->cluster_member, *m, **names;
+    json_t *out = json_array(), *hb;
+    size_t n = 0;
+
+    if (!(names = calloc(json_object_size(c->alive) + 1, sizeof(*names))))
+        return out;
+    if (self)
+        names[n++] = me;
+    json_object_foreach(c->alive, m, hb)
+    {
+        if (strcmp(m, me) && cluster_names_have(json_object_get(hb, key), name))
+            names[n++] = m;
+    }
+    qsort(names, n, sizeof(*names), by_cstring);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, json_string(names[i]));
+    free(names);
+    return out;
 }
 
 /* Why member (record rec, heartbeat hb) cannot run vm, into why; false when it can. */
@@ -1483,7 +1504,7 @@ static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const 
 
     if (!hb)
         return snprintf(why, len, "offline"), true;
-    if (json_is_array(modes) && !listed(modes, mode))
+    if (json_is_array(modes) && !cluster_names_have(modes, mode))
         return snprintf(why, len, "cannot run %s mode (no /dev/kvm)", mode), true;
     if (cpus < (vcpus > 0 ? vcpus : 1))
         return snprintf(why, len, "has %lld CPUs", (long long)cpus), true;
@@ -1492,13 +1513,13 @@ static bool unfit(struct cluster *c, const json_t *vm, const json_t *rec, const 
     json_array_foreach(json_object_get(vm, "disks"), i, dev)
     {
         const char *vol = json_string_value(json_object_get(dev, "volume"));
-        if (vol && !listed(json_object_get(hb, "volumes"), vol))
+        if (vol && !cluster_names_have(json_object_get(hb, "volumes"), vol))
             return snprintf(why, len, "has no volume '%s'", vol), true;
     }
     json_array_foreach(json_object_get(vm, "nics"), i, dev)
     {
         const char *net = json_string_value(json_object_get(dev, "network"));
-        if (!net || listed(json_object_get(hb, "networks"), net))
+        if (!net || cluster_names_have(json_object_get(hb, "networks"), net))
             continue;
         if (!json_is_true(json_object_get(rec, "networks_managed")))
             return snprintf(why, len, "manages no networks (--no-networks)"), true;

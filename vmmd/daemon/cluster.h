@@ -106,6 +106,11 @@ struct etcd *cluster_etcd(struct cluster *c);
 /* <prefix><kind>/<name> into out. */
 void cluster_key(const struct cluster *c, char *out, size_t len, const char *kind,
                  const char *name);
+/* The members whose last heartbeat lists name in its array key ("networks", "images"),
+ * this one too when self (its own list is the caller's to judge), sorted (a new array). */
+json_t *cluster_members_listing(struct cluster *c, const char *key, const char *name, bool self);
+/* Whether the JSON array names holds the string name. */
+bool cluster_names_have(const json_t *names, const char *name);
 /* This member's lease (0 while it has none): its alive/<self> key is attached to it. */
 int64_t cluster_lease(const struct cluster *c);
 /* The last poll's objects of kind: name -> {"value": parsed JSON, "rev": mod revision}

@@ -66,7 +66,6 @@ struct fetch {
 };
 
 struct cluster_images {
-    json_t *holders;     /* member -> [image names], from the last poll's heartbeats */
     json_t *defined;     /* names defined at the last poll -> whether this member held a copy
                             (deleted when the name goes) */
     json_t *kept;        /* copies kept for their volumes (logged once) */
@@ -90,7 +89,6 @@ static struct cluster_images *state(struct vmmd_daemon *d)
 
     if (ci || !(ci = calloc(1, sizeof(*ci))))
         return ci;
-    ci->holders = json_object();
     ci->defined = json_object();
     ci->kept = json_object();
     ci->deleted = json_object();
@@ -127,7 +125,6 @@ void cluster_images_free(struct vmmd_daemon *d)
 
     if (!ci)
         return;
-    json_decref(ci->holders);
     json_decref(ci->defined);
     json_decref(ci->kept);
     json_decref(ci->deleted);
@@ -146,17 +143,6 @@ static json_t *definition(struct vmmd_daemon *d, const char *name)
     if (gone && json_integer_value(gone) == json_integer_value(json_object_get(obj, "rev")))
         return NULL;
     return json_object_get(obj, "value");
-}
-
-static void emit(struct vmmd_daemon *d, const char *type, json_t *data)
-{
-    char *text = json_dumps(data, JSON_COMPACT);
-    int64_t ev = 0;
-
-    json_decref(data);
-    if (text && db_event_insert(d->db, type, NULL, text, &ev) == 0)
-        vmmd_event_committed(d, ev);
-    free(text);
 }
 
 int cluster_images_check_name(struct vmmd_daemon *d, const char *name, struct api_error *err)
@@ -297,47 +283,11 @@ void cluster_images_ready(struct vmmd_daemon *d, const struct db_image *img)
 
 /* ---- the view -------------------------------------------------------------------- */
 
-static bool listed(const json_t *arr, const char *name)
-{
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(arr, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int by_string(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The members that hold a ready copy of name, sorted: this one from its store, the others
  * from their heartbeats. */
 static json_t *holders_of(struct vmmd_daemon *d, const char *name, bool here)
 {
-    struct cluster_images *ci = state(d);
-    const char *self = cluster_member_name(d->cluster), *m, **names;
-    json_t *out = json_array(), *images;
-    size_t n = 0;
-
-    if (!ci || !(names = calloc(json_object_size(ci->holders) + 1, sizeof(*names))))
-        return out;
-    if (here)
-        names[n++] = self;
-    json_object_foreach(ci->holders, m, images)
-    {
-        if (strcmp(m, self) != 0 && listed(images, name))
-            names[n++] = m;
-    }
-    qsort(names, n, sizeof(*names), by_string);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, json_string(names[i]));
-    free(names);
-    return out;
+    return cluster_members_listing(d->cluster, "images", name, here);
 }
 
 /* A definition as an Image, for a member that holds no copy of it. */
@@ -513,10 +463,10 @@ bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, cons
     return true;
 }
 
-void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
+void cluster_images_poll(struct vmmd_daemon *d)
 {
     struct cluster_images *ci = state(d);
-    json_t *defs = d->cluster ? cluster_objects(d->cluster, "images") : NULL, *hb, *v, *todo;
+    json_t *defs = d->cluster ? cluster_objects(d->cluster, "images") : NULL, *v, *todo;
     struct db_image *img = NULL;
     struct api_error err;
     const char *name, *why;
@@ -526,12 +476,6 @@ void cluster_images_poll(struct vmmd_daemon *d, json_t *alive)
     /* The polls while joining come before d->cluster is set: nothing is served yet. */
     if (!ci || !d->cluster)
         return;
-    json_object_clear(ci->holders);
-    json_object_foreach(alive, name, hb)
-    {
-        if (json_is_array(json_object_get(hb, "images")))
-            json_object_set(ci->holders, name, json_object_get(hb, "images"));
-    }
     /* A copy goes with its definition: one that held the definition's bytes at the last look
      * (the defining import, or a copy), or one copied from another member (its source says
      * so); never an import of this member's own that is not defined yet, nor one that lost
@@ -801,8 +745,8 @@ static void fetch_done(uv_work_t *w, int status)
     }
     log_info("image %s: copied from member %s (%llu bytes in %llu ms)", f->name, f->from,
              (unsigned long long)f->size, (unsigned long long)ms);
-    emit(d, "image.realised",
-         json_pack("{s:s,s:s,s:s,s:I,s:I}", "image", f->name, "member",
+    vmmd_event(d, "image.realised", "",
+               json_pack("{s:s,s:s,s:s,s:I,s:I}", "image", f->name, "member",
                    cluster_member_name(d->cluster), "from", f->from, "bytes", (json_int_t)f->size,
                    "ms", (json_int_t)ms));
     fetch_succeeded(d, f);
@@ -816,7 +760,7 @@ static json_t *sources_of(struct vmmd_daemon *d, const char *name, json_t *def)
     const char *first = json_string_value(json_object_get(def, "member"));
     size_t i;
 
-    if (first && listed(all, first))
+    if (first && cluster_names_have(all, first))
         json_array_append_new(out, json_string(first));
     json_array_foreach(all, i, v)
     {

@@ -42,9 +42,8 @@ bool cluster_images_delete(struct vmmd_daemon *d, struct http_request *req, cons
 int cluster_images_volume_create(struct vmmd_daemon *d, const struct api_volume_def *def,
                                  storage_done_fn done, void *ctx, struct api_error *err);
 
-/* From the cluster's poll: alive is every online member's heartbeat (borrowed). Copies
- * whose definition went are deleted here. */
-void cluster_images_poll(struct vmmd_daemon *d, json_t *alive);
+/* From the cluster's poll: copies whose definition went are deleted here. */
+void cluster_images_poll(struct vmmd_daemon *d);
 /* For this member's heartbeat: the names of the images ready here that are the cluster's
  * (or not defined), not an import that lost its name to another member's (a new array). */
 json_t *cluster_images_held(struct vmmd_daemon *d);

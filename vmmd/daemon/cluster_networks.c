@@ -50,7 +50,6 @@ struct net_write {
 static struct cluster_networks *state(struct vmmd_daemon *d)
 {
     if (!d->cluster_nets && (d->cluster_nets = calloc(1, sizeof(*d->cluster_nets)))) {
-        d->cluster_nets->beats = json_object();
         d->cluster_nets->written = json_object();
         d->cluster_nets->stuck = json_object();
     }
@@ -61,7 +60,6 @@ void cluster_networks_free(struct cluster_networks *cn)
 {
     if (!cn)
         return;
-    json_decref(cn->beats);
     json_decref(cn->written);
     json_decref(cn->stuck);
     free(cn);
@@ -73,20 +71,6 @@ static int64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* An event in this member's stream; data is stolen. */
-static void emit(struct vmmd_daemon *d, const char *type, json_t *data)
-{
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    int64_t ev;
-
-    if (text && db_event_insert(d->db, type, "", text, &ev) == 0)
-        vmmd_event_committed(d, ev);
-    else
-        log_warn("cannot record event %s: %s", type, db_last_error(d->db));
-    free(text);
-    json_decref(data);
 }
 
 /* ---- definitions ------------------------------------------------------------ */
@@ -225,8 +209,8 @@ int cluster_networks_realise(struct vmmd_daemon *d, const char *name, struct api
     }
     mark_realisation(d, name, true);
     log_info("network %s of the cluster realised here (%s on %s)", name, net.cidr, net.bridge);
-    emit(d, "network.realised",
-         json_pack("{s:s,s:s,s:s,s:s}", "network", name, "member", cluster_member_name(d->cluster),
+    vmmd_event(d, "network.realised", "",
+               json_pack("{s:s,s:s,s:s,s:s}", "network", name, "member", cluster_member_name(d->cluster),
                    "cidr", net.cidr, "bridge", net.bridge));
     return 0;
 }
@@ -309,7 +293,7 @@ done:
         json_object_del(cn->stuck, name);
 }
 
-void cluster_networks_poll(struct vmmd_daemon *d, json_t *alive, int64_t revision)
+void cluster_networks_poll(struct vmmd_daemon *d, int64_t revision)
 {
     struct cluster_networks *cn = state(d);
     struct db_network *nets;
@@ -320,8 +304,6 @@ void cluster_networks_poll(struct vmmd_daemon *d, json_t *alive, int64_t revisio
     /* The polls while joining come before d->cluster is set: nothing to follow yet. */
     if (!cn || !d->cluster)
         return;
-    json_decref(cn->beats);
-    cn->beats = json_incref(alive);
     if (revision > cn->seen)
         cn->seen = revision;
     /* The poll is as new as this member's writes: it tells from now on. */
@@ -413,34 +395,10 @@ static int by_string(const void *a, const void *b)
  * heartbeats (so at most a heartbeat old). */
 static json_t *members_of(struct vmmd_daemon *d, const char *name)
 {
-    struct cluster_networks *cn = state(d);
-    json_t *beats = cn ? cn->beats : NULL, *hb, *out = json_array(), *v;
-    const char *self = cluster_member_name(d->cluster), *member;
-    const char **list = calloc(json_object_size(beats) + 1, sizeof(*list));
     struct db_network local;
-    size_t n = 0, i;
 
-    if (!list)
-        return out;
-    if (db_network_get(d->db, name, &local) == 0)
-        list[n++] = self;
-    json_object_foreach(beats, member, hb)
-    {
-        if (strcmp(member, self) == 0)
-            continue;
-        json_array_foreach(json_object_get(hb, "networks"), i, v)
-        {
-            if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) {
-                list[n++] = member;
-                break;
-            }
-        }
-    }
-    qsort(list, n, sizeof(list[0]), by_string);
-    for (i = 0; i < n; i++)
-        json_array_append_new(out, json_string(list[i]));
-    free(list);
-    return out;
+    return cluster_members_listing(d->cluster, "networks", name,
+                                   db_network_get(d->db, name, &local) == 0);
 }
 
 /*
@@ -587,7 +545,7 @@ static void write_done(void *arg, const struct etcd_reply *r)
         if (here && networks_delete(d->nets, w->name, &err) == 0)
             mark_realisation(d, w->name, false);
         else
-            emit(d, "network.deleted", json_pack("{s:s}", "name", w->name));
+            vmmd_event(d, "network.deleted", "", json_pack("{s:s}", "name", w->name));
         http_respond_empty(w->req, 204);
         goto out;
     }
@@ -595,8 +553,8 @@ static void write_done(void *arg, const struct etcd_reply *r)
         if (networks_update(d->nets, w->name, &w->patch, &err))
             log_error("network %s: changed in the cluster, not here: %s", w->name, err.detail);
     } else {
-        emit(d, w->status == 201 ? "network.created" : "network.updated",
-             json_pack("{s:s,s:s}", "name", w->name, "cidr", str(w->value, "cidr")));
+        vmmd_event(d, w->status == 201 ? "network.created" : "network.updated", "",
+                   json_pack("{s:s,s:s}", "name", w->name, "cidr", str(w->value, "cidr")));
     }
     o = view(d, w->name, w->value);
     if (!o) {

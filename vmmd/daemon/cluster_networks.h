@@ -48,9 +48,8 @@ bool cluster_networks_overlap(struct vmmd_daemon *d, const char *name, uint32_t 
  * etcd has one; a different one there leaves this member's own (logged). */
 void cluster_networks_publish_default(struct vmmd_daemon *d, const struct db_network *net);
 
-/* Each successful poll of the cluster (cluster.c): alive is every member's heartbeat
- * (borrowed; kept for "members"), revision the store's. Realisations follow their
- * definitions: changed ones are updated, those whose definition went are removed. */
-void cluster_networks_poll(struct vmmd_daemon *d, json_t *alive, int64_t revision);
+/* Each successful poll of the cluster (cluster.c), revision the store's. Realisations follow
+ * their definitions: changed ones are updated, those whose definition went are removed. */
+void cluster_networks_poll(struct vmmd_daemon *d, int64_t revision);
 
 #endif

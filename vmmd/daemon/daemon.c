@@ -45,6 +45,19 @@ void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id)
     cluster_local_changed(d->cluster);
 }
 
+void vmmd_event(struct vmmd_daemon *d, const char *type, const char *vm_id, json_t *data)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    int64_t ev = 0;
+
+    if ((!data || text) && db_event_insert(d->db, type, vm_id, text, &ev) == 0)
+        vmmd_event_committed(d, ev);
+    else
+        log_warn("cannot record event %s: %s", type, text ? db_last_error(d->db) : "out of memory");
+    free(text);
+    json_decref(data);
+}
+
 int vmmd_mkdir_p(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX];

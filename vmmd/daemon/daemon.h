@@ -75,5 +75,7 @@ void vmmd_print_routes(void);
 /* mkdir -p: every missing directory of path, the last with mode; 0 or -errno. */
 int vmmd_mkdir_p(const char *path, mode_t mode);
 void vmmd_event_committed(struct vmmd_daemon *d, int64_t event_id);
+/* Records an event (data stolen; NULL for {}) and tells the streams; logs a failure. */
+void vmmd_event(struct vmmd_daemon *d, const char *type, const char *vm_id, json_t *data);
 
 #endif

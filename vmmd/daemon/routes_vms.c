@@ -218,7 +218,6 @@ static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, js
     const char *self = cluster_member_name(d->cluster), *target = NULL;
     char reason[200], vm[DB_NAME_MAX + 1] = "", *text;
     json_t *remote = NULL, *data;
-    int64_t ev;
 
     if (pin && !json_is_string(pin)) {
         http_respond_error(req, API_ERR_BAD_REQUEST, "member: must be a member's name");
@@ -246,11 +245,7 @@ static bool placed_elsewhere(struct vmmd_daemon *d, struct http_request *req, js
     }
     data = json_pack("{s:O?,s:s,s:s}", "name", json_object_get(body, "name"),
                      "member", target, "reason", reason);
-    text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    if (text && db_event_insert(d->db, "vm.placed", "", text, &ev) == 0)
-        vmmd_event_committed(d, ev);
-    free(text);
-    json_decref(data);
+    vmmd_event(d, "vm.placed", "", data);
     if (strcmp(target, self)) {
         char where[DB_NAME_MAX + 1];
         snprintf(where, sizeof(where), "%s", target); /* target may be body's */
